@@ -1,0 +1,1 @@
+//! plexo-controller (filled by its issue).

@@ -1,0 +1,150 @@
+//! Errors of the HAL: one crate error enum with structured fields, and the [`RobotError`] trait every backend's
+//! error implements so the runtime can react by [`ErrorKind`] without knowing the backend.
+
+use core::time::Duration;
+
+/// What kind of failure a backend reports; the runtime's reaction depends only on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A reply or frame did not arrive in time.
+    Timeout,
+    /// A drive reported a fault.
+    Fault,
+    /// The link to the robot is gone (interface down, bus-off, peer silent).
+    Disconnected,
+    /// A joint is outside its position, velocity, torque or temperature limit.
+    LimitViolation,
+    /// The command is malformed: wrong joint count, NaN/Inf, torque while not active.
+    InvalidCommand,
+    /// The operation is not allowed in the current lifecycle state (e.g. `enable` while e-stopped).
+    InvalidState,
+    /// The transmit queue is full (e.g. SocketCAN ENOBUFS).
+    BufferFull,
+    /// A configuration value is wrong (node id, bitrate, joint map).
+    Configuration,
+    /// Anything else (I/O error of the operating system).
+    Other,
+}
+
+/// Implemented by every backend's error type (after embedded-hal's `Error::kind()`).
+pub trait RobotError: std::error::Error + Send + Sync + 'static {
+    /// The kind of failure.
+    fn kind(&self) -> ErrorKind;
+}
+
+/// Errors of `plexo-hal` (the CAN backends and protocol codecs).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HalError {
+    /// The command has a different number of joints than the robot.
+    #[error("command has {got} joints, robot has {expected}")]
+    JointCountMismatch {
+        /// Joints the robot has.
+        expected: usize,
+        /// Joints in the command.
+        got: usize,
+    },
+    /// A command value is NaN or infinite.
+    #[error("non-finite {field} for joint {joint}")]
+    NonFiniteCommand {
+        /// Joint index.
+        joint: usize,
+        /// Which field (`torque`, `stiffness`, …).
+        field: &'static str,
+    },
+    /// A torque command arrived while the robot is not active.
+    #[error("torque commanded while the robot is {state:?}")]
+    NotActive {
+        /// Current lifecycle state.
+        state: crate::Lifecycle,
+    },
+    /// A lifecycle transition is not allowed.
+    #[error("cannot {action} while {state:?}")]
+    InvalidTransition {
+        /// The requested transition (`enable`, `reset`, …).
+        action: &'static str,
+        /// Current lifecycle state.
+        state: crate::Lifecycle,
+    },
+    /// No reply from a node within the allowed time.
+    #[error("joint {joint} (node {node_id}) silent for {cycles} cycles ({elapsed:?})")]
+    ReplyTimeout {
+        /// Joint index.
+        joint: usize,
+        /// CAN node id.
+        node_id: u8,
+        /// Consecutive cycles without a reply.
+        cycles: u32,
+        /// Time since the last reply.
+        elapsed: Duration,
+    },
+    /// A drive reported a fault.
+    #[error("joint {joint} drive fault: {detail}")]
+    DriveFault {
+        /// Joint index.
+        joint: usize,
+        /// Decoded fault description (vendor code, EMCY text).
+        detail: String,
+    },
+    /// The CAN controller went bus-off; torque is off until an explicit recovery.
+    #[error("CAN bus {bus} is bus-off")]
+    BusOff {
+        /// Interface name.
+        bus: String,
+    },
+    /// The transmit queue is full.
+    #[error("CAN bus {bus}: transmit buffer full")]
+    TxBufferFull {
+        /// Interface name.
+        bus: String,
+    },
+    /// A joint is outside a limit.
+    #[error("joint {joint}: {quantity} {value} outside [{min}, {max}]")]
+    LimitViolation {
+        /// Joint index.
+        joint: usize,
+        /// Which quantity (`position [rad]`, `temperature [°C]`, …).
+        quantity: &'static str,
+        /// Offending value.
+        value: f64,
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// Invalid configuration.
+    #[error("configuration: {key}: {reason}")]
+    Config {
+        /// The key or item at fault (`joints[2].node_id`).
+        key: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// An operating-system I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RobotError for HalError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HalError::JointCountMismatch { .. } | HalError::NonFiniteCommand { .. } => ErrorKind::InvalidCommand,
+            HalError::NotActive { .. } => ErrorKind::InvalidCommand,
+            HalError::InvalidTransition { .. } => ErrorKind::InvalidState,
+            HalError::ReplyTimeout { .. } => ErrorKind::Timeout,
+            HalError::DriveFault { .. } => ErrorKind::Fault,
+            HalError::BusOff { .. } => ErrorKind::Disconnected,
+            HalError::TxBufferFull { .. } => ErrorKind::BufferFull,
+            HalError::LimitViolation { .. } => ErrorKind::LimitViolation,
+            HalError::Config { .. } => ErrorKind::Configuration,
+            HalError::Io { .. } => ErrorKind::Other,
+        }
+    }
+}

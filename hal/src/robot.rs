@@ -1,0 +1,56 @@
+//! The [`Robot`] trait: the one interface the runtime drives, implemented by the simulated plants (plexo-sim)
+//! and by the CAN backend (this crate).
+
+use crate::{JointCommand, JointInfo, JointState, Lifecycle, RobotError};
+
+/// A robot the runtime can drive: simulated or real.
+///
+/// The runtime owns the loop, once per control period:
+/// `read(&mut state)` → controller update → safety supervisor → `write(&command)`.
+///
+/// Contract every implementation honours (tested by `plexo_hal::conformance` helpers where they exist):
+/// - `read` and `write` are **real-time safe**: no heap allocation, no blocking beyond the backend's bounded
+///   reply timeout, no unbounded loops.
+/// - Torque is only produced in [`Lifecycle::Active`]. In any other state `write` accepts a zero command (it
+///   still paces the cycle: a simulated plant advances one period) and rejects a non-zero one with an
+///   `InvalidCommand` error; the joints stay torque-free either way.
+/// - `write` with the wrong joint count or any NaN/Inf value is rejected (`InvalidCommand`) and no torque is
+///   applied for that cycle.
+/// - `estop` latches: torque off at once, every queued command discarded; only `reset` leaves
+///   [`Lifecycle::EStopped`], into [`Lifecycle::Disabled`], and never re-sends an old command.
+/// - `enable` never makes the arm jump: the first torque the joints see is the first command written after it.
+/// - A simulated backend advances its time by exactly one control period per `write`.
+pub trait Robot {
+    /// The backend's error type.
+    type Error: RobotError;
+
+    /// Number of actuated joints.
+    fn dof(&self) -> usize;
+
+    /// Static description of each joint (names, limits), in joint order.
+    fn joints(&self) -> &[JointInfo];
+
+    /// Current lifecycle state.
+    fn lifecycle(&self) -> Lifecycle;
+
+    /// Reads the newest joint state into `state` (which must have `dof()` joints). Real-time safe.
+    fn read(&mut self, state: &mut JointState) -> Result<(), Self::Error>;
+
+    /// Sends one command for this cycle. Real-time safe.
+    fn write(&mut self, command: &JointCommand) -> Result<(), Self::Error>;
+
+    /// `Disabled` → `Active`: enables the drives with zero torque. Not real-time safe (may wait for the drives'
+    /// state machines).
+    fn enable(&mut self) -> Result<(), Self::Error>;
+
+    /// `Active` → `Disabled`: torque off, drives disabled. Not real-time safe.
+    fn disable(&mut self) -> Result<(), Self::Error>;
+
+    /// Emergency stop: torque off at once and latch [`Lifecycle::EStopped`]. Real-time safe; must succeed
+    /// locally even when the link is down (the error reports what could not be sent, the latch holds anyway).
+    fn estop(&mut self) -> Result<(), Self::Error>;
+
+    /// `EStopped`/`Fault` → `Disabled` after the cause is cleared, by explicit operator request.
+    /// Not real-time safe.
+    fn reset(&mut self) -> Result<(), Self::Error>;
+}

@@ -1,0 +1,1 @@
+//! plexo-kinematics (filled by its issue).

@@ -1,0 +1,1 @@
+//! plexo-sim (filled by its issue).

@@ -1,0 +1,2 @@
+//! The `plexo` command-line application.
+fn main() {}
