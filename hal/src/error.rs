@@ -121,6 +121,58 @@ pub enum HalError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// A CAN frame could not be built or has an impossible shape (too long, bad identifier).
+    #[error("invalid CAN frame: {reason}")]
+    InvalidFrame {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A CANopen SDO transfer was aborted by the drive (CiA 301 abort code, decoded).
+    #[error("joint {joint} (node {node_id}): SDO {index:#06x}:{subindex} aborted with {code:#010x} ({meaning})")]
+    SdoAbort {
+        /// Joint index.
+        joint: usize,
+        /// CANopen node id.
+        node_id: u8,
+        /// Object index.
+        index: u16,
+        /// Object sub-index.
+        subindex: u8,
+        /// Abort code (CiA 301 §7.2.4.3.17).
+        code: u32,
+        /// Meaning of the abort code.
+        meaning: &'static str,
+    },
+    /// A drive answered something the protocol does not allow at this point.
+    #[error("joint {joint} (node {node_id}): protocol error: {detail}")]
+    Protocol {
+        /// Joint index.
+        joint: usize,
+        /// CAN node id.
+        node_id: u8,
+        /// What was expected and what arrived.
+        detail: String,
+    },
+    /// A candump log line could not be parsed.
+    #[error("candump log line {line}: {reason}")]
+    LogParse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The planned worst-case bus load is above the limit.
+    #[error("bus {bus}: worst-case load {load_percent:.1} % exceeds the limit {limit_percent:.1} %; {suggestion}")]
+    BusOverload {
+        /// Bus name.
+        bus: String,
+        /// Worst-case load [%].
+        load_percent: f64,
+        /// Limit [%].
+        limit_percent: f64,
+        /// What would fit (lower rate, bus split).
+        suggestion: String,
+    },
     /// An operating-system I/O error.
     #[error("{context}: {source}")]
     Io {
@@ -145,6 +197,9 @@ impl RobotError for HalError {
             HalError::LimitViolation { .. } => ErrorKind::LimitViolation,
             HalError::Config { .. } => ErrorKind::Configuration,
             HalError::Io { .. } => ErrorKind::Other,
+            HalError::InvalidFrame { .. } => ErrorKind::InvalidCommand,
+            HalError::SdoAbort { .. } | HalError::Protocol { .. } => ErrorKind::Fault,
+            HalError::LogParse { .. } | HalError::BusOverload { .. } => ErrorKind::Configuration,
         }
     }
 }

@@ -5,8 +5,10 @@
 //! Simulated plants (`plexo-sim`) and CAN-bus drives implement the same trait, so the controller never knows
 //! which one it runs against.
 
+pub mod can;
 mod error;
 mod joint_array;
+pub mod mit;
 mod robot;
 mod types;
 

@@ -1,0 +1,16 @@
+//! The CAN bus layer: the `Copy` [`CanFrame`], the [`CanBus`] trait, the SocketCAN backend, the in-memory
+//! [`VirtualBus`], bit timing and the candump log format.
+
+mod bus;
+pub mod candump;
+mod frame;
+pub mod socketcan;
+pub mod timing;
+mod virtual_bus;
+
+pub use bus::{BusState, CanBus, ErrorFrameInfo};
+pub use frame::{CanFrame, CanId, FD_LENGTHS, controller, error_class};
+pub use virtual_bus::{
+    BusStats, ClockMode, Fault, FaultRule, FrameMatch, NodeId, Pump, PumpedNode, VirtualBus, VirtualBusConfig,
+    VirtualNode,
+};

@@ -1,0 +1,732 @@
+//! [`VirtualBus`]: an in-memory multi-node CAN bus with bit-timed occupancy, fault injection on demand and
+//! candump recording. Nodes ([`VirtualNode`]) implement [`CanBus`].
+//!
+//! Two clocks:
+//! - [`ClockMode::Stepped`]: virtual time, advanced only by [`VirtualBus::advance`]; `receive` never waits. Used
+//!   by single-threaded closed-loop tests and `SimOverCan`, which are bit-for-bit reproducible.
+//! - [`ClockMode::Wall`]: monotonic wall time; `receive` blocks on the node's crossbeam channel up to its
+//!   timeout, so drives can run on other threads.
+//!
+//! Each frame put on the wire starts when the bus is free (`max(now, busy_until)`) and occupies it for its
+//! worst-case bit-stuffed duration ([`super::timing`]); its log timestamp is the end of transmission. Frames are
+//! delivered to every other node (not back to the sender, like SocketCAN without `recv_own_msgs`).
+//!
+//! Fault injection ([`VirtualBus::inject`]) applies a [`Fault`] to the next `count` frames matching a
+//! [`FrameMatch`]:
+//! - `Drop`: the frame is lost (never on the wire, not logged);
+//! - `Delay(d)`: delivered `d` later (virtual or wall time);
+//! - `Duplicate`: delivered twice (as after a lost ACK and retransmission);
+//! - `Reorder`: held back and delivered after the next frame;
+//! - `Corrupt { byte, xor }`: payload byte `byte` XOR `xor` (a fault CRC does not catch: gateway/firmware bug);
+//! - `BusOff`: the sending node goes bus-off: the frame stays in its transmit queue, an error frame is
+//!   delivered to it, further frames queue (as in the Linux driver) until its queue is full; recovery only
+//!   through [`CanBus::recover`], which first sends whatever is still queued — hence callers discard;
+//! - `TxBufferFull`: the transmit call fails with `TxBufferFull` (SocketCAN `ENOBUFS`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use core::time::Duration;
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+
+use super::bus::{BusState, CanBus};
+use super::candump;
+use super::frame::{CanFrame, CanId, controller, error_class};
+use super::timing::{Bitrates, FrameFormat, frame_duration};
+use crate::HalError;
+
+/// Which clock the bus runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Virtual time, advanced explicitly; deterministic, `receive` never waits.
+    Stepped,
+    /// Wall time; `receive` waits up to its timeout.
+    Wall,
+}
+
+/// Configuration of a [`VirtualBus`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualBusConfig {
+    /// Interface name written in the candump log (`vcan0`, `sim0`).
+    pub name: String,
+    /// Nominal and data bitrates [bit/s].
+    pub bitrates: Bitrates,
+    /// Receive queue capacity per node [frames] (excess frames are counted as overruns).
+    pub rx_capacity: usize,
+    /// Transmit queue capacity per node [frames] (frames wait there while the node is bus-off).
+    pub tx_capacity: usize,
+    /// Clock.
+    pub clock: ClockMode,
+}
+
+impl VirtualBusConfig {
+    /// A stepped classic bus at `bitrate` bit/s with queues of 256 frames.
+    pub fn stepped(name: &str, bitrate: u32) -> Self {
+        Self {
+            name: name.to_owned(),
+            bitrates: Bitrates::classic(bitrate),
+            rx_capacity: 256,
+            tx_capacity: 16,
+            clock: ClockMode::Stepped,
+        }
+    }
+}
+
+/// A fault to inject.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    /// The frame is lost.
+    Drop,
+    /// The frame is delivered this much later.
+    Delay(Duration),
+    /// The frame is delivered twice.
+    Duplicate,
+    /// The frame is delivered after the next frame.
+    Reorder,
+    /// Payload byte `byte` is XOR-ed with `xor` (no effect if the frame is shorter).
+    Corrupt {
+        /// Byte index.
+        byte: usize,
+        /// Bits to flip.
+        xor: u8,
+    },
+    /// The sending node goes bus-off.
+    BusOff,
+    /// The transmit call fails with a full buffer.
+    TxBufferFull,
+}
+
+/// Which frames a fault rule applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameMatch {
+    /// Every frame.
+    Any,
+    /// Frames with exactly this identifier.
+    Id(CanId),
+    /// Frames whose raw identifier is in `low..=high`.
+    IdRange(u32, u32),
+    /// Frames sent by this node.
+    FromNode(NodeId),
+}
+
+impl FrameMatch {
+    fn matches(&self, frame: &CanFrame, sender: usize) -> bool {
+        match *self {
+            FrameMatch::Any => true,
+            FrameMatch::Id(id) => frame.id() == id,
+            FrameMatch::IdRange(lo, hi) => (lo..=hi).contains(&frame.id().raw()),
+            FrameMatch::FromNode(NodeId(n)) => n == sender,
+        }
+    }
+}
+
+/// A fault applied to the next `count` frames matching `matches`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultRule {
+    /// The fault.
+    pub fault: Fault,
+    /// Which frames.
+    pub matches: FrameMatch,
+    /// How many frames (then the rule expires).
+    pub count: u32,
+}
+
+/// Index of a node on a virtual bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(pub usize);
+
+/// Traffic statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct BusStats {
+    /// Frames put on the wire.
+    pub frames: u64,
+    /// Time the bus was occupied [s].
+    pub busy: Duration,
+    /// Frames lost by injected drops.
+    pub dropped: u64,
+    /// Frames a node could not take because its receive queue was full.
+    pub overruns: u64,
+}
+
+struct NodeSlot {
+    label: String,
+    tx: Sender<CanFrame>,
+    state: BusState,
+    tx_queue: VecDeque<CanFrame>,
+}
+
+struct Core {
+    config: VirtualBusConfig,
+    nodes: Vec<NodeSlot>,
+    now: Duration,
+    wall_start: Instant,
+    busy_until: Duration,
+    rules: Vec<FaultRule>,
+    delayed: Vec<(Duration, CanFrame)>,
+    held: Option<CanFrame>,
+    recording: bool,
+    log: Vec<(Duration, CanFrame)>,
+    stats: BusStats,
+}
+
+impl Core {
+    fn now(&self) -> Duration {
+        match self.config.clock {
+            ClockMode::Stepped => self.now,
+            ClockMode::Wall => self.wall_start.elapsed(),
+        }
+    }
+
+    /// Takes the first matching rule's fault (decrementing its count).
+    fn take_fault(&mut self, frame: &CanFrame, sender: usize, node_level: bool) -> Option<Fault> {
+        let pos = self.rules.iter().position(|r| {
+            matches!(r.fault, Fault::BusOff | Fault::TxBufferFull) == node_level && r.matches.matches(frame, sender)
+        })?;
+        let fault = self.rules[pos].fault;
+        self.rules[pos].count -= 1;
+        if self.rules[pos].count == 0 {
+            self.rules.remove(pos);
+        }
+        Some(fault)
+    }
+
+    fn flush_due(&mut self) {
+        if self.delayed.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].0 <= now {
+                let (_, frame) = self.delayed.remove(i);
+                self.deliver(&frame, usize::MAX, now);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Puts a frame on the wire: timing, recording, delivery to every node but the sender.
+    fn deliver(&mut self, frame: &CanFrame, sender: usize, not_before: Duration) {
+        let duration = frame_duration(FrameFormat::of(frame), self.config.bitrates, true);
+        let start = self.busy_until.max(not_before);
+        let end = start + duration;
+        self.busy_until = end;
+        self.stats.frames += 1;
+        self.stats.busy += duration;
+        if self.recording {
+            self.log.push((end, *frame));
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if i == sender || node.state == BusState::BusOff {
+                continue;
+            }
+            match node.tx.try_send(*frame) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => self.stats.overruns += 1,
+            }
+        }
+    }
+
+    fn wire(&mut self, mut frame: CanFrame, sender: usize) {
+        let now = self.now();
+        match self.take_fault(&frame, sender, false) {
+            None => self.deliver(&frame, sender, now),
+            Some(Fault::Drop) => self.stats.dropped += 1,
+            Some(Fault::Delay(d)) => self.delayed.push((now + d, frame)),
+            Some(Fault::Duplicate) => {
+                self.deliver(&frame, sender, now);
+                self.deliver(&frame, sender, now);
+            }
+            Some(Fault::Reorder) => {
+                if let Some(previous) = self.held.replace(frame) {
+                    self.deliver(&previous, usize::MAX, now);
+                }
+                return;
+            }
+            Some(Fault::Corrupt { byte, xor }) => {
+                if let Some(b) = frame.data_mut().get_mut(byte) {
+                    *b ^= xor;
+                }
+                self.deliver(&frame, sender, now);
+            }
+            Some(Fault::BusOff | Fault::TxBufferFull) => unreachable!("node-level faults are taken separately"),
+        }
+        if let Some(held) = self.held.take() {
+            self.deliver(&held, usize::MAX, now);
+        }
+    }
+
+    fn error_to(&mut self, node: usize, frame: CanFrame) {
+        if self.nodes[node].tx.try_send(frame).is_err() {
+            self.stats.overruns += 1;
+        }
+        if self.recording {
+            let now = self.now();
+            self.log.push((now, frame));
+        }
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    // A poisoned lock means a test thread panicked while holding it; the bus data stays consistent (every
+    // mutation is completed before any call that could panic), so keep going and let that panic be reported.
+    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An in-memory CAN bus. Cheap to clone (a handle); every clone refers to the same bus.
+#[derive(Clone)]
+pub struct VirtualBus {
+    core: Arc<Mutex<Core>>,
+}
+
+impl VirtualBus {
+    /// A new bus without nodes. Not real-time safe.
+    pub fn new(config: VirtualBusConfig) -> Self {
+        let core = Core {
+            config,
+            nodes: Vec::new(),
+            now: Duration::ZERO,
+            wall_start: Instant::now(),
+            busy_until: Duration::ZERO,
+            rules: Vec::new(),
+            delayed: Vec::new(),
+            held: None,
+            recording: false,
+            log: Vec::new(),
+            stats: BusStats::default(),
+        };
+        Self { core: Arc::new(Mutex::new(core)) }
+    }
+
+    /// Attaches a new node (a controller with its own receive queue). Not real-time safe.
+    pub fn node(&self, label: &str) -> VirtualNode {
+        let mut core = lock(&self.core);
+        let (tx, rx) = bounded(core.config.rx_capacity.max(1));
+        let tx_capacity = core.config.tx_capacity;
+        core.nodes.push(NodeSlot {
+            label: label.to_owned(),
+            tx,
+            state: BusState::ErrorActive,
+            tx_queue: VecDeque::with_capacity(tx_capacity),
+        });
+        VirtualNode { index: core.nodes.len() - 1, name: core.config.name.clone(), core: Arc::clone(&self.core), rx }
+    }
+
+    /// Interface name.
+    pub fn name(&self) -> String {
+        lock(&self.core).config.name.clone()
+    }
+
+    /// Label given to node `id` when it was attached.
+    pub fn node_label(&self, id: NodeId) -> Option<String> {
+        lock(&self.core).nodes.get(id.0).map(|n| n.label.clone())
+    }
+
+    /// Adds a fault rule. Rules are matched in insertion order.
+    pub fn inject(&self, rule: FaultRule) {
+        if rule.count > 0 {
+            lock(&self.core).rules.push(rule);
+        }
+    }
+
+    /// Fault rules not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        lock(&self.core).rules.len()
+    }
+
+    /// Advances virtual time by `dt` (stepped clock; no effect on the wall clock) and delivers delayed frames
+    /// that became due. Real-time safe.
+    pub fn advance(&self, dt: Duration) {
+        let mut core = lock(&self.core);
+        core.now += dt;
+        core.flush_due();
+    }
+
+    /// Current bus time [s].
+    pub fn now(&self) -> Duration {
+        lock(&self.core).now()
+    }
+
+    /// How far the bus is booked beyond now [s]: > 0 means frames are still being transmitted (a backlog that
+    /// grows every cycle means the bus is overloaded).
+    pub fn backlog(&self) -> Duration {
+        let core = lock(&self.core);
+        core.busy_until.saturating_sub(core.now())
+    }
+
+    /// Traffic statistics since creation.
+    pub fn stats(&self) -> BusStats {
+        lock(&self.core).stats
+    }
+
+    /// Starts recording every frame put on the wire (and error frames); `capacity` frames are reserved up
+    /// front so recording stays allocation-free until that many frames.
+    pub fn start_recording(&self, capacity: usize) {
+        let mut core = lock(&self.core);
+        core.recording = true;
+        core.log.reserve(capacity);
+    }
+
+    /// Stops recording (the recorded frames are kept).
+    pub fn stop_recording(&self) {
+        lock(&self.core).recording = false;
+    }
+
+    /// The recorded frames with their end-of-transmission times.
+    pub fn recorded(&self) -> Vec<(Duration, CanFrame)> {
+        lock(&self.core).log.clone()
+    }
+
+    /// The recording as a candump log (`(seconds.micros) ifname ID#DATA` lines). Not real-time safe.
+    pub fn candump_log(&self) -> String {
+        let core = lock(&self.core);
+        candump::format_log(&core.config.name, core.log.iter().map(|(t, f)| (*t, f)))
+    }
+
+    /// Writes the recording as a candump log file. Not real-time safe.
+    pub fn save_candump(&self, path: &std::path::Path) -> Result<(), HalError> {
+        std::fs::write(path, self.candump_log())
+            .map_err(|source| HalError::Io { context: format!("writing candump log {}", path.display()), source })
+    }
+}
+
+/// One controller on a [`VirtualBus`]; implements [`CanBus`].
+pub struct VirtualNode {
+    index: usize,
+    name: String,
+    core: Arc<Mutex<Core>>,
+    rx: Receiver<CanFrame>,
+}
+
+impl VirtualNode {
+    /// This node's id on the bus (for [`FrameMatch::FromNode`]).
+    pub fn id(&self) -> NodeId {
+        NodeId(self.index)
+    }
+
+    /// Frames waiting in this node's transmit queue (only while bus-off).
+    pub fn pending_tx(&self) -> usize {
+        lock(&self.core).nodes[self.index].tx_queue.len()
+    }
+
+    /// Receives without waiting. Real-time safe.
+    pub fn try_receive(&mut self) -> Option<CanFrame> {
+        lock(&self.core).flush_due();
+        self.rx.try_recv().ok()
+    }
+}
+
+impl CanBus for VirtualNode {
+    type Error = HalError;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn transmit(&mut self, frame: &CanFrame) -> Result<(), HalError> {
+        if frame.is_error() {
+            return Err(HalError::InvalidFrame { reason: "error frames are generated by controllers, not sent" });
+        }
+        let mut core = lock(&self.core);
+        core.flush_due();
+        let me = self.index;
+        match core.take_fault(frame, me, true) {
+            Some(Fault::TxBufferFull) => return Err(HalError::TxBufferFull { bus: self.name.clone() }),
+            Some(Fault::BusOff) => {
+                core.nodes[me].state = BusState::BusOff;
+                core.nodes[me].tx_queue.push_back(*frame);
+                core.error_to(me, CanFrame::error(error_class::BUS_OFF, [0; 8]));
+                return Ok(());
+            }
+            _ => {}
+        }
+        if core.nodes[me].state == BusState::BusOff {
+            // Like the Linux driver: the frame waits in the queue until the controller restarts.
+            if core.nodes[me].tx_queue.len() >= core.config.tx_capacity {
+                return Err(HalError::TxBufferFull { bus: self.name.clone() });
+            }
+            core.nodes[me].tx_queue.push_back(*frame);
+            return Ok(());
+        }
+        core.wire(*frame, me);
+        Ok(())
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
+        let clock = {
+            let mut core = lock(&self.core);
+            core.flush_due();
+            core.config.clock
+        };
+        match clock {
+            ClockMode::Stepped => Ok(self.rx.try_recv().ok()),
+            ClockMode::Wall => match self.rx.recv_timeout(timeout) {
+                Ok(frame) => Ok(Some(frame)),
+                Err(RecvTimeoutError::Timeout) => Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    Err(HalError::BusOff { bus: format!("{} (virtual bus dropped)", self.name) })
+                }
+            },
+        }
+    }
+
+    fn state(&self) -> BusState {
+        lock(&self.core).nodes[self.index].state
+    }
+
+    fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
+        let mut core = lock(&self.core);
+        let queue = &mut core.nodes[self.index].tx_queue;
+        let n = queue.len();
+        queue.clear();
+        Ok(n)
+    }
+
+    fn recover(&mut self) -> Result<(), HalError> {
+        let mut core = lock(&self.core);
+        let me = self.index;
+        if core.nodes[me].state != BusState::BusOff {
+            return Ok(());
+        }
+        core.nodes[me].state = BusState::ErrorActive;
+        core.error_to(
+            me,
+            CanFrame::error(error_class::RESTARTED | error_class::CONTROLLER, {
+                let mut d = [0u8; 8];
+                d[1] = controller::ACTIVE;
+                d
+            }),
+        );
+        // A restarted controller sends what is still queued: exactly the hazard callers avoid by discarding.
+        while let Some(frame) = core.nodes[me].tx_queue.pop_front() {
+            core.wire(frame, me);
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> Duration {
+        lock(&self.core).now()
+    }
+}
+
+/// Something that answers frames on a stepped bus when a reader finds its queue empty: emulated drives, test
+/// responders. Lets blocking request/response exchanges (SDO, enable sequences) run single-threaded.
+pub trait Pump {
+    /// Processes every frame waiting for the pumped participants and queues their replies.
+    fn pump(&mut self);
+}
+
+/// A [`VirtualNode`] whose `receive` first runs a [`Pump`] when the queue is empty, so that the pumped
+/// participants answer within the same call (deterministic, single-threaded request/response).
+pub struct PumpedNode<P: Pump> {
+    node: VirtualNode,
+    pump: Arc<Mutex<P>>,
+}
+
+impl<P: Pump> PumpedNode<P> {
+    /// Wraps `node`; `pump` is shared with whoever else drives the participants.
+    pub fn new(node: VirtualNode, pump: Arc<Mutex<P>>) -> Self {
+        Self { node, pump }
+    }
+
+    /// The wrapped node.
+    pub fn node(&self) -> &VirtualNode {
+        &self.node
+    }
+}
+
+impl<P: Pump> CanBus for PumpedNode<P> {
+    type Error = HalError;
+
+    fn name(&self) -> &str {
+        self.node.name()
+    }
+    fn transmit(&mut self, frame: &CanFrame) -> Result<(), HalError> {
+        self.node.transmit(frame)
+    }
+    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
+        if let Some(frame) = self.node.receive(Duration::ZERO)? {
+            return Ok(Some(frame));
+        }
+        {
+            // Same reasoning as `lock` above for a poisoned mutex.
+            let mut pump = self.pump.lock().unwrap_or_else(|p| p.into_inner());
+            pump.pump();
+        }
+        self.node.receive(timeout)
+    }
+    fn state(&self) -> BusState {
+        self.node.state()
+    }
+    fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
+        self.node.discard_pending_tx()
+    }
+    fn recover(&mut self) -> Result<(), HalError> {
+        self.node.recover()
+    }
+    fn now(&self) -> Duration {
+        self.node.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bus() -> (VirtualBus, VirtualNode, VirtualNode) {
+        let bus = VirtualBus::new(VirtualBusConfig::stepped("vcan0", 1_000_000));
+        let a = bus.node("host");
+        let b = bus.node("drive");
+        (bus, a, b)
+    }
+
+    fn f(id: u16, byte: u8) -> CanFrame {
+        CanFrame::standard(id, &[byte; 8]).unwrap()
+    }
+
+    #[test]
+    fn delivers_to_others_not_to_sender_with_bit_timing() {
+        let (bus, mut a, mut b) = bus();
+        bus.start_recording(16);
+        a.transmit(&f(0x10, 1)).unwrap();
+        a.transmit(&f(0x11, 2)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 1)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x11, 2)));
+        assert_eq!(a.receive(Duration::ZERO).unwrap(), None, "no echo to the sender");
+        // Two worst-case 8-byte frames at 1 Mbit/s: 135 µs each, back to back.
+        let rec = bus.recorded();
+        assert_eq!(rec[0].0, Duration::from_micros(135));
+        assert_eq!(rec[1].0, Duration::from_micros(270));
+        assert_eq!(bus.backlog(), Duration::from_micros(270));
+        bus.advance(Duration::from_millis(1));
+        assert_eq!(bus.backlog(), Duration::ZERO);
+        assert_eq!(bus.stats().busy, Duration::from_micros(270));
+    }
+
+    #[test]
+    fn candump_log_text_is_exact() {
+        let (bus, mut a, _b) = bus();
+        bus.start_recording(4);
+        bus.advance(Duration::from_micros(1_000));
+        a.transmit(&CanFrame::standard(0x080, &[]).unwrap()).unwrap();
+        a.transmit(&CanFrame::standard(0x601, &[0x2B, 0x40, 0x60, 0x00, 0x0F, 0x00, 0x00, 0x00]).unwrap()).unwrap();
+        // SYNC: 55 bits → 1.055 ms; then 135 bits → 1.190 ms.
+        assert_eq!(bus.candump_log(), "(0.001055) vcan0 080#\n(0.001190) vcan0 601#2B4060000F000000\n");
+        let parsed = candump::parse_log(&bus.candump_log()).unwrap();
+        assert_eq!(parsed[1].frame.data()[4], 0x0F);
+    }
+
+    #[test]
+    fn fault_drop_loses_exactly_count_frames() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::Drop, matches: FrameMatch::Id(CanId::Standard(0x10)), count: 2 });
+        for i in 0..3 {
+            a.transmit(&f(0x10, i)).unwrap();
+        }
+        a.transmit(&f(0x20, 9)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 2)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x20, 9)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        assert_eq!(bus.stats().dropped, 2);
+        assert_eq!(bus.pending_faults(), 0);
+    }
+
+    #[test]
+    fn fault_delay_holds_frame_until_virtual_time_passes() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::Delay(Duration::from_millis(2)), matches: FrameMatch::Any, count: 1 });
+        a.transmit(&f(0x10, 1)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        bus.advance(Duration::from_millis(1));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None, "1 ms < 2 ms delay");
+        bus.advance(Duration::from_millis(1));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 1)));
+    }
+
+    #[test]
+    fn fault_duplicate_reorder_corrupt() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::Duplicate, matches: FrameMatch::Any, count: 1 });
+        a.transmit(&f(0x10, 1)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 1)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 1)));
+
+        bus.inject(FaultRule { fault: Fault::Reorder, matches: FrameMatch::Id(CanId::Standard(0x11)), count: 1 });
+        a.transmit(&f(0x11, 1)).unwrap();
+        a.transmit(&f(0x12, 2)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x12, 2)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x11, 1)));
+
+        bus.inject(FaultRule { fault: Fault::Corrupt { byte: 0, xor: 0xFF }, matches: FrameMatch::Any, count: 1 });
+        a.transmit(&f(0x13, 0x0F)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap().unwrap().data()[0], 0xF0);
+    }
+
+    #[test]
+    fn fault_tx_buffer_full_is_an_error_not_silence() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::TxBufferFull, matches: FrameMatch::FromNode(a.id()), count: 1 });
+        let e = a.transmit(&f(0x10, 1)).unwrap_err();
+        assert_eq!(crate::RobotError::kind(&e), crate::ErrorKind::BufferFull);
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        a.transmit(&f(0x10, 2)).unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 2)));
+    }
+
+    #[test]
+    fn fault_bus_off_queues_until_recover_and_discard_prevents_stale_frames() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::BusOff, matches: FrameMatch::FromNode(a.id()), count: 1 });
+        a.transmit(&f(0x10, 1)).unwrap();
+        assert_eq!(a.state(), BusState::BusOff);
+        let err = a.receive(Duration::ZERO).unwrap().unwrap();
+        assert!(err.is_error() && err.error_class() & error_class::BUS_OFF != 0);
+        a.transmit(&f(0x10, 2)).unwrap();
+        assert_eq!(a.pending_tx(), 2);
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None, "nothing leaves a bus-off node");
+        // Without discarding, recovery sends the stale frames:
+        a.recover().unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 1)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x10, 2)));
+        // With discarding, nothing stale goes out.
+        bus.inject(FaultRule { fault: Fault::BusOff, matches: FrameMatch::FromNode(a.id()), count: 1 });
+        a.transmit(&f(0x10, 3)).unwrap();
+        assert_eq!(a.discard_pending_tx().unwrap(), 1);
+        a.recover().unwrap();
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        assert_eq!(a.state(), BusState::ErrorActive);
+    }
+
+    #[test]
+    fn rx_overrun_is_counted() {
+        let mut cfg = VirtualBusConfig::stepped("vcan0", 1_000_000);
+        cfg.rx_capacity = 2;
+        let bus = VirtualBus::new(cfg);
+        let mut a = bus.node("a");
+        let _b = bus.node("b");
+        for i in 0..3 {
+            a.transmit(&f(0x10, i)).unwrap();
+        }
+        assert_eq!(bus.stats().overruns, 1);
+    }
+
+    #[test]
+    fn wall_clock_mode_crosses_threads() {
+        let mut cfg = VirtualBusConfig::stepped("vcan0", 1_000_000);
+        cfg.clock = ClockMode::Wall;
+        let bus = VirtualBus::new(cfg);
+        let mut a = bus.node("a");
+        let mut b = bus.node("b");
+        let echo = std::thread::spawn(move || {
+            let frame = b.receive(Duration::from_secs(5)).unwrap().unwrap();
+            b.transmit(&CanFrame::standard(frame.id().raw() as u16 + 1, frame.data()).unwrap()).unwrap();
+        });
+        a.transmit(&f(0x10, 7)).unwrap();
+        let reply = a.receive(Duration::from_secs(5)).unwrap().unwrap();
+        echo.join().unwrap();
+        assert_eq!(reply, f(0x11, 7));
+    }
+}
