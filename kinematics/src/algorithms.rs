@@ -1,0 +1,402 @@
+//! Kinematics and dynamics algorithms. All run in the world frame with compact spatial algebra (see
+//! [`crate::spatial`]) and allocate nothing: every buffer lives in [`Data`]. All are real-time safe.
+//!
+//! Each algorithm takes the configuration `q` ([rad] or [m]) and recomputes the joint placements, so results are
+//! always consistent with the arguments. Slices must have length [`Model::nv`]; a wrong length is a programming
+//! error and panics with a message naming the argument.
+
+use nalgebra::{DMatrix, DVector, Isometry3, Matrix6xX, Quaternion, Translation3, UnitQuaternion, Vector3, Vector6};
+
+use crate::data::Workspace;
+use crate::spatial::{Force, Inertia, Motion};
+use crate::{Data, FrameId, Model};
+
+/// Expression of a frame Jacobian (as in Pinocchio).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReferenceFrame {
+    /// Spatial velocity in world axes, linear part = velocity of the body point at the world origin.
+    World,
+    /// Velocity of the frame origin and angular velocity, both in the frame's own axes.
+    Local,
+    /// Velocity of the frame origin and angular velocity, both in world axes.
+    LocalWorldAligned,
+}
+
+#[inline]
+fn check_len(name: &str, slice: &[f64], nv: usize) {
+    assert!(slice.len() == nv, "{name} has length {}, the model has {nv} joints", slice.len());
+}
+
+/// Joint placements, rotation matrices and world motion subspaces for configuration `q`.
+fn fk_joints(model: &Model, world_T_joint: &mut [Isometry3<f64>], work: &mut Workspace, q: &[f64]) {
+    check_len("q", q, model.nv());
+    for (i, c) in model.cache.iter().enumerate() {
+        let qi = q[i];
+        let (local_rot, local_trans) = if c.rotational {
+            let (s, co) = (0.5 * qi).sin_cos();
+            let quat: Quaternion<f64> = c.origin_rot.into_inner() * co + c.origin_axis * s;
+            (UnitQuaternion::new_unchecked(quat), c.origin_trans)
+        } else {
+            (c.origin_rot, c.origin_trans + c.origin_rot * (c.axis * qi))
+        };
+        let (rot, pos) = match c.parent {
+            Some(p) => (world_T_joint[p].rotation * local_rot, work.pos[p] + work.rot[p] * local_trans),
+            None => (local_rot, local_trans),
+        };
+        let r = *rot.to_rotation_matrix().matrix();
+        let axis_world = r * c.axis;
+        work.s[i] = if c.rotational {
+            Motion { ang: axis_world, lin: pos.cross(&axis_world) }
+        } else {
+            Motion { ang: Vector3::zeros(), lin: axis_world }
+        };
+        work.rot[i] = r;
+        work.pos[i] = pos;
+        world_T_joint[i] = Isometry3::from_parts(Translation3::from(pos), rot);
+    }
+}
+
+/// World spatial inertia of every body (after `fk_joints`).
+fn update_world_inertias(model: &Model, work: &mut Workspace) {
+    for (i, c) in model.cache.iter().enumerate() {
+        let r = &work.rot[i];
+        let com_world = r * c.com + work.pos[i];
+        let i_world = r * c.inertia_com * r.transpose();
+        work.inertia[i] = Inertia::from_com(c.mass, &com_world, &i_world);
+    }
+}
+
+/// Forward kinematics: fills [`Data::world_T_joint`] and [`Data::world_T_frame`] for configuration `q`.
+pub fn forward_kinematics(model: &Model, data: &mut Data, q: &[f64]) {
+    data.check(model);
+    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    for (k, f) in model.frames().iter().enumerate() {
+        data.world_T_frame[k] = match f.joint {
+            Some(j) => data.world_T_joint[j] * f.joint_T_frame,
+            None => f.joint_T_frame,
+        };
+    }
+}
+
+/// All joint Jacobians in the World convention: column `k` is the unit twist of joint `k` (linear rows 0..3 =
+/// velocity of the body point at the world origin [m/s per rad/s], angular rows 3..6). Runs the joint part of
+/// forward kinematics ([`Data::world_T_joint`]); frame Jacobians can then be read with
+/// [`frame_jacobian_from_data`].
+pub fn joint_jacobians<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d Matrix6xX<f64> {
+    data.check(model);
+    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    for (k, s) in data.work.s.iter().enumerate() {
+        let mut col = data.joint_jacobians.column_mut(k);
+        col[0] = s.lin.x;
+        col[1] = s.lin.y;
+        col[2] = s.lin.z;
+        col[3] = s.ang.x;
+        col[4] = s.ang.y;
+        col[5] = s.ang.z;
+    }
+    &data.joint_jacobians
+}
+
+/// Jacobian of frame `frame` (6 × nv, linear rows 0..3 [m/s per rad/s], angular rows 3..6) expressed in
+/// `reference`, at configuration `q`. Also updates `data.world_T_frame[frame]`. Columns of joints that do not move
+/// the frame are zero. `jacobian` must be 6 × nv (allocate it once).
+pub fn frame_jacobian(
+    model: &Model,
+    data: &mut Data,
+    q: &[f64],
+    frame: FrameId,
+    reference: ReferenceFrame,
+    jacobian: &mut Matrix6xX<f64>,
+) {
+    data.check(model);
+    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    frame_jacobian_from_data(model, data, frame, reference, jacobian);
+}
+
+/// Like [`frame_jacobian`] but reuses the joint placements already in `data` (from any algorithm run at the
+/// wanted configuration, e.g. [`forward_kinematics`] or [`joint_jacobians`]): several frames or references
+/// cost one forward-kinematics pass.
+pub fn frame_jacobian_from_data(
+    model: &Model,
+    data: &mut Data,
+    frame: FrameId,
+    reference: ReferenceFrame,
+    jacobian: &mut Matrix6xX<f64>,
+) {
+    data.check(model);
+    assert!(
+        jacobian.ncols() == model.nv(),
+        "jacobian has {} columns, the model has {} joints",
+        jacobian.ncols(),
+        model.nv()
+    );
+    let f = &model.frames()[frame.0];
+    jacobian.fill(0.0);
+    let Some(j) = f.joint else {
+        data.world_T_frame[frame.0] = f.joint_T_frame;
+        return;
+    };
+    let world_T_frame = data.world_T_joint[j] * f.joint_T_frame;
+    data.world_T_frame[frame.0] = world_T_frame;
+    let p = world_T_frame.translation.vector;
+    let frame_R_world = world_T_frame.rotation.to_rotation_matrix().matrix().transpose();
+    let (start, end) = model.ancestor_range[j];
+    for &k in &model.ancestors[start..end] {
+        let s = &data.work.s[k];
+        let (lin, ang) = match reference {
+            ReferenceFrame::World => (s.lin, s.ang),
+            ReferenceFrame::LocalWorldAligned => (s.lin + s.ang.cross(&p), s.ang),
+            ReferenceFrame::Local => (frame_R_world * (s.lin + s.ang.cross(&p)), frame_R_world * s.ang),
+        };
+        let mut col = jacobian.column_mut(k);
+        col[0] = lin.x;
+        col[1] = lin.y;
+        col[2] = lin.z;
+        col[3] = ang.x;
+        col[4] = ang.y;
+        col[5] = ang.z;
+    }
+}
+
+/// The acceleration bias J̇(q, q̇)·q̇ of frame `frame` (linear part first): the frame's acceleration when q̈ = 0, so
+/// that its acceleration is `J q̈ + J̇ q̇` with the Jacobian of the same `reference`:
+/// - `LocalWorldAligned`: classical acceleration of the frame origin [m/s²] and angular acceleration [rad/s²],
+///   world axes;
+/// - `Local`: the same two vectors in the frame's axes (as Pinocchio's classical acceleration in LOCAL);
+/// - `World`: the spatial acceleration in the World convention, d/dt(J_World)·q̇.
+///
+/// Also updates `data.world_T_frame[frame]`.
+pub fn frame_classical_acceleration_bias(
+    model: &Model,
+    data: &mut Data,
+    q: &[f64],
+    v: &[f64],
+    frame: FrameId,
+    reference: ReferenceFrame,
+) -> Vector6<f64> {
+    data.check(model);
+    check_len("v", v, model.nv());
+    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    let f = &model.frames()[frame.0];
+    let Some(j) = f.joint else {
+        data.world_T_frame[frame.0] = f.joint_T_frame;
+        return Vector6::zeros();
+    };
+    let w = &mut data.work;
+    // Only the frame's ancestors matter; walk them base-first.
+    let (start, end) = model.ancestor_range[j];
+    for &k in model.ancestors[start..end].iter().rev() {
+        let (vp, ap) = match model.cache[k].parent {
+            Some(p) => (w.v[p], w.a[p]),
+            None => (Motion::ZERO, Motion::ZERO),
+        };
+        let sq = w.s[k].scale(v[k]);
+        w.v[k] = vp.add(&sq);
+        w.a[k] = ap.add(&w.v[k].cross_motion(&sq));
+    }
+    let world_T_frame = data.world_T_joint[j] * f.joint_T_frame;
+    data.world_T_frame[frame.0] = world_T_frame;
+    let (vel, acc) = (w.v[j], w.a[j]);
+    if reference == ReferenceFrame::World {
+        return Vector6::new(acc.lin.x, acc.lin.y, acc.lin.z, acc.ang.x, acc.ang.y, acc.ang.z);
+    }
+    let p = world_T_frame.translation.vector;
+    let p_dot = vel.lin + vel.ang.cross(&p);
+    let mut lin = acc.lin + acc.ang.cross(&p) + vel.ang.cross(&p_dot);
+    let mut ang = acc.ang;
+    if reference == ReferenceFrame::Local {
+        let frame_R_world = world_T_frame.rotation.to_rotation_matrix().matrix().transpose();
+        lin = frame_R_world * lin;
+        ang = frame_R_world * ang;
+    }
+    Vector6::new(lin.x, lin.y, lin.z, ang.x, ang.y, ang.z)
+}
+
+/// Recursive Newton–Euler core: τ = M(q) a + C(q, v) v + g(q) into `out`. `v`/`a` of `None` mean zero.
+fn rnea_core(
+    model: &Model,
+    world_T_joint: &mut [Isometry3<f64>],
+    w: &mut Workspace,
+    q: &[f64],
+    v: Option<&[f64]>,
+    a: Option<&[f64]>,
+    out: &mut DVector<f64>,
+) {
+    fk_joints(model, world_T_joint, w, q);
+    update_world_inertias(model, w);
+    // Gravity enters as an upward acceleration of the base (Featherstone's trick).
+    let a_base = Motion { ang: Vector3::zeros(), lin: -model.gravity() };
+    for (i, c) in model.cache.iter().enumerate() {
+        let (vp, ap) = match c.parent {
+            Some(p) => (w.v[p], w.a[p]),
+            None => (Motion::ZERO, a_base),
+        };
+        let s = w.s[i];
+        let qd = v.map_or(0.0, |v| v[i]);
+        let qdd = a.map_or(0.0, |a| a[i]);
+        let sq = s.scale(qd);
+        let vi = vp.add(&sq);
+        let ai = ap.add_scaled(&s, qdd).add(&vi.cross_motion(&sq));
+        let inertia = &w.inertia[i];
+        w.f[i] = inertia.mul_motion(&ai).add(&vi.cross_force(&inertia.mul_motion(&vi)));
+        w.v[i] = vi;
+        w.a[i] = ai;
+    }
+    for i in (0..model.nv()).rev() {
+        out[i] = w.s[i].dot(&w.f[i]);
+        if let Some(p) = model.cache[i].parent {
+            w.f[p] = w.f[p].add(&w.f[i]);
+        }
+    }
+}
+
+/// Inverse dynamics (recursive Newton–Euler): joint torques τ [Nm] that produce accelerations `a` [rad/s²] at
+/// position `q` [rad] and velocity `v` [rad/s], gravity and payloads included. Result in [`Data::tau`].
+pub fn rnea<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], a: &[f64]) -> &'d DVector<f64> {
+    data.check(model);
+    check_len("v", v, model.nv());
+    check_len("a", a, model.nv());
+    rnea_core(model, &mut data.world_T_joint, &mut data.work, q, Some(v), Some(a), &mut data.tau);
+    &data.tau
+}
+
+/// Nonlinear effects C(q, q̇) q̇ + g(q) [Nm] (RNEA with q̈ = 0). Result in [`Data::nonlinear_effects`].
+pub fn nonlinear_effects<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64]) -> &'d DVector<f64> {
+    data.check(model);
+    check_len("v", v, model.nv());
+    rnea_core(model, &mut data.world_T_joint, &mut data.work, q, Some(v), None, &mut data.nonlinear_effects);
+    &data.nonlinear_effects
+}
+
+/// Generalized gravity g(q) [Nm]: the torques that hold the robot (and payloads) still at `q`. Result in
+/// [`Data::gravity_torque`].
+pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DVector<f64> {
+    data.check(model);
+    let w = &mut data.work;
+    fk_joints(model, &mut data.world_T_joint, w, q);
+    let g = model.gravity();
+    for (i, c) in model.cache.iter().enumerate() {
+        // Wrench needed to hold the body against gravity: force −m g at the CoM, as a moment about the origin.
+        let h = (w.rot[i] * c.com + w.pos[i]) * c.mass;
+        w.f[i] = Force { ang: -h.cross(&g), lin: -g * c.mass };
+    }
+    for i in (0..model.nv()).rev() {
+        data.gravity_torque[i] = w.s[i].dot(&w.f[i]);
+        if let Some(p) = model.cache[i].parent {
+            w.f[p] = w.f[p].add(&w.f[i]);
+        }
+    }
+    &data.gravity_torque
+}
+
+/// Joint-space mass matrix M(q) [kg m²] by the composite-rigid-body algorithm, full symmetric, in
+/// [`Data::mass_matrix`].
+pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64> {
+    data.check(model);
+    let w = &mut data.work;
+    fk_joints(model, &mut data.world_T_joint, w, q);
+    update_world_inertias(model, w);
+    w.composite.copy_from_slice(&w.inertia);
+    for i in (0..model.nv()).rev() {
+        if let Some(p) = model.cache[i].parent {
+            let ci = w.composite[i];
+            w.composite[p].add_assign(&ci);
+        }
+    }
+    let m = &mut data.mass_matrix;
+    m.fill(0.0);
+    for i in 0..model.nv() {
+        let force = w.composite[i].mul_motion(&w.s[i]);
+        let (start, end) = model.ancestor_range[i];
+        for &j in &model.ancestors[start..end] {
+            let mij = w.s[j].dot(&force);
+            m[(i, j)] = mij;
+            m[(j, i)] = mij;
+        }
+    }
+    &data.mass_matrix
+}
+
+/// Forward dynamics by the articulated-body algorithm: joint accelerations q̈ [rad/s²] under torques `tau` [Nm]
+/// at `q`, `v`, gravity and payloads included. Result in [`Data::ddq`].
+pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f64]) -> &'d DVector<f64> {
+    data.check(model);
+    check_len("v", v, model.nv());
+    check_len("tau", tau, model.nv());
+    let w = &mut data.work;
+    fk_joints(model, &mut data.world_T_joint, w, q);
+    update_world_inertias(model, w);
+    for (i, c) in model.cache.iter().enumerate() {
+        let vp = match c.parent {
+            Some(p) => w.v[p],
+            None => Motion::ZERO,
+        };
+        let sq = w.s[i].scale(v[i]);
+        let vi = vp.add(&sq);
+        w.c[i] = vi.cross_motion(&sq);
+        let inertia = &w.inertia[i];
+        w.ia[i] = inertia.to_matrix();
+        w.pa[i] = vi.cross_force(&inertia.mul_motion(&vi)).to_vector();
+        w.v[i] = vi;
+    }
+    for i in (0..model.nv()).rev() {
+        let s = w.s[i].to_vector();
+        let u_vec = w.ia[i] * s;
+        let d = s.dot(&u_vec);
+        let u = tau[i] - s.dot(&w.pa[i]);
+        w.u_vec[i] = u_vec;
+        w.d[i] = d;
+        w.u[i] = u;
+        if let Some(p) = model.cache[i].parent {
+            let c = w.c[i].to_vector();
+            let inv_d = 1.0 / d;
+            // pᵃ = pᴬ + Iᵃ c + U D⁻¹ u with Iᵃ = Iᴬ − U D⁻¹ Uᵀ, so Iᵃ c = Iᴬ c − U D⁻¹ (Uᵀ c).
+            let ia_c = w.ia[i] * c;
+            let pa = w.pa[i] + ia_c + u_vec * ((u - u_vec.dot(&c)) * inv_d);
+            let mut ia = w.ia[i];
+            ia.ger(-inv_d, &u_vec, &u_vec, 1.0);
+            w.ia[p] += ia;
+            w.pa[p] += pa;
+        }
+    }
+    let a_base = Motion { ang: Vector3::zeros(), lin: -model.gravity() };
+    for (i, c) in model.cache.iter().enumerate() {
+        let ap = match c.parent {
+            Some(p) => w.a[p],
+            None => a_base,
+        };
+        let a_prime = ap.add(&w.c[i]).to_vector();
+        let qdd = (w.u[i] - w.u_vec[i].dot(&a_prime)) / w.d[i];
+        data.ddq[i] = qdd;
+        w.a[i] = Motion::from_vector(&a_prime).add_scaled(&w.s[i], qdd);
+    }
+    &data.ddq
+}
+
+/// Kinetic energy ½ q̇ᵀ M(q) q̇ [J].
+pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f64 {
+    data.check(model);
+    check_len("v", v, model.nv());
+    let w = &mut data.work;
+    fk_joints(model, &mut data.world_T_joint, w, q);
+    update_world_inertias(model, w);
+    let mut energy = 0.0;
+    for (i, c) in model.cache.iter().enumerate() {
+        let vp = match c.parent {
+            Some(p) => w.v[p],
+            None => Motion::ZERO,
+        };
+        w.v[i] = vp.add_scaled(&w.s[i], v[i]);
+        energy += 0.5 * w.v[i].dot(&w.inertia[i].mul_motion(&w.v[i]));
+    }
+    energy
+}
+
+/// Gravitational potential energy −Σ mᵢ g·cᵢ [J] of the moving bodies (zero with every CoM at the world origin).
+pub fn potential_energy(model: &Model, data: &mut Data, q: &[f64]) -> f64 {
+    data.check(model);
+    let w = &mut data.work;
+    fk_joints(model, &mut data.world_T_joint, w, q);
+    let g = model.gravity();
+    model.cache.iter().enumerate().map(|(i, c)| -c.mass * g.dot(&(w.rot[i] * c.com + w.pos[i]))).sum()
+}

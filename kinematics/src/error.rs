@@ -1,0 +1,170 @@
+//! The crate's single error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building a [`crate::Model`], attaching payloads or computing
+/// anthropometrics. Every variant names the file, joint, link or quantity at fault.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum KinematicsError {
+    /// The URDF file could not be read.
+    #[error("cannot read URDF file '{path}': {source}")]
+    ReadFile {
+        /// The file that was opened.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An error found while loading the named file.
+    #[error("in URDF file '{path}': {source}")]
+    InFile {
+        /// The file that was loaded.
+        path: PathBuf,
+        /// The error found in it.
+        source: Box<KinematicsError>,
+    },
+    /// The XML is not a well-formed URDF document (as reported by `urdf-rs`).
+    #[error("malformed URDF: {message}")]
+    Parse {
+        /// The parser's message.
+        message: String,
+    },
+    /// Two links, two joints or two frames share a name.
+    #[error("duplicate {what} name '{name}'")]
+    DuplicateName {
+        /// "link", "joint" or "frame".
+        what: &'static str,
+        /// The repeated name.
+        name: String,
+    },
+    /// A joint refers to a link (parent or child) that does not exist.
+    #[error("joint '{joint}': {role} link '{link}' does not exist")]
+    MissingLink {
+        /// The joint.
+        joint: String,
+        /// "parent" or "child".
+        role: &'static str,
+        /// The missing link's name.
+        link: String,
+    },
+    /// A builder joint or frame refers to a parent joint that was not added before it.
+    #[error("'{name}': parent joint '{parent}' does not exist (parents must be added before children)")]
+    MissingParentJoint {
+        /// The joint or frame being added.
+        name: String,
+        /// The parent joint name or index.
+        parent: String,
+    },
+    /// A link is the child of more than one joint.
+    #[error("link '{link}' is the child of several joints ('{first}' and '{second}')")]
+    SeveralParents {
+        /// The link.
+        link: String,
+        /// First joint naming it as child.
+        first: String,
+        /// Second joint naming it as child.
+        second: String,
+    },
+    /// The kinematic graph contains a cycle through this link.
+    #[error("kinematic cycle through link '{link}'")]
+    Cycle {
+        /// A link on the cycle.
+        link: String,
+    },
+    /// More than one link has no parent joint.
+    #[error("several root links (links without a parent joint): {roots:?}")]
+    SeveralRoots {
+        /// All parentless links.
+        roots: Vec<String>,
+    },
+    /// The model has no link at all.
+    #[error("the model has no links")]
+    Empty,
+    /// A joint type this library does not model.
+    #[error(
+        "joint '{joint}': unsupported joint type '{joint_type}' (supported: revolute, continuous, prismatic, fixed)"
+    )]
+    UnsupportedJointType {
+        /// The joint.
+        joint: String,
+        /// The type found.
+        joint_type: String,
+    },
+    /// A body has zero or negative mass where a positive mass is needed.
+    #[error("{body}: mass {mass} kg must be positive")]
+    NonPositiveMass {
+        /// The link, payload or joint body.
+        body: String,
+        /// The offending mass [kg].
+        mass: f64,
+    },
+    /// A rotational inertia is not symmetric positive definite.
+    #[error("{body}: inertia tensor is not positive definite (principal moments {moments:?} kg m²)")]
+    InertiaNotPositiveDefinite {
+        /// The link or payload.
+        body: String,
+        /// Principal moments found [kg m²].
+        moments: [f64; 3],
+    },
+    /// The principal moments violate the triangle inequality (no physical body has them).
+    #[error("{body}: principal moments {moments:?} kg m² violate the triangle inequality")]
+    InertiaTriangleInequality {
+        /// The link or payload.
+        body: String,
+        /// Principal moments found [kg m²].
+        moments: [f64; 3],
+    },
+    /// A NaN or infinite number where a finite one is required.
+    #[error("{what}: non-finite number {value}")]
+    NonFinite {
+        /// Which quantity, naming the joint/link (e.g. "joint 'elbow' origin xyz").
+        what: String,
+        /// The value found.
+        value: f64,
+    },
+    /// A joint axis of (near) zero length.
+    #[error("joint '{joint}': axis has zero length")]
+    ZeroAxis {
+        /// The joint.
+        joint: String,
+    },
+    /// Joint limits are inconsistent (lower > upper, negative velocity or effort, NaN).
+    #[error("joint '{joint}': invalid limits ({reason})")]
+    InvalidLimits {
+        /// The joint.
+        joint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No frame of that name.
+    #[error("unknown frame '{name}'")]
+    UnknownFrame {
+        /// The requested name.
+        name: String,
+    },
+    /// The payload id is not attached to this model.
+    #[error("payload {id} is not attached to this model")]
+    UnknownPayload {
+        /// The numeric id.
+        id: u64,
+    },
+    /// An anthropometric input outside the table's validated range.
+    #[error("{quantity} = {value} is outside the supported range [{min}, {max}]")]
+    OutOfRange {
+        /// "body height [m]" or "body mass [kg]".
+        quantity: &'static str,
+        /// The value given.
+        value: f64,
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
+}
+
+impl KinematicsError {
+    /// Wraps this error with the file it was found in.
+    pub(crate) fn in_file(self, path: PathBuf) -> Self {
+        KinematicsError::InFile { path, source: Box::new(self) }
+    }
+}

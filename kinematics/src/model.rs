@@ -1,0 +1,602 @@
+//! The immutable robot [`Model`]: joints, bodies, frames, gravity and run-time payloads.
+
+use nalgebra::{Isometry3, Matrix3, Quaternion, SymmetricEigen, Unit, UnitQuaternion, Vector3};
+
+use crate::KinematicsError;
+
+/// Kind of a movable 1-DOF joint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum JointKind {
+    /// Rotation about the axis, with position limits [rad].
+    Revolute,
+    /// Rotation about the axis without position limits.
+    Continuous,
+    /// Translation along the axis [m].
+    Prismatic,
+}
+
+impl JointKind {
+    /// True for revolute and continuous joints.
+    pub fn is_rotational(self) -> bool {
+        !matches!(self, JointKind::Prismatic)
+    }
+}
+
+/// Limits of one joint, as given by the URDF `<limit>` element.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct JointLimits {
+    /// Lower position limit [rad] or [m]; `-inf` for continuous joints.
+    pub lower: f64,
+    /// Upper position limit [rad] or [m]; `+inf` for continuous joints.
+    pub upper: f64,
+    /// Maximum speed [rad/s] or [m/s].
+    pub velocity: f64,
+    /// Maximum effort [Nm] or [N].
+    pub effort: f64,
+}
+
+impl JointLimits {
+    /// No limits at all (all bounds infinite).
+    pub const UNLIMITED: JointLimits =
+        JointLimits { lower: f64::NEG_INFINITY, upper: f64::INFINITY, velocity: f64::INFINITY, effort: f64::INFINITY };
+}
+
+/// Mass properties of a rigid body.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct RigidBody {
+    /// Mass [kg].
+    pub mass: f64,
+    /// Centre of mass [m], in the body frame.
+    pub com: Vector3<f64>,
+    /// Rotational inertia about the centre of mass, body-frame axes [kg m²].
+    pub inertia_com: Matrix3<f64>,
+}
+
+impl Default for RigidBody {
+    fn default() -> Self {
+        RigidBody::ZERO
+    }
+}
+
+impl RigidBody {
+    /// The massless body.
+    pub const ZERO: RigidBody = RigidBody {
+        mass: 0.0,
+        com: Vector3::new(0.0, 0.0, 0.0),
+        inertia_com: Matrix3::new(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    };
+
+    /// A body of `mass` [kg] with centre of mass `com` [m] and inertia `inertia_com` about it [kg m²].
+    pub fn new(mass: f64, com: Vector3<f64>, inertia_com: Matrix3<f64>) -> Self {
+        RigidBody { mass, com, inertia_com }
+    }
+
+    /// A point mass `mass` [kg] at `com` [m].
+    pub fn point_mass(mass: f64, com: Vector3<f64>) -> Self {
+        RigidBody::new(mass, com, Matrix3::zeros())
+    }
+
+    /// A solid cylinder of `mass` [kg], `radius` [m] and `length` [m] whose axis is the body z axis, centred at
+    /// `com` [m].
+    pub fn solid_cylinder_z(mass: f64, radius: f64, length: f64, com: Vector3<f64>) -> Self {
+        let transverse = mass * (3.0 * radius * radius + length * length) / 12.0;
+        let axial = 0.5 * mass * radius * radius;
+        RigidBody::new(mass, com, Matrix3::from_diagonal(&Vector3::new(transverse, transverse, axial)))
+    }
+
+    /// The same body expressed in another frame: `new_T_body` maps body coordinates into the new frame.
+    pub fn transformed(&self, new_T_body: &Isometry3<f64>) -> RigidBody {
+        let rot = new_T_body.rotation.to_rotation_matrix();
+        RigidBody {
+            mass: self.mass,
+            com: new_T_body.transform_point(&nalgebra::Point3::from(self.com)).coords,
+            inertia_com: rot.matrix() * self.inertia_com * rot.matrix().transpose(),
+        }
+    }
+
+    /// Both bodies as one (masses add, inertia by the parallel-axis theorem). Both must be in the same frame.
+    pub fn merged(&self, other: &RigidBody) -> RigidBody {
+        let mass = self.mass + other.mass;
+        if mass <= 0.0 {
+            return RigidBody::ZERO;
+        }
+        let com = (self.com * self.mass + other.com * other.mass) / mass;
+        let shifted = |b: &RigidBody| {
+            let d = b.com - com;
+            b.inertia_com + (Matrix3::identity() * d.norm_squared() - d * d.transpose()) * b.mass
+        };
+        RigidBody { mass, com, inertia_com: shifted(self) + shifted(other) }
+    }
+
+    /// Checks the body is physical. `what` names it in errors. With `require_positive_definite`, a massive body
+    /// must have a positive-definite inertia (URDF links); otherwise positive semi-definite is enough (point masses).
+    /// A body of exactly zero mass and zero inertia is accepted (a massless frame link).
+    pub(crate) fn validate(&self, what: &str, require_positive_definite: bool) -> Result<(), KinematicsError> {
+        check_finite(&format!("{what} mass"), &[self.mass])?;
+        check_finite(&format!("{what} centre of mass"), self.com.as_slice())?;
+        check_finite(&format!("{what} inertia"), self.inertia_com.as_slice())?;
+        let scale = self.inertia_com.abs().max().max(f64::MIN_POSITIVE);
+        if self.mass < 0.0 || (self.mass == 0.0 && self.inertia_com.abs().max() > 0.0) {
+            return Err(KinematicsError::NonPositiveMass { body: what.to_string(), mass: self.mass });
+        }
+        if self.mass == 0.0 {
+            return Ok(());
+        }
+        let asymmetry = (self.inertia_com - self.inertia_com.transpose()).abs().max();
+        let eigen = SymmetricEigen::new((self.inertia_com + self.inertia_com.transpose()) * 0.5).eigenvalues;
+        let moments = [eigen[0], eigen[1], eigen[2]];
+        let tol = 1e-9 * scale;
+        let min = moments.iter().copied().fold(f64::INFINITY, f64::min);
+        let not_pd = if require_positive_definite { min <= 0.0 } else { min < -tol };
+        if asymmetry > tol || not_pd {
+            return Err(KinematicsError::InertiaNotPositiveDefinite { body: what.to_string(), moments });
+        }
+        for k in 0..3 {
+            if moments[k] > moments[(k + 1) % 3] + moments[(k + 2) % 3] + tol {
+                return Err(KinematicsError::InertiaTriangleInequality { body: what.to_string(), moments });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_finite(what: &str, values: &[f64]) -> Result<(), KinematicsError> {
+    match values.iter().find(|v| !v.is_finite()) {
+        Some(&value) => Err(KinematicsError::NonFinite { what: what.to_string(), value }),
+        None => Ok(()),
+    }
+}
+
+/// A movable 1-DOF joint and the rigid body it carries.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Joint {
+    /// Joint name (unique in the model).
+    pub name: String,
+    /// Revolute, continuous or prismatic.
+    pub kind: JointKind,
+    /// Index of the parent joint in [`Model::joints`]; `None` when the parent is the fixed base.
+    pub parent: Option<usize>,
+    /// Placement of the joint frame (at q = 0) in the parent joint's frame (or the base frame).
+    pub parent_T_joint: Isometry3<f64>,
+    /// Unit joint axis in the joint frame.
+    pub axis: Unit<Vector3<f64>>,
+    /// Position, velocity and effort limits.
+    pub limits: JointLimits,
+    /// Mass properties of everything rigidly attached to this joint (the child link, its fixed children and any
+    /// attached payloads), in the joint frame.
+    pub body: RigidBody,
+}
+
+impl Joint {
+    /// A joint with no limits and a massless body; `axis` need not be normalised. Set the other fields with
+    /// [`Joint::with_limits`] and [`Joint::with_body`]. Used with [`ModelBuilder`].
+    pub fn new(
+        name: impl Into<String>,
+        kind: JointKind,
+        parent: Option<usize>,
+        parent_T_joint: Isometry3<f64>,
+        axis: Vector3<f64>,
+    ) -> Joint {
+        Joint {
+            name: name.into(),
+            kind,
+            parent,
+            parent_T_joint,
+            // Normalised and checked (zero, NaN) by `ModelBuilder::build`.
+            axis: Unit::new_unchecked(axis),
+            limits: JointLimits::UNLIMITED,
+            body: RigidBody::ZERO,
+        }
+    }
+
+    /// The same joint with these limits.
+    pub fn with_limits(mut self, limits: JointLimits) -> Joint {
+        self.limits = limits;
+        self
+    }
+
+    /// The same joint carrying this body (in the joint frame).
+    pub fn with_body(mut self, body: RigidBody) -> Joint {
+        self.body = body;
+        self
+    }
+}
+
+/// A named frame rigidly attached to a joint's body (or to the base).
+#[derive(Clone, PartialEq, Debug)]
+pub struct Frame {
+    /// Frame name: the URDF link name, or the joint name for joint frames.
+    pub name: String,
+    /// The joint whose body carries the frame; `None` for frames on the fixed base.
+    pub joint: Option<usize>,
+    /// Placement of the frame in that joint's frame (or in the base frame).
+    pub joint_T_frame: Isometry3<f64>,
+}
+
+/// Index of a frame in [`Model::frames`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct FrameId(pub usize);
+
+/// Handle of an attached payload, returned by [`Model::attach_payload`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct PayloadId(u64);
+
+#[derive(Clone, Debug)]
+struct Payload {
+    id: u64,
+    joint: Option<usize>,
+    /// The payload in the joint frame (or the base frame).
+    body: RigidBody,
+}
+
+/// Precomputed, structured per-joint data the algorithms read (kept in sync with [`Joint`]).
+#[derive(Clone, Debug)]
+pub(crate) struct JointCache {
+    pub parent: Option<usize>,
+    pub rotational: bool,
+    pub origin_rot: UnitQuaternion<f64>,
+    /// `origin_rot ⊗ (0, axis)`: the joint rotation at angle q is `cos(q/2) origin_rot + sin(q/2) origin_axis`.
+    pub origin_axis: Quaternion<f64>,
+    pub origin_trans: Vector3<f64>,
+    pub axis: Vector3<f64>,
+    /// Body mass [kg], CoM [m] and inertia about the CoM [kg m²] in the joint frame (payloads included).
+    pub mass: f64,
+    pub com: Vector3<f64>,
+    pub inertia_com: Matrix3<f64>,
+}
+
+impl JointCache {
+    fn new(joint: &Joint) -> JointCache {
+        let axis = joint.axis.into_inner();
+        let origin_rot = joint.parent_T_joint.rotation;
+        JointCache {
+            parent: joint.parent,
+            rotational: joint.kind.is_rotational(),
+            origin_rot,
+            origin_axis: origin_rot.into_inner() * Quaternion::from_imag(axis),
+            origin_trans: joint.parent_T_joint.translation.vector,
+            axis,
+            mass: joint.body.mass,
+            com: joint.body.com,
+            inertia_com: joint.body.inertia_com,
+        }
+    }
+}
+
+/// Standard gravity on Earth [m/s²], pointing down (−z in the world frame).
+pub const STANDARD_GRAVITY: Vector3<f64> = Vector3::new(0.0, 0.0, -9.81);
+
+/// The kinematic and dynamic model of a robot: a tree of 1-DOF joints fixed to a base, with named frames.
+///
+/// Immutable during control: algorithms take `&Model`. Payloads and gravity change only between control runs
+/// (`&mut Model`). Build from URDF with [`Model::from_urdf_file`] / [`Model::from_urdf_str`], or in code with
+/// [`ModelBuilder`].
+#[derive(Clone, Debug)]
+pub struct Model {
+    name: String,
+    joints: Vec<Joint>,
+    frames: Vec<Frame>,
+    gravity: Vector3<f64>,
+    /// Mass fixed to the base (does not move; counted in [`Model::total_mass`]).
+    base_body: RigidBody,
+    /// The bodies as built, without payloads.
+    built_bodies: Vec<RigidBody>,
+    built_base_body: RigidBody,
+    payloads: Vec<Payload>,
+    next_payload_id: u64,
+    pub(crate) cache: Vec<JointCache>,
+    /// Per joint, its ancestors (itself first) as a flat list: `ancestors[ancestor_range[i]]`.
+    pub(crate) ancestors: Vec<usize>,
+    pub(crate) ancestor_range: Vec<(usize, usize)>,
+}
+
+impl Model {
+    /// Loads a URDF file. Errors name the file and the joint or link at fault.
+    pub fn from_urdf_file(path: impl AsRef<std::path::Path>) -> Result<Model, KinematicsError> {
+        let path = path.as_ref();
+        let xml = std::fs::read_to_string(path)
+            .map_err(|source| KinematicsError::ReadFile { path: path.to_path_buf(), source })?;
+        Model::from_urdf_str(&xml).map_err(|e| e.in_file(path.to_path_buf()))
+    }
+
+    /// Parses a URDF document.
+    pub fn from_urdf_str(xml: &str) -> Result<Model, KinematicsError> {
+        crate::urdf::parse(xml)
+    }
+
+    /// Model (robot) name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of degrees of freedom (movable 1-DOF joints); the configuration has the same size.
+    pub fn nv(&self) -> usize {
+        self.joints.len()
+    }
+
+    /// Movable joints, parents before children.
+    pub fn joints(&self) -> &[Joint] {
+        &self.joints
+    }
+
+    /// Index of the movable joint called `name`.
+    pub fn joint_index(&self, name: &str) -> Option<usize> {
+        self.joints.iter().position(|j| j.name == name)
+    }
+
+    /// All named frames: one per URDF link, plus one per joint whose name is not already a link name.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    /// The frame called `name`.
+    pub fn frame_id(&self, name: &str) -> Option<FrameId> {
+        self.frames.iter().position(|f| f.name == name).map(FrameId)
+    }
+
+    /// Gravity acceleration in the world frame [m/s²]; default (0, 0, −9.81).
+    pub fn gravity(&self) -> Vector3<f64> {
+        self.gravity
+    }
+
+    /// Sets gravity [m/s²] (world frame), e.g. zero to study a gravity-free plant.
+    pub fn set_gravity(&mut self, g: Vector3<f64>) {
+        self.gravity = g;
+    }
+
+    /// Total mass [kg] of every body, base and payloads included.
+    pub fn total_mass(&self) -> f64 {
+        self.base_body.mass + self.joints.iter().map(|j| j.body.mass).sum::<f64>()
+    }
+
+    /// Mass properties fixed to the base (including payloads attached to base frames), in the base frame.
+    pub fn base_body(&self) -> &RigidBody {
+        &self.base_body
+    }
+
+    /// True if joint `ancestor` is `joint` or lies on its path to the base.
+    pub fn is_ancestor(&self, ancestor: usize, joint: usize) -> bool {
+        let (start, end) = self.ancestor_range[joint];
+        self.ancestors[start..end].contains(&ancestor)
+    }
+
+    /// Attaches `body` (mass [kg] > 0, CoM [m] and inertia [kg m²] expressed in the named frame) to the body
+    /// carrying frame `frame`, e.g. a patient's forearm segment on `forearm_link`. Returns a handle for
+    /// [`Model::detach_payload`]. Not real-time safe (call between control runs).
+    pub fn attach_payload(&mut self, frame: &str, body: &RigidBody) -> Result<PayloadId, KinematicsError> {
+        let frame_index =
+            self.frame_id(frame).ok_or_else(|| KinematicsError::UnknownFrame { name: frame.to_string() })?;
+        let what = format!("payload on frame '{frame}'");
+        body.validate(&what, false)?;
+        if body.mass <= 0.0 {
+            return Err(KinematicsError::NonPositiveMass { body: what, mass: body.mass });
+        }
+        let f = &self.frames[frame_index.0];
+        let id = self.next_payload_id;
+        self.next_payload_id += 1;
+        self.payloads.push(Payload { id, joint: f.joint, body: body.transformed(&f.joint_T_frame) });
+        self.refresh_body(f.joint);
+        Ok(PayloadId(id))
+    }
+
+    /// Removes a payload; the body's mass properties return exactly to what they were without it.
+    pub fn detach_payload(&mut self, id: PayloadId) -> Result<(), KinematicsError> {
+        let index =
+            self.payloads.iter().position(|p| p.id == id.0).ok_or(KinematicsError::UnknownPayload { id: id.0 })?;
+        let payload = self.payloads.remove(index);
+        self.refresh_body(payload.joint);
+        Ok(())
+    }
+
+    /// Recomputes a body from its built mass properties plus its payloads (no subtraction, so no drift).
+    fn refresh_body(&mut self, joint: Option<usize>) {
+        let built = match joint {
+            Some(j) => self.built_bodies[j],
+            None => self.built_base_body,
+        };
+        let body = self.payloads.iter().filter(|p| p.joint == joint).fold(built, |acc, p| acc.merged(&p.body));
+        match joint {
+            Some(j) => {
+                self.joints[j].body = body;
+                self.cache[j] = JointCache::new(&self.joints[j]);
+            }
+            None => self.base_body = body,
+        }
+    }
+}
+
+/// Builds a [`Model`] in code.
+///
+/// ```
+/// use nalgebra::{Isometry3, Vector3};
+/// use plexo_kinematics::{Joint, JointKind, ModelBuilder, RigidBody};
+///
+/// let link = RigidBody::point_mass(1.0, Vector3::new(0.5, 0.0, 0.0));
+/// let model = ModelBuilder::new("double-pendulum")
+///     .joint(Joint::new("j1", JointKind::Continuous, None, Isometry3::identity(), Vector3::z()).with_body(link))
+///     .joint(
+///         Joint::new("j2", JointKind::Continuous, Some(0), Isometry3::translation(1.0, 0.0, 0.0), Vector3::z())
+///             .with_body(link),
+///     )
+///     .frame("tip", Some(1), Isometry3::translation(1.0, 0.0, 0.0))
+///     .build()?;
+/// assert_eq!(model.nv(), 2);
+/// assert!(model.frame_id("tip").is_some());
+/// # Ok::<(), plexo_kinematics::KinematicsError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ModelBuilder {
+    name: String,
+    joints: Vec<Joint>,
+    frames: Vec<Frame>,
+    base_body: RigidBody,
+    gravity: Vector3<f64>,
+    base_frame: String,
+}
+
+impl ModelBuilder {
+    /// An empty model called `name` whose base frame is called "base".
+    pub fn new(name: impl Into<String>) -> ModelBuilder {
+        ModelBuilder {
+            name: name.into(),
+            joints: Vec::new(),
+            frames: Vec::new(),
+            base_body: RigidBody::ZERO,
+            gravity: STANDARD_GRAVITY,
+            base_frame: "base".to_string(),
+        }
+    }
+
+    /// Renames the base frame (e.g. the URDF root link).
+    pub fn base_frame(mut self, name: impl Into<String>) -> ModelBuilder {
+        self.base_frame = name.into();
+        self
+    }
+
+    /// Mass fixed to the base (reported in the total mass, no dynamic effect).
+    pub fn base_body(mut self, body: RigidBody) -> ModelBuilder {
+        self.base_body = body;
+        self
+    }
+
+    /// Gravity [m/s²] in the world frame.
+    pub fn gravity(mut self, g: Vector3<f64>) -> ModelBuilder {
+        self.gravity = g;
+        self
+    }
+
+    /// Adds a movable joint. Its `parent` must index a joint added before it. A frame named after the joint
+    /// (at the joint frame) is added by [`ModelBuilder::build`] unless a frame of that name exists.
+    pub fn joint(mut self, joint: Joint) -> ModelBuilder {
+        self.joints.push(joint);
+        self
+    }
+
+    /// Adds a named frame fixed to `joint`'s body (`None`: the base) at `joint_T_frame`.
+    pub fn frame(mut self, name: impl Into<String>, joint: Option<usize>, joint_T_frame: Isometry3<f64>) -> Self {
+        self.frames.push(Frame { name: name.into(), joint, joint_T_frame });
+        self
+    }
+
+    /// Validates everything and builds the model.
+    pub fn build(self) -> Result<Model, KinematicsError> {
+        let ModelBuilder { name, mut joints, frames: user_frames, base_body, gravity, base_frame } = self;
+        check_finite("gravity", gravity.as_slice())?;
+        base_body.validate(&format!("base '{base_frame}'"), false)?;
+        for (index, joint) in joints.iter_mut().enumerate() {
+            validate_joint(index, joint)?;
+        }
+        for (index, joint) in joints.iter().enumerate() {
+            if joints[..index].iter().any(|j| j.name == joint.name) {
+                return Err(KinematicsError::DuplicateName { what: "joint", name: joint.name.clone() });
+            }
+        }
+        // Every joint must move some mass, or the mass matrix is singular.
+        let mut subtree_mass: Vec<f64> = joints.iter().map(|j| j.body.mass).collect();
+        for i in (0..joints.len()).rev() {
+            if let Some(p) = joints[i].parent {
+                subtree_mass[p] += subtree_mass[i];
+            }
+        }
+        if let Some(i) = subtree_mass.iter().position(|&m| m <= 0.0) {
+            return Err(KinematicsError::NonPositiveMass {
+                body: format!("joint '{}' (everything it moves)", joints[i].name),
+                mass: subtree_mass[i],
+            });
+        }
+
+        let mut frames = vec![Frame { name: base_frame, joint: None, joint_T_frame: Isometry3::identity() }];
+        for f in user_frames {
+            if let Some(j) = f.joint
+                && j >= joints.len()
+            {
+                return Err(KinematicsError::MissingParentJoint { name: f.name, parent: format!("#{j}") });
+            }
+            check_frame_pose(&format!("frame '{}'", f.name), &f.joint_T_frame)?;
+            if frames.iter().any(|g| g.name == f.name) {
+                return Err(KinematicsError::DuplicateName { what: "frame", name: f.name });
+            }
+            frames.push(f);
+        }
+        for (index, joint) in joints.iter().enumerate() {
+            if !frames.iter().any(|f| f.name == joint.name) {
+                frames.push(Frame {
+                    name: joint.name.clone(),
+                    joint: Some(index),
+                    joint_T_frame: Isometry3::identity(),
+                });
+            }
+        }
+
+        let mut ancestors = Vec::new();
+        let mut ancestor_range = Vec::with_capacity(joints.len());
+        for index in 0..joints.len() {
+            let start = ancestors.len();
+            let mut k = Some(index);
+            while let Some(j) = k {
+                ancestors.push(j);
+                k = joints[j].parent;
+            }
+            ancestor_range.push((start, ancestors.len()));
+        }
+
+        Ok(Model {
+            name,
+            cache: joints.iter().map(JointCache::new).collect(),
+            built_bodies: joints.iter().map(|j| j.body).collect(),
+            joints,
+            frames,
+            gravity,
+            base_body,
+            built_base_body: base_body,
+            payloads: Vec::new(),
+            next_payload_id: 0,
+            ancestors,
+            ancestor_range,
+        })
+    }
+}
+
+fn check_frame_pose(what: &str, pose: &Isometry3<f64>) -> Result<(), KinematicsError> {
+    check_finite(&format!("{what} translation"), pose.translation.vector.as_slice())?;
+    check_finite(&format!("{what} rotation"), pose.rotation.coords.as_slice())
+}
+
+fn validate_joint(index: usize, joint: &mut Joint) -> Result<(), KinematicsError> {
+    let name = joint.name.clone();
+    if let Some(p) = joint.parent
+        && p >= index
+    {
+        return Err(KinematicsError::MissingParentJoint { name, parent: format!("#{p}") });
+    }
+    check_frame_pose(&format!("joint '{name}' origin"), &joint.parent_T_joint)?;
+    // Re-normalise the rotation: hand-built quaternions may drift.
+    joint.parent_T_joint.rotation = UnitQuaternion::new_normalize(joint.parent_T_joint.rotation.into_inner());
+    let axis = joint.axis.into_inner();
+    check_finite(&format!("joint '{name}' axis"), axis.as_slice())?;
+    if axis.norm() < 1e-9 {
+        return Err(KinematicsError::ZeroAxis { joint: name });
+    }
+    joint.axis = Unit::new_normalize(axis);
+    let l = &mut joint.limits;
+    if l.lower.is_nan() || l.upper.is_nan() || l.velocity.is_nan() || l.effort.is_nan() {
+        return Err(KinematicsError::InvalidLimits { joint: name, reason: "NaN limit".to_string() });
+    }
+    if joint.kind == JointKind::Continuous {
+        l.lower = f64::NEG_INFINITY;
+        l.upper = f64::INFINITY;
+    }
+    if l.lower > l.upper {
+        return Err(KinematicsError::InvalidLimits {
+            joint: name,
+            reason: format!("lower {} > upper {}", l.lower, l.upper),
+        });
+    }
+    if l.velocity < 0.0 || l.effort < 0.0 {
+        return Err(KinematicsError::InvalidLimits {
+            joint: name,
+            reason: format!("negative velocity {} or effort {}", l.velocity, l.effort),
+        });
+    }
+    joint.body.validate(&format!("body of joint '{name}'"), false)
+}

@@ -1,0 +1,178 @@
+//! URDF → [`Model`] conversion (parsing by `urdf-rs`, validation and fixed-joint merging here).
+
+use std::collections::HashMap;
+
+use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion, Vector3};
+
+use crate::model::{Frame, check_finite};
+use crate::{Joint, JointKind, JointLimits, KinematicsError, Model, ModelBuilder, RigidBody};
+
+fn pose_to_isometry(what: &str, pose: &urdf_rs::Pose) -> Result<Isometry3<f64>, KinematicsError> {
+    check_finite(&format!("{what} xyz"), &pose.xyz.0)?;
+    check_finite(&format!("{what} rpy"), &pose.rpy.0)?;
+    let [x, y, z] = pose.xyz.0;
+    let [roll, pitch, yaw] = pose.rpy.0;
+    // URDF rpy: fixed-axis roll about x, then pitch about y, then yaw about z: R = Rz(yaw) Ry(pitch) Rx(roll),
+    // which is nalgebra's `from_euler_angles(roll, pitch, yaw)`.
+    Ok(Isometry3::from_parts(Translation3::new(x, y, z), UnitQuaternion::from_euler_angles(roll, pitch, yaw)))
+}
+
+fn link_body(link: &urdf_rs::Link) -> Result<RigidBody, KinematicsError> {
+    let what = format!("link '{}'", link.name);
+    let inertial = &link.inertial;
+    let i = &inertial.inertia;
+    let inertia = Matrix3::new(i.ixx, i.ixy, i.ixz, i.ixy, i.iyy, i.iyz, i.ixz, i.iyz, i.izz);
+    let link_T_inertial = pose_to_isometry(&format!("{what} inertial origin"), &inertial.origin)?;
+    // The inertia is given about the CoM in the inertial frame's axes; rotate it into the link frame.
+    let body = RigidBody::new(inertial.mass.value, Vector3::zeros(), inertia);
+    body.validate(&what, true)?;
+    Ok(body.transformed(&link_T_inertial))
+}
+
+fn joint_kind(joint: &urdf_rs::Joint) -> Result<Option<JointKind>, KinematicsError> {
+    use urdf_rs::JointType as T;
+    match joint.joint_type {
+        T::Revolute => Ok(Some(JointKind::Revolute)),
+        T::Continuous => Ok(Some(JointKind::Continuous)),
+        T::Prismatic => Ok(Some(JointKind::Prismatic)),
+        T::Fixed => Ok(None),
+        ref other => Err(KinematicsError::UnsupportedJointType {
+            joint: joint.name.clone(),
+            joint_type: format!("{other:?}").to_lowercase(),
+        }),
+    }
+}
+
+/// A link waiting in the depth-first walk: (link index, body it belongs to, body_T_link, movable joint to create
+/// when it is visited).
+type PendingLink = (usize, Option<usize>, Isometry3<f64>, Option<Joint>);
+
+/// Parses and validates a URDF document into a [`Model`].
+pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
+    let robot = urdf_rs::read_from_string(xml).map_err(|e| KinematicsError::Parse { message: e.to_string() })?;
+    if robot.links.is_empty() {
+        return Err(KinematicsError::Empty);
+    }
+    let mut link_index: HashMap<&str, usize> = HashMap::new();
+    for (i, link) in robot.links.iter().enumerate() {
+        if link_index.insert(link.name.as_str(), i).is_some() {
+            return Err(KinematicsError::DuplicateName { what: "link", name: link.name.clone() });
+        }
+    }
+    let mut joint_names: HashMap<&str, usize> = HashMap::new();
+    let mut parent_joint: Vec<Option<usize>> = vec![None; robot.links.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); robot.links.len()];
+    for (j, joint) in robot.joints.iter().enumerate() {
+        if joint_names.insert(joint.name.as_str(), j).is_some() {
+            return Err(KinematicsError::DuplicateName { what: "joint", name: joint.name.clone() });
+        }
+        joint_kind(joint)?;
+        let find = |role: &'static str, link: &str| {
+            link_index.get(link).copied().ok_or_else(|| KinematicsError::MissingLink {
+                joint: joint.name.clone(),
+                role,
+                link: link.to_string(),
+            })
+        };
+        let parent = find("parent", &joint.parent.link)?;
+        let child = find("child", &joint.child.link)?;
+        if let Some(first) = parent_joint[child] {
+            return Err(KinematicsError::SeveralParents {
+                link: joint.child.link.clone(),
+                first: robot.joints[first].name.clone(),
+                second: joint.name.clone(),
+            });
+        }
+        parent_joint[child] = Some(j);
+        children[parent].push(j);
+    }
+    let roots: Vec<usize> = (0..robot.links.len()).filter(|&l| parent_joint[l].is_none()).collect();
+    let root = match roots.as_slice() {
+        [root] => *root,
+        [] => {
+            return Err(KinematicsError::Cycle { link: robot.links[0].name.clone() });
+        }
+        _ => {
+            return Err(KinematicsError::SeveralRoots {
+                roots: roots.iter().map(|&l| robot.links[l].name.clone()).collect(),
+            });
+        }
+    };
+
+    // Depth-first from the root, parents before children, children in file order. Each link carries
+    // (index of the movable joint whose body it belongs to, placement of the link in that joint's frame).
+    let mut visited = vec![false; robot.links.len()];
+    // Movable joints are numbered when their child link is popped, so numbering is depth-first pre-order.
+    let mut stack: Vec<PendingLink> = vec![(root, None, Isometry3::identity(), None)];
+    let mut joints: Vec<Joint> = Vec::new();
+    let mut link_frames: Vec<Frame> = Vec::new();
+    let mut fixed_joint_frames: Vec<Frame> = Vec::new();
+    let mut base_body = RigidBody::ZERO;
+    while let Some((link, mut body, body_T_link, pending_joint)) = stack.pop() {
+        visited[link] = true;
+        if let Some(joint) = pending_joint {
+            joints.push(joint);
+            body = Some(joints.len() - 1);
+        }
+        let urdf_link = &robot.links[link];
+        let link_body = link_body(urdf_link)?.transformed(&body_T_link);
+        match body {
+            Some(j) => joints[j].body = joints[j].body.merged(&link_body),
+            None => base_body = base_body.merged(&link_body),
+        }
+        if link != root {
+            link_frames.push(Frame { name: urdf_link.name.clone(), joint: body, joint_T_frame: body_T_link });
+        }
+        for &j in children[link].iter().rev() {
+            let joint = &robot.joints[j];
+            let what = format!("joint '{}'", joint.name);
+            let body_T_joint = body_T_link * pose_to_isometry(&format!("{what} origin"), &joint.origin)?;
+            let child = link_index[joint.child.link.as_str()];
+            match joint_kind(joint)? {
+                None => {
+                    fixed_joint_frames.push(Frame {
+                        name: joint.name.clone(),
+                        joint: body,
+                        joint_T_frame: body_T_joint,
+                    });
+                    stack.push((child, body, body_T_joint, None));
+                }
+                Some(kind) => {
+                    check_finite(&format!("{what} axis"), &joint.axis.xyz.0)?;
+                    let axis = Vector3::from(joint.axis.xyz.0);
+                    if axis.norm() < 1e-9 {
+                        return Err(KinematicsError::ZeroAxis { joint: joint.name.clone() });
+                    }
+                    let l = &joint.limit;
+                    let limits = JointLimits { lower: l.lower, upper: l.upper, velocity: l.velocity, effort: l.effort };
+                    let new_joint = Joint::new(joint.name.clone(), kind, body, body_T_joint, axis).with_limits(limits);
+                    stack.push((child, None, Isometry3::identity(), Some(new_joint)));
+                }
+            }
+        }
+    }
+    if let Some(l) = visited.iter().position(|v| !v) {
+        return Err(KinematicsError::Cycle { link: robot.links[l].name.clone() });
+    }
+    for joint in &joints {
+        if joint.limits.lower > joint.limits.upper {
+            return Err(KinematicsError::InvalidLimits {
+                joint: joint.name.clone(),
+                reason: format!("lower {} > upper {}", joint.limits.lower, joint.limits.upper),
+            });
+        }
+    }
+
+    let mut builder =
+        ModelBuilder::new(robot.name.clone()).base_frame(robot.links[root].name.clone()).base_body(base_body);
+    for joint in joints {
+        builder = builder.joint(joint);
+    }
+    let link_names: Vec<&str> = robot.links.iter().map(|l| l.name.as_str()).collect();
+    for f in
+        link_frames.into_iter().chain(fixed_joint_frames.into_iter().filter(|f| !link_names.contains(&f.name.as_str())))
+    {
+        builder = builder.frame(f.name, f.joint, f.joint_T_frame);
+    }
+    builder.build()
+}
