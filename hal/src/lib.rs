@@ -6,12 +6,18 @@
 //! which one it runs against.
 
 pub mod can;
+pub mod canopen;
+mod config;
 mod error;
 mod joint_array;
 pub mod mit;
+pub mod planner;
 mod robot;
 mod types;
 
+pub use config::{
+    BusConfig, CanRobotConfig, Cia402Options, JointConfig, JointLimits, JointMapping, MitOptions, MitTorqueField,
+};
 pub use error::{ErrorKind, HalError, RobotError};
 pub use joint_array::{JointArray, MAX_JOINTS};
 pub use robot::Robot;
