@@ -136,8 +136,8 @@ pub enum MitTorqueField {
 #[serde(deny_unknown_fields)]
 pub struct MitOptions {
     /// The drive's CAN timeout [ms], set with the CubeMars tool (the MIT protocol cannot set it). Required and
-    /// > 0: the factory value 0 means "no timeout", and the motor then keeps its last command when the link
-    /// drops (design notes, field failure). The emulated drive enforces it.
+    /// greater than 0: the factory value 0 means "no timeout", and the motor then keeps its last command when
+    /// the link drops (design notes, field failure). The emulated drive enforces it.
     pub drive_timeout_ms: u32,
     /// Ranges override when the firmware differs from the model table.
     #[serde(default)]
@@ -358,7 +358,7 @@ impl CanRobotConfig {
         if !(1..=127).contains(&self.master_node_id) || self.master_heartbeat_ms == 0 {
             return Err(cfg("master_node_id".into(), "node id must be 1..=127 and master_heartbeat_ms > 0".into()));
         }
-        if !(self.temperature_warning_c < self.temperature_limit_c) {
+        if self.temperature_warning_c.partial_cmp(&self.temperature_limit_c) != Some(core::cmp::Ordering::Less) {
             return Err(cfg("temperature_warning_c".into(), "must be below temperature_limit_c".into()));
         }
         if self.joints.is_empty() || self.joints.len() > crate::MAX_JOINTS {
@@ -401,7 +401,7 @@ impl CanRobotConfig {
             if j.direction != 1 && j.direction != -1 {
                 return Err(cfg(key("direction"), format!("{} must be 1 or -1", j.direction)));
             }
-            if !j.zero_offset.is_finite() || !(j.torque_constant.is_finite() && j.torque_constant > 0.0) {
+            if !(j.zero_offset.is_finite() && j.torque_constant.is_finite() && j.torque_constant > 0.0) {
                 return Err(cfg(key("torque_constant"), "zero_offset finite and torque_constant > 0".into()));
             }
             let l = j.limits;

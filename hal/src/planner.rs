@@ -192,7 +192,7 @@ mod tests {
         // SYNC 55 bits + 4 × (RPDO 4 B: 34+32 → 66 + 16 stuff + 13 = 95; TPDO1 135; TPDO2 95) = 55 + 4·325.
         assert_eq!(load.frames_per_cycle, 13);
         assert_eq!(load.time_per_cycle, Duration::from_micros(55 + 4 * 325));
-        assert!(check_bus_load(&[plan.clone()], 1000.0, 0.7).is_err());
+        assert!(check_bus_load(std::slice::from_ref(&plan), 1000.0, 0.7).is_err());
         let fd = BusPlan { fd_brs: true, bitrates: Bitrates { nominal: 1_000_000, data: 5_000_000 }, ..plan };
         assert!(check_bus_load(&[fd], 1000.0, 0.7).is_ok(), "CAN FD at 5 Mbit/s data phase fits");
     }
