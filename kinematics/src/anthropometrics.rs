@@ -123,3 +123,62 @@ impl ArmAnthropometrics {
         self.upper_arm.mass + self.forearm.mass + self.hand.mass
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_male_reproduces_de_leva_table() {
+        let arm = ArmAnthropometrics::from_height_mass(1.741, 73.0).unwrap();
+        assert!((arm.upper_arm.length - 0.2817).abs() < 1e-12);
+        assert!((arm.forearm.length - 0.2689).abs() < 1e-12);
+        assert!((arm.hand.length - 0.0862).abs() < 1e-12);
+        assert!((arm.upper_arm.mass - 0.0271 * 73.0).abs() < 1e-12);
+        assert!((arm.upper_arm.com_from_proximal - 0.5772 * 0.2817).abs() < 1e-12);
+        assert!((arm.forearm.radius_of_gyration.z - 0.121 * 0.2689).abs() < 1e-12);
+    }
+
+    #[test]
+    fn segments_scale_with_height_and_mass_and_are_plausible() {
+        let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+        // An adult's arm is ~5 % of body mass; upper arm ~0.28 m, forearm ~0.27 m.
+        assert!((arm.total_mass() / 75.0 - 0.0494).abs() < 1e-3);
+        assert!(arm.upper_arm.length > 0.26 && arm.upper_arm.length < 0.31);
+        assert!(arm.forearm.length > 0.25 && arm.forearm.length < 0.29);
+        let tall = ArmAnthropometrics::from_height_mass(1.95, 75.0).unwrap();
+        assert!((tall.forearm.length / arm.forearm.length - 1.95 / 1.75).abs() < 1e-12);
+        let heavy = ArmAnthropometrics::from_height_mass(1.75, 150.0).unwrap();
+        assert!((heavy.hand.mass / arm.hand.mass - 2.0).abs() < 1e-12);
+        let female = ArmAnthropometrics::from_height_mass_sex(1.75, 75.0, Sex::Female).unwrap();
+        assert!(female.forearm.mass < arm.forearm.mass);
+    }
+
+    #[test]
+    fn out_of_range_inputs_are_rejected_with_the_quantity_named() {
+        for (h, m, what) in [
+            (0.9, 70.0, "height"),
+            (2.4, 70.0, "height"),
+            (f64::NAN, 70.0, "height"),
+            (1.7, 20.0, "mass"),
+            (1.7, 300.0, "mass"),
+            (1.7, f64::INFINITY, "mass"),
+        ] {
+            let e = ArmAnthropometrics::from_height_mass(h, m).unwrap_err();
+            assert!(matches!(e, KinematicsError::OutOfRange { .. }));
+            assert!(e.to_string().contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn rigid_body_places_the_segment_along_the_given_direction() {
+        let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+        let s = arm.forearm;
+        let body = s.to_rigid_body(Unit::new_normalize(-Vector3::z()), Vector3::new(0.0, 0.0, -0.1));
+        assert!((body.com - Vector3::new(0.0, 0.0, -0.1 - s.com_from_proximal)).norm() < 1e-12);
+        let rz = s.radius_of_gyration.z;
+        assert!((body.inertia_com[(2, 2)] - s.mass * rz * rz).abs() < 1e-12, "longitudinal about the segment axis");
+        assert!(body.inertia_com[(0, 0)] > body.inertia_com[(2, 2)], "transverse moments are larger");
+        assert!(body.validate("forearm", true).is_ok());
+    }
+}

@@ -1,0 +1,99 @@
+//! Proof that no algorithm allocates after `Data::new`: a counting global allocator counts heap allocations made
+//! by the current thread between two points.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use nalgebra::Matrix6xX;
+use plexo_kinematics::{
+    Data, ReferenceFrame, aba, crba, forward_kinematics, frame_classical_acceleration_bias, frame_jacobian,
+    frame_jacobian_from_data, gravity_torque, joint_jacobians, kinetic_energy, nonlinear_effects, potential_energy,
+    rnea,
+};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with` so allocations during thread teardown do not panic.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; counting touches only a thread-local `Cell`
+// (no allocation, no re-entrancy into the allocator).
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+#[test]
+fn counting_allocator_sees_allocations() {
+    let before = allocations();
+    let v = std::hint::black_box(vec![1u8; 64]);
+    assert!(allocations() > before, "the counter works");
+    drop(v);
+}
+
+#[test]
+fn no_algorithm_allocates_after_data_new() {
+    for (model, tip) in common::all_models() {
+        let n = model.nv();
+        let mut data = Data::new(&model);
+        let mut jac = Matrix6xX::zeros(n);
+        let frame = model.frame_id(tip).unwrap();
+        let q: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
+        let v: Vec<f64> = (0..n).map(|i| 0.3 - 0.1 * i as f64).collect();
+        let a: Vec<f64> = (0..n).map(|i| 0.2 * i as f64).collect();
+        let before = allocations();
+        let mut sink = 0.0;
+        for _ in 0..3 {
+            forward_kinematics(&model, &mut data, &q);
+            joint_jacobians(&model, &mut data, &q);
+            for reference in [ReferenceFrame::World, ReferenceFrame::Local, ReferenceFrame::LocalWorldAligned] {
+                frame_jacobian(&model, &mut data, &q, frame, reference, &mut jac);
+                frame_jacobian_from_data(&model, &mut data, frame, reference, &mut jac);
+                sink += frame_classical_acceleration_bias(&model, &mut data, &q, &v, frame, reference)[0];
+            }
+            sink += rnea(&model, &mut data, &q, &v, &a)[0];
+            sink += gravity_torque(&model, &mut data, &q)[0];
+            sink += nonlinear_effects(&model, &mut data, &q, &v)[0];
+            sink += crba(&model, &mut data, &q)[(0, 0)];
+            let tau: &[f64] = &a;
+            sink += aba(&model, &mut data, &q, &v, tau)[0];
+            sink += kinetic_energy(&model, &mut data, &q, &v);
+            sink += potential_energy(&model, &mut data, &q);
+        }
+        let after = allocations();
+        assert!(sink.is_finite());
+        assert_eq!(after - before, 0, "{}: algorithms allocated {} times", model.name(), after - before);
+    }
+}
