@@ -1,1 +1,50 @@
-//! plexo-controller (filled by its issue).
+//! # plexo-controller
+//!
+//! The torque a patient feels: impedance and assist-as-needed control laws, the patient-effort observer,
+//! therapy modes, tasks and protocols, and the safety supervisor every command passes through.
+//!
+//! The runtime owns the loop; one tick is
+//!
+//! ```text
+//! robot.read(&mut state)
+//! let (mut cmd, event) = therapy.update(&state, t);            // Session → Controller (pure step)
+//! let outcome = supervisor.apply(&state, therapy.controller().report(), &mut cmd, now);
+//! robot.write(&cmd)                                            // always the supervised command
+//! ```
+//!
+//! - [`Controller`]: `update(&state, &reference, t) -> JointCommand`, allocation-free; adaptation state in
+//!   [`AdaptationState`] (serde) to resume across sessions.
+//! - [`SafetySupervisor`]: `apply(..) -> SafetyOutcome`; see `SAFETY.md` for every limit and its reasoning.
+//! - [`Protocol`] / [`Session`] / [`Therapy`]: protocol files, trial sequencing, per-trial and per-block
+//!   adaptation.
+
+// Per-joint index loops mirror the equations (τ_j = K_j e_j + …) over several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+pub mod aan;
+mod config;
+mod controller;
+mod error;
+pub mod observer;
+mod protocol;
+pub mod safety;
+pub mod tasks;
+
+pub use aan::{AanLaw, AdaptationState, BlockPerformance, Progression};
+pub use config::{
+    AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, EmkenConfig, ErrorAugmentationConfig,
+    FrictionConfig, GravityConfig, ImpedanceConfig, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig,
+    TunnelConfig,
+};
+pub use controller::{Controller, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm};
+pub use error::ControllerError;
+pub use observer::MomentumObserver;
+pub use protocol::{
+    BlockSpec, DEFAULT_PROTOCOLS, PreparedBlock, Protocol, Session, SessionEvent, TargetKind, TargetSetSpec, Therapy,
+    TherapyEvent, TrialRecord, default_protocol_toml,
+};
+pub use safety::{
+    ControllerReport, JointSafetyConfig, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
+    SafetySupervisor, StopReason,
+};
+pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_profile};

@@ -1,0 +1,340 @@
+//! Assist-as-needed laws and their serializable adaptation state.
+//!
+//! - [`emken_update`]: error-based stiffness adaptation with forgetting, Emken, Bobrow & Reinkensmeyer 2007
+//!   (J NeuroEng Rehabil 4:8): K_{i+1} = f·K_i + g·|e_i|, here with a deadband on |e_i|.
+//! - [`rbf_torque`] / [`rbf_adapt`]: Gaussian RBF model of the patient's deficit along the movement with a
+//!   decay term, Wolbrecht, Chan, Reinkensmeyer & Bobrow 2008 (IEEE TNSRE 16(3)). Wolbrecht placed the RBFs
+//!   over the workspace; Plexo places them over the movement phase s ∈ [0, 1] of the current trial, which is
+//!   the same model restricted to the practised path.
+//! - [`tunnel_torque`]: path control, Duschau-Wicke et al. 2010 (IEEE TNSRE 18(1)): no force inside a
+//!   tunnel around the path, a spring–damper wall outside it, free timing along it, optional supportive flow.
+//! - [`progress_between_blocks`]: performance-based progression of assistance and movement duration, Krebs et
+//!   al. 2003 (Autonomous Robots 15).
+//!
+//! Every adapted parameter is clamped to configured bounds after every update.
+
+use plexo_hal::{JointArray, MAX_JOINTS};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
+
+/// Most RBF centres per joint.
+pub const MAX_RBF: usize = 16;
+
+/// Which assist-as-needed law an active-assisted block uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AanLaw {
+    /// Fixed-stiffness impedance (the non-adaptive baseline that invites slacking).
+    Fixed,
+    /// Emken 2007 error-based stiffness adaptation.
+    Emken,
+    /// Wolbrecht 2008 RBF deficit model.
+    Rbf,
+    /// Duschau-Wicke 2010 path-control tunnel.
+    Tunnel,
+}
+
+/// Everything the AAN laws learn, serializable so the next session resumes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptationState {
+    /// Number of joints.
+    pub dof: usize,
+    /// Emken stiffness per joint [Nm/rad].
+    pub emken_stiffness: [f64; MAX_JOINTS],
+    /// RBF weights per joint and centre [Nm].
+    pub rbf_weights: [[f64; MAX_RBF]; MAX_JOINTS],
+    /// Personal tunnel half-width [rad].
+    pub tunnel_width: f64,
+    /// Krebs progression: scale on every assistance gain [-].
+    pub assistance_scale: f64,
+    /// Krebs progression: scale on the movement duration [-].
+    pub duration_scale: f64,
+    /// Trials completed with adaptation.
+    pub trials: u64,
+    /// Blocks completed.
+    pub blocks: u64,
+}
+
+impl AdaptationState {
+    /// The initial state from the configuration.
+    pub fn new(dof: usize, emken: &EmkenConfig, tunnel: &TunnelConfig) -> Self {
+        let mut emken_stiffness = [0.0; MAX_JOINTS];
+        emken_stiffness[..dof].fill(emken.initial);
+        Self {
+            dof,
+            emken_stiffness,
+            rbf_weights: [[0.0; MAX_RBF]; MAX_JOINTS],
+            tunnel_width: tunnel.width,
+            assistance_scale: 1.0,
+            duration_scale: 1.0,
+            trials: 0,
+            blocks: 0,
+        }
+    }
+
+    /// True if every number is finite. Real-time safe.
+    pub fn is_finite(&self) -> bool {
+        self.emken_stiffness.iter().all(|v| v.is_finite())
+            && self.rbf_weights.iter().flatten().all(|v| v.is_finite())
+            && self.tunnel_width.is_finite()
+            && self.assistance_scale.is_finite()
+            && self.duration_scale.is_finite()
+    }
+}
+
+/// One trial-level Emken update per joint: K ← clamp(f·K + g·max(|e| − deadband, 0), k_min, k_max), where
+/// `error[j]` is the trial's RMS tracking error [rad]. Real-time safe.
+pub fn emken_update(stiffness: &mut [f64], error: &[f64], c: &EmkenConfig) {
+    for (k, e) in stiffness.iter_mut().zip(error) {
+        let e = (e.abs() - c.deadband).max(0.0);
+        *k = (c.forgetting * *k + c.gain * e).clamp(c.k_min, c.k_max);
+    }
+}
+
+/// Continuous Emken adaptation over `dt` [s]: K̇ = −(1 − f)/T·K + g/T·max(|e| − deadband, 0), T the nominal trial
+/// time, so that one nominal trial of constant error matches one trial-level update to first order.
+/// Real-time safe.
+pub fn emken_update_continuous(stiffness: &mut [f64], error: &[f64], dt: f64, c: &EmkenConfig) {
+    let t = c.nominal_trial_time;
+    for (k, e) in stiffness.iter_mut().zip(error) {
+        let e = (e.abs() - c.deadband).max(0.0);
+        *k = (*k + dt * (-(1.0 - c.forgetting) / t * *k + c.gain / t * e)).clamp(c.k_min, c.k_max);
+    }
+}
+
+/// Gaussian basis value φ_k(s) of centre `k` of `c.centers`, spaced evenly over [0, 1].
+fn rbf_basis(k: usize, s: f64, c: &RbfConfig) -> f64 {
+    let centre = k as f64 / (c.centers - 1) as f64;
+    let d = (s - centre) / c.width;
+    (-0.5 * d * d).exp()
+}
+
+/// The RBF model's torque for joint `j` at phase `s` [Nm]. Real-time safe.
+pub fn rbf_torque(weights: &[f64; MAX_RBF], s: f64, c: &RbfConfig) -> f64 {
+    let s = s.clamp(0.0, 1.0);
+    (0..c.centers.min(MAX_RBF)).map(|k| weights[k] * rbf_basis(k, s, c)).sum()
+}
+
+/// One adaptation step of the RBF weights of one joint over `dt` [s] with sliding error `sliding` =
+/// Λ(q_d − q) + (q̇_d − q̇) [rad/s]: ẇ_k = Γ φ_k(s) ε − ρ w_k, each |w_k| ≤ w_max. Real-time safe.
+pub fn rbf_adapt(weights: &mut [f64; MAX_RBF], s: f64, sliding: f64, dt: f64, c: &RbfConfig) {
+    let s = s.clamp(0.0, 1.0);
+    for (k, w) in weights.iter_mut().enumerate().take(c.centers.min(MAX_RBF)) {
+        let dw = c.learning_rate * rbf_basis(k, s, c) * sliding - c.decay * *w;
+        *w = (*w + dt * dw).clamp(-c.weight_max, c.weight_max);
+    }
+}
+
+/// Path-control torque [Nm] for joint state `q`, `qd` on the straight joint-space path `start` → `target`
+/// (a minimum-jerk movement in joint space follows this line) with half-width `width` [rad]. Inside the
+/// tunnel only the supportive flow acts; outside, a spring pulls back to the tunnel wall and a damper acts on
+/// the velocity normal to the path. Timing is free: the path point is the projection of `q`, not a time
+/// reference. Real-time safe.
+pub fn tunnel_torque(
+    q: &[f64],
+    qd: &[f64],
+    start: &[f64],
+    target: &[f64],
+    width: f64,
+    c: &TunnelConfig,
+    out: &mut JointArray<f64>,
+) {
+    let n = q.len();
+    let mut dir = [0.0; MAX_JOINTS];
+    let mut len2 = 0.0;
+    for j in 0..n {
+        dir[j] = target[j] - start[j];
+        len2 += dir[j] * dir[j];
+    }
+    let len = len2.sqrt();
+    // Projection parameter σ ∈ [0, 1] of q on the segment.
+    let sigma =
+        if len > 1e-9 { (0..n).map(|j| (q[j] - start[j]) * dir[j]).sum::<f64>() / len2 } else { 1.0 }.clamp(0.0, 1.0);
+    let mut dev = [0.0; MAX_JOINTS];
+    let mut dist2 = 0.0;
+    for j in 0..n {
+        dev[j] = q[j] - (start[j] + sigma * dir[j]);
+        dist2 += dev[j] * dev[j];
+    }
+    let dist = dist2.sqrt();
+    for j in 0..n {
+        out[j] = 0.0;
+    }
+    if dist > width && dist > 1e-12 {
+        let push = c.stiffness * (dist - width) / dist;
+        // Velocity component along the deviation direction (normal to the path, towards outside).
+        let v_out: f64 = (0..n).map(|j| qd[j] * dev[j]).sum::<f64>() / dist;
+        for j in 0..n {
+            out[j] -= push * dev[j] + c.damping * v_out * dev[j] / dist;
+        }
+    }
+    if len > 1e-9 && sigma < 1.0 {
+        for j in 0..n {
+            out[j] += c.flow_torque * dir[j] / len;
+        }
+    }
+}
+
+/// Performance of one block, for the progression rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockPerformance {
+    /// Trials in the block.
+    pub trials: u32,
+    /// Trials that reached the target before the timeout.
+    pub successes: u32,
+}
+
+impl BlockPerformance {
+    /// Success rate [-] (0 for an empty block).
+    pub fn success_rate(&self) -> f64 {
+        if self.trials == 0 { 0.0 } else { self.successes as f64 / self.trials as f64 }
+    }
+}
+
+/// What the progression rule decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Progression {
+    /// Less assistance, shorter movements, narrower tunnel.
+    Harder,
+    /// Unchanged.
+    Same,
+    /// More assistance, longer movements, wider tunnel.
+    Easier,
+}
+
+/// Krebs 2003-style progression between blocks, applied to `state` within the configured bounds.
+pub fn progress_between_blocks(
+    state: &mut AdaptationState,
+    perf: &BlockPerformance,
+    c: &ProgressionConfig,
+    tunnel: &TunnelConfig,
+) -> Progression {
+    let rate = perf.success_rate();
+    let decision = if perf.trials == 0 {
+        Progression::Same
+    } else if rate >= c.success_high {
+        Progression::Harder
+    } else if rate <= c.success_low {
+        Progression::Easier
+    } else {
+        Progression::Same
+    };
+    let sign = match decision {
+        Progression::Harder => -1.0,
+        Progression::Same => 0.0,
+        Progression::Easier => 1.0,
+    };
+    state.assistance_scale =
+        (state.assistance_scale * (1.0 + sign * c.assistance_step)).clamp(c.assistance_min, c.assistance_max);
+    state.duration_scale =
+        (state.duration_scale * (1.0 + sign * c.duration_step)).clamp(c.duration_min, c.duration_max);
+    // A harder block narrows the tunnel (less freedom), an easier one widens it.
+    state.tunnel_width = (state.tunnel_width * (1.0 + sign * c.width_step)).clamp(tunnel.width_min, tunnel.width_max);
+    state.blocks += 1;
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ControllerConfig;
+
+    fn cfg() -> ControllerConfig {
+        ControllerConfig::default_config().unwrap()
+    }
+
+    #[test]
+    fn emken_decays_inside_deadband_and_grows_with_error_within_bounds() {
+        let c = cfg().aan.emken;
+        let mut k = [100.0, 100.0];
+        emken_update(&mut k, &[0.5 * c.deadband, 0.3], &c);
+        assert!((k[0] - c.forgetting * 100.0).abs() < 1e-12, "error inside the deadband only forgets");
+        assert!(k[1] > 100.0, "a large error raises the stiffness");
+        for _ in 0..1000 {
+            emken_update(&mut k, &[10.0, 0.0], &c);
+        }
+        assert_eq!(k[0], c.k_max, "bounded above");
+        assert!(k[1] <= c.k_min + 1e-6, "decays to the lower bound without error");
+    }
+
+    #[test]
+    fn emken_continuous_matches_trial_update_direction() {
+        let c = cfg().aan.emken;
+        let mut k = [50.0];
+        for _ in 0..2000 {
+            emken_update_continuous(&mut k, &[0.3], 0.001, &c);
+        }
+        assert!(k[0] > 50.0);
+        let mut k2 = [50.0];
+        for _ in 0..2000 {
+            emken_update_continuous(&mut k2, &[0.0], 0.001, &c);
+        }
+        assert!(k2[0] < 50.0);
+    }
+
+    #[test]
+    fn rbf_learns_a_constant_deficit_then_decays() {
+        let c = cfg().aan.rbf;
+        let mut w = [0.0; MAX_RBF];
+        for _ in 0..5000 {
+            rbf_adapt(&mut w, 0.5, 0.2, 0.001, &c);
+        }
+        let learned = rbf_torque(&w, 0.5, &c);
+        assert!(learned > 1.0, "positive error builds positive assistance, got {learned}");
+        assert!(rbf_torque(&w, 0.0, &c) < learned, "localised near the phase where the error was");
+        assert!(w.iter().all(|x| x.abs() <= c.weight_max));
+        for _ in 0..20_000 {
+            rbf_adapt(&mut w, 0.5, 0.0, 0.001, &c);
+        }
+        assert!(rbf_torque(&w, 0.5, &c) < 0.01 * learned + 1e-9, "decay removes unneeded assistance");
+    }
+
+    #[test]
+    fn tunnel_is_free_inside_and_pushes_back_outside() {
+        let c = cfg().aan.tunnel;
+        let mut out = JointArray::splat(2, 0.0);
+        let start = [0.0, 0.0];
+        let target = [1.0, 0.0];
+        tunnel_torque(&[0.5, 0.5 * c.width], &[0.0, 0.0], &start, &target, c.width, &c, &mut out);
+        assert!(out[1].abs() < 1e-12, "no normal force inside the tunnel");
+        assert!((out[0] - c.flow_torque).abs() < 1e-12, "only the supportive flow along the path");
+        tunnel_torque(&[0.5, c.width + 0.1], &[0.0, 0.0], &start, &target, c.width, &c, &mut out);
+        assert!((out[1] + c.stiffness * 0.1).abs() < 1e-9, "spring back to the wall: {}", out[1]);
+        // Free timing: the force does not depend on where along the path the patient is.
+        let mut out2 = JointArray::splat(2, 0.0);
+        tunnel_torque(&[0.2, c.width + 0.1], &[0.0, 0.0], &start, &target, c.width, &c, &mut out2);
+        assert!((out2[1] - out[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn progression_is_bounded_and_directional() {
+        let c = cfg();
+        let p = &c.aan.progression;
+        let mut s = AdaptationState::new(4, &c.aan.emken, &c.aan.tunnel);
+        let good = BlockPerformance { trials: 10, successes: 10 };
+        assert_eq!(progress_between_blocks(&mut s, &good, p, &c.aan.tunnel), Progression::Harder);
+        assert!(s.assistance_scale < 1.0 && s.duration_scale < 1.0);
+        for _ in 0..100 {
+            progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
+        }
+        assert_eq!(s.assistance_scale, p.assistance_min);
+        assert_eq!(s.duration_scale, p.duration_min);
+        assert_eq!(s.tunnel_width, c.aan.tunnel.width_min);
+        let bad = BlockPerformance { trials: 10, successes: 1 };
+        assert_eq!(progress_between_blocks(&mut s, &bad, p, &c.aan.tunnel), Progression::Easier);
+        assert!(s.assistance_scale > p.assistance_min);
+    }
+
+    #[test]
+    fn adaptation_state_round_trips_through_json_like_toml() {
+        let c = cfg();
+        let mut s = AdaptationState::new(4, &c.aan.emken, &c.aan.tunnel);
+        s.rbf_weights[2][3] = 1.25;
+        s.trials = 17;
+        let text = toml::to_string(&s).unwrap();
+        let back: AdaptationState = toml::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,343 @@
+//! The controller configuration (`assets/configs/controller.toml`), with the embedded default.
+//!
+//! Per-joint values are arrays in the robot's joint order; [`ControllerConfig::validate`] checks their length
+//! against the robot and every range, naming the key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ControllerError, check_range};
+use crate::safety::SafetyConfig;
+
+/// The embedded default `controller.toml` (for plexo-arm4; arm6 needs per-joint arrays of length 6).
+pub const DEFAULT_CONTROLLER_TOML: &str = include_str!("../../assets/configs/controller.toml");
+
+/// Everything the controller and its supervisor need besides the robot model and the patient.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Safety supervisor limits.
+    pub safety: SafetyConfig,
+    /// Gravity compensation and arm-weight support.
+    pub gravity: GravityConfig,
+    /// Generalized-momentum observer of the patient's joint torque.
+    pub observer: ObserverConfig,
+    /// Joint friction model used for compensation (transparent, resistive, error augmentation) and in the
+    /// observer.
+    pub friction: FrictionConfig,
+    /// Joint-space impedance (passive mode and the fixed-stiffness law).
+    pub impedance: ImpedanceConfig,
+    /// Cartesian impedance at the handle frame.
+    pub cartesian: CartesianConfig,
+    /// Resistive mode.
+    pub resistive: ResistiveConfig,
+    /// Error augmentation mode.
+    pub error_augmentation: ErrorAugmentationConfig,
+    /// Assist-as-needed laws.
+    pub aan: AanConfig,
+}
+
+/// Gravity compensation of the robot and weight support of the patient's arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GravityConfig {
+    /// Default share of the patient's arm weight the robot carries [-], 0..=1 (a block may override it).
+    pub arm_support: f64,
+    /// Patient body height for the anthropometric arm model [m] (overridden by the patient profile).
+    pub patient_height: f64,
+    /// Patient body mass for the anthropometric arm model [kg] (overridden by the patient profile).
+    pub patient_mass: f64,
+}
+
+/// Generalized-momentum observer (De Luca & Mattone 2005; Haddadin et al. 2017, IEEE T-RO 33(6)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserverConfig {
+    /// Observer gain K_O = bandwidth of the first-order estimate [rad/s]; the estimate follows the true
+    /// external torque as r = K_O/(s + K_O) τ_ext. Must satisfy K_O·period ≤ 0.5 (discrete stability margin).
+    pub gain: f64,
+    /// Use the commanded torque instead of the measured one as the motor torque input.
+    pub use_commanded_torque: bool,
+    /// Subtract the configured friction model from the motor torque (when the plant has joint friction).
+    pub subtract_friction: bool,
+    /// Weight of a cuff interaction-torque sensor when the robot has one [-], 0..=1 (0 = observer only).
+    pub sensor_weight: f64,
+    /// Low-pass cut-off applied to the sensor before fusion [Hz].
+    pub sensor_cutoff: f64,
+}
+
+/// Coulomb + viscous joint friction: τ_f = c·tanh(q̇/v_s) + b·q̇.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrictionConfig {
+    /// Coulomb friction per joint [Nm].
+    pub coulomb: Vec<f64>,
+    /// Viscous friction per joint [Nm·s/rad].
+    pub viscous: Vec<f64>,
+    /// Velocity scale of the tanh smoothing of the Coulomb term [rad/s].
+    pub smoothing_velocity: f64,
+}
+
+/// Joint-space impedance τ = K(q_d − q) + D(q̇_d − q̇) + inverse-dynamics feed-forward.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpedanceConfig {
+    /// Stiffness per joint [Nm/rad].
+    pub stiffness: Vec<f64>,
+    /// Damping per joint [Nm·s/rad].
+    pub damping: Vec<f64>,
+    /// Add the inverse-dynamics feed-forward M(q)q̈_d + C(q, q̇_d)q̇_d of the reference.
+    pub feedforward: bool,
+}
+
+/// Cartesian impedance at a frame through Jᵀ with a null-space posture term.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CartesianConfig {
+    /// Frame name (default `handle`).
+    pub frame: String,
+    /// Translational stiffness [N/m].
+    pub stiffness: f64,
+    /// Translational damping [N·s/m].
+    pub damping: f64,
+    /// Null-space posture stiffness per joint [Nm/rad].
+    pub nullspace_stiffness: Vec<f64>,
+    /// Null-space posture damping per joint [Nm·s/rad].
+    pub nullspace_damping: Vec<f64>,
+    /// Damping λ² of the least-squares inverse used in the null-space projector [m²].
+    pub damping_lambda: f64,
+}
+
+/// Resistive mode: τ = −B q̇ − K (q − q_anchor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResistiveConfig {
+    /// Viscous resistance per joint [Nm·s/rad].
+    pub viscous: Vec<f64>,
+    /// Elastic resistance per joint about the trial's start posture [Nm/rad].
+    pub elastic: Vec<f64>,
+}
+
+/// Error augmentation (Wei, Patton et al. 2005): τ = (G − 1)·K_e·(q − q_d) + offset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorAugmentationConfig {
+    /// Error gain G [-], 1..=3 (1 = no augmentation; Wei & Patton used ~2).
+    pub gain: f64,
+    /// Nominal error stiffness K_e per joint [Nm/rad]: the torque per radian of error at G = 2.
+    pub stiffness: Vec<f64>,
+    /// Constant offset torque per joint [Nm] (a perturbing bias; 0 = none).
+    pub offset: Vec<f64>,
+    /// Largest augmenting torque per joint [Nm] (before the supervisor).
+    pub torque_max: f64,
+}
+
+/// Assist-as-needed law parameters. Every adapted quantity has configured bounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AanConfig {
+    /// Damping added by every AAN law per joint [Nm·s/rad].
+    pub damping: Vec<f64>,
+    /// Emken et al. 2007 error-based stiffness adaptation.
+    pub emken: EmkenConfig,
+    /// Wolbrecht et al. 2008 RBF deficit model.
+    pub rbf: RbfConfig,
+    /// Duschau-Wicke et al. 2010 path-control tunnel.
+    pub tunnel: TunnelConfig,
+    /// Krebs et al. 2003 performance-based progression between blocks.
+    pub progression: ProgressionConfig,
+}
+
+/// K_{i+1} = f·K_i + g·max(|e_i| − deadband, 0), per joint, bounded to [k_min, k_max].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmkenConfig {
+    /// Forgetting factor f per trial [-], 0..1 (Emken 2007 identified f ≈ 0.8 for human adaptation).
+    pub forgetting: f64,
+    /// Error gain g [Nm/rad per rad].
+    pub gain: f64,
+    /// Error deadband [rad]: errors below it count as zero, so assistance decays.
+    pub deadband: f64,
+    /// Initial stiffness [Nm/rad].
+    pub initial: f64,
+    /// Lower bound of the adapted stiffness [Nm/rad].
+    pub k_min: f64,
+    /// Upper bound of the adapted stiffness [Nm/rad].
+    pub k_max: f64,
+    /// Adapt continuously every tick instead of once per trial.
+    pub continuous: bool,
+    /// Nominal trial duration used to convert f and g to per-second rates in continuous mode [s].
+    pub nominal_trial_time: f64,
+}
+
+/// τ_j = Σ_k w_jk φ_k(s), φ_k Gaussian in the movement phase s ∈ [0, 1];
+/// ẇ = Γ φ(s) ε − ρ w with ε = Λ(q_d − q) + (q̇_d − q̇); |w| ≤ w_max.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbfConfig {
+    /// Number of Gaussian centres along the movement, 2..=16.
+    pub centers: usize,
+    /// Width σ of each Gaussian in phase units [-].
+    pub width: f64,
+    /// Learning rate Γ [Nm per (rad/s) per s].
+    pub learning_rate: f64,
+    /// Decay (forgetting) rate ρ [1/s] (Wolbrecht 2008: lowers assistance when errors are small).
+    pub decay: f64,
+    /// Sliding-surface slope Λ [1/s].
+    pub lambda: f64,
+    /// Bound of each weight [Nm].
+    pub weight_max: f64,
+    /// Proportional gain of the low-gain PD that complements the model [Nm/rad].
+    pub stiffness: f64,
+}
+
+/// Virtual tunnel around the joint-space path, free timing, personal width.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Initial (personal) tunnel half-width [rad].
+    pub width: f64,
+    /// Lower bound of the adapted width [rad].
+    pub width_min: f64,
+    /// Upper bound of the adapted width [rad].
+    pub width_max: f64,
+    /// Wall stiffness outside the tunnel [Nm/rad].
+    pub stiffness: f64,
+    /// Damping of the motion normal to the path outside the tunnel [Nm·s/rad].
+    pub damping: f64,
+    /// Supportive flow: constant torque along the path towards the target [Nm] (0 = pure free timing).
+    pub flow_torque: f64,
+}
+
+/// Between blocks: success rate ≥ `success_high` → less stiffness, shorter movements; ≤ `success_low` → more.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressionConfig {
+    /// Success rate above which the task is made harder [-].
+    pub success_high: f64,
+    /// Success rate below which the task is made easier [-].
+    pub success_low: f64,
+    /// Relative step of the assistance scale per block [-].
+    pub assistance_step: f64,
+    /// Relative step of the movement duration per block [-].
+    pub duration_step: f64,
+    /// Bounds of the assistance scale [-].
+    pub assistance_min: f64,
+    /// Upper bound of the assistance scale [-].
+    pub assistance_max: f64,
+    /// Bounds of the movement-duration scale [-].
+    pub duration_min: f64,
+    /// Upper bound of the movement-duration scale [-].
+    pub duration_max: f64,
+    /// Relative step of the tunnel width per block [-].
+    pub width_step: f64,
+}
+
+impl ControllerConfig {
+    /// Parses a configuration from TOML text. `file` names the source in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ControllerError> {
+        toml::from_str(text).map_err(|e| ControllerError::Parse { file: file.to_owned(), message: e.to_string() })
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, ControllerError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ControllerError::Io { file: file.clone(), source })?;
+        Self::from_toml_str(&text, &file)
+    }
+
+    /// The embedded default (`assets/configs/controller.toml`).
+    pub fn default_config() -> Result<Self, ControllerError> {
+        Self::from_toml_str(DEFAULT_CONTROLLER_TOML, "<embedded default: controller.toml>")
+    }
+
+    /// Checks every range and the length of every per-joint array against `dof`. `file` names the source.
+    pub fn validate(&self, dof: usize, file: &str) -> Result<(), ControllerError> {
+        let f = file;
+        let joints = |key: &str, v: &[f64], lo: f64, hi: f64| -> Result<(), ControllerError> {
+            if v.len() != dof {
+                return Err(ControllerError::range(
+                    f,
+                    key,
+                    format!("{v:?}"),
+                    format!("need {dof} values (one per joint)"),
+                ));
+            }
+            for (i, x) in v.iter().enumerate() {
+                check_range(f, &format!("{key}[{i}]"), *x, lo, hi)?;
+            }
+            Ok(())
+        };
+        let g = &self.gravity;
+        check_range(f, "gravity.arm_support", g.arm_support, 0.0, 1.0)?;
+        check_range(f, "gravity.patient_height", g.patient_height, 1.0, 2.5)?;
+        check_range(f, "gravity.patient_mass", g.patient_mass, 20.0, 250.0)?;
+        let o = &self.observer;
+        check_range(f, "observer.gain", o.gain, 0.1, 0.5 / self.safety.period)?;
+        check_range(f, "observer.sensor_weight", o.sensor_weight, 0.0, 1.0)?;
+        check_range(f, "observer.sensor_cutoff", o.sensor_cutoff, 0.1, 0.5 / self.safety.period)?;
+        joints("friction.coulomb", &self.friction.coulomb, 0.0, 20.0)?;
+        joints("friction.viscous", &self.friction.viscous, 0.0, 20.0)?;
+        check_range(f, "friction.smoothing_velocity", self.friction.smoothing_velocity, 1e-4, 1.0)?;
+        joints("impedance.stiffness", &self.impedance.stiffness, 0.0, 5000.0)?;
+        joints("impedance.damping", &self.impedance.damping, 0.0, 200.0)?;
+        let c = &self.cartesian;
+        check_range(f, "cartesian.stiffness", c.stiffness, 0.0, 20_000.0)?;
+        check_range(f, "cartesian.damping", c.damping, 0.0, 2000.0)?;
+        joints("cartesian.nullspace_stiffness", &c.nullspace_stiffness, 0.0, 500.0)?;
+        joints("cartesian.nullspace_damping", &c.nullspace_damping, 0.0, 50.0)?;
+        check_range(f, "cartesian.damping_lambda", c.damping_lambda, 0.0, 1.0)?;
+        joints("resistive.viscous", &self.resistive.viscous, 0.0, 50.0)?;
+        joints("resistive.elastic", &self.resistive.elastic, 0.0, 200.0)?;
+        let e = &self.error_augmentation;
+        check_range(f, "error_augmentation.gain", e.gain, 1.0, 3.0)?;
+        joints("error_augmentation.stiffness", &e.stiffness, 0.0, 200.0)?;
+        joints("error_augmentation.offset", &e.offset, -10.0, 10.0)?;
+        check_range(f, "error_augmentation.torque_max", e.torque_max, 0.0, 50.0)?;
+        let a = &self.aan;
+        joints("aan.damping", &a.damping, 0.0, 50.0)?;
+        let m = &a.emken;
+        check_range(f, "aan.emken.forgetting", m.forgetting, 0.0, 1.0)?;
+        check_range(f, "aan.emken.gain", m.gain, 0.0, 1e5)?;
+        check_range(f, "aan.emken.deadband", m.deadband, 0.0, 1.0)?;
+        check_range(f, "aan.emken.k_min", m.k_min, 0.0, 5000.0)?;
+        check_range(f, "aan.emken.k_max", m.k_max, m.k_min, 5000.0)?;
+        check_range(f, "aan.emken.initial", m.initial, m.k_min, m.k_max)?;
+        check_range(f, "aan.emken.nominal_trial_time", m.nominal_trial_time, 0.1, 60.0)?;
+        let r = &a.rbf;
+        check_range(f, "aan.rbf.centers", r.centers as f64, 2.0, crate::aan::MAX_RBF as f64)?;
+        check_range(f, "aan.rbf.width", r.width, 0.01, 1.0)?;
+        check_range(f, "aan.rbf.learning_rate", r.learning_rate, 0.0, 1e4)?;
+        check_range(f, "aan.rbf.decay", r.decay, 0.0, 100.0)?;
+        check_range(f, "aan.rbf.lambda", r.lambda, 0.0, 100.0)?;
+        check_range(f, "aan.rbf.weight_max", r.weight_max, 0.0, 100.0)?;
+        check_range(f, "aan.rbf.stiffness", r.stiffness, 0.0, 1000.0)?;
+        let t = &a.tunnel;
+        check_range(f, "aan.tunnel.width_min", t.width_min, 0.0, 1.0)?;
+        check_range(f, "aan.tunnel.width_max", t.width_max, t.width_min, 1.0)?;
+        check_range(f, "aan.tunnel.width", t.width, t.width_min, t.width_max)?;
+        check_range(f, "aan.tunnel.stiffness", t.stiffness, 0.0, 2000.0)?;
+        check_range(f, "aan.tunnel.damping", t.damping, 0.0, 100.0)?;
+        check_range(f, "aan.tunnel.flow_torque", t.flow_torque, 0.0, 10.0)?;
+        let p = &a.progression;
+        check_range(f, "aan.progression.success_low", p.success_low, 0.0, 1.0)?;
+        check_range(f, "aan.progression.success_high", p.success_high, p.success_low, 1.0)?;
+        check_range(f, "aan.progression.assistance_step", p.assistance_step, 0.0, 0.9)?;
+        check_range(f, "aan.progression.duration_step", p.duration_step, 0.0, 0.9)?;
+        check_range(f, "aan.progression.width_step", p.width_step, 0.0, 0.9)?;
+        check_range(f, "aan.progression.assistance_min", p.assistance_min, 0.0, 1.0)?;
+        check_range(f, "aan.progression.assistance_max", p.assistance_max, 1.0, 10.0)?;
+        check_range(f, "aan.progression.duration_min", p.duration_min, 0.1, 1.0)?;
+        check_range(f, "aan.progression.duration_max", p.duration_max, 1.0, 10.0)?;
+        if self.safety.joints.len() != dof {
+            return Err(ControllerError::range(
+                f,
+                "safety.joints",
+                self.safety.joints.len(),
+                format!("need {dof} [[safety.joints]] entries (one per joint)"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,601 @@
+//! The controller: gravity compensation with arm-weight support, joint and Cartesian impedance, transparent,
+//! resistive and error-augmentation modes, the assist-as-needed laws, and the momentum observer — one pure,
+//! allocation-free step per tick.
+
+use nalgebra::{Matrix3, Matrix6xX, Unit, Vector3};
+use plexo_hal::{JointArray, JointCommand, JointState, MAX_JOINTS};
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_kinematics::{
+    Data, FrameId, Model, ReferenceFrame, crba, forward_kinematics, frame_jacobian, gravity_torque, nonlinear_effects,
+    rnea,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::aan::{self, AanLaw, AdaptationState, BlockPerformance, Progression};
+use crate::config::ControllerConfig;
+use crate::error::{ControllerError, check_range};
+use crate::observer::MomentumObserver;
+use crate::safety::ControllerReport;
+use crate::tasks::TaskReference;
+
+/// Therapy mode of a block (Basteris et al. 2014 taxonomy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The robot moves the arm along the reference (stiff impedance + feed-forward).
+    Passive,
+    /// Assist-as-needed with the block's [`AanLaw`].
+    ActiveAssisted,
+    /// Gravity and friction compensation only: the patient moves freely.
+    Transparent,
+    /// Viscous and/or elastic resistance to the patient's motion.
+    Resistive,
+    /// The robot amplifies the tracking error (gain) and/or adds an offset (Wei & Patton 2005).
+    ErrorAugmentation,
+}
+
+/// Where the passive impedance acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    /// Joint-space impedance.
+    #[default]
+    Joint,
+    /// Cartesian impedance of the handle through Jᵀ, null-space posture towards the joint reference.
+    Cartesian,
+}
+
+/// The per-block settings of the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModeSettings {
+    /// Mode.
+    pub mode: Mode,
+    /// AAN law (used in [`Mode::ActiveAssisted`]).
+    pub law: AanLaw,
+    /// Space of the passive impedance.
+    pub space: Space,
+    /// Share of the patient's arm weight carried by the robot [-], 0..=1.
+    pub arm_support: f64,
+    /// Error-augmentation gain override [-], 1..=3 (None = configuration).
+    pub error_gain: Option<f64>,
+}
+
+impl ModeSettings {
+    /// Passive joint-space tracking with full arm support.
+    pub fn passive() -> Self {
+        Self { mode: Mode::Passive, law: AanLaw::Fixed, space: Space::Joint, arm_support: 1.0, error_gain: None }
+    }
+}
+
+/// Per-trial metrics, returned by [`Controller::end_trial`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrialMetrics {
+    /// RMS joint tracking error per joint [rad] (q_d − q).
+    pub rms_error: JointArray<f64>,
+    /// RMS over time of the norm of the assistive (mode) torque, gravity support excluded [Nm].
+    pub assistance_rms: f64,
+    /// RMS over time of the norm of the estimated patient torque [Nm].
+    pub effort_rms: f64,
+    /// Mean adapted Emken stiffness over the joints at trial end [Nm/rad].
+    pub mean_stiffness: f64,
+    /// Duration of the trial [s].
+    pub duration: f64,
+    /// Ticks accumulated.
+    pub ticks: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TrialAccumulator {
+    err2: [f64; MAX_JOINTS],
+    assist2: f64,
+    effort2: f64,
+    ticks: u64,
+    time: f64,
+}
+
+/// Runtime copies of the per-joint configuration arrays (no heap on the hot path).
+#[derive(Clone, Copy, Debug)]
+struct Gains {
+    k: JointArray<f64>,
+    d: JointArray<f64>,
+    coulomb: JointArray<f64>,
+    viscous: JointArray<f64>,
+    null_k: JointArray<f64>,
+    null_d: JointArray<f64>,
+    res_b: JointArray<f64>,
+    res_k: JointArray<f64>,
+    ea_k: JointArray<f64>,
+    ea_offset: JointArray<f64>,
+    aan_d: JointArray<f64>,
+}
+
+/// The controller. Owns two models: the robot alone (its gravity) and the robot with the patient's arm attached
+/// as payloads (the "coupled" model: arm gravity, inverse dynamics and the observer), each with its `Data`.
+#[derive(Clone, Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    gains: Gains,
+    dof: usize,
+    robot: Model,
+    robot_data: Data,
+    coupled: Model,
+    coupled_data: Data,
+    handle: FrameId,
+    jacobian: Matrix6xX<f64>,
+    observer: MomentumObserver,
+    adaptation: AdaptationState,
+    settings: ModeSettings,
+    report: ControllerReport,
+    last_t: Option<f64>,
+    last_torque: JointArray<f64>,
+    mode_torque: JointArray<f64>,
+    trial: TrialAccumulator,
+}
+
+fn arr(v: &[f64]) -> JointArray<f64> {
+    JointArray::from_slice(v).unwrap_or_default()
+}
+
+/// Attaches the patient's upper arm, forearm and hand to `model` as payloads (upper arm on `upper_arm_link`,
+/// forearm and hand on `forearm_link`, or the hand on `hand_link` when the robot has a wrist). Segment
+/// directions come from forward kinematics at q = 0 (arm hanging, elbow extended): shoulder → elbow → handle.
+/// Not real-time safe.
+pub fn attach_patient_arm(model: &mut Model, arm: &ArmAnthropometrics) -> Result<(), ControllerError> {
+    let frame = |m: &Model, name: &str| {
+        m.frame_id(name).ok_or_else(|| ControllerError::Model {
+            context: format!("attaching the patient's arm to `{}`", m.name()),
+            message: format!("the robot has no frame `{name}`"),
+        })
+    };
+    let upper = frame(model, "upper_arm_link")?;
+    let fore = frame(model, "forearm_link")?;
+    let handle = frame(model, "handle")?;
+    let hand = model.frame_id("hand_link");
+    let mut data = Data::new(model);
+    let zero = vec![0.0; model.nv()];
+    forward_kinematics(model, &mut data, &zero);
+    let pose = |id: FrameId| data.world_T_frame[id.0];
+    let dir_in = |id: FrameId, to: Vector3<f64>| -> Result<Unit<Vector3<f64>>, ControllerError> {
+        let p = pose(id);
+        let world_dir = to - p.translation.vector;
+        Unit::try_new(p.rotation.inverse() * world_dir, 1e-6).ok_or_else(|| ControllerError::Model {
+            context: "attaching the patient's arm".into(),
+            message: "zero-length segment between robot frames at q = 0".into(),
+        })
+    };
+    let p_fore = pose(fore).translation.vector;
+    let p_handle = pose(handle).translation.vector;
+    let upper_dir = dir_in(upper, p_fore)?;
+    let fore_dir = dir_in(fore, p_handle)?;
+    let attach = |m: &mut Model, name: &str, body| {
+        m.attach_payload(name, &body).map(|_| ()).map_err(|e| ControllerError::Model {
+            context: format!("attaching a patient segment to `{name}`"),
+            message: e.to_string(),
+        })
+    };
+    attach(model, "upper_arm_link", arm.upper_arm.to_rigid_body(upper_dir, Vector3::zeros()))?;
+    attach(model, "forearm_link", arm.forearm.to_rigid_body(fore_dir, Vector3::zeros()))?;
+    match hand {
+        Some(h) => {
+            let hand_dir = dir_in(h, p_handle).unwrap_or(fore_dir);
+            attach(model, "hand_link", arm.hand.to_rigid_body(hand_dir, Vector3::zeros()))?;
+        }
+        None => {
+            let wrist = fore_dir.into_inner() * arm.forearm.length;
+            attach(model, "forearm_link", arm.hand.to_rigid_body(fore_dir, wrist))?;
+        }
+    }
+    Ok(())
+}
+
+impl Controller {
+    /// Builds the controller for `robot` (the model without the patient), the configuration and the patient's
+    /// arm anthropometrics. Validates the configuration against the robot (`file` names it in errors).
+    /// Not real-time safe.
+    pub fn new(
+        robot: &Model,
+        config: &ControllerConfig,
+        arm: &ArmAnthropometrics,
+        file: &str,
+    ) -> Result<Self, ControllerError> {
+        let dof = robot.nv();
+        if dof > MAX_JOINTS {
+            return Err(ControllerError::range(file, "robot joints", dof, format!("at most {MAX_JOINTS}")));
+        }
+        config.validate(dof, file)?;
+        let mut coupled = robot.clone();
+        attach_patient_arm(&mut coupled, arm)?;
+        let handle = robot.frame_id(&config.cartesian.frame).ok_or_else(|| ControllerError::UnknownName {
+            what: "frame",
+            name: config.cartesian.frame.clone(),
+            available: robot.frames().iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        let c = config;
+        let gains = Gains {
+            k: arr(&c.impedance.stiffness),
+            d: arr(&c.impedance.damping),
+            coulomb: arr(&c.friction.coulomb),
+            viscous: arr(&c.friction.viscous),
+            null_k: arr(&c.cartesian.nullspace_stiffness),
+            null_d: arr(&c.cartesian.nullspace_damping),
+            res_b: arr(&c.resistive.viscous),
+            res_k: arr(&c.resistive.elastic),
+            ea_k: arr(&c.error_augmentation.stiffness),
+            ea_offset: arr(&c.error_augmentation.offset),
+            aan_d: arr(&c.aan.damping),
+        };
+        let mut settings = ModeSettings::passive();
+        settings.arm_support = c.gravity.arm_support;
+        Ok(Self {
+            gains,
+            dof,
+            robot_data: Data::new(robot),
+            robot: robot.clone(),
+            coupled_data: Data::new(&coupled),
+            coupled,
+            handle,
+            jacobian: Matrix6xX::zeros(dof),
+            observer: MomentumObserver::new(dof, &c.observer, c.safety.period),
+            adaptation: AdaptationState::new(dof, &c.aan.emken, &c.aan.tunnel),
+            settings,
+            report: ControllerReport::zeros(dof),
+            last_t: None,
+            last_torque: JointArray::splat(dof, 0.0),
+            mode_torque: JointArray::splat(dof, 0.0),
+            trial: TrialAccumulator::default(),
+            config: config.clone(),
+        })
+    }
+
+    /// Number of joints.
+    pub fn dof(&self) -> usize {
+        self.dof
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    /// The model of the robot with the patient's arm attached.
+    pub fn coupled_model(&self) -> &Model {
+        &self.coupled
+    }
+
+    /// Prepares for (re-)enabling: restarts the observer and the timing from the measured state. Call before
+    /// `SafetySupervisor::request_enable`/`request_resume`, with a reference that holds the measured posture, so
+    /// that the first torque is the hold torque (faded in by the supervisor). Real-time safe.
+    pub fn start(&mut self, _state: &JointState) {
+        self.observer.reset();
+        self.last_t = None;
+        self.last_torque.fill(0.0);
+        self.trial = TrialAccumulator::default();
+    }
+
+    /// Sets the mode of the next ticks (at a block boundary). Checks the ranges. Not real-time critical but
+    /// allocation-free.
+    pub fn set_mode(&mut self, settings: ModeSettings) -> Result<(), ControllerError> {
+        check_range("block settings", "arm_support", settings.arm_support, 0.0, 1.0)?;
+        if let Some(g) = settings.error_gain {
+            check_range("block settings", "error_gain", g, 1.0, 3.0)?;
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// The current mode settings.
+    pub fn mode(&self) -> ModeSettings {
+        self.settings
+    }
+
+    /// The adaptation state (serialize it to resume in the next session).
+    pub fn adaptation(&self) -> &AdaptationState {
+        &self.adaptation
+    }
+
+    /// Restores an adaptation state saved by an earlier session. Checks the joint count and clamps every value
+    /// to the configured bounds.
+    pub fn restore_adaptation(&mut self, mut state: AdaptationState) -> Result<(), ControllerError> {
+        if state.dof != self.dof || !state.is_finite() {
+            return Err(ControllerError::range(
+                "adaptation state",
+                "dof",
+                state.dof,
+                format!("need {} joints and finite values", self.dof),
+            ));
+        }
+        let a = &self.config.aan;
+        for k in &mut state.emken_stiffness[..self.dof] {
+            *k = k.clamp(a.emken.k_min, a.emken.k_max);
+        }
+        for w in state.rbf_weights.iter_mut().flatten() {
+            *w = w.clamp(-a.rbf.weight_max, a.rbf.weight_max);
+        }
+        state.tunnel_width = state.tunnel_width.clamp(a.tunnel.width_min, a.tunnel.width_max);
+        state.assistance_scale =
+            state.assistance_scale.clamp(a.progression.assistance_min, a.progression.assistance_max);
+        state.duration_scale = state.duration_scale.clamp(a.progression.duration_min, a.progression.duration_max);
+        self.adaptation = state;
+        Ok(())
+    }
+
+    /// What the supervisor needs besides the command (estimated interaction torque, hold torque, input check).
+    /// Real-time safe.
+    pub fn report(&self) -> &ControllerReport {
+        &self.report
+    }
+
+    /// The estimated patient torque per joint [Nm] (momentum observer, fused with a cuff sensor if present).
+    /// Real-time safe.
+    pub fn patient_torque(&self) -> &JointArray<f64> {
+        self.observer.estimate()
+    }
+
+    /// The torque of the mode/law alone (without gravity and arm support) of the last tick [Nm].
+    /// Real-time safe.
+    pub fn mode_torque(&self) -> &JointArray<f64> {
+        &self.mode_torque
+    }
+
+    /// Coulomb + viscous friction compensation torque of joint `j` at velocity `v` [Nm].
+    fn friction(&self, j: usize, v: f64) -> f64 {
+        let vs = self.config.friction.smoothing_velocity;
+        self.gains.coulomb[j] * (v / vs).tanh() + self.gains.viscous[j] * v
+    }
+
+    /// One control step: model update, observer, mode/AAN law, gravity and arm support. `t` is the time [s] (any
+    /// monotonic epoch). A non-finite state or reference gives a zero command and a report with
+    /// `inputs_finite = false` (the supervisor then stops). Real-time safe: no allocation, bounded time.
+    pub fn update(&mut self, state: &JointState, reference: &TaskReference, t: f64) -> JointCommand {
+        let n = self.dof;
+        let mut command = JointCommand::zeros(n);
+        let dims_ok = state.dof() == n && reference.position.len() == n;
+        let finite =
+            dims_ok && state.is_finite() && reference.is_finite() && self.adaptation.is_finite() && t.is_finite();
+        self.report.inputs_finite = finite;
+        if !finite {
+            self.report.hold_torque.fill(0.0);
+            return command;
+        }
+        let period = self.config.safety.period;
+        let dt = self.last_t.map_or(period, |last| (t - last).clamp(0.0, 0.1));
+        self.last_t = Some(t);
+        let q = &state.position;
+        let qd = &state.velocity;
+
+        // --- model update: gravity of robot and of robot + arm, mass matrix and nonlinear effects (coupled)
+        let mut g_robot = [0.0; MAX_JOINTS];
+        g_robot[..n].copy_from_slice(gravity_torque(&self.robot, &mut self.robot_data, q).as_slice());
+        let mut g_coupled = [0.0; MAX_JOINTS];
+        g_coupled[..n].copy_from_slice(gravity_torque(&self.coupled, &mut self.coupled_data, q).as_slice());
+        let mut nle = [0.0; MAX_JOINTS];
+        nle[..n].copy_from_slice(nonlinear_effects(&self.coupled, &mut self.coupled_data, q, qd).as_slice());
+        crba(&self.coupled, &mut self.coupled_data, q);
+
+        // --- observer: motor torque in, patient torque out
+        let mut tau_motor = if self.config.observer.use_commanded_torque { self.last_torque } else { state.torque };
+        if self.config.observer.subtract_friction {
+            for (j, tm) in tau_motor.iter_mut().enumerate() {
+                *tm -= self.friction(j, qd[j]);
+            }
+        }
+        let sensor = state.interaction_torque.as_ref();
+        self.observer.update(&self.coupled_data.mass_matrix, &nle[..n], &tau_motor, qd, dt, sensor);
+        self.report.interaction_torque = *self.observer.estimate();
+
+        // --- gravity compensation + arm-weight support
+        let alpha = self.settings.arm_support;
+        for j in 0..n {
+            self.report.hold_torque[j] = g_robot[j] + alpha * (g_coupled[j] - g_robot[j]);
+        }
+
+        // --- mode torque
+        let mut tau = JointArray::splat(n, 0.0);
+        let e = |j: usize| reference.position[j] - q[j];
+        let ed = |j: usize| reference.velocity[j] - qd[j];
+        match self.settings.mode {
+            Mode::Passive => {
+                match self.settings.space {
+                    Space::Joint => {
+                        for j in 0..n {
+                            tau[j] = self.gains.k[j] * e(j) + self.gains.d[j] * ed(j);
+                        }
+                    }
+                    Space::Cartesian => self.cartesian_impedance(state, reference, &mut tau),
+                }
+                if self.config.impedance.feedforward {
+                    let ff =
+                        rnea(&self.coupled, &mut self.coupled_data, q, &reference.velocity, &reference.acceleration);
+                    for j in 0..n {
+                        tau[j] += ff[j] - g_coupled[j];
+                    }
+                }
+            }
+            Mode::ActiveAssisted => self.assist_as_needed(state, reference, dt, &mut tau),
+            Mode::Transparent => {
+                for j in 0..n {
+                    tau[j] = self.friction(j, qd[j]);
+                }
+            }
+            Mode::Resistive => {
+                for j in 0..n {
+                    tau[j] = self.friction(j, qd[j])
+                        - self.gains.res_b[j] * qd[j]
+                        - self.gains.res_k[j] * (q[j] - reference.start[j]);
+                }
+            }
+            Mode::ErrorAugmentation => {
+                let ea = &self.config.error_augmentation;
+                let g = self.settings.error_gain.unwrap_or(ea.gain);
+                for j in 0..n {
+                    let augment =
+                        (g - 1.0) * self.gains.ea_k[j] * (q[j] - reference.position[j]) + self.gains.ea_offset[j];
+                    tau[j] = self.friction(j, qd[j]) + augment.clamp(-ea.torque_max, ea.torque_max);
+                }
+            }
+        }
+        self.mode_torque = tau;
+
+        // --- trial statistics (allocation-free accumulators)
+        let mut assist2 = 0.0;
+        let mut effort2 = 0.0;
+        for j in 0..n {
+            self.trial.err2[j] += e(j) * e(j);
+            assist2 += tau[j] * tau[j];
+            effort2 += self.report.interaction_torque[j].powi(2);
+        }
+        self.trial.assist2 += assist2;
+        self.trial.effort2 += effort2;
+        self.trial.ticks += 1;
+        self.trial.time += dt;
+
+        for j in 0..n {
+            command.torque[j] = self.report.hold_torque[j] + tau[j];
+        }
+        self.report.inputs_finite = command.is_finite();
+        self.last_torque = command.torque;
+        command
+    }
+
+    fn assist_as_needed(&mut self, state: &JointState, r: &TaskReference, dt: f64, tau: &mut JointArray<f64>) {
+        let n = self.dof;
+        let q = &state.position;
+        let qd = &state.velocity;
+        let scale = self.adaptation.assistance_scale;
+        let a = &self.config.aan;
+        match self.settings.law {
+            AanLaw::Fixed => {
+                for j in 0..n {
+                    tau[j] = scale * a.emken.initial * (r.position[j] - q[j])
+                        + self.gains.aan_d[j] * (r.velocity[j] - qd[j]);
+                }
+            }
+            AanLaw::Emken => {
+                if a.emken.continuous {
+                    let mut err = [0.0; MAX_JOINTS];
+                    for j in 0..n {
+                        err[j] = r.position[j] - q[j];
+                    }
+                    aan::emken_update_continuous(&mut self.adaptation.emken_stiffness[..n], &err[..n], dt, &a.emken);
+                }
+                for j in 0..n {
+                    tau[j] = scale * self.adaptation.emken_stiffness[j] * (r.position[j] - q[j])
+                        + self.gains.aan_d[j] * (r.velocity[j] - qd[j]);
+                }
+            }
+            AanLaw::Rbf => {
+                let c = &a.rbf;
+                for j in 0..n {
+                    let e = r.position[j] - q[j];
+                    let ed = r.velocity[j] - qd[j];
+                    aan::rbf_adapt(&mut self.adaptation.rbf_weights[j], r.phase, c.lambda * e + ed, dt, c);
+                    tau[j] = scale * (aan::rbf_torque(&self.adaptation.rbf_weights[j], r.phase, c) + c.stiffness * e)
+                        + self.gains.aan_d[j] * ed;
+                }
+            }
+            AanLaw::Tunnel => {
+                let width = self.adaptation.tunnel_width;
+                aan::tunnel_torque(q, qd, &r.start, &r.target, width, &a.tunnel, tau);
+                for t in tau.iter_mut() {
+                    *t *= scale;
+                }
+            }
+        }
+    }
+
+    /// Cartesian impedance of the handle: τ = J_vᵀ(K_x(x_d − x) + D_x(ẋ_d − ẋ)) + N (K_n(q_d − q) − D_n q̇),
+    /// N = I − J_vᵀ(J_v J_vᵀ + λ²I)⁻¹J_v. The desired handle position defaults to FK of q_d.
+    fn cartesian_impedance(&mut self, state: &JointState, r: &TaskReference, tau: &mut JointArray<f64>) {
+        let n = self.dof;
+        let c = &self.config.cartesian;
+        let (x_d, xd_d) = match r.handle_position {
+            Some(p) => (p, r.handle_velocity),
+            None => {
+                frame_jacobian(
+                    &self.robot,
+                    &mut self.robot_data,
+                    &r.position,
+                    self.handle,
+                    ReferenceFrame::LocalWorldAligned,
+                    &mut self.jacobian,
+                );
+                let p = self.robot_data.world_T_frame[self.handle.0].translation.vector;
+                let mut v = Vector3::zeros();
+                for j in 0..n {
+                    v += self.jacobian.fixed_view::<3, 1>(0, j) * r.velocity[j];
+                }
+                (p, v)
+            }
+        };
+        frame_jacobian(
+            &self.robot,
+            &mut self.robot_data,
+            &state.position,
+            self.handle,
+            ReferenceFrame::LocalWorldAligned,
+            &mut self.jacobian,
+        );
+        let x = self.robot_data.world_T_frame[self.handle.0].translation.vector;
+        let mut xd = Vector3::zeros();
+        for j in 0..n {
+            xd += self.jacobian.fixed_view::<3, 1>(0, j) * state.velocity[j];
+        }
+        let force = (x_d - x) * c.stiffness + (xd_d - xd) * c.damping;
+        let mut jjt = Matrix3::identity() * c.damping_lambda;
+        for j in 0..n {
+            let col = self.jacobian.fixed_view::<3, 1>(0, j);
+            jjt += col * col.transpose();
+        }
+        let inv = jjt.try_inverse().unwrap_or_else(Matrix3::zeros);
+        let mut z = [0.0; MAX_JOINTS];
+        let mut jz = Vector3::zeros();
+        for j in 0..n {
+            z[j] =
+                self.gains.null_k[j] * (r.position[j] - state.position[j]) - self.gains.null_d[j] * state.velocity[j];
+            jz += self.jacobian.fixed_view::<3, 1>(0, j) * z[j];
+        }
+        let y = inv * jz;
+        for j in 0..n {
+            let col = self.jacobian.fixed_view::<3, 1>(0, j);
+            tau[j] = col.dot(&force) + z[j] - col.dot(&y);
+        }
+    }
+
+    /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness from the
+    /// trial's RMS error. Allocation-free.
+    pub fn end_trial(&mut self) -> TrialMetrics {
+        let n = self.dof;
+        let ticks = self.trial.ticks.max(1) as f64;
+        let mut rms_error = JointArray::splat(n, 0.0);
+        for j in 0..n {
+            rms_error[j] = (self.trial.err2[j] / ticks).sqrt();
+        }
+        let a = &self.config.aan;
+        if self.settings.mode == Mode::ActiveAssisted
+            && self.settings.law == AanLaw::Emken
+            && !a.emken.continuous
+            && self.trial.ticks > 0
+        {
+            aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &rms_error, &a.emken);
+        }
+        if self.trial.ticks > 0 {
+            self.adaptation.trials += 1;
+        }
+        let metrics = TrialMetrics {
+            rms_error,
+            assistance_rms: (self.trial.assist2 / ticks).sqrt(),
+            effort_rms: (self.trial.effort2 / ticks).sqrt(),
+            mean_stiffness: self.adaptation.emken_stiffness[..n].iter().sum::<f64>() / n.max(1) as f64,
+            duration: self.trial.time,
+            ticks: self.trial.ticks,
+        };
+        self.trial = TrialAccumulator::default();
+        metrics
+    }
+
+    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width.
+    pub fn end_block(&mut self, performance: &BlockPerformance) -> Progression {
+        let a = &self.config.aan;
+        aan::progress_between_blocks(&mut self.adaptation, performance, &a.progression, &a.tunnel)
+    }
+}

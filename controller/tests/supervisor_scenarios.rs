@@ -1,0 +1,317 @@
+//! Scenario tests of the safety supervisor's state machine: one test per hazard of SAFETY.md.
+
+use core::time::Duration;
+
+use plexo_controller::{
+    ControllerConfig, ControllerReport, RomLimit, SafetyOutcome, SafetyState, SafetySupervisor, StopReason,
+};
+use plexo_hal::{JointCommand, JointFlags, JointInfo, JointState};
+
+const DOF: usize = 4;
+const PERIOD_US: u64 = 1000;
+
+fn joints() -> Vec<JointInfo> {
+    let names = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"];
+    use std::f64::consts::{FRAC_PI_2, FRAC_PI_3, FRAC_PI_6, PI};
+    // plexo-arm4 URDF limits.
+    let limits = [(-0.0873, FRAC_PI_2), (-FRAC_PI_6, 2.0 * FRAC_PI_3), (-FRAC_PI_3, FRAC_PI_3), (0.0, 0.75 * PI)];
+    names
+        .iter()
+        .zip(limits)
+        .map(|(n, (lo, hi))| JointInfo {
+            name: (*n).into(),
+            position_min: lo,
+            position_max: hi,
+            velocity_max: 2.5,
+            torque_max: 40.0,
+        })
+        .collect()
+}
+
+fn rom() -> Vec<RomLimit> {
+    vec![
+        RomLimit { min: 0.0, max: 1.2 },
+        RomLimit { min: -0.3, max: 1.5 },
+        RomLimit { min: -0.6, max: 0.8 },
+        RomLimit { min: 0.1, max: 2.0 },
+    ]
+}
+
+struct Rig {
+    sup: SafetySupervisor,
+    now: Duration,
+    state: JointState,
+    report: ControllerReport,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let config = ControllerConfig::default_config().unwrap();
+        let sup = SafetySupervisor::new(&config.safety, &joints(), Some(&rom())).unwrap();
+        let mut state = JointState::zeros(DOF);
+        state.position.copy_from_slice(&[0.5, 0.5, 0.0, 1.0]);
+        Self { sup, now: Duration::from_secs(1), state, report: ControllerReport::zeros(DOF) }
+    }
+
+    /// One tick with a constant controller command of `tau` on every joint.
+    fn tick(&mut self, tau: f64) -> (SafetyOutcome, JointCommand) {
+        self.now += Duration::from_micros(PERIOD_US);
+        self.state.stamp += Duration::from_micros(PERIOD_US);
+        // Keep the sensor alive (a real sensor never repeats bit-identical values for long).
+        self.state.torque[0] = (self.state.stamp.as_micros() % 7) as f64 * 1e-6;
+        let mut cmd = JointCommand::zeros(DOF);
+        cmd.torque.fill(tau);
+        let out = self.sup.apply(&self.state, &self.report, &mut cmd, self.now);
+        (out, cmd)
+    }
+
+    fn run_active(&mut self, tau: f64) {
+        self.sup.request_enable().unwrap();
+        for _ in 0..1100 {
+            self.tick(tau);
+        }
+        assert_eq!(self.sup.state(), SafetyState::Active);
+    }
+}
+
+#[test]
+fn disabled_outputs_zero_torque() {
+    let mut rig = Rig::new();
+    let (out, cmd) = rig.tick(5.0);
+    assert_eq!(out, SafetyOutcome::Disabled);
+    assert!(cmd.is_zero());
+}
+
+#[test]
+fn enable_ramps_from_zero_without_jump_and_reaches_active() {
+    let mut rig = Rig::new();
+    rig.sup.request_enable().unwrap();
+    let (out, cmd) = rig.tick(10.0);
+    assert_eq!(out, SafetyOutcome::Enabling { factor: 0.0 });
+    assert_eq!(cmd.torque[0], 0.0, "first command after enable is exactly the torque before it (zero)");
+    let mut prev = 0.0;
+    let mut max_step: f64 = 0.0;
+    let mut ticks_to_full = None;
+    for k in 1..1500 {
+        let (_, cmd) = rig.tick(10.0);
+        max_step = max_step.max((cmd.torque[0] - prev).abs());
+        prev = cmd.torque[0];
+        if ticks_to_full.is_none() && (cmd.torque[0] - 10.0).abs() < 1e-9 {
+            ticks_to_full = Some(k);
+        }
+    }
+    let soft_start_ticks = (rig.sup.config().soft_start_time * 1e6 / PERIOD_US as f64) as usize;
+    assert!(max_step <= 10.0 / soft_start_ticks as f64 + 1e-9, "ramp step {max_step} too large");
+    assert_eq!(ticks_to_full, Some(soft_start_ticks), "full torque exactly after the soft-start time");
+    assert_eq!(rig.sup.state(), SafetyState::Active);
+}
+
+#[test]
+fn nan_in_state_stops_and_escalates_to_fault_when_it_persists() {
+    let mut rig = Rig::new();
+    rig.run_active(2.0);
+    rig.state.velocity[2] = f64::NAN;
+    let (out, cmd) = rig.tick(2.0);
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::NonFiniteState, .. }), "{out:?}");
+    assert!(cmd.is_finite());
+    let samples = rig.sup.config().nonfinite_fault_samples;
+    let mut last = out;
+    for _ in 0..samples {
+        last = rig.tick(2.0).0;
+    }
+    assert_eq!(last, SafetyOutcome::Fault { reason: StopReason::NonFiniteState });
+    assert!(rig.tick(2.0).1.is_zero(), "category 0: torque off");
+}
+
+#[test]
+fn nan_in_reference_or_gains_stops() {
+    let mut rig = Rig::new();
+    rig.run_active(2.0);
+    rig.report.inputs_finite = false;
+    let (out, _) = rig.tick(2.0);
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::NonFiniteController, .. }), "{out:?}");
+}
+
+#[test]
+fn nan_in_command_stops_with_finite_output() {
+    let mut rig = Rig::new();
+    rig.run_active(2.0);
+    let (out, cmd) = rig.tick(f64::INFINITY);
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::NonFiniteCommand, .. }), "{out:?}");
+    assert!(cmd.is_finite());
+    // A category-2 stop keeps the (rate-limited) hold: no step in torque.
+    let step = rig.sup.torque_rate_max(0) * rig.sup.config().period;
+    assert!((cmd.torque[0] - 2.0).abs() <= step + 1e-9);
+}
+
+#[test]
+fn watchdog_overrun_stops() {
+    let mut rig = Rig::new();
+    rig.run_active(1.0);
+    rig.now += Duration::from_millis(50);
+    let (out, _) = rig.tick(1.0);
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::Watchdog { .. }, .. }), "{out:?}");
+    assert!(rig.sup.stats().overruns >= 1);
+}
+
+#[test]
+fn stale_time_stamp_stops() {
+    let mut rig = Rig::new();
+    rig.run_active(1.0);
+    let stamp = rig.state.stamp;
+    let mut out = SafetyOutcome::Disabled;
+    for _ in 0..=rig.sup.config().stale_samples {
+        out = rig.tick(1.0).0;
+        rig.state.stamp = stamp;
+    }
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::StaleSensor { .. }, .. }), "{out:?}");
+    // Still stale on the next tick: the stop cannot be monitored, torque off.
+    let out = rig.tick(1.0).0;
+    assert!(matches!(out, SafetyOutcome::Fault { reason: StopReason::StaleSensor { .. } }), "{out:?}");
+}
+
+#[test]
+fn spasm_releases_compliantly_and_resumes_only_on_request() {
+    let mut rig = Rig::new();
+    rig.report.hold_torque.fill(3.0);
+    rig.run_active(5.0);
+    rig.report.interaction_torque[3] = 25.0; // above the elbow threshold
+    rig.state.velocity[3] = 0.4;
+    let ticks = (rig.sup.config().spasm_time * 1e6 / PERIOD_US as f64) as usize;
+    for _ in 0..ticks - 1 {
+        assert!(matches!(rig.tick(5.0).0, SafetyOutcome::Active { .. }), "not before the spasm time");
+    }
+    let (out, _) = rig.tick(5.0);
+    assert_eq!(out, SafetyOutcome::CompliantRelease { joint: 3 });
+    // Damping and weight support only: the commanded 5 Nm stiffness torque is ignored.
+    let mut cmd = JointCommand::zeros(DOF);
+    for _ in 0..500 {
+        cmd = rig.tick(5.0).1;
+    }
+    let expected = 3.0 - rig.sup.config().release_damping * 0.4;
+    assert!((cmd.torque[3] - expected).abs() < 1e-9, "{} vs {expected}", cmd.torque[3]);
+    assert!(cmd.drive_impedance.is_none(), "no drive stiffness in release");
+    rig.report.interaction_torque[3] = 0.0;
+    for _ in 0..500 {
+        assert!(matches!(rig.tick(5.0).0, SafetyOutcome::CompliantRelease { .. }), "stays released");
+    }
+    rig.sup.request_resume().unwrap();
+    let (out, cmd) = rig.tick(5.0);
+    assert!(matches!(out, SafetyOutcome::Enabling { .. }));
+    assert!((cmd.torque[3] - expected).abs() < 1e-9, "resume fades from the release torque: {}", cmd.torque[3]);
+}
+
+#[test]
+fn estop_latches_until_reset() {
+    let mut rig = Rig::new();
+    rig.run_active(4.0);
+    rig.sup.estop();
+    let (out, cmd) = rig.tick(4.0);
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::EStop });
+    assert!(cmd.is_zero());
+    assert!(rig.sup.request_enable().is_err(), "no enable while latched");
+    assert!(rig.sup.request_resume().is_err());
+    for _ in 0..100 {
+        assert!(rig.tick(4.0).1.is_zero());
+    }
+    rig.sup.reset().unwrap();
+    assert_eq!(rig.tick(4.0).0, SafetyOutcome::Disabled, "reset never re-enables by itself");
+    rig.sup.request_enable().unwrap();
+    assert_eq!(rig.tick(4.0).1.torque[0], 0.0, "after reset the ramp starts from zero again");
+}
+
+#[test]
+fn drive_fault_flag_cuts_torque() {
+    let mut rig = Rig::new();
+    rig.run_active(4.0);
+    rig.state.flags[2] = JointFlags::NO_REPLY;
+    let (out, cmd) = rig.tick(4.0);
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::DriveFault { joint: 2 } });
+    assert!(cmd.is_zero());
+}
+
+#[test]
+fn soft_wall_fades_outward_torque_and_pushes_back_before_the_rom_limit() {
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    let (_, hi) = rig.sup.effective_limits(3);
+    assert_eq!(hi, 2.0, "patient ROM (2.0) is tighter than the hard limit (2.356)");
+    let w = rig.sup.wall_width(3);
+    // Half-way into the wall: outward torque halved, spring pushes back.
+    rig.state.position[3] = hi - 0.5 * w;
+    let mut cmd = JointCommand::zeros(DOF);
+    for _ in 0..200 {
+        cmd = rig.tick(4.0).1;
+    }
+    let k = 60.0; // wall_stiffness of elbow_flexion in controller.toml
+    let expected = 4.0 * 0.5 - k * 0.5 * w;
+    assert!((cmd.torque[3] - expected).abs() < 1e-9, "{} vs {expected}", cmd.torque[3]);
+    // At the limit: no outward torque at all.
+    rig.state.position[3] = hi;
+    for _ in 0..200 {
+        cmd = rig.tick(4.0).1;
+    }
+    assert!(cmd.torque[3] <= -k * w + 1e-9, "{}", cmd.torque[3]);
+}
+
+#[test]
+fn position_beyond_rom_tolerance_stops() {
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    let (lo, _) = rig.sup.effective_limits(0);
+    rig.state.position[0] = lo - rig.sup.config().position_tolerance - 0.01;
+    let (out, _) = rig.tick(0.0);
+    assert!(
+        matches!(out, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { joint: 0, .. }, .. }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn overspeed_stops_with_damping_and_escalates_without_standstill() {
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    rig.state.velocity[1] = rig.sup.velocity_max(1) + 0.1;
+    let (out, _) = rig.tick(0.0);
+    assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::VelocityLimit { joint: 1, .. }, .. }));
+    rig.state.velocity[1] = 1.0; // the arm keeps moving (e.g. pushed)
+    let mut cmd = JointCommand::zeros(DOF);
+    for _ in 0..100 {
+        cmd = rig.tick(0.0).1;
+    }
+    assert!(cmd.torque[1] < 0.0, "the damper opposes the motion");
+    let timeout_ticks = (rig.sup.config().safe_stop_timeout * 1e6 / PERIOD_US as f64) as usize;
+    let mut out = SafetyOutcome::Disabled;
+    for _ in 0..timeout_ticks {
+        out = rig.tick(0.0).0;
+    }
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::StandstillTimeout });
+}
+
+#[test]
+fn velocity_fade_removes_torque_along_fast_motion() {
+    let mut rig = Rig::new();
+    rig.run_active(3.0);
+    let vmax = rig.sup.velocity_max(0);
+    rig.state.velocity[0] = 0.95 * vmax;
+    let mut cmd = JointCommand::zeros(DOF);
+    for _ in 0..100 {
+        cmd = rig.tick(3.0).1;
+    }
+    let soft = rig.sup.config().velocity_soft_fraction;
+    let expected = 3.0 * (1.0 - 0.95) / (1.0 - soft);
+    assert!((cmd.torque[0] - expected).abs() < 1e-9, "{} vs {expected}", cmd.torque[0]);
+    assert_eq!(cmd.torque[1], 3.0, "a slow joint is untouched");
+}
+
+#[test]
+fn wrong_joint_count_faults() {
+    let mut rig = Rig::new();
+    rig.run_active(1.0);
+    let state = JointState::zeros(3);
+    let mut cmd = JointCommand::zeros(3);
+    rig.now += Duration::from_micros(PERIOD_US);
+    let out = rig.sup.apply(&state, &rig.report, &mut cmd, rig.now);
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::JointCountMismatch { expected: 4, got: 3 } });
+    assert!(cmd.is_zero() && cmd.dof() == 4);
+}
