@@ -173,6 +173,16 @@ pub enum HalError {
         /// What would fit (lower rate, bus split).
         suggestion: String,
     },
+    /// An error of another backend wrapped by a CAN composite (e.g. the simulated plant behind emulated drives).
+    #[error("{context}: {detail}")]
+    Backend {
+        /// Which backend / operation.
+        context: &'static str,
+        /// The backend's error kind, kept for the runtime's reaction.
+        kind: ErrorKind,
+        /// The backend's error message.
+        detail: String,
+    },
     /// An operating-system I/O error.
     #[error("{context}: {source}")]
     Io {
@@ -198,6 +208,7 @@ impl RobotError for HalError {
             HalError::Config { .. } => ErrorKind::Configuration,
             HalError::Io { .. } => ErrorKind::Other,
             HalError::InvalidFrame { .. } => ErrorKind::InvalidCommand,
+            HalError::Backend { kind, .. } => *kind,
             HalError::SdoAbort { .. } | HalError::Protocol { .. } => ErrorKind::Fault,
             HalError::LogParse { .. } | HalError::BusOverload { .. } => ErrorKind::Configuration,
         }

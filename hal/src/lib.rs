@@ -6,6 +6,7 @@
 //! which one it runs against.
 
 pub mod can;
+mod can_robot;
 pub mod canopen;
 mod config;
 mod error;
@@ -15,6 +16,7 @@ pub mod planner;
 mod robot;
 mod types;
 
+pub use can_robot::{CanRobot, CanRobotStats};
 pub use config::{
     BusConfig, CanRobotConfig, Cia402Options, JointConfig, JointLimits, JointMapping, MitOptions, MitTorqueField,
 };

@@ -1,1 +1,2 @@
 //! plexo-sim (filled by its issue).
+pub mod emulated;
