@@ -899,11 +899,11 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         if active {
             return self.send_active(command, false);
         }
-        self.send_idle()?;
+        let sent = self.send_idle();
         if !command.is_zero() {
             return Err(HalError::NotActive { state: self.lifecycle });
         }
-        Ok(())
+        sent
     }
 
     fn enable(&mut self) -> Result<(), HalError> {
