@@ -104,25 +104,31 @@ pub fn emken_update_continuous(stiffness: &mut [f64], error: &[f64], dt: f64, c:
     }
 }
 
-/// Gaussian basis value φ_k(s) of centre `k` of `c.centers`, spaced evenly over [0, 1].
-fn rbf_basis(k: usize, s: f64, c: &RbfConfig) -> f64 {
-    let centre = k as f64 / (c.centers - 1) as f64;
-    let d = (s - centre) / c.width;
-    (-0.5 * d * d).exp()
+/// Gaussian basis values φ_k(s), k < `c.centers`, centres spaced evenly over [0, 1], into `phi` (computed once
+/// per tick and shared by every joint). Real-time safe.
+pub fn rbf_basis(s: f64, c: &RbfConfig, phi: &mut [f64; MAX_RBF]) {
+    let s = s.clamp(0.0, 1.0);
+    let count = c.centers.min(MAX_RBF);
+    for (k, p) in phi.iter_mut().enumerate() {
+        *p = if k < count {
+            let d = (s - k as f64 / (count - 1) as f64) / c.width;
+            (-0.5 * d * d).exp()
+        } else {
+            0.0
+        };
+    }
 }
 
-/// The RBF model's torque for joint `j` at phase `s` [Nm]. Real-time safe.
-pub fn rbf_torque(weights: &[f64; MAX_RBF], s: f64, c: &RbfConfig) -> f64 {
-    let s = s.clamp(0.0, 1.0);
-    (0..c.centers.min(MAX_RBF)).map(|k| weights[k] * rbf_basis(k, s, c)).sum()
+/// The RBF model's torque Σ_k w_k φ_k [Nm] of one joint. Real-time safe.
+pub fn rbf_torque(weights: &[f64; MAX_RBF], phi: &[f64; MAX_RBF]) -> f64 {
+    weights.iter().zip(phi).map(|(w, p)| w * p).sum()
 }
 
 /// One adaptation step of the RBF weights of one joint over `dt` [s] with sliding error `sliding` =
-/// Λ(q_d − q) + (q̇_d − q̇) [rad/s]: ẇ_k = Γ φ_k(s) ε − ρ w_k, each |w_k| ≤ w_max. Real-time safe.
-pub fn rbf_adapt(weights: &mut [f64; MAX_RBF], s: f64, sliding: f64, dt: f64, c: &RbfConfig) {
-    let s = s.clamp(0.0, 1.0);
+/// Λ(q_d − q) + (q̇_d − q̇) [rad/s]: ẇ_k = Γ φ_k ε − ρ w_k, each |w_k| ≤ w_max. Real-time safe.
+pub fn rbf_adapt(weights: &mut [f64; MAX_RBF], phi: &[f64; MAX_RBF], sliding: f64, dt: f64, c: &RbfConfig) {
     for (k, w) in weights.iter_mut().enumerate().take(c.centers.min(MAX_RBF)) {
-        let dw = c.learning_rate * rbf_basis(k, s, c) * sliding - c.decay * *w;
+        let dw = c.learning_rate * phi[k] * sliding - c.decay * *w;
         *w = (*w + dt * dw).clamp(-c.weight_max, c.weight_max);
     }
 }
@@ -278,17 +284,20 @@ mod tests {
     fn rbf_learns_a_constant_deficit_then_decays() {
         let c = cfg().aan.rbf;
         let mut w = [0.0; MAX_RBF];
+        let (mut mid, mut start) = ([0.0; MAX_RBF], [0.0; MAX_RBF]);
+        rbf_basis(0.5, &c, &mut mid);
+        rbf_basis(0.0, &c, &mut start);
         for _ in 0..5000 {
-            rbf_adapt(&mut w, 0.5, 0.2, 0.001, &c);
+            rbf_adapt(&mut w, &mid, 0.2, 0.001, &c);
         }
-        let learned = rbf_torque(&w, 0.5, &c);
+        let learned = rbf_torque(&w, &mid);
         assert!(learned > 1.0, "positive error builds positive assistance, got {learned}");
-        assert!(rbf_torque(&w, 0.0, &c) < learned, "localised near the phase where the error was");
+        assert!(rbf_torque(&w, &start) < learned, "localised near the phase where the error was");
         assert!(w.iter().all(|x| x.abs() <= c.weight_max));
         for _ in 0..20_000 {
-            rbf_adapt(&mut w, 0.5, 0.0, 0.001, &c);
+            rbf_adapt(&mut w, &mid, 0.0, 0.001, &c);
         }
-        assert!(rbf_torque(&w, 0.5, &c) < 0.01 * learned + 1e-9, "decay removes unneeded assistance");
+        assert!(rbf_torque(&w, &mid) < 0.01 * learned + 1e-9, "decay removes unneeded assistance");
     }
 
     #[test]

@@ -6,8 +6,7 @@ use nalgebra::{Matrix3, Matrix6xX, Unit, Vector3};
 use plexo_hal::{JointArray, JointCommand, JointState, MAX_JOINTS};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_kinematics::{
-    Data, FrameId, Model, ReferenceFrame, crba, forward_kinematics, frame_jacobian, gravity_torque, nonlinear_effects,
-    rnea,
+    Data, FrameId, Model, ReferenceFrame, RigidBody, crba, forward_kinematics, frame_jacobian, nonlinear_effects, rnea,
 };
 use serde::{Deserialize, Serialize};
 
@@ -109,18 +108,21 @@ struct Gains {
     aan_d: JointArray<f64>,
 }
 
-/// The controller. Owns two models: the robot alone (its gravity) and the robot with the patient's arm attached
-/// as payloads (the "coupled" model: arm gravity, inverse dynamics and the observer), each with its `Data`.
+/// The controller. Owns the robot model with the patient's arm attached as payloads (the "coupled" model:
+/// inverse dynamics, the observer, the handle Jacobian) and its `Data`; the robot's and the arm's gravity are
+/// separated by linearity in the masses (the arm segments are kept as point masses).
 #[derive(Clone, Debug)]
 pub struct Controller {
     config: ControllerConfig,
     gains: Gains,
     dof: usize,
-    robot: Model,
-    robot_data: Data,
     coupled: Model,
     coupled_data: Data,
     handle: FrameId,
+    supports: [[bool; MAX_JOINTS]; MAX_JOINTS],
+    coupled_bodies: [GravityBody; MAX_JOINTS],
+    arm_bodies: [GravityBody; 3],
+    arm_body_count: usize,
     jacobian: Matrix6xX<f64>,
     observer: MomentumObserver,
     adaptation: AdaptationState,
@@ -136,56 +138,74 @@ fn arr(v: &[f64]) -> JointArray<f64> {
     JointArray::from_slice(v).unwrap_or_default()
 }
 
-/// Attaches the patient's upper arm, forearm and hand to `model` as payloads (upper arm on `upper_arm_link`,
-/// forearm and hand on `forearm_link`, or the hand on `hand_link` when the robot has a wrist). Segment
-/// directions come from forward kinematics at q = 0 (arm hanging, elbow extended): shoulder → elbow → handle.
-/// Not real-time safe.
-pub fn attach_patient_arm(model: &mut Model, arm: &ArmAnthropometrics) -> Result<(), ControllerError> {
-    let frame = |m: &Model, name: &str| {
-        m.frame_id(name).ok_or_else(|| ControllerError::Model {
-            context: format!("attaching the patient's arm to `{}`", m.name()),
-            message: format!("the robot has no frame `{name}`"),
-        })
-    };
-    let upper = frame(model, "upper_arm_link")?;
-    let fore = frame(model, "forearm_link")?;
-    let handle = frame(model, "handle")?;
-    let hand = model.frame_id("hand_link");
+/// Attaches the patient's upper arm (to `upper_arm_link`, from the shoulder centre), forearm (to `forearm_link`,
+/// from the elbow axis) and hand (centre of mass at the `handle`, the palm centre) to `model` as payloads. The
+/// segments point where the arm points at q = 0 by the shared joint-zero convention: straight down (world −z).
+/// The same attachment as the simulated patient (plexo-sim `arm_payloads`), so the observer's model matches the
+/// plant's. Returns the attached segments (frame name, body in that frame). Not real-time safe.
+pub fn attach_patient_arm(
+    model: &mut Model,
+    arm: &ArmAnthropometrics,
+) -> Result<Vec<(String, RigidBody)>, ControllerError> {
     let mut data = Data::new(model);
     let zero = vec![0.0; model.nv()];
     forward_kinematics(model, &mut data, &zero);
-    let pose = |id: FrameId| data.world_T_frame[id.0];
-    let dir_in = |id: FrameId, to: Vector3<f64>| -> Result<Unit<Vector3<f64>>, ControllerError> {
-        let p = pose(id);
-        let world_dir = to - p.translation.vector;
-        Unit::try_new(p.rotation.inverse() * world_dir, 1e-6).ok_or_else(|| ControllerError::Model {
-            context: "attaching the patient's arm".into(),
-            message: "zero-length segment between robot frames at q = 0".into(),
-        })
-    };
-    let p_fore = pose(fore).translation.vector;
-    let p_handle = pose(handle).translation.vector;
-    let upper_dir = dir_in(upper, p_fore)?;
-    let fore_dir = dir_in(fore, p_handle)?;
-    let attach = |m: &mut Model, name: &str, body| {
-        m.attach_payload(name, &body).map(|_| ()).map_err(|e| ControllerError::Model {
+    let down = Vector3::new(0.0, 0.0, -1.0);
+    let mut attached = Vec::with_capacity(3);
+    for (name, segment) in [("upper_arm_link", arm.upper_arm), ("forearm_link", arm.forearm), ("handle", arm.hand)] {
+        let id = model.frame_id(name).ok_or_else(|| ControllerError::Model {
+            context: format!("attaching the patient's arm to `{}`", model.name()),
+            message: format!("the robot has no frame `{name}`"),
+        })?;
+        let axis = Unit::new_normalize(data.world_T_frame[id.0].rotation.inverse() * down);
+        let offset = if name == "handle" { -axis.into_inner() * segment.com_from_proximal } else { Vector3::zeros() };
+        let body = segment.to_rigid_body(axis, offset);
+        model.attach_payload(name, &body).map_err(|e| ControllerError::Model {
             context: format!("attaching a patient segment to `{name}`"),
             message: e.to_string(),
-        })
-    };
-    attach(model, "upper_arm_link", arm.upper_arm.to_rigid_body(upper_dir, Vector3::zeros()))?;
-    attach(model, "forearm_link", arm.forearm.to_rigid_body(fore_dir, Vector3::zeros()))?;
-    match hand {
-        Some(h) => {
-            let hand_dir = dir_in(h, p_handle).unwrap_or(fore_dir);
-            attach(model, "hand_link", arm.hand.to_rigid_body(hand_dir, Vector3::zeros()))?;
-        }
-        None => {
-            let wrist = fore_dir.into_inner() * arm.forearm.length;
-            attach(model, "forearm_link", arm.hand.to_rigid_body(fore_dir, wrist))?;
+        })?;
+        attached.push((name.to_owned(), body));
+    }
+    Ok(attached)
+}
+
+/// Point masses that load the joints through gravity: body `joint` carries `mass` [kg] at `com` [m] (joint
+/// frame). Gravity torque is linear in the masses, so the arm's share is computed from its segments alone.
+#[derive(Clone, Copy, Debug, Default)]
+struct GravityBody {
+    joint: usize,
+    mass: f64,
+    com: Vector3<f64>,
+}
+
+/// Generalized gravity of `bodies` [Nm] from joint placements `world_t_joint` (after forward kinematics):
+/// g_i = −Σ_b m_b (a_i × (c_b − p_i))·g for revolute joints i supporting b (−m_b a_i·g for prismatic).
+/// Allocation-free.
+fn gravity_of_bodies(
+    model: &Model,
+    world_t_joint: &[nalgebra::Isometry3<f64>],
+    supports: &[[bool; MAX_JOINTS]; MAX_JOINTS],
+    bodies: &[GravityBody],
+    out: &mut [f64],
+) {
+    out.fill(0.0);
+    let g = model.gravity();
+    let joints = model.joints();
+    for b in bodies {
+        let c = world_t_joint[b.joint] * nalgebra::Point3::from(b.com);
+        let weight = g * b.mass;
+        for (i, joint) in joints.iter().enumerate() {
+            if !supports[i][b.joint] {
+                continue;
+            }
+            let a = world_t_joint[i].rotation * joint.axis.into_inner();
+            out[i] -= if joint.kind.is_rotational() {
+                a.cross(&(c.coords - world_t_joint[i].translation.vector)).dot(&weight)
+            } else {
+                a.dot(&weight)
+            };
         }
     }
-    Ok(())
 }
 
 impl Controller {
@@ -204,7 +224,28 @@ impl Controller {
         }
         config.validate(dof, file)?;
         let mut coupled = robot.clone();
-        attach_patient_arm(&mut coupled, arm)?;
+        let segments = attach_patient_arm(&mut coupled, arm)?;
+        let mut supports = [[false; MAX_JOINTS]; MAX_JOINTS];
+        for (i, row) in supports.iter_mut().enumerate().take(dof) {
+            for (j, s) in row.iter_mut().enumerate().take(dof) {
+                *s = coupled.is_ancestor(i, j);
+            }
+        }
+        let mut coupled_bodies = [GravityBody::default(); MAX_JOINTS];
+        for (j, joint) in coupled.joints().iter().enumerate() {
+            coupled_bodies[j] = GravityBody { joint: j, mass: joint.body.mass, com: joint.body.com };
+        }
+        let mut arm_bodies = [GravityBody::default(); 3];
+        let mut arm_body_count = 0;
+        for (frame_name, body) in &segments {
+            let frame = &coupled.frames()[coupled.frame_id(frame_name).expect("attached above").0];
+            // A segment on the fixed base loads no joint.
+            if let Some(joint) = frame.joint {
+                let in_joint = body.transformed(&frame.joint_T_frame);
+                arm_bodies[arm_body_count] = GravityBody { joint, mass: in_joint.mass, com: in_joint.com };
+                arm_body_count += 1;
+            }
+        }
         let handle = robot.frame_id(&config.cartesian.frame).ok_or_else(|| ControllerError::UnknownName {
             what: "frame",
             name: config.cartesian.frame.clone(),
@@ -229,11 +270,13 @@ impl Controller {
         Ok(Self {
             gains,
             dof,
-            robot_data: Data::new(robot),
-            robot: robot.clone(),
             coupled_data: Data::new(&coupled),
             coupled,
             handle,
+            supports,
+            coupled_bodies,
+            arm_bodies,
+            arm_body_count,
             jacobian: Matrix6xX::zeros(dof),
             observer: MomentumObserver::new(dof, &c.observer, c.safety.period),
             adaptation: AdaptationState::new(dof, &c.aan.emken, &c.aan.tunnel),
@@ -363,14 +406,22 @@ impl Controller {
         let q = &state.position;
         let qd = &state.velocity;
 
-        // --- model update: gravity of robot and of robot + arm, mass matrix and nonlinear effects (coupled)
-        let mut g_robot = [0.0; MAX_JOINTS];
-        g_robot[..n].copy_from_slice(gravity_torque(&self.robot, &mut self.robot_data, q).as_slice());
-        let mut g_coupled = [0.0; MAX_JOINTS];
-        g_coupled[..n].copy_from_slice(gravity_torque(&self.coupled, &mut self.coupled_data, q).as_slice());
+        // --- model update: nonlinear effects and mass matrix of robot + arm (observer), joint placements, and
+        // from them the gravity of robot + arm and of the arm alone (linear in the masses: no extra RNEA pass)
         let mut nle = [0.0; MAX_JOINTS];
         nle[..n].copy_from_slice(nonlinear_effects(&self.coupled, &mut self.coupled_data, q, qd).as_slice());
         crba(&self.coupled, &mut self.coupled_data, q);
+        forward_kinematics(&self.coupled, &mut self.coupled_data, q);
+        let mut g_coupled = [0.0; MAX_JOINTS];
+        let placements = &self.coupled_data.world_T_joint;
+        gravity_of_bodies(&self.coupled, placements, &self.supports, &self.coupled_bodies[..n], &mut g_coupled[..n]);
+        let mut g_arm = [0.0; MAX_JOINTS];
+        let arm = &self.arm_bodies[..self.arm_body_count];
+        gravity_of_bodies(&self.coupled, placements, &self.supports, arm, &mut g_arm[..n]);
+        let mut g_robot = [0.0; MAX_JOINTS];
+        for j in 0..n {
+            g_robot[j] = g_coupled[j] - g_arm[j];
+        }
 
         // --- observer: motor torque in, patient torque out
         let mut tau_motor = if self.config.observer.use_commanded_torque { self.last_torque } else { state.torque };
@@ -485,11 +536,13 @@ impl Controller {
             }
             AanLaw::Rbf => {
                 let c = &a.rbf;
+                let mut phi = [0.0; aan::MAX_RBF];
+                aan::rbf_basis(r.phase, c, &mut phi);
                 for j in 0..n {
                     let e = r.position[j] - q[j];
                     let ed = r.velocity[j] - qd[j];
-                    aan::rbf_adapt(&mut self.adaptation.rbf_weights[j], r.phase, c.lambda * e + ed, dt, c);
-                    tau[j] = scale * (aan::rbf_torque(&self.adaptation.rbf_weights[j], r.phase, c) + c.stiffness * e)
+                    aan::rbf_adapt(&mut self.adaptation.rbf_weights[j], &phi, c.lambda * e + ed, dt, c);
+                    tau[j] = scale * (aan::rbf_torque(&self.adaptation.rbf_weights[j], &phi) + c.stiffness * e)
                         + self.gains.aan_d[j] * ed;
                 }
             }
@@ -512,14 +565,14 @@ impl Controller {
             Some(p) => (p, r.handle_velocity),
             None => {
                 frame_jacobian(
-                    &self.robot,
-                    &mut self.robot_data,
+                    &self.coupled,
+                    &mut self.coupled_data,
                     &r.position,
                     self.handle,
                     ReferenceFrame::LocalWorldAligned,
                     &mut self.jacobian,
                 );
-                let p = self.robot_data.world_T_frame[self.handle.0].translation.vector;
+                let p = self.coupled_data.world_T_frame[self.handle.0].translation.vector;
                 let mut v = Vector3::zeros();
                 for j in 0..n {
                     v += self.jacobian.fixed_view::<3, 1>(0, j) * r.velocity[j];
@@ -528,14 +581,14 @@ impl Controller {
             }
         };
         frame_jacobian(
-            &self.robot,
-            &mut self.robot_data,
+            &self.coupled,
+            &mut self.coupled_data,
             &state.position,
             self.handle,
             ReferenceFrame::LocalWorldAligned,
             &mut self.jacobian,
         );
-        let x = self.robot_data.world_T_frame[self.handle.0].translation.vector;
+        let x = self.coupled_data.world_T_frame[self.handle.0].translation.vector;
         let mut xd = Vector3::zeros();
         for j in 0..n {
             xd += self.jacobian.fixed_view::<3, 1>(0, j) * state.velocity[j];

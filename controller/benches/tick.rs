@@ -1,0 +1,120 @@
+//! One full control tick on plexo-arm4: model update (gravity ×2, nonlinear effects, mass matrix) + momentum
+//! observer + AAN law + impedance + safety supervisor. Also per-mode variants.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use plexo_controller::{
+    AanLaw, Controller, ControllerConfig, Mode, ModeSettings, RomLimit, SafetySupervisor, Space, TaskReference,
+};
+use plexo_hal::{JointInfo, JointState};
+use plexo_kinematics::Model;
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+
+fn setup(mode: Mode, law: AanLaw, space: Space) -> (Controller, SafetySupervisor, JointState, TaskReference) {
+    let model = Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap();
+    let mut config = ControllerConfig::default_config().unwrap();
+    config.safety.soft_start_time = 0.0;
+    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+    let mut controller = Controller::new(&model, &config, &arm, "default").unwrap();
+    controller.set_mode(ModeSettings { mode, law, space, arm_support: 0.7, error_gain: None }).unwrap();
+    let joints: Vec<JointInfo> = model
+        .joints()
+        .iter()
+        .map(|j| JointInfo {
+            name: j.name.clone(),
+            position_min: j.limits.lower,
+            position_max: j.limits.upper,
+            velocity_max: j.limits.velocity,
+            torque_max: j.limits.effort,
+        })
+        .collect();
+    let rom: Vec<RomLimit> = joints.iter().map(|j| RomLimit { min: j.position_min, max: j.position_max }).collect();
+    let mut supervisor = SafetySupervisor::new(&config.safety, &joints, Some(&rom)).unwrap();
+    supervisor.request_enable().unwrap();
+    let mut state = JointState::zeros(4);
+    state.position.copy_from_slice(&[0.3, 0.6, 0.05, 1.2]);
+    state.velocity.copy_from_slice(&[0.1, -0.2, 0.05, 0.3]);
+    let mut reference = TaskReference::hold(&state.position);
+    reference.position[3] += 0.05;
+    reference.velocity[1] = 0.2;
+    reference.phase = 0.4;
+    reference.target[3] += 0.5;
+    (controller, supervisor, state, reference)
+}
+
+fn bench_tick(c: &mut Criterion) {
+    let cases = [
+        ("tick_arm4_aan_emken", Mode::ActiveAssisted, AanLaw::Emken, Space::Joint),
+        ("tick_arm4_aan_rbf", Mode::ActiveAssisted, AanLaw::Rbf, Space::Joint),
+        ("tick_arm4_aan_tunnel", Mode::ActiveAssisted, AanLaw::Tunnel, Space::Joint),
+        ("tick_arm4_passive_joint_ff", Mode::Passive, AanLaw::Fixed, Space::Joint),
+        ("tick_arm4_passive_cartesian", Mode::Passive, AanLaw::Fixed, Space::Cartesian),
+        ("tick_arm4_transparent", Mode::Transparent, AanLaw::Fixed, Space::Joint),
+    ];
+    for (name, mode, law, space) in cases {
+        let (mut controller, mut supervisor, mut state, reference) = setup(mode, law, space);
+        let mut now = Duration::from_secs(1);
+        let mut t = 0.0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                t += 0.001;
+                now += Duration::from_millis(1);
+                state.stamp = now;
+                state.position[0] += 1e-9; // never frozen
+                let mut cmd = controller.update(black_box(&state), black_box(&reference), t);
+                let outcome = supervisor.apply(&state, controller.report(), &mut cmd, now);
+                black_box((cmd, outcome))
+            })
+        });
+    }
+}
+
+/// Reference: the dynamics part alone (nonlinear effects + mass matrix + forward kinematics of robot + arm), to
+/// separate the kinematics library's share from the controller's own work in a loaded machine.
+fn bench_model_only(c: &mut Criterion) {
+    let (controller, _, state, _) = setup(Mode::Transparent, AanLaw::Fixed, Space::Joint);
+    let model = controller.coupled_model().clone();
+    let mut data = plexo_kinematics::Data::new(&model);
+    c.bench_function("model_update_only_arm4", |b| {
+        b.iter(|| {
+            plexo_kinematics::nonlinear_effects(&model, &mut data, black_box(&state.position), &state.velocity);
+            plexo_kinematics::crba(&model, &mut data, &state.position);
+            plexo_kinematics::forward_kinematics(&model, &mut data, &state.position);
+            black_box(data.mass_matrix[(0, 0)])
+        })
+    });
+}
+
+/// On-CPU time of this thread [ns] from /proc/thread-self/schedstat (Linux), None elsewhere. Wall-clock figures on a
+/// shared, overloaded machine include preemption; this one does not.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Prints the on-CPU time per tick (mean over 200 000 ticks) next to criterion's wall-clock figures.
+fn cpu_time_per_tick(_c: &mut Criterion) {
+    for (name, mode, law, space) in [
+        ("aan_emken", Mode::ActiveAssisted, AanLaw::Emken, Space::Joint),
+        ("passive_cartesian", Mode::Passive, AanLaw::Fixed, Space::Cartesian),
+    ] {
+        let (mut controller, mut supervisor, mut state, reference) = setup(mode, law, space);
+        let mut now = Duration::from_secs(1);
+        let ticks = 200_000u32;
+        let Some(start) = thread_cpu_ns() else { return };
+        for k in 0..ticks {
+            now += Duration::from_millis(1);
+            state.stamp = now;
+            state.position[0] += 1e-9;
+            let mut cmd = controller.update(black_box(&state), black_box(&reference), f64::from(k) * 1e-3);
+            black_box(supervisor.apply(&state, controller.report(), &mut cmd, now));
+        }
+        if let Some(end) = thread_cpu_ns() {
+            println!("on-CPU time per tick ({name}): {:.3} µs", (end - start) as f64 / f64::from(ticks) / 1000.0);
+        }
+    }
+}
+
+criterion_group!(benches, bench_model_only, bench_tick, cpu_time_per_tick);
+criterion_main!(benches);
