@@ -76,19 +76,20 @@ impl AkModel {
     }
 }
 
-/// Maps `x` in `[min, max]` to an unsigned `bits`-wide integer, clamping (never wrapping). Returns the value
-/// and whether it was clamped. `x` must be finite.
+/// Maps `x` in `[min, max]` to an unsigned `bits`-wide integer, clamping (never wrapping), rounding to nearest.
+/// Returns the value and whether it was clamped. `x` must be finite. Real-time safe.
 pub fn float_to_uint(x: f64, min: f64, max: f64, bits: u32) -> (u16, bool) {
     let clamped = x.clamp(min, max);
     let levels = f64::from((1u32 << bits) - 1);
-    let v = ((clamped - min) * levels / (max - min)).round();
-    (v as u16, clamped != x)
+    // Non-negative after the clamp: adding 0.5 and truncating rounds to nearest without a libm call.
+    let v = (clamped - min) * (levels / (max - min)) + 0.5;
+    ((v as u32).min((1u32 << bits) - 1) as u16, clamped != x)
 }
 
-/// Inverse of [`float_to_uint`].
+/// Inverse of [`float_to_uint`]. Real-time safe.
 pub fn uint_to_float(v: u16, min: f64, max: f64, bits: u32) -> f64 {
-    let levels = f64::from((1u32 << bits) - 1);
-    f64::from(v) * (max - min) / levels + min
+    let inv_levels = 1.0 / f64::from((1u32 << bits) - 1);
+    f64::from(v) * ((max - min) * inv_levels) + min
 }
 
 /// One MIT-mode command, output-shaft side: `τ = τ_ff + Kp (p − p_m) + Kd (v − v_m)` in the drive.
@@ -305,6 +306,47 @@ impl MitReply {
             finite(self.temperature).clamp(-128.0, 127.0).round() as i8 as u8,
             self.error.to_byte(),
         ]
+    }
+}
+
+/// A minimal set of MIT motors for tests and benchmarks: every frame addressed to one of them is answered at
+/// once with a reply whose position and velocity are the commanded ones (no physics, no state machine). Use the
+/// emulated drives of `plexo-sim` for faithful behaviour. A [`crate::can::Pump`] for
+/// [`crate::can::PumpedNode`].
+pub struct EchoMotors {
+    node: crate::can::VirtualNode,
+    motors: Vec<(u8, MitRanges)>,
+}
+
+impl EchoMotors {
+    /// Motors `(id, ranges)` on `node`.
+    pub fn new(node: crate::can::VirtualNode, motors: Vec<(u8, MitRanges)>) -> Self {
+        Self { node, motors }
+    }
+}
+
+impl crate::can::Pump for EchoMotors {
+    fn pump(&mut self) {
+        use crate::can::CanBus as _;
+        while let Some(frame) = self.node.try_receive() {
+            let Some(&(id, ranges)) = self.motors.iter().find(|(id, _)| frame.id() == CanId::Standard(u16::from(*id)))
+            else {
+                continue;
+            };
+            let cmd = MitCommand::decode(frame.data(), &ranges).unwrap_or_default();
+            let reply = MitReply {
+                motor_id: id,
+                position: cmd.position,
+                velocity: cmd.velocity,
+                torque: cmd.torque,
+                temperature: 30.0,
+                error: MitErrorCode::None,
+            };
+            if let Some(f) = CanFrame::new(CanId::Standard(0), &reply.encode(&ranges)) {
+                // A full queue here shows up as a missing reply on the host side, which is what tests check.
+                let _ = self.node.transmit(&f);
+            }
+        }
     }
 }
 
