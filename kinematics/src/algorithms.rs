@@ -2,13 +2,17 @@
 //! [`crate::spatial`]) and allocate nothing: every buffer lives in [`Data`]. All are real-time safe.
 //!
 //! Each algorithm takes the configuration `q` ([rad] or [m]) and recomputes the joint placements, so results are
-//! always consistent with the arguments. Slices must have length [`Model::nv`]; a wrong length is a programming
+//! always consistent with the arguments. Only [`forward_kinematics`] writes [`Data::world_T_joint`] and
+//! [`Data::world_T_frame`]. Slices must have length [`Model::nv`]; a wrong length is a programming
 //! error and panics with a message naming the argument.
 
-use nalgebra::{DMatrix, DVector, Isometry3, Matrix6xX, Quaternion, Translation3, UnitQuaternion, Vector3, Vector6};
+use nalgebra::{
+    DMatrix, DVector, Isometry3, Matrix3, Matrix6xX, Quaternion, Translation3, UnitQuaternion, Vector3, Vector6,
+};
 
 use crate::data::Workspace;
 use crate::spatial::{Force, Inertia, Motion};
+use crate::trig::sin_cos;
 use crate::{Data, FrameId, Model};
 
 /// Expression of a frame Jacobian (as in Pinocchio).
@@ -27,32 +31,66 @@ fn check_len(name: &str, slice: &[f64], nv: usize) {
     assert!(slice.len() == nv, "{name} has length {}, the model has {nv} joints", slice.len());
 }
 
-/// Joint placements, rotation matrices and world motion subspaces for configuration `q`.
-fn fk_joints(model: &Model, world_T_joint: &mut [Isometry3<f64>], work: &mut Workspace, q: &[f64]) {
+/// World rotations (quaternion and matrix), positions and motion subspaces of every joint for configuration `q`
+/// (used by the Jacobians and dynamics).
+fn fk_matrices(model: &Model, work: &mut Workspace, q: &[f64]) {
     check_len("q", q, model.nv());
     for (i, c) in model.cache.iter().enumerate() {
         let qi = q[i];
         let (local_rot, local_trans) = if c.rotational {
-            let (s, co) = (0.5 * qi).sin_cos();
+            let (s, co) = sin_cos(0.5 * qi);
             let quat: Quaternion<f64> = c.origin_rot.into_inner() * co + c.origin_axis * s;
             (UnitQuaternion::new_unchecked(quat), c.origin_trans)
         } else {
-            (c.origin_rot, c.origin_trans + c.origin_rot * (c.axis * qi))
+            (c.origin_rot, c.origin_trans + c.origin_matrix * (c.axis * qi))
         };
         let (rot, pos) = match c.parent {
-            Some(p) => (world_T_joint[p].rotation * local_rot, work.pos[p] + work.rot[p] * local_trans),
+            // Quaternion rotation keeps the matrix conversion off the parent→child dependency chain.
+            Some(p) => (work.quat[p] * local_rot, work.pos[p] + work.quat[p] * local_trans),
             None => (local_rot, local_trans),
         };
         let r = *rot.to_rotation_matrix().matrix();
-        let axis_world = r * c.axis;
-        work.s[i] = if c.rotational {
-            Motion { ang: axis_world, lin: pos.cross(&axis_world) }
-        } else {
-            Motion { ang: Vector3::zeros(), lin: axis_world }
-        };
+        work.s[i] = motion_subspace(c.rotational, &(r * c.axis), &pos);
+        work.quat[i] = rot;
         work.rot[i] = r;
         work.pos[i] = pos;
-        world_T_joint[i] = Isometry3::from_parts(Translation3::from(pos), rot);
+    }
+    work.matrices_current = true;
+}
+
+#[inline(always)]
+fn motion_subspace(rotational: bool, axis_world: &Vector3<f64>, pos: &Vector3<f64>) -> Motion {
+    if rotational {
+        Motion { ang: *axis_world, lin: pos.cross(axis_world) }
+    } else {
+        Motion { ang: Vector3::zeros(), lin: *axis_world }
+    }
+}
+
+/// Rebuilds the matrix-path buffers from [`Data::world_T_joint`] (after [`forward_kinematics`]).
+fn matrices_from_placements(model: &Model, data: &mut Data) {
+    let w = &mut data.work;
+    for (i, c) in model.cache.iter().enumerate() {
+        let placement = &data.world_T_joint[i];
+        let r = *placement.rotation.to_rotation_matrix().matrix();
+        let pos = placement.translation.vector;
+        w.s[i] = motion_subspace(c.rotational, &(r * c.axis), &pos);
+        w.quat[i] = placement.rotation;
+        w.rot[i] = r;
+        w.pos[i] = pos;
+    }
+    w.matrices_current = true;
+}
+
+/// World position [m] and world-to-frame rotation of a frame from the matrix-path buffers.
+#[inline]
+fn frame_pose(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> (Vector3<f64>, Matrix3<f64>) {
+    let f = &model.frames()[frame.0];
+    let r = w.rot[joint];
+    if model.frame_is_identity[frame.0] {
+        (w.pos[joint], r.transpose())
+    } else {
+        (w.pos[joint] + r * f.joint_T_frame.translation.vector, (r * model.frame_rot[frame.0]).transpose())
     }
 }
 
@@ -69,37 +107,49 @@ fn update_world_inertias(model: &Model, work: &mut Workspace) {
 /// Forward kinematics: fills [`Data::world_T_joint`] and [`Data::world_T_frame`] for configuration `q`.
 pub fn forward_kinematics(model: &Model, data: &mut Data, q: &[f64]) {
     data.check(model);
-    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    check_len("q", q, model.nv());
+    let world_T_joint = &mut data.world_T_joint;
+    for (i, c) in model.cache.iter().enumerate() {
+        let qi = q[i];
+        let parent_T_joint = if c.rotational {
+            // R_origin ⊗ (cos(q/2), sin(q/2) axis) = cos(q/2) R_origin + sin(q/2) (R_origin ⊗ axis).
+            let (s, co) = sin_cos(0.5 * qi);
+            let quat: Quaternion<f64> = c.origin_rot.into_inner() * co + c.origin_axis * s;
+            Isometry3::from_parts(Translation3::from(c.origin_trans), UnitQuaternion::new_unchecked(quat))
+        } else {
+            Isometry3::from_parts(Translation3::from(c.origin_trans + c.origin_matrix * (c.axis * qi)), c.origin_rot)
+        };
+        world_T_joint[i] = match c.parent {
+            Some(p) => world_T_joint[p] * parent_T_joint,
+            None => parent_T_joint,
+        };
+    }
+    data.work.matrices_current = false;
     for (k, f) in model.frames().iter().enumerate() {
         data.world_T_frame[k] = match f.joint {
-            Some(j) => data.world_T_joint[j] * f.joint_T_frame,
+            Some(j) if model.frame_is_identity[k] => world_T_joint[j],
+            Some(j) => world_T_joint[j] * f.joint_T_frame,
             None => f.joint_T_frame,
         };
     }
 }
 
 /// All joint Jacobians in the World convention: column `k` is the unit twist of joint `k` (linear rows 0..3 =
-/// velocity of the body point at the world origin [m/s per rad/s], angular rows 3..6). Runs the joint part of
-/// forward kinematics ([`Data::world_T_joint`]); frame Jacobians can then be read with
+/// velocity of the body point at the world origin [m/s per rad/s], angular rows 3..6), in
+/// [`Data::joint_jacobians`]. Frame Jacobians at the same `q` can then be read cheaply with
 /// [`frame_jacobian_from_data`].
 pub fn joint_jacobians<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d Matrix6xX<f64> {
     data.check(model);
-    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
-    for (k, s) in data.work.s.iter().enumerate() {
-        let mut col = data.joint_jacobians.column_mut(k);
-        col[0] = s.lin.x;
-        col[1] = s.lin.y;
-        col[2] = s.lin.z;
-        col[3] = s.ang.x;
-        col[4] = s.ang.y;
-        col[5] = s.ang.z;
+    fk_matrices(model, &mut data.work, q);
+    for (col, s) in data.joint_jacobians.as_mut_slice().chunks_exact_mut(6).zip(&data.work.s) {
+        col.copy_from_slice(&[s.lin.x, s.lin.y, s.lin.z, s.ang.x, s.ang.y, s.ang.z]);
     }
     &data.joint_jacobians
 }
 
 /// Jacobian of frame `frame` (6 × nv, linear rows 0..3 [m/s per rad/s], angular rows 3..6) expressed in
-/// `reference`, at configuration `q`. Also updates `data.world_T_frame[frame]`. Columns of joints that do not move
-/// the frame are zero. `jacobian` must be 6 × nv (allocate it once).
+/// `reference`, at configuration `q`. Columns of joints that do not move the frame are zero. `jacobian` must be
+/// 6 × nv (allocate it once).
 pub fn frame_jacobian(
     model: &Model,
     data: &mut Data,
@@ -109,13 +159,13 @@ pub fn frame_jacobian(
     jacobian: &mut Matrix6xX<f64>,
 ) {
     data.check(model);
-    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
+    fk_matrices(model, &mut data.work, q);
     frame_jacobian_from_data(model, data, frame, reference, jacobian);
 }
 
-/// Like [`frame_jacobian`] but reuses the joint placements already in `data` (from any algorithm run at the
-/// wanted configuration, e.g. [`forward_kinematics`] or [`joint_jacobians`]): several frames or references
-/// cost one forward-kinematics pass.
+/// Like [`frame_jacobian`] but reuses the joint placements of the last algorithm run on `data` (e.g.
+/// [`forward_kinematics`], [`joint_jacobians`], [`rnea`]) at the wanted configuration: several frames or
+/// references cost one forward-kinematics pass.
 pub fn frame_jacobian_from_data(
     model: &Model,
     data: &mut Data,
@@ -130,16 +180,15 @@ pub fn frame_jacobian_from_data(
         jacobian.ncols(),
         model.nv()
     );
-    let f = &model.frames()[frame.0];
     jacobian.fill(0.0);
-    let Some(j) = f.joint else {
-        data.world_T_frame[frame.0] = f.joint_T_frame;
+    let Some(j) = model.frames()[frame.0].joint else {
         return;
     };
-    let world_T_frame = data.world_T_joint[j] * f.joint_T_frame;
-    data.world_T_frame[frame.0] = world_T_frame;
-    let p = world_T_frame.translation.vector;
-    let frame_R_world = world_T_frame.rotation.to_rotation_matrix().matrix().transpose();
+    if !data.work.matrices_current {
+        matrices_from_placements(model, data);
+    }
+    let (p, frame_R_world) = frame_pose(model, &data.work, frame, j);
+    let columns = jacobian.as_mut_slice();
     let (start, end) = model.ancestor_range[j];
     for &k in &model.ancestors[start..end] {
         let s = &data.work.s[k];
@@ -148,13 +197,8 @@ pub fn frame_jacobian_from_data(
             ReferenceFrame::LocalWorldAligned => (s.lin + s.ang.cross(&p), s.ang),
             ReferenceFrame::Local => (frame_R_world * (s.lin + s.ang.cross(&p)), frame_R_world * s.ang),
         };
-        let mut col = jacobian.column_mut(k);
-        col[0] = lin.x;
-        col[1] = lin.y;
-        col[2] = lin.z;
-        col[3] = ang.x;
-        col[4] = ang.y;
-        col[5] = ang.z;
+        // Column-major storage: column k is the 6 consecutive entries at 6k.
+        columns[6 * k..6 * k + 6].copy_from_slice(&[lin.x, lin.y, lin.z, ang.x, ang.y, ang.z]);
     }
 }
 
@@ -164,8 +208,6 @@ pub fn frame_jacobian_from_data(
 ///   world axes;
 /// - `Local`: the same two vectors in the frame's axes (as Pinocchio's classical acceleration in LOCAL);
 /// - `World`: the spatial acceleration in the World convention, d/dt(J_World)·q̇.
-///
-/// Also updates `data.world_T_frame[frame]`.
 pub fn frame_classical_acceleration_bias(
     model: &Model,
     data: &mut Data,
@@ -176,10 +218,8 @@ pub fn frame_classical_acceleration_bias(
 ) -> Vector6<f64> {
     data.check(model);
     check_len("v", v, model.nv());
-    fk_joints(model, &mut data.world_T_joint, &mut data.work, q);
-    let f = &model.frames()[frame.0];
-    let Some(j) = f.joint else {
-        data.world_T_frame[frame.0] = f.joint_T_frame;
+    fk_matrices(model, &mut data.work, q);
+    let Some(j) = model.frames()[frame.0].joint else {
         return Vector6::zeros();
     };
     let w = &mut data.work;
@@ -194,18 +234,15 @@ pub fn frame_classical_acceleration_bias(
         w.v[k] = vp.add(&sq);
         w.a[k] = ap.add(&w.v[k].cross_motion(&sq));
     }
-    let world_T_frame = data.world_T_joint[j] * f.joint_T_frame;
-    data.world_T_frame[frame.0] = world_T_frame;
+    let (p, frame_R_world) = frame_pose(model, w, frame, j);
     let (vel, acc) = (w.v[j], w.a[j]);
     if reference == ReferenceFrame::World {
         return Vector6::new(acc.lin.x, acc.lin.y, acc.lin.z, acc.ang.x, acc.ang.y, acc.ang.z);
     }
-    let p = world_T_frame.translation.vector;
     let p_dot = vel.lin + vel.ang.cross(&p);
     let mut lin = acc.lin + acc.ang.cross(&p) + vel.ang.cross(&p_dot);
     let mut ang = acc.ang;
     if reference == ReferenceFrame::Local {
-        let frame_R_world = world_T_frame.rotation.to_rotation_matrix().matrix().transpose();
         lin = frame_R_world * lin;
         ang = frame_R_world * ang;
     }
@@ -215,14 +252,13 @@ pub fn frame_classical_acceleration_bias(
 /// Recursive Newton–Euler core: τ = M(q) a + C(q, v) v + g(q) into `out`. `v`/`a` of `None` mean zero.
 fn rnea_core(
     model: &Model,
-    world_T_joint: &mut [Isometry3<f64>],
     w: &mut Workspace,
     q: &[f64],
     v: Option<&[f64]>,
     a: Option<&[f64]>,
     out: &mut DVector<f64>,
 ) {
-    fk_joints(model, world_T_joint, w, q);
+    fk_matrices(model, w, q);
     update_world_inertias(model, w);
     // Gravity enters as an upward acceleration of the base (Featherstone's trick).
     let a_base = Motion { ang: Vector3::zeros(), lin: -model.gravity() };
@@ -256,7 +292,7 @@ pub fn rnea<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], a: &[f6
     data.check(model);
     check_len("v", v, model.nv());
     check_len("a", a, model.nv());
-    rnea_core(model, &mut data.world_T_joint, &mut data.work, q, Some(v), Some(a), &mut data.tau);
+    rnea_core(model, &mut data.work, q, Some(v), Some(a), &mut data.tau);
     &data.tau
 }
 
@@ -264,7 +300,7 @@ pub fn rnea<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], a: &[f6
 pub fn nonlinear_effects<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64]) -> &'d DVector<f64> {
     data.check(model);
     check_len("v", v, model.nv());
-    rnea_core(model, &mut data.world_T_joint, &mut data.work, q, Some(v), None, &mut data.nonlinear_effects);
+    rnea_core(model, &mut data.work, q, Some(v), None, &mut data.nonlinear_effects);
     &data.nonlinear_effects
 }
 
@@ -273,7 +309,7 @@ pub fn nonlinear_effects<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[
 pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DVector<f64> {
     data.check(model);
     let w = &mut data.work;
-    fk_joints(model, &mut data.world_T_joint, w, q);
+    fk_matrices(model, w, q);
     let g = model.gravity();
     for (i, c) in model.cache.iter().enumerate() {
         // Wrench needed to hold the body against gravity: force −m g at the CoM, as a moment about the origin.
@@ -294,7 +330,7 @@ pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d D
 pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64> {
     data.check(model);
     let w = &mut data.work;
-    fk_joints(model, &mut data.world_T_joint, w, q);
+    fk_matrices(model, w, q);
     update_world_inertias(model, w);
     w.composite.copy_from_slice(&w.inertia);
     for i in (0..model.nv()).rev() {
@@ -324,7 +360,7 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
     check_len("v", v, model.nv());
     check_len("tau", tau, model.nv());
     let w = &mut data.work;
-    fk_joints(model, &mut data.world_T_joint, w, q);
+    fk_matrices(model, w, q);
     update_world_inertias(model, w);
     for (i, c) in model.cache.iter().enumerate() {
         let vp = match c.parent {
@@ -378,7 +414,7 @@ pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f
     data.check(model);
     check_len("v", v, model.nv());
     let w = &mut data.work;
-    fk_joints(model, &mut data.world_T_joint, w, q);
+    fk_matrices(model, w, q);
     update_world_inertias(model, w);
     let mut energy = 0.0;
     for (i, c) in model.cache.iter().enumerate() {
@@ -396,7 +432,7 @@ pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f
 pub fn potential_energy(model: &Model, data: &mut Data, q: &[f64]) -> f64 {
     data.check(model);
     let w = &mut data.work;
-    fk_joints(model, &mut data.world_T_joint, w, q);
+    fk_matrices(model, w, q);
     let g = model.gravity();
     model.cache.iter().enumerate().map(|(i, c)| -c.mass * g.dot(&(w.rot[i] * c.com + w.pos[i]))).sum()
 }

@@ -1,6 +1,6 @@
 //! [`Data`]: every buffer the algorithms write, allocated once by [`Data::new`].
 
-use nalgebra::{DMatrix, DVector, Isometry3, Matrix3, Matrix6, Matrix6xX, Vector3, Vector6};
+use nalgebra::{DMatrix, DVector, Isometry3, Matrix3, Matrix6, Matrix6xX, UnitQuaternion, Vector3, Vector6};
 
 use crate::Model;
 use crate::spatial::{Force, Inertia, Motion};
@@ -8,6 +8,8 @@ use crate::spatial::{Force, Inertia, Motion};
 /// Work buffers of the algorithms (private).
 #[derive(Clone, Debug)]
 pub(crate) struct Workspace {
+    /// World rotation of each joint frame (quaternion, composed along the chain).
+    pub quat: Vec<UnitQuaternion<f64>>,
     /// World rotation matrix of each joint frame.
     pub rot: Vec<Matrix3<f64>>,
     /// World position of each joint frame origin [m].
@@ -36,6 +38,9 @@ pub(crate) struct Workspace {
     pub d: Vec<f64>,
     /// ABA: `u = τ − Sᵀ pᴬ`.
     pub u: Vec<f64>,
+    /// True when `rot`, `pos` and `s` hold the configuration of the last algorithm run; false after
+    /// `forward_kinematics`, which computes only [`Data::world_T_joint`].
+    pub matrices_current: bool,
 }
 
 /// Results and work buffers of the algorithms for one [`Model`]. Create once with [`Data::new`] (allocates), then
@@ -43,8 +48,7 @@ pub(crate) struct Workspace {
 /// clone of it (payloads may change; the number of joints and frames may not).
 #[derive(Clone, Debug)]
 pub struct Data {
-    /// Placement of every joint frame in the world, after [`crate::forward_kinematics`] (and the other
-    /// algorithms, which all run the joint part of forward kinematics).
+    /// Placement of every joint frame in the world, after [`crate::forward_kinematics`].
     pub world_T_joint: Vec<Isometry3<f64>>,
     /// Placement of every frame of [`Model::frames`] in the world, after [`crate::forward_kinematics`].
     pub world_T_frame: Vec<Isometry3<f64>>,
@@ -79,6 +83,7 @@ impl Data {
             mass_matrix: DMatrix::zeros(n, n),
             ddq: DVector::zeros(n),
             work: Workspace {
+                quat: vec![UnitQuaternion::identity(); n],
                 rot: vec![Matrix3::identity(); n],
                 pos: vec![Vector3::zeros(); n],
                 s: vec![Motion::ZERO; n],
@@ -93,6 +98,7 @@ impl Data {
                 u_vec: vec![Vector6::zeros(); n],
                 d: vec![0.0; n],
                 u: vec![0.0; n],
+                matrices_current: false,
             },
             nv: n,
             nframes: model.frames().len(),

@@ -44,6 +44,7 @@ mod data;
 mod error;
 mod model;
 mod spatial;
+mod trig;
 mod urdf;
 
 pub use algorithms::{

@@ -239,6 +239,8 @@ pub(crate) struct JointCache {
     pub origin_axis: Quaternion<f64>,
     pub origin_trans: Vector3<f64>,
     pub axis: Vector3<f64>,
+    /// `origin_rot` as a matrix.
+    pub origin_matrix: Matrix3<f64>,
     /// Body mass [kg], CoM [m] and inertia about the CoM [kg m²] in the joint frame (payloads included).
     pub mass: f64,
     pub com: Vector3<f64>,
@@ -250,6 +252,7 @@ impl JointCache {
         let axis = joint.axis.into_inner();
         let origin_rot = joint.parent_T_joint.rotation;
         JointCache {
+            origin_matrix: *origin_rot.to_rotation_matrix().matrix(),
             parent: joint.parent,
             rotational: joint.kind.is_rotational(),
             origin_rot,
@@ -285,6 +288,10 @@ pub struct Model {
     payloads: Vec<Payload>,
     next_payload_id: u64,
     pub(crate) cache: Vec<JointCache>,
+    /// Per frame, the rotation of `joint_T_frame` as a matrix.
+    pub(crate) frame_rot: Vec<Matrix3<f64>>,
+    /// Per frame, whether `joint_T_frame` is the identity (frame placement = joint placement).
+    pub(crate) frame_is_identity: Vec<bool>,
     /// Per joint, its ancestors (itself first) as a flat list: `ancestors[ancestor_range[i]]`.
     pub(crate) ancestors: Vec<usize>,
     pub(crate) ancestor_range: Vec<(usize, usize)>,
@@ -542,6 +549,8 @@ impl ModelBuilder {
 
         Ok(Model {
             name,
+            frame_rot: frames.iter().map(|f| *f.joint_T_frame.rotation.to_rotation_matrix().matrix()).collect(),
+            frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
             cache: joints.iter().map(JointCache::new).collect(),
             built_bodies: joints.iter().map(|j| j.body).collect(),
             joints,

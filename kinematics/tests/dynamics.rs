@@ -360,3 +360,24 @@ fn energy_rate_equals_joint_power_along_an_integrated_trajectory() {
         assert!((e1 - e0).abs() < 1e-6 * (1.0 + e0.abs()), "{}: passive ΔE {}", model.name(), e1 - e0);
     }
 }
+
+#[test]
+fn frame_jacobian_from_data_after_forward_kinematics_uses_that_configuration_not_a_stale_one() {
+    for (model, tip) in all_models() {
+        let n = model.nv();
+        let mut data = Data::new(&model);
+        let frame = model.frame_id(tip).unwrap();
+        let (q_old, v, a) = random_state(&model, 11);
+        let (q, _, _) = random_state(&model, 12);
+        let mut expected = Matrix6xX::zeros(n);
+        let mut cached = Matrix6xX::zeros(n);
+        for reference in [ReferenceFrame::World, ReferenceFrame::Local, ReferenceFrame::LocalWorldAligned] {
+            frame_jacobian(&model, &mut data, &q, frame, reference, &mut expected);
+            // Another algorithm at another configuration, then forward kinematics at q.
+            rnea(&model, &mut data, &q_old, &v, &a);
+            forward_kinematics(&model, &mut data, &q);
+            frame_jacobian_from_data(&model, &mut data, frame, reference, &mut cached);
+            assert!((&cached - &expected).abs().max() < 1e-12, "{} {reference:?}", model.name());
+        }
+    }
+}
