@@ -31,9 +31,10 @@ fn check_len(name: &str, slice: &[f64], nv: usize) {
     assert!(slice.len() == nv, "{name} has length {}, the model has {nv} joints", slice.len());
 }
 
-/// World rotations (quaternion and matrix), positions and motion subspaces of every joint for configuration `q`
-/// (used by the Jacobians and dynamics).
-fn fk_matrices(model: &Model, work: &mut Workspace, q: &[f64]) {
+/// World rotations, positions and motion subspaces of every joint for configuration `q` (used by the Jacobians and
+/// dynamics). Rotation matrices are filled only with `MATRICES` (the dynamics need them for the inertias; they are
+/// computed after the parent→child chain so they do not lengthen it).
+fn fk_joints<const MATRICES: bool>(model: &Model, work: &mut Workspace, q: &[f64]) {
     check_len("q", q, model.nv());
     for (i, c) in model.cache.iter().enumerate() {
         let qi = q[i];
@@ -49,11 +50,14 @@ fn fk_matrices(model: &Model, work: &mut Workspace, q: &[f64]) {
             Some(p) => (work.quat[p] * local_rot, work.pos[p] + work.quat[p] * local_trans),
             None => (local_rot, local_trans),
         };
-        let r = *rot.to_rotation_matrix().matrix();
-        work.s[i] = motion_subspace(c.rotational, &(r * c.axis), &pos);
+        work.s[i] = motion_subspace(c.rotational, &(rot * c.axis), &pos);
         work.quat[i] = rot;
-        work.rot[i] = r;
         work.pos[i] = pos;
+    }
+    if MATRICES {
+        for (r, quat) in work.rot.iter_mut().zip(&work.quat) {
+            *r = *quat.to_rotation_matrix().matrix();
+        }
     }
     work.matrices_current = true;
 }
@@ -72,25 +76,24 @@ fn matrices_from_placements(model: &Model, data: &mut Data) {
     let w = &mut data.work;
     for (i, c) in model.cache.iter().enumerate() {
         let placement = &data.world_T_joint[i];
-        let r = *placement.rotation.to_rotation_matrix().matrix();
         let pos = placement.translation.vector;
-        w.s[i] = motion_subspace(c.rotational, &(r * c.axis), &pos);
+        w.s[i] = motion_subspace(c.rotational, &(placement.rotation * c.axis), &pos);
         w.quat[i] = placement.rotation;
-        w.rot[i] = r;
         w.pos[i] = pos;
     }
     w.matrices_current = true;
 }
 
-/// World position [m] and world-to-frame rotation of a frame from the matrix-path buffers.
+/// World position [m] and world-to-frame rotation matrix of a frame from the joint buffers.
 #[inline]
 fn frame_pose(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> (Vector3<f64>, Matrix3<f64>) {
     let f = &model.frames()[frame.0];
-    let r = w.rot[joint];
+    let quat = &w.quat[joint];
     if model.frame_is_identity[frame.0] {
-        (w.pos[joint], r.transpose())
+        (w.pos[joint], *quat.inverse().to_rotation_matrix().matrix())
     } else {
-        (w.pos[joint] + r * f.joint_T_frame.translation.vector, (r * model.frame_rot[frame.0]).transpose())
+        let world_R_frame = (quat * f.joint_T_frame.rotation).inverse();
+        (w.pos[joint] + quat * f.joint_T_frame.translation.vector, *world_R_frame.to_rotation_matrix().matrix())
     }
 }
 
@@ -140,7 +143,7 @@ pub fn forward_kinematics(model: &Model, data: &mut Data, q: &[f64]) {
 /// [`frame_jacobian_from_data`].
 pub fn joint_jacobians<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d Matrix6xX<f64> {
     data.check(model);
-    fk_matrices(model, &mut data.work, q);
+    fk_joints::<false>(model, &mut data.work, q);
     for (col, s) in data.joint_jacobians.as_mut_slice().chunks_exact_mut(6).zip(&data.work.s) {
         col.copy_from_slice(&[s.lin.x, s.lin.y, s.lin.z, s.ang.x, s.ang.y, s.ang.z]);
     }
@@ -159,7 +162,7 @@ pub fn frame_jacobian(
     jacobian: &mut Matrix6xX<f64>,
 ) {
     data.check(model);
-    fk_matrices(model, &mut data.work, q);
+    fk_joints::<false>(model, &mut data.work, q);
     frame_jacobian_from_data(model, data, frame, reference, jacobian);
 }
 
@@ -218,7 +221,7 @@ pub fn frame_classical_acceleration_bias(
 ) -> Vector6<f64> {
     data.check(model);
     check_len("v", v, model.nv());
-    fk_matrices(model, &mut data.work, q);
+    fk_joints::<false>(model, &mut data.work, q);
     let Some(j) = model.frames()[frame.0].joint else {
         return Vector6::zeros();
     };
@@ -258,7 +261,7 @@ fn rnea_core(
     a: Option<&[f64]>,
     out: &mut DVector<f64>,
 ) {
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     update_world_inertias(model, w);
     // Gravity enters as an upward acceleration of the base (Featherstone's trick).
     let a_base = Motion { ang: Vector3::zeros(), lin: -model.gravity() };
@@ -309,7 +312,7 @@ pub fn nonlinear_effects<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[
 pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DVector<f64> {
     data.check(model);
     let w = &mut data.work;
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     let g = model.gravity();
     for (i, c) in model.cache.iter().enumerate() {
         // Wrench needed to hold the body against gravity: force −m g at the CoM, as a moment about the origin.
@@ -330,7 +333,7 @@ pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d D
 pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64> {
     data.check(model);
     let w = &mut data.work;
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     update_world_inertias(model, w);
     w.composite.copy_from_slice(&w.inertia);
     for i in (0..model.nv()).rev() {
@@ -360,7 +363,7 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
     check_len("v", v, model.nv());
     check_len("tau", tau, model.nv());
     let w = &mut data.work;
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     update_world_inertias(model, w);
     for (i, c) in model.cache.iter().enumerate() {
         let vp = match c.parent {
@@ -414,7 +417,7 @@ pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f
     data.check(model);
     check_len("v", v, model.nv());
     let w = &mut data.work;
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     update_world_inertias(model, w);
     let mut energy = 0.0;
     for (i, c) in model.cache.iter().enumerate() {
@@ -432,7 +435,7 @@ pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f
 pub fn potential_energy(model: &Model, data: &mut Data, q: &[f64]) -> f64 {
     data.check(model);
     let w = &mut data.work;
-    fk_matrices(model, w, q);
+    fk_joints::<true>(model, w, q);
     let g = model.gravity();
     model.cache.iter().enumerate().map(|(i, c)| -c.mass * g.dot(&(w.rot[i] * c.com + w.pos[i]))).sum()
 }

@@ -288,8 +288,6 @@ pub struct Model {
     payloads: Vec<Payload>,
     next_payload_id: u64,
     pub(crate) cache: Vec<JointCache>,
-    /// Per frame, the rotation of `joint_T_frame` as a matrix.
-    pub(crate) frame_rot: Vec<Matrix3<f64>>,
     /// Per frame, whether `joint_T_frame` is the identity (frame placement = joint placement).
     pub(crate) frame_is_identity: Vec<bool>,
     /// Per joint, its ancestors (itself first) as a flat list: `ancestors[ancestor_range[i]]`.
@@ -549,7 +547,6 @@ impl ModelBuilder {
 
         Ok(Model {
             name,
-            frame_rot: frames.iter().map(|f| *f.joint_T_frame.rotation.to_rotation_matrix().matrix()).collect(),
             frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
             cache: joints.iter().map(JointCache::new).collect(),
             built_bodies: joints.iter().map(|j| j.body).collect(),
