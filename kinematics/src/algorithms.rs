@@ -183,7 +183,7 @@ pub fn frame_jacobian_from_data(
         jacobian.ncols(),
         model.nv()
     );
-    jacobian.fill(0.0);
+    jacobian.as_mut_slice().fill(0.0);
     let Some(j) = model.frames()[frame.0].joint else {
         return;
     };
@@ -343,7 +343,7 @@ pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64
         }
     }
     let m = &mut data.mass_matrix;
-    m.fill(0.0);
+    m.as_mut_slice().fill(0.0);
     for i in 0..model.nv() {
         let force = w.composite[i].mul_motion(&w.s[i]);
         let (start, end) = model.ancestor_range[i];
