@@ -84,17 +84,25 @@ fn matrices_from_placements(model: &Model, data: &mut Data) {
     w.matrices_current = true;
 }
 
-/// World position [m] and world-to-frame rotation matrix of a frame from the joint buffers.
+/// World position [m] of a frame's origin from the joint buffers.
 #[inline]
-fn frame_pose(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> (Vector3<f64>, Matrix3<f64>) {
-    let f = &model.frames()[frame.0];
-    let quat = &w.quat[joint];
+fn frame_position(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> Vector3<f64> {
     if model.frame_is_identity[frame.0] {
-        (w.pos[joint], *quat.inverse().to_rotation_matrix().matrix())
+        w.pos[joint]
     } else {
-        let world_R_frame = (quat * f.joint_T_frame.rotation).inverse();
-        (w.pos[joint] + quat * f.joint_T_frame.translation.vector, *world_R_frame.to_rotation_matrix().matrix())
+        w.pos[joint] + w.quat[joint] * model.frames()[frame.0].joint_T_frame.translation.vector
     }
+}
+
+/// Rotation matrix from world axes to a frame's axes, from the joint buffers.
+#[inline]
+fn frame_R_world(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> Matrix3<f64> {
+    let world_R_frame = if model.frame_is_identity[frame.0] {
+        w.quat[joint]
+    } else {
+        w.quat[joint] * model.frames()[frame.0].joint_T_frame.rotation
+    };
+    *world_R_frame.inverse().to_rotation_matrix().matrix()
 }
 
 /// World spatial inertia of every body (after `fk_joints`).
@@ -190,15 +198,20 @@ pub fn frame_jacobian_from_data(
     if !data.work.matrices_current {
         matrices_from_placements(model, data);
     }
-    let (p, frame_R_world) = frame_pose(model, &data.work, frame, j);
+    let w = &data.work;
+    let p = frame_position(model, w, frame, j);
+    let rot = match reference {
+        ReferenceFrame::Local => frame_R_world(model, w, frame, j),
+        _ => Matrix3::identity(),
+    };
     let columns = jacobian.as_mut_slice();
     let (start, end) = model.ancestor_range[j];
     for &k in &model.ancestors[start..end] {
-        let s = &data.work.s[k];
+        let s = &w.s[k];
         let (lin, ang) = match reference {
             ReferenceFrame::World => (s.lin, s.ang),
             ReferenceFrame::LocalWorldAligned => (s.lin + s.ang.cross(&p), s.ang),
-            ReferenceFrame::Local => (frame_R_world * (s.lin + s.ang.cross(&p)), frame_R_world * s.ang),
+            ReferenceFrame::Local => (rot * (s.lin + s.ang.cross(&p)), rot * s.ang),
         };
         // Column-major storage: column k is the 6 consecutive entries at 6k.
         columns[6 * k..6 * k + 6].copy_from_slice(&[lin.x, lin.y, lin.z, ang.x, ang.y, ang.z]);
@@ -237,7 +250,7 @@ pub fn frame_classical_acceleration_bias(
         w.v[k] = vp.add(&sq);
         w.a[k] = ap.add(&w.v[k].cross_motion(&sq));
     }
-    let (p, frame_R_world) = frame_pose(model, w, frame, j);
+    let p = frame_position(model, w, frame, j);
     let (vel, acc) = (w.v[j], w.a[j]);
     if reference == ReferenceFrame::World {
         return Vector6::new(acc.lin.x, acc.lin.y, acc.lin.z, acc.ang.x, acc.ang.y, acc.ang.z);
@@ -246,8 +259,9 @@ pub fn frame_classical_acceleration_bias(
     let mut lin = acc.lin + acc.ang.cross(&p) + vel.ang.cross(&p_dot);
     let mut ang = acc.ang;
     if reference == ReferenceFrame::Local {
-        lin = frame_R_world * lin;
-        ang = frame_R_world * ang;
+        let rot = frame_R_world(model, w, frame, j);
+        lin = rot * lin;
+        ang = rot * ang;
     }
     Vector6::new(lin.x, lin.y, lin.z, ang.x, ang.y, ang.z)
 }

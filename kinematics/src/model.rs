@@ -305,6 +305,15 @@ impl Model {
     }
 
     /// Parses a URDF document.
+    ///
+    /// Supported joints: revolute, continuous, prismatic (1 DOF each) and fixed (merged into the parent body; the
+    /// child link becomes a frame). Every link gets a frame named after it (the root link is the base frame, fixed
+    /// to the world); every joint gets a frame named after it unless a link already has that name. Checked, with
+    /// an error naming the joint or link: duplicate names, missing parent/child links, links with several parents,
+    /// cycles, several roots, floating/planar joints, NaN/infinite numbers, zero axes, lower > upper limits,
+    /// negative velocity/effort limits, negative mass, inertia that is not positive definite or violates the
+    /// triangle inequality, and joints that move no mass at all. A link without `<inertial>` (or with mass 0 and
+    /// zero inertia, which `urdf-rs` cannot tell apart) is massless.
     pub fn from_urdf_str(xml: &str) -> Result<Model, KinematicsError> {
         crate::urdf::parse(xml)
     }
