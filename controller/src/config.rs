@@ -28,6 +28,8 @@ pub struct ControllerConfig {
     pub impedance: ImpedanceConfig,
     /// Cartesian impedance at the handle frame.
     pub cartesian: CartesianConfig,
+    /// Transparent mode.
+    pub transparent: TransparentConfig,
     /// Resistive mode.
     pub resistive: ResistiveConfig,
     /// Error augmentation mode.
@@ -105,6 +107,16 @@ pub struct CartesianConfig {
     pub nullspace_damping: Vec<f64>,
     /// Damping λ² of the least-squares inverse used in the null-space projector [m²].
     pub damping_lambda: f64,
+}
+
+/// Transparent mode: gravity + friction compensation and a small residual damping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransparentConfig {
+    /// Residual joint damping per joint [Nm·s/rad]. The human arm closes its own delayed (~0.1 s) feedback
+    /// loop through the robot; a little damping keeps that coupled loop stable at the cost of a small, known
+    /// interaction torque (b·q̇). 0 = pure compensation.
+    pub damping: Vec<f64>,
 }
 
 /// Resistive mode: τ = −B q̇ − K (q − q_anchor).
@@ -288,6 +300,7 @@ impl ControllerConfig {
         joints("cartesian.nullspace_stiffness", &c.nullspace_stiffness, 0.0, 500.0)?;
         joints("cartesian.nullspace_damping", &c.nullspace_damping, 0.0, 50.0)?;
         check_range(f, "cartesian.damping_lambda", c.damping_lambda, 0.0, 1.0)?;
+        joints("transparent.damping", &self.transparent.damping, 0.0, 5.0)?;
         joints("resistive.viscous", &self.resistive.viscous, 0.0, 50.0)?;
         joints("resistive.elastic", &self.resistive.elastic, 0.0, 200.0)?;
         let e = &self.error_augmentation;

@@ -25,7 +25,7 @@ pub enum Mode {
     Passive,
     /// Assist-as-needed with the block's [`AanLaw`].
     ActiveAssisted,
-    /// Gravity and friction compensation only: the patient moves freely.
+    /// Gravity and friction compensation (plus a small residual damping): the patient moves freely.
     Transparent,
     /// Viscous and/or elastic resistance to the patient's motion.
     Resistive,
@@ -101,6 +101,7 @@ struct Gains {
     viscous: JointArray<f64>,
     null_k: JointArray<f64>,
     null_d: JointArray<f64>,
+    transparent_d: JointArray<f64>,
     res_b: JointArray<f64>,
     res_k: JointArray<f64>,
     ea_k: JointArray<f64>,
@@ -259,6 +260,7 @@ impl Controller {
             viscous: arr(&c.friction.viscous),
             null_k: arr(&c.cartesian.nullspace_stiffness),
             null_d: arr(&c.cartesian.nullspace_damping),
+            transparent_d: arr(&c.transparent.damping),
             res_b: arr(&c.resistive.viscous),
             res_k: arr(&c.resistive.elastic),
             ea_k: arr(&c.error_augmentation.stiffness),
@@ -465,12 +467,13 @@ impl Controller {
             Mode::ActiveAssisted => self.assist_as_needed(state, reference, dt, &mut tau),
             Mode::Transparent => {
                 for j in 0..n {
-                    tau[j] = self.friction(j, qd[j]);
+                    tau[j] = self.friction(j, qd[j]) - self.gains.transparent_d[j] * qd[j];
                 }
             }
             Mode::Resistive => {
                 for j in 0..n {
                     tau[j] = self.friction(j, qd[j])
+                        - self.gains.transparent_d[j] * qd[j]
                         - self.gains.res_b[j] * qd[j]
                         - self.gains.res_k[j] * (q[j] - reference.start[j]);
                 }
@@ -481,7 +484,8 @@ impl Controller {
                 for j in 0..n {
                     let augment =
                         (g - 1.0) * self.gains.ea_k[j] * (q[j] - reference.position[j]) + self.gains.ea_offset[j];
-                    tau[j] = self.friction(j, qd[j]) + augment.clamp(-ea.torque_max, ea.torque_max);
+                    tau[j] = self.friction(j, qd[j]) - self.gains.transparent_d[j] * qd[j]
+                        + augment.clamp(-ea.torque_max, ea.torque_max);
                 }
             }
         }

@@ -789,8 +789,10 @@ impl SafetySupervisor {
     }
 
     /// Walls, velocity fade, saturation and rate limit of one joint's total torque `tau` [Nm]. `q`/`qd` must be
-    /// finite.
-    fn shape_joint(&self, j: usize, tau: f64, q: f64, qd: f64) -> f64 {
+    /// finite. `wall_scale` ∈ [0, 1] scales the wall's spring–damper (the soft-start factor while enabling: a
+    /// resting arm often lies in a wall zone, e.g. hanging against the abduction stop, and a full-strength wall
+    /// at enable would kick it); the fade of outward torque always acts in full.
+    fn shape_joint(&self, j: usize, tau: f64, q: f64, qd: f64, wall_scale: f64) -> f64 {
         let l = &self.limits[j];
         let mut tau = tau;
         // Velocity fade: torque along the motion fades to zero between soft fraction and the limit.
@@ -805,7 +807,7 @@ impl SafetySupervisor {
             if tau > 0.0 {
                 tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
             }
-            tau -= l.wall_stiffness * pen + l.wall_damping * qd.max(0.0);
+            tau -= wall_scale * (l.wall_stiffness * pen + l.wall_damping * qd.max(0.0));
         }
         let lower_start = l.lower + l.wall_width;
         if q < lower_start {
@@ -813,7 +815,7 @@ impl SafetySupervisor {
             if tau < 0.0 {
                 tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
             }
-            tau += l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0);
+            tau += wall_scale * (l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0));
         }
         self.saturate_and_rate_limit(j, tau)
     }
@@ -847,7 +849,7 @@ impl SafetySupervisor {
                 drive_part = d.stiffness[j] * (d.position[j] - q) + d.damping[j] * (d.velocity[j] - qd);
             }
             let requested = factor * command.torque[j] + (1.0 - factor) * self.ramp_from[j] + drive_part;
-            let total = self.shape_joint(j, requested, q, qd);
+            let total = self.shape_joint(j, requested, q, qd, factor);
             limited |= (total - requested).abs() > 1e-12 * (1.0 + requested.abs());
             command.torque[j] = total - drive_part;
             self.prev_torque[j] = total;
@@ -861,7 +863,7 @@ impl SafetySupervisor {
             let (q, qd) = (state.position[j], state.velocity[j]);
             let hold = report.hold_torque.get(j).copied().filter(|h| h.is_finite()).unwrap_or(0.0);
             let tau = if q.is_finite() && qd.is_finite() {
-                self.shape_joint(j, hold - damping * qd, q, qd)
+                self.shape_joint(j, hold - damping * qd, q, qd, 1.0)
             } else {
                 // Position or velocity unknown: no hold, no damping; only bounded by the rate limit.
                 self.saturate_and_rate_limit(j, 0.0)

@@ -85,7 +85,9 @@ fn resistive_mode_opposes_velocity_with_the_configured_damping() {
     c.set_mode(settings(Mode::Resistive)).unwrap();
     let s = state(Q, [0.0, 0.5, 0.0, -1.0]);
     let tau = mode_torque(&mut c, &s, &TaskReference::hold(&s.position));
-    let b = &c.config().resistive.viscous;
+    // Resistance plus the residual transparent damping the resistive mode is built on.
+    let b: Vec<f64> =
+        c.config().resistive.viscous.iter().zip(&c.config().transparent.damping).map(|(r, t)| r + t).collect();
     assert!((tau[1] + b[1] * 0.5).abs() < 1e-9 && (tau[3] - b[3] * 1.0).abs() < 1e-9, "{tau:?}");
 }
 
@@ -135,16 +137,18 @@ fn cartesian_impedance_force_maps_through_the_jacobian_transpose() {
 }
 
 #[test]
-fn transparent_mode_adds_configured_friction_compensation() {
+fn transparent_mode_adds_configured_friction_compensation_and_residual_damping() {
     let mut config = ControllerConfig::default_config().unwrap();
     config.friction.coulomb = vec![0.5; 4];
     config.friction.viscous = vec![0.2; 4];
+    config.transparent.damping = vec![0.1; 4];
     let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
     let mut c = Controller::new(&arm4(), &config, &arm, "test").unwrap();
     c.set_mode(settings(Mode::Transparent)).unwrap();
     let s = state(Q, [1.0, -1.0, 0.0, 0.5]);
     let tau = mode_torque(&mut c, &s, &TaskReference::hold(&s.position));
-    assert!((tau[0] - (0.5 + 0.2)).abs() < 1e-6 && (tau[1] + 0.7).abs() < 1e-6 && tau[2].abs() < 1e-9);
+    // Coulomb (saturated tanh) + viscous compensation − residual damping.
+    assert!((tau[0] - (0.5 + 0.2 - 0.1)).abs() < 1e-6 && (tau[1] + 0.6).abs() < 1e-6 && tau[2].abs() < 1e-9, "{tau:?}");
 }
 
 #[test]
