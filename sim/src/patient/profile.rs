@@ -1,0 +1,322 @@
+//! Patient profiles: the TOML files in `assets/patients/` (embedded in the binary, see
+//! [`crate::default_patient_toml`]), parsed with serde (`deny_unknown_fields`) and validated with errors that
+//! name the file, the key and the allowed range.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// A virtual patient's description. See `assets/patients/moderate.toml` for a commented example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientProfile {
+    /// Short name (`moderate`).
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+    /// Seed of every random part of the patient (tremor).
+    pub seed: u64,
+    /// Body size, for the anthropometric arm segments.
+    pub body: BodyProfile,
+    /// Sensorimotor delay and the voluntary feedback controller.
+    pub neural: NeuralProfile,
+    /// Stretch-reflex dynamics shared by all spastic joints.
+    pub spasticity: SpasticityProfile,
+    /// Flexor synergy.
+    pub synergy: SynergyProfile,
+    /// Physiological tremor.
+    pub tremor: TremorProfile,
+    /// Trial-to-trial motor learning.
+    pub learning: LearningProfile,
+    /// Effort–error trade-off (slacking).
+    pub slacking: SlackingProfile,
+    /// Fatigue and recovery.
+    pub fatigue: FatigueProfile,
+    /// Per-joint properties keyed by the robot's joint names. Joints the robot lacks are unused; a robot joint
+    /// missing here is an error.
+    pub joints: BTreeMap<String, JointProfile>,
+}
+
+/// Body size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyProfile {
+    /// Standing height [m], in [1.2, 2.2].
+    pub height: f64,
+    /// Body mass [kg], in [30, 200].
+    pub mass: f64,
+}
+
+/// Sensorimotor delay and voluntary control.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeuralProfile {
+    /// Sensorimotor (transcortical/visual) feedback delay [s], in [0, 0.3]; ~0.10–0.15 s in humans.
+    pub delay: f64,
+    /// Stretch-reflex loop delay [s], in [0, 0.1]; ~0.03–0.05 s for the elbow.
+    pub reflex_delay: f64,
+    /// Bandwidth of the delayed voluntary feedback loop [Hz], in [0.05, 3]. Gains are set from each joint's
+    /// inertia: `kp = I ω²`, `kd = 2 ζ I ω` with `ω = 2π·bandwidth`.
+    pub feedback_bandwidth: f64,
+    /// Damping ratio ζ of the voluntary feedback, in [0.3, 3].
+    pub feedback_damping_ratio: f64,
+    /// Integral time constant of the load-adaptation term [s], in [0.1, 20].
+    pub integral_time: f64,
+    /// Fraction of the arm's own weight the internal model predicts, in [0, 1.2].
+    pub internal_model_gain: f64,
+}
+
+/// Stretch-reflex dynamics.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpasticityProfile {
+    /// Muscle activation time constant of the reflex torque [s], in [0.005, 0.2].
+    pub activation_time: f64,
+}
+
+/// Flexor synergy (Dewald et al. 1995, Brain 118: shoulder abduction effort produces elbow flexion torque).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynergyProfile {
+    /// Elbow-flexion torque per unit shoulder-abduction voluntary torque [Nm/Nm], in [0, 1].
+    pub abduction_to_elbow_flexion: f64,
+}
+
+/// Physiological tremor, band-limited white noise.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TremorProfile {
+    /// RMS tremor torque per joint [Nm], in [0, 5].
+    pub amplitude: f64,
+    /// Lower band edge [Hz], in [1, 20].
+    pub low_hz: f64,
+    /// Upper band edge [Hz], in (low_hz, 25].
+    pub high_hz: f64,
+}
+
+/// Trial-to-trial motor learning.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningProfile {
+    /// Capacity (fraction of nominal strength) at the start, in [0, 2].
+    pub initial_capacity: f64,
+    /// Capacity ceiling the patient can reach by practice, in [initial_capacity, 2].
+    pub max_capacity: f64,
+    /// Learning rate per successful trial at full effort, in [0, 1].
+    pub rate: f64,
+}
+
+/// Effort–error trade-off (Emken, Bobrow, Reinkensmeyer 2007).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackingProfile {
+    /// Effort (scale of the voluntary drive) at the start, in [0, 1].
+    pub initial_effort: f64,
+    /// Forgetting factor `f` of the effort per trial, in [0, 1].
+    pub forgetting: f64,
+    /// Effort increase per radian of trial error `g` [1/rad], in [0, 100].
+    pub error_gain: f64,
+    /// Effort floor, in [0, initial_effort].
+    pub min_effort: f64,
+}
+
+/// Fatigue and recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatigueProfile {
+    /// Fatigue rate at full relative effort [1/s], in [0, 1].
+    pub rate: f64,
+    /// Recovery rate at rest [1/s], in [0, 1].
+    pub recovery_rate: f64,
+    /// Fraction of capacity lost at full fatigue, in [0, 1].
+    pub max_capacity_loss: f64,
+}
+
+/// Modified Ashworth Scale grade (Bohannon & Smith 1987, Phys Ther 67(2)). Written as a string in TOML:
+/// `"0"`, `"1"`, `"1+"`, `"2"`, `"3"`, `"4"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mas {
+    /// No increase in tone.
+    #[serde(rename = "0")]
+    Zero,
+    /// Slight increase, catch and release at end of range.
+    #[serde(rename = "1")]
+    One,
+    /// Slight increase, catch followed by minimal resistance through < half the range.
+    #[serde(rename = "1+")]
+    OnePlus,
+    /// Marked increase through most of the range, still easily moved.
+    #[serde(rename = "2")]
+    Two,
+    /// Considerable increase, passive movement difficult.
+    #[serde(rename = "3")]
+    Three,
+    /// Rigid in flexion or extension.
+    #[serde(rename = "4")]
+    Four,
+}
+
+impl Mas {
+    /// Default stretch-reflex `(gain [Nm·s/rad], velocity threshold [rad/s])` for this grade.
+    ///
+    /// MAS is ordinal; this mapping is a modelling choice, not data: higher grades engage at a lower stretch
+    /// velocity (velocity-dependent definition of spasticity, Lance 1980; lowered velocity-dependent reflex
+    /// threshold, Levin & Feldman 1994, Brain 117) and resist with a larger gain. Override per joint with
+    /// `reflex_gain` / `reflex_threshold`.
+    pub fn reflex_parameters(self) -> (f64, f64) {
+        match self {
+            Mas::Zero => (0.0, f64::INFINITY),
+            Mas::One => (0.5, 2.0),
+            Mas::OnePlus => (1.0, 1.5),
+            Mas::Two => (2.0, 1.0),
+            Mas::Three => (4.0, 0.5),
+            Mas::Four => (8.0, 0.25),
+        }
+    }
+}
+
+/// Which joint velocity stretches the spastic muscle group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StretchDirection {
+    /// Positive joint velocity stretches it (e.g. shoulder adductors stretched by abduction).
+    Positive,
+    /// Negative joint velocity stretches it (e.g. elbow flexors stretched by extension).
+    Negative,
+    /// Both directions (co-spasticity of agonist and antagonist).
+    Both,
+}
+
+/// Per-joint properties of the patient's arm.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointProfile {
+    /// Maximum voluntary torque [Nm], in [0, 200]. 0 = paralysed (no active torque of any kind).
+    pub max_torque: f64,
+    /// Passive stiffness about `rest_position` [Nm/rad], in [0, 50].
+    pub passive_stiffness: f64,
+    /// Passive viscous damping [Nm·s/rad], in [0, 5].
+    pub passive_damping: f64,
+    /// Passive rest position [rad], in [-π, π].
+    pub rest_position: f64,
+    /// Passive range of motion `[lower, upper]` [rad]; beyond it an exponential end-of-range torque acts.
+    pub range: [f64; 2],
+    /// Slope of the end-of-range torque at the range boundary [Nm/rad], in [0, 200].
+    pub end_range_stiffness: f64,
+    /// Spasticity grade.
+    pub mas: Mas,
+    /// Which velocity stretches the spastic muscles.
+    pub stretch_direction: StretchDirection,
+    /// Override of the MAS reflex gain [Nm·s/rad], in [0, 50].
+    #[serde(default)]
+    pub reflex_gain: Option<f64>,
+    /// Override of the MAS velocity threshold [rad/s], in [0, 10].
+    #[serde(default)]
+    pub reflex_threshold: Option<f64>,
+}
+
+impl JointProfile {
+    /// Effective `(gain [Nm·s/rad], threshold [rad/s])` of the stretch reflex.
+    pub fn reflex(&self) -> (f64, f64) {
+        let (g, t) = self.mas.reflex_parameters();
+        (self.reflex_gain.unwrap_or(g), self.reflex_threshold.unwrap_or(t))
+    }
+}
+
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn range(&self, key: &str, value: f64, lo: f64, hi: f64, allowed: &'static str) -> Result<(), SimError> {
+        if value.is_finite() && value >= lo && value <= hi {
+            Ok(())
+        } else {
+            Err(SimError::ProfileValue { file: self.file.to_owned(), key: key.to_owned(), value, allowed })
+        }
+    }
+}
+
+impl PatientProfile {
+    /// Parses and validates a profile from TOML text; `file` names the source in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, SimError> {
+        let profile: PatientProfile = toml::from_str(text)
+            .map_err(|e| SimError::ProfileParse { file: file.to_owned(), reason: e.to_string() })?;
+        profile.validate(file)?;
+        Ok(profile)
+    }
+
+    /// Reads, parses and validates a profile file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, SimError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimError::Io { path: path.display().to_string(), source })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// One of the embedded profiles (`healthy`, `mild`, `moderate`, `severe`, `spastic`).
+    pub fn builtin(name: &str) -> Result<Self, SimError> {
+        let text = crate::default_patient_toml(name)?;
+        Self::from_toml_str(text, &format!("assets/patients/{name}.toml (embedded)"))
+    }
+
+    /// Checks every value against its documented range. Errors name `file`, the dotted key and the range.
+    pub fn validate(&self, file: &str) -> Result<(), SimError> {
+        let c = Checker { file };
+        c.range("body.height", self.body.height, 1.2, 2.2, "[1.2, 2.2] m")?;
+        c.range("body.mass", self.body.mass, 30.0, 200.0, "[30, 200] kg")?;
+        let n = &self.neural;
+        c.range("neural.delay", n.delay, 0.0, 0.3, "[0, 0.3] s")?;
+        c.range("neural.reflex_delay", n.reflex_delay, 0.0, 0.1, "[0, 0.1] s")?;
+        c.range("neural.feedback_bandwidth", n.feedback_bandwidth, 0.05, 3.0, "[0.05, 3] Hz")?;
+        c.range("neural.feedback_damping_ratio", n.feedback_damping_ratio, 0.3, 3.0, "[0.3, 3]")?;
+        c.range("neural.integral_time", n.integral_time, 0.1, 20.0, "[0.1, 20] s")?;
+        c.range("neural.internal_model_gain", n.internal_model_gain, 0.0, 1.2, "[0, 1.2]")?;
+        c.range("spasticity.activation_time", self.spasticity.activation_time, 0.005, 0.2, "[0.005, 0.2] s")?;
+        c.range(
+            "synergy.abduction_to_elbow_flexion",
+            self.synergy.abduction_to_elbow_flexion,
+            0.0,
+            1.0,
+            "[0, 1] Nm/Nm",
+        )?;
+        let t = &self.tremor;
+        c.range("tremor.amplitude", t.amplitude, 0.0, 5.0, "[0, 5] Nm")?;
+        c.range("tremor.low_hz", t.low_hz, 1.0, 20.0, "[1, 20] Hz")?;
+        c.range("tremor.high_hz", t.high_hz, t.low_hz + 1e-9, 25.0, "(low_hz, 25] Hz")?;
+        let l = &self.learning;
+        c.range("learning.initial_capacity", l.initial_capacity, 0.0, 2.0, "[0, 2]")?;
+        c.range("learning.max_capacity", l.max_capacity, l.initial_capacity, 2.0, "[initial_capacity, 2]")?;
+        c.range("learning.rate", l.rate, 0.0, 1.0, "[0, 1]")?;
+        let s = &self.slacking;
+        c.range("slacking.initial_effort", s.initial_effort, 0.0, 1.0, "[0, 1]")?;
+        c.range("slacking.forgetting", s.forgetting, 0.0, 1.0, "[0, 1]")?;
+        c.range("slacking.error_gain", s.error_gain, 0.0, 100.0, "[0, 100] 1/rad")?;
+        c.range("slacking.min_effort", s.min_effort, 0.0, s.initial_effort, "[0, initial_effort]")?;
+        let f = &self.fatigue;
+        c.range("fatigue.rate", f.rate, 0.0, 1.0, "[0, 1] 1/s")?;
+        c.range("fatigue.recovery_rate", f.recovery_rate, 0.0, 1.0, "[0, 1] 1/s")?;
+        c.range("fatigue.max_capacity_loss", f.max_capacity_loss, 0.0, 1.0, "[0, 1]")?;
+        for (name, j) in &self.joints {
+            let key = |field: &str| format!("joints.{name}.{field}");
+            c.range(&key("max_torque"), j.max_torque, 0.0, 200.0, "[0, 200] Nm")?;
+            c.range(&key("passive_stiffness"), j.passive_stiffness, 0.0, 50.0, "[0, 50] Nm/rad")?;
+            c.range(&key("passive_damping"), j.passive_damping, 0.0, 5.0, "[0, 5] Nm s/rad")?;
+            let pi = core::f64::consts::PI;
+            c.range(&key("rest_position"), j.rest_position, -pi, pi, "[-pi, pi] rad")?;
+            c.range(&key("range[0]"), j.range[0], -2.0 * pi, 2.0 * pi, "[-2pi, 2pi] rad")?;
+            c.range(&key("range[1]"), j.range[1], j.range[0] + 1e-6, 2.0 * pi, "(range[0], 2pi] rad")?;
+            c.range(&key("end_range_stiffness"), j.end_range_stiffness, 0.0, 200.0, "[0, 200] Nm/rad")?;
+            if let Some(g) = j.reflex_gain {
+                c.range(&key("reflex_gain"), g, 0.0, 50.0, "[0, 50] Nm s/rad")?;
+            }
+            if let Some(th) = j.reflex_threshold {
+                c.range(&key("reflex_threshold"), th, 0.0, 10.0, "[0, 10] rad/s")?;
+            }
+        }
+        Ok(())
+    }
+}
