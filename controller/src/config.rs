@@ -44,6 +44,8 @@ pub struct ControllerConfig {
 pub struct GravityConfig {
     /// Default share of the patient's arm weight the robot carries [-], 0..=1 (a block may override it).
     pub arm_support: f64,
+    /// Rate at which the weight support follows a change of the setting [1/s] (2 = a full change in 0.5 s).
+    pub support_rate: f64,
     /// Patient body height for the anthropometric arm model [m] (overridden by the patient profile).
     pub patient_height: f64,
     /// Patient body mass for the anthropometric arm model [kg] (overridden by the patient profile).
@@ -283,6 +285,7 @@ impl ControllerConfig {
         };
         let g = &self.gravity;
         check_range(f, "gravity.arm_support", g.arm_support, 0.0, 1.0)?;
+        check_range(f, "gravity.support_rate", g.support_rate, 0.1, 1000.0)?;
         check_range(f, "gravity.patient_height", g.patient_height, 1.0, 2.5)?;
         check_range(f, "gravity.patient_mass", g.patient_mass, 20.0, 250.0)?;
         let o = &self.observer;

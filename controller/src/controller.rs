@@ -130,6 +130,7 @@ pub struct Controller {
     settings: ModeSettings,
     report: ControllerReport,
     last_t: Option<f64>,
+    support: f64,
     last_torque: JointArray<f64>,
     mode_torque: JointArray<f64>,
     trial: TrialAccumulator,
@@ -285,6 +286,7 @@ impl Controller {
             settings,
             report: ControllerReport::zeros(dof),
             last_t: None,
+            support: c.gravity.arm_support,
             last_torque: JointArray::splat(dof, 0.0),
             mode_torque: JointArray::splat(dof, 0.0),
             trial: TrialAccumulator::default(),
@@ -312,6 +314,7 @@ impl Controller {
     /// that the first torque is the hold torque (faded in by the supervisor). Real-time safe.
     pub fn start(&mut self, _state: &JointState) {
         self.observer.reset();
+        self.support = self.settings.arm_support;
         self.last_t = None;
         self.last_torque.fill(0.0);
         self.trial = TrialAccumulator::default();
@@ -437,7 +440,10 @@ impl Controller {
         self.report.interaction_torque = *self.observer.estimate();
 
         // --- gravity compensation + arm-weight support
-        let alpha = self.settings.arm_support;
+        // Weight support slews towards the block's setting (no torque step when the mode changes).
+        let max_step = self.config.gravity.support_rate * dt;
+        self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
+        let alpha = self.support;
         for j in 0..n {
             self.report.hold_torque[j] = g_robot[j] + alpha * (g_coupled[j] - g_robot[j]);
         }

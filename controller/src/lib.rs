@@ -40,8 +40,8 @@ pub use controller::{Controller, Mode, ModeSettings, Space, TrialMetrics, attach
 pub use error::ControllerError;
 pub use observer::MomentumObserver;
 pub use protocol::{
-    BlockSpec, DEFAULT_PROTOCOLS, PreparedBlock, Protocol, Session, SessionEvent, TargetKind, TargetSetSpec, Therapy,
-    TherapyEvent, TrialRecord, default_protocol_toml,
+    BlockSpec, DEFAULT_PROTOCOLS, PreparedBlock, Protocol, REST_HOLD, Session, SessionEvent, TargetKind, TargetSetSpec,
+    Therapy, TherapyEvent, TrialRecord, default_protocol_toml,
 };
 pub use safety::{
     ControllerReport, JointSafetyConfig, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,

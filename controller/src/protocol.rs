@@ -422,6 +422,12 @@ impl Session {
         self.trial
     }
 
+    /// True while a trial's movement is under way (false during rests, between blocks and after the end).
+    /// Real-time safe.
+    pub fn is_moving(&self) -> bool {
+        matches!(self.phase, Phase::Moving { .. })
+    }
+
     /// True once every block is done.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
@@ -574,7 +580,12 @@ pub enum TherapyEvent {
     SessionEnded,
 }
 
-/// A session and its controller: one call per tick gives the command for the supervisor.
+/// The controller settings during rests: passive hold of the posture at the end of the trial, full arm support.
+pub const REST_HOLD: ModeSettings =
+    ModeSettings { mode: Mode::Passive, law: AanLaw::Fixed, space: Space::Joint, arm_support: 1.0, error_gain: None };
+
+/// A session and its controller: one call per tick gives the command for the supervisor. The block's mode acts
+/// during each trial's movement; during rests the arm is held ([`REST_HOLD`]).
 #[derive(Clone, Debug)]
 pub struct Therapy {
     session: Session,
@@ -618,18 +629,24 @@ impl Therapy {
         match event {
             SessionEvent::BlockStarted { block } => {
                 let settings = self.session.blocks[block].settings();
-                // Validated when the protocol was loaded; an error here would be a bug, keep the old mode then.
-                if self.controller.set_mode(settings).is_ok() {
-                    out = TherapyEvent::BlockStarted { block, settings };
-                }
+                out = TherapyEvent::BlockStarted { block, settings };
                 self.performance = BlockPerformance::default();
                 self.session.set_duration_scale(self.controller.adaptation().duration_scale);
             }
             SessionEvent::TrialStarted { block, trial } => {
+                // The block's mode acts during the movement only (validated when the protocol was loaded; an
+                // error here would be a bug: keep the rest hold then).
+                let _ = self.controller.set_mode(self.session.blocks[block].settings());
                 self.controller.end_trial(); // discard rest-period statistics
                 out = TherapyEvent::TrialStarted { block, trial };
             }
             _ => {}
+        }
+        if !self.session.is_moving() && self.controller.mode() != REST_HOLD {
+            // Rests, block breaks and the session end: hold the arm where it is with full weight support — a
+            // patient who relaxes after a trial must not drop the arm (seen in closed loop in transparent mode).
+            // The controller slews the weight support, so the change is smooth.
+            let _ = self.controller.set_mode(REST_HOLD);
         }
         let command = self.controller.update(state, &reference, t);
         match event {

@@ -47,6 +47,7 @@ fn arm_support_fraction_interpolates_between_robot_and_robot_plus_arm_gravity() 
     let r = TaskReference::hold(&s.position);
     for alpha in [0.0, 0.5, 1.0] {
         c.set_mode(ModeSettings { arm_support: alpha, ..settings(Mode::Transparent) }).unwrap();
+        c.start(&s); // the support takes its setting at once on (re-)start, and slews otherwise
         let cmd = c.update(&s, &r, 0.0);
         for j in 0..4 {
             let expected = g_robot[j] + alpha * (g_coupled[j] - g_robot[j]);
@@ -64,6 +65,31 @@ fn arm_support_fraction_interpolates_between_robot_and_robot_plus_arm_gravity() 
 fn mode_torque(c: &mut Controller, s: &JointState, r: &TaskReference) -> JointArray<f64> {
     c.update(s, r, 0.0);
     *c.mode_torque()
+}
+
+#[test]
+fn arm_support_slews_to_a_new_setting_at_the_configured_rate() {
+    let mut c = controller();
+    let s = state(Q, [0.0; 4]);
+    let r = TaskReference::hold(&s.position);
+    c.set_mode(ModeSettings { arm_support: 0.0, ..settings(Mode::Transparent) }).unwrap();
+    c.start(&s);
+    let zero = c.update(&s, &r, 0.0).torque[1];
+    c.set_mode(ModeSettings { arm_support: 1.0, ..settings(Mode::Transparent) }).unwrap();
+    c.start(&s);
+    let full = c.update(&s, &r, 0.0).torque[1];
+    c.set_mode(ModeSettings { arm_support: 0.0, ..settings(Mode::Transparent) }).unwrap();
+    let rate = c.config().gravity.support_rate;
+    let mut t = 0.0;
+    let mut torque = full;
+    // After a quarter of the slew time, a quarter of the way.
+    let ticks = (0.25 / rate / 0.001).round() as usize;
+    for _ in 0..ticks {
+        t += 0.001;
+        torque = c.update(&s, &r, t).torque[1];
+    }
+    let expected = full - 0.25 * (full - zero);
+    assert!((torque - expected).abs() < 0.01 * (full - zero).abs(), "{torque} vs {expected}");
 }
 
 #[test]

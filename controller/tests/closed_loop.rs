@@ -1,0 +1,641 @@
+//! Closed loop on the simulated plant (plexo-sim `ArticulatedPlant`, default motors with friction, lag and rotor
+//! inertia, default encoders) with the virtual patient, for every mode, exactly as the runtime runs it:
+//! `read → Controller::update → SafetySupervisor::apply → write`.
+//!
+//! Measured figures are printed (`cargo test -p plexo-controller --test closed_loop -- --nocapture`) and
+//! reported in the issue report and `controller/BENCHMARKS.md`.
+
+// Per-joint index loops mirror the equations over several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+use std::time::Duration;
+
+use plexo_controller::{
+    AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome,
+    SafetySupervisor, Session, Space, TaskReference,
+};
+use plexo_hal::{JointArray, JointState, Robot};
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_kinematics::{Data, Model, rnea};
+use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, PlantConfig, SimulatedPlant, TrialOutcome};
+
+const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
+const DT: f64 = 0.001;
+
+fn arm4() -> Model {
+    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+}
+
+struct Rig {
+    robot: Model,
+    plant: ArticulatedPlant,
+    controller: Controller,
+    supervisor: SafetySupervisor,
+    state: JointState,
+    t: f64,
+    rom: Vec<RomLimit>,
+}
+
+impl Rig {
+    fn new(patient: &str) -> Self {
+        let robot = arm4();
+        let profile = PatientProfile::builtin(patient).unwrap();
+        // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
+        // passive tissue: the situation before a therapist enables the robot.
+        let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
+        let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
+        let mut plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
+        let mut cfg = ControllerConfig::default_config().unwrap();
+        // The plant's default actuators (plexo-sim MotorParams::default): identified friction is compensated and
+        // removed from the observer's motor torque.
+        cfg.friction.coulomb = vec![0.15; 4];
+        cfg.friction.viscous = vec![0.02; 4];
+        cfg.friction.smoothing_velocity = 0.05;
+        cfg.observer.subtract_friction = true;
+        let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+        let controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
+        let rom: Vec<RomLimit> = robot
+            .joints()
+            .iter()
+            .map(|j| {
+                let r = profile.joints[&j.name].range;
+                RomLimit { min: r[0], max: r[1] }
+            })
+            .collect();
+        let supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
+        let mut state = JointState::zeros(4);
+        plant.read(&mut state).unwrap();
+        let mut rig = Self { robot, plant, controller, supervisor, state, t: 0.0, rom };
+        for _ in 0..4000 {
+            rig.plant.write(&plexo_hal::JointCommand::zeros(4)).unwrap();
+        }
+        rig.enable();
+        // Passive move to the home posture of the center-out task, as a session's first trial would.
+        rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
+        rig.plant.read(&mut rig.state).unwrap();
+        let to_home =
+            MinimumJerk { start: rig.state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+        for k in 0..3500 {
+            rig.tick(&to_home.sample(k as f64 * DT));
+        }
+        rig
+    }
+
+    /// Enable as the runtime does: drives on, controller restarted on the measured state, supervisor ramp; then
+    /// hold the measured posture through the soft start.
+    fn enable(&mut self) {
+        self.plant.enable().unwrap();
+        self.plant.read(&mut self.state).unwrap();
+        self.controller.start(&self.state);
+        self.supervisor.request_enable().unwrap();
+        let hold = TaskReference::hold(&self.state.position);
+        let out = self.tick(&hold);
+        assert!(matches!(out, SafetyOutcome::Enabling { .. }));
+        while !matches!(self.tick(&hold), SafetyOutcome::Active { .. }) {}
+    }
+
+    /// One runtime tick. Returns the supervisor's outcome.
+    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome {
+        self.plant.read(&mut self.state).unwrap();
+        let mut cmd = self.controller.update(&self.state, reference, self.t);
+        let now = Duration::from_secs(1) + self.state.stamp;
+        let outcome = self.supervisor.apply(&self.state, self.controller.report(), &mut cmd, now);
+        assert!(
+            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
+            "unexpected stop at t = {:.3}: {outcome:?}",
+            self.t
+        );
+        self.plant.write(&cmd).unwrap();
+        self.t += DT;
+        outcome
+    }
+
+    fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64) {
+        self.set_settings(ModeSettings { mode, law, space: Space::Joint, arm_support, error_gain: None });
+    }
+
+    /// Switches the mode with the weight support taking its new value at once (the test's condition starts
+    /// cleanly instead of during the support slew).
+    fn set_settings(&mut self, settings: ModeSettings) {
+        self.controller.set_mode(settings).unwrap();
+        self.controller.start(&self.state);
+    }
+
+    fn true_q(&self) -> JointArray<f64> {
+        JointArray::from_slice(self.plant.position()).unwrap()
+    }
+
+    fn center_out_targets(&self) -> Vec<JointArray<f64>> {
+        let p = Protocol::default_protocol("center-out").unwrap();
+        let session = Session::new(&p, &self.robot, &self.rom).unwrap();
+        session.blocks()[0].trial_targets.iter().step_by(2).copied().collect()
+    }
+}
+
+fn rms(sum_sq: f64, n: usize) -> f64 {
+    (sum_sq / n.max(1) as f64).sqrt()
+}
+
+#[test]
+fn enable_does_not_jump() {
+    let robot = arm4();
+    let profile = PatientProfile::builtin("moderate").unwrap();
+    let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
+    let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
+    let mut plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
+    for _ in 0..4000 {
+        plant.write(&plexo_hal::JointCommand::zeros(4)).unwrap();
+    }
+    let q0 = JointArray::from_slice(plant.position()).unwrap();
+    let cfg = ControllerConfig::default_config().unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+    let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
+    let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), None).unwrap();
+    plant.enable().unwrap();
+    let mut state = JointState::zeros(4);
+    plant.read(&mut state).unwrap();
+    controller.start(&state);
+    supervisor.request_enable().unwrap();
+    let hold = TaskReference::hold(&state.position);
+    let mut max_dev: f64 = 0.0;
+    let mut max_speed: f64 = 0.0;
+    let mut max_step: f64 = 0.0;
+    let mut prev = [0.0; 4];
+    for k in 0..2000 {
+        plant.read(&mut state).unwrap();
+        let mut cmd = controller.update(&state, &hold, k as f64 * DT);
+        let outcome = supervisor.apply(&state, controller.report(), &mut cmd, Duration::from_secs(1) + state.stamp);
+        if k == 0 {
+            // Zero controller torque; only a soft wall may act, and only by one rate-limited step.
+            for j in 0..4 {
+                assert!(cmd.torque[j].abs() <= supervisor.torque_rate_max(j) * DT + 1e-12, "first command {cmd:?}");
+            }
+        }
+        assert!(!matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }), "{outcome:?}");
+        for j in 0..4 {
+            max_step = max_step.max((cmd.torque[j] - prev[j]).abs());
+            prev[j] = cmd.torque[j];
+        }
+        plant.write(&cmd).unwrap();
+        let q = plant.position();
+        max_dev = max_dev.max(q.iter().zip(q0.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
+        max_speed = plant.velocity().iter().fold(max_speed, |m, v| m.max(v.abs()));
+    }
+    println!(
+        "enable: max deviation from the resting posture over soft start + 1 s: {max_dev:.4} rad, max joint speed \
+         {max_speed:.3} rad/s, max torque step {max_step:.4} Nm"
+    );
+    // The arm rests against the shoulder-abduction stop, inside the soft wall: the wall eases it out by at most
+    // the wall width, slowly; nothing jumps.
+    assert!(max_dev <= supervisor.wall_width(0) + 0.02, "arm moved {max_dev} rad around enable");
+    assert!(max_speed < 0.3, "joint speed {max_speed} rad/s around enable");
+}
+
+#[test]
+fn passive_tracks_minimum_jerk_reach_within_2_degrees_rms() {
+    let mut rig = Rig::new("moderate");
+    rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
+    let targets = rig.center_out_targets();
+    let mut sum_sq = 0.0;
+    let mut count = 0;
+    let mut max_err: f64 = 0.0;
+    for target in targets.iter().take(4) {
+        for goal in [*target, JointArray::from_slice(&HOME).unwrap()] {
+            rig.plant.read(&mut rig.state).unwrap();
+            let reach = MinimumJerk { start: rig.state.position, target: goal, duration: 2.0 };
+            for k in 0..2500 {
+                let reference = reach.sample(k as f64 * DT);
+                rig.tick(&reference);
+                let q = rig.true_q();
+                // The plant moved to the new state under the command computed from `reference`.
+                for j in 0..4 {
+                    let e = reference.position[j] - q[j];
+                    sum_sq += e * e;
+                    max_err = max_err.max(e.abs());
+                }
+                count += 4;
+            }
+        }
+    }
+    let rms_err = rms(sum_sq, count);
+    println!("passive: RMS joint error {:.3} deg, max {:.3} deg", rms_err.to_degrees(), max_err.to_degrees());
+    assert!(rms_err.to_degrees() <= 2.0, "RMS error {} deg", rms_err.to_degrees());
+}
+
+/// The torque the robot's links and actuators exert on the patient's arm through the cuffs [Nm]: motor torque
+/// minus what the robot's own links need (inverse dynamics of the robot alone, friction and rotor inertia).
+fn interaction_torque(robot: &Model, data: &mut Data, q: &[f64], v: &[f64], a: &[f64], motor: &[f64]) -> [f64; 4] {
+    let links = rnea(robot, data, q, v, a);
+    let armature = 6.0e-5 * 81.0; // plexo-sim MotorParams::default: rotor inertia × gear ratio²
+    let mut out = [0.0; 4];
+    for j in 0..4 {
+        let friction = 0.15 * (v[j] / 0.05).tanh() + 0.02 * v[j];
+        out[j] = motor[j] - links[j] - friction - armature * a[j];
+    }
+    out
+}
+
+/// Runs reaches of the patient (voluntary, `set_target`) in `mode`; returns (RMS interaction torque [Nm] over
+/// all joints and samples, RMS patient active torque [Nm], RMS mode torque [Nm], mode power integral [J],
+/// Σ B q̇² dt [J], RMS tracking error vs the patient's own plan [rad]).
+fn patient_moves(rig: &mut Rig, mode: Mode, gain: Option<f64>, trials: usize) -> [f64; 6] {
+    rig.set_settings(ModeSettings {
+        mode,
+        law: AanLaw::Fixed,
+        space: Space::Joint,
+        arm_support: 0.0,
+        error_gain: gain,
+    });
+    let targets = rig.center_out_targets();
+    let mut data = Data::new(&rig.robot);
+    let (mut int_sq, mut pat_sq, mut mode_sq, mut power, mut damping_work, mut err_sq) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut count = 0;
+    // Resistive damping as the controller applies it: configured resistance + the residual transparent damping.
+    let config = rig.controller.config();
+    let b: Vec<f64> = config.resistive.viscous.iter().zip(&config.transparent.damping).map(|(r, t)| r + t).collect();
+    for target in targets.iter().take(trials) {
+        for goal in [*target, JointArray::from_slice(&HOME).unwrap()] {
+            rig.plant.read(&mut rig.state).unwrap();
+            let plan = MinimumJerk { start: rig.state.position, target: goal, duration: 1.5 };
+            rig.plant.patient_mut().unwrap().set_target(&goal, 1.5).unwrap();
+            let mut v_prev = JointArray::from_slice(rig.plant.velocity()).unwrap();
+            for k in 0..2000 {
+                let reference = plan.sample((k as f64 * DT - 0.13).max(0.0));
+                rig.tick(&reference);
+                let tau_mode = *rig.controller.mode_torque();
+                let q = rig.true_q();
+                let v = JointArray::from_slice(rig.plant.velocity()).unwrap();
+                let mut a = [0.0; 4];
+                for j in 0..4 {
+                    a[j] = (v[j] - v_prev[j]) / DT;
+                }
+                v_prev = v;
+                let motor = JointArray::from_slice(rig.plant.motor_torque()).unwrap();
+                let int = interaction_torque(&rig.robot, &mut data, &q, &v, &a, &motor);
+                let patient = rig.plant.patient().unwrap().torques();
+                for j in 0..4 {
+                    // Work of the mode's own term, without the friction compensation (which cancels the plant's
+                    // friction and is not part of the resistance or the augmentation).
+                    let friction_comp = 0.15 * (v[j] / 0.05).tanh() + 0.02 * v[j];
+                    int_sq += int[j] * int[j];
+                    pat_sq += patient.active(j).powi(2);
+                    mode_sq += tau_mode[j] * tau_mode[j];
+                    power += (tau_mode[j] - friction_comp) * v[j] * DT;
+                    damping_work += b[j] * v[j] * v[j] * DT;
+                    let e = reference.position[j] - q[j];
+                    err_sq += e * e;
+                }
+                count += 4;
+            }
+        }
+    }
+    rig.plant.patient_mut().unwrap().clear_target();
+    [rms(int_sq, count), rms(pat_sq, count), rms(mode_sq, count), power, damping_work, rms(err_sq, count)]
+}
+
+#[test]
+fn transparent_keeps_interaction_torque_below_half_newton_metre_rms() {
+    let mut rig = Rig::new("healthy");
+    let [interaction, patient, ..] = patient_moves(&mut rig, Mode::Transparent, None, 4);
+    println!("transparent: interaction {interaction:.3} Nm RMS while the patient exerts {patient:.3} Nm RMS");
+    assert!(patient > 1.0, "the healthy patient really moves ({patient} Nm RMS)");
+    assert!(interaction <= 0.5, "interaction torque {interaction} Nm RMS");
+}
+
+#[test]
+fn resistive_mode_dissipates_exactly_the_configured_damping_power() {
+    let mut rig = Rig::new("healthy");
+    let [_, patient_free, ..] = patient_moves(&mut rig, Mode::Transparent, None, 4);
+    let [_, patient_resisted, mode_rms, power, damping_work, _] = patient_moves(&mut rig, Mode::Resistive, None, 4);
+    println!(
+        "resistive: mode torque {mode_rms:.3} Nm RMS, robot power integral {power:.3} J (−Σ B q̇² dt = {:.3} J), \
+         patient torque {patient_free:.3} → {patient_resisted:.3} Nm RMS",
+        -damping_work
+    );
+    assert!(power < 0.0, "resistance takes energy out of the arm");
+    // Sign and size: the work of the resistive term is −Σ (B_res + b_transparent) q̇² dt within 10 %.
+    assert!((power + damping_work).abs() < 0.1 * damping_work, "{power} vs {}", -damping_work);
+}
+
+#[test]
+fn error_augmentation_pushes_away_from_the_reference_and_enlarges_the_error() {
+    let mut rig = Rig::new("moderate");
+    let [.., err_free] = patient_moves(&mut rig, Mode::Transparent, None, 3);
+    let [_, _, mode_rms, power, _, err_augmented] = patient_moves(&mut rig, Mode::ErrorAugmentation, Some(2.0), 3);
+    println!(
+        "error augmentation (G = 2): tracking error {:.3} → {:.3} deg RMS, mode torque {mode_rms:.3} Nm RMS, power {power:.3} J",
+        err_free.to_degrees(),
+        err_augmented.to_degrees()
+    );
+    assert!(err_augmented > 1.1 * err_free, "augmentation enlarges the error: {err_free} → {err_augmented}");
+    // Size: the augmenting torque is (G − 1) K_e |e| (clamped), i.e. of the order of its configured gain.
+    let k = rig.controller.config().error_augmentation.stiffness[3];
+    assert!(mode_rms > 0.2 * (2.0 - 1.0) * k * err_free, "mode torque {mode_rms} Nm RMS");
+}
+
+#[test]
+fn error_augmentation_torque_has_the_sign_of_the_error_on_the_plant() {
+    let mut rig = Rig::new("moderate");
+    rig.controller
+        .set_mode(ModeSettings {
+            mode: Mode::ErrorAugmentation,
+            law: AanLaw::Fixed,
+            space: Space::Joint,
+            arm_support: 1.0,
+            error_gain: Some(2.0),
+        })
+        .unwrap();
+    let mut reference = TaskReference::hold(&rig.state.position);
+    reference.position[3] += 0.05; // reference above the arm: the robot must push the elbow further down (−)
+    let mut tau = 0.0;
+    for _ in 0..50 {
+        rig.tick(&reference);
+        tau = rig.controller.mode_torque()[3];
+    }
+    let k = rig.controller.config().error_augmentation.stiffness[3];
+    let e = rig.state.position[3] - reference.position[3];
+    assert!(tau < 0.0 && (tau - (2.0 - 1.0) * k * e).abs() < 0.2, "tau {tau}, expected {}", k * e);
+}
+
+/// Sensorimotor delay of the moderate profile (`neural.delay`) [s].
+const REACTION_TIME: f64 = 0.13;
+
+/// Per-trial record of an AAN run.
+#[derive(Clone, Copy, Debug)]
+struct TrialLog {
+    stiffness: f64,
+    assistance: f64,
+    effort_estimate: f64,
+    voluntary: f64,
+    patient_effort: f64,
+    capacity: f64,
+    fatigue: f64,
+    error: f64,
+    success: bool,
+}
+
+/// `trials` center-out reaches (out and back) of the moderate patient with the controller in active-assisted
+/// mode with `law`; `event = (trial, fatigue, capacity)` sets the patient's fatigue and capacity at that trial.
+fn aan_run(law: AanLaw, trials: usize, event: Option<(usize, f64, f64)>) -> Vec<TrialLog> {
+    let mut rig = Rig::new("moderate");
+    // No arm-weight support: the patient carries its own arm, so strength matters.
+    let support = 0.0;
+    rig.set_mode(Mode::ActiveAssisted, law, support);
+    let targets = rig.center_out_targets();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut log = Vec::with_capacity(trials);
+    rig.controller.end_trial();
+    for trial in 0..trials {
+        if let Some((at, fatigue, capacity)) = event
+            && trial == at
+        {
+            let s = *rig.plant.patient().unwrap().state();
+            rig.plant.patient_mut().unwrap().restore(PatientState { fatigue, capacity, ..s }).unwrap();
+        }
+        let goal = if trial % 2 == 0 { targets[(trial / 2) % targets.len()] } else { home };
+        rig.plant.read(&mut rig.state).unwrap();
+        let duration = 1.5;
+        let plan = MinimumJerk { start: rig.state.position, target: goal, duration };
+        rig.plant.patient_mut().unwrap().set_target(&goal, duration).unwrap();
+        let mut vol_sq = 0.0;
+        for k in 0..2000 {
+            // The reference starts at the patient's movement onset (one sensorimotor delay after the go cue), so
+            // that the tracking error measures the deficit, not the reaction time.
+            rig.tick(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
+            vol_sq += rig.plant.patient().unwrap().torques().voluntary.iter().map(|v| v * v).sum::<f64>();
+        }
+        let voluntary = (vol_sq / 2000.0).sqrt();
+        let q = rig.true_q();
+        let final_error = q.iter().zip(goal.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let metrics = rig.controller.end_trial();
+        let error = metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+        let success = final_error <= 0.05;
+        let state =
+            rig.plant.patient_mut().unwrap().end_trial(&TrialOutcome { error, success, duration: 2.0 }).unwrap();
+        log.push(TrialLog {
+            stiffness: metrics.mean_stiffness,
+            assistance: metrics.assistance_rms,
+            effort_estimate: metrics.effort_rms,
+            voluntary,
+            patient_effort: state.effort,
+            capacity: state.capacity,
+            fatigue: state.fatigue,
+            error,
+            success,
+        });
+    }
+    log
+}
+
+fn mean(log: &[TrialLog], f: impl Fn(&TrialLog) -> f64) -> f64 {
+    log.iter().map(f).sum::<f64>() / log.len().max(1) as f64
+}
+
+fn print_log(name: &str, log: &[TrialLog]) {
+    for (i, chunk) in log.chunks(20).enumerate() {
+        println!(
+            "{name} trials {:3}-{:3}: K {:6.1} Nm/rad, assist {:5.2} Nm, est. effort {:5.2} Nm, true vol. {:5.2} Nm, patient effort {:4.2}, \
+             capacity {:4.2}, fatigue {:4.2}, error {:5.3} rad, success {:3.0} %",
+            i * 20,
+            i * 20 + chunk.len() - 1,
+            mean(chunk, |t| t.stiffness),
+            mean(chunk, |t| t.assistance),
+            mean(chunk, |t| t.effort_estimate),
+            mean(chunk, |t| t.voluntary),
+            mean(chunk, |t| t.patient_effort),
+            mean(chunk, |t| t.capacity),
+            mean(chunk, |t| t.fatigue),
+            mean(chunk, |t| t.error),
+            100.0 * mean(chunk, |t| f64::from(u8::from(t.success))),
+        );
+    }
+}
+
+/// AAN (Emken law) on the moderate virtual patient over 240 trials, against fixed-stiffness impedance over 200.
+///
+/// Event at trial 160: fatigue set to 1 and strength capacity dropped to 0.25 — at the moderate profile's
+/// strength, fatigue alone (≤ 50 % capacity loss) never limits these reaches, so the event combines both.
+#[test]
+fn aan_assistance_follows_capacity_and_fatigue_while_fixed_impedance_invites_slacking() {
+    const EVENT: usize = 160;
+    let aan = aan_run(AanLaw::Emken, 240, Some((EVENT, 1.0, 0.25)));
+    print_log("emken", &aan);
+    let fixed = aan_run(AanLaw::Fixed, 200, None);
+    print_log("fixed", &fixed);
+    let k = |log: &[TrialLog]| mean(log, |t| t.stiffness);
+    let assist = |log: &[TrialLog]| mean(log, |t| t.assistance);
+    let effort = |log: &[TrialLog]| mean(log, |t| t.patient_effort);
+    let capacity = |log: &[TrialLog]| mean(log, |t| t.capacity);
+
+    // 1. Assistance falls once the patient shows it can move: from the initial 60 Nm/rad to a small fraction.
+    let (start, settled) = (&aan[..10], &aan[120..EVENT]);
+    println!(
+        "AAN stiffness {:.1} → {:.1} Nm/rad, assistance torque {:.2} → {:.2} Nm RMS",
+        k(start),
+        k(settled),
+        assist(start),
+        assist(settled)
+    );
+    assert!(k(settled) < 0.35 * k(start), "assistance did not fall: {} → {}", k(start), k(settled));
+    assert!(assist(settled) < 0.7 * assist(start));
+    // 2. It rises again after the fatigue event…
+    let (before, after) = (&aan[EVENT - 40..EVENT], &aan[EVENT..EVENT + 20]);
+    println!(
+        "fatigue event: stiffness {:.1} → {:.1} Nm/rad, assistance {:.2} → {:.2} Nm RMS",
+        k(before),
+        k(after),
+        assist(before),
+        assist(after)
+    );
+    assert!(k(after) > 2.0 * k(before), "assistance did not rise after fatigue: {} → {}", k(before), k(after));
+    assert!(assist(after) > 3.0 * assist(before));
+    // 3. …and falls again as capacity recovers (fatigue recovery and learning).
+    let recovered = &aan[EVENT + 40..];
+    println!(
+        "recovery: capacity {:.2} → {:.2}, stiffness {:.1} → {:.1} Nm/rad",
+        capacity(after),
+        capacity(recovered),
+        k(after),
+        k(recovered)
+    );
+    assert!(capacity(recovered) > capacity(after) + 0.1);
+    assert!(k(recovered) < 0.5 * k(after));
+    // 4. Fixed-stiffness impedance removes the error and the patient slacks (Emken 2007); AAN keeps the effort up.
+    let (fixed_start, fixed_end) = (&fixed[..10], &fixed[160..]);
+    println!(
+        "slacking: fixed-stiffness patient effort {:.2} → {:.2}; AAN patient effort {:.2} (trials 120–159); \
+         tracking error fixed {:.3} rad vs AAN {:.3} rad",
+        effort(fixed_start),
+        effort(fixed_end),
+        effort(settled),
+        mean(fixed_end, |t| t.error),
+        mean(settled, |t| t.error)
+    );
+    assert!(effort(fixed_end) < 0.6 * effort(fixed_start), "no slacking under fixed stiffness");
+    assert!(effort(fixed_end) < 0.4);
+    assert!(effort(settled) > effort(fixed_end) + 0.3, "AAN keeps the patient engaged");
+}
+
+/// The momentum observer against the virtual patient's true joint torque (moderate patient reaching with AAN,
+/// default motors with friction, lag and rotor inertia, encoder quantisation and noise).
+#[test]
+fn observer_tracks_the_virtual_patients_true_torque() {
+    let mut rig = Rig::new("moderate");
+    rig.set_mode(Mode::ActiveAssisted, AanLaw::Emken, 0.0);
+    let targets = rig.center_out_targets();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let (mut err_sq, mut true_sq, mut count) = ([0.0; 4], [0.0; 4], 0usize);
+    for trial in 0..8 {
+        let goal = if trial % 2 == 0 { targets[trial / 2] } else { home };
+        rig.plant.read(&mut rig.state).unwrap();
+        let plan = MinimumJerk { start: rig.state.position, target: goal, duration: 1.5 };
+        rig.plant.patient_mut().unwrap().set_target(&goal, 1.5).unwrap();
+        for k in 0..2000 {
+            rig.tick(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
+            let truth = rig.plant.patient().unwrap().torques().total;
+            let estimate = rig.controller.patient_torque();
+            for j in 0..4 {
+                err_sq[j] += (estimate[j] - truth[j]).powi(2);
+                true_sq[j] += truth[j] * truth[j];
+            }
+            count += 1;
+        }
+        rig.controller.end_trial();
+    }
+    let gain = rig.controller.config().observer.gain;
+    for j in 0..4 {
+        let (e, t) = (rms(err_sq[j], count), rms(true_sq[j], count));
+        println!("observer (K_O = {gain} rad/s) joint {j}: RMS error {e:.3} Nm vs RMS patient torque {t:.3} Nm");
+        // Stated bound: 0.5 Nm RMS, and at most 15 % of the patient's RMS torque where that is larger.
+        assert!(e <= 0.5f64.max(0.15 * t), "joint {j}: {e} Nm RMS error");
+    }
+}
+
+/// The RBF (Wolbrecht 2008) and tunnel (Duschau-Wicke 2010) laws in closed loop with the moderate patient:
+/// the patient reaches the targets, the adapted parameters stay within their configured bounds.
+#[test]
+fn rbf_and_tunnel_laws_assist_the_moderate_patient_within_bounds() {
+    for law in [AanLaw::Rbf, AanLaw::Tunnel] {
+        let log = aan_run(law, 24, None);
+        let success = mean(&log, |t| f64::from(u8::from(t.success)));
+        let error = mean(&log, |t| t.error);
+        let assistance = mean(&log, |t| t.assistance);
+        println!("{law:?}: success {:.0} %, error {error:.3} rad, assistance {assistance:.2} Nm RMS", 100.0 * success);
+        assert!(success >= 0.6, "{law:?}: success rate {success}");
+        assert!(assistance.is_finite() && assistance < 10.0);
+    }
+}
+
+/// The whole default center-out protocol (~10 min) through `Therapy` (session sequencing, per-trial and
+/// per-block adaptation) and the supervisor, with the moderate patient aiming at each trial's target.
+#[test]
+fn default_center_out_session_runs_end_to_end_through_therapy() {
+    use plexo_controller::{Therapy, TherapyEvent};
+    let rig = Rig::new("moderate");
+    let Rig { robot, mut plant, controller, mut supervisor, mut state, rom, .. } = rig;
+    let protocol = Protocol::default_protocol("center-out").unwrap();
+    let session = Session::new(&protocol, &robot, &rom).unwrap();
+    let mut therapy = Therapy::new(session, controller);
+    plant.read(&mut state).unwrap();
+    therapy.start(&state);
+    let (mut trials, mut reached, mut blocks_started, mut blocks_ended, mut ended) = (0, 0, 0, 0, false);
+    let mut passive_reached = (0, 0);
+    let mut t = 0.0;
+    let mut progressions = Vec::new();
+    while !ended && t < 1200.0 {
+        plant.read(&mut state).unwrap();
+        let (mut cmd, event) = therapy.update(&state, t);
+        let outcome =
+            supervisor.apply(&state, therapy.controller().report(), &mut cmd, Duration::from_secs(1) + state.stamp);
+        assert!(
+            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
+            "t = {t}: {outcome:?}"
+        );
+        match event {
+            TherapyEvent::BlockStarted { .. } => blocks_started += 1,
+            TherapyEvent::TrialStarted { block, trial } => {
+                let goal = therapy.session().blocks()[block].trial_targets[trial];
+                let duration = therapy.session().blocks()[block].spec.movement_time;
+                plant.patient_mut().unwrap().set_target(&goal, duration).unwrap();
+            }
+            TherapyEvent::TrialEnded(record) => {
+                trials += 1;
+                reached += usize::from(record.reached);
+                if therapy.session().blocks()[record.block].spec.mode == Mode::Passive {
+                    passive_reached.0 += usize::from(record.reached);
+                    passive_reached.1 += 1;
+                }
+                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+                let duration = record.metrics.duration.max(1e-3);
+                plant
+                    .patient_mut()
+                    .unwrap()
+                    .end_trial(&TrialOutcome { error, success: record.reached, duration })
+                    .unwrap();
+                plant.patient_mut().unwrap().clear_target();
+            }
+            TherapyEvent::BlockEnded { progression, .. } => {
+                blocks_ended += 1;
+                progressions.extend(progression);
+            }
+            TherapyEvent::SessionEnded => ended = true,
+            TherapyEvent::None => {}
+        }
+        plant.write(&cmd).unwrap();
+        t += DT;
+    }
+    let n_blocks = protocol.blocks.len();
+    println!(
+        "session: {:.1} min simulated, {trials} trials, {reached} reached, passive {}/{}, progression {progressions:?}",
+        t / 60.0,
+        passive_reached.0,
+        passive_reached.1
+    );
+    assert!(ended, "session did not end within 20 min");
+    assert_eq!((blocks_started, blocks_ended), (n_blocks, n_blocks));
+    let expected_trials: usize = therapy.session().blocks().iter().map(|b| b.trial_targets.len()).sum();
+    assert_eq!(trials, expected_trials);
+    assert!(passive_reached.0 as f64 >= 0.9 * passive_reached.1 as f64, "passive blocks reach their targets");
+    assert_eq!(progressions.len(), 2, "both AAN blocks apply the progression rule");
+    assert!((5.0..=15.0).contains(&(t / 60.0)), "session length {} min", t / 60.0);
+}
