@@ -44,6 +44,14 @@ fn benches(c: &mut Criterion) {
     );
     let mut bare = PlantConfig::ideal(&m);
     bare.sensors = plexo_sim::SensorParams::default();
+    let mut ideal_motors = PlantConfig::ideal(&m).with_patient(PatientProfile::builtin("moderate").expect("embedded"));
+    ideal_motors.sensors = plexo_sim::SensorParams::default();
+    run(
+        c,
+        "articulated_arm4_moderate_no_rotor_inertia_aba_euler",
+        ArticulatedPlant::new(&m, ideal_motors).expect("plant"),
+        |p| target(p),
+    );
     run(c, "articulated_arm4_bare_aba_euler", ArticulatedPlant::new(&m, bare).expect("plant"), |p| target(p));
     run(c, "rapier_arm4_moderate", RapierPlant::new(&m, config(), RapierOptions::default()).expect("plant"), |p| {
         target(p)

@@ -1,8 +1,7 @@
 //! [`ArticulatedPlant`]: the robot (and rigidly attached arm) integrated with plexo-kinematics' dynamics —
 //! the fast plant for sweeps and the independent cross-check of [`crate::RapierPlant`].
 
-use nalgebra::{DMatrix, DVector, linalg::Cholesky};
-use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
+use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, MAX_JOINTS, Robot};
 use plexo_kinematics::{Data, Model};
 
 use crate::core::{Models, PlantConfig, PlantCore, initial_position};
@@ -25,27 +24,18 @@ pub enum Integrator {
 ///
 /// With no armature this is plexo-kinematics' [`plexo_kinematics::aba`] (O(n)). plexo-kinematics' ABA has no
 /// armature term, so with reflected rotor inertia the plant uses [`plexo_kinematics::crba`] +
-/// [`plexo_kinematics::nonlinear_effects`] and a Cholesky solve of `M + diag(armature)` (exact, O(n³), trivial
-/// for n ≤ 8). Both are allocation-free.
+/// [`plexo_kinematics::nonlinear_effects`] and an in-place Cholesky solve of `M + diag(armature)` on a fixed
+/// 8×8 array (exact, O(n³), trivial for n ≤ 8). Both are allocation-free.
 #[derive(Clone, Debug)]
 struct Dynamics {
     data: Data,
     armature: JointArray<f64>,
     use_aba: bool,
-    mass: DMatrix<f64>,
-    rhs: DVector<f64>,
 }
 
 impl Dynamics {
     fn new(model: &Model, armature: JointArray<f64>) -> Self {
-        let n = model.nv();
-        Self {
-            data: Data::new(model),
-            use_aba: armature.iter().all(|a| *a == 0.0),
-            armature,
-            mass: DMatrix::zeros(n, n),
-            rhs: DVector::zeros(n),
-        }
+        Self { data: Data::new(model), use_aba: armature.iter().all(|a| *a == 0.0), armature }
     }
 
     /// Joint accelerations [rad/s²] into `out`; false if the mass matrix is not positive definite.
@@ -55,30 +45,45 @@ impl Dynamics {
             out.copy_from_slice(ddq.as_slice());
             return true;
         }
+        let n = out.len();
         let h = plexo_kinematics::nonlinear_effects(model, &mut self.data, q, v);
-        for i in 0..out.len() {
-            self.rhs[i] = tau[i] - h[i];
+        for i in 0..n {
+            out[i] = tau[i] - h[i];
         }
         let m = plexo_kinematics::crba(model, &mut self.data, q);
-        self.mass.copy_from(m);
-        for i in 0..out.len() {
-            self.mass[(i, i)] += self.armature[i];
-        }
-        // Factorise in place: move the buffer in, get it back with `unpack` (no allocation).
-        let buffer = core::mem::replace(&mut self.mass, DMatrix::zeros(0, 0));
-        match Cholesky::new(buffer) {
-            Some(chol) => {
-                chol.solve_mut(&mut self.rhs);
-                self.mass = chol.unpack();
-                out.copy_from_slice(self.rhs.as_slice());
-                true
+        // Cholesky M + A = L Lᵀ in place (lower triangle), then forward and back substitution into `out`.
+        let mut l = [[0.0_f64; MAX_JOINTS]; MAX_JOINTS];
+        for i in 0..n {
+            for j in 0..=i {
+                let mut sum = m[(i, j)] + if i == j { self.armature[i] } else { 0.0 };
+                for k in 0..j {
+                    sum -= l[i][k] * l[j][k];
+                }
+                if i == j {
+                    if sum <= 0.0 || !sum.is_finite() {
+                        return false;
+                    }
+                    l[i][i] = sum.sqrt();
+                } else {
+                    l[i][j] = sum / l[j][j];
+                }
             }
-            None => {
-                let n = out.len();
-                self.mass = DMatrix::zeros(n, n);
-                false
-            }
         }
+        for i in 0..n {
+            let mut sum = out[i];
+            for k in 0..i {
+                sum -= l[i][k] * out[k];
+            }
+            out[i] = sum / l[i][i];
+        }
+        for i in (0..n).rev() {
+            let mut sum = out[i];
+            for k in i + 1..n {
+                sum -= l[k][i] * out[k];
+            }
+            out[i] = sum / l[i][i];
+        }
+        true
     }
 }
 
