@@ -4,7 +4,7 @@
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, MAX_JOINTS, Robot};
 use plexo_kinematics::{Data, Model};
 
-use crate::core::{Models, PlantConfig, PlantCore, initial_position};
+use crate::core::{Models, PatientCoupling, PlantConfig, PlantCore, initial_position};
 use crate::patient::Patient;
 use crate::{SimError, SimulatedPlant};
 
@@ -298,7 +298,7 @@ impl Robot for ArticulatedPlant {
         }
         let checked = self.core.commanded_torque(command);
         let (q, v) = (self.q, self.v);
-        let tau = self.core.generalized_torque(checked.as_ref().ok(), &q, &v, true);
+        let tau = self.core.generalized_torque(checked.as_ref().ok(), &q, &v, PatientCoupling::Rigid);
         if !self.integrate(&tau) {
             let joint = self.q.iter().zip(self.v.iter()).position(|(q, v)| !q.is_finite() || !v.is_finite());
             let joint = joint.unwrap_or(0);

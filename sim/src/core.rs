@@ -79,6 +79,21 @@ impl Models {
     }
 }
 
+/// Where the patient's joint torques go this period.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PatientCoupling<'a> {
+    /// Arm attached rigidly: the patient is stepped on the robot's state and its torque is added to the joints.
+    Rigid,
+    /// Arm on compliant cuffs ([`crate::CuffParams`]): the patient is stepped on the human arm's own joint state
+    /// `q` [rad], `v` [rad/s]; its torque acts on the human segments (applied by the plant), not on the joints.
+    Cuffed {
+        /// Human joint positions in the robot's joint coordinates [rad].
+        q: &'a [f64],
+        /// Human joint velocities [rad/s].
+        v: &'a [f64],
+    },
+}
+
 /// Lifecycle, actuators, sensors and patient of one plant.
 #[derive(Debug)]
 pub(crate) struct PlantCore {
@@ -95,7 +110,8 @@ pub(crate) struct PlantCore {
     pub(crate) interaction: Option<JointArray<f64>>,
     /// Friction torque of the last step [Nm].
     pub(crate) friction: JointArray<f64>,
-    /// Generalized torque applied to the joints in the last step (motor + friction + rigid patient) [Nm].
+    /// Generalized torque applied to the joints in the last step (motor + friction + rigid patient) [Nm]; with
+    /// cuffs the patient acts through the cuff forces instead (reported in `interaction`).
     pub(crate) applied: JointArray<f64>,
 }
 
@@ -213,14 +229,15 @@ impl PlantCore {
     }
 
     /// The generalized torque for this period [Nm]: motor (lagged, saturated) + friction + the rigidly attached
-    /// patient (if `patient_rigid`). `command = None` (rejected or inactive) cuts the motors. Also steps the
-    /// patient on the true state `q`, `v`. Real-time safe.
+    /// patient ([`PatientCoupling::Rigid`]). `command = None` (rejected or inactive) cuts the motors. Also steps
+    /// the patient: on the robot's true state `q`, `v` when rigid, on the human arm's state when cuffed.
+    /// Real-time safe.
     pub(crate) fn generalized_torque(
         &mut self,
         command: Option<&JointArray<f64>>,
         q: &[f64],
         v: &[f64],
-        patient_rigid: bool,
+        coupling: PatientCoupling<'_>,
     ) -> JointArray<f64> {
         let motor = match command {
             Some(tau) if self.lifecycle.allows_torque() => self.motors.step(tau),
@@ -235,10 +252,15 @@ impl PlantCore {
             tau[i] += self.friction[i];
         }
         if let Some(patient) = self.patient.as_mut() {
-            let p = patient.step(q, v);
-            if patient_rigid {
-                for (t, pt) in tau.iter_mut().zip(p.total.iter()) {
-                    *t += *pt;
+            match coupling {
+                PatientCoupling::Rigid => {
+                    let p = patient.step(q, v);
+                    for (t, pt) in tau.iter_mut().zip(p.total.iter()) {
+                        *t += *pt;
+                    }
+                }
+                PatientCoupling::Cuffed { q: q_human, v: v_human } => {
+                    patient.step(q_human, v_human);
                 }
             }
         }

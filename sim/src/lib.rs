@@ -5,7 +5,10 @@
 //!
 //! - [`RapierPlant`]: a rapier3d-f64 multibody built from a [`plexo_kinematics::Model`] (no second URDF parser),
 //!   joint limits as rapier constraints, reflected rotor inertia as rapier's per-DoF armature, optional colliders
-//!   (arm capsules, table) and optional compliant cuffs with interaction-torque sensing.
+//!   (arm capsules, table) and optional compliant cuffs with interaction-torque sensing ([`CuffParams`] via
+//!   [`RapierOptions::cuffs`]: the patient's arm as its own bodies on spring–damper cuffs, the patient's torques
+//!   acting between the human segments, cuff sensors reporting `JointState::interaction_torque`; model in
+//!   [`cuff`]). Without cuffs, and in [`ArticulatedPlant`], the arm segments are attached rigidly.
 //! - [`ArticulatedPlant`]: the same dynamics integrated with plexo-kinematics (ABA, or CRBA + Cholesky when the
 //!   motors have rotor inertia), semi-implicit Euler or RK4 ([`Integrator`]) — the fast plant for sweeps and the
 //!   cross-check of rapier.
@@ -54,6 +57,7 @@
 mod arm;
 mod articulated;
 mod core;
+pub mod cuff;
 pub mod emulated;
 mod error;
 pub mod motor;
@@ -65,6 +69,7 @@ pub mod sensor;
 pub use arm::{ARM_FRAMES, arm_payloads, attach_arm};
 pub use articulated::{ArticulatedPlant, Integrator};
 pub use core::PlantConfig;
+pub use cuff::CuffParams;
 pub use error::SimError;
 pub use motor::{MotorBank, MotorParams};
 pub use patient::{Patient, PatientProfile, PatientState, PatientTorques, TrialOutcome};

@@ -6,6 +6,8 @@
 //! limits are rapier limit constraints; reflected rotor inertia is rapier's per-DoF `armature`; rapier's
 //! default per-DoF damping (0.1) is removed — friction lives in the shared [`crate::MotorBank`].
 //! Joint torques are applied as equal and opposite body torques about the joint axis on child and parent.
+//! With [`RapierOptions::cuffs`] the multibody is the bare robot and the patient's arm is a second multibody
+//! strapped to it by spring–damper cuffs ([`crate::cuff`]).
 //!
 //! Integration parameters: `dt` = control period, one solver iteration and no stabilisation iterations when
 //! there are no contacts (nothing for them to do: the multibody joints are exact in reduced coordinates and
@@ -14,12 +16,13 @@
 use glamx::{DMat3, DQuat, DVec3};
 use nalgebra::{Isometry3, Matrix3, Vector3};
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
-use plexo_kinematics::{Data, Model};
+use plexo_kinematics::{Data, Joint, Model, RigidBody};
 use rapier3d_f64::glamx;
 use rapier3d_f64::prelude::*;
 
 use crate::articulated::check_state;
-use crate::core::{Models, PlantConfig, PlantCore, initial_position};
+use crate::core::{Models, PatientCoupling, PlantConfig, PlantCore, initial_position};
+use crate::cuff::{CuffParams, HumanArm};
 use crate::patient::Patient;
 use crate::{ARM_FRAMES, SimError, SimulatedPlant};
 
@@ -48,19 +51,50 @@ pub struct RapierOptions {
     pub table: Option<TableParams>,
     /// Solver iterations when contacts are possible (without contacts 1 is used).
     pub contact_solver_iterations: usize,
+    /// `None` (default): the patient's arm segments are attached rigidly to the links (as in
+    /// [`crate::ArticulatedPlant`]) and `JointState::interaction_torque` is `None`. `Some`: the arm is its own
+    /// set of rapier bodies strapped to the links by compliant spring–damper cuffs; the patient's torques act
+    /// between the human segments, and the cuff sensors report `JointState::interaction_torque` (model, torque
+    /// mapping and citations: [`CuffParams`]). Needs `config.patient`.
+    pub cuffs: Option<CuffParams>,
 }
 
 impl Default for RapierOptions {
     fn default() -> Self {
-        Self { arm_colliders: false, table: None, contact_solver_iterations: 4 }
+        Self { arm_colliders: false, table: None, contact_solver_iterations: 4, cuffs: None }
     }
 }
 
-fn to_dvec(v: &Vector3<f64>) -> DVec3 {
+pub(crate) fn to_dvec(v: &Vector3<f64>) -> DVec3 {
     DVec3::new(v.x, v.y, v.z)
 }
 
-fn to_pose(iso: &Isometry3<f64>) -> Pose {
+/// Rapier mass properties of `body` (in its body frame); a massless body gets a negligible point mass (rapier
+/// needs positive mass on dynamic links).
+pub(crate) fn mass_properties(body: &RigidBody) -> MassProperties {
+    if body.mass > 0.0 {
+        MassProperties::with_inertia_matrix(to_dvec(&body.com), body.mass, to_dmat3(&body.inertia_com))
+    } else {
+        MassProperties::new(DVec3::ZERO, 1e-6, DVec3::splat(1e-9))
+    }
+}
+
+/// A reduced-coordinate revolute joint whose child body frame is the model's joint frame, so that rapier's
+/// joint coordinate is the model's `q`; with the URDF limits if `limits`.
+pub(crate) fn revolute_joint(joint: &Joint, limits: bool) -> GenericJoint {
+    let axis = to_dvec(&joint.axis.into_inner());
+    let align = DQuat::from_rotation_arc(DVec3::X, axis);
+    let mut builder = GenericJointBuilder::new(JointAxesMask::LOCKED_REVOLUTE_AXES)
+        .local_frame1(to_pose(&joint.parent_T_joint) * Pose::from_rotation(align))
+        .local_frame2(Pose::from_rotation(align))
+        .contacts_enabled(false);
+    if limits && joint.limits.lower.is_finite() && joint.limits.upper.is_finite() {
+        builder = builder.limits(JointAxis::AngX, [joint.limits.lower, joint.limits.upper]);
+    }
+    builder.build()
+}
+
+pub(crate) fn to_pose(iso: &Isometry3<f64>) -> Pose {
     let q = iso.rotation.quaternion();
     Pose::from_parts(to_dvec(&iso.translation.vector), DQuat::from_xyzw(q.i, q.j, q.k, q.w))
 }
@@ -93,6 +127,8 @@ pub struct RapierPlant {
     v: JointArray<f64>,
     /// Scratch for displacements when the state is set (allocated once).
     scratch: Vec<f64>,
+    /// The patient's arm on compliant cuffs (`RapierOptions::cuffs`).
+    human: Option<HumanArm>,
 }
 
 impl core::fmt::Debug for RapierPlant {
@@ -103,11 +139,22 @@ impl core::fmt::Debug for RapierPlant {
 
 impl RapierPlant {
     /// Builds the multibody from the robot model (the patient's arm attached rigidly when `config.patient` is
-    /// set). Errors name the model and the joint at fault. Not real-time safe.
+    /// set, or strapped on cuffs with `options.cuffs`). Errors name the model and the joint at fault, or the
+    /// `cuffs.*` key. Not real-time safe.
     pub fn new(model: &Model, config: PlantConfig, options: RapierOptions) -> Result<Self, SimError> {
+        if let Some(cuffs) = &options.cuffs {
+            cuffs.validate()?;
+            if config.patient.is_none() {
+                return Err(SimError::Model {
+                    model: model.name().to_owned(),
+                    reason: "RapierOptions::cuffs needs a patient (PlantConfig::patient) to strap in".into(),
+                });
+            }
+        }
         let models = Models::new(model, &config, true)?;
         let core = PlantCore::new(&models, &config)?;
-        let loaded = models.loaded;
+        // With cuffs the multibody is the bare robot; the patient's internal model keeps the loaded one.
+        let loaded = if options.cuffs.is_some() { models.robot } else { models.loaded };
         let n = loaded.nv();
         let mut world = PhysicsWorld::new();
         world.gravity = to_dvec(&loaded.gravity());
@@ -133,34 +180,20 @@ impl RapierPlant {
                     reason: format!("joint `{}` is prismatic; RapierPlant supports revolute joints", joint.name),
                 });
             }
-            let body = &joint.body;
-            // Rapier needs positive mass on dynamic links; a massless link gets a negligible point mass.
-            let mprops = if body.mass > 0.0 {
-                MassProperties::with_inertia_matrix(to_dvec(&body.com), body.mass, to_dmat3(&body.inertia_com))
-            } else {
-                MassProperties::new(DVec3::ZERO, 1e-6, DVec3::splat(1e-9))
-            };
             let rb = RigidBodyBuilder::dynamic()
                 .pose(to_pose(&data.world_T_joint[i]))
-                .additional_mass_properties(mprops)
+                .additional_mass_properties(mass_properties(&joint.body))
                 .can_sleep(false);
             let handle = world.bodies.insert(rb);
             let parent = joint.parent.map(|p| links[p]);
             let axis = to_dvec(&joint.axis.into_inner());
-            let align = DQuat::from_rotation_arc(DVec3::X, axis);
-            let mut builder = GenericJointBuilder::new(JointAxesMask::LOCKED_REVOLUTE_AXES)
-                .local_frame1(to_pose(&joint.parent_T_joint) * Pose::from_rotation(align))
-                .local_frame2(Pose::from_rotation(align))
-                .contacts_enabled(false);
-            if joint.limits.lower.is_finite() && joint.limits.upper.is_finite() {
-                builder = builder.limits(JointAxis::AngX, [joint.limits.lower, joint.limits.upper]);
-            }
-            world.multibody_joints.insert(parent.unwrap_or(base), handle, builder.build(), true).ok_or_else(|| {
-                SimError::Model {
+            world
+                .multibody_joints
+                .insert(parent.unwrap_or(base), handle, revolute_joint(joint, true), true)
+                .ok_or_else(|| SimError::Model {
                     model: loaded.name().to_owned(),
                     reason: format!("rapier rejected multibody joint `{}`", joint.name),
-                }
-            })?;
+                })?;
             links.push(handle);
             parents.push(parent);
             axes.push(axis);
@@ -215,6 +248,12 @@ impl RapierPlant {
                 mb.armature_mut()[*a] = armature[i];
             }
         }
+        let human = match (options.cuffs, &config.patient) {
+            (Some(params), Some(profile)) => {
+                Some(HumanArm::new(&mut world, &loaded, &profile.body, &links, params, config.period.as_secs_f64())?)
+            }
+            _ => None,
+        };
         let q0 = initial_position(model, &config)?;
         let mut plant = Self {
             energy_data: Data::new(&loaded),
@@ -231,6 +270,7 @@ impl RapierPlant {
             q: JointArray::splat(n, 0.0),
             v: JointArray::splat(n, 0.0),
             scratch: vec![0.0; n],
+            human,
         };
         plant.set_state(&q0, &vec![0.0; n])?;
         Ok(plant)
@@ -239,6 +279,18 @@ impl RapierPlant {
     /// The rapier world (bodies, colliders, integration parameters), for inspection and visualisation.
     pub fn world(&self) -> &PhysicsWorld {
         &self.world
+    }
+
+    /// With cuffs ([`RapierOptions::cuffs`]): the human arm's own joint positions in the robot's joint
+    /// coordinates [rad] (they differ from the robot's by the cuff deflection), as the patient model sees them.
+    /// `None` in rigid mode. Simulation only.
+    pub fn human_position(&self) -> Option<&[f64]> {
+        self.human.as_ref().map(|h| &h.position()[..])
+    }
+
+    /// With cuffs: the human arm's joint velocities [rad/s]; `None` in rigid mode. Simulation only.
+    pub fn human_velocity(&self) -> Option<&[f64]> {
+        self.human.as_ref().map(|h| &h.velocity()[..])
     }
 
     /// Rigid-body handle of each joint's child link, in joint order.
@@ -262,6 +314,7 @@ impl RapierPlant {
     fn apply_torques(&mut self, tau: &[f64]) {
         for h in &self.links {
             if let Some(rb) = self.world.bodies.get_mut(*h) {
+                rb.reset_forces(false);
                 rb.reset_torques(false);
             }
         }
@@ -337,6 +390,10 @@ impl SimulatedPlant for RapierPlant {
         mb.update_rigid_bodies(&mut self.world.bodies, true);
         self.pull_state();
         let (q, v) = (self.q, self.v);
+        if let Some(human) = self.human.as_mut() {
+            human.sync_to_robot(&mut self.world, &self.model, &q, &v);
+            self.core.interaction = Some(*human.interaction());
+        }
         self.core.state_was_set(&q, &v);
         Ok(())
     }
@@ -349,11 +406,14 @@ impl SimulatedPlant for RapierPlant {
     fn armature(&self) -> &[f64] {
         &self.armature
     }
+    /// With cuffs: robot + human bodies + cuff springs.
     fn energy(&mut self) -> f64 {
         let rotor: f64 = (0..self.q.len()).map(|i| 0.5 * self.armature[i] * self.v[i] * self.v[i]).sum();
+        let human = self.human.as_ref().map_or(0.0, |h| h.energy(&self.world));
         plexo_kinematics::kinetic_energy(&self.model, &mut self.energy_data, &self.q, &self.v)
             + plexo_kinematics::potential_energy(&self.model, &mut self.energy_data, &self.q)
             + rotor
+            + human
     }
     fn patient(&self) -> Option<&Patient> {
         self.core.patient.as_ref()
@@ -387,8 +447,19 @@ impl Robot for RapierPlant {
         }
         let checked = self.core.commanded_torque(command);
         let (q, v) = (self.q, self.v);
-        let tau = self.core.generalized_torque(checked.as_ref().ok(), &q, &v, true);
+        let tau = match &self.human {
+            Some(human) => {
+                let (q_human, v_human) = (*human.position(), *human.velocity());
+                let coupling = PatientCoupling::Cuffed { q: &q_human, v: &v_human };
+                self.core.generalized_torque(checked.as_ref().ok(), &q, &v, coupling)
+            }
+            None => self.core.generalized_torque(checked.as_ref().ok(), &q, &v, PatientCoupling::Rigid),
+        };
         self.apply_torques(&tau);
+        if let Some(human) = self.human.as_mut() {
+            let patient = self.core.patient.as_ref().map(|p| p.torques().total);
+            human.apply(&mut self.world, patient.as_ref().map(|t| &t[..]));
+        }
         self.world.step();
         self.pull_state();
         if !(self.q.all_finite() && self.v.all_finite()) {
@@ -402,6 +473,18 @@ impl Robot for RapierPlant {
             return Err(SimError::Diverged { joint, quantity, value });
         }
         let (q, v) = (self.q, self.v);
+        if let Some(human) = self.human.as_mut() {
+            if !human.after_step(&self.world, &self.model, &q, &v) {
+                let joint = (0..q.len()).find(|i| !human.position()[*i].is_finite()).unwrap_or(0);
+                self.core.fault();
+                return Err(SimError::Diverged {
+                    joint,
+                    quantity: "human arm state on the cuffs",
+                    value: human.position()[joint],
+                });
+            }
+            self.core.interaction = Some(*human.interaction());
+        }
         self.core.finish_step(&q, &v);
         checked.map(|_| ())
     }

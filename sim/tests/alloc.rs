@@ -146,3 +146,43 @@ fn rapier_plant_allocations_are_rapier_internal_and_bounded() {
     eprintln!("rapier: {fast} allocations in 20 fast steps");
     assert!(fast <= 20 * 24, "rapier allocated {fast} times in 20 fast steps");
 }
+
+#[test]
+fn rapier_plant_with_cuffs_adds_no_allocations_of_its_own() {
+    let model = arm4();
+    let hold = [0.3, 0.4, 0.0, 0.9];
+    let mut held = JointCommand::zeros(4);
+    held.drive_impedance = Some(plexo_hal::DriveImpedance {
+        position: plexo_hal::JointArray::from_slice(&hold).unwrap(),
+        velocity: plexo_hal::JointArray::splat(4, 0.0),
+        stiffness: plexo_hal::JointArray::splat(4, 100.0),
+        damping: plexo_hal::JointArray::splat(4, 3.0),
+    });
+    let mut counts = Vec::new();
+    for cuffs in [None, Some(plexo_sim::CuffParams::default())] {
+        let options = RapierOptions { cuffs, ..RapierOptions::default() };
+        let mut plant =
+            RapierPlant::new(&model, PlantConfig::default().with_patient(profile("moderate")), options).unwrap();
+        let (mut state, _) = prepared(&mut plant);
+        plant.patient_mut().unwrap().clear_target();
+        plant.set_state(&hold, &[0.0; 4]).unwrap();
+        for _ in 0..300 {
+            plant.write(&held).unwrap(); // let the arm settle into the cuffs
+        }
+        let n = count_allocations(|| {
+            for _ in 0..200 {
+                plant.read(&mut state).unwrap();
+                plant.write(&held).unwrap();
+            }
+        });
+        let max_speed = plant.velocity().iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        assert!(max_speed < 1.0, "precondition: slow motion ({max_speed} rad/s)");
+        assert!(state.interaction_torque.is_some() == cuffs.is_some());
+        counts.push(n);
+    }
+    eprintln!("rapier 200 slow steps: rigid {} allocations, cuffs {} allocations", counts[0], counts[1]);
+    // The cuff code (human arm state, cuff wrenches, Jacobians, sensor noise) is fixed-size arithmetic on
+    // buffers allocated at construction; rapier's step allocates per multibody and the human arm is a second
+    // multibody (measured 9 → 14 per step, sim/BENCHMARKS.md). Same per-step bound as the rigid test.
+    assert!(counts[1] <= 200 * 16, "cuffs: {} allocations in 200 steps (rigid {})", counts[1], counts[0]);
+}
