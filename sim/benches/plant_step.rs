@@ -60,6 +60,8 @@ fn benches(c: &mut Criterion) {
     run(c, "rapier_arm4_moderate_table_contacts", RapierPlant::new(&m, config(), with_table).expect("plant"), |p| {
         target(p)
     });
+    let with_cuffs = RapierOptions { cuffs: Some(plexo_sim::CuffParams::default()), ..Default::default() };
+    run(c, "rapier_arm4_moderate_cuffs", RapierPlant::new(&m, config(), with_cuffs).expect("plant"), |p| target(p));
 }
 
 criterion_group!(plant_step, benches);

@@ -80,7 +80,8 @@ pub use sensor::{SensorBank, SensorParams};
 /// Simulation-only access common to both plants (besides [`plexo_hal::Robot`]): the true state, the patient,
 /// energy. None of these exist on hardware; the controller must not use them.
 pub trait SimulatedPlant: plexo_hal::Robot<Error = SimError> {
-    /// The model the plant integrates (with the rigidly attached arm, if any).
+    /// The model the plant integrates (with the rigidly attached arm, if any; the bare robot when the arm is on
+    /// cuffs, [`RapierOptions::cuffs`]).
     fn model(&self) -> &plexo_kinematics::Model;
     /// Simulated time [s].
     fn time(&self) -> f64;
