@@ -381,6 +381,14 @@ impl Patient {
             t0: self.time() + self.delay_steps as f64 * self.dt,
             duration,
         });
+        // Refresh the internal model at the plan's start: the last refresh (at 100 Hz) may date from the end of
+        // the previous trial, at another posture.
+        let start = *perceived;
+        let mut g = self.arm_gravity;
+        self.internal.arm_gravity(&start, &mut g);
+        self.arm_gravity = g;
+        let armature = self.p.armature;
+        self.internal.mass_matrix(&start, &armature[..], &mut self.mass);
         self.trial_effort = 0.0;
         self.trial_time = 0.0;
         Ok(())
