@@ -269,6 +269,7 @@ impl ControllerConfig {
     /// Checks every range and the length of every per-joint array against `dof`. `file` names the source.
     pub fn validate(&self, dof: usize, file: &str) -> Result<(), ControllerError> {
         let f = file;
+        self.safety.validate(file)?;
         let joints = |key: &str, v: &[f64], lo: f64, hi: f64| -> Result<(), ControllerError> {
             if v.len() != dof {
                 return Err(ControllerError::range(

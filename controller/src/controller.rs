@@ -133,6 +133,7 @@ pub struct Controller {
     support: f64,
     last_torque: JointArray<f64>,
     mode_torque: JointArray<f64>,
+    reference: TaskReference,
     trial: TrialAccumulator,
 }
 
@@ -289,6 +290,7 @@ impl Controller {
             support: c.gravity.arm_support,
             last_torque: JointArray::splat(dof, 0.0),
             mode_torque: JointArray::splat(dof, 0.0),
+            reference: TaskReference::hold(&JointArray::splat(dof, 0.0)),
             trial: TrialAccumulator::default(),
             config: config.clone(),
         })
@@ -385,6 +387,40 @@ impl Controller {
         &self.mode_torque
     }
 
+    /// The reference of the last [`Controller::update`] (q_d [rad], q̇_d [rad/s], …). Real-time safe.
+    pub fn reference(&self) -> &TaskReference {
+        &self.reference
+    }
+
+    /// Position stiffness the current mode applies per joint [Nm/rad]: the impedance in passive mode, the adapted
+    /// (and progression-scaled) assistance stiffness in assist-as-needed mode, the elastic anchor in resistive
+    /// mode, the augmenting stiffness `(gain − 1)·K` in error augmentation, 0 in transparent mode. For telemetry
+    /// and reports: "how much does the robot pull towards the reference". Real-time safe.
+    pub fn assist_stiffness(&self) -> JointArray<f64> {
+        let n = self.dof;
+        let mut k = JointArray::splat(n, 0.0);
+        let scale = self.adaptation.assistance_scale;
+        let a = &self.config.aan;
+        for j in 0..n {
+            k[j] = match self.settings.mode {
+                Mode::Passive => self.gains.k[j],
+                Mode::ActiveAssisted => match self.settings.law {
+                    AanLaw::Fixed => scale * a.emken.initial,
+                    AanLaw::Emken => scale * self.adaptation.emken_stiffness[j],
+                    AanLaw::Rbf => scale * a.rbf.stiffness,
+                    // The tunnel is force-free inside its width: its stiffness is the wall's, not a pull.
+                    AanLaw::Tunnel => 0.0,
+                },
+                Mode::Transparent => 0.0,
+                Mode::Resistive => self.gains.res_k[j],
+                Mode::ErrorAugmentation => {
+                    (self.settings.error_gain.unwrap_or(self.config.error_augmentation.gain) - 1.0) * self.gains.ea_k[j]
+                }
+            };
+        }
+        k
+    }
+
     /// Coulomb + viscous friction compensation torque of joint `j` at velocity `v` [Nm].
     fn friction(&self, j: usize, v: f64) -> f64 {
         let vs = self.config.friction.smoothing_velocity;
@@ -401,6 +437,7 @@ impl Controller {
         let finite =
             dims_ok && state.is_finite() && reference.is_finite() && self.adaptation.is_finite() && t.is_finite();
         self.report.inputs_finite = finite;
+        self.reference = *reference;
         if !finite {
             self.report.hold_torque.fill(0.0);
             return command;

@@ -307,12 +307,21 @@ pub struct SafetySupervisor {
 
 const CONFIG_FILE: &str = "controller.toml [safety]";
 
+impl SafetyConfig {
+    /// Checks every number against its documented range; errors name `file` and the dotted key
+    /// (`safety.soft_start_time`). [`ControllerConfig::validate`](crate::ControllerConfig::validate) calls it, so a
+    /// bad `[safety]` table is reported against the file it came from. Not real-time safe.
+    pub fn validate(&self, file: &str) -> Result<(), ControllerError> {
+        SafetySupervisor::validate(self, file)
+    }
+}
+
 impl SafetySupervisor {
     /// Builds a supervisor for the robot's `joints` (names, hard limits), the configuration and the patient's
     /// range of motion (`rom[i]` for joint `i`; `None` = the robot's hard limits). Validates every number and
     /// names the key at fault. Not real-time safe.
     pub fn new(config: &SafetyConfig, joints: &[JointInfo], rom: Option<&[RomLimit]>) -> Result<Self, ControllerError> {
-        Self::validate(config)?;
+        Self::validate(config, CONFIG_FILE)?;
         let file = CONFIG_FILE;
         if joints.len() > MAX_JOINTS {
             return Err(ControllerError::range(file, "joints", joints.len(), format!("at most {MAX_JOINTS} joints")));
@@ -424,8 +433,7 @@ impl SafetySupervisor {
         })
     }
 
-    fn validate(c: &SafetyConfig) -> Result<(), ControllerError> {
-        let f = CONFIG_FILE;
+    fn validate(c: &SafetyConfig, f: &str) -> Result<(), ControllerError> {
         check_range(f, "safety.period", c.period, 1e-5, 0.1)?;
         check_range(f, "safety.watchdog_timeout", c.watchdog_timeout, c.period, 1.0)?;
         check_range(f, "safety.overrun_factor", c.overrun_factor, 1.0, 100.0)?;

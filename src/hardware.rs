@@ -1,0 +1,315 @@
+//! The hardware configuration (`assets/configs/plexo-arm4-hardware.toml`): which robot, its CAN buses and drives
+//! (plexo-hal [`CanRobotConfig`]), and how each joint is homed. Shared by `plexo check` and `plexo run`.
+//!
+//! Homing ("where is zero?") per joint:
+//! - `absolute`: the drive's position is trusted as is (output-side absolute encoder, or a zero the drive keeps);
+//!   before a session every joint must read inside its position limits (± `tolerance`), else the run is refused.
+//! - `reference-pose`: `plexo run --home` with the robot (no patient) in its homing jig, each joint at its
+//!   `reference` posture; the runtime measures the drive positions and stores the zero offsets in the
+//!   calibration file beside the configuration. A session refuses to start without that calibration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plexo_hal::{CanRobotConfig, JointInfo, JointState, Robot};
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+
+/// How a joint finds its zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HomingMethod {
+    /// Trust the drive's absolute position; check it lies within the limits.
+    Absolute,
+    /// Measure the zero offset with the joint at a known reference posture (homing jig).
+    ReferencePose,
+}
+
+/// Homing of one joint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomingSpec {
+    /// Joint name (as in the URDF and the CAN configuration).
+    pub joint: String,
+    /// Method.
+    pub method: HomingMethod,
+    /// Link position at the reference posture [rad] (`reference-pose`).
+    #[serde(default)]
+    pub reference: f64,
+    /// Allowed distance outside the position limits (`absolute`) or from the previous calibration
+    /// (`reference-pose`, a larger change asks for a re-check of the jig) [rad].
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+fn default_tolerance() -> f64 {
+    0.05
+}
+
+/// The whole hardware configuration file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HardwareFile {
+    robot: String,
+    can: CanRobotConfig,
+    #[serde(default)]
+    homing: Vec<HomingSpec>,
+}
+
+/// A loaded and validated hardware configuration.
+#[derive(Clone, Debug)]
+pub struct HardwareConfig {
+    /// The file it came from.
+    pub source: String,
+    /// Robot: URDF path (relative to the configuration file) or embedded name.
+    pub robot: String,
+    /// CAN buses and drives.
+    pub can: CanRobotConfig,
+    /// Homing per joint (joints without an entry are `absolute`).
+    pub homing: Vec<HomingSpec>,
+}
+
+/// Zero offsets measured by `plexo run --home` [rad], by joint name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Joint name → zero offset [rad] (replaces `zero_offset` of the CAN configuration).
+    pub zero_offset: BTreeMap<String, f64>,
+}
+
+impl HardwareConfig {
+    /// Reads and validates a hardware configuration file. Errors name the file and the key.
+    pub fn from_file(path: &Path) -> Result<Self, AppError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names the file and anchors a relative robot path.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, AppError> {
+        let source = path.display().to_string();
+        let file: HardwareFile = toml::from_str(text).map_err(|e| AppError::Config {
+            file: source.clone(),
+            key: "(document)".into(),
+            reason: e.to_string(),
+        })?;
+        // Parsed in place (line numbers and unknown keys refer to this file); then the CAN layer's own checks.
+        let can = file.can;
+        can.validate().map_err(|e| AppError::Config {
+            file: source.clone(),
+            key: "can".into(),
+            reason: e.to_string(),
+        })?;
+        let robot = match path.parent().map(|d| d.join(&file.robot)) {
+            Some(p) if p.exists() => p.display().to_string(),
+            _ => file.robot.clone(),
+        };
+        let config = Self { source, robot, can, homing: file.homing };
+        config.validate_homing()?;
+        Ok(config)
+    }
+
+    fn validate_homing(&self) -> Result<(), AppError> {
+        for (i, h) in self.homing.iter().enumerate() {
+            let err = |key: &str, reason: String| AppError::Config {
+                file: self.source.clone(),
+                key: format!("homing[{i}].{key}"),
+                reason,
+            };
+            let Some(joint) = self.can.joints.iter().find(|j| j.name == h.joint) else {
+                let names: Vec<_> = self.can.joints.iter().map(|j| j.name.as_str()).collect();
+                return Err(err(
+                    "joint",
+                    format!("unknown joint `{}`; the [can] joints are {}", h.joint, names.join(", ")),
+                ));
+            };
+            if !(h.tolerance.is_finite() && h.tolerance > 0.0 && h.tolerance <= 0.5) {
+                return Err(err("tolerance", format!("{} is outside (0, 0.5] rad", h.tolerance)));
+            }
+            let (lo, hi) = (joint.limits.position_min, joint.limits.position_max);
+            if h.method == HomingMethod::ReferencePose && !(h.reference.is_finite() && (lo..=hi).contains(&h.reference))
+            {
+                return Err(err(
+                    "reference",
+                    format!("{} rad is outside the joint's limits [{lo}, {hi}] rad", h.reference),
+                ));
+            }
+            if self.homing[..i].iter().any(|o| o.joint == h.joint) {
+                return Err(err("joint", format!("`{}` is homed twice", h.joint)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The homing of `joint` (`absolute` with the default tolerance if not listed).
+    pub fn homing_of(&self, joint: &str) -> HomingSpec {
+        self.homing.iter().find(|h| h.joint == joint).cloned().unwrap_or(HomingSpec {
+            joint: joint.to_owned(),
+            method: HomingMethod::Absolute,
+            reference: 0.0,
+            tolerance: default_tolerance(),
+        })
+    }
+
+    /// Where the calibration of this configuration is stored: `<config>.calibration.toml`.
+    pub fn calibration_path(&self) -> PathBuf {
+        PathBuf::from(&self.source).with_extension("calibration.toml")
+    }
+
+    /// The joint descriptions the runtime and the supervisor see.
+    pub fn joints(&self) -> Vec<JointInfo> {
+        self.can.joints.iter().map(|j| j.info()).collect()
+    }
+
+    /// Checks the CAN joints against the robot model: same names in the same order, limits inside the URDF's.
+    pub fn check_against(&self, model: &plexo_kinematics::Model) -> Result<(), AppError> {
+        let urdf: Vec<_> = model.joints().iter().map(|j| j.name.as_str()).collect();
+        let can: Vec<_> = self.can.joints.iter().map(|j| j.name.as_str()).collect();
+        if urdf != can {
+            return Err(AppError::Config {
+                file: self.source.clone(),
+                key: "can.joints".into(),
+                reason: format!("joints {can:?} must match the robot's actuated joints {urdf:?} in order"),
+            });
+        }
+        for (i, (j, m)) in self.can.joints.iter().zip(model.joints()).enumerate() {
+            let l = &j.limits;
+            let u = &m.limits;
+            let inside = l.position_min >= u.lower - 1e-9
+                && l.position_max <= u.upper + 1e-9
+                && l.velocity_max <= u.velocity + 1e-9
+                && l.torque_max <= u.effort + 1e-9;
+            if !inside {
+                return Err(AppError::Config {
+                    file: self.source.clone(),
+                    key: format!("can.joints[{i}].limits"),
+                    reason: format!(
+                        "joint `{}`: position [{}, {}] rad, velocity {} rad/s, torque {} Nm must lie within the \
+                         URDF's [{}, {}] rad, {} rad/s, {} Nm",
+                        j.name,
+                        l.position_min,
+                        l.position_max,
+                        l.velocity_max,
+                        l.torque_max,
+                        u.lower,
+                        u.upper,
+                        u.velocity,
+                        u.effort
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a stored calibration; a `reference-pose` joint without one is an error naming it.
+    pub fn apply_calibration(&mut self, calibration: Option<&Calibration>) -> Result<(), AppError> {
+        for j in &mut self.can.joints {
+            let spec = self.homing.iter().find(|h| h.joint == j.name);
+            if let Some(h) = spec.filter(|h| h.method == HomingMethod::ReferencePose) {
+                match calibration.and_then(|c| c.zero_offset.get(&h.joint)) {
+                    Some(z) => j.zero_offset = *z,
+                    None => {
+                        return Err(AppError::Config {
+                            file: self.source.clone(),
+                            key: format!("homing ({})", h.joint),
+                            reason: format!(
+                                "joint `{}` is homed at a reference pose but has no calibration: put the robot \
+                                 (without the patient) in its homing jig and run `plexo run --home`",
+                                h.joint
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Zero offsets for the `reference-pose` joints from one measured state (robot in the jig): with
+/// `q = dir·p/ratio − z`, the offset that makes the measured joint read `reference` is `z + (q − reference)`.
+/// Checks the change against `previous` (a jump larger than the tolerance needs the jig re-checked).
+pub fn measure_zero_offsets(
+    config: &HardwareConfig,
+    state: &JointState,
+    previous: Option<&Calibration>,
+    force: bool,
+) -> Result<Calibration, AppError> {
+    let mut out = previous.cloned().unwrap_or_default();
+    for (i, j) in config.can.joints.iter().enumerate() {
+        let h = config.homing_of(&j.name);
+        if h.method != HomingMethod::ReferencePose {
+            continue;
+        }
+        let q = state.position[i];
+        if !q.is_finite() {
+            return Err(AppError::Robot(format!("joint `{}` reads a non-finite position during homing", j.name)));
+        }
+        let z = j.zero_offset + (q - h.reference);
+        if let Some(old) = previous.and_then(|c| c.zero_offset.get(&j.name))
+            && (z - old).abs() > h.tolerance
+            && !force
+        {
+            return Err(AppError::Robot(format!(
+                "joint `{}`: the new zero offset {z:.4} rad differs from the stored {old:.4} rad by more than {} rad; \
+                 check the joint sits in the jig, then repeat with --force-homing",
+                j.name, h.tolerance
+            )));
+        }
+        out.zero_offset.insert(j.name.clone(), z);
+    }
+    Ok(out)
+}
+
+/// Checks that every joint reads inside its limits (± the homing tolerance) before a session: a lost zero or a
+/// wrong calibration must not reach the controller. Not real-time safe.
+pub fn check_positions(config: &HardwareConfig, state: &JointState) -> Result<(), AppError> {
+    for (i, j) in config.can.joints.iter().enumerate() {
+        let tol = config.homing_of(&j.name).tolerance;
+        let q = state.position[i];
+        let (lo, hi) = (j.limits.position_min, j.limits.position_max);
+        if !(q.is_finite() && q >= lo - tol && q <= hi + tol) {
+            return Err(AppError::Robot(format!(
+                "joint `{}` reads {q:.4} rad, outside its limits [{lo}, {hi}] rad (± {tol} rad): the zero is lost or \
+                 the calibration is wrong; home the robot (`plexo run --home`) before a session",
+                j.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads `cycles` states with zero commands (drives disabled) and returns the last. Not real-time safe.
+pub fn settle_read<R: Robot>(robot: &mut R, cycles: usize) -> Result<JointState, AppError> {
+    let mut state = JointState::zeros(robot.dof());
+    let zero = plexo_hal::JointCommand::zeros(robot.dof());
+    for _ in 0..cycles.max(1) {
+        robot.write(&zero).map_err(|e| AppError::Robot(format!("write (disabled): {e}")))?;
+        robot.read(&mut state).map_err(|e| AppError::Robot(format!("read (disabled): {e}")))?;
+    }
+    Ok(state)
+}
+
+/// Loads the calibration file if it exists.
+pub fn load_calibration(path: &Path) -> Result<Option<Calibration>, AppError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+    toml::from_str(&text).map(Some).map_err(|e| AppError::Config {
+        file: path.display().to_string(),
+        key: "zero_offset".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes the calibration file.
+pub fn save_calibration(path: &Path, calibration: &Calibration) -> Result<(), AppError> {
+    let text = toml::to_string(calibration).map_err(|e| AppError::Robot(format!("calibration: {e}")))?;
+    let header = "# Zero offsets [rad] measured by `plexo run --home` with the robot in its homing jig.\n";
+    std::fs::write(path, format!("{header}{text}"))
+        .map_err(|e| AppError::Io { path: path.display().to_string(), source: e })
+}

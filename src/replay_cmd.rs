@@ -1,0 +1,266 @@
+//! `plexo replay <file.rrd | candump.log>`: look back at a session.
+//!
+//! - A Rerun recording: lists what it holds (entity paths, rows, time range) and, with `--spawn`, opens it in a
+//!   Rerun viewer listening on loopback only.
+//! - A candump log (from `candump -l`, or saved by the emulated bus): frame statistics per CAN id and, with the
+//!   hardware configuration, the drives' replies decoded to link-side joint positions, velocities and torques
+//!   (MIT replies, CiA 402 TPDO1); `--save` writes them to a .rrd as `joints/<joint>/{q, qd, tau}` over the
+//!   `can_time` timeline.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use plexo_hal::can::CanId;
+use plexo_hal::can::candump::LogRecord;
+use plexo_hal::planner::Protocol;
+
+use crate::AppError;
+use crate::hardware::HardwareConfig;
+
+/// Options of `plexo replay`.
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// A Rerun recording (.rrd) or a candump log (.log).
+    pub file: PathBuf,
+    /// Hardware configuration to decode a candump log's drive replies per joint.
+    #[arg(long)]
+    pub hardware: Option<PathBuf>,
+    /// Write the decoded joint series of a candump log to this .rrd.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Open the recording in a Rerun viewer (listening on 127.0.0.1 only).
+    #[arg(long)]
+    pub spawn: bool,
+}
+
+/// Runs `plexo replay`.
+pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
+    let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
+    if is_rrd {
+        let summary = read_rrd(&args.file)?;
+        print!("{}", summary.render());
+        if args.spawn {
+            spawn_viewer(Some(&args.file))?;
+        }
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| AppError::Io { path: args.file.display().to_string(), source: e })?;
+    let records = plexo_hal::can::candump::parse_log(&text).map_err(|e| AppError::Config {
+        file: args.file.display().to_string(),
+        key: "(candump line)".into(),
+        reason: e.to_string(),
+    })?;
+    print!("{}", frame_statistics(&records));
+    if let Some(hw) = &args.hardware {
+        let hw = HardwareConfig::from_file(hw)?;
+        let series = decode_joints(&hw, &records);
+        for s in &series {
+            let (lo, hi) = s.q.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+            println!(
+                "joint {:<20} {:>7} replies, q in [{:.1}, {:.1}] deg",
+                s.joint,
+                s.time.len(),
+                lo.to_degrees(),
+                hi.to_degrees()
+            );
+        }
+        if let Some(out) = &args.save {
+            save_series(out, &args.file, &series)?;
+            println!("decoded joint series saved to {}", out.display());
+        }
+    } else if args.save.is_some() {
+        return Err(AppError::Config {
+            file: args.file.display().to_string(),
+            key: "--save".into(),
+            reason: "decoding a candump log needs --hardware <config.toml> (node ids, protocols, ratios)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// What a recording holds.
+#[derive(Debug, Default)]
+pub struct RrdSummary {
+    /// Entity path → (chunks, rows, static).
+    pub entities: BTreeMap<String, (usize, usize, bool)>,
+    /// Timeline names seen.
+    pub timelines: Vec<String>,
+    /// Recording (application) ids seen.
+    pub recordings: Vec<String>,
+    /// Messages decoded.
+    pub messages: usize,
+}
+
+impl RrdSummary {
+    /// The listing printed by `plexo replay`.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "recording {} — {} messages, timelines {}\n",
+            self.recordings.join(", "),
+            self.messages,
+            self.timelines.join(", ")
+        );
+        s.push_str(&format!("{:<45} {:>7} {:>9}\n", "entity", "chunks", "rows"));
+        for (path, (chunks, rows, is_static)) in &self.entities {
+            s.push_str(&format!("{path:<45} {chunks:>7} {rows:>9}{}\n", if *is_static { "  (static)" } else { "" }));
+        }
+        s
+    }
+}
+
+/// Decodes a .rrd file: every entity path with its chunk and row counts. Errors name the file.
+pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
+    use rerun::external::re_log_types::LogMsg;
+    let err = |reason: String| AppError::Config { file: path.display().to_string(), key: "(rrd)".into(), reason };
+    let file = std::fs::File::open(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+    let decoder = re_log_encoding::DecoderApp::decode_eager(BufReader::new(file))
+        .map_err(|e| err(format!("not a Rerun recording: {e}")))?;
+    let mut summary = RrdSummary::default();
+    for msg in decoder {
+        let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
+        summary.messages += 1;
+        match msg {
+            LogMsg::SetStoreInfo(info) => {
+                let id = format!("{}", info.info.store_id.application_id());
+                if !summary.recordings.contains(&id) {
+                    summary.recordings.push(id);
+                }
+            }
+            LogMsg::ArrowMsg(_, arrow) => {
+                let chunk = re_chunk::Chunk::from_arrow_msg(&arrow).map_err(|e| err(format!("bad chunk: {e}")))?;
+                let entry = summary.entities.entry(chunk.entity_path().to_string()).or_insert((0, 0, false));
+                entry.0 += 1;
+                entry.1 += chunk.num_rows();
+                entry.2 |= chunk.is_static();
+                for name in chunk.timelines().keys() {
+                    let name = name.to_string();
+                    if !summary.timelines.contains(&name) {
+                        summary.timelines.push(name);
+                    }
+                }
+            }
+            LogMsg::BlueprintActivationCommand(_) => {}
+        }
+    }
+    Ok(summary)
+}
+
+/// Starts a Rerun viewer bound to loopback (a plainly started 0.36 viewer listens on 0.0.0.0:9876, exposing
+/// patient data to the clinic network), optionally opening `file`.
+pub fn spawn_viewer(file: Option<&Path>) -> Result<rerun::SpawnOptions, AppError> {
+    let mut opts = rerun::SpawnOptions::default();
+    opts.extra_args = vec!["--bind".into(), "127.0.0.1".into()];
+    if let Some(f) = file {
+        opts.extra_args.push(f.display().to_string());
+    }
+    rerun::spawn(&opts).map_err(|e| AppError::Telemetry(format!("cannot start the Rerun viewer: {e}")))?;
+    Ok(opts)
+}
+
+/// Frames per interface and CAN id, with rates.
+pub fn frame_statistics(records: &[LogRecord]) -> String {
+    let mut per_id: BTreeMap<(String, String), (usize, f64, f64)> = BTreeMap::new();
+    for r in records {
+        let id = match r.frame.id() {
+            CanId::Standard(id) => format!("{id:03X}"),
+            CanId::Extended(id) => format!("{id:08X}"),
+        };
+        let t = r.time.as_secs_f64();
+        let e = per_id.entry((r.ifname.clone(), id)).or_insert((0, t, t));
+        e.0 += 1;
+        e.1 = e.1.min(t);
+        e.2 = e.2.max(t);
+    }
+    let span =
+        records.last().map_or(0.0, |r| r.time.as_secs_f64()) - records.first().map_or(0.0, |r| r.time.as_secs_f64());
+    let mut s = format!(
+        "{} frames over {:.3} s\n{:<8} {:>9} {:>8} {:>10}\n",
+        records.len(),
+        span,
+        "iface",
+        "id",
+        "frames",
+        "rate[Hz]"
+    );
+    for ((iface, id), (n, t0, t1)) in &per_id {
+        let rate = if t1 > t0 { (*n as f64 - 1.0) / (t1 - t0) } else { 0.0 };
+        s.push_str(&format!("{iface:<8} {id:>9} {n:>8} {rate:>10.1}\n"));
+    }
+    s
+}
+
+/// Decoded replies of one joint (link side).
+#[derive(Debug, Default, Clone)]
+pub struct JointSeries {
+    /// Joint name.
+    pub joint: String,
+    /// Log time of each reply [s].
+    pub time: Vec<f64>,
+    /// Position [rad].
+    pub q: Vec<f64>,
+    /// Velocity [rad/s] (MIT replies; NaN where not in the frame).
+    pub qd: Vec<f64>,
+    /// Torque [Nm] (MIT replies; NaN where not in the frame).
+    pub tau: Vec<f64>,
+}
+
+/// Decodes MIT replies and CiA 402 TPDO1 frames per joint with the configuration's node ids and mappings.
+pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSeries> {
+    let mut out: Vec<JointSeries> =
+        hw.can.joints.iter().map(|j| JointSeries { joint: j.name.clone(), ..Default::default() }).collect();
+    for r in records {
+        for (k, j) in hw.can.joints.iter().enumerate() {
+            let map = j.mapping();
+            let t = r.time.as_secs_f64();
+            match j.protocol {
+                Protocol::Mit => {
+                    let reply_id = j.mit.map_or(0, |m| m.reply_can_id);
+                    let (Some(ranges), CanId::Standard(id)) = (j.mit_ranges(), r.frame.id()) else { continue };
+                    let data = r.frame.data();
+                    if id != reply_id || data.first() != Some(&j.node_id) {
+                        continue;
+                    }
+                    if let Some(reply) = plexo_hal::mit::MitReply::decode(data, &ranges) {
+                        let s = &mut out[k];
+                        s.time.push(t);
+                        s.q.push(map.link_position(reply.position));
+                        s.qd.push(map.link_velocity(reply.velocity));
+                        s.tau.push(map.link_torque(reply.torque));
+                    }
+                }
+                Protocol::Cia402 => {
+                    if let Some(pdo) = plexo_hal::canopen::Tpdo1::decode(&r.frame, j.node_id) {
+                        let counts = j.cia402.unwrap_or_default().encoder_counts_per_rev.max(1);
+                        let drive = f64::from(pdo.position) / f64::from(counts) * std::f64::consts::TAU;
+                        let s = &mut out[k];
+                        s.time.push(t);
+                        s.q.push(map.link_position(drive));
+                        s.qd.push(f64::NAN);
+                        s.tau.push(f64::NAN);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), AppError> {
+    let rr = |e: &dyn std::fmt::Display| AppError::Telemetry(format!("{}: {e}", out.display()));
+    let rec = rerun::RecordingStreamBuilder::new("plexo-replay")
+        .recording_id(source.display().to_string())
+        .save(out)
+        .map_err(|e| rr(&e))?;
+    for s in series {
+        for (name, values) in [("q", &s.q), ("qd", &s.qd), ("tau", &s.tau)] {
+            let idx = [rerun::TimeColumn::new_duration_secs("can_time", s.time.iter().copied())];
+            let column = rerun::Scalars::new(values.iter().copied()).columns_of_unit_batches().map_err(|e| rr(&e))?;
+            rec.send_columns(format!("joints/{}/{name}", s.joint), idx, column).map_err(|e| rr(&e))?;
+        }
+    }
+    rec.flush_blocking().map_err(|e| rr(&e))?;
+    Ok(())
+}

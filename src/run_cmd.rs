@@ -1,0 +1,182 @@
+//! `plexo run`: a therapy session on the real robot over CAN — the same loop, controller and supervisor as
+//! `plexo sim`, with [`CanRobot`] over SocketCAN instead of the simulated plant.
+//!
+//! Order of operations (each step refuses to go on if it fails):
+//! 1. the `check` validation of every file (the same function);
+//! 2. the explicit confirmation flag;
+//! 3. the calibration (homing) is applied; CAN interfaces opened, drives brought up torque-free;
+//! 4. a few cycles read with torque off: every joint must read inside its limits;
+//! 5. the session (paced at the configured rate, absolute deadlines), Ctrl-C = controlled stop, torque off.
+//!
+//! `--home` instead measures the zero offsets of the `reference-pose` joints (robot in its jig, no patient),
+//! stores them beside the configuration and exits.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use plexo_hal::CanRobot;
+use plexo_hal::can::socketcan::SocketCanBus;
+
+use crate::AppError;
+use crate::check_cmd::{self, CheckArgs};
+use crate::hardware::{self, HardwareConfig};
+use crate::output::{self, OutputArgs};
+use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
+use crate::setup;
+
+/// Options of `plexo run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Hardware configuration (.toml): robot, CAN buses and drives, homing.
+    #[arg(long)]
+    pub hardware: PathBuf,
+    /// CAN interfaces, in the order of the configuration's buses (e.g. `can0,can1`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub can: Vec<String>,
+    /// Patient profile (.toml or embedded name): body height and mass, range of motion per joint.
+    #[arg(long)]
+    pub patient: String,
+    /// Protocol (.toml or embedded name).
+    #[arg(long, default_value = "center-out")]
+    pub protocol: String,
+    /// Controller configuration (.toml; default: the embedded one).
+    #[arg(long)]
+    pub controller: Option<PathBuf>,
+    /// Measure the zero offsets of the reference-pose joints (robot in its homing jig, no patient) and exit.
+    #[arg(long)]
+    pub home: bool,
+    /// Accept a new zero offset that differs from the stored one by more than the tolerance.
+    #[arg(long, requires = "home")]
+    pub force_homing: bool,
+    /// Required: the operator confirms the patient is seated, strapped in and supervised (or, with --home,
+    /// that no patient is in the robot), and the e-stop is within reach.
+    #[arg(long = "i-confirm-the-patient-is-safe")]
+    pub confirmed: bool,
+    /// Stop after this many trials.
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Stop after this much session time [s].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Outputs and real-time settings.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The hardware backend: a CAN robot; no simulation hooks.
+impl Plant for CanRobot<SocketCanBus> {}
+
+/// Runs `plexo run`.
+pub fn run(args: &RunArgs) -> Result<(), AppError> {
+    // 1. The same validation as `plexo check`.
+    let mut hw = HardwareConfig::from_file(&args.hardware)?;
+    let check_args = CheckArgs {
+        robot: hw.robot.clone(),
+        patient: args.patient.clone(),
+        protocol: args.protocol.clone(),
+        controller: args.controller.clone(),
+        hardware: Some(args.hardware.clone()),
+    };
+    let checked = check_cmd::check(&check_args, Some(hw.clone()))?;
+    println!("{}", check_cmd::render(&checked));
+    // 2. Confirmation.
+    if !args.confirmed {
+        return Err(AppError::NotConfirmed);
+    }
+    // 3. Calibration, buses, drives.
+    let calibration_path = hw.calibration_path();
+    let calibration = hardware::load_calibration(&calibration_path)?;
+    if !args.home {
+        hw.apply_calibration(calibration.as_ref())?;
+    } else {
+        for j in &mut hw.can.joints {
+            if let Some(z) = calibration.as_ref().and_then(|c| c.zero_offset.get(&j.name)) {
+                j.zero_offset = *z;
+            }
+        }
+    }
+    if args.can.len() != hw.can.buses.len() {
+        return Err(AppError::Config {
+            file: hw.source.clone(),
+            key: "can.buses".into(),
+            reason: format!(
+                "--can names {} interface(s) but the configuration has {} buses ({})",
+                args.can.len(),
+                hw.can.buses.len(),
+                hw.can.buses.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let mut buses = Vec::with_capacity(args.can.len());
+    for (iface, bus) in args.can.iter().zip(&hw.can.buses) {
+        let fd = bus.data_bitrate.is_some();
+        let socket = SocketCanBus::open(iface, fd)
+            .map_err(|e| AppError::Robot(format!("cannot open CAN interface `{iface}` for bus `{}`: {e}", bus.name)))?;
+        buses.push(socket);
+    }
+    // The configuration's bus names stay the logical names; the sockets are matched in order.
+    let mut can_config = hw.can.clone();
+    for (bus, iface) in can_config.buses.iter_mut().zip(&args.can) {
+        if bus.name != *iface {
+            for j in can_config.joints.iter_mut().filter(|j| j.bus == bus.name) {
+                j.bus = iface.clone();
+            }
+            bus.name = iface.clone();
+        }
+    }
+    let mut robot = CanRobot::new(can_config, buses)?;
+
+    // 4. Torque-off read-back.
+    let state = hardware::settle_read(&mut robot, 20)?;
+    if args.home {
+        let new = hardware::measure_zero_offsets(&hw, &state, calibration.as_ref(), args.force_homing)?;
+        hardware::save_calibration(&calibration_path, &new)?;
+        println!("zero offsets saved to {}:", calibration_path.display());
+        for (joint, z) in &new.zero_offset {
+            println!("  {joint:<20} {z:+.5} rad");
+        }
+        return Ok(());
+    }
+    hardware::check_positions(&hw, &state)?;
+
+    // 5. The session.
+    let model = &checked.robot.value.0;
+    let session = setup::session_name(&checked.protocol.value.name, &checked.patient.value.name);
+    let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
+    let mut loop_config = LoopConfig::new(period);
+    loop_config.paced = true;
+    loop_config.max_trials = args.trials;
+    loop_config.max_session_time = args.duration;
+    // In the clinic a spasm release is resumed by the therapist, not automatically: the session stops.
+    loop_config.auto_resume_after = None;
+    let parts = checked.parts;
+    let telemetry = output::start_telemetry(
+        &args.output,
+        &session,
+        model,
+        &checked.robot.value.1,
+        &parts,
+        args.output.save.is_some(),
+    )?;
+    let mut rt = Runtime {
+        plant: robot,
+        therapy: parts.therapy,
+        supervisor: parts.supervisor,
+        model: model.clone(),
+        handle: parts.handle,
+    };
+    let signals = LoopSignals::default();
+    output::install_ctrl_c(&signals);
+    let nominal = args.duration.unwrap_or_else(|| checked.protocol.value.nominal_duration());
+    let progress = output::progress_bar(&signals, nominal, args.output.quiet);
+    let rt_report = output::apply_realtime(&args.output);
+    let wall = Instant::now();
+    let report = run_session(&mut rt, &loop_config, &telemetry.sender(), &signals);
+    signals.stop.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        p.finish();
+    }
+    output::finish_session(&session, report?, telemetry, wall.elapsed(), rt_report, true)
+}

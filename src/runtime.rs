@@ -1,0 +1,513 @@
+//! The runtime loop, one for simulation and hardware (ros2_control / libfranka style): the runtime owns the loop
+//! and every cycle is
+//!
+//! ```text
+//! robot.read(&mut state)                                    // sensors
+//! (cmd, event) = therapy.update(&state, t)                  // session + controller: a pure step
+//! outcome = supervisor.apply(&state, report, &mut cmd, now) // ALWAYS, in every state and mode
+//! robot.write(&cmd)                                         // only the supervised command reaches the joints
+//! ```
+//!
+//! at the configured rate with absolute deadlines (`--realtime`/hardware) or as fast as possible (simulation).
+//! The tick allocates nothing (counting-allocator test `tests/runtime_no_alloc.rs`): telemetry goes through a
+//! bounded channel, progress through an atomic, per-block statistics into buffers sized before the loop.
+//!
+//! Phases: a sensor check with the supervisor disabled (`pre_enable`), the enable (the controller re-latches on
+//! the measured state, the supervisor fades torque in from zero), the session, and the stop: a category-2 safe
+//! stop (damped hold with gravity and weight support) until standstill, then torque off.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use nalgebra::Vector3;
+use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
+use plexo_hal::{JointArray, JointCommand, JointState, Lifecycle, Robot, RobotError};
+use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
+
+use crate::AppError;
+use crate::realtime::{monotonic_ns, sleep_until_ns};
+use crate::summary::{BlockAccumulator, SessionSummary, SpeedProfile};
+use crate::telemetry::{Event, Message, Sample, TelemetrySender};
+use crate::timing::LoopStats;
+
+/// What the runtime needs from a backend besides [`Robot`]: simulation-only hooks (the virtual patient, the
+/// true patient torque, the simulated clock) that hardware leaves at their defaults.
+pub trait Plant: Robot {
+    /// True for a simulated plant: the supervisor's clock is then the simulated time, so an unpaced run is
+    /// deterministic.
+    fn is_simulated(&self) -> bool {
+        false
+    }
+
+    /// Tells the virtual patient the trial's goal [rad] and movement duration [s]. No-op on hardware (the
+    /// patient sees the target on the screen). Real-time safe.
+    fn patient_goal(&mut self, _goal: &JointArray<f64>, _duration: f64) -> Result<(), AppError> {
+        Ok(())
+    }
+
+    /// Tells the virtual patient how the trial went (drives its learning, slacking and fatigue); `error` is the
+    /// joint-space distance to the target [rad]. No-op on hardware.
+    fn patient_trial_end(&mut self, _error: f64, _success: bool, _duration: f64) -> Result<(), AppError> {
+        Ok(())
+    }
+
+    /// The patient's true joint torque [Nm] (simulation only, to validate the estimate). Real-time safe.
+    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
+        None
+    }
+}
+
+/// Loop settings.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    /// Control period.
+    pub period: Duration,
+    /// Pace at wall clock with absolute deadlines (hardware always; simulation with `--realtime`).
+    pub paced: bool,
+    /// Ticks with the supervisor disabled before enabling: sensors are read and checked, no torque [ticks].
+    pub pre_enable_ticks: u64,
+    /// Stop the session after this much session time [s].
+    pub max_session_time: Option<f64>,
+    /// Stop the session after this many completed trials.
+    pub max_trials: Option<usize>,
+    /// After a spasm release, resume automatically after this long [s] (simulation; in the clinic the
+    /// therapist resumes). `None`: the release stops the session.
+    pub auto_resume_after: Option<f64>,
+    /// Longest time the final safe stop may take before torque is switched off anyway [s].
+    pub stop_timeout: f64,
+}
+
+impl LoopConfig {
+    /// Defaults for a period: 0.5 s sensor check, 3 s stop timeout, no limits, unpaced.
+    pub fn new(period: Duration) -> Self {
+        let per_second = (1.0 / period.as_secs_f64()).round() as u64;
+        Self {
+            period,
+            paced: false,
+            pre_enable_ticks: per_second / 2,
+            max_session_time: None,
+            max_trials: None,
+            auto_resume_after: Some(3.0),
+            stop_timeout: 3.0,
+        }
+    }
+}
+
+/// How the session ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEnd {
+    /// Every block of the protocol ran.
+    Completed,
+    /// `--trials` reached.
+    TrialLimit,
+    /// `--duration` reached.
+    TimeLimit,
+    /// The operator stopped (Ctrl-C, stop request).
+    OperatorStop,
+    /// The safety supervisor stopped the session (a safe stop or a fault latched).
+    Safety(StopReason),
+    /// The backend reported an error (read/write failed, drive fault): torque was switched off.
+    Robot(String),
+}
+
+impl SessionEnd {
+    /// True for an orderly end (complete, a requested limit, or an operator stop).
+    pub fn is_orderly(&self) -> bool {
+        matches!(
+            self,
+            SessionEnd::Completed | SessionEnd::TrialLimit | SessionEnd::TimeLimit | SessionEnd::OperatorStop
+        )
+    }
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionEnd::Completed => write!(f, "completed"),
+            SessionEnd::TrialLimit => write!(f, "trial limit reached"),
+            SessionEnd::TimeLimit => write!(f, "time limit reached"),
+            SessionEnd::OperatorStop => write!(f, "stopped by the operator"),
+            SessionEnd::Safety(reason) => write!(f, "SAFETY STOP: {reason:?}"),
+            SessionEnd::Robot(e) => write!(f, "ROBOT ERROR: {e}"),
+        }
+    }
+}
+
+/// Shared flags between the control thread and the outside (progress bar, Ctrl-C handler). Lock-free.
+#[derive(Clone, Debug, Default)]
+pub struct LoopSignals {
+    /// Set by the operator to stop the session (category-2 stop, then torque off).
+    pub stop: Arc<AtomicBool>,
+    /// Session time so far [ms], for a progress display.
+    pub session_ms: Arc<AtomicU64>,
+}
+
+/// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`].
+pub struct Runtime<P: Plant> {
+    /// The backend.
+    pub plant: P,
+    /// Session + controller.
+    pub therapy: Therapy,
+    /// The supervisor every command goes through.
+    pub supervisor: SafetySupervisor,
+    /// Kinematic model of the robot (handle positions for targets, errors and smoothness).
+    pub model: Model,
+    /// The handle frame.
+    pub handle: FrameId,
+}
+
+/// Result of [`run_session`].
+#[derive(Debug)]
+pub struct SessionReport {
+    /// How it ended.
+    pub end: SessionEnd,
+    /// Per-block statistics.
+    pub summary: SessionSummary,
+    /// Loop timing.
+    pub timing: crate::timing::TimingSummary,
+    /// Control ticks run (all phases).
+    pub ticks: u64,
+    /// Session time (from enable) [s].
+    pub session_time: f64,
+    /// Supervisor counters.
+    pub safety: plexo_controller::SafetyStats,
+    /// Ticks in which the supervisor changed the command (walls, rate limit, saturation, …).
+    pub limited_ticks: u64,
+}
+
+enum Phase {
+    PreEnable,
+    Session,
+    Stopping { since: f64 },
+}
+
+/// Runs one session on `rt` until the protocol ends, a limit, an operator stop or a safety stop; always ends
+/// with the robot torque-free (disabled, or e-stopped on a backend error). Real-time safe inside the loop;
+/// allocation happens only before and after it.
+pub fn run_session<P: Plant>(
+    rt: &mut Runtime<P>,
+    config: &LoopConfig,
+    telemetry: &TelemetrySender,
+    signals: &LoopSignals,
+) -> Result<SessionReport, AppError> {
+    let n = rt.plant.dof();
+    let dt = config.period.as_secs_f64();
+    let mut stats = LoopStats::new();
+    let mut data = Data::new(&rt.model);
+    let mut state = JointState::zeros(n);
+    let mut blocks: Vec<BlockAccumulator> = rt
+        .therapy
+        .session()
+        .blocks()
+        .iter()
+        .map(|b| BlockAccumulator::new(&b.spec.name, b.spec.mode, b.spec.law))
+        .collect();
+    // Speed profile buffer sized for the longest trial (timeout + dwell) at 100 Hz.
+    let longest = rt.therapy.session().blocks().iter().map(|b| b.spec.trial_timeout + b.spec.dwell).fold(1.0, f64::max);
+    let mut speed = SpeedProfile::new((longest * 100.0) as usize + 200, 10, dt);
+    let mut target_handle: Option<Vector3<f64>> = None;
+    let mut trials_done = 0usize;
+    let mut limited_ticks = 0u64;
+    let mut last_safety = SafetyState::Disabled;
+    let mut release_since: Option<f64> = None;
+    let mut end: Option<SessionEnd> = None;
+
+    let mut phase = Phase::PreEnable;
+    let mut tick: u64 = 0;
+    let mut session_t0 = f64::INFINITY; // set at enable
+    let wall_start = monotonic_ns();
+    let period_ns = config.period.as_nanos() as u64;
+
+    loop {
+        // --- pace
+        let deadline = wall_start + tick * period_ns;
+        let lateness = if config.paced {
+            sleep_until_ns(deadline);
+            Duration::from_nanos(monotonic_ns().saturating_sub(deadline))
+        } else {
+            Duration::ZERO
+        };
+        let work_start = monotonic_ns();
+        let time = tick as f64 * dt;
+
+        // --- read
+        let read = rt.plant.read(&mut state);
+        let now = if rt.plant.is_simulated() {
+            Duration::from_secs(1) + state.stamp
+        } else {
+            Duration::from_nanos(monotonic_ns())
+        };
+        if let Err(e) = read {
+            // The supervisor cannot act on a state it does not have: torque off at once.
+            rt.supervisor.estop();
+            let _ = rt.plant.estop();
+            end = Some(SessionEnd::Robot(format!("read failed ({:?}): {e}", e.kind())));
+            break;
+        }
+
+        // --- update (the controller only runs once enabled; before, the command is zero)
+        let (mut cmd, event) = match phase {
+            Phase::PreEnable => (JointCommand::zeros(n), TherapyEvent::None),
+            Phase::Session | Phase::Stopping { .. } => rt.therapy.update(&state, time - session_t0),
+        };
+
+        // --- safety: every tick, every phase
+        let outcome = rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut cmd, now);
+
+        // --- write
+        if let Err(e) = rt.plant.write(&cmd) {
+            rt.supervisor.estop();
+            let _ = rt.plant.estop();
+            end = Some(SessionEnd::Robot(format!("write failed ({:?}): {e}", e.kind())));
+            break;
+        }
+        if matches!(rt.plant.lifecycle(), Lifecycle::Fault | Lifecycle::EStopped) {
+            rt.supervisor.estop();
+            end = Some(SessionEnd::Robot(format!("backend entered {:?}", rt.plant.lifecycle())));
+            break;
+        }
+
+        // --- bookkeeping (allocation-free)
+        if matches!(outcome, SafetyOutcome::Active { limited: true }) {
+            limited_ticks += 1;
+        }
+        let safety_state = rt.supervisor.state();
+        if safety_state != last_safety {
+            telemetry.send(Message::Event(Event::Safety { outcome, time, tick }));
+            last_safety = safety_state;
+        }
+        let session_time = time - session_t0;
+        if matches!(phase, Phase::Session | Phase::Stopping { .. }) {
+            signals.session_ms.store((session_time * 1000.0) as u64, Ordering::Relaxed);
+            forward_kinematics(&rt.model, &mut data, &state.position);
+            let hand = data.world_T_frame[rt.handle.0].translation.vector;
+            speed.push(&hand);
+            handle_event(
+                rt,
+                &event,
+                &hand,
+                &mut data,
+                &mut blocks,
+                &mut speed,
+                &mut target_handle,
+                telemetry,
+                time,
+                tick,
+            )?;
+            if let TherapyEvent::TrialEnded(_) = event {
+                trials_done += 1;
+            }
+            let sample = sample(rt, &state, &cmd, target_handle.as_ref(), time, tick);
+            telemetry.send(Message::Sample(sample));
+        } else {
+            telemetry.send(Message::Sample(sample(rt, &state, &cmd, None, time, tick)));
+        }
+
+        // --- phase transitions
+        match phase {
+            Phase::PreEnable => {
+                if tick + 1 >= config.pre_enable_ticks {
+                    // Before enable every drive is (correctly) not enabled; any other fault flag refuses the enable.
+                    let faulted = state.flags.iter().position(|f| {
+                        let mut f = *f;
+                        f.remove(plexo_hal::JointFlags::NOT_ENABLED);
+                        f.is_fault()
+                    });
+                    if let Some(joint) = faulted {
+                        end = Some(SessionEnd::Robot(format!(
+                            "joint {} reports {:?} before enable",
+                            rt.plant.joints()[joint].name,
+                            state.flags[joint]
+                        )));
+                        break;
+                    }
+                    rt.plant.enable().map_err(|e| AppError::Robot(format!("enable failed: {e}")))?;
+                    rt.plant.read(&mut state).map_err(|e| AppError::Robot(format!("read after enable: {e}")))?;
+                    // The reference holds the measured posture; the supervisor fades the hold torque in.
+                    rt.therapy.start(&state);
+                    rt.supervisor.request_enable().map_err(|e| AppError::Robot(format!("enable refused: {e}")))?;
+                    session_t0 = time + dt;
+                    phase = Phase::Session;
+                }
+            }
+            Phase::Session => {
+                let limit = if matches!(event, TherapyEvent::SessionEnded) {
+                    Some(SessionEnd::Completed)
+                } else if config.max_trials.is_some_and(|m| trials_done >= m) {
+                    Some(SessionEnd::TrialLimit)
+                } else if config.max_session_time.is_some_and(|m| session_time >= m) {
+                    Some(SessionEnd::TimeLimit)
+                } else if signals.stop.load(Ordering::Relaxed) {
+                    Some(SessionEnd::OperatorStop)
+                } else {
+                    None
+                };
+                match outcome {
+                    SafetyOutcome::SafeStop { reason, .. } | SafetyOutcome::Fault { reason } => {
+                        end = Some(SessionEnd::Safety(reason));
+                        phase = Phase::Stopping { since: time };
+                    }
+                    SafetyOutcome::CompliantRelease { .. } => {
+                        let since = *release_since.get_or_insert(time);
+                        match config.auto_resume_after {
+                            Some(wait) if time - since >= wait => {
+                                rt.therapy.start(&state);
+                                rt.supervisor
+                                    .request_resume()
+                                    .map_err(|e| AppError::Robot(format!("resume refused: {e}")))?;
+                                release_since = None;
+                            }
+                            Some(_) => {}
+                            None => {
+                                end = Some(SessionEnd::Safety(StopReason::OperatorStop));
+                                rt.supervisor.request_stop(now);
+                                phase = Phase::Stopping { since: time };
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if let (Some(limit), Phase::Session) = (limit, &phase) {
+                    end = Some(limit);
+                    rt.supervisor.request_stop(now);
+                    phase = Phase::Stopping { since: time };
+                }
+            }
+            Phase::Stopping { since } => {
+                let standstill = matches!(outcome, SafetyOutcome::SafeStop { standstill: true, .. });
+                if standstill || outcome.torque_off() || time - since >= config.stop_timeout {
+                    break;
+                }
+            }
+        }
+
+        stats.record(lateness, Duration::from_nanos(monotonic_ns().saturating_sub(work_start)), config.period);
+        tick += 1;
+    }
+
+    // --- torque off (not real-time from here on)
+    if rt.supervisor.state() != SafetyState::Fault {
+        let _ = rt.supervisor.request_disable();
+    }
+    let mut zero = JointCommand::zeros(n);
+    let now = Duration::from_secs(1) + state.stamp;
+    rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut zero, now);
+    if rt.plant.lifecycle() == Lifecycle::Active {
+        let _ = rt.plant.write(&zero);
+        if let Err(e) = rt.plant.disable() {
+            tracing::error!("disable failed ({e}); e-stopping");
+            let _ = rt.plant.estop();
+        }
+    }
+    Ok(SessionReport {
+        end: end.unwrap_or(SessionEnd::Completed),
+        summary: SessionSummary::from_blocks(blocks),
+        timing: stats.summary(),
+        ticks: tick,
+        session_time: if session_t0.is_finite() { (tick as f64 * dt - session_t0).max(0.0) } else { 0.0 },
+        safety: rt.supervisor.stats(),
+        limited_ticks,
+    })
+}
+
+/// Trial and block bookkeeping on a therapy event; forwards the event to the patient (sim) and the telemetry.
+#[allow(clippy::too_many_arguments)]
+fn handle_event<P: Plant>(
+    rt: &mut Runtime<P>,
+    event: &TherapyEvent,
+    hand: &Vector3<f64>,
+    data: &mut Data,
+    blocks: &mut [BlockAccumulator],
+    speed: &mut SpeedProfile,
+    target_handle: &mut Option<Vector3<f64>>,
+    telemetry: &TelemetrySender,
+    time: f64,
+    tick: u64,
+) -> Result<(), AppError> {
+    match *event {
+        TherapyEvent::None => {}
+        TherapyEvent::BlockStarted { block, .. } => {
+            telemetry.send(Message::Event(Event::BlockStart { block, time, tick }));
+        }
+        TherapyEvent::TrialStarted { block, trial } => {
+            let prepared = &rt.therapy.session().blocks()[block];
+            let goal = prepared.trial_targets[trial];
+            let duration = prepared.spec.movement_time;
+            rt.plant.patient_goal(&goal, duration)?;
+            forward_kinematics(&rt.model, data, &goal);
+            let target = data.world_T_frame[rt.handle.0].translation.vector;
+            *target_handle = Some(target);
+            speed.reset();
+            speed.push(hand);
+            telemetry.send(Message::Event(Event::TrialStart {
+                block,
+                trial,
+                target: [target.x, target.y, target.z],
+                time,
+                tick,
+            }));
+        }
+        TherapyEvent::TrialEnded(record) => {
+            let final_error = target_handle.map_or(0.0, |t| (t - hand).norm());
+            let peaks = speed.peaks();
+            if let Some(acc) = blocks.get_mut(record.block) {
+                acc.add_trial(&record, final_error, peaks);
+            }
+            // The trial's joint-space RMS tracking error [rad] drives the virtual patient's learning and slacking.
+            let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+            rt.plant.patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))?;
+            telemetry.send(Message::Event(Event::TrialEnd {
+                block: record.block,
+                trial: record.trial,
+                success: record.reached,
+                final_error_m: final_error,
+                duration: record.metrics.duration,
+                peaks,
+                time,
+                tick,
+            }));
+            *target_handle = None;
+        }
+        TherapyEvent::BlockEnded { block, performance, .. } => {
+            telemetry.send(Message::Event(Event::BlockEnd {
+                block,
+                trials: performance.trials,
+                successes: performance.successes,
+                time,
+                tick,
+            }));
+        }
+        TherapyEvent::SessionEnded => {}
+    }
+    Ok(())
+}
+
+/// One telemetry sample of this tick. Real-time safe.
+fn sample<P: Plant>(
+    rt: &Runtime<P>,
+    state: &JointState,
+    cmd: &JointCommand,
+    target: Option<&Vector3<f64>>,
+    time: f64,
+    tick: u64,
+) -> Sample {
+    let controller = rt.therapy.controller();
+    let estimate = *controller.patient_torque();
+    let mode = controller.mode_torque();
+    let effort = estimate.iter().map(|t| t * t).sum::<f64>().sqrt();
+    let assist = mode.iter().map(|t| t * t).sum::<f64>().sqrt();
+    Sample {
+        tick,
+        time,
+        q: state.position,
+        q_ref: controller.reference().position,
+        tau_cmd: cmd.torque,
+        tau_patient_est: estimate,
+        tau_patient_true: rt.plant.true_patient_torque(),
+        stiffness: controller.assist_stiffness(),
+        assistance: assist,
+        patient_effort_share: if effort + assist > 1e-9 { effort / (effort + assist) } else { 0.0 },
+        target: target.map(|t| [t.x, t.y, t.z]),
+    }
+}

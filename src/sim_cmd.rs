@@ -1,0 +1,251 @@
+//! `plexo sim`: a simulated therapy session — the same runtime loop, controller and supervisor as `plexo run`,
+//! with a simulated plant (rapier3d or the articulated-body plant), optionally behind emulated CAN drives, and a
+//! virtual stroke patient strapped in.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use plexo_hal::planner::Protocol as CanProtocol;
+use plexo_hal::{JointArray, Robot};
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_sim::emulated::SimOverCan;
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome};
+
+use crate::AppError;
+use crate::output::{OutputArgs, finish_session, start_telemetry};
+use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, SessionEnd, run_session};
+use crate::setup::{self, Loaded};
+
+/// Which physics engine simulates the robot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlantKind {
+    /// rapier3d-f64 multibody (the default: independent physics engine).
+    Rapier,
+    /// plexo-kinematics articulated-body algorithm (fast, for sweeps).
+    Articulated,
+}
+
+/// Drive protocol of the emulated CAN drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OverCan {
+    /// CubeMars AK-series MIT mode on classic CAN 1 Mbit/s.
+    Mit,
+    /// CiA 402 cyclic synchronous torque over CANopen FD.
+    Cia402,
+}
+
+/// Options of `plexo sim`.
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Robot: a URDF file, or an embedded default (plexo-arm4, plexo-arm6, test-arm7).
+    #[arg(long, default_value = "plexo-arm4")]
+    pub robot: String,
+    /// Virtual patient: a profile .toml, or an embedded profile (healthy, mild, moderate, severe, spastic).
+    #[arg(long, default_value = "moderate")]
+    pub patient: String,
+    /// Protocol: a .toml file, or an embedded protocol (center-out, rom-exercise).
+    #[arg(long, default_value = "center-out")]
+    pub protocol: String,
+    /// Controller configuration .toml (default: the embedded assets/configs/controller.toml, with the simulated
+    /// actuators' friction as the identified friction).
+    #[arg(long)]
+    pub controller: Option<PathBuf>,
+    /// Physics of the simulated plant.
+    #[arg(long, value_enum, default_value_t = PlantKind::Rapier)]
+    pub plant: PlantKind,
+    /// Put emulated drives on a virtual CAN bus between the runtime and the plant (the hardware code path).
+    #[arg(long, value_enum)]
+    pub over_can: Option<OverCan>,
+    /// Pace the loop at wall clock (1 kHz) with absolute deadlines instead of running as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Seed of every random part (sensor noise, patient tremor and variability).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop after this many trials.
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Stop after this much session time [s].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Real-time scheduling, memory locking, CPU pinning and outputs.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+macro_rules! sim_plant {
+    ($t:ty) => {
+        impl Plant for $t {
+            fn is_simulated(&self) -> bool {
+                true
+            }
+            fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
+                patient_goal(self, goal, duration)
+            }
+            fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
+                patient_trial_end(self, error, success, duration)
+            }
+            fn true_patient_torque(&self) -> Option<JointArray<f64>> {
+                self.patient().map(|p| p.torques().total)
+            }
+        }
+    };
+}
+
+sim_plant!(ArticulatedPlant);
+sim_plant!(RapierPlant);
+
+fn patient_goal<P: SimulatedPlant>(plant: &mut P, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
+    match plant.patient_mut() {
+        Some(p) => Ok(p.set_target(goal, duration)?),
+        None => Ok(()),
+    }
+}
+
+fn patient_trial_end<P: SimulatedPlant>(
+    plant: &mut P,
+    error: f64,
+    success: bool,
+    duration: f64,
+) -> Result<(), AppError> {
+    if let Some(p) = plant.patient_mut() {
+        p.end_trial(&TrialOutcome { error, success, duration })?;
+        p.clear_target();
+    }
+    Ok(())
+}
+
+impl<P: SimulatedPlant> Plant for SimOverCan<P> {
+    fn is_simulated(&self) -> bool {
+        true
+    }
+    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
+        patient_goal(self.plant_mut(), goal, duration)
+    }
+    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
+        patient_trial_end(self.plant_mut(), error, success, duration)
+    }
+    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
+        self.plant().patient().map(|p| p.torques().total)
+    }
+}
+
+/// Runs `plexo sim`. Returns the process outcome: an error if the configuration is invalid or the session was
+/// aborted by a safety stop.
+pub fn run(args: &SimArgs) -> Result<(), AppError> {
+    let robot = setup::load_robot(&args.robot)?;
+    let mut patient = setup::load_patient(&args.patient)?;
+    let protocol = setup::load_protocol(&args.protocol)?;
+    let mut controller = setup::load_controller(args.controller.as_deref())?;
+    let model = &robot.value.0;
+    if let Some(seed) = args.seed {
+        patient.value.seed = seed;
+    }
+    let rom = setup::patient_rom(model, &patient)?;
+    let rest = setup::patient_rest(model, &patient)?;
+    let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass)
+        .map_err(|e| AppError::Config { file: patient.source.clone(), key: "body".into(), reason: e.to_string() })?;
+
+    let mut plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
+    plant_config.period = Duration::from_secs_f64(controller.value.safety.period);
+    if let Some(seed) = args.seed {
+        plant_config.sensors.seed = seed ^ 0x5EED_0001;
+    }
+    if args.controller.is_none() {
+        // The embedded controller file is written for a frictionless plant; the simulated actuators have
+        // friction (plexo-sim MotorParams::default), which a clinic would identify: use the identified values.
+        let motor = plexo_sim::MotorParams::default();
+        let n = model.nv();
+        controller.value.friction.coulomb = vec![motor.coulomb; n];
+        controller.value.friction.viscous = vec![motor.viscous; n];
+        controller.value.friction.smoothing_velocity = motor.coulomb_velocity;
+        controller.value.observer.subtract_friction = true;
+        controller.source = format!("{} + identified sim friction", controller.source);
+    }
+    let plant_config = plant_config.with_patient(patient.value.clone());
+    let rate_hz = 1.0 / controller.value.safety.period;
+    let ctx =
+        Context { args, robot: &robot, patient: &patient, protocol: &protocol, controller: &controller, arm, rom };
+    match (args.plant, args.over_can) {
+        (PlantKind::Rapier, None) => ctx.run(RapierPlant::new(model, plant_config, RapierOptions::default())?),
+        (PlantKind::Articulated, None) => ctx.run(ArticulatedPlant::new(model, plant_config)?),
+        (PlantKind::Rapier, Some(proto)) => {
+            let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
+            let cfg = SimOverCan::<RapierPlant>::default_config(plant.joints(), can_protocol(proto), rate_hz)?;
+            ctx.run(SimOverCan::new(plant, cfg)?)
+        }
+        (PlantKind::Articulated, Some(proto)) => {
+            let plant = ArticulatedPlant::new(model, plant_config)?;
+            let cfg = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), can_protocol(proto), rate_hz)?;
+            ctx.run(SimOverCan::new(plant, cfg)?)
+        }
+    }
+}
+
+fn can_protocol(p: OverCan) -> CanProtocol {
+    match p {
+        OverCan::Mit => CanProtocol::Mit,
+        OverCan::Cia402 => CanProtocol::Cia402,
+    }
+}
+
+struct Context<'a> {
+    args: &'a SimArgs,
+    robot: &'a Loaded<(plexo_kinematics::Model, String)>,
+    patient: &'a Loaded<plexo_sim::PatientProfile>,
+    protocol: &'a Loaded<plexo_controller::Protocol>,
+    controller: &'a Loaded<plexo_controller::ControllerConfig>,
+    arm: ArmAnthropometrics,
+    rom: Vec<plexo_controller::RomLimit>,
+}
+
+impl Context<'_> {
+    fn run<P: Plant>(&self, plant: P) -> Result<(), AppError> {
+        let (model, urdf) = &self.robot.value;
+        let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
+        let session = setup::session_name(&self.protocol.value.name, &self.patient.value.name);
+        let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
+        loop_config.paced = self.args.realtime;
+        loop_config.max_trials = self.args.trials;
+        loop_config.max_session_time = self.args.duration;
+        let nominal = self.args.duration.unwrap_or_else(|| self.protocol.value.nominal_duration());
+        tracing::info!(
+            robot = self.robot.source,
+            patient = self.patient.source,
+            protocol = self.protocol.source,
+            controller = self.controller.source,
+            plant = ?self.args.plant,
+            over_can = ?self.args.over_can,
+            "simulated session {session}"
+        );
+        let telemetry = start_telemetry(&self.args.output, &session, model, urdf, &parts, true)?;
+        let mut rt = Runtime {
+            plant,
+            therapy: parts.therapy,
+            supervisor: parts.supervisor,
+            model: model.clone(),
+            handle: parts.handle,
+        };
+        let signals = LoopSignals::default();
+        crate::output::install_ctrl_c(&signals);
+        let progress = crate::output::progress_bar(&signals, nominal, self.args.output.quiet);
+        let rt_report = crate::output::apply_realtime(&self.args.output);
+        let wall = Instant::now();
+        let report = run_session(&mut rt, &loop_config, &telemetry.sender(), &signals);
+        signals.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = progress {
+            p.finish();
+        }
+        let report = report?;
+        finish_session(&session, report, telemetry, wall.elapsed(), rt_report, self.args.realtime)
+    }
+}
+
+impl SessionEnd {
+    /// Maps a session end to the process result (`Ok` for an orderly end).
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_orderly() { Ok(()) } else { Err(AppError::SessionAborted(self.to_string())) }
+    }
+}
