@@ -582,6 +582,7 @@ fn default_center_out_session_runs_end_to_end_through_therapy() {
     let mut passive_reached = (0, 0);
     let mut t = 0.0;
     let mut progressions = Vec::new();
+    let mut block_time = vec![(0.0, 0usize); protocol.blocks.len()];
     while !ended && t < 1200.0 {
         plant.read(&mut state).unwrap();
         let (mut cmd, event) = therapy.update(&state, t);
@@ -607,6 +608,8 @@ fn default_center_out_session_runs_end_to_end_through_therapy() {
                 }
                 let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
                 let duration = record.metrics.duration.max(1e-3);
+                block_time[record.block].0 += duration;
+                block_time[record.block].1 += 1;
                 plant
                     .patient_mut()
                     .unwrap()
@@ -631,6 +634,13 @@ fn default_center_out_session_runs_end_to_end_through_therapy() {
         passive_reached.0,
         passive_reached.1
     );
+    for (b, (time, n)) in block_time.iter().enumerate() {
+        println!(
+            "session block {b} ({:?}): {n} trials, mean trial time {:.2} s",
+            protocol.blocks[b].mode,
+            time / (*n).max(1) as f64
+        );
+    }
     assert!(ended, "session did not end within 20 min");
     assert_eq!((blocks_started, blocks_ended), (n_blocks, n_blocks));
     let expected_trials: usize = therapy.session().blocks().iter().map(|b| b.trial_targets.len()).sum();
