@@ -296,15 +296,19 @@ fn rnea_core(
         w.a[i] = ai;
     }
     for i in (0..model.nv()).rev() {
-        out[i] = w.s[i].dot(&w.f[i]);
-        if let Some(p) = model.cache[i].parent {
+        let c = &model.cache[i];
+        // The armature (reflected rotor inertia) adds armatureᵢ·q̈ᵢ to the joint's own torque.
+        let rotor = a.map_or(0.0, |a| c.armature * a[i]);
+        out[i] = w.s[i].dot(&w.f[i]) + rotor;
+        if let Some(p) = c.parent {
             w.f[p] = w.f[p].add(&w.f[i]);
         }
     }
 }
 
 /// Inverse dynamics (recursive Newton–Euler): joint torques τ [Nm] that produce accelerations `a` [rad/s²] at
-/// position `q` [rad] and velocity `v` [rad/s], gravity and payloads included. Result in [`Data::tau`].
+/// position `q` [rad] and velocity `v` [rad/s], gravity, payloads and armature ([`Model::armature`]: τᵢ +=
+/// armatureᵢ·aᵢ) included. Result in [`Data::tau`].
 pub fn rnea<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], a: &[f64]) -> &'d DVector<f64> {
     data.check(model);
     check_len("v", v, model.nv());
@@ -343,7 +347,7 @@ pub fn gravity_torque<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d D
 }
 
 /// Joint-space mass matrix M(q) [kg m²] by the composite-rigid-body algorithm, full symmetric, in
-/// [`Data::mass_matrix`].
+/// [`Data::mass_matrix`]; the armature ([`Model::armature`]) is on its diagonal.
 pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64> {
     data.check(model);
     let w = &mut data.work;
@@ -366,12 +370,16 @@ pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64
             m[(i, j)] = mij;
             m[(j, i)] = mij;
         }
+        // The armature sits on the diagonal only.
+        m[(i, i)] += model.cache[i].armature;
     }
     &data.mass_matrix
 }
 
 /// Forward dynamics by the articulated-body algorithm: joint accelerations q̈ [rad/s²] under torques `tau` [Nm]
-/// at `q`, `v`, gravity and payloads included. Result in [`Data::ddq`].
+/// at `q`, `v`, gravity, payloads and armature included (the armature adds to each joint's articulated inertia
+/// about its axis, `Dᵢ = Sᵢᵀ Iᴬᵢ Sᵢ + armatureᵢ`), so it inverts [`rnea`] and solves `M q̈ = τ − h` with the
+/// [`crba`] mass matrix (armature on its diagonal) and h from [`nonlinear_effects`]. Result in [`Data::ddq`].
 pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f64]) -> &'d DVector<f64> {
     data.check(model);
     check_len("v", v, model.nv());
@@ -395,7 +403,8 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
     for i in (0..model.nv()).rev() {
         let s = w.s[i].to_vector();
         let u_vec = w.ia[i] * s;
-        let d = s.dot(&u_vec);
+        // D = Sᵀ Iᴬ S + armature: the rotor inertia adds to the inertia felt about the joint axis.
+        let d = s.dot(&u_vec) + model.cache[i].armature;
         let u = tau[i] - s.dot(&w.pa[i]);
         w.u_vec[i] = u_vec;
         w.d[i] = d;
@@ -426,7 +435,7 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
     &data.ddq
 }
 
-/// Kinetic energy ½ q̇ᵀ M(q) q̇ [J].
+/// Kinetic energy ½ q̇ᵀ M(q) q̇ [J], with the mass matrix of [`crba`]: the rotors' ½ Σ armatureᵢ q̇ᵢ² included.
 pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f64 {
     data.check(model);
     check_len("v", v, model.nv());
@@ -440,7 +449,7 @@ pub fn kinetic_energy(model: &Model, data: &mut Data, q: &[f64], v: &[f64]) -> f
             None => Motion::ZERO,
         };
         w.v[i] = vp.add_scaled(&w.s[i], v[i]);
-        energy += 0.5 * w.v[i].dot(&w.inertia[i].mul_motion(&w.v[i]));
+        energy += 0.5 * (w.v[i].dot(&w.inertia[i].mul_motion(&w.v[i])) + c.armature * v[i] * v[i]);
     }
     energy
 }

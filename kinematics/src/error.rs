@@ -136,6 +136,24 @@ pub enum KinematicsError {
         /// What is wrong.
         reason: String,
     },
+    /// A joint armature that is negative, NaN or infinite.
+    #[error("joint '{joint}': armature {value} must be finite and non-negative [kg m² or kg]")]
+    InvalidArmature {
+        /// The joint.
+        joint: String,
+        /// The value given.
+        value: f64,
+    },
+    /// A per-joint list has the wrong number of entries.
+    #[error("{what}: {got} values given, the model has {expected} joints")]
+    LengthMismatch {
+        /// Which list (e.g. "armature").
+        what: &'static str,
+        /// Number of joints.
+        expected: usize,
+        /// Number of values given.
+        got: usize,
+    },
     /// No frame of that name.
     #[error("unknown frame '{name}'")]
     UnknownFrame {
@@ -163,8 +181,8 @@ pub enum KinematicsError {
 }
 
 impl KinematicsError {
-    /// Wraps this error with the file it was found in.
-    pub(crate) fn in_file(self, path: PathBuf) -> Self {
+    /// Wraps this error with the file it was found in (for callers that read the URDF text themselves).
+    pub fn in_file(self, path: PathBuf) -> Self {
         KinematicsError::InFile { path, source: Box::new(self) }
     }
 }

@@ -165,6 +165,10 @@ pub struct Joint {
     /// Mass properties of everything rigidly attached to this joint (the child link, its fixed children and any
     /// attached payloads), in the joint frame.
     pub body: RigidBody,
+    /// Armature [kg m²] (rotational joints) or [kg] (prismatic): inertia added to the joint-space mass matrix
+    /// diagonal, e.g. the motor rotor's inertia reflected through the gear (`J_rotor · N²`), as Pinocchio's
+    /// `Model::armature`. Zero by default.
+    pub armature: f64,
 }
 
 impl Joint {
@@ -186,6 +190,7 @@ impl Joint {
             axis: Unit::new_unchecked(axis),
             limits: JointLimits::UNLIMITED,
             body: RigidBody::ZERO,
+            armature: 0.0,
         }
     }
 
@@ -198,6 +203,13 @@ impl Joint {
     /// The same joint carrying this body (in the joint frame).
     pub fn with_body(mut self, body: RigidBody) -> Joint {
         self.body = body;
+        self
+    }
+
+    /// The same joint with this armature [kg m²] (or [kg] for a prismatic joint); see [`Joint::armature`].
+    /// Checked (finite, ≥ 0) by [`ModelBuilder::build`].
+    pub fn with_armature(mut self, armature: f64) -> Joint {
+        self.armature = armature;
         self
     }
 }
@@ -245,6 +257,8 @@ pub(crate) struct JointCache {
     pub mass: f64,
     pub com: Vector3<f64>,
     pub inertia_com: Matrix3<f64>,
+    /// Armature [kg m²] or [kg], added to the mass matrix diagonal.
+    pub armature: f64,
 }
 
 impl JointCache {
@@ -262,6 +276,7 @@ impl JointCache {
             mass: joint.body.mass,
             com: joint.body.com,
             inertia_com: joint.body.inertia_com,
+            armature: joint.armature,
         }
     }
 }
@@ -287,6 +302,8 @@ pub struct Model {
     built_base_body: RigidBody,
     payloads: Vec<Payload>,
     next_payload_id: u64,
+    /// Per joint armature [kg m²] or [kg] (copy of `Joint::armature`, for [`Model::armature`]).
+    armature: Vec<f64>,
     pub(crate) cache: Vec<JointCache>,
     /// Per frame, whether `joint_T_frame` is the identity (frame placement = joint placement).
     pub(crate) frame_is_identity: Vec<bool>,
@@ -366,6 +383,49 @@ impl Model {
     /// Mass properties fixed to the base (including payloads attached to base frames), in the base frame.
     pub fn base_body(&self) -> &RigidBody {
         &self.base_body
+    }
+
+    /// Armature of every joint [kg m²] ([kg] for prismatic joints), in joint order: the inertia the algorithms
+    /// add to the mass-matrix diagonal ([`crate::crba`]), to the joint torque ([`crate::rnea`]: `armatureᵢ·q̈ᵢ`),
+    /// to the articulated inertia about the axis ([`crate::aba`]) and to the kinetic energy
+    /// ([`crate::kinetic_energy`]: `½ armatureᵢ q̇ᵢ²`). Zeros unless set by [`Joint::with_armature`] or
+    /// [`Model::with_armature`].
+    pub fn armature(&self) -> &[f64] {
+        &self.armature
+    }
+
+    /// A copy of this model with the joint armatures replaced by `armature` [kg m²] ([kg] for prismatic joints),
+    /// one per joint in [`Model::joints`] order, e.g. the rotor inertias reflected through the gears
+    /// (`J_rotor · N²`). Everything else (payloads, gravity, frames) is kept. Each value must be finite and ≥ 0;
+    /// errors name the joint. Not real-time safe (allocates the copy).
+    ///
+    /// ```
+    /// use plexo_kinematics::{Data, Model, crba, default_robot_urdf};
+    ///
+    /// let model = Model::from_urdf_str(default_robot_urdf("plexo-arm4").unwrap())?;
+    /// // Rotor inertia 1e-5 kg m² behind a 9:1 gear on every joint.
+    /// let with_rotors = model.with_armature(&[1e-5 * 81.0; 4])?;
+    /// let q = [0.2, 0.4, 0.1, 1.0];
+    /// let m = crba(&model, &mut Data::new(&model), &q).clone();
+    /// let m_rotors = crba(&with_rotors, &mut Data::new(&with_rotors), &q).clone();
+    /// assert!((m_rotors[(3, 3)] - m[(3, 3)] - 81e-5).abs() < 1e-12);
+    /// assert!(model.with_armature(&[-1.0, 0.0, 0.0, 0.0]).is_err());
+    /// # Ok::<(), plexo_kinematics::KinematicsError>(())
+    /// ```
+    pub fn with_armature(&self, armature: &[f64]) -> Result<Model, KinematicsError> {
+        if armature.len() != self.nv() {
+            return Err(KinematicsError::LengthMismatch { what: "armature", expected: self.nv(), got: armature.len() });
+        }
+        for (joint, &value) in self.joints.iter().zip(armature) {
+            check_armature(&joint.name, value)?;
+        }
+        let mut model = self.clone();
+        for (i, &value) in armature.iter().enumerate() {
+            model.joints[i].armature = value;
+            model.cache[i].armature = value;
+            model.armature[i] = value;
+        }
+        Ok(model)
     }
 
     /// True if joint `ancestor` is `joint` or lies on its path to the base.
@@ -559,6 +619,7 @@ impl ModelBuilder {
             frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
             cache: joints.iter().map(JointCache::new).collect(),
             built_bodies: joints.iter().map(|j| j.body).collect(),
+            armature: joints.iter().map(|j| j.armature).collect(),
             joints,
             frames,
             gravity,
@@ -613,5 +674,14 @@ fn validate_joint(index: usize, joint: &mut Joint) -> Result<(), KinematicsError
             reason: format!("negative velocity {} or effort {}", l.velocity, l.effort),
         });
     }
+    check_armature(&name, joint.armature)?;
     joint.body.validate(&format!("body of joint '{name}'"), false)
+}
+
+fn check_armature(joint: &str, value: f64) -> Result<(), KinematicsError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(KinematicsError::InvalidArmature { joint: joint.to_string(), value })
+    }
 }

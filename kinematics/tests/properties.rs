@@ -13,6 +13,14 @@ fn models() -> Vec<(Model, &'static str)> {
     common::all_models()
 }
 
+/// Number of models in `common::all_models()` (checked by `model_count_matches`).
+const MODELS: usize = 5;
+
+#[test]
+fn model_count_matches() {
+    assert_eq!(models().len(), MODELS, "update MODELS so the property tests cover every model");
+}
+
 fn state(n: usize) -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>)> {
     (
         prop::collection::vec(-3.0..3.0f64, n),
@@ -25,7 +33,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn forward_then_inverse_dynamics_round_trip(model_index in 0usize..4, seed_state in state(7)) {
+    fn forward_then_inverse_dynamics_round_trip(model_index in 0usize..MODELS, seed_state in state(7)) {
         let (model, _) = &models()[model_index];
         let n = model.nv();
         let (q, v, tau) = (&seed_state.0[..n], &seed_state.1[..n], &seed_state.2[..n]);
@@ -42,7 +50,7 @@ proptest! {
     }
 
     #[test]
-    fn mass_matrix_is_positive_definite_and_energy_positive(model_index in 0usize..4, s in state(7)) {
+    fn mass_matrix_is_positive_definite_and_energy_positive(model_index in 0usize..MODELS, s in state(7)) {
         let (model, _) = &models()[model_index];
         let n = model.nv();
         let mut data = Data::new(model);
@@ -58,7 +66,7 @@ proptest! {
     }
 
     #[test]
-    fn frame_placements_are_rigid_and_jacobian_references_agree(model_index in 0usize..4, s in state(7)) {
+    fn frame_placements_are_rigid_and_jacobian_references_agree(model_index in 0usize..MODELS, s in state(7)) {
         let (model, tip) = &models()[model_index];
         let n = model.nv();
         let q = &s.0[..n];

@@ -65,13 +65,25 @@ pub fn tree_with_prismatic() -> Model {
         .expect("valid tree")
 }
 
-/// Every model the generic tests run on, with a tip frame.
+/// Armature per joint of [`tree_with_armature`]: reflected rotor inertias of the size an exoskeleton's geared
+/// motors have (rotor 1e-5…1e-4 kg m² behind 6:1…50:1 gears), different on every joint so a misplaced index
+/// shows; [kg] for the prismatic joint.
+pub const TREE_ARMATURE: [f64; 5] = [0.12, 0.35, 0.004, 0.06, 0.021];
+
+/// [`tree_with_prismatic`] with armature on every joint (the prismatic one included).
+pub fn tree_with_armature() -> Model {
+    tree_with_prismatic().with_armature(&TREE_ARMATURE).expect("valid armature")
+}
+
+/// Every model the generic tests run on, with a tip frame: the default robots, a branching tree with a
+/// prismatic joint, and the same tree with armature.
 pub fn all_models() -> Vec<(Model, &'static str)> {
     vec![
         (robot("plexo-arm4"), "handle"),
         (robot("plexo-arm6"), "handle"),
         (robot("test-arm7"), "tool"),
         (tree_with_prismatic(), "right_tool"),
+        (tree_with_armature(), "right_tool"),
     ]
 }
 
