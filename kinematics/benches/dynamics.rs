@@ -18,7 +18,12 @@ fn bench_robot(c: &mut Criterion, name: &str, tip: &str) {
     let tip = model.frame_id(tip).expect("tip frame");
     let mut jac = Matrix6xX::zeros(n);
     let mut group = c.benchmark_group(name);
-    group.bench_function("fk", |b| b.iter(|| forward_kinematics(&model, &mut data, black_box(&q))));
+    group.bench_function("fk", |b| {
+        b.iter(|| {
+            forward_kinematics(&model, &mut data, black_box(&q));
+            black_box(&data.world_T_frame);
+        })
+    });
     group.bench_function("jacobians", |b| {
         b.iter(|| {
             joint_jacobians(&model, &mut data, black_box(&q));
@@ -28,24 +33,32 @@ fn bench_robot(c: &mut Criterion, name: &str, tip: &str) {
             black_box(&jac);
         })
     });
+    // Each closure black-boxes the result so the optimiser cannot drop any of the work.
     group.bench_function("rnea", |b| {
         b.iter(|| {
-            rnea(&model, &mut data, black_box(&q), black_box(&v), black_box(&a));
+            black_box(rnea(&model, &mut data, black_box(&q), black_box(&v), black_box(&a)));
         })
     });
     group.bench_function("gravity", |b| {
         b.iter(|| {
-            gravity_torque(&model, &mut data, black_box(&q));
+            black_box(gravity_torque(&model, &mut data, black_box(&q)));
         })
     });
     group.bench_function("crba", |b| {
         b.iter(|| {
-            crba(&model, &mut data, black_box(&q));
+            black_box(crba(&model, &mut data, black_box(&q)));
         })
     });
     group.bench_function("aba", |b| {
         b.iter(|| {
-            aba(&model, &mut data, black_box(&q), black_box(&v), black_box(&a));
+            black_box(aba(&model, &mut data, black_box(&q), black_box(&v), black_box(&a)));
+        })
+    });
+    // The same with reflected rotor inertia on every joint: the armature must not slow ABA down.
+    let with_armature = model.with_armature(&vec![0.05; n]).expect("valid armature");
+    group.bench_function("aba_armature", |b| {
+        b.iter(|| {
+            black_box(aba(&with_armature, &mut data, black_box(&q), black_box(&v), black_box(&a)));
         })
     });
     group.finish();

@@ -27,8 +27,8 @@ fn min_ns(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("| robot | fk | jacobians | rnea | gravity | crba | aba |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| robot | fk | jacobians | rnea | gravity | crba | aba | aba (armature) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, tip) in [("plexo-arm4", "handle"), ("plexo-arm6", "handle"), ("test-arm7", "tool")] {
         let model = Model::from_urdf_str(default_robot_urdf(name).ok_or("missing robot")?)?;
         let mut data = Data::new(&model);
@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let a: Vec<f64> = (0..n).map(|i| -0.4 + 0.15 * i as f64).collect();
         let tip = model.frame_id(tip).ok_or("missing tip frame")?;
         let mut jacobian = Matrix6xX::zeros(n);
-        let fk = min_ns(|| forward_kinematics(&model, &mut data, black_box(&q)));
+        let fk = min_ns(|| {
+            forward_kinematics(&model, &mut data, black_box(&q));
+            black_box(&data.world_T_frame);
+        });
         let jacobians = min_ns(|| {
             joint_jacobians(&model, &mut data, black_box(&q));
             for reference in [ReferenceFrame::World, ReferenceFrame::Local, ReferenceFrame::LocalWorldAligned] {
@@ -58,8 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let forward = min_ns(|| {
             black_box(aba(&model, &mut data, black_box(&q), &v, &a));
         });
+        let with_armature = model.with_armature(&vec![0.05; n])?;
+        let forward_armature = min_ns(|| {
+            black_box(aba(&with_armature, &mut data, black_box(&q), &v, &a));
+        });
         println!(
-            "| {name} ({n} DOF) | {fk:.0} ns | {jacobians:.0} ns | {inverse:.0} ns | {gravity:.0} ns | {mass:.0} ns | {forward:.0} ns |"
+            "| {name} ({n} DOF) | {fk:.0} ns | {jacobians:.0} ns | {inverse:.0} ns | {gravity:.0} ns | {mass:.0} ns | {forward:.0} ns | {forward_armature:.0} ns |"
         );
     }
     Ok(())

@@ -13,7 +13,7 @@ use nalgebra::{
 use crate::data::Workspace;
 use crate::spatial::{Force, Inertia, Motion};
 use crate::trig::sin_cos;
-use crate::{Data, FrameId, Model};
+use crate::{Data, FrameId, KinematicsError, Model};
 
 /// Expression of a frame Jacobian (as in Pinocchio).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -376,11 +376,61 @@ pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64
     &data.mass_matrix
 }
 
+/// Relative size below which an articulated inertia about a joint axis counts as zero (a singular mass matrix):
+/// `Dᵢ ≤ PIVOT_TOLERANCE · Σₖ Iᴬᵢ[k,k] Sᵢ[k]² + armatureᵢ` is twelve digits of cancellation, far below any
+/// physical body (a 1 g, 1 mm link 1 m from the origin is ~10⁻⁶) and far above round-off (~10⁻¹⁵).
+const PIVOT_TOLERANCE: f64 = 1e-12;
+
 /// Forward dynamics by the articulated-body algorithm: joint accelerations q̈ [rad/s²] under torques `tau` [Nm]
 /// at `q`, `v`, gravity, payloads and armature included (the armature adds to each joint's articulated inertia
 /// about its axis, `Dᵢ = Sᵢᵀ Iᴬᵢ Sᵢ + armatureᵢ`), so it inverts [`rnea`] and solves `M q̈ = τ − h` with the
 /// [`crba`] mass matrix (armature on its diagonal) and h from [`nonlinear_effects`]. Result in [`Data::ddq`].
+///
+/// **Singular configurations.** q̈ is undefined where the mass matrix is singular, i.e. where some `Dᵢ` is zero.
+/// [`ModelBuilder::build`](crate::ModelBuilder::build) rejects models for which that holds at q = 0 (e.g. a joint
+/// whose bodies have no inertia about its axis), and it can never happen when every joint's own body (or its
+/// armature) has inertia about the joint axis — true of the default robots, whose links all have
+/// positive-definite inertias. It can happen at isolated configurations of models with massless intermediate
+/// links and no armature (e.g. the gimbal lock of three such coincident revolute joints). There, `aba` fills
+/// every entry of [`Data::ddq`] with NaN, never a finite wrong number; use [`try_aba`] to get an error naming the
+/// joint instead.
 pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f64]) -> &'d DVector<f64> {
+    if aba_core(model, data, q, v, tau).is_some() {
+        data.ddq.as_mut_slice().fill(f64::NAN);
+    }
+    &data.ddq
+}
+
+/// [`aba`] that reports a singular mass matrix ([`KinematicsError::SingularMassMatrix`], naming the joint whose
+/// articulated inertia about its axis vanished) instead of returning NaN. Real-time safe: allocates only to build
+/// the error.
+pub fn try_aba<'d>(
+    model: &Model,
+    data: &'d mut Data,
+    q: &[f64],
+    v: &[f64],
+    tau: &[f64],
+) -> Result<&'d DVector<f64>, KinematicsError> {
+    match aba_core(model, data, q, v, tau) {
+        None => Ok(&data.ddq),
+        Some((joint, pivot)) => {
+            data.ddq.as_mut_slice().fill(f64::NAN);
+            Err(KinematicsError::SingularMassMatrix { joint: model.joints()[joint].name.clone(), pivot })
+        }
+    }
+}
+
+/// The first joint (leaf to root) whose articulated inertia about its axis is zero at q = 0, if any (used by the
+/// model's validation; allocates).
+pub(crate) fn singular_joint_at_zero(model: &Model) -> Option<usize> {
+    let mut data = Data::new(model);
+    let zero = vec![0.0; model.nv()];
+    aba_core(model, &mut data, &zero, &zero, &zero).map(|(joint, _)| joint)
+}
+
+/// The articulated-body algorithm into [`Data::ddq`]; returns the first joint (leaf to root) whose pivot `Dᵢ`
+/// is not positive, with that pivot, in which case `ddq` is meaningless.
+fn aba_core(model: &Model, data: &mut Data, q: &[f64], v: &[f64], tau: &[f64]) -> Option<(usize, f64)> {
     data.check(model);
     check_len("v", v, model.nv());
     check_len("tau", tau, model.nv());
@@ -400,11 +450,19 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
         w.pa[i] = vi.cross_force(&inertia.mul_motion(&vi)).to_vector();
         w.v[i] = vi;
     }
+    let mut singular = None;
     for i in (0..model.nv()).rev() {
         let s = w.s[i].to_vector();
-        let u_vec = w.ia[i] * s;
+        let ia = &w.ia[i];
+        let u_vec = ia * s;
+        let armature = model.cache[i].armature;
         // D = Sᵀ Iᴬ S + armature: the rotor inertia adds to the inertia felt about the joint axis.
-        let d = s.dot(&u_vec) + model.cache[i].armature;
+        let d = s.dot(&u_vec) + armature;
+        let scale = (0..6).map(|k| ia[(k, k)] * s[k] * s[k]).sum::<f64>() + armature;
+        // `d <= tolerance` or NaN. Keep going: the result is discarded, so no division guard is needed.
+        if d.partial_cmp(&(PIVOT_TOLERANCE * scale)) != Some(std::cmp::Ordering::Greater) {
+            singular.get_or_insert((i, d));
+        }
         let u = tau[i] - s.dot(&w.pa[i]);
         w.u_vec[i] = u_vec;
         w.d[i] = d;
@@ -432,7 +490,7 @@ pub fn aba<'d>(model: &Model, data: &'d mut Data, q: &[f64], v: &[f64], tau: &[f
         data.ddq[i] = qdd;
         w.a[i] = Motion::from_vector(&a_prime).add_scaled(&w.s[i], qdd);
     }
-    &data.ddq
+    singular
 }
 
 /// Kinetic energy ½ q̇ᵀ M(q) q̇ [J], with the mass matrix of [`crba`]: the rotors' ½ Σ armatureᵢ q̇ᵢ² included.

@@ -66,10 +66,12 @@ pub enum KinematicsError {
         second: String,
     },
     /// The kinematic graph contains a cycle through this link.
-    #[error("kinematic cycle through link '{link}'")]
+    #[error("kinematic cycle through link '{link}' (joints {joints:?})")]
     Cycle {
         /// A link on the cycle.
         link: String,
+        /// The joints around the cycle, parent → child, starting with the one whose parent is `link`.
+        joints: Vec<String>,
     },
     /// More than one link has no parent joint.
     #[error("several root links (links without a parent joint): {roots:?}")]
@@ -88,6 +90,16 @@ pub enum KinematicsError {
         /// The joint.
         joint: String,
         /// The type found.
+        joint_type: String,
+    },
+    /// A revolute or prismatic joint without the `<limit>` element the URDF specification requires.
+    #[error(
+        "joint '{joint}': a {joint_type} joint needs a <limit> element (position, velocity and effort limits; URDF spec)"
+    )]
+    MissingLimit {
+        /// The joint.
+        joint: String,
+        /// "revolute" or "prismatic".
         joint_type: String,
     },
     /// A body has zero or negative mass where a positive mass is needed.
@@ -153,6 +165,26 @@ pub enum KinematicsError {
         expected: usize,
         /// Number of values given.
         got: usize,
+    },
+    /// A joint moves no inertia about its axis at q = 0: the mass matrix is singular there (detected at build).
+    #[error(
+        "joint '{joint}': the bodies it moves have no inertia about its axis at q = 0 (singular mass matrix); give \
+         them mass and rotational inertia, or the joint an armature"
+    )]
+    NoInertiaAboutAxis {
+        /// The joint.
+        joint: String,
+    },
+    /// The mass matrix is singular at the configuration given to [`crate::try_aba`].
+    #[error(
+        "joint '{joint}': the mass matrix is singular at this configuration (articulated inertia about the axis \
+         {pivot} kg m²); the accelerations are undefined"
+    )]
+    SingularMassMatrix {
+        /// The joint whose articulated inertia about its axis vanished.
+        joint: String,
+        /// That inertia [kg m²] ([kg] for a prismatic joint); zero, negative round-off or NaN.
+        pivot: f64,
     },
     /// No frame of that name.
     #[error("unknown frame '{name}'")]

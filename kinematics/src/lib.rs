@@ -9,7 +9,7 @@
 //! - [`joint_jacobians`], [`frame_jacobian`], [`frame_jacobian_from_data`] ([`ReferenceFrame`] World, Local,
 //!   LocalWorldAligned) and the bias [`frame_classical_acceleration_bias`] (J̇·q̇);
 //! - [`rnea`] inverse dynamics, [`gravity_torque`], [`nonlinear_effects`];
-//! - [`crba`] mass matrix, [`aba`] forward dynamics;
+//! - [`crba`] mass matrix, [`aba`] forward dynamics ([`try_aba`] reports a singular mass matrix as an error);
 //! - [`kinetic_energy`], [`potential_energy`].
 //!
 //! Conventions: world frame x forward, y left, z up; gravity (0, 0, −9.81) m/s²; angles [rad], torques [Nm];
@@ -50,7 +50,7 @@ mod urdf;
 pub use algorithms::{
     ReferenceFrame, aba, crba, forward_kinematics, frame_classical_acceleration_bias, frame_jacobian,
     frame_jacobian_from_data, gravity_torque, joint_jacobians, kinetic_energy, nonlinear_effects, potential_energy,
-    rnea,
+    rnea, try_aba,
 };
 pub use data::Data;
 pub use error::KinematicsError;

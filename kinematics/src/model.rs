@@ -425,7 +425,19 @@ impl Model {
             model.cache[i].armature = value;
             model.armature[i] = value;
         }
+        // Removing armature the model was built with may leave a joint with no inertia about its axis.
+        model.check_regular_at_zero()?;
         Ok(model)
+    }
+
+    /// Rejects a model whose mass matrix is singular at q = 0: a joint with no inertia about its axis there (its
+    /// articulated-body pivot `Dᵢ` is zero), which would make [`crate::aba`] undefined. Adding payloads or
+    /// armature only adds inertia, so it cannot make a regular model singular.
+    fn check_regular_at_zero(&self) -> Result<(), KinematicsError> {
+        match crate::algorithms::singular_joint_at_zero(self) {
+            Some(j) => Err(KinematicsError::NoInertiaAboutAxis { joint: self.joints[j].name.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// True if joint `ancestor` is `joint` or lies on its path to the base.
@@ -614,7 +626,7 @@ impl ModelBuilder {
             ancestor_range.push((start, ancestors.len()));
         }
 
-        Ok(Model {
+        let model = Model {
             name,
             frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
             cache: joints.iter().map(JointCache::new).collect(),
@@ -629,7 +641,9 @@ impl ModelBuilder {
             next_payload_id: 0,
             ancestors,
             ancestor_range,
-        })
+        };
+        model.check_regular_at_zero()?;
+        Ok(model)
     }
 }
 

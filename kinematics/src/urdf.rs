@@ -43,12 +43,108 @@ fn joint_kind(joint: &urdf_rs::Joint) -> Result<Option<JointKind>, KinematicsErr
     }
 }
 
+/// What the URDF text says about one `<joint>` that `urdf-rs` does not tell us.
+struct JointSyntax {
+    /// The joint has a `<limit>` element (`urdf-rs` substitutes zeros for a missing one).
+    has_limit: bool,
+}
+
+/// Pre-scans the `<joint>` elements of the document with the XML parser `urdf-rs` itself builds on, for what
+/// `urdf-rs` hides or reports without naming the joint:
+/// - an unknown `type` (`urdf-rs` fails with a schema message that names neither the joint nor the type);
+/// - a revolute or prismatic joint without `<limit>`, which the URDF specification requires
+///   (<http://wiki.ros.org/urdf/XML/joint>; urdfdom rejects it) and for which `urdf-rs` silently substitutes
+///   position range 0..0, velocity 0 and effort 0;
+/// - a `<limit>` without `effort` before URDF 1.2, where the attribute is required and `urdf-rs` reads 0
+///   (from URDF 1.2 an omitted effort means unlimited, and `urdf-rs` reads infinity).
+///
+/// Returns, per joint name, what the text says. A document this parser cannot read is left to `urdf-rs`, which
+/// reports the syntax error.
+fn prescan_joints(xml: &str) -> Result<HashMap<String, JointSyntax>, KinematicsError> {
+    let mut joints = HashMap::new();
+    let Ok(robot) = xml.parse::<rustyxml::Element>() else {
+        return Ok(joints);
+    };
+    let version_at_least_1_2 = robot
+        .get_attribute("version", None)
+        .and_then(|v| v.trim().split_once('.'))
+        .and_then(|(major, minor)| Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?)))
+        .is_some_and(|version| version >= (1, 2));
+    for element in robot.get_children("joint", None) {
+        let name = element.get_attribute("name", None).unwrap_or_default().to_string();
+        let joint_type = element.get_attribute("type", None);
+        let movable = match joint_type {
+            Some("revolute" | "prismatic" | "continuous") => true,
+            Some("fixed") => false,
+            other => {
+                return Err(KinematicsError::UnsupportedJointType {
+                    joint: name,
+                    joint_type: other.unwrap_or("(missing type attribute)").to_string(),
+                });
+            }
+        };
+        let limit = element.get_child("limit", None);
+        if let Some(kind @ ("revolute" | "prismatic")) = joint_type
+            && limit.is_none()
+        {
+            return Err(KinematicsError::MissingLimit { joint: name, joint_type: kind.to_string() });
+        }
+        if movable
+            && !version_at_least_1_2
+            && let Some(limit) = limit
+            && limit.get_attribute("effort", None).is_none()
+        {
+            return Err(KinematicsError::InvalidLimits {
+                joint: name,
+                reason: "<limit> has no effort attribute (required before URDF 1.2; it would read as 0)".to_string(),
+            });
+        }
+        joints.insert(name, JointSyntax { has_limit: limit.is_some() });
+    }
+    Ok(joints)
+}
+
+/// The link where following parent joints from `start` first comes back to a link already seen: a link on the
+/// cycle that `start` hangs off (every link reached has exactly one parent joint), with the cycle's joints in
+/// parent → child order starting at that link.
+fn cycle_from(
+    robot: &urdf_rs::Robot,
+    link_index: &HashMap<&str, usize>,
+    parent_joint: &[Option<usize>],
+    start: usize,
+) -> KinematicsError {
+    let parent_link = |link: usize| parent_joint[link].map(|j| (j, link_index[robot.joints[j].parent.link.as_str()]));
+    let mut seen = vec![false; robot.links.len()];
+    let mut link = start;
+    while !seen[link] {
+        seen[link] = true;
+        match parent_link(link) {
+            Some((_, parent)) => link = parent,
+            // Unreachable when called on a link with no path to a root; report the start rather than panic.
+            None => return KinematicsError::Cycle { link: robot.links[start].name.clone(), joints: Vec::new() },
+        }
+    }
+    // `link` is on the cycle: walk it once more, collecting the joints (child → parent), then reverse.
+    let mut joints = Vec::new();
+    let mut at = link;
+    while let Some((j, parent)) = parent_link(at) {
+        joints.push(robot.joints[j].name.clone());
+        at = parent;
+        if at == link {
+            break;
+        }
+    }
+    joints.reverse();
+    KinematicsError::Cycle { link: robot.links[link].name.clone(), joints }
+}
+
 /// A link waiting in the depth-first walk: (link index, body it belongs to, body_T_link, movable joint to create
 /// when it is visited).
 type PendingLink = (usize, Option<usize>, Isometry3<f64>, Option<Joint>);
 
 /// Parses and validates a URDF document into a [`Model`].
 pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
+    let syntax = prescan_joints(xml)?;
     let robot = urdf_rs::read_from_string(xml).map_err(|e| KinematicsError::Parse { message: e.to_string() })?;
     if robot.links.is_empty() {
         return Err(KinematicsError::Empty);
@@ -89,9 +185,8 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
     let roots: Vec<usize> = (0..robot.links.len()).filter(|&l| parent_joint[l].is_none()).collect();
     let root = match roots.as_slice() {
         [root] => *root,
-        [] => {
-            return Err(KinematicsError::Cycle { link: robot.links[0].name.clone() });
-        }
+        // Every link has one parent: following parents from any link ends on a cycle.
+        [] => return Err(cycle_from(&robot, &link_index, &parent_joint, 0)),
         _ => {
             return Err(KinematicsError::SeveralRoots {
                 roots: roots.iter().map(|&l| robot.links[l].name.clone()).collect(),
@@ -144,7 +239,14 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
                         return Err(KinematicsError::ZeroAxis { joint: joint.name.clone() });
                     }
                     let l = &joint.limit;
-                    let limits = JointLimits { lower: l.lower, upper: l.upper, velocity: l.velocity, effort: l.effort };
+                    // A continuous joint may omit <limit>: no velocity or effort limit (as urdfdom), not the zeros
+                    // urdf-rs substitutes. Revolute and prismatic joints without one were rejected by the pre-scan.
+                    let has_limit = syntax.get(joint.name.as_str()).is_none_or(|s| s.has_limit);
+                    let limits = if has_limit {
+                        JointLimits { lower: l.lower, upper: l.upper, velocity: l.velocity, effort: l.effort }
+                    } else {
+                        JointLimits::UNLIMITED
+                    };
                     let new_joint = Joint::new(joint.name.clone(), kind, body, body_T_joint, axis).with_limits(limits);
                     stack.push((child, None, Isometry3::identity(), Some(new_joint)));
                 }
@@ -152,7 +254,8 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
         }
     }
     if let Some(l) = visited.iter().position(|v| !v) {
-        return Err(KinematicsError::Cycle { link: robot.links[l].name.clone() });
+        // Not reachable from the root: the link's chain of parents ends on a cycle.
+        return Err(cycle_from(&robot, &link_index, &parent_joint, l));
     }
     for joint in &joints {
         if joint.limits.lower > joint.limits.upper {

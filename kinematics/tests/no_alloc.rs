@@ -10,7 +10,7 @@ use nalgebra::Matrix6xX;
 use plexo_kinematics::{
     Data, ReferenceFrame, aba, crba, forward_kinematics, frame_classical_acceleration_bias, frame_jacobian,
     frame_jacobian_from_data, gravity_torque, joint_jacobians, kinetic_energy, nonlinear_effects, potential_energy,
-    rnea,
+    rnea, try_aba,
 };
 
 struct CountingAllocator;
@@ -94,6 +94,7 @@ fn no_algorithm_allocates_after_data_new() {
             sink += crba(&model, &mut data, &q)[(0, 0)];
             let tau: &[f64] = &a;
             sink += aba(&model, &mut data, &q, &v, tau)[0];
+            sink += try_aba(&model, &mut data, &q, &v, tau).expect("regular configuration")[0];
             sink += kinetic_energy(&model, &mut data, &q, &v);
             sink += potential_energy(&model, &mut data, &q);
         }

@@ -91,6 +91,58 @@ fn cycles_are_detected() {
     assert!(matches!(e, KinematicsError::Cycle { .. }), "{e:?}");
 }
 
+/// The cycle error's link and joints, or a panic.
+fn cycle_of(error: &KinematicsError) -> (String, Vec<String>) {
+    match error {
+        KinematicsError::Cycle { link, joints } => (link.clone(), joints.clone()),
+        other => panic!("expected a cycle error, got {other:?}"),
+    }
+}
+
+#[test]
+fn cycle_error_names_a_link_and_the_joints_on_the_cycle_not_a_link_hanging_off_it() {
+    // Regression: the error named the first unreached link in file order, which can hang off the cycle.
+    // Loop a → b → c → a, with "tail" (listed first) hanging off c and "twig" off tail.
+    let cycle = format!(
+        "{}{}{}{}{}{}{}",
+        joint("ab", "revolute", "a", "b"),
+        joint("bc", "revolute", "b", "c"),
+        joint("ca", "revolute", "c", "a"),
+        joint("c_tail", "revolute", "c", "tail"),
+        joint("tail_twig", "revolute", "tail", "twig"),
+        link("twig"),
+        link("tail"),
+    );
+    let on_cycle = ["a", "b", "c"];
+    let check = |xml: &str| {
+        let e = err(xml);
+        let (link, joints) = cycle_of(&e);
+        assert!(on_cycle.contains(&link.as_str()), "named '{link}', which is not on the cycle: {e}");
+        // The three joints of the loop, in parent → child order from the named link.
+        let order = ["ab", "bc", "ca"];
+        let first = order.iter().position(|j| *j == joints[0]).expect("a cycle joint first");
+        let expected: Vec<&str> = (0..3).map(|k| order[(first + k) % 3]).collect();
+        assert_eq!(joints, expected, "{e}");
+        assert_eq!(link, ["a", "b", "c"][first], "the first joint's parent is the named link");
+        assert!(!e.to_string().contains("tail"), "{e}");
+    };
+    // No root at all: every link has a parent.
+    check(&robot(&format!("{cycle}{}{}{}", link("a"), link("b"), link("c"))));
+    // A proper tree from "root" plus the separate loop with its tail.
+    check(&robot(&format!(
+        "{}{}{}{cycle}{}{}{}",
+        link("root"),
+        link("arm"),
+        joint("shoulder", "revolute", "root", "arm"),
+        link("a"),
+        link("b"),
+        link("c"),
+    )));
+    // A joint whose parent is its own child.
+    let e = err(&robot(&format!("{}{}{}", link("root"), link("self"), joint("loop", "revolute", "self", "self"))));
+    assert_eq!(cycle_of(&e), ("self".to_string(), vec!["loop".to_string()]));
+}
+
 #[test]
 fn several_roots_are_listed() {
     let e = err(&robot(&format!("{}{}", link("left"), link("right"))));
@@ -105,9 +157,101 @@ fn unsupported_joint_types_are_named() {
         assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
         assert_names(&e, &["free", kind]);
     }
-    // Unknown type strings are rejected by the XML schema.
-    let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint("odd", "wobbly", "a", "b"))));
-    assert!(matches!(e, KinematicsError::Parse { .. }), "{e:?}");
+}
+
+#[test]
+fn unknown_joint_type_names_the_joint_and_the_type() {
+    // Regression: urdf-rs rejected type="wobbly" with a schema message naming neither the joint nor the type.
+    let xml = robot(&format!("{}{}{}", link("a"), link("b"), joint("odd", "wobbly", "a", "b")));
+    let e = err(&xml);
+    assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
+    assert_names(&e, &["'odd'", "wobbly"]);
+    // Case matters in URDF.
+    let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint("elbow", "Revolute", "a", "b"))));
+    assert_names(&e, &["'elbow'", "Revolute"]);
+    // A joint without a type attribute.
+    let e = err(&robot(&format!(
+        r#"{}{}<joint name="untyped"><parent link="a"/><child link="b"/></joint>"#,
+        link("a"),
+        link("b")
+    )));
+    assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
+    assert_names(&e, &["'untyped'", "missing type"]);
+    // From a file, the error names the file too.
+    let dir = std::env::temp_dir().join(format!("plexo-kinematics-wobbly-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wobbly.urdf");
+    std::fs::write(&path, &xml).unwrap();
+    let e = Model::from_urdf_file(&path).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(e, KinematicsError::InFile { .. }), "{e:?}");
+    assert_names(&e, &["wobbly.urdf", "'odd'", "wobbly"]);
+}
+
+/// A joint with the given `<limit …/>` element text (or none).
+fn joint_with_limit(name: &str, kind: &str, limit: &str) -> String {
+    format!(
+        r#"<joint name="{name}" type="{kind}"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/>{limit}</joint>"#
+    )
+}
+
+#[test]
+fn revolute_or_prismatic_joint_without_limit_is_rejected_naming_the_joint() {
+    // Regression: urdf-rs silently gave such joints range 0..0, velocity 0 and effort 0.
+    for kind in ["revolute", "prismatic"] {
+        let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint_with_limit("knee", kind, ""))));
+        assert!(matches!(e, KinematicsError::MissingLimit { .. }), "{e:?}");
+        assert_names(&e, &["'knee'", kind, "<limit>"]);
+    }
+    // A <limit> of a transmission or another element does not count; only the joint's own child.
+    let xml = robot(&format!(
+        r#"{}{}{}<transmission name="t"><joint name="knee"><limit effort="1" velocity="1"/></joint></transmission>"#,
+        link("a"),
+        link("b"),
+        joint_with_limit("knee", "revolute", "")
+    ));
+    assert!(matches!(err(&xml), KinematicsError::MissingLimit { .. }));
+}
+
+#[test]
+fn continuous_joint_without_limit_is_unlimited_not_zero() {
+    // Regression: urdf-rs gave a continuous joint without <limit> velocity 0 and effort 0.
+    let model = Model::from_urdf_str(&robot(&format!(
+        "{}{}{}",
+        link("a"),
+        link("b"),
+        joint_with_limit("spin", "continuous", "")
+    )))
+    .unwrap();
+    assert_eq!(model.joints()[0].limits, JointLimits::UNLIMITED);
+    // With a <limit>, its velocity and effort are kept (position limits never apply to continuous joints).
+    let model = Model::from_urdf_str(&robot(&format!(
+        "{}{}{}",
+        link("a"),
+        link("b"),
+        joint_with_limit("spin", "continuous", r#"<limit effort="3" velocity="4"/>"#)
+    )))
+    .unwrap();
+    let l = model.joints()[0].limits;
+    assert_eq!((l.lower, l.upper, l.velocity, l.effort), (f64::NEG_INFINITY, f64::INFINITY, 4.0, 3.0));
+}
+
+#[test]
+fn limit_without_effort_is_rejected_before_urdf_1_2_and_unlimited_from_1_2() {
+    // Before URDF 1.2 `effort` is required; urdf-rs would read 0 N·m (a joint that cannot be driven).
+    let body = format!(
+        "{}{}{}",
+        link("a"),
+        link("b"),
+        joint_with_limit("wrist", "revolute", r#"<limit lower="-1" upper="1" velocity="2"/>"#)
+    );
+    let e = err(&robot(&body));
+    assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
+    assert_names(&e, &["'wrist'", "effort"]);
+    // URDF 1.2: an omitted limit attribute means no limit.
+    let model = Model::from_urdf_str(&format!(r#"<robot name="v12" version="1.2">{body}</robot>"#)).unwrap();
+    let l = model.joints()[0].limits;
+    assert_eq!((l.lower, l.upper, l.velocity, l.effort), (-1.0, 1.0, 2.0, f64::INFINITY));
 }
 
 fn with_inertial(mass: &str, inertia: &str) -> String {
