@@ -7,14 +7,33 @@
 //! Safety behaviour (hazard → reaction → bound):
 //! - a joint without its reply for `max_missed_cycles` (3) consecutive cycles → lifecycle `Fault`, torque-off
 //!   frames to every drive, [`HalError::ReplyTimeout`] naming joint and node, in the `read` of the 3rd cycle;
+//!   before that each missing cycle is flagged [`JointFlags::REPLY_MISSED`] (advisory: the values are the last
+//!   good ones), at the limit [`JointFlags::NO_REPLY`] (a fault flag);
+//! - a reply only counts for the cycle whose command it answers: frames received before this cycle's command
+//!   (drained at the start of `write`) are late answers to an earlier one, discarded and counted
+//!   ([`CanRobotStats::stale_replies`]). Neither MIT replies nor CiA 402 PDOs carry a sequence number, so a reply
+//!   delayed by more than a whole cycle that lands inside a later cycle's window cannot be told from a fresh one:
+//!   such a delay shows as a missing reply at its onset (flagged) and the data then lags by that many cycles —
+//!   bounded in practice by the reply timeout on hardware and by the drive's own timeout;
+//! - implausible replies are rejected like missing ones and counted ([`CanRobotStats::implausible_replies`]):
+//!   a position jump larger than `2 · max(v_max, |q̇|) · Δt + 0.02 rad` since the last accepted reply, a
+//!   velocity beyond `4 · v_max + 1 rad/s`, a CiA 402 torque beyond `1.25 ·` max torque (0x6072) `+ 20 ‰`; a
+//!   fault code in a rejected MIT reply is still taken (the safe direction). Persisting for `max_missed_cycles`
+//!   → `Fault`, [`JointFlags::ENCODER`], [`HalError::ImplausibleReply`]. A corrupted bit that changes a value by
+//!   less than these bounds cannot be told from real motion: the bounds limit what one corrupt frame can inject;
+//! - error frames are counted by kind in [`CanRobotStats`] (overflow, no ACK, warning, passive, bus-off); error
+//!   warning / passive are shown as [`JointFlags::BUS_WARNING`] on that bus's joints (advisory: frames still
+//!   flow, and frames that do not are caught by the reply accounting) and by [`CanRobot::bus_state`];
 //! - bus-off (controller state or error frame) → `Fault`, torque off on the other buses, [`HalError::BusOff`],
 //!   in the next `read`;
 //! - a drive fault (MIT error code, EMCY, CiA 402 fault state, leaving *operation enabled*, heartbeat lost or
 //!   drive rebooted, temperature above the hard limit) → `Fault` in the `read` that sees it;
 //! - recovery only through `reset()`, which discards every queued frame before it restarts a bus-off
 //!   controller, so no command queued before an e-stop or fault is ever sent;
-//! - `estop()` latches first, discards queued frames, then sends torque off (MIT exit motor mode, CiA 402 quick
-//!   stop) — no old command is ever re-sent, not after `reset()` either;
+//! - `estop()` latches first, discards queued frames (the bus-off queue and frames held back in the transmit path;
+//!   on SocketCAN frames already in the kernel queue cannot be discarded, but they precede the torque-off frames,
+//!   which are the last word), then sends torque off (MIT exit motor mode, CiA 402 quick stop) — no old command
+//!   is ever re-sent, not after `reset()` either;
 //! - `enable()` starts from the measured position with zero torque: MIT sends a zero-gain zero-torque command
 //!   at the measured position *before* entering motor mode (a stale command in the drive would otherwise kick
 //!   the arm); CiA 402 writes target torque 0 before the enable sequence;
@@ -23,7 +42,10 @@
 //!   written at start-up; MIT timeouts must be set with the CubeMars tool (the protocol cannot) and are
 //!   required in the config;
 //! - NaN/Inf or wrong-size commands are refused and that cycle is sent with zero torque;
-//! - values outside a protocol field are clamped and flagged `CLAMPED`, never wrapped.
+//! - values outside a protocol field or the joint's torque limit are clamped, counted
+//!   ([`CanRobotStats::clamped_values`]) and flagged `CLAMPED`, never wrapped;
+//! - every frame that cannot be queued is counted ([`CanRobotStats::transmit_errors`]) and the first error of a
+//!   call is returned (on a refused cycle the refusal is returned and the transmit failures only counted).
 
 use core::time::Duration;
 
@@ -33,7 +55,7 @@ use crate::canopen::{
     SdoResponse, Tpdo1, Tpdo2, controlword, od,
 };
 use crate::config::{CanRobotConfig, Cia402Options, JointLimits, JointMapping, MitTorqueField};
-use crate::mit::{self, MitCommand, MitRanges, MitReply};
+use crate::mit::{self, MitCodec, MitCommand, MitReply};
 use crate::planner::Protocol;
 use crate::{HalError, JointCommand, JointFlags, JointInfo, JointState, Lifecycle, Robot};
 
@@ -48,6 +70,25 @@ pub struct CanRobotStats {
     pub torque_off_failures: u64,
     /// Frames discarded from transmit queues on e-stop, fault or reset.
     pub discarded_frames: u64,
+    /// Frames that could not be queued for transmission (full queue, bus-off, I/O error), in any cycle —
+    /// also those of refused cycles, whose refusal is the error returned.
+    pub transmit_errors: u64,
+    /// Replies received before this cycle's command (late answers to an earlier one): discarded.
+    pub stale_replies: u64,
+    /// Replies rejected as implausible (position jump, velocity or torque beyond physical bounds).
+    pub implausible_replies: u64,
+    /// Error frames received, all kinds.
+    pub error_frames: u64,
+    /// Error frames reporting the error-warning level (an error counter ≥ 96).
+    pub bus_warnings: u64,
+    /// Error frames reporting error passive (an error counter ≥ 128).
+    pub bus_passive: u64,
+    /// Error frames reporting a controller receive or transmit buffer overflow (frames lost).
+    pub controller_overflows: u64,
+    /// Error frames reporting no acknowledge (no other node on the bus).
+    pub no_ack: u64,
+    /// Error frames reporting bus-off.
+    pub bus_off: u64,
 }
 
 struct BusSlot<B> {
@@ -56,6 +97,52 @@ struct BusSlot<B> {
     /// CAN FD with bit-rate switch: PDOs go as FD frames (CANopen FD).
     fd: bool,
     joints: Vec<usize>,
+    /// Controller state as the last error frame reported it (ErrorActive until one arrives).
+    reported: BusState,
+}
+
+/// Severity order of bus states.
+const fn bus_state_rank(s: BusState) -> u8 {
+    match s {
+        BusState::ErrorActive => 0,
+        BusState::ErrorWarning => 1,
+        BusState::ErrorPassive => 2,
+        BusState::BusOff => 3,
+    }
+}
+
+/// Plausibility bounds of replies (see the module docs).
+const PLAUSIBLE_SPEED_FACTOR: f64 = 2.0;
+/// Position margin of the jump bound [rad] (encoder noise, quantisation, timing jitter).
+const PLAUSIBLE_POSITION_MARGIN: f64 = 0.02;
+/// Velocity bound: `VELOCITY_FACTOR · v_max + VELOCITY_MARGIN` [rad/s].
+const PLAUSIBLE_VELOCITY_FACTOR: f64 = 4.0;
+const PLAUSIBLE_VELOCITY_MARGIN: f64 = 1.0;
+/// CiA 402 torque bound: `1.25 · max torque + 20 ‰`.
+const PLAUSIBLE_TORQUE_FACTOR: f64 = 1.25;
+const PLAUSIBLE_TORQUE_MARGIN_PERMILLE: f64 = 20.0;
+
+/// Why a reply was rejected (kept for the error message).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rejection {
+    /// Position jumped from `from` to `to` [rad] where at most `bound` [rad] was possible.
+    Jump { from: f64, to: f64, bound: f64 },
+    /// Velocity `value` [rad/s] beyond `bound`.
+    Velocity { value: f64, bound: f64 },
+    /// Torque `value` [‰] beyond `bound`.
+    Torque { value: f64, bound: f64 },
+}
+
+impl core::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Rejection::Jump { from, to, bound } => {
+                write!(f, "position jumped {from:.4} → {to:.4} rad (at most {bound:.4} rad possible)")
+            }
+            Rejection::Velocity { value, bound } => write!(f, "velocity {value:.3} rad/s beyond {bound:.3} rad/s"),
+            Rejection::Torque { value, bound } => write!(f, "torque {value:.0} ‰ beyond {bound:.0} ‰"),
+        }
+    }
 }
 
 const GOT_MAIN: u8 = 1;
@@ -67,7 +154,7 @@ struct JointSlot {
     protocol: Protocol,
     map: JointMapping,
     limits: JointLimits,
-    ranges: MitRanges,
+    codec: MitCodec,
     torque_field: MitTorqueField,
     torque_constant: f64,
     reply_id: u16,
@@ -89,6 +176,13 @@ struct JointSlot {
     last_heartbeat: Duration,
     nmt: Option<NmtState>,
     emcy: Option<Emcy>,
+    /// Time of the last accepted position sample (None after start-up and reset).
+    accepted_at: Option<Duration>,
+    /// A reply of this cycle was rejected as implausible.
+    rejected: bool,
+    /// Consecutive missed cycles in which a reply was rejected as implausible.
+    implausible_cycles: u32,
+    last_rejection: Option<Rejection>,
 }
 
 impl JointSlot {
@@ -97,6 +191,33 @@ impl JointSlot {
             Protocol::Mit => GOT_MAIN,
             Protocol::Cia402 => GOT_MAIN | GOT_VELOCITY,
         }
+    }
+
+    /// Quantisation of the reported position at the link [rad].
+    fn position_step(&self) -> f64 {
+        match self.protocol {
+            Protocol::Mit => self.codec.position_step() / self.map.ratio,
+            Protocol::Cia402 => 1.0 / (self.counts_per_rad * self.map.ratio),
+        }
+    }
+
+    /// Checks a reported link position [rad] at `now` against the last accepted one.
+    fn check_position(&self, position: f64, now: Duration) -> Option<Rejection> {
+        let since = self.accepted_at?;
+        let elapsed = now.saturating_sub(since).as_secs_f64();
+        let speed = self.limits.velocity_max.max(self.velocity.abs());
+        let bound = PLAUSIBLE_SPEED_FACTOR * speed * elapsed + PLAUSIBLE_POSITION_MARGIN + 2.0 * self.position_step();
+        ((position - self.position).abs() > bound).then_some(Rejection::Jump {
+            from: self.position,
+            to: position,
+            bound,
+        })
+    }
+
+    /// Checks a reported link velocity [rad/s].
+    fn check_velocity(&self, velocity: f64) -> Option<Rejection> {
+        let bound = PLAUSIBLE_VELOCITY_FACTOR * self.limits.velocity_max + PLAUSIBLE_VELOCITY_MARGIN;
+        (velocity.abs() > bound).then_some(Rejection::Velocity { value: velocity, bound })
     }
 }
 
@@ -117,6 +238,8 @@ pub struct CanRobot<B: CanBus<Error = HalError>> {
     last_master_heartbeat: Option<Duration>,
     all_mit: bool,
     stats: CanRobotStats,
+    /// Set while `write` drains what arrived before its command: replies then are stale.
+    before_command: bool,
 }
 
 impl<B: CanBus<Error = HalError>> CanRobot<B> {
@@ -142,7 +265,13 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             })?;
             let joints: Vec<usize> = (0..config.joints.len()).filter(|j| config.joints[*j].bus == bc.name).collect();
             let protocol = joints.first().map_or(Protocol::Mit, |j| config.joints[*j].protocol);
-            slots.push(BusSlot { bus, protocol, fd: bc.data_bitrate.is_some(), joints });
+            slots.push(BusSlot {
+                bus,
+                protocol,
+                fd: bc.data_bitrate.is_some(),
+                joints,
+                reported: BusState::ErrorActive,
+            });
         }
         let joints = config
             .joints
@@ -155,7 +284,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                     protocol: j.protocol,
                     map: j.mapping(),
                     limits: j.limits,
-                    ranges: j.mit_ranges().unwrap_or(crate::mit::AkModel::Ak80_9.ranges()),
+                    codec: MitCodec::new(&j.mit_ranges().unwrap_or(crate::mit::AkModel::Ak80_9.ranges())),
                     torque_field: j.mit.map(|m| m.torque_field).unwrap_or_default(),
                     torque_constant: j.torque_constant,
                     reply_id: j.mit.map_or(0, |m| m.reply_can_id),
@@ -176,6 +305,10 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                     last_heartbeat: Duration::ZERO,
                     nmt: None,
                     emcy: None,
+                    accepted_at: None,
+                    rejected: false,
+                    implausible_cycles: 0,
+                    last_rejection: None,
                 }
             })
             .collect();
@@ -192,6 +325,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             last_master_heartbeat: None,
             all_mit,
             stats: CanRobotStats::default(),
+            before_command: false,
         };
         for j in 0..robot.joints.len() {
             robot.configure_joint(j)?;
@@ -210,9 +344,18 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         self.buses.get(index).map(|b| &b.bus)
     }
 
-    /// Counters (clamped values, missed replies, torque-off failures, discarded frames).
+    /// Counters (clamped values, missed, stale and implausible replies, transmit and torque-off failures,
+    /// discarded frames, error frames by kind).
     pub fn stats(&self) -> CanRobotStats {
         self.stats
+    }
+
+    /// State of bus `index`'s controller: the worse of what the backend reports and what the last error frame
+    /// said (warning and passive are advisory, see the module docs). `None` for an unknown index.
+    pub fn bus_state(&self, index: usize) -> Option<BusState> {
+        let b = self.buses.get(index)?;
+        let reported = b.bus.state();
+        Some(if bus_state_rank(b.reported) > bus_state_rank(reported) { b.reported } else { reported })
     }
 
     /// Last EMCY received from joint `joint`'s drive (CiA 402), if any since the last reset.
@@ -227,66 +370,129 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     // ---------------------------------------------------------------------------------------------------
     // Frame handling (real-time safe).
 
+    fn handle_error_frame(&mut self, b: usize, frame: &CanFrame) {
+        self.stats.error_frames += 1;
+        let Some(info) = ErrorFrameInfo::decode(frame) else { return };
+        self.stats.bus_off += u64::from(info.bus_off);
+        self.stats.bus_passive += u64::from(info.passive);
+        self.stats.bus_warnings += u64::from(info.warning);
+        self.stats.controller_overflows += u64::from(info.overflow);
+        self.stats.no_ack += u64::from(info.no_ack);
+        if let Some(state) = info.state() {
+            self.buses[b].reported = state;
+        }
+    }
+
+    /// Rejects an implausible reply of joint `j` (it then counts as missing for this cycle).
+    fn reject(&mut self, j: usize, why: Rejection) {
+        self.stats.implausible_replies += 1;
+        self.joints[j].rejected = true;
+        self.joints[j].last_rejection = Some(why);
+    }
+
     fn handle_frame(&mut self, b: usize, frame: &CanFrame) {
         if frame.is_error() {
-            // Bus-off and restarts are read from `state()`; warnings only matter for telemetry.
-            let _ = ErrorFrameInfo::decode(frame);
+            self.handle_error_frame(b, frame);
             return;
         }
         let CanId::Standard(id) = frame.id() else { return };
         let now = self.buses[b].bus.now();
+        let stale = self.before_command;
         match self.buses[b].protocol {
             Protocol::Mit => {
                 let Some(&motor) = frame.data().first() else { return };
                 let Some(&j) = self.buses[b].joints.iter().find(|&&j| self.joints[j].node == motor) else { return };
-                let joint = &mut self.joints[j];
+                let joint = &self.joints[j];
                 if id != joint.reply_id && id != u16::from(joint.node) {
                     return;
                 }
-                let Some(reply) = MitReply::decode(frame.data(), &joint.ranges) else { return };
+                let Some(reply) = joint.codec.decode_reply(frame.data()) else { return };
+                if stale {
+                    self.stats.stale_replies += 1;
+                    return;
+                }
                 let drive_torque = match joint.torque_field {
                     MitTorqueField::Torque => reply.torque,
                     MitTorqueField::Current => reply.torque * joint.torque_constant,
                 };
-                joint.position = joint.map.link_position(reply.position);
-                joint.velocity = joint.map.link_velocity(reply.velocity);
+                let position = joint.map.link_position(reply.position);
+                let velocity = joint.map.link_velocity(reply.velocity);
+                if let Some(why) = joint.check_position(position, now).or_else(|| joint.check_velocity(velocity)) {
+                    // A fault code is taken even from a rejected reply: the safe direction.
+                    self.joints[j].drive_flags.insert(reply.error.flags());
+                    self.reject(j, why);
+                    return;
+                }
+                let joint = &mut self.joints[j];
+                joint.position = position;
+                joint.velocity = velocity;
                 joint.torque = joint.map.link_torque(drive_torque);
                 joint.temperature = reply.temperature;
                 joint.drive_flags = reply.error.flags();
                 joint.got |= GOT_MAIN;
                 joint.last_reply = now;
+                joint.accepted_at = Some(now);
             }
             Protocol::Cia402 => {
                 let base = id & 0x780;
                 let node = (id & 0x7F) as u8;
                 let Some(&j) = self.buses[b].joints.iter().find(|&&j| self.joints[j].node == node) else { return };
-                let joint = &mut self.joints[j];
                 match base {
                     COB_TPDO1 => {
-                        if let Some(p) = Tpdo1::decode(frame, node) {
-                            joint.statusword = p.statusword;
-                            joint.position = joint.map.link_position(f64::from(p.position) / joint.counts_per_rad);
-                            joint.torque = joint.map.link_torque(f64::from(p.torque) / 1000.0 * joint.rated_torque);
-                            joint.got |= GOT_MAIN;
-                            joint.last_reply = now;
+                        let Some(p) = Tpdo1::decode(frame, node) else { return };
+                        if stale {
+                            self.stats.stale_replies += 1;
+                            return;
                         }
+                        let joint = &self.joints[j];
+                        let position = joint.map.link_position(f64::from(p.position) / joint.counts_per_rad);
+                        let torque_bound = PLAUSIBLE_TORQUE_FACTOR * f64::from(joint.cia.max_torque_permille)
+                            + PLAUSIBLE_TORQUE_MARGIN_PERMILLE;
+                        let torque = f64::from(p.torque);
+                        let why = joint.check_position(position, now).or_else(|| {
+                            (torque.abs() > torque_bound)
+                                .then_some(Rejection::Torque { value: torque, bound: torque_bound })
+                        });
+                        if let Some(why) = why {
+                            self.reject(j, why);
+                            return;
+                        }
+                        let joint = &mut self.joints[j];
+                        joint.statusword = p.statusword;
+                        joint.position = position;
+                        joint.torque = joint.map.link_torque(torque / 1000.0 * joint.rated_torque);
+                        joint.got |= GOT_MAIN;
+                        joint.last_reply = now;
+                        joint.accepted_at = Some(now);
                     }
                     COB_TPDO2 => {
-                        if let Some(p) = Tpdo2::decode(frame, node) {
-                            joint.velocity = joint.map.link_velocity(f64::from(p.velocity) / joint.counts_per_rad);
-                            joint.got |= GOT_VELOCITY;
+                        let Some(p) = Tpdo2::decode(frame, node) else { return };
+                        if stale {
+                            self.stats.stale_replies += 1;
+                            return;
                         }
+                        let joint = &self.joints[j];
+                        let velocity = joint.map.link_velocity(f64::from(p.velocity) / joint.counts_per_rad);
+                        if let Some(why) = joint.check_velocity(velocity) {
+                            self.reject(j, why);
+                            return;
+                        }
+                        let joint = &mut self.joints[j];
+                        joint.velocity = velocity;
+                        joint.got |= GOT_VELOCITY;
                     }
                     COB_EMCY => {
                         if let Some(e) = Emcy::decode(frame, node)
                             && e.is_error()
                         {
+                            let joint = &mut self.joints[j];
                             joint.drive_flags.insert(e.flags());
                             joint.emcy = Some(e);
                         }
                     }
                     COB_HEARTBEAT => {
                         if let Some((_, state)) = canopen::decode_heartbeat(frame) {
+                            let joint = &mut self.joints[j];
                             joint.nmt = Some(state);
                             joint.last_heartbeat = now;
                         }
@@ -295,6 +501,25 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                 }
             }
         }
+    }
+
+    /// Handles what arrived since the last `read` and before this cycle's command: heartbeats, EMCY and error
+    /// frames as usual, replies as stale (they answer an earlier command). Real-time safe.
+    fn drain_before_command(&mut self, first_error: &mut Option<HalError>) {
+        self.before_command = true;
+        for b in 0..self.buses.len() {
+            for _ in 0..MAX_FRAMES_PER_READ {
+                match self.buses[b].bus.receive(Duration::ZERO) {
+                    Ok(Some(frame)) => self.handle_frame(b, &frame),
+                    Ok(None) => break,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.before_command = false;
     }
 
     /// Takes the replies of the last write from bus `b`, waiting up to the reply timeout while some are missing.
@@ -322,23 +547,36 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             if joint.awaiting {
                 if joint.got & joint.required() == joint.required() {
                     joint.missed = 0;
+                    joint.implausible_cycles = 0;
                 } else {
                     joint.missed += 1;
                     self.stats.missed_replies += 1;
+                    if joint.rejected {
+                        joint.implausible_cycles += 1;
+                    }
                 }
             }
             joint.awaiting = false;
             joint.got = 0;
+            joint.rejected = false;
         }
         if matches!(self.lifecycle, Lifecycle::EStopped | Lifecycle::Fault) {
             return None;
         }
-        if let Some(b) = self.buses.iter().position(|b| b.bus.state() == BusState::BusOff) {
+        if let Some(b) = (0..self.buses.len()).find(|&b| self.bus_state(b) == Some(BusState::BusOff)) {
             return Some(HalError::BusOff { bus: self.bus_name(b) });
         }
         let max_missed = self.config.max_missed_cycles;
         for (i, joint) in self.joints.iter().enumerate() {
             if joint.missed >= max_missed {
+                if joint.implausible_cycles > 0 {
+                    return Some(HalError::ImplausibleReply {
+                        joint: i,
+                        node_id: joint.node,
+                        cycles: joint.missed,
+                        detail: joint.last_rejection.map_or_else(String::new, |r| r.to_string()),
+                    });
+                }
                 return Some(HalError::ReplyTimeout {
                     joint: i,
                     node_id: joint.node,
@@ -418,10 +656,16 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         }
     }
 
-    fn transmit(&mut self, b: usize, frame: &CanFrame, first_error: &mut Option<HalError>) {
+    /// Queues one frame; a failure is counted in `stats.transmit_errors` and the first one kept.
+    fn transmit(&mut self, b: usize, frame: &CanFrame, first_error: &mut Option<HalError>) -> bool {
         let frame = self.on_bus(b, frame);
-        if let Err(e) = self.buses[b].bus.transmit(&frame) {
-            first_error.get_or_insert(e);
+        match self.buses[b].bus.transmit(&frame) {
+            Ok(()) => true,
+            Err(e) => {
+                self.stats.transmit_errors += 1;
+                first_error.get_or_insert(e);
+                false
+            }
         }
     }
 
@@ -442,9 +686,8 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
 
     /// Torque-free polling frames (lifecycle not Active): MIT exit motor mode (the motor answers with its
     /// state), CiA 402 RPDO with *disable voltage* and zero target, then SYNC.
-    fn send_idle(&mut self) -> Result<(), HalError> {
-        let mut first = None;
-        self.maybe_master_heartbeat(&mut first);
+    fn send_idle(&mut self, first: &mut Option<HalError>) {
+        self.maybe_master_heartbeat(first);
         for b in 0..self.buses.len() {
             for k in 0..self.buses[b].joints.len() {
                 let j = self.buses[b].joints[k];
@@ -455,32 +698,29 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                         Rpdo1 { controlword: controlword::DISABLE_VOLTAGE, target_torque: 0 }.frame(node)
                     }
                 };
-                self.transmit(b, &frame, &mut first);
+                self.transmit(b, &frame, first);
                 self.joints[j].awaiting = true;
             }
             if self.buses[b].protocol == Protocol::Cia402 && !self.buses[b].joints.is_empty() {
-                self.transmit(b, &canopen::sync_frame(), &mut first);
+                self.transmit(b, &canopen::sync_frame(), first);
             }
         }
-        first.map_or(Ok(()), Err)
     }
 
     /// Active cycle. With `zero` every joint gets a torque-free command (refused input).
-    fn send_active(&mut self, command: &JointCommand, zero: bool) -> Result<(), HalError> {
-        let mut first = None;
-        self.maybe_master_heartbeat(&mut first);
+    fn send_active(&mut self, command: &JointCommand, zero: bool, first: &mut Option<HalError>) {
+        self.maybe_master_heartbeat(first);
         for b in 0..self.buses.len() {
             for k in 0..self.buses[b].joints.len() {
                 let j = self.buses[b].joints[k];
                 let frame = self.command_frame(j, command, zero);
-                self.transmit(b, &frame, &mut first);
+                self.transmit(b, &frame, first);
                 self.joints[j].awaiting = true;
             }
             if self.buses[b].protocol == Protocol::Cia402 && !self.buses[b].joints.is_empty() {
-                self.transmit(b, &canopen::sync_frame(), &mut first);
+                self.transmit(b, &canopen::sync_frame(), first);
             }
         }
-        first.map_or(Ok(()), Err)
     }
 
     fn command_frame(&mut self, j: usize, command: &JointCommand, zero: bool) -> CanFrame {
@@ -513,7 +753,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                     }
                     cmd
                 };
-                match cmd.frame(joint.node, &joint.ranges) {
+                match cmd.frame_with(joint.node, &joint.codec) {
                     Some((frame, c)) => {
                         clamped += u64::from(c.fields);
                         frame
@@ -551,13 +791,16 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     }
 
     /// Discards queued frames and sends torque off to every drive. `quick_stop` uses the CiA 402 quick stop
-    /// (e-stop) instead of disable voltage. Returns the first transmit error; the failures are counted.
+    /// (e-stop) instead of disable voltage. Returns the first error; every failure (a discard or a torque-off
+    /// frame that could not be queued) is counted in `stats.torque_off_failures` (frames also in
+    /// `stats.transmit_errors`).
     fn torque_off(&mut self, quick_stop: bool) -> Result<(), HalError> {
         let mut first = None;
         for b in 0..self.buses.len() {
             match self.buses[b].bus.discard_pending_tx() {
                 Ok(n) => self.stats.discarded_frames += n as u64,
                 Err(e) => {
+                    self.stats.torque_off_failures += 1;
                     first.get_or_insert(e);
                 }
             }
@@ -572,18 +815,15 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                     }
                     .frame(node),
                 };
-                let frame = self.on_bus(b, &frame);
-                if let Err(e) = self.buses[b].bus.transmit(&frame) {
+                if !self.transmit(b, &frame, &mut first) {
                     self.stats.torque_off_failures += 1;
-                    first.get_or_insert(e);
                 }
             }
             if self.buses[b].protocol == Protocol::Cia402
                 && !self.buses[b].joints.is_empty()
-                && let Err(e) = self.buses[b].bus.transmit(&canopen::sync_frame())
+                && !self.transmit(b, &canopen::sync_frame(), &mut first)
             {
                 self.stats.torque_off_failures += 1;
-                first.get_or_insert(e);
             }
         }
         first.map_or(Ok(()), Err)
@@ -591,7 +831,8 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
 
     fn safe_stop(&mut self) {
         self.lifecycle = Lifecycle::Fault;
-        // Failures are counted in `stats.torque_off_failures`; the fault being reported is the primary error.
+        // Every failure is counted in `stats.torque_off_failures`; the fault being reported is the primary
+        // error, and the drive-side timeouts are the backstop for frames that could not be sent.
         let _ = self.torque_off(false);
     }
 
@@ -631,10 +872,10 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     }
 
     fn mit_exchange(&mut self, j: usize, request: CanFrame) -> Result<MitReply, HalError> {
-        let (node, reply_id, ranges) = (self.joints[j].node, self.joints[j].reply_id, self.joints[j].ranges);
+        let (node, reply_id, codec) = (self.joints[j].node, self.joints[j].reply_id, self.joints[j].codec);
         self.exchange(j, &request, |f| match f.id() {
             CanId::Standard(id) if (id == reply_id || id == u16::from(node)) && f.data().first() == Some(&node) => {
-                MitReply::decode(f.data(), &ranges)
+                codec.decode_reply(f.data())
             }
             _ => None,
         })
@@ -706,6 +947,8 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     /// Start-up of one drive (also used by `reset`).
     fn configure_joint(&mut self, j: usize) -> Result<(), HalError> {
         let node = self.joints[j].node;
+        // The arm may have moved arbitrarily while the drive was unobserved: no jump check against old data.
+        self.joints[j].accepted_at = None;
         match self.joints[j].protocol {
             Protocol::Mit => {
                 self.mit_exchange(j, mit::special_frame(node, mit::EXIT_MOTOR_MODE))?;
@@ -779,8 +1022,8 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                 }
                 // No kick: overwrite whatever command the drive holds with a torque-free one at the measured
                 // position *before* entering motor mode.
-                let ranges = self.joints[j].ranges;
-                let hold = MitCommand::hold_free(measured.position).frame(node, &ranges).map(|(f, _)| f).ok_or(
+                let codec = self.joints[j].codec;
+                let hold = MitCommand::hold_free(measured.position).frame_with(node, &codec).map(|(f, _)| f).ok_or(
                     HalError::Protocol { joint: j, node_id: node, detail: "measured position not finite".into() },
                 )?;
                 self.mit_exchange(j, hold)?;
@@ -831,14 +1074,27 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         let fault = self.finish_cycle();
         state.stamp = self.buses.first().map_or(Duration::ZERO, |b| b.bus.now());
         let mut temperatures = crate::JointArray::splat(self.joints.len(), 0.0);
+        let max_missed = self.config.max_missed_cycles;
+        let mut warning = [false; crate::MAX_JOINTS];
+        for (b, w) in warning.iter_mut().enumerate().take(self.buses.len()) {
+            *w = matches!(self.bus_state(b), Some(BusState::ErrorWarning | BusState::ErrorPassive));
+        }
         for (i, joint) in self.joints.iter_mut().enumerate() {
             state.position[i] = joint.position;
             state.velocity[i] = joint.velocity;
             state.torque[i] = joint.torque;
             temperatures[i] = joint.temperature;
             let mut flags = joint.drive_flags;
-            if joint.missed > 0 {
+            if joint.missed >= max_missed {
                 flags.insert(JointFlags::NO_REPLY);
+                if matches!(joint.last_rejection, Some(Rejection::Jump { .. })) && joint.implausible_cycles > 0 {
+                    flags.insert(JointFlags::ENCODER);
+                }
+            } else if joint.missed > 0 {
+                flags.insert(JointFlags::REPLY_MISSED);
+            }
+            if warning.get(joint.bus).copied().unwrap_or(false) {
+                flags.insert(JointFlags::BUS_WARNING);
             }
             if joint.clamped {
                 flags.insert(JointFlags::CLAMPED);
@@ -868,16 +1124,16 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         first.map_or(Ok(()), Err)
     }
 
-    /// Sends this cycle's command (see the module docs for refused input). Real-time safe.
+    /// Sends this cycle's command (see the module docs for refused input). First handles what arrived since
+    /// the last `read` (replies then are stale). Real-time safe.
     fn write(&mut self, command: &JointCommand) -> Result<(), HalError> {
+        let mut first = None;
+        self.drain_before_command(&mut first);
         let n = self.joints.len();
         let active = self.lifecycle == Lifecycle::Active;
-        if command.dof() != n || command.drive_impedance.is_some_and(|d| d.position.len() != n) {
-            let zero = JointCommand::zeros(n);
-            let _ = if active { self.send_active(&zero, true) } else { self.send_idle() };
-            return Err(HalError::JointCountMismatch { expected: n, got: command.dof() });
-        }
-        if !command.is_finite() {
+        let refusal = if command.dof() != n || command.drive_impedance.is_some_and(|d| d.position.len() != n) {
+            Some(HalError::JointCountMismatch { expected: n, got: command.dof() })
+        } else if !command.is_finite() {
             let bad = |a: &crate::JointArray<f64>| a.iter().position(|v| !v.is_finite());
             let (joint, field) = if let Some(j) = bad(&command.torque) {
                 (j, "torque")
@@ -893,17 +1149,29 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
                 .find_map(|(a, f)| bad(a).map(|j| (j, f)))
                 .unwrap_or((0, "drive_impedance"))
             };
-            let _ = if active { self.send_active(command, true) } else { self.send_idle() };
-            return Err(HalError::NonFiniteCommand { joint, field });
+            Some(HalError::NonFiniteCommand { joint, field })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // The refused cycle still paces the drives, torque-free; its transmit failures are counted in
+            // `stats.transmit_errors`, the refusal is the error reported.
+            if active {
+                self.send_active(&JointCommand::zeros(n), true, &mut first);
+            } else {
+                self.send_idle(&mut first);
+            }
+            return Err(refusal);
         }
         if active {
-            return self.send_active(command, false);
+            self.send_active(command, false, &mut first);
+            return first.map_or(Ok(()), Err);
         }
-        let sent = self.send_idle();
+        self.send_idle(&mut first);
         if !command.is_zero() {
             return Err(HalError::NotActive { state: self.lifecycle });
         }
-        sent
+        first.map_or(Ok(()), Err)
     }
 
     fn enable(&mut self) -> Result<(), HalError> {
@@ -912,7 +1180,7 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
             Lifecycle::Disabled => {}
             state => return Err(HalError::InvalidTransition { action: "enable", state }),
         }
-        if let Some(b) = self.buses.iter().position(|b| b.bus.state() == BusState::BusOff) {
+        if let Some(b) = (0..self.buses.len()).find(|&b| self.bus_state(b) == Some(BusState::BusOff)) {
             self.safe_stop();
             return Err(HalError::BusOff { bus: self.bus_name(b) });
         }
@@ -921,14 +1189,18 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         }
         for j in 0..self.joints.len() {
             if let Err(e) = self.enable_joint(j) {
+                // Torque-off failures are counted in `stats.torque_off_failures`; the enable failure is the
+                // error reported.
                 let _ = self.torque_off(false);
                 return Err(e);
             }
         }
         for joint in &mut self.joints {
             joint.missed = 0;
+            joint.implausible_cycles = 0;
             joint.awaiting = false;
             joint.got = 0;
+            joint.rejected = false;
         }
         self.lifecycle = Lifecycle::Active;
         Ok(())
@@ -945,7 +1217,13 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         }
     }
 
-    /// Latches `EStopped`, discards queued frames, sends torque off. Real-time safe.
+    /// Latches `EStopped` first (so the latch holds whatever fails below), discards queued frames, sends torque
+    /// off. Real-time safe in the sense of the [`Robot`] contract: no blocking and no unbounded loop — one
+    /// discard and one non-blocking transmit per torque-off frame. Allocation-free on the virtual bus; on
+    /// SocketCAN each transmit is a `write` syscall (the socket is not reopened: frames already in the kernel
+    /// queue cannot be discarded from user space and go out before the torque-off frames, see
+    /// `SocketCanBus::discard_pending_tx`). An error allocates its message; failures are counted in
+    /// [`CanRobotStats::torque_off_failures`].
     fn estop(&mut self) -> Result<(), HalError> {
         self.lifecycle = Lifecycle::EStopped;
         for joint in &mut self.joints {
@@ -964,9 +1242,10 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         }
         for b in 0..self.buses.len() {
             self.stats.discarded_frames += self.buses[b].bus.discard_pending_tx()? as u64;
-            if self.buses[b].bus.state() == BusState::BusOff {
+            if self.bus_state(b) == Some(BusState::BusOff) {
                 self.buses[b].bus.recover()?;
             }
+            self.buses[b].reported = BusState::ErrorActive;
             // Error frames and stale replies from before the reset are not news any more.
             for _ in 0..MAX_FRAMES_PER_READ {
                 if self.buses[b].bus.receive(Duration::ZERO)?.is_none() {
@@ -985,6 +1264,9 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
             joint.awaiting = false;
             joint.got = 0;
             joint.clamped = false;
+            joint.rejected = false;
+            joint.implausible_cycles = 0;
+            joint.last_rejection = None;
         }
         self.lifecycle = Lifecycle::Disabled;
         Ok(())

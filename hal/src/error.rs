@@ -79,6 +79,19 @@ pub enum HalError {
         /// Time since the last reply.
         elapsed: Duration,
     },
+    /// A drive's replies were rejected as implausible (position jump faster than physics allows, torque beyond
+    /// the drive's limit) for `cycles` consecutive cycles: a corrupted link or a failing encoder.
+    #[error("joint {joint} (node {node_id}): replies implausible for {cycles} cycles: {detail}")]
+    ImplausibleReply {
+        /// Joint index.
+        joint: usize,
+        /// CAN node id.
+        node_id: u8,
+        /// Consecutive cycles without an acceptable reply.
+        cycles: u32,
+        /// What was implausible, with the values.
+        detail: String,
+    },
     /// A drive reported a fault.
     #[error("joint {joint} drive fault: {detail}")]
     DriveFault {
@@ -201,7 +214,7 @@ impl RobotError for HalError {
             HalError::NotActive { .. } => ErrorKind::InvalidCommand,
             HalError::InvalidTransition { .. } => ErrorKind::InvalidState,
             HalError::ReplyTimeout { .. } => ErrorKind::Timeout,
-            HalError::DriveFault { .. } => ErrorKind::Fault,
+            HalError::DriveFault { .. } | HalError::ImplausibleReply { .. } => ErrorKind::Fault,
             HalError::BusOff { .. } => ErrorKind::Disconnected,
             HalError::TxBufferFull { .. } => ErrorKind::BufferFull,
             HalError::LimitViolation { .. } => ErrorKind::LimitViolation,

@@ -9,6 +9,7 @@ pub mod can;
 mod can_robot;
 pub mod canopen;
 mod config;
+pub mod conformance;
 mod error;
 mod joint_array;
 pub mod mit;

@@ -78,18 +78,203 @@ impl AkModel {
 
 /// Maps `x` in `[min, max]` to an unsigned `bits`-wide integer, clamping (never wrapping), rounding to nearest.
 /// Returns the value and whether it was clamped. `x` must be finite. Real-time safe.
+///
+/// Convention (see the derivation in the golden-frame tests): the scale is `(2^bits − 1) / (max − min)`, the
+/// exact inverse of the decoder `x_int · (max − min) / (2^bits − 1) + min` that the motor applies, and the
+/// result is rounded to nearest. The manual's reference `float_to_uint` (V1.0.8 p. 51) instead truncates
+/// `(x − min) · 2^bits / (max − min)` with an `(int)` cast; Plexo does not follow it because (1) with `2^bits`
+/// the value `x = max` maps to `2^bits`, one past the field, which the packing then wraps to 0 — `+max` would
+/// reach the motor as `min`, the wrap the HAL must never do; (2) truncation biases every value by −½ LSB on
+/// average (AK80-9: −4.4 mNm on every feed-forward torque, −0.06 Nm/rad on every stiffness), rounding keeps
+/// the error within ±½ LSB and unbiased. Every integer is a valid field value, so the motor decodes either.
 pub fn float_to_uint(x: f64, min: f64, max: f64, bits: u32) -> (u16, bool) {
-    let clamped = x.clamp(min, max);
-    let levels = f64::from((1u32 << bits) - 1);
-    // Non-negative after the clamp: adding 0.5 and truncating rounds to nearest without a libm call.
-    let v = (clamped - min) * (levels / (max - min)) + 0.5;
-    ((v as u32).min((1u32 << bits) - 1) as u16, clamped != x)
+    FieldMap::new(min, max, bits).quantise(x)
 }
 
-/// Inverse of [`float_to_uint`]. Real-time safe.
+/// Inverse of [`float_to_uint`]: `v · (max − min) / (2^bits − 1) + min`. Real-time safe.
 pub fn uint_to_float(v: u16, min: f64, max: f64, bits: u32) -> f64 {
-    let inv_levels = 1.0 / f64::from((1u32 << bits) - 1);
-    f64::from(v) * ((max - min) * inv_levels) + min
+    FieldMap::new(min, max, bits).value(v)
+}
+
+/// The linear map of one packed field, precomputed (no division on the hot path).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FieldMap {
+    min: f64,
+    max: f64,
+    /// `(2^bits − 1) / (max − min)` [1/unit].
+    to_int: f64,
+    /// `(max − min) / (2^bits − 1)` [unit].
+    to_float: f64,
+    /// `2^bits − 1`.
+    top: u32,
+}
+
+impl FieldMap {
+    const fn new(min: f64, max: f64, bits: u32) -> Self {
+        let top = (1u32 << bits) - 1;
+        let levels = top as f64;
+        Self { min, max, to_int: levels / (max - min), to_float: (max - min) / levels, top }
+    }
+
+    /// Clamped, rounded field value and whether `x` was clamped. `x` must be finite.
+    #[inline(always)]
+    fn quantise(&self, x: f64) -> (u16, bool) {
+        let clamped = x.clamp(self.min, self.max);
+        // Non-negative after the clamp: adding 0.5 and truncating rounds to nearest without a libm call; the
+        // `min` guards the top against rounding of `max` itself.
+        let v = (clamped - self.min) * self.to_int + 0.5;
+        ((v as u32).min(self.top) as u16, clamped != x)
+    }
+
+    #[inline(always)]
+    fn value(&self, v: u16) -> f64 {
+        f64::from(v) * self.to_float + self.min
+    }
+}
+
+/// The MIT-mode codec of one motor: the field maps of its [`MitRanges`], precomputed once (they are constant per
+/// motor), so that encoding and decoding are multiplications only. `CanRobot` keeps one per joint.
+///
+/// ```
+/// use plexo_hal::mit::{AkModel, MitCodec, MitCommand};
+/// let codec = MitCodec::new(&AkModel::Ak80_9.ranges());
+/// let cmd = MitCommand { position: 0.0, velocity: 0.0, kp: 100.0, kd: 1.0, torque: 9.0 };
+/// let (data, clamped) = codec.encode_command(&cmd).unwrap();
+/// assert_eq!(data, [0x80, 0x00, 0x80, 0x03, 0x33, 0x33, 0x3B, 0xFF]);
+/// assert_eq!(clamped.fields, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MitCodec {
+    ranges: MitRanges,
+    position: FieldMap,
+    velocity: FieldMap,
+    kp: FieldMap,
+    kd: FieldMap,
+    torque: FieldMap,
+}
+
+impl MitCodec {
+    /// Precomputes the field maps of `ranges`. Not on the hot path (five divisions).
+    pub const fn new(ranges: &MitRanges) -> Self {
+        Self {
+            ranges: *ranges,
+            position: FieldMap::new(-ranges.position_max, ranges.position_max, 16),
+            velocity: FieldMap::new(-ranges.velocity_max, ranges.velocity_max, 12),
+            kp: FieldMap::new(0.0, ranges.kp_max, 12),
+            kd: FieldMap::new(0.0, ranges.kd_max, 12),
+            torque: FieldMap::new(-ranges.torque_max, ranges.torque_max, 12),
+        }
+    }
+
+    /// The ranges this codec packs.
+    pub const fn ranges(&self) -> &MitRanges {
+        &self.ranges
+    }
+
+    /// Packs a command into the 8-byte payload; `None` if a field is NaN/Inf (never packed). Real-time safe.
+    ///
+    /// Layout (manual V1.0.8 p. 49): `[p15..8] [p7..0] [v11..4] [v3..0|kp11..8] [kp7..0] [kd11..4]
+    /// [kd3..0|t11..8] [t7..0]`.
+    #[inline]
+    pub fn encode_command(&self, cmd: &MitCommand) -> Option<([u8; 8], Clamped)> {
+        if !(cmd.position.is_finite()
+            && cmd.velocity.is_finite()
+            && cmd.kp.is_finite()
+            && cmd.kd.is_finite()
+            && cmd.torque.is_finite())
+        {
+            return None;
+        }
+        let (p, c0) = self.position.quantise(cmd.position);
+        let (v, c1) = self.velocity.quantise(cmd.velocity);
+        let (kp, c2) = self.kp.quantise(cmd.kp);
+        let (kd, c3) = self.kd.quantise(cmd.kd);
+        let (t, c4) = self.torque.quantise(cmd.torque);
+        let data = [
+            (p >> 8) as u8,
+            p as u8,
+            (v >> 4) as u8,
+            (((v & 0xF) << 4) | (kp >> 8)) as u8,
+            kp as u8,
+            (kd >> 4) as u8,
+            (((kd & 0xF) << 4) | (t >> 8)) as u8,
+            t as u8,
+        ];
+        let fields = u8::from(c0) + u8::from(c1) + u8::from(c2) + u8::from(c3) + u8::from(c4);
+        Some((data, Clamped { fields }))
+    }
+
+    /// Unpacks a command payload (what the drive does). `None` for special frames or a wrong length.
+    /// Real-time safe.
+    #[inline]
+    pub fn decode_command(&self, data: &[u8]) -> Option<MitCommand> {
+        let d: &[u8; 8] = data.try_into().ok()?;
+        if is_special(d) {
+            return None;
+        }
+        let p = (u16::from(d[0]) << 8) | u16::from(d[1]);
+        let v = (u16::from(d[2]) << 4) | u16::from(d[3] >> 4);
+        let kp = (u16::from(d[3] & 0xF) << 8) | u16::from(d[4]);
+        let kd = (u16::from(d[5]) << 4) | u16::from(d[6] >> 4);
+        let t = (u16::from(d[6] & 0xF) << 8) | u16::from(d[7]);
+        Some(MitCommand {
+            position: self.position.value(p),
+            velocity: self.velocity.value(v),
+            kp: self.kp.value(kp),
+            kd: self.kd.value(kd),
+            torque: self.torque.value(t),
+        })
+    }
+
+    /// Encodes the 8-byte reply payload (what the drive sends). Values are clamped to the ranges, NaN sent as 0.
+    /// Real-time safe.
+    #[inline]
+    pub fn encode_reply(&self, reply: &MitReply) -> [u8; 8] {
+        let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
+        let (p, _) = self.position.quantise(finite(reply.position));
+        let (v, _) = self.velocity.quantise(finite(reply.velocity));
+        let (t, _) = self.torque.quantise(finite(reply.torque));
+        [
+            reply.motor_id,
+            (p >> 8) as u8,
+            p as u8,
+            (v >> 4) as u8,
+            (((v & 0xF) << 4) | (t >> 8)) as u8,
+            t as u8,
+            finite(reply.temperature).clamp(-128.0, 127.0).round() as i8 as u8,
+            reply.error.to_byte(),
+        ]
+    }
+
+    /// Decodes a reply payload (6 bytes on old firmware without temperature/error, 8 on current firmware).
+    /// Real-time safe.
+    #[inline]
+    pub fn decode_reply(&self, data: &[u8]) -> Option<MitReply> {
+        if data.len() < 6 {
+            return None;
+        }
+        let p = (u16::from(data[1]) << 8) | u16::from(data[2]);
+        let v = (u16::from(data[3]) << 4) | u16::from(data[4] >> 4);
+        let t = (u16::from(data[4] & 0xF) << 8) | u16::from(data[5]);
+        Some(MitReply {
+            motor_id: data[0],
+            position: self.position.value(p),
+            velocity: self.velocity.value(v),
+            torque: self.torque.value(t),
+            temperature: data.get(6).map_or(0.0, |b| f64::from(*b as i8)),
+            error: MitErrorCode::from_byte(data.get(7).copied().unwrap_or(0)),
+        })
+    }
+
+    /// One quantisation step of the position field [rad].
+    pub const fn position_step(&self) -> f64 {
+        self.position.to_float
+    }
+
+    /// One quantisation step of the torque field [Nm].
+    pub const fn torque_step(&self) -> f64 {
+        self.torque.to_float
+    }
 }
 
 /// One MIT-mode command, output-shaft side: `τ = τ_ff + Kp (p − p_m) + Kd (v − v_m)` in the drive.
@@ -121,58 +306,27 @@ impl MitCommand {
         Self { position, velocity: 0.0, kp: 0.0, kd: 0.0, torque: 0.0 }
     }
 
-    /// Packs the command into the 8-byte payload; `None` if a field is NaN/Inf (never packed). Real-time safe.
-    ///
-    /// Layout (manual V1.0.8 p. 49): `[p15..8] [p7..0] [v11..4] [v3..0|kp11..8] [kp7..0] [kd11..4]
-    /// [kd3..0|t11..8] [t7..0]`.
+    /// Packs the command into the 8-byte payload; `None` if a field is NaN/Inf (never packed). Builds the
+    /// codec on each call: on the hot path keep a [`MitCodec`] and use [`MitCodec::encode_command`].
     pub fn encode(&self, ranges: &MitRanges) -> Option<([u8; 8], Clamped)> {
-        let values = [self.position, self.velocity, self.kp, self.kd, self.torque];
-        if values.iter().any(|v| !v.is_finite()) {
-            return None;
-        }
-        let (p, c0) = float_to_uint(self.position, -ranges.position_max, ranges.position_max, 16);
-        let (v, c1) = float_to_uint(self.velocity, -ranges.velocity_max, ranges.velocity_max, 12);
-        let (kp, c2) = float_to_uint(self.kp, 0.0, ranges.kp_max, 12);
-        let (kd, c3) = float_to_uint(self.kd, 0.0, ranges.kd_max, 12);
-        let (t, c4) = float_to_uint(self.torque, -ranges.torque_max, ranges.torque_max, 12);
-        let data = [
-            (p >> 8) as u8,
-            p as u8,
-            (v >> 4) as u8,
-            (((v & 0xF) << 4) | (kp >> 8)) as u8,
-            kp as u8,
-            (kd >> 4) as u8,
-            (((kd & 0xF) << 4) | (t >> 8)) as u8,
-            t as u8,
-        ];
-        let fields = [c0, c1, c2, c3, c4].iter().filter(|c| **c).count() as u8;
-        Some((data, Clamped { fields }))
+        MitCodec::new(ranges).encode_command(self)
     }
 
     /// Unpacks a command payload (what the drive does). `None` for special frames or a wrong length.
     pub fn decode(data: &[u8], ranges: &MitRanges) -> Option<Self> {
-        let d: &[u8; 8] = data.try_into().ok()?;
-        if is_special(d) {
-            return None;
-        }
-        let p = (u16::from(d[0]) << 8) | u16::from(d[1]);
-        let v = (u16::from(d[2]) << 4) | u16::from(d[3] >> 4);
-        let kp = (u16::from(d[3] & 0xF) << 8) | u16::from(d[4]);
-        let kd = (u16::from(d[5]) << 4) | u16::from(d[6] >> 4);
-        let t = (u16::from(d[6] & 0xF) << 8) | u16::from(d[7]);
-        Some(Self {
-            position: uint_to_float(p, -ranges.position_max, ranges.position_max, 16),
-            velocity: uint_to_float(v, -ranges.velocity_max, ranges.velocity_max, 12),
-            kp: uint_to_float(kp, 0.0, ranges.kp_max, 12),
-            kd: uint_to_float(kd, 0.0, ranges.kd_max, 12),
-            torque: uint_to_float(t, -ranges.torque_max, ranges.torque_max, 12),
-        })
+        MitCodec::new(ranges).decode_command(data)
     }
 
     /// The command frame for motor `motor_id`. `None` for NaN/Inf fields. Real-time safe.
-    pub fn frame(&self, motor_id: u8, ranges: &MitRanges) -> Option<(CanFrame, Clamped)> {
-        let (data, clamped) = self.encode(ranges)?;
+    #[inline]
+    pub fn frame_with(&self, motor_id: u8, codec: &MitCodec) -> Option<(CanFrame, Clamped)> {
+        let (data, clamped) = codec.encode_command(self)?;
         Some((CanFrame::new(CanId::Standard(u16::from(motor_id)), &data)?, clamped))
+    }
+
+    /// The command frame for motor `motor_id`. `None` for NaN/Inf fields.
+    pub fn frame(&self, motor_id: u8, ranges: &MitRanges) -> Option<(CanFrame, Clamped)> {
+        self.frame_with(motor_id, &MitCodec::new(ranges))
     }
 }
 
@@ -272,80 +426,84 @@ pub struct MitReply {
 
 impl MitReply {
     /// Decodes a reply payload (6 bytes on old firmware without temperature/error, 8 on current firmware).
-    /// Real-time safe.
+    /// Builds the codec on each call: on the hot path use [`MitCodec::decode_reply`].
     pub fn decode(data: &[u8], ranges: &MitRanges) -> Option<Self> {
-        if data.len() < 6 {
-            return None;
-        }
-        let p = (u16::from(data[1]) << 8) | u16::from(data[2]);
-        let v = (u16::from(data[3]) << 4) | u16::from(data[4] >> 4);
-        let t = (u16::from(data[4] & 0xF) << 8) | u16::from(data[5]);
-        Some(Self {
-            motor_id: data[0],
-            position: uint_to_float(p, -ranges.position_max, ranges.position_max, 16),
-            velocity: uint_to_float(v, -ranges.velocity_max, ranges.velocity_max, 12),
-            torque: uint_to_float(t, -ranges.torque_max, ranges.torque_max, 12),
-            temperature: data.get(6).map_or(0.0, |b| f64::from(*b as i8)),
-            error: MitErrorCode::from_byte(data.get(7).copied().unwrap_or(0)),
-        })
+        MitCodec::new(ranges).decode_reply(data)
     }
 
     /// Encodes the 8-byte reply payload (what the drive sends). Values are clamped to the ranges.
     pub fn encode(&self, ranges: &MitRanges) -> [u8; 8] {
-        let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
-        let (p, _) = float_to_uint(finite(self.position), -ranges.position_max, ranges.position_max, 16);
-        let (v, _) = float_to_uint(finite(self.velocity), -ranges.velocity_max, ranges.velocity_max, 12);
-        let (t, _) = float_to_uint(finite(self.torque), -ranges.torque_max, ranges.torque_max, 12);
-        [
-            self.motor_id,
-            (p >> 8) as u8,
-            p as u8,
-            (v >> 4) as u8,
-            (((v & 0xF) << 4) | (t >> 8)) as u8,
-            t as u8,
-            finite(self.temperature).clamp(-128.0, 127.0).round() as i8 as u8,
-            self.error.to_byte(),
-        ]
+        MitCodec::new(ranges).encode_reply(self)
     }
 }
 
 /// A minimal set of MIT motors for tests and benchmarks: every frame addressed to one of them is answered at
 /// once with a reply whose position and velocity are the commanded ones (no physics, no state machine). Use the
 /// emulated drives of `plexo-sim` for faithful behaviour. A [`crate::can::Pump`] for
-/// [`crate::can::PumpedNode`].
-pub struct EchoMotors {
-    node: crate::can::VirtualNode,
-    motors: Vec<(u8, MitRanges)>,
+/// [`crate::can::PumpedNode`] on a virtual bus; [`EchoMotors::serve`] answers on any [`crate::can::CanBus`]
+/// (e.g. a SocketCAN `vcan0` in a responder thread).
+pub struct EchoMotors<B = crate::can::VirtualNode> {
+    node: B,
+    motors: Vec<(u8, MitCodec)>,
+    tx_errors: u64,
+    answered: u64,
 }
 
-impl EchoMotors {
+impl<B: crate::can::CanBus> EchoMotors<B> {
     /// Motors `(id, ranges)` on `node`.
-    pub fn new(node: crate::can::VirtualNode, motors: Vec<(u8, MitRanges)>) -> Self {
-        Self { node, motors }
+    pub fn new(node: B, motors: Vec<(u8, MitRanges)>) -> Self {
+        Self { node, motors: motors.iter().map(|(id, r)| (*id, MitCodec::new(r))).collect(), tx_errors: 0, answered: 0 }
+    }
+
+    /// Replies that could not be sent (full transmit queue, bus-off): they show up as missing replies on the
+    /// host side, which is what tests check.
+    pub fn tx_errors(&self) -> u64 {
+        self.tx_errors
+    }
+
+    /// Frames answered so far.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    fn answer(&mut self, frame: &crate::can::CanFrame) {
+        let Some(&(id, codec)) =
+            self.motors.iter().find(|(id, _)| frame.id() == CanId::Standard(u16::from(*id)) && !frame.is_error())
+        else {
+            return;
+        };
+        let cmd = codec.decode_command(frame.data()).unwrap_or_default();
+        let reply = MitReply {
+            motor_id: id,
+            position: cmd.position,
+            velocity: cmd.velocity,
+            torque: cmd.torque,
+            temperature: 30.0,
+            error: MitErrorCode::None,
+        };
+        if let Some(f) = CanFrame::new(CanId::Standard(0), &codec.encode_reply(&reply)) {
+            self.answered += 1;
+            if self.node.transmit(&f).is_err() {
+                self.tx_errors += 1;
+            }
+        }
+    }
+
+    /// Answers every frame that arrives within `timeout` of each other until none does; returns how many
+    /// frames were answered. Not real-time safe (for responder threads).
+    pub fn serve(&mut self, timeout: core::time::Duration) -> Result<u64, B::Error> {
+        let before = self.answered;
+        while let Some(frame) = self.node.receive(timeout)? {
+            self.answer(&frame);
+        }
+        Ok(self.answered - before)
     }
 }
 
-impl crate::can::Pump for EchoMotors {
+impl crate::can::Pump for EchoMotors<crate::can::VirtualNode> {
     fn pump(&mut self) {
-        use crate::can::CanBus as _;
         while let Some(frame) = self.node.try_receive() {
-            let Some(&(id, ranges)) = self.motors.iter().find(|(id, _)| frame.id() == CanId::Standard(u16::from(*id)))
-            else {
-                continue;
-            };
-            let cmd = MitCommand::decode(frame.data(), &ranges).unwrap_or_default();
-            let reply = MitReply {
-                motor_id: id,
-                position: cmd.position,
-                velocity: cmd.velocity,
-                torque: cmd.torque,
-                temperature: 30.0,
-                error: MitErrorCode::None,
-            };
-            if let Some(f) = CanFrame::new(CanId::Standard(0), &reply.encode(&ranges)) {
-                // A full queue here shows up as a missing reply on the host side, which is what tests check.
-                let _ = self.node.transmit(&f);
-            }
+            self.answer(&frame);
         }
     }
 }
@@ -358,12 +516,15 @@ mod tests {
 
     #[test]
     fn golden_command_frame_ak80_9() {
-        // Hand derivation, AK80-9 ranges (p ±12.5, v ±50, Kp 0..500, Kd 0..5, τ ±18):
-        // p = 0 rad     → (0 + 12.5)·65535/25 = 32767.5 → round 32768 = 0x8000
-        // v = 0 rad/s   → 50·4095/100 = 2047.5 → 2048 = 0x800
-        // Kp = 100      → 100·4095/500 = 819 = 0x333
-        // Kd = 1        → 1·4095/5 = 819 = 0x333
-        // τ = 9 Nm      → (9 + 18)·4095/36 = 3071.25 → 3071 = 0xBFF
+        // Hand derivation, AK80-9 ranges (manual V1.0.8 p. 50: p ±12.5, v ±50, Kp 0..500, Kd 0..5, τ ±18).
+        // Convention (see `float_to_uint`): scale (2^bits − 1)/span, the inverse of the motor's decoder, rounded
+        // to nearest. The manual's reference float_to_uint (p. 51) truncates (x − min)·2^bits/span instead; the
+        // value it would give is noted in brackets where it differs.
+        // p = 0 rad     → (0 + 12.5)·65535/25 = 32767.5 → round 32768 = 0x8000   [12.5·65536/25 = 32768 → 0x8000]
+        // v = 0 rad/s   → 50·4095/100 = 2047.5 → 2048 = 0x800                    [50·4096/100 = 2048]
+        // Kp = 100      → 100·4095/500 = 819 = 0x333                             [100·4096/500 = 819.2 → 819]
+        // Kd = 1        → 1·4095/5 = 819 = 0x333                                 [819.2 → 819]
+        // τ = 9 Nm      → (9 + 18)·4095/36 = 3071.25 → 3071 = 0xBFF               [27·4096/36 = 3072 = 0xC00]
         // bytes: 80 00 | 80 | 0|3 → 0x03 | 33 | 33 | 3|B → 0x3B | FF
         let cmd = MitCommand { position: 0.0, velocity: 0.0, kp: 100.0, kd: 1.0, torque: 9.0 };
         let (data, clamped) = cmd.encode(&AK80_9).unwrap();
@@ -371,6 +532,57 @@ mod tests {
         assert_eq!(clamped.fields, 0);
         let (frame, _) = cmd.frame(3, &AK80_9).unwrap();
         assert_eq!(frame.to_string(), "003#800080033333 3BFF".replace(' ', ""));
+        // The torque the motor decodes: 3071·36/4095 − 18 = 8.9978 Nm (error −2.2 mNm, within ½ LSB = 4.4 mNm);
+        // the manual's 3072 would decode to 9.0066 Nm (+6.6 mNm = 0.75 LSB).
+        let back = MitCommand::decode(&data, &AK80_9).unwrap();
+        assert!((back.torque - 9.0).abs() <= 0.5 * 36.0 / 4095.0 + 1e-12, "{}", back.torque);
+    }
+
+    #[test]
+    fn rounding_convention_is_unbiased_and_the_top_of_the_range_never_wraps() {
+        // The manual's 2^bits scale maps +max to 2^bits: 65536 for the position, whose packed high byte
+        // (65536 >> 8) & 0xFF is 0x00 — +12.5 rad would be sent as −12.5 rad. Ours maps it to the top code.
+        assert_eq!(float_to_uint(12.5, -12.5, 12.5, 16), (0xFFFF, false));
+        assert_eq!(float_to_uint(-12.5, -12.5, 12.5, 16), (0x0000, false));
+        assert_eq!(((12.5 + 12.5) * 65536.0 / 25.0) as u32 >> 8 & 0xFF, 0x00, "the manual's formula wraps");
+        // Round to nearest: the decoded error is within ±½ LSB and averages to ~0 over a sweep (truncation
+        // would average −½ LSB).
+        let lsb = 36.0 / 4095.0;
+        let (mut sum, n) = (0.0, 10_000);
+        for i in 0..n {
+            let x = -18.0 + 36.0 * (i as f64 + 0.37) / n as f64;
+            let (v, _) = float_to_uint(x, -18.0, 18.0, 12);
+            let e = uint_to_float(v, -18.0, 18.0, 12) - x;
+            assert!(e.abs() <= 0.5 * lsb + 1e-12, "x = {x}: error {e}");
+            sum += e;
+        }
+        assert!((sum / n as f64).abs() < 0.02 * lsb, "mean error {} LSB", sum / n as f64 / lsb);
+    }
+
+    #[test]
+    fn codec_matches_the_reference_functions_bit_for_bit() {
+        for model in [AkModel::Ak10_9, AkModel::Ak60_6, AkModel::Ak70_10, AkModel::Ak80_9, AkModel::Ak80_64] {
+            let r = model.ranges();
+            let codec = MitCodec::new(&r);
+            for k in 0..500 {
+                let x = f64::from(k) / 500.0;
+                let cmd = MitCommand {
+                    position: (x - 0.5) * 30.0,
+                    velocity: (0.5 - x) * 2.2 * r.velocity_max,
+                    kp: x * 600.0,
+                    kd: x * 4.0,
+                    torque: (x - 0.3) * r.torque_max * 1.5,
+                };
+                let (data, clamped) = codec.encode_command(&cmd).unwrap();
+                let (p, c0) = float_to_uint(cmd.position, -12.5, 12.5, 16);
+                let (t, c4) = float_to_uint(cmd.torque, -r.torque_max, r.torque_max, 12);
+                assert_eq!(((u16::from(data[0]) << 8) | u16::from(data[1])), p);
+                assert_eq!(((u16::from(data[6] & 0xF) << 8) | u16::from(data[7])), t);
+                assert!(clamped.fields >= u8::from(c0) + u8::from(c4));
+                let back = codec.decode_command(&data).unwrap();
+                assert_eq!(back.position, uint_to_float(p, -12.5, 12.5, 16));
+            }
+        }
     }
 
     #[test]

@@ -8,18 +8,28 @@ use crate::{JointCommand, JointInfo, JointState, Lifecycle, RobotError};
 /// The runtime owns the loop, once per control period:
 /// `read(&mut state)` → controller update → safety supervisor → `write(&command)`.
 ///
-/// Contract every implementation honours (tested by `plexo_hal::conformance` helpers where they exist):
+/// Contract every implementation honours (checked by [`crate::conformance::check_lifecycle_contract`], which
+/// the tests of `CanRobot`, `SimOverCan` and the simulated plants run):
 /// - `read` and `write` are **real-time safe**: no heap allocation, no blocking beyond the backend's bounded
 ///   reply timeout, no unbounded loops.
-/// - Torque is only produced in [`Lifecycle::Active`]. In any other state `write` accepts a zero command (it
-///   still paces the cycle: a simulated plant advances one period) and rejects a non-zero one with an
-///   `InvalidCommand` error; the joints stay torque-free either way.
+/// - Torque is only produced in [`Lifecycle::Active`]. In `Disabled` and `EStopped`, `write` accepts a zero
+///   command and rejects a non-zero one with an `InvalidCommand` error; the joints stay torque-free either way
+///   and the write still paces the cycle (a simulated plant advances one period, a CAN backend polls its drives
+///   torque-free so the state stays observable).
+/// - In [`Lifecycle::Fault`] no torque is produced either, and a backend whose own state can no longer be
+///   trusted refuses every `write` with an error of kind `Fault` without advancing (a diverged simulation:
+///   `SimError::Faulted`; stepping a non-finite state is meaningless). A backend that can still observe the
+///   joints keeps accepting zero commands and pacing (CAN: torque-free polls, so standstill can be monitored and
+///   logged). The runtime treats a `Fault`-kind error from a backend already in `Fault` as the echo of the latched
+///   fault, not as a new one. Why not "always accept and advance": a safety-critical HAL must not pretend a state
+///   it cannot compute; why not "always refuse": real drives must stay observable after a fault.
 /// - `write` with the wrong joint count or any NaN/Inf value is rejected (`InvalidCommand`) and no torque is
-///   applied for that cycle.
+///   applied for that cycle (the cycle is still paced, torque-free).
 /// - `estop` latches: torque off at once, every queued command discarded; only `reset` leaves
 ///   [`Lifecycle::EStopped`], into [`Lifecycle::Disabled`], and never re-sends an old command.
 /// - `enable` never makes the arm jump: the first torque the joints see is the first command written after it.
-/// - A simulated backend advances its time by exactly one control period per `write`.
+/// - A simulated backend advances its time by exactly one control period per `write` it paces (every write
+///   except in `Fault` after divergence).
 pub trait Robot {
     /// The backend's error type.
     type Error: RobotError;
@@ -46,8 +56,10 @@ pub trait Robot {
     /// `Active` → `Disabled`: torque off, drives disabled. Not real-time safe.
     fn disable(&mut self) -> Result<(), Self::Error>;
 
-    /// Emergency stop: torque off at once and latch [`Lifecycle::EStopped`]. Real-time safe; must succeed
-    /// locally even when the link is down (the error reports what could not be sent, the latch holds anyway).
+    /// Emergency stop: torque off at once and latch [`Lifecycle::EStopped`]. Real-time safe (bounded, no
+    /// blocking; a backend documents any system calls it makes, e.g. `CanRobot` over SocketCAN writes the
+    /// torque-off frames); must succeed locally even when the link is down (the error reports what could not be
+    /// sent, the latch holds anyway).
     fn estop(&mut self) -> Result<(), Self::Error>;
 
     /// `EStopped`/`Fault` → `Disabled` after the cause is cleared, by explicit operator request.

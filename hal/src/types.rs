@@ -6,8 +6,9 @@ use crate::JointArray;
 
 /// Fault and status flags of one joint, as a drive reports them or a backend derives them.
 ///
-/// A small bit set (not a crate: four lines of logic). Any flag except [`JointFlags::WARNING_TEMPERATURE`]
-/// means the joint cannot be trusted to produce torque.
+/// A small bit set (not a crate: four lines of logic). Any flag except the advisory ones
+/// ([`JointFlags::WARNING_TEMPERATURE`], [`JointFlags::CLAMPED`], [`JointFlags::REPLY_MISSED`],
+/// [`JointFlags::BUS_WARNING`]) means the joint cannot be trusted to produce torque.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct JointFlags(u16);
 
@@ -24,12 +25,22 @@ impl JointFlags {
     pub const WARNING_TEMPERATURE: Self = Self(1 << 3);
     /// Encoder fault or implausible position (jump, stuck value).
     pub const ENCODER: Self = Self(1 << 4);
-    /// No reply from the drive within the cycle (the values in the state are the last good ones).
+    /// The link to the drive is lost: no valid reply for the backend's limit of consecutive cycles (CAN:
+    /// `max_missed_cycles`, default 3); the backend has latched a fault. The values are the last good ones.
     pub const NO_REPLY: Self = Self(1 << 5);
     /// The drive is not in its torque-enabled state.
     pub const NOT_ENABLED: Self = Self(1 << 6);
     /// A value was out of the protocol's range and had to be clamped before sending.
     pub const CLAMPED: Self = Self(1 << 7);
+    /// Advisory: this cycle's reply is missing or was rejected (late, implausible), fewer times in a row than the
+    /// backend's limit; the values are the last good ones, at most that many cycles old. At the limit the backend
+    /// faults and sets [`JointFlags::NO_REPLY`].
+    pub const REPLY_MISSED: Self = Self(1 << 8);
+    /// Advisory: the joint's CAN controller reports error warning or error passive (errors on the bus; frames
+    /// still flow). Telemetry shows it; loss of frames is caught by the reply accounting.
+    pub const BUS_WARNING: Self = Self(1 << 9);
+    /// The flags that do not forbid torque.
+    const ADVISORY: u16 = Self::WARNING_TEMPERATURE.0 | Self::CLAMPED.0 | Self::REPLY_MISSED.0 | Self::BUS_WARNING.0;
 
     /// Raw bits.
     pub const fn bits(self) -> u16 {
@@ -55,9 +66,10 @@ impl JointFlags {
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
-    /// True if a flag that forbids torque is set (everything but the temperature warning and clamping).
+    /// True if a flag that forbids torque is set (everything but the advisory temperature warning, clamping,
+    /// a single missed reply and a bus warning).
     pub const fn is_fault(self) -> bool {
-        self.0 & !(Self::WARNING_TEMPERATURE.0 | Self::CLAMPED.0) != 0
+        self.0 & !Self::ADVISORY != 0
     }
 }
 
@@ -70,7 +82,7 @@ impl core::ops::BitOr for JointFlags {
 
 impl core::fmt::Debug for JointFlags {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        const NAMES: [(JointFlags, &str); 8] = [
+        const NAMES: [(JointFlags, &str); 10] = [
             (JointFlags::DRIVE_FAULT, "DRIVE_FAULT"),
             (JointFlags::POWER, "POWER"),
             (JointFlags::OVER_TEMPERATURE, "OVER_TEMPERATURE"),
@@ -79,6 +91,8 @@ impl core::fmt::Debug for JointFlags {
             (JointFlags::NO_REPLY, "NO_REPLY"),
             (JointFlags::NOT_ENABLED, "NOT_ENABLED"),
             (JointFlags::CLAMPED, "CLAMPED"),
+            (JointFlags::REPLY_MISSED, "REPLY_MISSED"),
+            (JointFlags::BUS_WARNING, "BUS_WARNING"),
         ];
         let mut list = f.debug_set();
         for (flag, name) in NAMES {
@@ -252,6 +266,7 @@ mod tests {
         assert!(!JointFlags::NONE.is_fault());
         assert!(!JointFlags::WARNING_TEMPERATURE.is_fault());
         assert!(!(JointFlags::WARNING_TEMPERATURE | JointFlags::CLAMPED).is_fault());
+        assert!(!(JointFlags::REPLY_MISSED | JointFlags::BUS_WARNING).is_fault(), "advisory only");
         assert!(JointFlags::NO_REPLY.is_fault());
         assert!((JointFlags::CLAMPED | JointFlags::ENCODER).is_fault());
         let mut f = JointFlags::NONE;

@@ -91,21 +91,27 @@ fn can_robot_read_write_cycle_allocates_nothing() {
     robot.enable().unwrap();
     let mut state = JointState::zeros(4);
     let mut command = JointCommand::zeros(4);
-    command.drive_impedance = Some(DriveImpedance {
-        position: JointArray::splat(4, 0.3),
+    let mut impedance = DriveImpedance {
+        position: JointArray::splat(4, 0.0),
         velocity: JointArray::splat(4, 0.0),
         stiffness: JointArray::splat(4, 20.0),
         damping: JointArray::splat(4, 1.0),
-    });
-    // Warm-up (first heartbeats, lazily initialised statics).
-    for _ in 0..10 {
+    };
+    // The echo motors report the commanded position at once: ramp it (0.015 rad per 2 ms cycle) so that the
+    // replies stay physically plausible (CanRobot rejects jumps faster than 2·v_max).
+    let period = std::time::Duration::from_millis(2);
+    for k in 1..=20 {
+        impedance.position = JointArray::splat(4, 0.015 * f64::from(k));
+        command.drive_impedance = Some(impedance);
         robot.write(&command).unwrap();
+        bus.advance(period);
         robot.read(&mut state).unwrap();
     }
     let before = allocations();
     for k in 0..1000 {
         command.torque[k % 4] = 0.001 * k as f64;
         robot.write(&command).unwrap();
+        bus.advance(period);
         robot.read(&mut state).unwrap();
     }
     let after = allocations();

@@ -68,6 +68,8 @@ pub struct ErrorFrameInfo {
     pub overflow: bool,
     /// No acknowledge: no other node on the bus.
     pub no_ack: bool,
+    /// The controller reports it is back to error active (data\[1\] = `CAN_ERR_CRTL_ACTIVE`).
+    pub recovered: bool,
 }
 
 impl ErrorFrameInfo {
@@ -85,6 +87,7 @@ impl ErrorFrameInfo {
             warning: ctrl & (controller::RX_WARNING | controller::TX_WARNING) != 0,
             overflow: ctrl & (controller::RX_OVERFLOW | controller::TX_OVERFLOW) != 0,
             no_ack: class & error_class::NO_ACK != 0,
+            recovered: ctrl & controller::ACTIVE != 0,
         })
     }
 
@@ -96,7 +99,7 @@ impl ErrorFrameInfo {
             Some(BusState::ErrorPassive)
         } else if self.warning {
             Some(BusState::ErrorWarning)
-        } else if self.restarted {
+        } else if self.restarted || self.recovered {
             Some(BusState::ErrorActive)
         } else {
             None

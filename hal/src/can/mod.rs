@@ -1,9 +1,10 @@
 //! The CAN bus layer: the `Copy` [`CanFrame`], the [`CanBus`] trait, the SocketCAN backend, the in-memory
-//! [`VirtualBus`], bit timing and the candump log format.
+//! [`VirtualBus`], bit timing, the candump log format and the bounded candump file recorder ([`recorder`]).
 
 mod bus;
 pub mod candump;
 mod frame;
+pub mod recorder;
 pub mod socketcan;
 pub mod timing;
 mod virtual_bus;

@@ -1,5 +1,5 @@
 //! [`VirtualBus`]: an in-memory multi-node CAN bus with bit-timed occupancy, fault injection on demand and
-//! candump recording. Nodes ([`VirtualNode`]) implement [`CanBus`].
+//! bounded candump recording. Nodes ([`VirtualNode`]) implement [`CanBus`].
 //!
 //! Two clocks:
 //! - [`ClockMode::Stepped`]: virtual time, advanced only by [`VirtualBus::advance`]; `receive` never waits. Used
@@ -9,19 +9,41 @@
 //!
 //! Each frame put on the wire starts when the bus is free (`max(now, busy_until)`) and occupies it for its
 //! worst-case bit-stuffed duration ([`super::timing`]); its log timestamp is the end of transmission. Frames are
-//! delivered to every other node (not back to the sender, like SocketCAN without `recv_own_msgs`).
+//! delivered to every other node — never back to the sender, also not after a delay or a reorder (like
+//! SocketCAN without `recv_own_msgs`). Receivers get a frame at the `transmit` call (so that request/response
+//! exchanges complete within one virtual instant); its timestamp is when it finishes on the wire.
+//!
+//! Arbitration: frames handed to [`CanBus::transmit`] go on the wire in call order (the calls are sequential, so
+//! each frame is alone in its slot). Frames held back by a `Delay` fault that become due in the same
+//! [`VirtualBus::advance`] contend for the bus like frames waiting in several controllers: whenever the bus
+//! becomes free, the frame with the highest priority among those ready wins (ISO 11898-1 bitwise arbitration:
+//! the lower 11-bit base identifier wins; at equal base a standard data frame beats a standard remote frame,
+//! which beats any extended frame; then the lower 18-bit extension, data before remote).
 //!
 //! Fault injection ([`VirtualBus::inject`]) applies a [`Fault`] to the next `count` frames matching a
 //! [`FrameMatch`]:
 //! - `Drop`: the frame is lost (never on the wire, not logged);
-//! - `Delay(d)`: delivered `d` later (virtual or wall time);
+//! - `Delay(d)`: the frame leaves the sender's controller `d` later (held in its transmit path: a busy mailbox,
+//!   the driver queue);
 //! - `Duplicate`: delivered twice (as after a lost ACK and retransmission);
-//! - `Reorder`: held back and delivered after the next frame;
+//! - `Reorder`: held back in the sender's transmit path and delivered right after that sender's next frame (a
+//!   controller sending a later frame first);
 //! - `Corrupt { byte, xor }`: payload byte `byte` XOR `xor` (a fault CRC does not catch: gateway/firmware bug);
 //! - `BusOff`: the sending node goes bus-off: the frame stays in its transmit queue, an error frame is
 //!   delivered to it, further frames queue (as in the Linux driver) until its queue is full; recovery only
 //!   through [`CanBus::recover`], which first sends whatever is still queued — hence callers discard;
 //! - `TxBufferFull`: the transmit call fails with `TxBufferFull` (SocketCAN `ENOBUFS`).
+//!
+//! [`CanBus::discard_pending_tx`] drops everything the node still holds: its bus-off queue and its frames held by
+//! `Delay` and `Reorder`, so that nothing queued before an e-stop ever reaches a drive.
+//! [`VirtualBus::raise_error`] delivers an error frame to a node as its controller would report it (error
+//! warning / passive, overflow, no ACK, bus-off, restart); the node's [`CanBus::state`] follows it.
+//!
+//! Recording never allocates on the bus path: [`VirtualBus::start_recording`] keeps at most `capacity` frames in
+//! memory (reserved up front, the excess dropped and counted in [`BusStats::record_dropped`]), and
+//! [`VirtualBus::record_to`] streams `Copy` records into the bounded channel of a
+//! [`super::recorder::CandumpWriter`] thread, which writes the candump file (a full channel drops and counts,
+//! never blocks). Log timestamps are monotonic per bus.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +56,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bound
 use super::bus::{BusState, CanBus};
 use super::candump;
 use super::frame::{CanFrame, CanId, controller, error_class};
+use super::recorder::RecordSink;
 use super::timing::{Bitrates, FrameFormat, frame_duration};
 use crate::HalError;
 
@@ -148,6 +171,11 @@ pub struct BusStats {
     pub dropped: u64,
     /// Frames a node could not take because its receive queue was full.
     pub overruns: u64,
+    /// Frames (and error frames) the recording could not keep: the in-memory log was full or the candump
+    /// writer's channel was full or closed.
+    pub record_dropped: u64,
+    /// Frames removed by [`CanBus::discard_pending_tx`] (bus-off queue and frames held by `Delay`/`Reorder`).
+    pub discarded: u64,
 }
 
 struct NodeSlot {
@@ -155,7 +183,34 @@ struct NodeSlot {
     tx: Sender<CanFrame>,
     state: BusState,
     tx_queue: VecDeque<CanFrame>,
+    /// A frame held back by a `Reorder` fault until this node's next frame.
+    held: Option<CanFrame>,
 }
+
+/// A frame held back by a `Delay` fault, in the transmit path of its sender.
+#[derive(Clone, Copy)]
+struct Delayed {
+    due: Duration,
+    sender: usize,
+    seq: u64,
+    frame: CanFrame,
+}
+
+/// Where recorded frames go.
+enum Recording {
+    Off,
+    /// In memory, at most `capacity` frames (reserved when recording starts); `active` false once stopped.
+    Memory {
+        log: Vec<(Duration, CanFrame)>,
+        capacity: usize,
+        active: bool,
+    },
+    /// Streamed to a candump writer thread.
+    Sink(RecordSink),
+}
+
+/// Delayed frames reserved up front, so that fault-injection runs stay allocation-free too.
+const DELAYED_RESERVE: usize = 64;
 
 struct Core {
     config: VirtualBusConfig,
@@ -164,11 +219,25 @@ struct Core {
     wall_start: Instant,
     busy_until: Duration,
     rules: Vec<FaultRule>,
-    delayed: Vec<(Duration, CanFrame)>,
-    held: Option<CanFrame>,
-    recording: bool,
-    log: Vec<(Duration, CanFrame)>,
+    delayed: Vec<Delayed>,
+    delayed_seq: u64,
+    recording: Recording,
+    /// Newest timestamp given to a record (keeps the log monotonic).
+    last_record: Duration,
     stats: BusStats,
+}
+
+/// Arbitration priority of a frame: lower wins (ISO 11898-1 bitwise arbitration, dominant 0). The key is the
+/// arbitration field in transmission order: base id (11), RTR or SRR, IDE, extension (18), RTR of extended.
+fn arbitration_key(frame: &CanFrame) -> u64 {
+    let rtr = u64::from(frame.is_remote());
+    match frame.id() {
+        CanId::Standard(id) => (u64::from(id) << 21) | (rtr << 20),
+        CanId::Extended(id) => {
+            let id = u64::from(id);
+            ((id >> 18) << 21) | (1 << 20) | (1 << 19) | ((id & 0x3_FFFF) << 1) | rtr
+        }
+    }
 }
 
 impl Core {
@@ -192,20 +261,63 @@ impl Core {
         Some(fault)
     }
 
+    /// Puts delayed frames that are due on the wire, in arbitration order among those ready when the bus frees.
     fn flush_due(&mut self) {
         if self.delayed.is_empty() {
             return;
         }
         let now = self.now();
-        let mut i = 0;
-        while i < self.delayed.len() {
-            if self.delayed[i].0 <= now {
-                let (_, frame) = self.delayed.remove(i);
-                self.deliver(&frame, usize::MAX, now);
+        while let Some(earliest) = self.delayed.iter().filter(|d| d.due <= now).map(|d| d.due).min() {
+            let free = self.busy_until.max(earliest);
+            // Every due frame ready by the time the bus is free contends; the highest priority wins, then the
+            // one ready first, then the one held first.
+            let Some(i) = self
+                .delayed
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.due <= now && d.due <= free)
+                .min_by_key(|(_, d)| (arbitration_key(&d.frame), d.due, d.seq))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let d = self.delayed.swap_remove(i);
+            self.release(d.frame, d.sender, d.due);
+        }
+    }
+
+    /// A frame held in `sender`'s transmit path leaves it: on the wire, or into its bus-off queue.
+    fn release(&mut self, frame: CanFrame, sender: usize, not_before: Duration) {
+        if self.nodes[sender].state == BusState::BusOff {
+            if self.nodes[sender].tx_queue.len() < self.config.tx_capacity {
+                self.nodes[sender].tx_queue.push_back(frame);
             } else {
-                i += 1;
+                self.stats.dropped += 1;
+            }
+            return;
+        }
+        self.deliver(&frame, sender, not_before);
+    }
+
+    /// Records a frame at `time`, clamped so the log never goes backwards. Real-time safe (never allocates).
+    fn record(&mut self, time: Duration, frame: &CanFrame) {
+        let time = time.max(self.last_record);
+        match &mut self.recording {
+            Recording::Off | Recording::Memory { active: false, .. } => return,
+            Recording::Memory { log, capacity, .. } => {
+                if log.len() < *capacity {
+                    log.push((time, *frame));
+                } else {
+                    self.stats.record_dropped += 1;
+                }
+            }
+            Recording::Sink(sink) => {
+                if !sink.record(time, frame) {
+                    self.stats.record_dropped += 1;
+                }
             }
         }
+        self.last_record = time;
     }
 
     /// Puts a frame on the wire: timing, recording, delivery to every node but the sender.
@@ -216,9 +328,7 @@ impl Core {
         self.busy_until = end;
         self.stats.frames += 1;
         self.stats.busy += duration;
-        if self.recording {
-            self.log.push((end, *frame));
-        }
+        self.record(end, frame);
         for (i, node) in self.nodes.iter().enumerate() {
             if i == sender || node.state == BusState::BusOff {
                 continue;
@@ -235,14 +345,17 @@ impl Core {
         match self.take_fault(&frame, sender, false) {
             None => self.deliver(&frame, sender, now),
             Some(Fault::Drop) => self.stats.dropped += 1,
-            Some(Fault::Delay(d)) => self.delayed.push((now + d, frame)),
+            Some(Fault::Delay(d)) => {
+                self.delayed_seq += 1;
+                self.delayed.push(Delayed { due: now + d, sender, seq: self.delayed_seq, frame });
+            }
             Some(Fault::Duplicate) => {
                 self.deliver(&frame, sender, now);
                 self.deliver(&frame, sender, now);
             }
             Some(Fault::Reorder) => {
-                if let Some(previous) = self.held.replace(frame) {
-                    self.deliver(&previous, usize::MAX, now);
+                if let Some(previous) = self.nodes[sender].held.replace(frame) {
+                    self.release(previous, sender, now);
                 }
                 return;
             }
@@ -254,19 +367,18 @@ impl Core {
             }
             Some(Fault::BusOff | Fault::TxBufferFull) => unreachable!("node-level faults are taken separately"),
         }
-        if let Some(held) = self.held.take() {
-            self.deliver(&held, usize::MAX, now);
+        if let Some(held) = self.nodes[sender].held.take() {
+            self.release(held, sender, now);
         }
     }
 
+    /// An error frame reported by `node`'s own controller: to that node only, and into the log.
     fn error_to(&mut self, node: usize, frame: CanFrame) {
         if self.nodes[node].tx.try_send(frame).is_err() {
             self.stats.overruns += 1;
         }
-        if self.recording {
-            let now = self.now();
-            self.log.push((now, frame));
-        }
+        let now = self.now();
+        self.record(now, &frame);
     }
 }
 
@@ -292,10 +404,10 @@ impl VirtualBus {
             wall_start: Instant::now(),
             busy_until: Duration::ZERO,
             rules: Vec::new(),
-            delayed: Vec::new(),
-            held: None,
-            recording: false,
-            log: Vec::new(),
+            delayed: Vec::with_capacity(DELAYED_RESERVE),
+            delayed_seq: 0,
+            recording: Recording::Off,
+            last_record: Duration::ZERO,
             stats: BusStats::default(),
         };
         Self { core: Arc::new(Mutex::new(core)) }
@@ -311,6 +423,7 @@ impl VirtualBus {
             tx,
             state: BusState::ErrorActive,
             tx_queue: VecDeque::with_capacity(tx_capacity),
+            held: None,
         });
         VirtualNode { index: core.nodes.len() - 1, name: core.config.name.clone(), core: Arc::clone(&self.core), rx }
     }
@@ -362,34 +475,67 @@ impl VirtualBus {
         lock(&self.core).stats
     }
 
-    /// Starts recording every frame put on the wire (and error frames); `capacity` frames are reserved up
-    /// front so recording stays allocation-free until that many frames.
+    /// Starts recording every frame put on the wire (and error frames) in memory, at most `capacity` frames
+    /// (reserved now, so recording never allocates on the bus path; further frames are dropped and counted in
+    /// [`BusStats::record_dropped`]). Replaces a previous recording. For tests and short runs; long sessions
+    /// stream to a file with [`VirtualBus::record_to`]. Not real-time safe.
     pub fn start_recording(&self, capacity: usize) {
-        let mut core = lock(&self.core);
-        core.recording = true;
-        core.log.reserve(capacity);
+        lock(&self.core).recording = Recording::Memory { log: Vec::with_capacity(capacity), capacity, active: true };
     }
 
-    /// Stops recording (the recorded frames are kept).
+    /// Streams every frame put on the wire (and error frames) into `sink` (a [`super::recorder::CandumpWriter`]
+    /// channel): `try_send` of a `Copy` record, never blocking, never allocating; a full channel drops the
+    /// record and counts it. Replaces a previous recording (an in-memory log is discarded). Not real-time safe.
+    pub fn record_to(&self, sink: RecordSink) {
+        lock(&self.core).recording = Recording::Sink(sink);
+    }
+
+    /// Stops recording. An in-memory log is kept ([`VirtualBus::recorded`]); a sink is released (its writer can
+    /// then finish).
     pub fn stop_recording(&self) {
-        lock(&self.core).recording = false;
+        let mut core = lock(&self.core);
+        match &mut core.recording {
+            Recording::Sink(_) => core.recording = Recording::Off,
+            Recording::Memory { active, .. } => *active = false,
+            Recording::Off => {}
+        }
     }
 
-    /// The recorded frames with their end-of-transmission times.
+    /// The frames recorded in memory with their end-of-transmission times (empty when streaming to a sink).
+    /// Not real-time safe.
     pub fn recorded(&self) -> Vec<(Duration, CanFrame)> {
-        lock(&self.core).log.clone()
+        match &lock(&self.core).recording {
+            Recording::Memory { log, .. } => log.clone(),
+            Recording::Off | Recording::Sink(_) => Vec::new(),
+        }
     }
 
-    /// The recording as a candump log (`(seconds.micros) ifname ID#DATA` lines). Not real-time safe.
+    /// The in-memory recording as a candump log (`(seconds.micros) ifname ID#DATA` lines). Not real-time safe.
     pub fn candump_log(&self) -> String {
         let core = lock(&self.core);
-        candump::format_log(&core.config.name, core.log.iter().map(|(t, f)| (*t, f)))
+        match &core.recording {
+            Recording::Memory { log, .. } => candump::format_log(&core.config.name, log.iter().map(|(t, f)| (*t, f))),
+            Recording::Off | Recording::Sink(_) => String::new(),
+        }
     }
 
-    /// Writes the recording as a candump log file. Not real-time safe.
+    /// Writes the in-memory recording as a candump log file. Not real-time safe.
     pub fn save_candump(&self, path: &std::path::Path) -> Result<(), HalError> {
         std::fs::write(path, self.candump_log())
             .map_err(|source| HalError::Io { context: format!("writing candump log {}", path.display()), source })
+    }
+
+    /// Delivers an error frame to node `node` as its own controller would report it (`class`: [`error_class`]
+    /// bits, `data`: the 8 detail bytes, e.g. data\[1\] = [`controller::TX_PASSIVE`]). The node's
+    /// [`CanBus::state`] follows what the frame implies (warning, passive, bus-off, restarted). Real-time safe.
+    pub fn raise_error(&self, node: NodeId, class: u32, data: [u8; 8]) {
+        let frame = CanFrame::error(class, data);
+        let mut core = lock(&self.core);
+        let Some(slot) = core.nodes.get_mut(node.0) else { return };
+        if let Some(state) = super::bus::ErrorFrameInfo::decode(&frame).and_then(|i| i.state()) {
+            slot.state = state;
+        }
+        core.error_to(node.0, frame);
     }
 }
 
@@ -407,9 +553,14 @@ impl VirtualNode {
         NodeId(self.index)
     }
 
-    /// Frames waiting in this node's transmit queue (only while bus-off).
+    /// Frames this node still holds for transmission: its bus-off queue and its frames held by `Delay` or
+    /// `Reorder` faults.
     pub fn pending_tx(&self) -> usize {
-        lock(&self.core).nodes[self.index].tx_queue.len()
+        let core = lock(&self.core);
+        let me = self.index;
+        core.nodes[me].tx_queue.len()
+            + core.delayed.iter().filter(|d| d.sender == me).count()
+            + usize::from(core.nodes[me].held.is_some())
     }
 
     /// Receives without waiting. Real-time safe.
@@ -477,11 +628,19 @@ impl CanBus for VirtualNode {
         lock(&self.core).nodes[self.index].state
     }
 
+    /// Drops the bus-off queue and every frame of this node held by `Delay` or `Reorder`. Real-time safe.
     fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
         let mut core = lock(&self.core);
-        let queue = &mut core.nodes[self.index].tx_queue;
-        let n = queue.len();
-        queue.clear();
+        let me = self.index;
+        let mut n = core.nodes[me].tx_queue.len();
+        core.nodes[me].tx_queue.clear();
+        let before = core.delayed.len();
+        core.delayed.retain(|d| d.sender != me);
+        n += before - core.delayed.len();
+        if core.nodes[me].held.take().is_some() {
+            n += 1;
+        }
+        core.stats.discarded += n as u64;
         Ok(n)
     }
 
@@ -698,6 +857,121 @@ mod tests {
         a.recover().unwrap();
         assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
         assert_eq!(a.state(), BusState::ErrorActive);
+    }
+
+    #[test]
+    fn delayed_and_reordered_frames_never_echo_to_their_sender() {
+        // Regression: delayed/reordered frames were delivered with sender = usize::MAX and came back to the node
+        // that sent them (SocketCAN never loops a frame back without recv_own_msgs).
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::Delay(Duration::from_millis(1)), matches: FrameMatch::Any, count: 1 });
+        a.transmit(&f(0x10, 1)).unwrap();
+        bus.inject(FaultRule { fault: Fault::Reorder, matches: FrameMatch::Any, count: 1 });
+        a.transmit(&f(0x11, 2)).unwrap();
+        a.transmit(&f(0x12, 3)).unwrap();
+        bus.advance(Duration::from_millis(1));
+        let mut got_b = Vec::new();
+        while let Some(frame) = b.receive(Duration::ZERO).unwrap() {
+            got_b.push(frame);
+        }
+        assert_eq!(got_b, vec![f(0x12, 3), f(0x11, 2), f(0x10, 1)]);
+        assert_eq!(a.receive(Duration::ZERO).unwrap(), None, "nothing came back to the sender");
+    }
+
+    #[test]
+    fn candump_log_stays_monotonic_with_error_frames_and_a_busy_bus() {
+        // Regression: error frames were logged at `now` while data frames are logged at their end of
+        // transmission (in the future on a busy bus), so the log went backwards.
+        let (bus, mut a, _b) = bus();
+        bus.start_recording(16);
+        for i in 0..3 {
+            a.transmit(&f(0x10, i)).unwrap(); // ends at 135, 270, 405 µs
+        }
+        bus.raise_error(a.id(), error_class::CONTROLLER, [0, controller::TX_WARNING, 0, 0, 0, 0, 0, 0]);
+        let rec = bus.recorded();
+        assert_eq!(rec.len(), 4);
+        assert!(rec.windows(2).all(|w| w[0].0 <= w[1].0), "{rec:?}");
+        assert_eq!(rec[3].0, Duration::from_micros(405), "the error frame is not logged before earlier frames");
+        let parsed = candump::parse_log(&bus.candump_log()).unwrap();
+        assert!(parsed[3].frame.is_error());
+    }
+
+    #[test]
+    fn delayed_frames_due_together_are_sent_in_arbitration_order() {
+        let bus = VirtualBus::new(VirtualBusConfig::stepped("vcan0", 1_000_000));
+        let mut a = bus.node("a");
+        let mut c = bus.node("c");
+        let mut rx = bus.node("rx");
+        bus.inject(FaultRule { fault: Fault::Delay(Duration::from_millis(1)), matches: FrameMatch::Any, count: 4 });
+        a.transmit(&f(0x300, 1)).unwrap();
+        c.transmit(&CanFrame::new(CanId::Extended(0x0800_0000), &[2; 8]).unwrap()).unwrap(); // base id 0x200
+        a.transmit(&CanFrame::remote(CanId::Standard(0x200), 8).unwrap()).unwrap();
+        c.transmit(&f(0x200, 4)).unwrap();
+        bus.start_recording(8);
+        bus.advance(Duration::from_millis(1));
+        let mut order = Vec::new();
+        while let Some(frame) = rx.receive(Duration::ZERO).unwrap() {
+            order.push((frame.id(), frame.is_remote()));
+        }
+        // Base id 0x200 beats 0x300; at base 0x200: standard data, then standard remote, then extended.
+        assert_eq!(
+            order,
+            vec![
+                (CanId::Standard(0x200), false),
+                (CanId::Standard(0x200), true),
+                (CanId::Extended(0x0800_0000), false),
+                (CanId::Standard(0x300), false),
+            ]
+        );
+        let rec = bus.recorded();
+        assert!(rec.windows(2).all(|w| w[0].0 < w[1].0), "back to back on the wire: {rec:?}");
+    }
+
+    #[test]
+    fn discard_drops_frames_held_by_delay_and_reorder_of_that_node_only() {
+        let (bus, mut a, mut b) = bus();
+        bus.inject(FaultRule { fault: Fault::Delay(Duration::from_millis(2)), matches: FrameMatch::Any, count: 2 });
+        a.transmit(&f(0x10, 1)).unwrap();
+        b.transmit(&f(0x20, 1)).unwrap();
+        bus.inject(FaultRule { fault: Fault::Reorder, matches: FrameMatch::FromNode(a.id()), count: 1 });
+        a.transmit(&f(0x11, 2)).unwrap();
+        assert_eq!(a.pending_tx(), 2);
+        assert_eq!(a.discard_pending_tx().unwrap(), 2);
+        assert_eq!(a.pending_tx(), 0);
+        assert_eq!(bus.stats().discarded, 2);
+        // The next frame of `a` no longer releases the held one, and the delay expires with nothing of `a`.
+        a.transmit(&f(0x12, 3)).unwrap();
+        bus.advance(Duration::from_millis(2));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), Some(f(0x12, 3)));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        assert_eq!(a.receive(Duration::ZERO).unwrap(), Some(f(0x20, 1)), "the other node's delayed frame survives");
+    }
+
+    #[test]
+    fn memory_recording_is_bounded_and_counts_what_it_drops() {
+        let (bus, mut a, _b) = bus();
+        bus.start_recording(3);
+        for i in 0..5 {
+            a.transmit(&f(0x10, i)).unwrap();
+        }
+        assert_eq!(bus.recorded().len(), 3);
+        assert_eq!(bus.stats().record_dropped, 2);
+        bus.stop_recording();
+        a.transmit(&f(0x10, 9)).unwrap();
+        assert_eq!((bus.recorded().len(), bus.stats().record_dropped), (3, 2), "stopped: kept, nothing counted");
+    }
+
+    #[test]
+    fn raised_error_frames_reach_only_that_node_and_set_its_state() {
+        let (bus, mut a, mut b) = bus();
+        bus.raise_error(a.id(), error_class::CONTROLLER, [0, controller::TX_PASSIVE, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(a.state(), BusState::ErrorPassive);
+        let e = a.receive(Duration::ZERO).unwrap().unwrap();
+        assert_eq!(crate::can::ErrorFrameInfo::decode(&e).unwrap().state(), Some(BusState::ErrorPassive));
+        assert_eq!(b.receive(Duration::ZERO).unwrap(), None);
+        assert_eq!(b.state(), BusState::ErrorActive);
+        bus.raise_error(a.id(), error_class::CONTROLLER, [0, controller::ACTIVE, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(a.state(), BusState::ErrorActive, "back to error active");
     }
 
     #[test]

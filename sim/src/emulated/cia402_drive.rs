@@ -11,9 +11,15 @@
 //! - controlword/statusword state machine, quick stop (option 0x605A), fault reaction (0x605E), fault reset
 //!   on a rising edge of bit 7;
 //! - target torque in ‰ of the rated torque (0x6076), limited by max torque (0x6072);
-//! - heartbeat producer (0x1017) and consumer (0x1016) with the abort connection option (0x6007) on loss; loss
-//!   of SYNC for 3 communication cycles (0x1006) in operation enabled also triggers it;
-//! - EMCY on faults.
+//! - heartbeat producer (0x1017) and consumer (0x1016) with the abort connection option (0x6007) on loss: the
+//!   consumer starts with the first heartbeat received (CiA 301 §7.2.8.3.2.2) and watches in every NMT state
+//!   but stopped; a loss sends EMCY 0x8130 and re-arms on the next heartbeat; loss of SYNC for 3 communication
+//!   cycles (0x1006) in operation enabled also triggers the abort connection option (EMCY 0x8100);
+//! - RPDOs shorter than their mapping are not processed (EMCY 0x8210, CiA 301 table 21); a mapped object that
+//!   cannot be written or read for a PDO raises EMCY 0x8200 (protocol error) — both counted in
+//!   [`EmulatedCia402Drive::pdo_errors`], never dropped silently;
+//! - EMCY on faults; test hooks for an SDO that aborts ([`EmulatedCia402Drive::refuse_object`]) and a drive whose
+//!   rated torque was reset ([`EmulatedCia402Drive::set_rated_torque`]).
 
 use core::time::Duration;
 
@@ -81,7 +87,11 @@ pub struct EmulatedCia402Drive {
     od: Dictionary,
     nmt: NmtState,
     state: Cia402State,
-    rpdo_latch: Option<[u8; 8]>,
+    /// The latest RPDO payload and its length, applied on SYNC.
+    rpdo_latch: Option<([u8; 8], usize)>,
+    /// Objects whose SDO access aborts with a code (test hook).
+    refusals: Vec<(u16, u32)>,
+    pdo_errors: u64,
     tpdo_pending: bool,
     last_sync: Option<Duration>,
     last_master_heartbeat: Option<Duration>,
@@ -146,6 +156,8 @@ impl EmulatedCia402Drive {
             nmt: NmtState::PreOperational,
             state: Cia402State::SwitchOnDisabled,
             rpdo_latch: None,
+            refusals: Vec::new(),
+            pdo_errors: 0,
             tpdo_pending: false,
             last_sync: None,
             last_master_heartbeat: None,
@@ -194,6 +206,27 @@ impl EmulatedCia402Drive {
         self.fault(code);
     }
 
+    /// Makes every SDO access to object `index` abort with `code` (e.g. a drive that lacks 0x1016), until
+    /// [`EmulatedCia402Drive::clear_refusals`]. Test hook.
+    pub fn refuse_object(&mut self, index: u16, code: u32) {
+        self.refusals.push((index, code));
+    }
+
+    /// Lets every object be accessed again.
+    pub fn clear_refusals(&mut self) {
+        self.refusals.clear();
+    }
+
+    /// Sets the rated torque 0x6076 [mNm] (as after a reflash to factory parameters). Test hook.
+    pub fn set_rated_torque(&mut self, mnm: u32) {
+        self.rated_torque_mnm = mnm;
+    }
+
+    /// PDOs that could not be processed or built (each also sent as EMCY).
+    pub fn pdo_errors(&self) -> u64 {
+        self.pdo_errors
+    }
+
     /// Simulates a power cycle: factory dictionary, boot-up message, pre-operational, switch on disabled.
     pub fn reboot(&mut self) {
         *self = Self::new(
@@ -227,11 +260,15 @@ impl EmulatedCia402Drive {
         let e = Emcy { code, register: 0x11, vendor: [0; 5] };
         self.emcy_sent.push(e);
         self.emit(e.frame(self.node));
-        match self.od.abort_connection {
-            0 => {}
-            1 => self.state = Cia402State::Fault,
-            2 => self.state = Cia402State::SwitchOnDisabled,
-            _ => self.quick_stop(),
+        use Cia402State::*;
+        match (self.od.abort_connection, self.state) {
+            // No reaction, or already latched in fault (only a fault reset leaves it).
+            (0, _) | (_, Fault) => {}
+            (1, _) => self.state = Fault,
+            (2, ReadyToSwitchOn | SwitchedOn | OperationEnabled | QuickStopActive) => self.state = SwitchOnDisabled,
+            (_, OperationEnabled) => self.quick_stop(),
+            (_, ReadyToSwitchOn | SwitchedOn) => self.state = SwitchOnDisabled,
+            _ => {}
         }
     }
 
@@ -404,30 +441,49 @@ impl EmulatedCia402Drive {
         (self.delivered / (f64::from(self.rated_torque_mnm) / 1000.0) * 1000.0).round() as i16
     }
 
-    fn encode_tpdo(&self, k: usize) -> Option<CanFrame> {
+    /// TPDO `k` from its mapping; `Ok(None)` if it is invalid or empty, `Err(abort code)` if a mapped object
+    /// cannot be read.
+    fn encode_tpdo(&self, k: usize) -> Result<Option<CanFrame>, u32> {
         if self.od.pdo_cob[k] & (1 << 31) != 0 || self.od.pdo_count[k] == 0 {
-            return None;
+            return Ok(None);
         }
         let mut data = [0u8; 8];
         let mut at = 0usize;
         for entry in &self.od.pdo_map[k][..usize::from(self.od.pdo_count[k])] {
-            let (value, len) = self.read_object((entry >> 16) as u16, (entry >> 8) as u8).ok()?;
+            let (value, len) = self.read_object((entry >> 16) as u16, (entry >> 8) as u8)?;
             data[at..at + usize::from(len)].copy_from_slice(&value.to_le_bytes()[..usize::from(len)]);
             at += usize::from(len);
         }
-        CanFrame::new(CanId::Standard((self.od.pdo_cob[k] & 0x7FF) as u16), &data[..at])
+        Ok(CanFrame::new(CanId::Standard((self.od.pdo_cob[k] & 0x7FF) as u16), &data[..at]))
     }
 
-    fn apply_rpdo(&mut self, data: [u8; 8]) {
+    /// A PDO could not be processed: counted and signalled by EMCY `code` (no state change).
+    fn pdo_error(&mut self, code: u16) {
+        self.pdo_errors += 1;
+        let e = Emcy { code, register: 0x11, vendor: [0; 5] };
+        self.emcy_sent.push(e);
+        self.emit(e.frame(self.node));
+    }
+
+    fn apply_rpdo(&mut self, data: [u8; 8], received: usize) {
+        let count = usize::from(self.od.pdo_count[0]);
+        let mapped: usize = self.od.pdo_map[0][..count].iter().map(|e| ((e & 0xFF) / 8) as usize).sum();
+        if received < mapped {
+            // CiA 301: a PDO shorter than its mapping is not processed.
+            self.pdo_error(0x8210);
+            return;
+        }
         let mut at = 0usize;
-        for k in 0..usize::from(self.od.pdo_count[0]) {
+        for k in 0..count {
             let entry = self.od.pdo_map[0][k];
             let (index, len) = ((entry >> 16) as u16, ((entry & 0xFF) / 8) as usize);
             let mut b = [0u8; 4];
             b[..len].copy_from_slice(&data[at..at + len]);
             at += len;
-            // Mapped objects were checked writable when mapped.
-            let _ = self.write_object(index, 0, u32::from_le_bytes(b), len as u8);
+            // Mapped objects were checked writable when mapped; a failure here is a drive bug, not ignored.
+            if self.write_object(index, 0, u32::from_le_bytes(b), len as u8).is_err() {
+                self.pdo_error(0x8200);
+            }
         }
     }
 
@@ -453,7 +509,13 @@ impl EmulatedCia402Drive {
             if self.nmt == NmtState::Stopped {
                 return;
             }
+            let refused = |index: u16| self.refusals.iter().find(|(i, _)| *i == index).map(|(_, c)| *c);
             let resp = match req {
+                SdoRequest::Upload { index, subindex } | SdoRequest::Download { index, subindex, .. }
+                    if refused(index).is_some() =>
+                {
+                    SdoResponse::Abort { index, subindex, code: refused(index).unwrap_or(abort::GENERAL) }
+                }
                 SdoRequest::Upload { index, subindex } => match self.read_object(index, subindex) {
                     Ok((v, len)) => SdoResponse::Upload { index, subindex, data: v.to_le_bytes(), len },
                     Err(code) => SdoResponse::Abort { index, subindex, code },
@@ -473,15 +535,15 @@ impl EmulatedCia402Drive {
         }
         if id == COB_SYNC && frame.is_empty() {
             self.last_sync = Some(now);
-            if let Some(data) = self.rpdo_latch.take() {
-                self.apply_rpdo(data);
+            if let Some((data, len)) = self.rpdo_latch.take() {
+                self.apply_rpdo(data, len);
             }
             self.tpdo_pending = true;
         } else if self.od.pdo_cob[0] & (1 << 31) == 0 && u32::from(id) == self.od.pdo_cob[0] & 0x7FF {
             let mut data = [0u8; 8];
             let n = frame.len().min(8);
             data[..n].copy_from_slice(&frame.data()[..n]);
-            self.rpdo_latch = Some(data);
+            self.rpdo_latch = Some((data, n));
         }
     }
 
@@ -518,9 +580,8 @@ impl EmulatedCia402Drive {
             self.last_heartbeat_sent = now;
             self.emit(canopen::heartbeat_frame(self.node, self.nmt));
         }
-        let active = self.state == Cia402State::OperationEnabled;
         let consumer = Duration::from_millis(u64::from(self.od.consumer_heartbeat & 0xFFFF));
-        if active
+        if self.nmt != NmtState::Stopped
             && !consumer.is_zero()
             && let Some(t) = self.last_master_heartbeat
             && now.saturating_sub(t) > consumer
@@ -543,8 +604,10 @@ impl EmulatedCia402Drive {
     pub fn flush(&mut self) {
         if std::mem::take(&mut self.tpdo_pending) && self.nmt == NmtState::Operational {
             for k in 1..3 {
-                if let Some(f) = self.encode_tpdo(k) {
-                    self.emit(f);
+                match self.encode_tpdo(k) {
+                    Ok(Some(f)) => self.emit(f),
+                    Ok(None) => {}
+                    Err(_) => self.pdo_error(0x8200),
                 }
             }
         }

@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use plexo_hal::JointMapping;
 use plexo_hal::can::{CanFrame, CanId};
-use plexo_hal::mit::{self, MitCommand, MitErrorCode, MitRanges, MitReply};
+use plexo_hal::mit::{self, MitCodec, MitCommand, MitErrorCode, MitRanges, MitReply};
 
 /// One emulated AK motor.
 #[derive(Clone, Debug)]
@@ -20,6 +20,7 @@ pub struct EmulatedMitMotor {
     id: u8,
     reply_id: u16,
     ranges: MitRanges,
+    codec: MitCodec,
     map: JointMapping,
     timeout: Duration,
     motor_mode: bool,
@@ -45,6 +46,7 @@ impl EmulatedMitMotor {
             id,
             reply_id,
             ranges,
+            codec: MitCodec::new(&ranges),
             map,
             timeout,
             motor_mode: false,
@@ -103,7 +105,7 @@ impl EmulatedMitMotor {
                     self.position = 0.0;
                 }
             }
-        } else if let Some(cmd) = MitCommand::decode(&data, &self.ranges) {
+        } else if let Some(cmd) = self.codec.decode_command(&data) {
             self.command = cmd;
         }
         self.reply_pending = true;
@@ -148,7 +150,7 @@ impl EmulatedMitMotor {
             temperature: self.temperature,
             error: self.error,
         };
-        CanFrame::new(CanId::Standard(self.reply_id), &reply.encode(&self.ranges))
+        CanFrame::new(CanId::Standard(self.reply_id), &self.codec.encode_reply(&reply))
     }
 }
 

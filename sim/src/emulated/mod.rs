@@ -4,7 +4,8 @@
 //! synchronous torque) speak their protocols frame by frame on `plexo_hal::can::VirtualBus`, with their state
 //! machines, timeouts and faults, and apply torque to any [`plexo_hal::Robot`] plant. [`SimOverCan`] composes
 //! `CanRobot` → virtual buses → emulated drives → plant into one deterministic [`plexo_hal::Robot`], so the
-//! whole stack runs in simulation through real protocol frames (`plexo sim --over-can mit|cia402`).
+//! whole stack runs in simulation through real protocol frames (`plexo sim --over-can mit|cia402`), and can
+//! record every frame to a candump file ([`SimOverCan::record_candump`] / [`SimOverCan::finish_candump`]).
 //!
 //! ```
 //! use plexo_hal::{JointCommand, JointState, Robot, planner::Protocol};
@@ -13,6 +14,7 @@
 //! let plant = TestPlant::new(4, 0.05, 0.2, 0.001);
 //! let config = SimOverCan::<TestPlant>::default_config(&plant.joints().to_vec(), Protocol::Mit, 500.0)?;
 //! let mut sim = SimOverCan::new(plant, config)?;
+//! sim.record_in_memory(4096); // a session records to a file instead: sim.record_candump(path)?
 //! sim.enable()?;
 //! let mut state = JointState::zeros(4);
 //! let mut command = JointCommand::zeros(4);
@@ -22,8 +24,8 @@
 //!     sim.write(&command)?;
 //! }
 //! assert!(sim.plant_state().position[3] > 0.0);
-//! let log = sim.candump_log(); // `(0.000135) can0 001#FFFFFFFFFFFFFFFD` …
-//! assert!(log.lines().count() > 400);
+//! let log = sim.candump_log(); // one `(seconds.micros) can0 ID#DATA` line per frame
+//! assert!(log.lines().count() >= 800, "100 cycles × 4 joints × (command + reply)");
 //! # Ok::<(), plexo_hal::HalError>(())
 //! ```
 
@@ -36,5 +38,5 @@ mod tests;
 
 pub use cia402_drive::EmulatedCia402Drive;
 pub use mit_motor::EmulatedMitMotor;
-pub use sim_over_can::{DriveSet, EmulatedDrive, SimOverCan};
+pub use sim_over_can::{CANDUMP_CHANNEL_RECORDS, DriveSet, EmulatedDrive, SimOverCan};
 pub use test_plant::TestPlant;

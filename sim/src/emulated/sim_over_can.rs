@@ -1,10 +1,20 @@
 //! [`SimOverCan`]: a plant driven through the whole CAN stack — `CanRobot` frames on stepped virtual buses,
 //! emulated drives decoding them and applying torque to any [`Robot`] plant, replies decoded by `CanRobot`.
+//!
+//! Recording the traffic (off by default):
+//! - a session (`plexo sim --over-can mit --candump <path>`): [`SimOverCan::record_candump`] before the first
+//!   cycle, [`SimOverCan::finish_candump`] at the end. The buses push `Copy` records into a bounded channel that
+//!   a writer thread drains into the can-utils candump file (`(seconds.micros) canN ID#DATA`, all buses in one
+//!   time-ordered file): the tick never allocates or blocks, memory stays a few MB however long the session, a
+//!   full channel drops records and `finish_candump` reports how many were written and dropped;
+//! - a test that reads the log back: [`SimOverCan::record_in_memory`] (bounded, excess counted in
+//!   `VirtualBus::stats().record_dropped`), then [`SimOverCan::candump_log`] or `buses()[b].recorded()`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use core::time::Duration;
 
+use plexo_hal::can::recorder::{CandumpSummary, CandumpWriter};
 use plexo_hal::can::{CanBus, CanFrame, Pump, PumpedNode, VirtualBus, VirtualBusConfig, VirtualNode, candump};
 use plexo_hal::planner::{BusPlan, Protocol, bus_load};
 use plexo_hal::{
@@ -141,7 +151,12 @@ pub struct SimOverCan<P: Robot> {
     plant_state: JointState,
     plant_command: JointCommand,
     period: Duration,
+    candump: Option<CandumpWriter>,
 }
+
+/// Records the channel of a candump file recording holds (≈ 100 bytes each): ≈ 3 s of a 4-joint MIT session at
+/// 1 kHz, far more than the writer thread needs to catch up.
+pub const CANDUMP_CHANNEL_RECORDS: usize = 1 << 14;
 
 impl<P: Robot> SimOverCan<P> {
     /// A default configuration for `joints` over `protocol` at `rate_hz`: MIT joints as AK80-9 (AK10-9 above
@@ -221,9 +236,19 @@ impl<P: Robot> SimOverCan<P> {
 
     /// Builds the emulated drives for `config` on stepped virtual buses, enables the plant (the physics is
     /// always "powered"; torque comes only from the drives) and brings `CanRobot` up (SDO configuration, polls)
-    /// — ending in `Disabled`. `config.joints` must be in the plant's joint order. Recording starts at once.
-    /// Not real-time safe.
-    pub fn new(mut plant: P, config: CanRobotConfig) -> Result<Self, HalError> {
+    /// — ending in `Disabled`. `config.joints` must be in the plant's joint order. Nothing is recorded until
+    /// [`SimOverCan::record_candump`] or [`SimOverCan::record_in_memory`]. Not real-time safe.
+    pub fn new(plant: P, config: CanRobotConfig) -> Result<Self, HalError> {
+        Self::with_drives(plant, config, |_| {})
+    }
+
+    /// As [`SimOverCan::new`], with `setup` applied to the emulated drives before `CanRobot` configures them
+    /// (fault injection at start-up: an SDO abort, a drive with another rated torque). Not real-time safe.
+    pub fn with_drives(
+        mut plant: P,
+        config: CanRobotConfig,
+        setup: impl FnOnce(&mut DriveSet),
+    ) -> Result<Self, HalError> {
         config.validate()?;
         if config.joints.len() != plant.dof() {
             return Err(HalError::Config {
@@ -241,9 +266,6 @@ impl<P: Robot> SimOverCan<P> {
             })
             .collect();
         let period = config.period();
-        for bus in &buses {
-            bus.start_recording(1 << 16);
-        }
         let drive_nodes: Vec<VirtualNode> = buses.iter().map(|b| b.node("drives")).collect();
         let host_nodes: Vec<VirtualNode> = buses.iter().map(|b| b.node("plexo")).collect();
         let mut drives = Vec::with_capacity(config.joints.len());
@@ -288,13 +310,23 @@ impl<P: Robot> SimOverCan<P> {
         for (i, (_, d)) in drives.iter_mut().enumerate() {
             d.measure(plant_state.position[i], plant_state.velocity[i]);
         }
-        let set =
-            Arc::new(Mutex::new(DriveSet { nodes: drive_nodes, drives, outbox: Vec::with_capacity(16), tx_errors: 0 }));
+        let mut set = DriveSet { nodes: drive_nodes, drives, outbox: Vec::with_capacity(16), tx_errors: 0 };
+        setup(&mut set);
+        let set = Arc::new(Mutex::new(set));
         lock(&set).flush(true); // boot-up messages
         let pumped = host_nodes.into_iter().map(|n| PumpedNode::new(n, Arc::clone(&set))).collect();
         let robot = CanRobot::new(config, pumped)?;
         let dof = plant.dof();
-        Ok(Self { robot, drives: set, buses, plant, plant_state, plant_command: JointCommand::zeros(dof), period })
+        Ok(Self {
+            robot,
+            drives: set,
+            buses,
+            plant,
+            plant_state,
+            plant_command: JointCommand::zeros(dof),
+            period,
+            candump: None,
+        })
     }
 
     /// The CAN robot (stats, config, EMCY).
@@ -332,7 +364,55 @@ impl<P: Robot> SimOverCan<P> {
         &self.plant_command.torque
     }
 
-    /// All buses' traffic as one candump log, ordered by time. Not real-time safe.
+    /// Starts recording every bus into the candump file `path` (created or truncated), all buses in one
+    /// time-ordered file. Call before the session's first cycle; the tick then only pushes `Copy` records into a
+    /// bounded channel ([`CANDUMP_CHANNEL_RECORDS`]) that a writer thread drains: no allocation, no blocking, a
+    /// full channel drops and counts. Finish with [`SimOverCan::finish_candump`] (dropping the `SimOverCan` also
+    /// flushes the file, without reporting). Replaces an in-memory recording. Not real-time safe.
+    pub fn record_candump(&mut self, path: &std::path::Path) -> Result<(), HalError> {
+        if self.candump.is_some() {
+            return Err(HalError::Config {
+                key: "candump".into(),
+                reason: format!("already recording; finish_candump before recording to {}", path.display()),
+            });
+        }
+        let names: Vec<String> = self.buses.iter().map(VirtualBus::name).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let writer = CandumpWriter::create(path, &refs, CANDUMP_CHANNEL_RECORDS)?;
+        for (i, bus) in self.buses.iter().enumerate() {
+            let sink = writer
+                .sink(i)
+                .ok_or_else(|| HalError::Config { key: "candump".into(), reason: format!("no sink for bus {i}") })?;
+            bus.record_to(sink);
+        }
+        self.candump = Some(writer);
+        Ok(())
+    }
+
+    /// Stops the candump file recording, waits for the writer to write everything queued and flush, and
+    /// returns how many frames were written and dropped. Not real-time safe.
+    pub fn finish_candump(&mut self) -> Result<CandumpSummary, HalError> {
+        let writer = self.candump.take().ok_or_else(|| HalError::Config {
+            key: "candump".into(),
+            reason: "no candump recording was started (record_candump)".into(),
+        })?;
+        for bus in &self.buses {
+            bus.stop_recording();
+        }
+        writer.finish()
+    }
+
+    /// Records every bus in memory, at most `capacity_per_bus` frames each (reserved now; the excess is dropped
+    /// and counted in `VirtualBus::stats().record_dropped`). For tests and short runs that read the log back
+    /// ([`SimOverCan::candump_log`], `buses()[b].recorded()`). Not real-time safe.
+    pub fn record_in_memory(&mut self, capacity_per_bus: usize) {
+        for bus in &self.buses {
+            bus.start_recording(capacity_per_bus);
+        }
+    }
+
+    /// All buses' in-memory traffic as one candump log, ordered by time (empty unless
+    /// [`SimOverCan::record_in_memory`] was called). Not real-time safe.
     pub fn candump_log(&self) -> String {
         let mut records: Vec<(Duration, String, CanFrame)> = self
             .buses
@@ -351,7 +431,7 @@ impl<P: Robot> SimOverCan<P> {
         out
     }
 
-    /// Writes [`SimOverCan::candump_log`] to `path`. Not real-time safe.
+    /// Writes [`SimOverCan::candump_log`] (the in-memory recording) to `path`. Not real-time safe.
     pub fn save_candump(&self, path: &std::path::Path) -> Result<(), HalError> {
         std::fs::write(path, self.candump_log())
             .map_err(|source| HalError::Io { context: format!("writing candump log {}", path.display()), source })
@@ -414,5 +494,16 @@ impl<P: Robot> Robot for SimOverCan<P> {
     }
     fn reset(&mut self) -> Result<(), HalError> {
         self.robot.reset()
+    }
+}
+
+impl<P: Robot> Drop for SimOverCan<P> {
+    /// Releases the buses' sinks so that the candump writer (if still recording) flushes the file when it drops.
+    fn drop(&mut self) {
+        if self.candump.is_some() {
+            for bus in &self.buses {
+                bus.stop_recording();
+            }
+        }
     }
 }
