@@ -1,6 +1,6 @@
 //! [`Data`]: every buffer the algorithms write, allocated once by [`Data::new`].
 
-use nalgebra::{DMatrix, DVector, Isometry3, Matrix3, Matrix6, Matrix6xX, UnitQuaternion, Vector3, Vector6};
+use nalgebra::{DMatrix, DVector, Isometry3, Matrix3, Matrix6, Matrix6xX, Vector3, Vector6};
 
 use crate::Model;
 use crate::spatial::{Force, Inertia, Motion};
@@ -8,8 +8,6 @@ use crate::spatial::{Force, Inertia, Motion};
 /// Work buffers of the algorithms (private).
 #[derive(Clone, Debug)]
 pub(crate) struct Workspace {
-    /// World rotation of each joint frame (quaternion, composed along the chain).
-    pub quat: Vec<UnitQuaternion<f64>>,
     /// World rotation matrix of each joint frame.
     pub rot: Vec<Matrix3<f64>>,
     /// World position of each joint frame origin [m].
@@ -83,7 +81,6 @@ impl Data {
             mass_matrix: DMatrix::zeros(n, n),
             ddq: DVector::zeros(n),
             work: Workspace {
-                quat: vec![UnitQuaternion::identity(); n],
                 rot: vec![Matrix3::identity(); n],
                 pos: vec![Vector3::zeros(); n],
                 s: vec![Motion::ZERO; n],

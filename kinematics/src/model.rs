@@ -241,18 +241,75 @@ struct Payload {
     body: RigidBody,
 }
 
+/// How a joint moves, specialised so the common cases cost least (as Pinocchio's RevoluteX/Y/Z vs
+/// RevoluteUnaligned joint models).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum JointMotion {
+    /// Rotation about the joint frame's coordinate axis `index` (0 = x, 1 = y, 2 = z), `sign` = ±1.
+    RevoluteAligned { index: usize, sign: f64 },
+    /// Rotation about any other axis.
+    RevoluteGeneral,
+    /// Translation along the axis.
+    Prismatic,
+}
+
+/// A constant translation, classified so that rotating it costs least: URDF origins are often zero (coincident
+/// joint axes) or along one axis (`xyz="0 0 -0.30"`), and rotating `d·eₖ` is `d` times column k of the rotation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Offset {
+    Zero,
+    Along { index: usize, length: f64 },
+    General(Vector3<f64>),
+}
+
+impl Offset {
+    pub(crate) fn new(v: &Vector3<f64>) -> Offset {
+        let nonzero: Vec<usize> = (0..3).filter(|&k| v[k] != 0.0).collect();
+        match nonzero.as_slice() {
+            [] => Offset::Zero,
+            [index] => Offset::Along { index: *index, length: v[*index] },
+            _ => Offset::General(*v),
+        }
+    }
+}
+
+/// Where a frame's world placement comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum FrameSource {
+    /// Fixed to the base: `joint_T_frame` is its world placement.
+    Base,
+    /// At the joint frame itself (identity offset).
+    Joint(usize),
+    /// Translated (not rotated) from the joint frame by the offset, in the joint's axes.
+    JointTranslation(usize, Offset),
+    /// At `joint_T_frame` in the joint's frame.
+    JointOffset(usize),
+}
+
 /// Precomputed, structured per-joint data the algorithms read (kept in sync with [`Joint`]).
 #[derive(Clone, Debug)]
 pub(crate) struct JointCache {
     pub parent: Option<usize>,
     pub rotational: bool,
+    pub motion: JointMotion,
     pub origin_rot: UnitQuaternion<f64>,
     /// `origin_rot ⊗ (0, axis)`: the joint rotation at angle q is `cos(q/2) origin_rot + sin(q/2) origin_axis`.
     pub origin_axis: Quaternion<f64>,
-    pub origin_trans: Vector3<f64>,
-    pub axis: Vector3<f64>,
-    /// `origin_rot` as a matrix.
+    /// `origin_rot` as a matrix, and whether it is exactly the identity (URDF `rpy="0 0 0"`).
     pub origin_matrix: Matrix3<f64>,
+    pub origin_is_identity: bool,
+    pub origin_trans: Vector3<f64>,
+    /// `origin_trans` classified (zero for coincident joint origins, e.g. a shoulder's three axes).
+    pub origin_offset: Offset,
+    pub axis: Vector3<f64>,
+    /// The joint axis in the parent joint's frame: `origin_rot · axis` (a joint turns about it, so the world axis
+    /// is the parent's rotation of it).
+    pub axis_parent: Vector3<f64>,
+    /// `origin_matrix · Rot(axis, q) = rot_fixed + cos q · rot_cos + sin q · rot_sin` (Rodrigues' formula with
+    /// k = axis: `R₀ k kᵀ`, `R₀ (I − k kᵀ)`, `R₀ [k]×`), used by [`JointMotion::RevoluteGeneral`] joints.
+    pub rot_fixed: Matrix3<f64>,
+    pub rot_cos: Matrix3<f64>,
+    pub rot_sin: Matrix3<f64>,
     /// Body mass [kg], CoM [m] and inertia about the CoM [kg m²] in the joint frame (payloads included).
     pub mass: f64,
     pub com: Vector3<f64>,
@@ -265,14 +322,30 @@ impl JointCache {
     fn new(joint: &Joint) -> JointCache {
         let axis = joint.axis.into_inner();
         let origin_rot = joint.parent_T_joint.rotation;
+        let origin_matrix = *origin_rot.to_rotation_matrix().matrix();
+        let motion = match joint.kind {
+            JointKind::Prismatic => JointMotion::Prismatic,
+            _ => match (0..3).find(|&k| axis[(k + 1) % 3] == 0.0 && axis[(k + 2) % 3] == 0.0) {
+                Some(index) => JointMotion::RevoluteAligned { index, sign: axis[index].signum() },
+                None => JointMotion::RevoluteGeneral,
+            },
+        };
+        let kkt = axis * axis.transpose();
         JointCache {
-            origin_matrix: *origin_rot.to_rotation_matrix().matrix(),
+            axis_parent: origin_rot * axis,
             parent: joint.parent,
             rotational: joint.kind.is_rotational(),
+            motion,
             origin_rot,
             origin_axis: origin_rot.into_inner() * Quaternion::from_imag(axis),
+            origin_matrix,
+            origin_is_identity: origin_rot.coords == UnitQuaternion::identity().coords,
             origin_trans: joint.parent_T_joint.translation.vector,
+            origin_offset: Offset::new(&joint.parent_T_joint.translation.vector),
             axis,
+            rot_fixed: origin_matrix * kkt,
+            rot_cos: origin_matrix * (Matrix3::identity() - kkt),
+            rot_sin: origin_matrix * axis.cross_matrix(),
             mass: joint.body.mass,
             com: joint.body.com,
             inertia_com: joint.body.inertia_com,
@@ -307,6 +380,10 @@ pub struct Model {
     pub(crate) cache: Vec<JointCache>,
     /// Per frame, whether `joint_T_frame` is the identity (frame placement = joint placement).
     pub(crate) frame_is_identity: Vec<bool>,
+    /// Per frame, how forward kinematics places it (compact, so the loop does not touch the frame names).
+    pub(crate) frame_source: Vec<FrameSource>,
+    /// Per frame, the rotation of `joint_T_frame` as a matrix.
+    pub(crate) frame_rot: Vec<Matrix3<f64>>,
     /// Per joint, its ancestors (itself first) as a flat list: `ancestors[ancestor_range[i]]`.
     pub(crate) ancestors: Vec<usize>,
     pub(crate) ancestor_range: Vec<(usize, usize)>,
@@ -629,6 +706,18 @@ impl ModelBuilder {
         let model = Model {
             name,
             frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
+            frame_source: frames
+                .iter()
+                .map(|f| match f.joint {
+                    None => FrameSource::Base,
+                    Some(j) if f.joint_T_frame == Isometry3::identity() => FrameSource::Joint(j),
+                    Some(j) if f.joint_T_frame.rotation == UnitQuaternion::identity() => {
+                        FrameSource::JointTranslation(j, Offset::new(&f.joint_T_frame.translation.vector))
+                    }
+                    Some(j) => FrameSource::JointOffset(j),
+                })
+                .collect(),
+            frame_rot: frames.iter().map(|f| *f.joint_T_frame.rotation.to_rotation_matrix().matrix()).collect(),
             cache: joints.iter().map(JointCache::new).collect(),
             built_bodies: joints.iter().map(|j| j.body).collect(),
             armature: joints.iter().map(|j| j.armature).collect(),
