@@ -7,16 +7,17 @@ use std::sync::{Arc, Mutex};
 use criterion::{Criterion, criterion_group, criterion_main};
 use plexo_hal::can::{PumpedNode, VirtualBus, VirtualBusConfig};
 use plexo_hal::canopen::{Rpdo1, Tpdo1};
-use plexo_hal::mit::{AkModel, EchoMotors, MitCommand, MitErrorCode, MitReply};
+use plexo_hal::mit::{AkModel, EchoMotors, MitCodec, MitCommand, MitErrorCode, MitReply};
 use plexo_hal::{CanRobot, CanRobotConfig, JointCommand, JointState, Robot};
 
 fn codec(c: &mut Criterion) {
-    let r = AkModel::Ak80_9.ranges();
+    // The per-joint codec is built once (as CanRobot and the emulated motor keep it).
+    let codec = MitCodec::new(&AkModel::Ak80_9.ranges());
     let cmd = MitCommand { position: 0.7, velocity: -1.2, kp: 30.0, kd: 0.8, torque: 2.5 };
     c.bench_function("mit_command_encode_decode", |b| {
         b.iter(|| {
-            let (frame, _) = black_box(cmd).frame(black_box(3), &r).unwrap();
-            black_box(MitCommand::decode(frame.data(), &r))
+            let (frame, _) = black_box(cmd).frame_with(black_box(3), black_box(&codec)).unwrap();
+            black_box(codec.decode_command(frame.data()))
         })
     });
     let reply = MitReply {
@@ -28,7 +29,7 @@ fn codec(c: &mut Criterion) {
         error: MitErrorCode::None,
     };
     c.bench_function("mit_reply_encode_decode", |b| {
-        b.iter(|| black_box(MitReply::decode(&black_box(reply).encode(&r), &r)))
+        b.iter(|| black_box(codec.decode_reply(&black_box(&codec).encode_reply(&black_box(reply)))))
     });
     c.bench_function("cia402_pdo_encode_decode", |b| {
         b.iter(|| {

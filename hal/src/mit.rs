@@ -96,6 +96,14 @@ pub fn uint_to_float(v: u16, min: f64, max: f64, bits: u32) -> f64 {
     FieldMap::new(min, max, bits).value(v)
 }
 
+/// Temperature [°C] as the reply's signed byte: clamped to −128..=127, rounded half away from zero like
+/// `f64::round` but without its libm call.
+#[inline(always)]
+fn round_temperature(t: f64) -> i8 {
+    let t = t.clamp(-128.0, 127.0);
+    (if t >= 0.0 { t + 0.5 } else { t - 0.5 }) as i8
+}
+
 /// The linear map of one packed field, precomputed (no division on the hot path).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct FieldMap {
@@ -106,24 +114,24 @@ struct FieldMap {
     /// `(max − min) / (2^bits − 1)` [unit].
     to_float: f64,
     /// `2^bits − 1`.
-    top: u32,
+    top_f: f64,
 }
 
 impl FieldMap {
     const fn new(min: f64, max: f64, bits: u32) -> Self {
-        let top = (1u32 << bits) - 1;
-        let levels = top as f64;
-        Self { min, max, to_int: levels / (max - min), to_float: (max - min) / levels, top }
+        let levels = ((1u32 << bits) - 1) as f64;
+        Self { min, max, to_int: levels / (max - min), to_float: (max - min) / levels, top_f: levels }
     }
 
     /// Clamped, rounded field value and whether `x` was clamped. `x` must be finite.
     #[inline(always)]
     fn quantise(&self, x: f64) -> (u16, bool) {
         let clamped = x.clamp(self.min, self.max);
-        // Non-negative after the clamp: adding 0.5 and truncating rounds to nearest without a libm call; the
-        // `min` guards the top against rounding of `max` itself.
+        // In [0.5, top + 0.5] after the clamp: adding 0.5 and truncating rounds to nearest without a libm call;
+        // the comparison keeps `max` itself on the top code (plain compares: `x` is finite, no NaN handling).
         let v = (clamped - self.min) * self.to_int + 0.5;
-        ((v as u32).min(self.top) as u16, clamped != x)
+        let v = if v > self.top_f { self.top_f } else { v };
+        (v as u16, clamped != x)
     }
 
     #[inline(always)]
@@ -241,7 +249,7 @@ impl MitCodec {
             (v >> 4) as u8,
             (((v & 0xF) << 4) | (t >> 8)) as u8,
             t as u8,
-            finite(reply.temperature).clamp(-128.0, 127.0).round() as i8 as u8,
+            round_temperature(finite(reply.temperature)) as u8,
             reply.error.to_byte(),
         ]
     }
@@ -321,7 +329,7 @@ impl MitCommand {
     #[inline]
     pub fn frame_with(&self, motor_id: u8, codec: &MitCodec) -> Option<(CanFrame, Clamped)> {
         let (data, clamped) = codec.encode_command(self)?;
-        Some((CanFrame::new(CanId::Standard(u16::from(motor_id)), &data)?, clamped))
+        Some((CanFrame::classic8(CanId::Standard(u16::from(motor_id)), data), clamped))
     }
 
     /// The command frame for motor `motor_id`. `None` for NaN/Inf fields.
@@ -557,6 +565,14 @@ mod tests {
             sum += e;
         }
         assert!((sum / n as f64).abs() < 0.02 * lsb, "mean error {} LSB", sum / n as f64 / lsb);
+    }
+
+    #[test]
+    fn reply_temperature_byte_rounds_like_f64_round_and_clamps() {
+        for t in [-200.0f64, -128.6, -10.5, -10.49, -0.5, -0.49, 0.0, 0.49, 0.5, 41.5, 126.6, 127.4, 300.0] {
+            let want = t.clamp(-128.0, 127.0).round() as i8;
+            assert_eq!(round_temperature(t), want, "{t} °C");
+        }
     }
 
     #[test]

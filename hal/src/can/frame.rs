@@ -125,6 +125,19 @@ impl CanFrame {
         Some(frame)
     }
 
+    /// A classic 8-byte data frame (infallible: the length is right by type). Real-time safe; the codecs' fast
+    /// path (no length check, no `Option`).
+    #[inline]
+    pub const fn classic8(id: CanId, data: [u8; 8]) -> Self {
+        let mut bytes = [0u8; 64];
+        let mut i = 0;
+        while i < 8 {
+            bytes[i] = data[i];
+            i += 1;
+        }
+        Self { id, len: 8, flags: 0, data: bytes }
+    }
+
     /// A classic data frame with a standard identifier; `None` if the id or length is invalid. Real-time safe.
     pub fn standard(id: u16, data: &[u8]) -> Option<Self> {
         Self::new(CanId::standard(id)?, data)
@@ -283,6 +296,8 @@ mod tests {
         assert_eq!(&fd.data()[9..], &[0, 0, 0]);
         assert!(fd.is_fd() && fd.is_brs());
         assert!(CanFrame::new_fd(CanId::Standard(1), &[0; 65], false).is_none());
+        let eight = [1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(CanFrame::classic8(CanId::Standard(0x10), eight), CanFrame::standard(0x10, &eight).unwrap());
     }
 
     #[test]

@@ -8,10 +8,18 @@
 //! sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0        # virtual, for the vcan tests
 //! ```
 //! `restart-ms 0` matters: the kernel then never leaves bus-off on its own, so recovery happens only on an
-//! explicit request. The frames the kernel still queues during bus-off cannot be discarded from user space;
-//! [`CanBus::discard_pending_tx`] reopens the socket (dropping what the socket itself holds) and the operator's
-//! restart (`ip link set can0 down && ip link set can0 up ...`, which flushes the driver queue) is the recovery
-//! path documented in the HAL README.
+//! explicit request.
+//!
+//! Discarding queued frames: a raw CAN socket holds no transmit queue of its own — `write` hands each frame to
+//! the interface's queue discipline and driver (`txqueuelen`, 10 frames by default for CAN), and user space
+//! cannot remove frames from there (closing or reopening the socket does not either). So
+//! [`CanBus::discard_pending_tx`] is a no-op here (returns 0, allocation- and syscall-free, fit for an e-stop)
+//! and the guarantee "no queued command after an e-stop" rests on: (1) FIFO order — frames queued before the
+//! e-stop go out before its torque-off frames, which are the drives' last word (≤ 10 frames × 135 µs ≈ 1.4 ms
+//! at 1 Mbit/s); (2) in bus-off nothing leaves, and the operator's restart (`ip link set can0 down && ip link
+//! set can0 up ...`), which recovery requires, flushes the queue; (3) if the torque-off frames cannot even be
+//! queued (ENOBUFS), the drive-side timeouts that `CanRobot` requires (MIT CAN timeout, CiA 402 heartbeat
+//! consumer and SYNC watchdog) end the torque.
 
 use core::time::Duration;
 use std::time::Instant;
@@ -158,16 +166,15 @@ impl CanBus for SocketCanBus {
         self.state
     }
 
+    /// Nothing to discard from user space (see the module docs): returns 0. Real-time safe.
     fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
-        // The kernel offers no "flush TX queue" call: reopening drops the socket's own buffer; frames already in
-        // the driver queue are flushed only by the interface restart documented above. Count unknown → 0.
-        self.socket = Self::open_socket(&self.name)?;
         Ok(0)
     }
 
     fn recover(&mut self) -> Result<(), HalError> {
         // Restarting a CAN controller needs CAP_NET_ADMIN (netlink); Plexo leaves it to the operator
-        // (`ip link set <if> down && ip link set <if> up type can ...`) and only reopens and re-arms here.
+        // (`ip link set <if> down && ip link set <if> up type can ...`, which also flushes the interface's
+        // transmit queue) and only reopens the socket (dropping stale received frames) and re-arms here.
         self.socket = Self::open_socket(&self.name)?;
         self.state = BusState::ErrorActive;
         Ok(())

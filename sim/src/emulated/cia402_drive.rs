@@ -99,6 +99,7 @@ pub struct EmulatedCia402Drive {
     position: f64,
     velocity: f64,
     delivered: f64,
+    measured_torque: Option<f64>,
     outbox: Vec<CanFrame>,
     emcy_sent: Vec<Emcy>,
     booted: bool,
@@ -165,6 +166,7 @@ impl EmulatedCia402Drive {
             position: 0.0,
             velocity: 0.0,
             delivered: 0.0,
+            measured_torque: None,
             outbox: Vec::with_capacity(8),
             emcy_sent: Vec::new(),
             booted: false,
@@ -437,8 +439,11 @@ impl EmulatedCia402Drive {
         (self.velocity * self.counts_per_rad).round() as i32
     }
 
+    /// Torque actual 0x6077 [‰]: the plant's torque reading if there is one (the drive measures its current),
+    /// else the applied target.
     fn torque_permille(&self) -> i16 {
-        (self.delivered / (f64::from(self.rated_torque_mnm) / 1000.0) * 1000.0).round() as i16
+        let torque = self.measured_torque.unwrap_or(self.delivered);
+        (torque / (f64::from(self.rated_torque_mnm) / 1000.0) * 1000.0).round() as i16
     }
 
     /// TPDO `k` from its mapping; `Ok(None)` if it is invalid or empty, `Err(abort code)` if a mapped object
@@ -551,6 +556,11 @@ impl EmulatedCia402Drive {
     pub fn measure(&mut self, link_position: f64, link_velocity: f64) {
         self.position = self.map.drive_position(link_position);
         self.velocity = self.map.drive_velocity(link_velocity);
+    }
+
+    /// Updates the torque reading from the plant's torque sensing (link side) [Nm]: what 0x6077 reports.
+    pub fn measure_torque(&mut self, link_torque: f64) {
+        self.measured_torque = Some(self.map.drive_torque(link_torque));
     }
 
     /// Link-side torque [Nm] the drive applies during the period starting at `now`.

@@ -6,7 +6,9 @@
 //! - every frame addressed to it (command or special code) is answered with its state;
 //! - with a CAN timeout > 0 the motor leaves motor mode (torque off) when no frame arrived for that long; with 0
 //!   (factory default) it keeps applying the last command forever;
-//! - `τ = clamp(τ_ff + Kp (p − p_m) + Kd (v − v_m), ±T_max)` at the output shaft, evaluated each period.
+//! - `τ = clamp(τ_ff + Kp (p − p_m) + Kd (v − v_m), ±T_max)` at the output shaft, evaluated each period;
+//! - the reply's torque is what the plant's torque sensing reports ([`EmulatedMitMotor::measure_torque`]: the
+//!   real drive estimates it from the measured q-axis current), or the commanded law without a plant reading.
 
 use core::time::Duration;
 
@@ -35,6 +37,7 @@ pub struct EmulatedMitMotor {
     position: f64,
     velocity: f64,
     delivered: f64,
+    measured_torque: Option<f64>,
     timeouts: u32,
 }
 
@@ -59,6 +62,7 @@ impl EmulatedMitMotor {
             position: 0.0,
             velocity: 0.0,
             delivered: 0.0,
+            measured_torque: None,
             timeouts: 0,
         }
     }
@@ -121,6 +125,11 @@ impl EmulatedMitMotor {
         self.velocity = self.map.drive_velocity(link_velocity);
     }
 
+    /// Updates the torque reading from the plant's torque sensing (link side) [Nm]: what the reply reports.
+    pub fn measure_torque(&mut self, link_torque: f64) {
+        self.measured_torque = Some(self.map.drive_torque(link_torque));
+    }
+
     /// Link-side torque [Nm] the motor applies during the period starting at `now`.
     pub fn torque(&mut self, now: Duration) -> f64 {
         if self.motor_mode && !self.timeout.is_zero() && now.saturating_sub(self.last_frame) > self.timeout {
@@ -146,7 +155,7 @@ impl EmulatedMitMotor {
             motor_id: self.id,
             position: self.position,
             velocity: self.velocity,
-            torque: self.delivered,
+            torque: self.measured_torque.unwrap_or(self.delivered),
             temperature: self.temperature,
             error: self.error,
         };

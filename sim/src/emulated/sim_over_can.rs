@@ -42,10 +42,17 @@ impl EmulatedDrive {
         }
     }
 
-    fn measure(&mut self, q: f64, qd: f64) {
+    /// Position [rad], velocity [rad/s] and torque [Nm] as the plant measured them (link side).
+    fn measure(&mut self, q: f64, qd: f64, tau: f64) {
         match self {
-            Self::Mit(m) => m.measure(q, qd),
-            Self::Cia402(d) => d.measure(q, qd),
+            Self::Mit(m) => {
+                m.measure(q, qd);
+                m.measure_torque(tau);
+            }
+            Self::Cia402(d) => {
+                d.measure(q, qd);
+                d.measure_torque(tau);
+            }
         }
     }
 
@@ -141,8 +148,11 @@ fn plant_error<E: RobotError>(context: &'static str) -> impl FnOnce(E) -> HalErr
 /// A plant behind emulated CAN drives; itself a [`Robot`].
 ///
 /// `write`: `CanRobot` sends the command frames → the drives decode them (MIT law / CiA 402 target torque) →
-/// `plant.write` for one period → virtual time advances one period → the drives reply with the new
-/// measurement. `read` returns what `CanRobot` decoded. Deterministic: stepped virtual buses, single thread.
+/// `plant.write` for one period → virtual time advances one period → the drives reply with the plant's new
+/// measurement (position, velocity and the plant's torque reading, quantised by the protocol). `read` returns
+/// what `CanRobot` decoded. Deterministic: stepped virtual buses, single thread. The controller sees the same
+/// sample timing as with the plant directly (the reply carries the state at the end of the period the command
+/// acted in); the differences are the protocols' quantisation and clamping.
 pub struct SimOverCan<P: Robot> {
     robot: CanRobot<PumpedNode<DriveSet>>,
     drives: Arc<Mutex<DriveSet>>,
@@ -308,7 +318,7 @@ impl<P: Robot> SimOverCan<P> {
         let mut plant_state = JointState::zeros(plant.dof());
         plant.read(&mut plant_state).map_err(plant_error("reading the simulated plant"))?;
         for (i, (_, d)) in drives.iter_mut().enumerate() {
-            d.measure(plant_state.position[i], plant_state.velocity[i]);
+            d.measure(plant_state.position[i], plant_state.velocity[i], plant_state.torque[i]);
         }
         let mut set = DriveSet { nodes: drive_nodes, drives, outbox: Vec::with_capacity(16), tx_errors: 0 };
         setup(&mut set);
@@ -450,7 +460,8 @@ impl<P: Robot> SimOverCan<P> {
         }
         let read = self.plant.read(&mut self.plant_state).map_err(plant_error("simulated plant read"));
         for (i, (_, drive)) in set.drives.iter_mut().enumerate() {
-            drive.measure(self.plant_state.position[i], self.plant_state.velocity[i]);
+            let s = &self.plant_state;
+            drive.measure(s.position[i], s.velocity[i], s.torque[i]);
         }
         set.flush(true);
         stepped.and(read)
