@@ -134,6 +134,15 @@ fn quaternion_times_offset(q: &UnitQuaternion<f64>, offset: &Offset) -> Vector3<
     }
 }
 
+/// `r · s · rᵀ` for a symmetric `s`: `t = r s`, then only the six distinct entries of `t rᵀ` (75 flops, not 90).
+#[inline(always)]
+fn rotate_symmetric(r: &Matrix3<f64>, s: &Matrix3<f64>) -> Matrix3<f64> {
+    let t = mat_mul(r, s);
+    let entry = |a: usize, b: usize| t[(a, 0)] * r[(b, 0)] + t[(a, 1)] * r[(b, 1)] + t[(a, 2)] * r[(b, 2)];
+    let (xx, yy, zz, xy, xz, yz) = (entry(0, 0), entry(1, 1), entry(2, 2), entry(0, 1), entry(0, 2), entry(1, 2));
+    Matrix3::new(xx, xy, xz, xy, yy, yz, xz, yz, zz)
+}
+
 /// `a · b`, written out column by column.
 #[inline(always)]
 fn mat_mul(a: &Matrix3<f64>, b: &Matrix3<f64>) -> Matrix3<f64> {
@@ -190,20 +199,21 @@ fn matrices_from_placements(model: &Model, data: &mut Data) {
 /// World position [m] of a frame's origin from the joint buffers.
 #[inline]
 fn frame_position(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> Vector3<f64> {
-    if model.frame_is_identity[frame.0] {
-        w.pos[joint]
-    } else {
-        w.pos[joint] + mat_vec(&w.rot[joint], &model.frames()[frame.0].joint_T_frame.translation.vector)
+    match model.frame_source[frame.0] {
+        FrameSource::JointTranslation(_, ref offset) => w.pos[joint] + matrix_times_offset(&w.rot[joint], offset),
+        FrameSource::JointOffset(_) => {
+            w.pos[joint] + mat_vec(&w.rot[joint], &model.frames()[frame.0].joint_T_frame.translation.vector)
+        }
+        FrameSource::Joint(_) | FrameSource::Base => w.pos[joint],
     }
 }
 
 /// Rotation matrix from world axes to a frame's axes, from the joint buffers.
 #[inline]
 fn frame_R_world(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> Matrix3<f64> {
-    if model.frame_is_identity[frame.0] {
-        w.rot[joint].transpose()
-    } else {
-        mat_mul(&w.rot[joint], &model.frame_rot[frame.0]).transpose()
+    match model.frame_source[frame.0] {
+        FrameSource::JointOffset(_) => mat_mul(&w.rot[joint], &model.frame_rot[frame.0]).transpose(),
+        _ => w.rot[joint].transpose(),
     }
 }
 
@@ -211,9 +221,8 @@ fn frame_R_world(model: &Model, w: &Workspace, frame: FrameId, joint: usize) -> 
 fn update_world_inertias(model: &Model, work: &mut Workspace) {
     for (i, c) in model.cache.iter().enumerate() {
         let r = &work.rot[i];
-        let com_world = r * c.com + work.pos[i];
-        let i_world = r * c.inertia_com * r.transpose();
-        work.inertia[i] = Inertia::from_com(c.mass, &com_world, &i_world);
+        let com_world = mat_vec(r, &c.com) + work.pos[i];
+        work.inertia[i] = Inertia::from_com(c.mass, &com_world, &rotate_symmetric(r, &c.inertia_com));
     }
 }
 

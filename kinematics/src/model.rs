@@ -378,8 +378,6 @@ pub struct Model {
     /// Per joint armature [kg m²] or [kg] (copy of `Joint::armature`, for [`Model::armature`]).
     armature: Vec<f64>,
     pub(crate) cache: Vec<JointCache>,
-    /// Per frame, whether `joint_T_frame` is the identity (frame placement = joint placement).
-    pub(crate) frame_is_identity: Vec<bool>,
     /// Per frame, how forward kinematics places it (compact, so the loop does not touch the frame names).
     pub(crate) frame_source: Vec<FrameSource>,
     /// Per frame, the rotation of `joint_T_frame` as a matrix.
@@ -705,7 +703,6 @@ impl ModelBuilder {
 
         let model = Model {
             name,
-            frame_is_identity: frames.iter().map(|f| f.joint_T_frame == Isometry3::identity()).collect(),
             frame_source: frames
                 .iter()
                 .map(|f| match f.joint {

@@ -53,7 +53,10 @@ pub(crate) fn sin_cos(x: f64) -> (f64, f64) {
     let cp = (C[0] + C[1] * z) + z2 * (C[2] + C[3] * z) + z4 * (C[4] + C[5] * z);
     let s = r + (r * z) * sp;
     let c = (1.0 - 0.5 * z) + z2 * cp;
-    match (k as i64) & 3 {
+    // SAFETY: `k` is finite and |k| ≤ 10⁵·2/π + 1 < 2⁶³ (checked above), so the conversion is exact; this skips
+    // the saturation and NaN handling of `as`.
+    let quadrant = unsafe { k.to_int_unchecked::<i64>() } & 3;
+    match quadrant {
         0 => (s, c),
         1 => (c, -s),
         2 => (-s, -c),

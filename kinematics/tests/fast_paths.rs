@@ -114,27 +114,36 @@ fn jacobian_pass_fast_paths_match_the_naive_composition() {
             let err = (column.fixed_rows::<3>(0) - lin).norm().max((column.fixed_rows::<3>(3) - ang).norm());
             assert!(err < 1e-14, "joint j{k} (seed {seed}): column error {err:e}");
         }
-        // Local Jacobian of the rotated frame: uses the frame's rotation from the matrix pass.
-        let frame = model.frame_id("rotated").unwrap();
-        frame_jacobian(&model, &mut data, &q, frame, ReferenceFrame::Local, &mut local);
-        let world_T_frame = naive[11] * model.frames()[frame.0].joint_T_frame;
-        let frame_R_world = world_T_frame.rotation.inverse();
-        for (k, (joint, placement)) in model.joints().iter().zip(&naive).enumerate() {
-            if !model.is_ancestor(k, 11) {
-                assert_eq!(local.column(k).norm(), 0.0);
-                continue;
+        // Local and LocalWorldAligned Jacobians of frames of every source kind (translated along x, y, z,
+        // generally translated, rotated): they use the frame's position and rotation from the matrix pass.
+        for name in ["along_x", "along_y", "along_z", "general_translation", "rotated"] {
+            let frame = model.frame_id(name).unwrap();
+            let j = model.frames()[frame.0].joint.unwrap();
+            let world_T_frame = naive[j] * model.frames()[frame.0].joint_T_frame;
+            let frame_R_world = world_T_frame.rotation.inverse();
+            for reference in [ReferenceFrame::Local, ReferenceFrame::LocalWorldAligned] {
+                frame_jacobian(&model, &mut data, &q, frame, reference, &mut local);
+                for (k, (joint, placement)) in model.joints().iter().zip(&naive).enumerate() {
+                    if !model.is_ancestor(k, j) {
+                        assert_eq!(local.column(k).norm(), 0.0);
+                        continue;
+                    }
+                    let axis = placement.rotation * joint.axis.into_inner();
+                    let (lin_world, ang_world) = if joint.kind.is_rotational() {
+                        (axis.cross(&(world_T_frame.translation.vector - placement.translation.vector)), axis)
+                    } else {
+                        (axis, Vector3::zeros())
+                    };
+                    let (lin, ang) = match reference {
+                        ReferenceFrame::Local => (frame_R_world * lin_world, frame_R_world * ang_world),
+                        _ => (lin_world, ang_world),
+                    };
+                    let err = (local.fixed_view::<3, 1>(0, k) - lin)
+                        .norm()
+                        .max((local.fixed_view::<3, 1>(3, k) - ang).norm());
+                    assert!(err < 1e-14, "{name} {reference:?} column j{k} (seed {seed}): error {err:e}");
+                }
             }
-            let axis = placement.rotation * joint.axis.into_inner();
-            let lin_world = if joint.kind.is_rotational() {
-                axis.cross(&(world_T_frame.translation.vector - placement.translation.vector))
-            } else {
-                axis
-            };
-            let ang_world = if joint.kind.is_rotational() { axis } else { Vector3::zeros() };
-            let err = (local.fixed_view::<3, 1>(0, k) - frame_R_world * lin_world)
-                .norm()
-                .max((local.fixed_view::<3, 1>(3, k) - frame_R_world * ang_world).norm());
-            assert!(err < 1e-14, "Local column j{k} (seed {seed}): error {err:e}");
         }
     }
 }
