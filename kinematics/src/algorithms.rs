@@ -515,18 +515,20 @@ pub fn crba<'d>(model: &Model, data: &'d mut Data, q: &[f64]) -> &'d DMatrix<f64
             w.composite[p].add_assign(&ci);
         }
     }
-    let m = &mut data.mass_matrix;
-    m.as_mut_slice().fill(0.0);
-    for i in 0..model.nv() {
+    let n = model.nv();
+    // Column-major n × n storage: entry (i, j) at i + n j.
+    let m = data.mass_matrix.as_mut_slice();
+    m.fill(0.0);
+    for i in 0..n {
         let force = w.composite[i].mul_motion(&w.s[i]);
         let (start, end) = model.ancestor_range[i];
         for &j in &model.ancestors[start..end] {
             let mij = w.s[j].dot(&force);
-            m[(i, j)] = mij;
-            m[(j, i)] = mij;
+            m[i + n * j] = mij;
+            m[j + n * i] = mij;
         }
         // The armature sits on the diagonal only.
-        m[(i, i)] += model.cache[i].armature;
+        m[i + n * i] += model.cache[i].armature;
     }
     &data.mass_matrix
 }
