@@ -16,7 +16,8 @@
 use plexo_hal::{JointArray, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
+use crate::config::{AanConfig, EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
+use crate::error::ControllerError;
 
 /// Most RBF centres per joint.
 pub const MAX_RBF: usize = 16;
@@ -35,14 +36,26 @@ pub enum AanLaw {
     Tunnel,
 }
 
-/// Everything the AAN laws learn, serializable so the next session resumes it.
+/// Version of the [`AdaptationState`] format written by this build. A saved state of another version is rejected
+/// when a session resumes from it (the error names the `version` field).
+pub const ADAPTATION_STATE_VERSION: u32 = 1;
+
+/// Everything the AAN laws learn — Emken stiffness, RBF weights, the personal tunnel width and the Krebs
+/// progression (assistance and movement-duration scales) — serializable so the next session resumes it
+/// ([`crate::Therapy::adaptation_state`] / [`crate::Therapy::resume_from`]; files with [`AdaptationState::save`]
+/// / [`AdaptationState::load`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdaptationState {
+    /// Format version ([`ADAPTATION_STATE_VERSION`]).
+    pub version: u32,
     /// Number of joints.
     pub dof: usize,
     /// Emken stiffness per joint [Nm/rad].
     pub emken_stiffness: [f64; MAX_JOINTS],
+    /// Number of RBF centres the weights were learnt with (`aan.rbf.centers`): the centres are spread evenly over
+    /// the movement phase, so weights learnt with another count mean something else.
+    pub rbf_centers: usize,
     /// RBF weights per joint and centre [Nm].
     pub rbf_weights: [[f64; MAX_RBF]; MAX_JOINTS],
     /// Personal tunnel half-width [rad].
@@ -51,22 +64,36 @@ pub struct AdaptationState {
     pub assistance_scale: f64,
     /// Krebs progression: scale on the movement duration [-].
     pub duration_scale: f64,
-    /// Trials completed with adaptation.
+    /// Trials completed with an adaptive law (Emken, RBF) in force.
     pub trials: u64,
-    /// Blocks completed.
+    /// Blocks completed with the progression rule.
     pub blocks: u64,
 }
 
+/// A value of a saved [`AdaptationState`] that lay outside the current configuration's bounds and was clamped on
+/// resume (e.g. `aan.emken.k_max` was lowered between sessions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClampedValue {
+    /// Field, e.g. `emken_stiffness[2]`.
+    pub field: String,
+    /// Value in the saved state.
+    pub saved: f64,
+    /// Value in use now (the nearest bound).
+    pub restored: f64,
+}
+
 impl AdaptationState {
-    /// The initial state from the configuration.
-    pub fn new(dof: usize, emken: &EmkenConfig, tunnel: &TunnelConfig) -> Self {
+    /// The initial state from the configuration (no adaptation yet).
+    pub fn new(dof: usize, config: &AanConfig) -> Self {
         let mut emken_stiffness = [0.0; MAX_JOINTS];
-        emken_stiffness[..dof].fill(emken.initial);
+        emken_stiffness[..dof.min(MAX_JOINTS)].fill(config.emken.initial);
         Self {
+            version: ADAPTATION_STATE_VERSION,
             dof,
             emken_stiffness,
+            rbf_centers: config.rbf.centers,
             rbf_weights: [[0.0; MAX_RBF]; MAX_JOINTS],
-            tunnel_width: tunnel.width,
+            tunnel_width: config.tunnel.width,
             assistance_scale: 1.0,
             duration_scale: 1.0,
             trials: 0,
@@ -81,6 +108,123 @@ impl AdaptationState {
             && self.tunnel_width.is_finite()
             && self.assistance_scale.is_finite()
             && self.duration_scale.is_finite()
+    }
+
+    /// True if every number the laws use for `dof` joints and `centers` RBF centres is finite (the tick's check;
+    /// entries beyond them are never read). Real-time safe.
+    pub(crate) fn in_use_finite(&self, dof: usize, centers: usize) -> bool {
+        let (dof, centers) = (dof.min(MAX_JOINTS), centers.min(MAX_RBF));
+        self.emken_stiffness[..dof].iter().all(|v| v.is_finite())
+            && self.rbf_weights[..dof].iter().all(|w| w[..centers].iter().all(|v| v.is_finite()))
+            && self.tunnel_width.is_finite()
+            && self.assistance_scale.is_finite()
+            && self.duration_scale.is_finite()
+    }
+
+    /// The state as TOML text (for a file). Not real-time safe.
+    pub fn to_toml_string(&self) -> Result<String, ControllerError> {
+        toml::to_string(self).map_err(|e| ControllerError::Parse {
+            file: "<adaptation state>".into(),
+            message: format!("cannot serialize: {e}"),
+        })
+    }
+
+    /// Parses a state from TOML text; `file` names the source in errors (syntax, missing or unknown fields). The
+    /// values are checked against a controller when a session resumes from it. Not real-time safe.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ControllerError> {
+        toml::from_str(text).map_err(|e| ControllerError::Parse { file: file.to_owned(), message: e.to_string() })
+    }
+
+    /// Writes the state to a TOML file. Not real-time safe.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<(), ControllerError> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_toml_string()?)
+            .map_err(|source| ControllerError::Io { file: path.display().to_string(), source })
+    }
+
+    /// Reads a state from a TOML file written by [`AdaptationState::save`]. Not real-time safe.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, ControllerError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ControllerError::Io { file: file.clone(), source })?;
+        Self::from_toml_str(&text, &file)
+    }
+
+    /// Checks a saved state against a controller with `dof` joints and configuration `config`, then clamps every
+    /// adapted value to the configured bounds. Errors name `source` and the field: `version` (another format),
+    /// `dof`, `rbf_centers` (weights learnt with another basis), and any NaN/Inf or negative value
+    /// (`emken_stiffness[j]`, `rbf_weights[j][k]`, `tunnel_width`, `assistance_scale`, `duration_scale`). Returns
+    /// the values that were clamped. Not real-time safe.
+    pub(crate) fn validated(
+        mut self,
+        dof: usize,
+        config: &AanConfig,
+        source: &str,
+    ) -> Result<(Self, Vec<ClampedValue>), ControllerError> {
+        let err = |key: String, value: String, reason: String| ControllerError::range(source, key, value, reason);
+        if self.version != ADAPTATION_STATE_VERSION {
+            return Err(err(
+                "version".into(),
+                self.version.to_string(),
+                format!("this build reads adaptation state version {ADAPTATION_STATE_VERSION}"),
+            ));
+        }
+        if self.dof != dof {
+            return Err(err("dof".into(), self.dof.to_string(), format!("the robot has {dof} joints")));
+        }
+        if self.rbf_centers != config.rbf.centers {
+            return Err(err(
+                "rbf_centers".into(),
+                self.rbf_centers.to_string(),
+                format!(
+                    "the controller uses {} RBF centres (aan.rbf.centers); weights learnt with another count cannot \
+                     be reused",
+                    config.rbf.centers
+                ),
+            ));
+        }
+        let finite_non_negative = |key: String, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(err(key, v.to_string(), "need a finite value ≥ 0".into()))
+            }
+        };
+        for (j, k) in self.emken_stiffness.iter().enumerate() {
+            finite_non_negative(format!("emken_stiffness[{j}]"), *k)?;
+        }
+        for (j, row) in self.rbf_weights.iter().enumerate() {
+            for (k, w) in row.iter().enumerate() {
+                if !w.is_finite() {
+                    return Err(err(format!("rbf_weights[{j}][{k}]"), w.to_string(), "need a finite value".into()));
+                }
+            }
+        }
+        finite_non_negative("tunnel_width".into(), self.tunnel_width)?;
+        finite_non_negative("assistance_scale".into(), self.assistance_scale)?;
+        finite_non_negative("duration_scale".into(), self.duration_scale)?;
+        let mut clamped = Vec::new();
+        let mut clamp = |field: String, v: &mut f64, lo: f64, hi: f64| {
+            let c = v.clamp(lo, hi);
+            if c != *v {
+                clamped.push(ClampedValue { field, saved: *v, restored: c });
+                *v = c;
+            }
+        };
+        let (e, r, t, p) = (&config.emken, &config.rbf, &config.tunnel, &config.progression);
+        for (j, k) in self.emken_stiffness[..dof].iter_mut().enumerate() {
+            clamp(format!("emken_stiffness[{j}]"), k, e.k_min, e.k_max);
+        }
+        for (j, row) in self.rbf_weights.iter_mut().enumerate() {
+            for (k, w) in row.iter_mut().enumerate() {
+                clamp(format!("rbf_weights[{j}][{k}]"), w, -r.weight_max, r.weight_max);
+            }
+        }
+        clamp("tunnel_width".into(), &mut self.tunnel_width, t.width_min, t.width_max);
+        clamp("assistance_scale".into(), &mut self.assistance_scale, p.assistance_min, p.assistance_max);
+        clamp("duration_scale".into(), &mut self.duration_scale, p.duration_min, p.duration_max);
+        Ok((self, clamped))
     }
 }
 
@@ -321,7 +465,7 @@ mod tests {
     fn progression_is_bounded_and_directional() {
         let c = cfg();
         let p = &c.aan.progression;
-        let mut s = AdaptationState::new(4, &c.aan.emken, &c.aan.tunnel);
+        let mut s = AdaptationState::new(4, &c.aan);
         let good = BlockPerformance { trials: 10, successes: 10 };
         assert_eq!(progress_between_blocks(&mut s, &good, p, &c.aan.tunnel), Progression::Harder);
         assert!(s.assistance_scale < 1.0 && s.duration_scale < 1.0);
@@ -339,7 +483,7 @@ mod tests {
     #[test]
     fn adaptation_state_round_trips_through_json_like_toml() {
         let c = cfg();
-        let mut s = AdaptationState::new(4, &c.aan.emken, &c.aan.tunnel);
+        let mut s = AdaptationState::new(4, &c.aan);
         s.rbf_weights[2][3] = 1.25;
         s.trials = 17;
         let text = toml::to_string(&s).unwrap();

@@ -11,6 +11,9 @@ use crate::safety::SafetyConfig;
 /// The embedded default `controller.toml` (for plexo-arm4; arm6 needs per-joint arrays of length 6).
 pub const DEFAULT_CONTROLLER_TOML: &str = include_str!("../../assets/configs/controller.toml");
 
+/// Smallest accepted `cartesian.damping_lambda` [m²] (see [`CartesianConfig::damping_lambda`]).
+pub const MIN_DAMPING_LAMBDA: f64 = 1e-6;
+
 /// Everything the controller and its supervisor need besides the robot model and the patient.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +110,9 @@ pub struct CartesianConfig {
     pub nullspace_stiffness: Vec<f64>,
     /// Null-space posture damping per joint [Nm·s/rad].
     pub nullspace_damping: Vec<f64>,
-    /// Damping λ² of the least-squares inverse used in the null-space projector [m²].
+    /// Damping λ² of the least-squares inverse used in the null-space projector [m²], ≥ 1e-6. It must be
+    /// positive: at a singularity J Jᵀ loses rank and only λ² keeps (J Jᵀ + λ²I)⁻¹ bounded (by 1/λ²); with λ² = 0
+    /// the projector would be undefined exactly where the arm is stretched out.
     pub damping_lambda: f64,
 }
 
@@ -303,7 +308,7 @@ impl ControllerConfig {
         check_range(f, "cartesian.damping", c.damping, 0.0, 2000.0)?;
         joints("cartesian.nullspace_stiffness", &c.nullspace_stiffness, 0.0, 500.0)?;
         joints("cartesian.nullspace_damping", &c.nullspace_damping, 0.0, 50.0)?;
-        check_range(f, "cartesian.damping_lambda", c.damping_lambda, 0.0, 1.0)?;
+        check_range(f, "cartesian.damping_lambda", c.damping_lambda, MIN_DAMPING_LAMBDA, 1.0)?;
         joints("transparent.damping", &self.transparent.damping, 0.0, 5.0)?;
         joints("resistive.viscous", &self.resistive.viscous, 0.0, 50.0)?;
         joints("resistive.elastic", &self.resistive.elastic, 0.0, 200.0)?;

@@ -6,11 +6,12 @@ use nalgebra::{Matrix3, Matrix6xX, Unit, Vector3};
 use plexo_hal::{JointArray, JointCommand, JointState, MAX_JOINTS};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_kinematics::{
-    Data, FrameId, Model, ReferenceFrame, RigidBody, crba, forward_kinematics, frame_jacobian, nonlinear_effects, rnea,
+    Data, FrameId, Model, ReferenceFrame, RigidBody, crba, forward_kinematics, frame_jacobian_from_data,
+    nonlinear_effects, rnea,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::aan::{self, AanLaw, AdaptationState, BlockPerformance, Progression};
+use crate::aan::{self, AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 use crate::config::ControllerConfig;
 use crate::error::{ControllerError, check_range};
 use crate::observer::MomentumObserver;
@@ -64,6 +65,16 @@ impl ModeSettings {
     pub fn passive() -> Self {
         Self { mode: Mode::Passive, law: AanLaw::Fixed, space: Space::Joint, arm_support: 1.0, error_gain: None }
     }
+
+    /// Checks the ranges: `arm_support` ∈ [0, 1], `error_gain` ∈ [1, 3]. `context` names the source in errors
+    /// (e.g. `block settings`). Allocation-free when the settings are valid.
+    pub fn validate(&self, context: &str) -> Result<(), ControllerError> {
+        check_range(context, "arm_support", self.arm_support, 0.0, 1.0)?;
+        if let Some(g) = self.error_gain {
+            check_range(context, "error_gain", g, 1.0, 3.0)?;
+        }
+        Ok(())
+    }
 }
 
 /// Per-trial metrics, returned by [`Controller::end_trial`].
@@ -83,6 +94,8 @@ pub struct TrialMetrics {
     pub ticks: u64,
 }
 
+/// Statistics of the running trial. The per-trial Emken update uses only the error of the ticks in which that law
+/// was in force (`emken_*`), so data from rests or other modes never adapts anything.
 #[derive(Clone, Copy, Debug, Default)]
 struct TrialAccumulator {
     err2: [f64; MAX_JOINTS],
@@ -90,6 +103,12 @@ struct TrialAccumulator {
     effort2: f64,
     ticks: u64,
     time: f64,
+    /// Σ (q_d − q)² per joint over the ticks with the per-trial Emken law in force [rad²].
+    emken_err2: [f64; MAX_JOINTS],
+    /// Ticks with the per-trial Emken law in force.
+    emken_ticks: u64,
+    /// Ticks with an adaptive law (Emken, RBF) in force.
+    adaptive_ticks: u64,
 }
 
 /// Runtime copies of the per-joint configuration arrays (no heap on the hot path).
@@ -119,12 +138,19 @@ pub struct Controller {
     dof: usize,
     coupled: Model,
     coupled_data: Data,
+    /// Buffers for the kinematics of the reference posture q_d (Cartesian mode), so that the measured posture's
+    /// placements in `coupled_data` stay valid for the rest of the tick.
+    reference_data: Data,
     handle: FrameId,
     supports: [[bool; MAX_JOINTS]; MAX_JOINTS],
+    /// Joint axes in their own frames (for the world axes after forward kinematics).
+    axes: [Vector3<f64>; MAX_JOINTS],
+    rotational: [bool; MAX_JOINTS],
     coupled_bodies: [GravityBody; MAX_JOINTS],
     arm_bodies: [GravityBody; 3],
     arm_body_count: usize,
     jacobian: Matrix6xX<f64>,
+    reference_jacobian: Matrix6xX<f64>,
     observer: MomentumObserver,
     adaptation: AdaptationState,
     settings: ModeSettings,
@@ -137,8 +163,21 @@ pub struct Controller {
     trial: TrialAccumulator,
 }
 
-fn arr(v: &[f64]) -> JointArray<f64> {
-    JointArray::from_slice(v).unwrap_or_default()
+/// A per-joint configuration array as a fixed-size runtime copy. `validate` has already checked the length
+/// against the robot (≤ [`MAX_JOINTS`]); the error names the key should that ever not hold.
+fn arr(v: &[f64], key: &str, file: &str) -> Result<JointArray<f64>, ControllerError> {
+    JointArray::from_slice(v).ok_or_else(|| {
+        ControllerError::range(file, key, format!("{v:?}"), format!("at most {MAX_JOINTS} values (one per joint)"))
+    })
+}
+
+/// True if every array of the reference has one entry per joint.
+fn reference_fits(r: &TaskReference, n: usize) -> bool {
+    r.position.len() == n
+        && r.velocity.len() == n
+        && r.acceleration.len() == n
+        && r.start.len() == n
+        && r.target.len() == n
 }
 
 /// Attaches the patient's upper arm (to `upper_arm_link`, from the shoulder centre), forearm (to `forearm_link`,
@@ -181,32 +220,59 @@ struct GravityBody {
     com: Vector3<f64>,
 }
 
-/// Generalized gravity of `bodies` [Nm] from joint placements `world_t_joint` (after forward kinematics):
-/// g_i = −Σ_b m_b (a_i × (c_b − p_i))·g for revolute joints i supporting b (−m_b a_i·g for prismatic).
-/// Allocation-free.
-fn gravity_of_bodies(
-    model: &Model,
+/// Generalized gravity [Nm] of the robot with the arm (`coupled_out`) and of the arm's segments alone (`arm_out`)
+/// from the joint placements `world_t_joint` (after forward kinematics). Gravity torque is linear in the masses:
+/// with S_i = Σ m_b c_b and M_i = Σ m_b over the bodies b that joint i supports (c_b world centre of mass),
+/// g_i = −a_i·((S_i − M_i p_i) × g) for a revolute joint with world axis a_i through p_i, and −M_i a_i·g for a
+/// prismatic one. One rotation per body and per joint; allocation-free.
+#[allow(clippy::too_many_arguments)]
+fn gravity_split(
+    gravity: &Vector3<f64>,
     world_t_joint: &[nalgebra::Isometry3<f64>],
+    axes: &[Vector3<f64>],
+    rotational: &[bool],
     supports: &[[bool; MAX_JOINTS]; MAX_JOINTS],
-    bodies: &[GravityBody],
-    out: &mut [f64],
+    coupled: &[GravityBody],
+    arm: &[GravityBody],
+    coupled_out: &mut [f64],
+    arm_out: &mut [f64],
 ) {
-    out.fill(0.0);
-    let g = model.gravity();
-    let joints = model.joints();
-    for b in bodies {
-        let c = world_t_joint[b.joint] * nalgebra::Point3::from(b.com);
-        let weight = g * b.mass;
-        for (i, joint) in joints.iter().enumerate() {
-            if !supports[i][b.joint] {
-                continue;
+    let n = coupled_out.len();
+    // Mass-weighted world centres of mass: robot+arm bodies, then the arm's segments.
+    let mut moment_c = [Vector3::zeros(); MAX_JOINTS];
+    for (b, body) in coupled.iter().enumerate() {
+        let pose = &world_t_joint[body.joint];
+        moment_c[b] = (pose.rotation * body.com + pose.translation.vector) * body.mass;
+    }
+    let mut moment_a = [Vector3::zeros(); 3];
+    for (b, body) in arm.iter().enumerate() {
+        let pose = &world_t_joint[body.joint];
+        moment_a[b] = (pose.rotation * body.com + pose.translation.vector) * body.mass;
+    }
+    for i in 0..n {
+        let row = &supports[i];
+        let (mut s_c, mut m_c, mut s_a, mut m_a) = (Vector3::zeros(), 0.0, Vector3::zeros(), 0.0);
+        for (b, body) in coupled.iter().enumerate() {
+            if row[body.joint] {
+                s_c += moment_c[b];
+                m_c += body.mass;
             }
-            let a = world_t_joint[i].rotation * joint.axis.into_inner();
-            out[i] -= if joint.kind.is_rotational() {
-                a.cross(&(c.coords - world_t_joint[i].translation.vector)).dot(&weight)
-            } else {
-                a.dot(&weight)
-            };
+        }
+        for (b, body) in arm.iter().enumerate() {
+            if row[body.joint] {
+                s_a += moment_a[b];
+                m_a += body.mass;
+            }
+        }
+        let pose = &world_t_joint[i];
+        let a = pose.rotation * axes[i];
+        if rotational[i] {
+            let p = pose.translation.vector;
+            coupled_out[i] = -a.dot(&(s_c - p * m_c).cross(gravity));
+            arm_out[i] = -a.dot(&(s_a - p * m_a).cross(gravity));
+        } else {
+            coupled_out[i] = -m_c * a.dot(gravity);
+            arm_out[i] = -m_a * a.dot(gravity);
         }
     }
 }
@@ -256,34 +322,44 @@ impl Controller {
         })?;
         let c = config;
         let gains = Gains {
-            k: arr(&c.impedance.stiffness),
-            d: arr(&c.impedance.damping),
-            coulomb: arr(&c.friction.coulomb),
-            viscous: arr(&c.friction.viscous),
-            null_k: arr(&c.cartesian.nullspace_stiffness),
-            null_d: arr(&c.cartesian.nullspace_damping),
-            transparent_d: arr(&c.transparent.damping),
-            res_b: arr(&c.resistive.viscous),
-            res_k: arr(&c.resistive.elastic),
-            ea_k: arr(&c.error_augmentation.stiffness),
-            ea_offset: arr(&c.error_augmentation.offset),
-            aan_d: arr(&c.aan.damping),
+            k: arr(&c.impedance.stiffness, "impedance.stiffness", file)?,
+            d: arr(&c.impedance.damping, "impedance.damping", file)?,
+            coulomb: arr(&c.friction.coulomb, "friction.coulomb", file)?,
+            viscous: arr(&c.friction.viscous, "friction.viscous", file)?,
+            null_k: arr(&c.cartesian.nullspace_stiffness, "cartesian.nullspace_stiffness", file)?,
+            null_d: arr(&c.cartesian.nullspace_damping, "cartesian.nullspace_damping", file)?,
+            transparent_d: arr(&c.transparent.damping, "transparent.damping", file)?,
+            res_b: arr(&c.resistive.viscous, "resistive.viscous", file)?,
+            res_k: arr(&c.resistive.elastic, "resistive.elastic", file)?,
+            ea_k: arr(&c.error_augmentation.stiffness, "error_augmentation.stiffness", file)?,
+            ea_offset: arr(&c.error_augmentation.offset, "error_augmentation.offset", file)?,
+            aan_d: arr(&c.aan.damping, "aan.damping", file)?,
         };
+        let mut axes = [Vector3::zeros(); MAX_JOINTS];
+        let mut rotational = [false; MAX_JOINTS];
+        for (j, joint) in coupled.joints().iter().enumerate() {
+            axes[j] = joint.axis.into_inner();
+            rotational[j] = joint.kind.is_rotational();
+        }
         let mut settings = ModeSettings::passive();
         settings.arm_support = c.gravity.arm_support;
         Ok(Self {
             gains,
             dof,
             coupled_data: Data::new(&coupled),
+            reference_data: Data::new(&coupled),
             coupled,
             handle,
             supports,
+            axes,
+            rotational,
             coupled_bodies,
             arm_bodies,
             arm_body_count,
             jacobian: Matrix6xX::zeros(dof),
+            reference_jacobian: Matrix6xX::zeros(dof),
             observer: MomentumObserver::new(dof, &c.observer, c.safety.period),
-            adaptation: AdaptationState::new(dof, &c.aan.emken, &c.aan.tunnel),
+            adaptation: AdaptationState::new(dof, &c.aan),
             settings,
             report: ControllerReport::zeros(dof),
             last_t: None,
@@ -322,15 +398,19 @@ impl Controller {
         self.trial = TrialAccumulator::default();
     }
 
-    /// Sets the mode of the next ticks (at a block boundary). Checks the ranges. Not real-time critical but
-    /// allocation-free.
+    /// Sets the mode of the next ticks (at a block boundary). Checks the ranges ([`ModeSettings::validate`]).
+    /// Not real-time critical but allocation-free.
     pub fn set_mode(&mut self, settings: ModeSettings) -> Result<(), ControllerError> {
-        check_range("block settings", "arm_support", settings.arm_support, 0.0, 1.0)?;
-        if let Some(g) = settings.error_gain {
-            check_range("block settings", "error_gain", g, 1.0, 3.0)?;
-        }
+        settings.validate("block settings")?;
         self.settings = settings;
         Ok(())
+    }
+
+    /// Sets settings that were validated before (a prepared protocol block or [`crate::REST_HOLD`]): the tick
+    /// path of [`crate::Therapy`], which has no error to handle. Real-time safe.
+    pub(crate) fn set_validated_mode(&mut self, settings: ModeSettings) {
+        debug_assert!(settings.validate("validated settings").is_ok(), "{settings:?}");
+        self.settings = settings;
     }
 
     /// The current mode settings.
@@ -343,30 +423,14 @@ impl Controller {
         &self.adaptation
     }
 
-    /// Restores an adaptation state saved by an earlier session. Checks the joint count and clamps every value
-    /// to the configured bounds.
-    pub fn restore_adaptation(&mut self, mut state: AdaptationState) -> Result<(), ControllerError> {
-        if state.dof != self.dof || !state.is_finite() {
-            return Err(ControllerError::range(
-                "adaptation state",
-                "dof",
-                state.dof,
-                format!("need {} joints and finite values", self.dof),
-            ));
-        }
-        let a = &self.config.aan;
-        for k in &mut state.emken_stiffness[..self.dof] {
-            *k = k.clamp(a.emken.k_min, a.emken.k_max);
-        }
-        for w in state.rbf_weights.iter_mut().flatten() {
-            *w = w.clamp(-a.rbf.weight_max, a.rbf.weight_max);
-        }
-        state.tunnel_width = state.tunnel_width.clamp(a.tunnel.width_min, a.tunnel.width_max);
-        state.assistance_scale =
-            state.assistance_scale.clamp(a.progression.assistance_min, a.progression.assistance_max);
-        state.duration_scale = state.duration_scale.clamp(a.progression.duration_min, a.progression.duration_max);
+    /// Restores an adaptation state saved by an earlier session (see [`AdaptationState`]). Rejects a state of
+    /// another format version, joint count or RBF basis, or with a NaN/Inf or negative value, naming the field;
+    /// clamps every adapted value to the configured bounds and returns the values it clamped. Not real-time
+    /// safe.
+    pub fn restore_adaptation(&mut self, state: AdaptationState) -> Result<Vec<ClampedValue>, ControllerError> {
+        let (state, clamped) = state.validated(self.dof, &self.config.aan, "adaptation state")?;
         self.adaptation = state;
-        Ok(())
+        Ok(clamped)
     }
 
     /// What the supervisor needs besides the command (estimated interaction torque, hold torque, input check).
@@ -427,19 +491,73 @@ impl Controller {
         self.gains.coulomb[j] * (v / vs).tanh() + self.gains.viscous[j] * v
     }
 
+    /// Generalized gravity of the robot with the arm and of the arm alone [Nm] at the placements of the last
+    /// `forward_kinematics` on `coupled_data`. Real-time safe.
+    fn gravity_terms(&self) -> ([f64; MAX_JOINTS], [f64; MAX_JOINTS]) {
+        let n = self.dof;
+        let (mut g_coupled, mut g_arm) = ([0.0; MAX_JOINTS], [0.0; MAX_JOINTS]);
+        gravity_split(
+            &self.coupled.gravity(),
+            &self.coupled_data.world_T_joint,
+            &self.axes[..n],
+            &self.rotational[..n],
+            &self.supports,
+            &self.coupled_bodies[..n],
+            &self.arm_bodies[..self.arm_body_count],
+            &mut g_coupled[..n],
+            &mut g_arm[..n],
+        );
+        (g_coupled, g_arm)
+    }
+
+    /// Writes the hold torque g_robot + α·g_arm = g_coupled − (1 − α)·g_arm [Nm] (α = the current weight
+    /// support) into the report. Real-time safe.
+    fn set_hold_torque(&mut self, g_coupled: &[f64; MAX_JOINTS], g_arm: &[f64; MAX_JOINTS]) {
+        let alpha = self.support;
+        for j in 0..self.dof {
+            self.report.hold_torque[j] = g_coupled[j] - (1.0 - alpha) * g_arm[j];
+        }
+    }
+
     /// One control step: model update, observer, mode/AAN law, gravity and arm support. `t` is the time [s] (any
-    /// monotonic epoch). A non-finite state or reference gives a zero command and a report with
-    /// `inputs_finite = false` (the supervisor then stops). Real-time safe: no allocation, bounded time.
+    /// monotonic epoch).
+    ///
+    /// Bad input: a state with the wrong number of joints gives a zero command (the supervisor faults on the joint
+    /// count). Any other NaN/Inf or wrong length — in the state, the reference, the adaptation state or `t` — sets
+    /// `inputs_finite = false` in the report, so the supervisor stops (category 2). Whenever the measured
+    /// positions are finite the hold torque (robot gravity + the supported share of the arm's weight) is still
+    /// computed, reported and returned as the command: the stop holds the arm instead of letting it sink (a NaN
+    /// in the reference says nothing about the arm). Real-time safe: no allocation, bounded time.
     pub fn update(&mut self, state: &JointState, reference: &TaskReference, t: f64) -> JointCommand {
         let n = self.dof;
         let mut command = JointCommand::zeros(n);
-        let dims_ok = state.dof() == n && reference.position.len() == n;
-        let finite =
-            dims_ok && state.is_finite() && reference.is_finite() && self.adaptation.is_finite() && t.is_finite();
-        self.report.inputs_finite = finite;
         self.reference = *reference;
-        if !finite {
+        if state.dof() != n {
+            self.report.inputs_finite = false;
             self.report.hold_torque.fill(0.0);
+            self.mode_torque.fill(0.0);
+            return command;
+        }
+        let inputs_ok = state.is_finite()
+            && reference_fits(reference, n)
+            && reference.is_finite()
+            && self.adaptation.in_use_finite(n, self.config.aan.rbf.centers)
+            && t.is_finite();
+        if !inputs_ok {
+            self.report.inputs_finite = false;
+            if state.position.all_finite() {
+                forward_kinematics(&self.coupled, &mut self.coupled_data, &state.position);
+                let (g_coupled, g_arm) = self.gravity_terms();
+                self.set_hold_torque(&g_coupled, &g_arm);
+            } else {
+                self.report.hold_torque.fill(0.0);
+            }
+            if t.is_finite() {
+                self.last_t = Some(t);
+            }
+            command.torque = self.report.hold_torque;
+            self.last_torque = command.torque;
+            self.mode_torque.fill(0.0);
             return command;
         }
         let period = self.config.safety.period;
@@ -454,16 +572,7 @@ impl Controller {
         nle[..n].copy_from_slice(nonlinear_effects(&self.coupled, &mut self.coupled_data, q, qd).as_slice());
         crba(&self.coupled, &mut self.coupled_data, q);
         forward_kinematics(&self.coupled, &mut self.coupled_data, q);
-        let mut g_coupled = [0.0; MAX_JOINTS];
-        let placements = &self.coupled_data.world_T_joint;
-        gravity_of_bodies(&self.coupled, placements, &self.supports, &self.coupled_bodies[..n], &mut g_coupled[..n]);
-        let mut g_arm = [0.0; MAX_JOINTS];
-        let arm = &self.arm_bodies[..self.arm_body_count];
-        gravity_of_bodies(&self.coupled, placements, &self.supports, arm, &mut g_arm[..n]);
-        let mut g_robot = [0.0; MAX_JOINTS];
-        for j in 0..n {
-            g_robot[j] = g_coupled[j] - g_arm[j];
-        }
+        let (g_coupled, g_arm) = self.gravity_terms();
 
         // --- observer: motor torque in, patient torque out
         let mut tau_motor = if self.config.observer.use_commanded_torque { self.last_torque } else { state.torque };
@@ -480,13 +589,11 @@ impl Controller {
         // Weight support slews towards the block's setting (no torque step when the mode changes).
         let max_step = self.config.gravity.support_rate * dt;
         self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
-        let alpha = self.support;
-        for j in 0..n {
-            self.report.hold_torque[j] = g_robot[j] + alpha * (g_coupled[j] - g_robot[j]);
-        }
+        self.set_hold_torque(&g_coupled, &g_arm);
 
         // --- mode torque
         let mut tau = JointArray::splat(n, 0.0);
+        let mut model_ok = true;
         let e = |j: usize| reference.position[j] - q[j];
         let ed = |j: usize| reference.velocity[j] - qd[j];
         match self.settings.mode {
@@ -497,7 +604,7 @@ impl Controller {
                             tau[j] = self.gains.k[j] * e(j) + self.gains.d[j] * ed(j);
                         }
                     }
-                    Space::Cartesian => self.cartesian_impedance(state, reference, &mut tau),
+                    Space::Cartesian => model_ok = self.cartesian_impedance(state, reference, &mut tau),
                 }
                 if self.config.impedance.feedforward {
                     let ff =
@@ -534,11 +641,18 @@ impl Controller {
         }
         self.mode_torque = tau;
 
-        // --- trial statistics (allocation-free accumulators)
+        // --- trial statistics (allocation-free accumulators); the per-trial Emken law adapts at the trial end
+        // on the error of the ticks in which it was in force only
+        let assisted = self.settings.mode == Mode::ActiveAssisted;
+        let emken_per_trial = assisted && self.settings.law == AanLaw::Emken && !self.config.aan.emken.continuous;
         let mut assist2 = 0.0;
         let mut effort2 = 0.0;
         for j in 0..n {
-            self.trial.err2[j] += e(j) * e(j);
+            let e2 = e(j) * e(j);
+            self.trial.err2[j] += e2;
+            if emken_per_trial {
+                self.trial.emken_err2[j] += e2;
+            }
             assist2 += tau[j] * tau[j];
             effort2 += self.report.interaction_torque[j].powi(2);
         }
@@ -546,11 +660,13 @@ impl Controller {
         self.trial.effort2 += effort2;
         self.trial.ticks += 1;
         self.trial.time += dt;
+        self.trial.emken_ticks += u64::from(emken_per_trial);
+        self.trial.adaptive_ticks += u64::from(assisted && matches!(self.settings.law, AanLaw::Emken | AanLaw::Rbf));
 
         for j in 0..n {
             command.torque[j] = self.report.hold_torque[j] + tau[j];
         }
-        self.report.inputs_finite = command.is_finite();
+        self.report.inputs_finite = model_ok && command.is_finite();
         self.last_torque = command.torque;
         command
     }
@@ -604,49 +720,53 @@ impl Controller {
     }
 
     /// Cartesian impedance of the handle: τ = J_vᵀ(K_x(x_d − x) + D_x(ẋ_d − ẋ)) + N (K_n(q_d − q) − D_n q̇),
-    /// N = I − J_vᵀ(J_v J_vᵀ + λ²I)⁻¹J_v. The desired handle position defaults to FK of q_d.
-    fn cartesian_impedance(&mut self, state: &JointState, r: &TaskReference, tau: &mut JointArray<f64>) {
+    /// N = I − J_vᵀ(J_v J_vᵀ + λ²I)⁻¹J_v (λ² = `cartesian.damping_lambda` > 0, so the inverse is bounded by
+    /// 1/λ² even at a singularity). Without an explicit handle reference, x_d = FK(q_d) and ẋ_d = J(q_d) q̇_d.
+    /// Uses the placements of the measured posture from this tick's `forward_kinematics` (no second FK of q).
+    /// Returns false if the inverse does not exist (only possible with non-finite kinematics): the caller then
+    /// reports non-finite inputs and the supervisor stops. Real-time safe.
+    fn cartesian_impedance(&mut self, state: &JointState, r: &TaskReference, tau: &mut JointArray<f64>) -> bool {
         let n = self.dof;
         let c = &self.config.cartesian;
+        let handle = self.handle;
         let (x_d, xd_d) = match r.handle_position {
             Some(p) => (p, r.handle_velocity),
             None => {
-                frame_jacobian(
+                forward_kinematics(&self.coupled, &mut self.reference_data, &r.position);
+                frame_jacobian_from_data(
                     &self.coupled,
-                    &mut self.coupled_data,
-                    &r.position,
-                    self.handle,
+                    &mut self.reference_data,
+                    handle,
                     ReferenceFrame::LocalWorldAligned,
-                    &mut self.jacobian,
+                    &mut self.reference_jacobian,
                 );
-                let p = self.coupled_data.world_T_frame[self.handle.0].translation.vector;
+                let p = self.reference_data.world_T_frame[handle.0].translation.vector;
                 let mut v = Vector3::zeros();
                 for j in 0..n {
-                    v += self.jacobian.fixed_view::<3, 1>(0, j) * r.velocity[j];
+                    v += self.reference_jacobian.fixed_view::<3, 1>(0, j) * r.velocity[j];
                 }
                 (p, v)
             }
         };
-        frame_jacobian(
+        frame_jacobian_from_data(
             &self.coupled,
             &mut self.coupled_data,
-            &state.position,
-            self.handle,
+            handle,
             ReferenceFrame::LocalWorldAligned,
             &mut self.jacobian,
         );
-        let x = self.coupled_data.world_T_frame[self.handle.0].translation.vector;
+        let x = self.coupled_data.world_T_frame[handle.0].translation.vector;
         let mut xd = Vector3::zeros();
-        for j in 0..n {
-            xd += self.jacobian.fixed_view::<3, 1>(0, j) * state.velocity[j];
-        }
-        let force = (x_d - x) * c.stiffness + (xd_d - xd) * c.damping;
         let mut jjt = Matrix3::identity() * c.damping_lambda;
         for j in 0..n {
             let col = self.jacobian.fixed_view::<3, 1>(0, j);
+            xd += col * state.velocity[j];
             jjt += col * col.transpose();
         }
-        let inv = jjt.try_inverse().unwrap_or_else(Matrix3::zeros);
+        let force = (x_d - x) * c.stiffness + (xd_d - xd) * c.damping;
+        let Some(inv) = jjt.try_inverse() else {
+            return false;
+        };
         let mut z = [0.0; MAX_JOINTS];
         let mut jz = Vector3::zeros();
         for j in 0..n {
@@ -659,10 +779,13 @@ impl Controller {
             let col = self.jacobian.fixed_view::<3, 1>(0, j);
             tau[j] = col.dot(&force) + z[j] - col.dot(&y);
         }
+        true
     }
 
-    /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness from the
-    /// trial's RMS error. Allocation-free.
+    /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness once from
+    /// the RMS error of the ticks in which that law was in force (rests and other modes never adapt it).
+    /// Counts the trial in [`AdaptationState::trials`] if an adaptive law (Emken, RBF) acted in it.
+    /// Allocation-free.
     pub fn end_trial(&mut self) -> TrialMetrics {
         let n = self.dof;
         let ticks = self.trial.ticks.max(1) as f64;
@@ -670,15 +793,15 @@ impl Controller {
         for j in 0..n {
             rms_error[j] = (self.trial.err2[j] / ticks).sqrt();
         }
-        let a = &self.config.aan;
-        if self.settings.mode == Mode::ActiveAssisted
-            && self.settings.law == AanLaw::Emken
-            && !a.emken.continuous
-            && self.trial.ticks > 0
-        {
-            aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &rms_error, &a.emken);
+        if self.trial.emken_ticks > 0 {
+            let emken_ticks = self.trial.emken_ticks as f64;
+            let mut emken_error = JointArray::splat(n, 0.0);
+            for j in 0..n {
+                emken_error[j] = (self.trial.emken_err2[j] / emken_ticks).sqrt();
+            }
+            aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &emken_error, &self.config.aan.emken);
         }
-        if self.trial.ticks > 0 {
+        if self.trial.adaptive_ticks > 0 {
             self.adaptation.trials += 1;
         }
         let metrics = TrialMetrics {
@@ -691,6 +814,12 @@ impl Controller {
         };
         self.trial = TrialAccumulator::default();
         metrics
+    }
+
+    /// Discards the statistics accumulated since the last trial end without adapting anything: call when a trial
+    /// starts, so that the rest before it neither adapts a law nor enters the trial's metrics. Real-time safe.
+    pub fn reset_trial_statistics(&mut self) {
+        self.trial = TrialAccumulator::default();
     }
 
     /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width.

@@ -70,6 +70,15 @@ pub enum ControllerError {
         /// Current supervisor state.
         state: crate::safety::SafetyState,
     },
+    /// A request that is not allowed in the current state of a session (e.g. resuming an adaptation state after
+    /// the session started).
+    #[error("cannot {action}: {reason}")]
+    InvalidRequest {
+        /// The request.
+        action: &'static str,
+        /// Why not now.
+        reason: String,
+    },
     /// A task could not be built (unreachable target, empty range of motion).
     #[error("task `{task}`: {reason}")]
     Task {

@@ -30,11 +30,11 @@ mod protocol;
 pub mod safety;
 pub mod tasks;
 
-pub use aan::{AanLaw, AdaptationState, BlockPerformance, Progression};
+pub use aan::{ADAPTATION_STATE_VERSION, AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 pub use config::{
     AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, EmkenConfig, ErrorAugmentationConfig,
-    FrictionConfig, GravityConfig, ImpedanceConfig, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig,
-    TunnelConfig,
+    FrictionConfig, GravityConfig, ImpedanceConfig, MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig,
+    ResistiveConfig, TunnelConfig,
 };
 pub use controller::{Controller, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm};
 pub use error::ControllerError;

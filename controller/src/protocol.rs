@@ -12,7 +12,7 @@ use plexo_hal::{JointArray, JointCommand, JointState};
 use plexo_kinematics::Model;
 use serde::{Deserialize, Serialize};
 
-use crate::aan::{AanLaw, BlockPerformance, Progression};
+use crate::aan::{AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 use crate::controller::{Controller, Mode, ModeSettings, Space, TrialMetrics};
 use crate::error::{ControllerError, check_range};
 use crate::safety::RomLimit;
@@ -325,6 +325,9 @@ impl Session {
     pub fn new(protocol: &Protocol, model: &Model, rom: &[RomLimit]) -> Result<Self, ControllerError> {
         let n = model.nv();
         let file = format!("protocol `{}`", protocol.name);
+        // A protocol built in code has not been through `from_toml_str`: every block's settings must be valid
+        // here, so that switching modes during the session cannot fail.
+        protocol.validate(&file)?;
         if rom.len() != n {
             return Err(ControllerError::range("patient ROM", "rom", rom.len(), format!("need {n} ranges")));
         }
@@ -431,6 +434,11 @@ impl Session {
     /// True once every block is done.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// True once the first [`Session::step`] has run. Real-time safe.
+    pub fn is_started(&self) -> bool {
+        self.phase != Phase::NotStarted
     }
 
     /// Scale applied to the movement time of the following trials (progression). Real-time safe.
@@ -621,8 +629,35 @@ impl Therapy {
         self.controller.start(state);
     }
 
-    /// One tick: session step, controller update, per-trial/per-block adaptation. Real-time safe (no
-    /// allocation).
+    /// Snapshot of everything the therapy has learnt — every AAN law's state (Emken stiffness, RBF weights,
+    /// tunnel width) and the Krebs progression (assistance and movement-duration scales) — to save at the end of
+    /// a session ([`AdaptationState::save`]) and resume the next one from ([`Therapy::resume_from`]).
+    /// Not real-time safe (clones).
+    pub fn adaptation_state(&self) -> AdaptationState {
+        self.controller.adaptation().clone()
+    }
+
+    /// Resumes the adaptation of an earlier session: its first trial starts with the saved assistance, not the
+    /// configured defaults, and its movements with the saved duration scale. Call before the first
+    /// [`Therapy::update`]. Rejects a state of another format version, joint count or RBF basis, or with NaN/Inf
+    /// or negative values, naming the field; values outside the current configuration's bounds are clamped and
+    /// returned. Not real-time safe.
+    pub fn resume_from(&mut self, state: AdaptationState) -> Result<Vec<ClampedValue>, ControllerError> {
+        if self.session.is_started() {
+            return Err(ControllerError::InvalidRequest {
+                action: "resume the adaptation state",
+                reason: "the session has already started; resume before the first update".into(),
+            });
+        }
+        let clamped = self.controller.restore_adaptation(state)?;
+        self.session.set_duration_scale(self.controller.adaptation().duration_scale);
+        Ok(clamped)
+    }
+
+    /// One tick: session step, controller update, per-trial/per-block adaptation. Each trial adapts the laws
+    /// exactly once, on the trial's own data: the statistics of the rest before a trial are discarded when it
+    /// starts, and the trial is closed (per-trial adaptation) before the rest hold takes over. Real-time safe
+    /// (no allocation).
     pub fn update(&mut self, state: &JointState, t: f64) -> (JointCommand, TherapyEvent) {
         let (reference, event) = self.session.step(state, t);
         let mut out = TherapyEvent::None;
@@ -634,11 +669,19 @@ impl Therapy {
                 self.session.set_duration_scale(self.controller.adaptation().duration_scale);
             }
             SessionEvent::TrialStarted { block, trial } => {
-                // The block's mode acts during the movement only (validated when the protocol was loaded; an
-                // error here would be a bug: keep the rest hold then).
-                let _ = self.controller.set_mode(self.session.blocks[block].settings());
-                self.controller.end_trial(); // discard rest-period statistics
+                // The block's mode acts during the movement only. Its settings were validated when the session
+                // was prepared (`Session::new`), so the switch cannot fail.
+                self.controller.set_validated_mode(self.session.blocks[block].settings());
+                // The rest before the trial must neither adapt a law nor enter the trial's metrics.
+                self.controller.reset_trial_statistics();
                 out = TherapyEvent::TrialStarted { block, trial };
+            }
+            SessionEvent::TrialEnded { block, trial, reached, .. } => {
+                // Close the trial on its own ticks (the movement), before this tick's rest hold.
+                let metrics = self.controller.end_trial();
+                self.performance.trials += 1;
+                self.performance.successes += u32::from(reached);
+                out = TherapyEvent::TrialEnded(TrialRecord { block, trial, reached, metrics });
             }
             _ => {}
         }
@@ -646,16 +689,10 @@ impl Therapy {
             // Rests, block breaks and the session end: hold the arm where it is with full weight support — a
             // patient who relaxes after a trial must not drop the arm (seen in closed loop in transparent mode).
             // The controller slews the weight support, so the change is smooth.
-            let _ = self.controller.set_mode(REST_HOLD);
+            self.controller.set_validated_mode(REST_HOLD);
         }
         let command = self.controller.update(state, &reference, t);
         match event {
-            SessionEvent::TrialEnded { block, trial, reached, .. } => {
-                let metrics = self.controller.end_trial();
-                self.performance.trials += 1;
-                self.performance.successes += u32::from(reached);
-                out = TherapyEvent::TrialEnded(TrialRecord { block, trial, reached, metrics });
-            }
             SessionEvent::BlockEnded { block } => {
                 let progression = if self.session.blocks[block].spec.progression
                     && self.session.blocks[block].spec.mode == Mode::ActiveAssisted

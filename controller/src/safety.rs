@@ -21,6 +21,12 @@
 //! Every output it writes is finite, within the per-joint torque limit, within the torque-rate limit of the
 //! previous output (except when torque is cut to zero in `Fault`/`Disabled`), and never pushes a joint further
 //! beyond its effective position limit (the tighter of the robot's hard limit and the patient's ROM).
+//!
+//! Non-finite and absurd values: a NaN/Inf anywhere in the state, the controller's report or the command stops
+//! (category 2) with the hold torque the controller computed from the measured posture; a NaN/Inf *position*
+//! leaves nothing to hold against, so that joint's torque fades to zero at the rate limit and a persisting NaN
+//! escalates to Fault. Huge finite values (1e300) that overflow a limit term saturate with their sign (full
+//! push-back or braking within the torque limit) instead of collapsing to zero.
 
 use core::time::Duration;
 
@@ -49,11 +55,20 @@ pub struct SafetyConfig {
     pub velocity_soft_fraction: f64,
     /// Joint damping applied in SafeStop [Nm·s/rad].
     pub safe_stop_damping: f64,
+    /// Stiffness of the SafeStop position hold [Nm/rad]: a spring to the posture measured when the stop began
+    /// (clamped into the effective limits), as a drive's safe operating stop (IEC 61800-5-2 SS2/SOS) holds the
+    /// stop position. Without it the patient's passive tissue drifts a gravity-compensated arm out of standstill.
+    pub safe_stop_stiffness: f64,
+    /// Largest torque of the SafeStop position spring per joint [Nm]: it holds against passive tissue, tone and
+    /// tremor but never fights a deliberate push or a spasm harder than this.
+    pub safe_stop_hold_max: f64,
     /// Joint damping applied in CompliantRelease [Nm·s/rad].
     pub release_damping: f64,
     /// Speed below which every joint counts as standing still [rad/s].
     pub standstill_velocity: f64,
-    /// A SafeStop that does not reach standstill within this time escalates to Fault [s].
+    /// Standstill monitoring in SafeStop [s]: a stretch of motion (some joint faster than `standstill_velocity`)
+    /// longer than this without a single standstill sample escalates to Fault — the arm did not come to rest
+    /// after the stop began, or is being moved against the stop.
     pub safe_stop_timeout: f64,
     /// Consecutive non-finite state samples in SafeStop before escalating to Fault [-].
     pub nonfinite_fault_samples: u32,
@@ -173,7 +188,7 @@ pub enum StopReason {
         /// Joint index.
         joint: usize,
     },
-    /// The arm did not come to a standstill within the safe-stop timeout.
+    /// In SafeStop the arm kept moving for the whole safe-stop timeout without coming to a standstill.
     StandstillTimeout,
     /// The operator asked for a controlled stop.
     OperatorStop,
@@ -302,6 +317,11 @@ pub struct SafetySupervisor {
     frozen_count: u32,
     nonfinite_count: u32,
     safe_stop_since: Duration,
+    /// Start of the current stretch of motion in SafeStop (reset by every standstill sample).
+    moving_since: Duration,
+    /// Posture held in SafeStop [rad], per joint once a finite position was seen after the stop began.
+    stop_anchor: JointArray<f64>,
+    stop_anchored: [bool; MAX_JOINTS],
     stats: SafetyStats,
 }
 
@@ -429,6 +449,9 @@ impl SafetySupervisor {
             frozen_count: 0,
             nonfinite_count: 0,
             safe_stop_since: Duration::ZERO,
+            moving_since: Duration::ZERO,
+            stop_anchor: JointArray::splat(dof, 0.0),
+            stop_anchored: [false; MAX_JOINTS],
             stats: SafetyStats::default(),
         })
     }
@@ -441,6 +464,8 @@ impl SafetySupervisor {
         check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.5)?;
         check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.99)?;
         check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.0, 100.0)?;
+        check_range(f, "safety.safe_stop_stiffness", c.safe_stop_stiffness, 0.0, 500.0)?;
+        check_range(f, "safety.safe_stop_hold_max", c.safe_stop_hold_max, 0.0, 50.0)?;
         check_range(f, "safety.release_damping", c.release_damping, 0.0, 100.0)?;
         check_range(f, "safety.standstill_velocity", c.standstill_velocity, 0.0, 1.0)?;
         check_range(f, "safety.safe_stop_timeout", c.safe_stop_timeout, 0.01, 60.0)?;
@@ -513,6 +538,13 @@ impl SafetySupervisor {
         self.limits[joint].velocity_max
     }
 
+    /// The posture the current SafeStop holds for joint `joint` [rad] (latched at the first finite sample after
+    /// the stop began, clamped into the effective limits); `None` outside SafeStop or before it latched.
+    /// Real-time safe.
+    pub fn stop_anchor(&self, joint: usize) -> Option<f64> {
+        (self.state == SafetyState::SafeStop && self.stop_anchored[joint]).then(|| self.stop_anchor[joint])
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SafetyConfig {
         &self.config
@@ -554,6 +586,7 @@ impl SafetySupervisor {
     pub fn request_stop(&mut self, now: Duration) {
         if matches!(self.state, SafetyState::Enabling | SafetyState::Active | SafetyState::CompliantRelease) {
             self.safe_stop_since = now;
+            self.moving_since = now;
             self.enter(SafetyState::SafeStop, Some(StopReason::OperatorStop));
         }
     }
@@ -593,6 +626,8 @@ impl SafetySupervisor {
         self.ramp_start = None;
         self.nonfinite_count = 0;
         self.spasm_timer.fill(0.0);
+        // A new stop holds the posture where it begins (latched at the next finite sample of each joint).
+        self.stop_anchored = [false; MAX_JOINTS];
         if matches!(state, SafetyState::Disabled | SafetyState::Fault) {
             self.prev_torque.fill(0.0);
         }
@@ -604,6 +639,7 @@ impl SafetySupervisor {
     fn safe_stop(&mut self, reason: StopReason, now: Duration) {
         if matches!(self.state, SafetyState::Enabling | SafetyState::Active | SafetyState::CompliantRelease) {
             self.safe_stop_since = now;
+            self.moving_since = now;
             self.enter(SafetyState::SafeStop, Some(reason));
         }
     }
@@ -671,9 +707,11 @@ impl SafetySupervisor {
             {
                 // Still stale after the tick that entered the stop: the standstill cannot be monitored.
                 self.fault(StopReason::StaleSensor { samples });
-            } else if !self.standstill(state)
-                && now.saturating_sub(self.safe_stop_since).as_secs_f64() > self.config.safe_stop_timeout
-            {
+            } else if self.standstill(state) {
+                self.moving_since = now;
+            } else if now.saturating_sub(self.moving_since).as_secs_f64() > self.config.safe_stop_timeout {
+                // Standstill monitoring: the arm moved for the whole timeout without a single standstill sample
+                // (never came to rest, or is being pushed around). A noisy sample at rest does not count.
                 self.fault(StopReason::StandstillTimeout);
             }
         }
@@ -716,11 +754,12 @@ impl SafetySupervisor {
             }
             SafetyState::Enabling | SafetyState::Active => self.shape_controller_command(state, command, factor),
             SafetyState::CompliantRelease => {
-                self.damped_hold(state, report, command, self.config.release_damping);
+                self.damped_hold(state, report, command, self.config.release_damping, 0.0);
                 true
             }
             SafetyState::SafeStop => {
-                self.damped_hold(state, report, command, self.config.safe_stop_damping);
+                let (d, k) = (self.config.safe_stop_damping, self.config.safe_stop_stiffness);
+                self.damped_hold(state, report, command, d, k);
                 true
             }
         };
@@ -797,25 +836,34 @@ impl SafetySupervisor {
     }
 
     /// Walls, velocity fade, saturation and rate limit of one joint's total torque `tau` [Nm]. `q`/`qd` must be
-    /// finite. `wall_scale` ∈ [0, 1] scales the wall's spring–damper (the soft-start factor while enabling: a
-    /// resting arm often lies in a wall zone, e.g. hanging against the abduction stop, and a full-strength wall
-    /// at enable would kick it); the fade of outward torque always acts in full.
+    /// finite (the callers check). `wall_scale` ∈ [0, 1] scales the wall's spring–damper (the soft-start factor
+    /// while enabling: a resting arm often lies in a wall zone, e.g. hanging against the abduction stop, and a
+    /// full-strength wall at enable would kick it); the fade of outward torque always acts in full.
+    ///
+    /// The request is saturated first, so an oversized command keeps its direction but never outweighs the
+    /// wall's push-back. Huge but finite inputs (a sensor reporting 1e300 rad) can overflow a wall term to ±∞:
+    /// that saturates with its sign — the wall pushes back with the full torque limit, and the damper brakes with
+    /// it — rather than collapsing to zero. No NaN can arise for finite `q`/`qd`; should one ever reach the final
+    /// stage it is treated as zero torque, reached at the rate limit (see [`Self::saturate_and_rate_limit`]).
     fn shape_joint(&self, j: usize, tau: f64, q: f64, qd: f64, wall_scale: f64) -> f64 {
         let l = &self.limits[j];
-        let mut tau = tau;
+        let mut tau = if tau.is_nan() { 0.0 } else { tau.clamp(-l.torque_max, l.torque_max) };
         // Velocity fade: torque along the motion fades to zero between soft fraction and the limit.
         let v_soft = self.config.velocity_soft_fraction * l.velocity_max;
         if qd.abs() > v_soft && tau * qd > 0.0 {
             tau *= ((l.velocity_max - qd.abs()) / (l.velocity_max - v_soft)).clamp(0.0, 1.0);
         }
-        // Upper wall: outward torque fades to zero at the limit, a spring–damper pushes back.
+        // Upper wall: outward torque fades to zero at the limit, a spring–damper pushes back. (A zero
+        // `wall_scale` skips the spring–damper, so no 0·∞ can arise.)
         let upper_start = l.upper - l.wall_width;
         if q > upper_start {
             let pen = q - upper_start;
             if tau > 0.0 {
                 tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
             }
-            tau -= wall_scale * (l.wall_stiffness * pen + l.wall_damping * qd.max(0.0));
+            if wall_scale > 0.0 {
+                tau -= wall_scale * (l.wall_stiffness * pen + l.wall_damping * qd.max(0.0));
+            }
         }
         let lower_start = l.lower + l.wall_width;
         if q < lower_start {
@@ -823,14 +871,19 @@ impl SafetySupervisor {
             if tau < 0.0 {
                 tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
             }
-            tau += wall_scale * (l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0));
+            if wall_scale > 0.0 {
+                tau += wall_scale * (l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0));
+            }
         }
         self.saturate_and_rate_limit(j, tau)
     }
 
+    /// Saturation and rate limit of joint `j`'s torque [Nm]. ±∞ saturates with its sign. NaN has no direction:
+    /// it is treated as zero torque, approached at the rate limit from the previous output (defensive: the
+    /// callers never produce one from finite inputs).
     fn saturate_and_rate_limit(&self, j: usize, tau: f64) -> f64 {
         let l = &self.limits[j];
-        let tau = if tau.is_finite() { tau } else { 0.0 };
+        let tau = if tau.is_nan() { 0.0 } else { tau };
         let tau = tau.clamp(-l.torque_max, l.torque_max);
         let step = l.torque_rate_max * self.config.period;
         let prev = self.prev_torque[j];
@@ -865,15 +918,38 @@ impl SafetySupervisor {
         limited
     }
 
-    fn damped_hold(&mut self, state: &JointState, report: &ControllerReport, command: &mut JointCommand, damping: f64) {
+    /// The hold of SafeStop and CompliantRelease: the controller's hold torque (gravity of the robot + the
+    /// supported share of the arm, computed whenever the measured positions are finite) plus, in SafeStop, a
+    /// spring of `stiffness` to the posture where the stop began (bounded by `safe_stop_hold_max`), minus
+    /// `damping`·q̇, through walls, saturation and the rate limit. With an unknown (NaN/Inf) velocity the hold
+    /// still acts, without damping; with an unknown position there is nothing to hold against and the torque
+    /// fades to zero at the rate limit (a persisting NaN escalates to Fault).
+    fn damped_hold(
+        &mut self,
+        state: &JointState,
+        report: &ControllerReport,
+        command: &mut JointCommand,
+        damping: f64,
+        stiffness: f64,
+    ) {
         let n = self.dof;
+        let hold_max = self.config.safe_stop_hold_max;
         for j in 0..n {
             let (q, qd) = (state.position[j], state.velocity[j]);
             let hold = report.hold_torque.get(j).copied().filter(|h| h.is_finite()).unwrap_or(0.0);
-            let tau = if q.is_finite() && qd.is_finite() {
-                self.shape_joint(j, hold - damping * qd, q, qd, 1.0)
+            let tau = if q.is_finite() {
+                let v = if qd.is_finite() { qd } else { 0.0 };
+                let mut spring = 0.0;
+                if stiffness > 0.0 {
+                    if !self.stop_anchored[j] {
+                        let l = &self.limits[j];
+                        self.stop_anchor[j] = q.clamp(l.lower, l.upper);
+                        self.stop_anchored[j] = true;
+                    }
+                    spring = (stiffness * (self.stop_anchor[j] - q)).clamp(-hold_max, hold_max);
+                }
+                self.shape_joint(j, hold + spring - damping * v, q, v, 1.0)
             } else {
-                // Position or velocity unknown: no hold, no damping; only bounded by the rate limit.
                 self.saturate_and_rate_limit(j, 0.0)
             };
             command.torque[j] = tau;

@@ -67,6 +67,14 @@ impl Rig {
 
     fn run_active(&mut self, tau: f64) {
         self.sup.request_enable().unwrap();
+        self.run_active_from_enabling(tau);
+    }
+
+    /// Ticks through the soft start after an enable request.
+    fn run_active_from_enabling(&mut self, tau: f64) {
+        if self.sup.state() == SafetyState::Disabled {
+            self.sup.request_enable().unwrap();
+        }
         for _ in 0..1100 {
             self.tick(tau);
         }
@@ -243,7 +251,8 @@ fn soft_wall_fades_outward_torque_and_pushes_back_before_the_rom_limit() {
     for _ in 0..200 {
         cmd = rig.tick(4.0).1;
     }
-    let k = 60.0; // wall_stiffness of elbow_flexion in controller.toml
+    let config = ControllerConfig::default_config().unwrap();
+    let k = config.safety.joints.iter().find(|c| c.name == "elbow_flexion").unwrap().wall_stiffness;
     let expected = 4.0 * 0.5 - k * 0.5 * w;
     assert!((cmd.torque[3] - expected).abs() < 1e-9, "{} vs {expected}", cmd.torque[3]);
     // At the limit: no outward torque at all.
@@ -314,4 +323,195 @@ fn wrong_joint_count_faults() {
     let out = rig.sup.apply(&state, &rig.report, &mut cmd, rig.now);
     assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::JointCountMismatch { expected: 4, got: 3 } });
     assert!(cmd.is_zero() && cmd.dof() == 4);
+}
+
+/// A frozen sensor: the time stamp advances but position, velocity and torque repeat bit for bit. After exactly
+/// `frozen_samples` (500) repeats the supervisor stops; if the values are still frozen on the next tick the stop
+/// cannot be monitored and it faults.
+#[test]
+fn frozen_sensor_stops_after_500_bit_identical_samples_then_faults() {
+    let mut rig = Rig::new();
+    rig.run_active(1.0);
+    let frozen = rig.sup.config().frozen_samples;
+    assert_eq!(frozen, 500);
+    let values = rig.state;
+    let mut cmd = JointCommand::zeros(DOF);
+    for repeat in 1..=frozen {
+        rig.now += Duration::from_micros(PERIOD_US);
+        let mut state = values;
+        state.stamp = rig.now; // the stamp advances: only the values are frozen
+        cmd.torque.fill(1.0);
+        let out = rig.sup.apply(&state, &rig.report, &mut cmd, rig.now);
+        if repeat < frozen {
+            assert!(matches!(out, SafetyOutcome::Active { .. }), "repeat {repeat}: {out:?}");
+        } else {
+            assert_eq!(
+                out,
+                SafetyOutcome::SafeStop { reason: StopReason::StaleSensor { samples: frozen }, standstill: true },
+                "stop at exactly {frozen} identical samples"
+            );
+        }
+    }
+    rig.now += Duration::from_micros(PERIOD_US);
+    let mut state = values;
+    state.stamp = rig.now;
+    let out = rig.sup.apply(&state, &rig.report, &mut cmd, rig.now);
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::StaleSensor { samples: frozen + 1 } });
+    assert!(cmd.is_zero());
+}
+
+/// A live sensor whose values change by one bit just before every 500th sample never trips the detector.
+#[test]
+fn sensor_changing_by_one_bit_is_not_frozen() {
+    let mut rig = Rig::new();
+    rig.run_active(1.0);
+    let mut state = rig.state;
+    let mut cmd = JointCommand::zeros(DOF);
+    for k in 1..=3000u32 {
+        rig.now += Duration::from_micros(PERIOD_US);
+        state.stamp = rig.now;
+        if k % 499 == 0 {
+            state.position[2] = f64::from_bits(state.position[2].to_bits() ^ 1);
+        }
+        cmd.torque.fill(1.0);
+        let out = rig.sup.apply(&state, &rig.report, &mut cmd, rig.now);
+        assert!(matches!(out, SafetyOutcome::Active { .. }), "tick {k}: {out:?}");
+    }
+}
+
+#[test]
+fn request_disable_cuts_torque_without_a_fault_and_re_enable_ramps_from_zero() {
+    let mut rig = Rig::new();
+    rig.run_active(6.0);
+    rig.sup.request_disable().unwrap();
+    let (out, cmd) = rig.tick(6.0);
+    assert_eq!(out, SafetyOutcome::Disabled);
+    assert!(cmd.is_zero(), "torque off at once");
+    assert_eq!(rig.sup.stop_reason(), None, "a disable is not a fault");
+    rig.sup.request_enable().unwrap();
+    let (out, cmd) = rig.tick(6.0);
+    assert!(matches!(out, SafetyOutcome::Enabling { .. }));
+    assert_eq!(cmd.torque[0], 0.0, "the ramp starts from zero again");
+    // From a safe stop a disable is allowed too; from a fault (e-stop) only `reset` leaves.
+    rig.run_active_from_enabling(6.0);
+    rig.sup.request_stop(rig.now);
+    assert_eq!(rig.sup.state(), SafetyState::SafeStop);
+    rig.sup.request_disable().unwrap();
+    assert_eq!(rig.sup.state(), SafetyState::Disabled);
+    rig.sup.estop();
+    assert!(matches!(
+        rig.sup.request_disable(),
+        Err(plexo_controller::ControllerError::InvalidTransition { state: SafetyState::Fault, .. })
+    ));
+    assert!(rig.tick(6.0).1.is_zero());
+}
+
+#[test]
+fn request_stop_holds_with_damping_stays_stopped_at_standstill_and_needs_reset() {
+    let mut rig = Rig::new();
+    rig.report.hold_torque.fill(3.0);
+    rig.run_active(5.0);
+    // Not from Disabled: nothing to stop.
+    let mut idle = Rig::new();
+    idle.sup.request_stop(idle.now);
+    assert_eq!(idle.sup.state(), SafetyState::Disabled);
+
+    rig.state.velocity[1] = 0.5;
+    rig.sup.request_stop(rig.now);
+    let (out, cmd) = rig.tick(5.0);
+    assert_eq!(out, SafetyOutcome::SafeStop { reason: StopReason::OperatorStop, standstill: false });
+    // Category 2: from the 5 Nm command towards hold − damping·q̇, one rate-limited step.
+    let step = rig.sup.torque_rate_max(1) * rig.sup.config().period;
+    assert!((cmd.torque[1] - (5.0 - step)).abs() < 1e-9, "{}", cmd.torque[1]);
+    let mut cmd = cmd;
+    for _ in 0..200 {
+        cmd = rig.tick(5.0).1;
+    }
+    let damping = rig.sup.config().safe_stop_damping;
+    assert!((cmd.torque[1] - (3.0 - damping * 0.5)).abs() < 1e-9, "damped hold: {}", cmd.torque[1]);
+    assert!((cmd.torque[0] - 3.0).abs() < 1e-9, "a still joint gets the hold torque: {}", cmd.torque[0]);
+    // Standing still: the stop is held indefinitely (no standstill timeout), power kept.
+    rig.state.velocity[1] = 0.0;
+    let timeout_ticks = (rig.sup.config().safe_stop_timeout * 1e6 / PERIOD_US as f64) as usize;
+    for k in 0..2 * timeout_ticks {
+        let (out, cmd) = rig.tick(5.0);
+        assert_eq!(out, SafetyOutcome::SafeStop { reason: StopReason::OperatorStop, standstill: true });
+        if k >= 10 {
+            assert!((cmd.torque[1] - 3.0).abs() < 1e-9, "hold torque once the damping term has ramped out");
+        }
+    }
+    assert!(rig.sup.request_enable().is_err(), "no enable out of a stop without reset");
+    rig.sup.reset().unwrap();
+    assert_eq!(rig.tick(5.0).0, SafetyOutcome::Disabled);
+}
+
+#[test]
+fn set_rom_applies_only_while_disabled_and_rejects_bad_ranges() {
+    let mut rig = Rig::new();
+    let mut narrow = rom();
+    narrow[3] = RomLimit { min: 0.5, max: 1.5 };
+    rig.sup.set_rom(&joints(), &narrow).unwrap();
+    assert_eq!(rig.sup.effective_limits(3), (0.5, 1.5));
+    // The new ROM is enforced: the elbow at 1.6 rad (inside the old ROM) is now beyond the limit + tolerance.
+    rig.run_active(0.0);
+    assert!(matches!(
+        rig.sup.set_rom(&joints(), &rom()),
+        Err(plexo_controller::ControllerError::InvalidTransition { state: SafetyState::Active, .. })
+    ));
+    assert_eq!(rig.sup.effective_limits(3), (0.5, 1.5), "unchanged while active");
+    rig.state.position[3] = 1.5 + rig.sup.config().position_tolerance + 0.01;
+    let (out, _) = rig.tick(0.0);
+    assert!(
+        matches!(out, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { joint: 3, .. }, .. }),
+        "{out:?}"
+    );
+    rig.sup.request_disable().unwrap();
+    let mut empty = rom();
+    empty[2] = RomLimit { min: 0.4, max: 0.4 };
+    let err = rig.sup.set_rom(&joints(), &empty).unwrap_err().to_string();
+    assert!(err.contains("rom[2]") && err.contains("shoulder_rotation"), "{err}");
+    let mut outside = rom();
+    outside[0] = RomLimit { min: 2.0, max: 3.0 }; // beyond the abduction hard limit (π/2)
+    let err = rig.sup.set_rom(&joints(), &outside).unwrap_err().to_string();
+    assert!(err.contains("rom[0]") && err.contains("does not overlap"), "{err}");
+    assert!(rig.sup.set_rom(&joints(), &rom()[..3]).is_err(), "one range per joint");
+}
+
+/// Regression: a huge but finite state value overflowed a wall term to −∞, which the old saturation turned into
+/// zero torque; it must saturate with its sign (full push-back inside the torque limit).
+#[test]
+fn huge_finite_position_saturates_the_wall_push_back_instead_of_zeroing_it() {
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    rig.state.position[3] = 1e300;
+    rig.state.velocity[3] = 1e300;
+    let (out, cmd) = rig.tick(0.0);
+    assert!(matches!(out, SafetyOutcome::SafeStop { .. }), "{out:?}");
+    let step = rig.sup.torque_rate_max(3) * rig.sup.config().period;
+    assert!((cmd.torque[3] + step).abs() < 1e-9, "first step of the push-back: {}", cmd.torque[3]);
+    let mut cmd = cmd;
+    for _ in 0..200 {
+        cmd = rig.tick(0.0).1;
+        assert!(cmd.is_finite());
+    }
+    assert_eq!(cmd.torque[3], -rig.sup.torque_max(3), "full push-back into the range");
+}
+
+/// A NaN velocity does not remove the hold: gravity is known from the position, so the category-2 stop keeps
+/// holding (without damping) until the NaN persists for `nonfinite_fault_samples` and the stop faults.
+#[test]
+fn nan_velocity_keeps_the_hold_torque_until_the_fault() {
+    let mut rig = Rig::new();
+    rig.report.hold_torque.fill(3.0);
+    rig.run_active(3.0);
+    rig.state.velocity[1] = f64::NAN;
+    let samples = rig.sup.config().nonfinite_fault_samples;
+    for k in 1..samples {
+        let (out, cmd) = rig.tick(3.0);
+        assert!(matches!(out, SafetyOutcome::SafeStop { reason: StopReason::NonFiniteState, .. }), "{k}: {out:?}");
+        assert_eq!(cmd.torque[1], 3.0, "NaN sample {k}: hold kept, no damping from an unknown velocity");
+    }
+    let (out, cmd) = rig.tick(3.0);
+    assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::NonFiniteState }, "at NaN sample {samples}");
+    assert!(cmd.is_zero());
 }

@@ -1,0 +1,264 @@
+//! Trial sequencing and per-trial adaptation through `Session` and `Therapy` on plexo-arm4, with a scripted arm
+//! (no plant): dwell and timeout of a trial, exactly one adaptation per trial, resuming a saved state.
+
+use plexo_controller::{
+    AanLaw, BlockSpec, Controller, ControllerConfig, ControllerError, Mode, Protocol, REST_HOLD, RomLimit, Session,
+    SessionEvent, Space, TargetKind, TargetSetSpec, Therapy, TherapyEvent, aan,
+};
+use plexo_hal::{JointArray, JointState};
+use plexo_kinematics::Model;
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+
+const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
+const DT: f64 = 0.001;
+
+fn arm4() -> Model {
+    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+}
+
+fn rom(model: &Model) -> Vec<RomLimit> {
+    model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect()
+}
+
+fn block(mode: Mode, law: AanLaw, repetitions: u32) -> BlockSpec {
+    BlockSpec {
+        name: format!("{mode:?}/{law:?}"),
+        mode,
+        law,
+        space: Space::Joint,
+        targets: "elbow".into(),
+        repetitions,
+        movement_time: 1.0,
+        trial_timeout: 3.0,
+        tolerance: 0.05,
+        dwell: 0.3,
+        inter_trial_rest: 0.5,
+        rest_after: 1.0,
+        arm_support: 1.0,
+        error_gain: None,
+        progression: mode == Mode::ActiveAssisted,
+    }
+}
+
+/// A protocol of `blocks` on an elbow range-of-motion target set (two trials per repetition: low end, high end).
+fn protocol(blocks: Vec<BlockSpec>) -> Protocol {
+    Protocol {
+        name: "test".into(),
+        description: "elbow range of motion".into(),
+        target_sets: vec![TargetSetSpec {
+            name: "elbow".into(),
+            kind: TargetKind::JointRom,
+            home: HOME.to_vec(),
+            count: None,
+            radius_fraction: None,
+            radius_cap: None,
+            rom_margin: None,
+            joint: Some("elbow_flexion".into()),
+            range_fraction: Some(0.5),
+        }],
+        blocks,
+    }
+}
+
+fn state_at(q: &JointArray<f64>, t: f64) -> JointState {
+    let mut s = JointState::zeros(4);
+    s.position = *q;
+    s.stamp = std::time::Duration::from_secs_f64(t);
+    s
+}
+
+fn offset(q: &JointArray<f64>, joint: usize, by: f64) -> JointArray<f64> {
+    let mut q = *q;
+    q[joint] += by;
+    q
+}
+
+/// Starts the first trial of a one-block session; returns the session, the trial's target and its start time.
+fn first_trial() -> (Session, JointArray<f64>, f64) {
+    let model = arm4();
+    let mut session =
+        Session::new(&protocol(vec![block(Mode::Passive, AanLaw::Fixed, 1)]), &model, &rom(&model)).unwrap();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut t = 0.0;
+    loop {
+        let (_, event) = session.step(&state_at(&home, t), t);
+        if let SessionEvent::TrialStarted { block: 0, trial: 0 } = event {
+            let target = session.blocks()[0].trial_targets[0];
+            return (session, target, t);
+        }
+        t += DT;
+        assert!(t < 5.0, "no trial started");
+    }
+}
+
+/// Steps the session from `t` while the arm is at `q`, for `duration` [s]; returns the first trial end (with its
+/// time) if one happens, and the time reached.
+fn hold_at(session: &mut Session, q: &JointArray<f64>, t: &mut f64, duration: f64) -> Option<(bool, f64, f64)> {
+    let end = *t + duration;
+    while *t < end - 1e-9 {
+        *t += DT;
+        if let (_, SessionEvent::TrialEnded { reached, duration, .. }) = session.step(&state_at(q, *t), *t) {
+            return Some((reached, duration, *t));
+        }
+    }
+    None
+}
+
+#[test]
+fn leaving_the_tolerance_restarts_the_dwell() {
+    let (mut session, target, start) = first_trial();
+    let spec = session.blocks()[0].spec.clone();
+    let mut t = start;
+    let inside = offset(&target, 3, 0.8 * spec.tolerance);
+    let outside = offset(&target, 3, 1.5 * spec.tolerance);
+    // In the tolerance for less than the dwell, out, then in again: the dwell starts over.
+    assert_eq!(hold_at(&mut session, &inside, &mut t, 0.8 * spec.dwell), None, "dwell not complete yet");
+    assert_eq!(hold_at(&mut session, &outside, &mut t, 0.1), None, "left the tolerance");
+    let back = t + DT;
+    assert_eq!(
+        hold_at(&mut session, &inside, &mut t, spec.dwell - 0.01),
+        None,
+        "0.8 + 0.97 dwell inside in total, but not in one stretch: no end"
+    );
+    let (reached, duration, end) = hold_at(&mut session, &inside, &mut t, 0.1).expect("the trial ends");
+    assert!(reached, "target reached");
+    assert!(
+        (end - back - spec.dwell).abs() < 1.5 * DT,
+        "ends one dwell ({}) after re-entering: {end} vs {back}",
+        spec.dwell
+    );
+    assert!((duration - (end - start)).abs() < 1e-9, "duration from the trial start");
+}
+
+#[test]
+fn staying_in_the_tolerance_for_the_dwell_ends_the_trial_as_reached() {
+    let (mut session, target, start) = first_trial();
+    let spec = session.blocks()[0].spec.clone();
+    let mut t = start;
+    // The arm gets there 0.5 s into the trial.
+    assert_eq!(hold_at(&mut session, &offset(&target, 3, 0.3), &mut t, 0.5), None);
+    let arrived = t + DT;
+    let (reached, _, end) = hold_at(&mut session, &target, &mut t, 2.0).expect("the trial ends");
+    assert!(reached);
+    assert!(
+        (end - arrived - spec.dwell).abs() < 1.5 * DT,
+        "ends {} s after arriving, dwell {}",
+        end - arrived,
+        spec.dwell
+    );
+}
+
+#[test]
+fn a_trial_that_never_reaches_the_target_ends_at_the_timeout_as_failed() {
+    let (mut session, target, start) = first_trial();
+    let spec = session.blocks()[0].spec.clone();
+    let mut t = start;
+    // Hovering just outside the tolerance for the whole trial.
+    let near = offset(&target, 3, 1.2 * spec.tolerance);
+    let (reached, duration, end) = hold_at(&mut session, &near, &mut t, spec.trial_timeout + 1.0).expect("timeout");
+    assert!(!reached, "not reached");
+    assert!((duration - spec.trial_timeout).abs() < 1.5 * DT, "ends at the timeout: {duration} s");
+    assert!((end - start - spec.trial_timeout).abs() < 1.5 * DT);
+    // The next trial follows after the inter-trial rest.
+    let mut next = None;
+    while t < end + spec.inter_trial_rest + 0.1 {
+        t += DT;
+        if let (_, SessionEvent::TrialStarted { trial, .. }) = session.step(&state_at(&near, t), t) {
+            next = Some((trial, t));
+            break;
+        }
+    }
+    let (trial, at) = next.expect("second trial");
+    assert_eq!(trial, 1);
+    assert!((at - end - spec.inter_trial_rest).abs() < 1.5 * DT, "after the rest: {}", at - end);
+}
+
+fn therapy(blocks: Vec<BlockSpec>) -> Therapy {
+    let model = arm4();
+    let config = ControllerConfig::default_config().unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+    let controller = Controller::new(&model, &config, &arm, "test").unwrap();
+    Therapy::new(Session::new(&protocol(blocks), &model, &rom(&model)).unwrap(), controller)
+}
+
+/// Regression: at each trial start `Therapy` switched to the block's mode and then called `end_trial` to discard
+/// the rest period's statistics — which, in an Emken block, ran an extra Emken update on the rest data (forgetting
+/// ≈ f² per trial instead of f) and counted the trial twice. Each trial must adapt exactly once, on its own ticks,
+/// and rests must adapt nothing.
+#[test]
+fn regression_therapy_adapted_emken_twice_per_trial() {
+    let mut therapy = therapy(vec![block(Mode::ActiveAssisted, AanLaw::Emken, 3)]);
+    let emken = therapy.controller().config().aan.emken.clone();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut state = state_at(&home, 0.0);
+    therapy.start(&state);
+    let mut t = 0.0;
+    let mut k_before_trial = therapy.controller().adaptation().emken_stiffness;
+    let mut k_last = k_before_trial;
+    let mut trials_before = therapy.controller().adaptation().trials;
+    let (mut moving_ticks, mut ended, mut adapted) = (0u64, 0, 0);
+    while ended < 6 {
+        t += DT;
+        state.stamp = std::time::Duration::from_secs_f64(t);
+        let (_, event) = therapy.update(&state, t);
+        let k_now = therapy.controller().adaptation().emken_stiffness;
+        match event {
+            TherapyEvent::TrialStarted { .. } => {
+                assert_eq!(k_now, k_last, "a trial start adapts nothing (the rest data is discarded)");
+                assert_eq!(therapy.controller().adaptation().trials, trials_before);
+                k_before_trial = k_now;
+                moving_ticks = 1;
+            }
+            TherapyEvent::TrialEnded(record) => {
+                ended += 1;
+                // Exactly one Emken update, from the trial's own RMS error.
+                let mut expected = k_before_trial;
+                aan::emken_update(&mut expected[..4], &record.metrics.rms_error, &emken);
+                for j in 0..4 {
+                    assert!(
+                        (k_now[j] - expected[j]).abs() < 1e-12,
+                        "trial {ended} joint {j}: {} vs {}",
+                        k_now[j],
+                        expected[j]
+                    );
+                }
+                adapted += usize::from(k_now != k_before_trial);
+                assert_eq!(record.metrics.ticks, moving_ticks, "the metrics cover the trial's own ticks");
+                assert_eq!(therapy.controller().adaptation().trials, trials_before + 1, "counted once");
+                trials_before += 1;
+            }
+            TherapyEvent::SessionEnded => break,
+            _ => {
+                if therapy.session().is_moving() {
+                    moving_ticks += 1;
+                } else {
+                    assert_eq!(k_now, k_last, "rests adapt nothing");
+                    assert_eq!(therapy.controller().mode(), REST_HOLD);
+                }
+            }
+        }
+        k_last = k_now;
+        // The arm lags the reference by ~0.1 s, so the trials have errors above the deadband.
+        let target = therapy.controller().reference().position;
+        for j in 0..4 {
+            let step = 0.01 * (target[j] - state.position[j]);
+            state.position[j] += step;
+            state.velocity[j] = step / DT;
+        }
+    }
+    assert_eq!(ended, 6);
+    assert!(adapted >= 3, "the error grew the stiffness in most trials ({adapted} of 6 changed it)");
+}
+
+#[test]
+fn resume_is_only_allowed_before_the_session_starts() {
+    let mut therapy = therapy(vec![block(Mode::Passive, AanLaw::Fixed, 1)]);
+    let saved = therapy.adaptation_state();
+    assert_eq!(&saved, therapy.controller().adaptation());
+    let home = JointArray::from_slice(&HOME).unwrap();
+    therapy.resume_from(saved.clone()).unwrap();
+    therapy.update(&state_at(&home, 0.0), 0.0);
+    let err = therapy.resume_from(saved).unwrap_err();
+    assert!(matches!(err, ControllerError::InvalidRequest { .. }), "{err}");
+    assert!(err.to_string().contains("already started"), "{err}");
+}
