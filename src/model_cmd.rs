@@ -1,27 +1,14 @@
 //! `plexo model`: prints the parsed kinematic chain of a URDF (or an embedded default robot).
 
-use std::path::Path;
-
-use plexo_kinematics::{Model, default_robot_urdf};
+use plexo_kinematics::Model;
 use serde::Serialize;
 
 use crate::AppError;
 
 /// Loads a robot model from a URDF path or, if no such file exists, from an embedded default robot name
-/// (`plexo-arm4`, `plexo-arm6`, `test-arm7`). Not real-time safe.
+/// (`plexo-arm4`, `plexo-arm6`, `test-arm7`). Errors name the file. Not real-time safe.
 pub fn load_robot(spec: &str) -> Result<Model, AppError> {
-    let path = Path::new(spec);
-    if path.exists() {
-        return Ok(Model::from_urdf_file(path)?);
-    }
-    match default_robot_urdf(spec) {
-        Some(xml) => Ok(Model::from_urdf_str(xml)?),
-        None => Err(AppError::NotFound {
-            what: "robot",
-            name: spec.to_owned(),
-            hint: "a URDF file path, or one of plexo-arm4, plexo-arm6, test-arm7",
-        }),
-    }
+    Ok(crate::setup::load_robot(spec)?.value.0)
 }
 
 /// Machine-readable summary of a model (`plexo model --json`).
@@ -50,10 +37,10 @@ pub struct JointSummary {
     pub parent: Option<String>,
     /// Axis in the joint frame (unit vector).
     pub axis: [f64; 3],
-    /// Lower position limit [rad] or [m].
-    pub lower: f64,
-    /// Upper position limit [rad] or [m].
-    pub upper: f64,
+    /// Lower position limit [rad] or [m]; `null` for a continuous joint (no limit).
+    pub lower: Option<f64>,
+    /// Upper position limit [rad] or [m]; `null` for a continuous joint (no limit).
+    pub upper: Option<f64>,
     /// Velocity limit [rad/s] or [m/s].
     pub velocity: f64,
     /// Effort limit [Nm] or [N].
@@ -91,8 +78,8 @@ pub fn summarize(model: &Model) -> ModelSummary {
                 kind: format!("{:?}", j.kind).to_lowercase(),
                 parent: joint_name(j.parent),
                 axis: [j.axis.x, j.axis.y, j.axis.z],
-                lower: j.limits.lower,
-                upper: j.limits.upper,
+                lower: Some(j.limits.lower).filter(|v| v.is_finite()),
+                upper: Some(j.limits.upper).filter(|v| v.is_finite()),
                 velocity: j.limits.velocity,
                 effort: j.limits.effort,
                 body_mass_kg: j.body.mass,
@@ -116,36 +103,38 @@ pub fn summarize(model: &Model) -> ModelSummary {
 
 /// Human-readable rendering of a summary.
 pub fn render_text(s: &ModelSummary) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "robot {}: {} actuated joints, total mass {:.3} kg", s.name, s.dof, s.total_mass_kg);
-    let _ = writeln!(
-        out,
-        "\n{:<3} {:<20} {:<10} {:<20} {:>22} {:>10} {:>9} {:>9}",
-        "#", "joint", "type", "axis", "limits [deg]", "vel[r/s]", "eff[Nm]", "mass[kg]"
+    let mut out = format!("robot {}: {} actuated joints, total mass {:.3} kg\n", s.name, s.dof, s.total_mass_kg);
+    out += &format!(
+        "\n{:<3} {:<20} {:<20} {:<10} {:<20} {:>22} {:>10} {:>9} {:>9}\n",
+        "#", "joint", "parent", "type", "axis", "limits [deg]", "vel[r/s]", "eff[Nm]", "mass[kg]"
     );
     for (i, j) in s.joints.iter().enumerate() {
         let axis = format!("({:+.2}, {:+.2}, {:+.2})", j.axis[0], j.axis[1], j.axis[2]);
-        let limits = if j.kind == "prismatic" {
-            format!("[{:.3}, {:.3}] m", j.lower, j.upper)
-        } else if j.lower.is_finite() {
-            format!("[{:.1}, {:.1}]", j.lower.to_degrees(), j.upper.to_degrees())
-        } else {
-            "continuous".to_owned()
+        let limits = match (j.lower, j.upper) {
+            (Some(lo), Some(hi)) if j.kind == "prismatic" => format!("[{lo:.3}, {hi:.3}] m"),
+            (Some(lo), Some(hi)) => format!("[{:.1}, {:.1}]", lo.to_degrees(), hi.to_degrees()),
+            _ => "continuous".to_owned(),
         };
-        let _ = writeln!(
-            out,
-            "{:<3} {:<20} {:<10} {:<20} {:>22} {:>10.2} {:>9.1} {:>9.3}",
-            i, j.name, j.kind, axis, limits, j.velocity, j.effort, j.body_mass_kg
+        out += &format!(
+            "{:<3} {:<20} {:<20} {:<10} {:<20} {:>22} {:>10.2} {:>9.1} {:>9.3}\n",
+            i,
+            j.name,
+            j.parent.as_deref().unwrap_or("(base)"),
+            j.kind,
+            axis,
+            limits,
+            j.velocity,
+            j.effort,
+            j.body_mass_kg
         );
     }
-    let _ = writeln!(out, "\n{:<24} {:<20} {:>26}", "frame", "on joint", "world position at q=0 [m]");
+    out += &format!("\n{:<24} {:<20} {:>26}\n", "frame", "on joint", "world position at q=0 [m]");
     for f in &s.frames {
         let p = format!(
             "({:+.3}, {:+.3}, {:+.3})",
             f.world_position_at_zero[0], f.world_position_at_zero[1], f.world_position_at_zero[2]
         );
-        let _ = writeln!(out, "{:<24} {:<20} {:>26}", f.name, f.joint.as_deref().unwrap_or("(base)"), p);
+        out += &format!("{:<24} {:<20} {:>26}\n", f.name, f.joint.as_deref().unwrap_or("(base)"), p);
     }
     out
 }

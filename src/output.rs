@@ -226,7 +226,7 @@ pub fn finish_session(
             },
             "telemetry": { "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped },
         });
-        std::fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap_or_default())
+        std::fs::write(&json_path, serde_json::to_string_pretty(&json).expect("a JSON value always serializes"))
             .map_err(|e| AppError::Io { path: json_path.display().to_string(), source: e })?;
         println!("summary saved to {}", json_path.display());
     }

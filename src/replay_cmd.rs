@@ -151,8 +151,7 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
 /// Starts a Rerun viewer bound to loopback (a plainly started 0.36 viewer listens on 0.0.0.0:9876, exposing
 /// patient data to the clinic network), optionally opening `file`.
 pub fn spawn_viewer(file: Option<&Path>) -> Result<rerun::SpawnOptions, AppError> {
-    let mut opts = rerun::SpawnOptions::default();
-    opts.extra_args = vec!["--bind".into(), "127.0.0.1".into()];
+    let mut opts = rerun::SpawnOptions { extra_args: vec!["--bind".into(), "127.0.0.1".into()], ..Default::default() };
     if let Some(f) = file {
         opts.extra_args.push(f.display().to_string());
     }

@@ -241,8 +241,8 @@ pub fn run_session<P: Plant>(
         if let Err(e) = read {
             // The supervisor cannot act on a state it does not have: torque off at once.
             rt.supervisor.estop();
-            let _ = rt.plant.estop();
-            end = Some(SessionEnd::Robot(format!("read failed ({:?}): {e}", e.kind())));
+            let estop = estop_note(rt.plant.estop());
+            end = Some(SessionEnd::Robot(format!("read failed ({:?}): {e}{estop}", e.kind())));
             break;
         }
 
@@ -258,8 +258,8 @@ pub fn run_session<P: Plant>(
         // --- write
         if let Err(e) = rt.plant.write(&cmd) {
             rt.supervisor.estop();
-            let _ = rt.plant.estop();
-            end = Some(SessionEnd::Robot(format!("write failed ({:?}): {e}", e.kind())));
+            let estop = estop_note(rt.plant.estop());
+            end = Some(SessionEnd::Robot(format!("write failed ({:?}): {e}{estop}", e.kind())));
             break;
         }
         if matches!(rt.plant.lifecycle(), Lifecycle::Fault | Lifecycle::EStopped) {
@@ -387,17 +387,25 @@ pub fn run_session<P: Plant>(
     }
 
     // --- torque off (not real-time from here on)
-    if rt.supervisor.state() != SafetyState::Fault {
-        let _ = rt.supervisor.request_disable();
+    if rt.supervisor.state() != SafetyState::Fault
+        && let Err(e) = rt.supervisor.request_disable()
+    {
+        // The supervisor refuses a disable only from states that already give zero torque (Fault).
+        tracing::warn!("supervisor disable refused ({e}); torque is removed below regardless");
     }
     let mut zero = JointCommand::zeros(n);
     let now = Duration::from_secs(1) + state.stamp;
     rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut zero, now);
     if rt.plant.lifecycle() == Lifecycle::Active {
-        let _ = rt.plant.write(&zero);
+        if let Err(e) = rt.plant.write(&zero) {
+            tracing::error!("writing the final zero command failed ({e}); disabling anyway");
+        }
         if let Err(e) = rt.plant.disable() {
             tracing::error!("disable failed ({e}); e-stopping");
-            let _ = rt.plant.estop();
+            if let Err(e) = rt.plant.estop() {
+                tracing::error!("e-stop failed too ({e}): switch the drives' power off");
+                eprintln!("error: the robot could not be e-stopped ({e}): switch the drives' power off");
+            }
         }
     }
     Ok(SessionReport {
@@ -409,6 +417,14 @@ pub fn run_session<P: Plant>(
         safety: rt.supervisor.stats(),
         limited_ticks,
     })
+}
+
+/// Text appended to a backend failure when the e-stop that followed it failed too (empty when it worked).
+fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
+    match result {
+        Ok(()) => String::new(),
+        Err(e) => format!("; the e-stop failed too ({e}): switch the drives' power off"),
+    }
 }
 
 /// Trial and block bookkeeping on a therapy event; forwards the event to the patient (sim) and the telemetry.

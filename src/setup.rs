@@ -24,21 +24,22 @@ pub struct Loaded<T> {
 /// The robot's URDF text and its model: a path, or an embedded default (`plexo-arm4`, `plexo-arm6`, `test-arm7`).
 pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     let path = Path::new(spec);
-    let (text, source) = if path.exists() {
+    if path.exists() {
         let text =
             std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
-        (text, path.display().to_string())
-    } else if let Some(text) = plexo_kinematics::default_robot_urdf(spec) {
-        (text.to_owned(), format!("{spec} (embedded)"))
-    } else {
-        return Err(AppError::NotFound {
+        let model = Model::from_urdf_str(&text).map_err(|e| e.in_file(path.to_path_buf()))?;
+        return Ok(Loaded { value: (model, text), source: path.display().to_string() });
+    }
+    match plexo_kinematics::default_robot_urdf(spec) {
+        Some(text) => {
+            Ok(Loaded { value: (Model::from_urdf_str(text)?, text.to_owned()), source: format!("{spec} (embedded)") })
+        }
+        None => Err(AppError::NotFound {
             what: "robot",
             name: spec.to_owned(),
             hint: "a URDF file path, or one of plexo-arm4, plexo-arm6, test-arm7",
-        });
-    };
-    let model = Model::from_urdf_str(&text)?;
-    Ok(Loaded { value: (model, text), source })
+        }),
+    }
 }
 
 /// A patient profile: a TOML path or an embedded profile name.

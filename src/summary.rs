@@ -206,7 +206,7 @@ impl SpeedProfile {
 
     /// Adds the hand position of one tick [m]. Real-time safe (drops samples beyond the capacity).
     pub fn push(&mut self, hand: &Vector3<f64>) {
-        if self.counter % self.decimation == 0 {
+        if self.counter.is_multiple_of(self.decimation) {
             if let Some(last) = self.last
                 && self.speeds.len() < self.capacity
             {

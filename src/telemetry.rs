@@ -17,10 +17,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam::channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use plexo_controller::{SafetyOutcome, StopReason};
 use plexo_hal::JointArray;
 use plexo_kinematics::{Data, FrameId, Model};
@@ -46,7 +47,7 @@ pub struct Sample {
     pub tau_patient_true: Option<JointArray<f64>>,
     /// Assistance stiffness per joint [Nm/rad].
     pub stiffness: JointArray<f64>,
-    /// Scalar assistance level of the controller [0–1].
+    /// Assistance: norm of the therapy-mode torque (gravity and weight support excluded) [Nm].
     pub assistance: f64,
     /// Patient share of the task-directed effort [0–1].
     pub patient_effort_share: f64,
@@ -123,6 +124,9 @@ pub enum Event {
 }
 
 /// What the control thread sends.
+// A `Sample` is large (≈ 500 bytes) but boxing it would allocate in the tick; the channel's slots are sized
+// once, before the loop.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Message {
     /// One tick.
@@ -191,6 +195,9 @@ impl TelemetrySender {
 /// Handle to the running telemetry thread.
 pub struct Telemetry {
     sender: TelemetrySender,
+    /// Set by [`Telemetry::finish`]: the writer drains what is queued and ends, even while clones of the sender
+    /// are still alive (waiting for every clone to drop would hang the shutdown).
+    closing: Arc<AtomicBool>,
     thread: JoinHandle<Result<TelemetryReport, AppError>>,
 }
 
@@ -211,11 +218,13 @@ impl Telemetry {
         let rec = open_stream(&config)?;
         let (tx, rx) = bounded(config.capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
+        let closing_writer = closing.clone();
         let thread = std::thread::Builder::new()
             .name("plexo-telemetry".into())
-            .spawn(move || Writer::new(config, rec)?.run(rx))
+            .spawn(move || Writer::new(config, rec)?.run(rx, &closing_writer))
             .map_err(|e| AppError::Telemetry(format!("cannot start the telemetry thread: {e}")))?;
-        Ok(Self { sender: TelemetrySender { tx, dropped }, thread })
+        Ok(Self { sender: TelemetrySender { tx, dropped }, closing, thread })
     }
 
     /// A sender for the control thread.
@@ -223,10 +232,11 @@ impl Telemetry {
         self.sender.clone()
     }
 
-    /// Closes the channel, waits for the thread to flush everything, returns its report and the drop count.
-    /// Not real-time safe.
+    /// Stops the telemetry: the thread writes everything sent so far, flushes the sinks and ends; returns its
+    /// report and the drop count (messages sent after this call are counted as dropped). Not real-time safe.
     pub fn finish(self) -> Result<(TelemetryReport, u64), AppError> {
         let dropped = self.sender.dropped.clone();
+        self.closing.store(true, Ordering::Release);
         drop(self.sender);
         let report = self.thread.join().map_err(|_| AppError::Telemetry("telemetry thread panicked".into()))??;
         Ok((report, dropped.load(Ordering::Relaxed)))
@@ -396,8 +406,17 @@ impl Writer {
         })
     }
 
-    fn run(mut self, rx: Receiver<Message>) -> Result<TelemetryReport, AppError> {
-        for message in rx.iter() {
+    fn run(mut self, rx: Receiver<Message>, closing: &AtomicBool) -> Result<TelemetryReport, AppError> {
+        loop {
+            let message = match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) if closing.load(Ordering::Acquire) => match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             match message {
                 Message::Sample(s) => self.on_sample(&s)?,
                 Message::Event(e) => self.on_event(&e)?,
@@ -420,7 +439,7 @@ impl Writer {
         if self.batch.len() >= BATCH {
             self.flush_batch()?;
         }
-        if s.tick % self.pose_every == 0 && s.q.len() == self.model.nv() {
+        if s.tick.is_multiple_of(self.pose_every) && s.q.len() == self.model.nv() {
             self.set_time(s.tick, s.time);
             plexo_kinematics::forward_kinematics(&self.model, &mut self.data, &s.q);
             for (name, frame) in &self.links {
@@ -654,4 +673,65 @@ fn log_link_geometry(rec: &rerun::RecordingStream, link: &str, visuals: &[urdf_r
         .map_err(rr_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(capacity: usize) -> Telemetry {
+        let (model, urdf) = crate::setup::load_robot("plexo-arm4").unwrap().value;
+        Telemetry::start(TelemetryConfig {
+            session_name: "test".into(),
+            model,
+            urdf,
+            handle_frame: "handle".into(),
+            block_names: vec![],
+            block_targets: vec![],
+            pose_every: 10,
+            capacity,
+            sinks: Sinks::default(),
+        })
+        .unwrap()
+    }
+
+    fn sample(tick: u64) -> Message {
+        let zeros = JointArray::splat(4, 0.0);
+        Message::Sample(Sample {
+            tick,
+            q: zeros,
+            q_ref: zeros,
+            tau_cmd: zeros,
+            tau_patient_est: zeros,
+            stiffness: zeros,
+            ..Sample::default()
+        })
+    }
+
+    #[test]
+    fn finish_returns_while_a_sender_clone_is_still_alive() {
+        // Regression: `finish` waited for every sender clone to drop, and a caller holding one hung forever.
+        let telemetry = start(16);
+        let sender = telemetry.sender();
+        for tick in 0..5 {
+            sender.send(sample(tick));
+        }
+        let (report, dropped) = telemetry.finish().unwrap();
+        assert_eq!(report.samples, 5);
+        assert_eq!(dropped, 0);
+        // The writer has gone: later sends are counted, never block.
+        sender.send(sample(5));
+        assert_eq!(sender.dropped(), 1);
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_instead_of_blocking() {
+        let telemetry = start(1);
+        let sender = telemetry.sender();
+        for tick in 0..10_000 {
+            sender.send(sample(tick));
+        }
+        let (report, dropped) = telemetry.finish().unwrap();
+        assert_eq!(report.samples + dropped, 10_000, "every message is either written or counted");
+    }
 }

@@ -1,0 +1,250 @@
+//! End-to-end tests of the `plexo` binary as a user runs it: a short simulated session produces a Rerun
+//! recording with the expected entity paths (read back with the rrd decoder) and the block summary; bad
+//! configuration exits non-zero with a message naming file, key and range; `run` refuses to start unless every
+//! check passes and the operator confirms.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn plexo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plexo-e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+}
+
+#[test]
+fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary() {
+    let dir = scratch("sim");
+    let rrd = dir.join("session.rrd");
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--trials",
+        "3",
+        "--seed",
+        "7",
+        "-q",
+        "--save",
+        rrd.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "sim failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("trial limit reached"), "{stdout}");
+    assert!(stdout.contains("passive warm-up") && stdout.contains("success"), "block table missing:\n{stdout}");
+    assert!(stdout.contains("0 dropped"), "telemetry dropped samples:\n{stdout}");
+    assert!(stdout.contains(&format!("recording saved to {}", rrd.display())), "{stdout}");
+
+    let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
+    assert_eq!(summary.recordings, vec!["plexo".to_owned()]);
+    for timeline in ["tick", "sim_time"] {
+        assert!(
+            summary.timelines.iter().any(|t| t == timeline),
+            "timeline {timeline} missing: {:?}",
+            summary.timelines
+        );
+    }
+    let mut expected = vec![
+        "world".to_owned(),
+        "world/robot/upper_arm_link".to_owned(),
+        "world/robot/forearm_link".to_owned(),
+        "world/robot/upper_arm_link/visual_0".to_owned(),
+        "world/hand".to_owned(),
+        "world/hand_path".to_owned(),
+        "world/target".to_owned(),
+        "world/targets".to_owned(),
+        "session/assistance".to_owned(),
+        "session/patient_effort_share".to_owned(),
+        "events".to_owned(),
+        "annotations".to_owned(),
+    ];
+    for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"] {
+        for series in ["q", "q_ref", "tau_cmd", "tau_patient_est", "tau_patient_true", "stiffness"] {
+            expected.push(format!("joints/{joint}/{series}"));
+        }
+    }
+    for path in &expected {
+        // Rerun writes entity paths rooted: `/world/hand`.
+        let (_, rows, _) =
+            summary.entities.get(&format!("/{path}")).unwrap_or_else(|| panic!("entity /{path} missing"));
+        assert!(*rows > 0, "entity {path} has no rows");
+    }
+    // One time-series row per control tick: ≥ 3 trials of ≥ 2 s at 1 kHz.
+    let (_, q_rows, _) = summary.entities["/joints/elbow_flexion/q"];
+    assert!(q_rows > 6_000, "only {q_rows} samples of q");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.summary.json")).unwrap()).unwrap();
+    assert_eq!(json["blocks"][0]["trials"], 3);
+    assert_eq!(json["telemetry"]["dropped"], 0);
+    let share = json["blocks"][0]["patient_effort_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "effort share {share}");
+
+    // `replay` lists the same recording.
+    let out = plexo(&["replay", rrd.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("joints/elbow_flexion/tau_patient_true"), "{stdout}");
+}
+
+#[test]
+fn sim_over_emulated_mit_drives_runs_the_hardware_code_path() {
+    let dir = scratch("over-can");
+    let rrd = dir.join("can.rrd");
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--over-can",
+        "mit",
+        "--trials",
+        "1",
+        "-q",
+        "--save",
+        rrd.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "sim over CAN failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("trial limit reached"), "{stdout}");
+}
+
+#[test]
+fn bad_controller_value_exits_nonzero_naming_file_key_and_range() {
+    let dir = scratch("bad-controller");
+    let original = std::fs::read_to_string(repo("assets/configs/controller.toml")).unwrap();
+    let bad: String = original
+        .lines()
+        .map(|l| if l.starts_with("soft_start_time") { "soft_start_time = -1.0".to_owned() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(bad, original.trim_end(), "the test must change the file");
+    let file = dir.join("controller.toml");
+    std::fs::write(&file, bad).unwrap();
+    for cmd in ["sim", "check"] {
+        let out =
+            plexo(&[cmd, "--controller", file.to_str().unwrap(), "--no-save"][..if cmd == "sim" { 4 } else { 3 }]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{cmd} accepted a negative soft start");
+        assert!(stderr.contains(file.to_str().unwrap()), "{cmd}: file not named: {stderr}");
+        assert!(stderr.contains("safety.soft_start_time"), "{cmd}: key not named: {stderr}");
+        assert!(stderr.contains("[0, 10]"), "{cmd}: range not named: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_key_exits_nonzero_naming_file_and_key() {
+    let dir = scratch("unknown-key");
+    let original = std::fs::read_to_string(repo("assets/configs/controller.toml")).unwrap();
+    let file = dir.join("controller.toml");
+    std::fs::write(&file, original.replace("[observer]\n", "[observer]\nbogus_gain = 3.0\n")).unwrap();
+    let out = plexo(&["check", "--controller", file.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains(file.to_str().unwrap()) && stderr.contains("bogus_gain"), "{stderr}");
+}
+
+#[test]
+fn check_prints_limits_safety_settings_and_the_bus_load_plan() {
+    let out = plexo(&["check", "--hardware", &repo("assets/configs/plexo-arm4-hardware.toml")]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for needle in ["joint limits", "elbow_flexion", "safety supervisor", "watchdog", "bus-load plan", "can0", "can1"] {
+        assert!(stdout.contains(needle), "`{needle}` missing:\n{stdout}");
+    }
+}
+
+#[test]
+fn run_refuses_to_start_without_confirmation_and_on_an_invalid_config() {
+    let hw = repo("assets/configs/plexo-arm4-hardware.toml");
+    let out = plexo(&["run", "--hardware", &hw, "--can", "can0,can1", "--patient", "moderate", "-q"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--i-confirm-the-patient-is-safe"), "{stderr}");
+
+    // An over-limit torque in the hardware file is caught by the check before any bus is opened.
+    let dir = scratch("bad-hardware");
+    let bad = std::fs::read_to_string(&hw).unwrap().replace("torque_max = 8.0", "torque_max = 80.0");
+    let file = dir.join("hw.toml");
+    std::fs::write(&file, bad).unwrap();
+    let out = plexo(&[
+        "run",
+        "--hardware",
+        file.to_str().unwrap(),
+        "--can",
+        "can0,can1",
+        "--patient",
+        "moderate",
+        "--i-confirm-the-patient-is-safe",
+        "-q",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("can.joints[3].limits") && stderr.contains("elbow_flexion"), "{stderr}");
+    assert!(!stderr.contains("cannot open CAN interface"), "the bus must not be touched: {stderr}");
+}
+
+#[test]
+fn model_prints_the_chain_as_text_and_json() {
+    let out = plexo(&["model", "plexo-arm4"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("4 actuated joints"), "{stdout}");
+    for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"] {
+        assert!(stdout.contains(joint), "joint {joint} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("handle"), "the handle frame is listed:\n{stdout}");
+
+    let out = plexo(&["model", &repo("assets/robots/plexo-arm6.urdf"), "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert_eq!(json["dof"], 6);
+    let joints = json["joints"].as_array().unwrap();
+    assert_eq!(joints.len(), 6);
+    assert_eq!(joints[0]["parent"], serde_json::Value::Null, "the first joint hangs off the base");
+    assert_eq!(joints[1]["parent"], joints[0]["name"]);
+    let mass = json["total_mass_kg"].as_f64().unwrap();
+    let sum: f64 = joints.iter().map(|j| j["body_mass_kg"].as_f64().unwrap()).sum();
+    assert!(mass >= sum - 1e-9 && mass > 1.0, "total mass {mass} vs moving bodies {sum}");
+    for j in joints {
+        let (lo, hi) = (j["lower"].as_f64().unwrap(), j["upper"].as_f64().unwrap());
+        assert!(lo < hi && j["effort"].as_f64().unwrap() > 0.0, "limits of {}", j["name"]);
+    }
+}
+
+#[test]
+fn model_of_a_bad_urdf_exits_nonzero_naming_the_file_and_the_link() {
+    let dir = scratch("bad-urdf");
+    let file = dir.join("broken.urdf");
+    let urdf = r#"<robot name="broken">
+  <link name="base"/>
+  <link name="arm"><inertial><mass value="1"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial></link>
+  <joint name="shoulder" type="revolute">
+    <parent link="torso"/><child link="arm"/><axis xyz="0 0 1"/>
+    <limit lower="-1" upper="1" velocity="2" effort="10"/>
+  </joint>
+</robot>"#;
+    std::fs::write(&file, urdf).unwrap();
+    let out = plexo(&["model", file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "a URDF with a missing parent link was accepted:\n{stdout}");
+    assert!(stderr.contains(file.to_str().unwrap()), "file not named: {stderr}");
+    assert!(stderr.contains("torso"), "the missing link is not named: {stderr}");
+
+    let out = plexo(&["model", "plexo-arm9"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("plexo-arm4"), "the error lists the embedded robots");
+}
