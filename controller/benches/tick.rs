@@ -39,6 +39,7 @@ fn setup(mode: Mode, law: AanLaw, space: Space) -> (Controller, SafetySupervisor
     let mut reference = TaskReference::hold(&state.position);
     reference.position[3] += 0.05;
     reference.velocity[1] = 0.2;
+    reference.acceleration[1] = 0.5;
     reference.phase = 0.4;
     reference.target[3] += 0.5;
     (controller, supervisor, state, reference)
@@ -47,11 +48,14 @@ fn setup(mode: Mode, law: AanLaw, space: Space) -> (Controller, SafetySupervisor
 fn bench_tick(c: &mut Criterion) {
     let cases = [
         ("tick_arm4_aan_emken", Mode::ActiveAssisted, AanLaw::Emken, Space::Joint),
+        ("tick_arm4_aan_fixed", Mode::ActiveAssisted, AanLaw::Fixed, Space::Joint),
         ("tick_arm4_aan_rbf", Mode::ActiveAssisted, AanLaw::Rbf, Space::Joint),
         ("tick_arm4_aan_tunnel", Mode::ActiveAssisted, AanLaw::Tunnel, Space::Joint),
         ("tick_arm4_passive_joint_ff", Mode::Passive, AanLaw::Fixed, Space::Joint),
         ("tick_arm4_passive_cartesian", Mode::Passive, AanLaw::Fixed, Space::Cartesian),
         ("tick_arm4_transparent", Mode::Transparent, AanLaw::Fixed, Space::Joint),
+        ("tick_arm4_resistive", Mode::Resistive, AanLaw::Fixed, Space::Joint),
+        ("tick_arm4_error_augmentation", Mode::ErrorAugmentation, AanLaw::Fixed, Space::Joint),
     ];
     for (name, mode, law, space) in cases {
         let (mut controller, mut supervisor, mut state, reference) = setup(mode, law, space);

@@ -114,11 +114,14 @@ impl AdaptationState {
     /// entries beyond them are never read). Real-time safe.
     pub(crate) fn in_use_finite(&self, dof: usize, centers: usize) -> bool {
         let (dof, centers) = (dof.min(MAX_JOINTS), centers.min(MAX_RBF));
-        self.emken_stiffness[..dof].iter().all(|v| v.is_finite())
-            && self.rbf_weights[..dof].iter().all(|w| w[..centers].iter().all(|v| v.is_finite()))
-            && self.tunnel_width.is_finite()
-            && self.assistance_scale.is_finite()
-            && self.duration_scale.is_finite()
+        // One sum instead of a branch per value: a NaN or ±∞ anywhere makes the sum non-finite. Every value is
+        // clamped to a bound ≤ 1e4 in magnitude whenever it is written, so a finite sum cannot overflow.
+        let mut sum = self.tunnel_width + self.assistance_scale + self.duration_scale;
+        for j in 0..dof {
+            sum += self.emken_stiffness[j];
+            sum += self.rbf_weights[j][..centers].iter().sum::<f64>();
+        }
+        sum.is_finite()
     }
 
     /// The state as TOML text (for a file). Not real-time safe.

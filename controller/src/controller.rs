@@ -142,7 +142,8 @@ pub struct Controller {
     /// placements in `coupled_data` stay valid for the rest of the tick.
     reference_data: Data,
     handle: FrameId,
-    supports: [[bool; MAX_JOINTS]; MAX_JOINTS],
+    /// Parent joint of each joint (`None` = the fixed base); parents come first.
+    parents: [Option<usize>; MAX_JOINTS],
     /// Joint axes in their own frames (for the world axes after forward kinematics).
     axes: [Vector3<f64>; MAX_JOINTS],
     rotational: [bool; MAX_JOINTS],
@@ -222,57 +223,55 @@ struct GravityBody {
 
 /// Generalized gravity [Nm] of the robot with the arm (`coupled_out`) and of the arm's segments alone (`arm_out`)
 /// from the joint placements `world_t_joint` (after forward kinematics). Gravity torque is linear in the masses:
-/// with S_i = Σ m_b c_b and M_i = Σ m_b over the bodies b that joint i supports (c_b world centre of mass),
+/// with S_i = Σ m_b c_b and M_i = Σ m_b over the bodies b in joint i's subtree (c_b world centre of mass),
 /// g_i = −a_i·((S_i − M_i p_i) × g) for a revolute joint with world axis a_i through p_i, and −M_i a_i·g for a
-/// prismatic one. One rotation per body and per joint; allocation-free.
+/// prismatic one. The subtree sums accumulate from the tip to the base (`parents[i] < i`), so the cost is one
+/// rotation per body and per joint; allocation-free.
 #[allow(clippy::too_many_arguments)]
 fn gravity_split(
     gravity: &Vector3<f64>,
     world_t_joint: &[nalgebra::Isometry3<f64>],
     axes: &[Vector3<f64>],
     rotational: &[bool],
-    supports: &[[bool; MAX_JOINTS]; MAX_JOINTS],
+    parents: &[Option<usize>],
     coupled: &[GravityBody],
     arm: &[GravityBody],
     coupled_out: &mut [f64],
     arm_out: &mut [f64],
 ) {
     let n = coupled_out.len();
-    // Mass-weighted world centres of mass: robot+arm bodies, then the arm's segments.
-    let mut moment_c = [Vector3::zeros(); MAX_JOINTS];
-    for (b, body) in coupled.iter().enumerate() {
+    let mut s_c = [Vector3::zeros(); MAX_JOINTS];
+    let mut m_c = [0.0; MAX_JOINTS];
+    let mut s_a = [Vector3::zeros(); MAX_JOINTS];
+    let mut m_a = [0.0; MAX_JOINTS];
+    for body in coupled {
         let pose = &world_t_joint[body.joint];
-        moment_c[b] = (pose.rotation * body.com + pose.translation.vector) * body.mass;
+        s_c[body.joint] += (pose.rotation * body.com + pose.translation.vector) * body.mass;
+        m_c[body.joint] += body.mass;
     }
-    let mut moment_a = [Vector3::zeros(); 3];
-    for (b, body) in arm.iter().enumerate() {
+    // The coupled bodies already include the arm's segments (payloads merged into the links).
+    for body in arm {
         let pose = &world_t_joint[body.joint];
-        moment_a[b] = (pose.rotation * body.com + pose.translation.vector) * body.mass;
+        s_a[body.joint] += (pose.rotation * body.com + pose.translation.vector) * body.mass;
+        m_a[body.joint] += body.mass;
     }
-    for i in 0..n {
-        let row = &supports[i];
-        let (mut s_c, mut m_c, mut s_a, mut m_a) = (Vector3::zeros(), 0.0, Vector3::zeros(), 0.0);
-        for (b, body) in coupled.iter().enumerate() {
-            if row[body.joint] {
-                s_c += moment_c[b];
-                m_c += body.mass;
-            }
-        }
-        for (b, body) in arm.iter().enumerate() {
-            if row[body.joint] {
-                s_a += moment_a[b];
-                m_a += body.mass;
-            }
-        }
+    for i in (0..n).rev() {
         let pose = &world_t_joint[i];
         let a = pose.rotation * axes[i];
         if rotational[i] {
             let p = pose.translation.vector;
-            coupled_out[i] = -a.dot(&(s_c - p * m_c).cross(gravity));
-            arm_out[i] = -a.dot(&(s_a - p * m_a).cross(gravity));
+            coupled_out[i] = -a.dot(&(s_c[i] - p * m_c[i]).cross(gravity));
+            arm_out[i] = -a.dot(&(s_a[i] - p * m_a[i]).cross(gravity));
         } else {
-            coupled_out[i] = -m_c * a.dot(gravity);
-            arm_out[i] = -m_a * a.dot(gravity);
+            coupled_out[i] = -m_c[i] * a.dot(gravity);
+            arm_out[i] = -m_a[i] * a.dot(gravity);
+        }
+        if let Some(parent) = parents[i] {
+            let (sc, mc, sa, ma) = (s_c[i], m_c[i], s_a[i], m_a[i]);
+            s_c[parent] += sc;
+            m_c[parent] += mc;
+            s_a[parent] += sa;
+            m_a[parent] += ma;
         }
     }
 }
@@ -294,11 +293,16 @@ impl Controller {
         config.validate(dof, file)?;
         let mut coupled = robot.clone();
         let segments = attach_patient_arm(&mut coupled, arm)?;
-        let mut supports = [[false; MAX_JOINTS]; MAX_JOINTS];
-        for (i, row) in supports.iter_mut().enumerate().take(dof) {
-            for (j, s) in row.iter_mut().enumerate().take(dof) {
-                *s = coupled.is_ancestor(i, j);
+        // Joints in topological order (parent before child), as the subtree sums of the gravity need.
+        let mut parents = [None; MAX_JOINTS];
+        for (i, joint) in coupled.joints().iter().enumerate() {
+            if joint.parent.is_some_and(|p| p >= i) {
+                return Err(ControllerError::Model {
+                    context: format!("controller for `{}`", robot.name()),
+                    message: format!("joint `{}` comes before its parent in the joint order", joint.name),
+                });
             }
+            parents[i] = joint.parent;
         }
         let mut coupled_bodies = [GravityBody::default(); MAX_JOINTS];
         for (j, joint) in coupled.joints().iter().enumerate() {
@@ -350,7 +354,7 @@ impl Controller {
             reference_data: Data::new(&coupled),
             coupled,
             handle,
-            supports,
+            parents,
             axes,
             rotational,
             coupled_bodies,
@@ -501,7 +505,7 @@ impl Controller {
             &self.coupled_data.world_T_joint,
             &self.axes[..n],
             &self.rotational[..n],
-            &self.supports,
+            &self.parents[..n],
             &self.coupled_bodies[..n],
             &self.arm_bodies[..self.arm_body_count],
             &mut g_coupled[..n],
@@ -571,6 +575,16 @@ impl Controller {
         let mut nle = [0.0; MAX_JOINTS];
         nle[..n].copy_from_slice(nonlinear_effects(&self.coupled, &mut self.coupled_data, q, qd).as_slice());
         crba(&self.coupled, &mut self.coupled_data, q);
+        if self.settings.mode == Mode::Passive && self.settings.space == Space::Cartesian {
+            // The handle Jacobian at q from the joint buffers CRBA just filled (no kinematics pass of its own).
+            frame_jacobian_from_data(
+                &self.coupled,
+                &mut self.coupled_data,
+                self.handle,
+                ReferenceFrame::LocalWorldAligned,
+                &mut self.jacobian,
+            );
+        }
         forward_kinematics(&self.coupled, &mut self.coupled_data, q);
         let (g_coupled, g_arm) = self.gravity_terms();
 
@@ -722,7 +736,8 @@ impl Controller {
     /// Cartesian impedance of the handle: τ = J_vᵀ(K_x(x_d − x) + D_x(ẋ_d − ẋ)) + N (K_n(q_d − q) − D_n q̇),
     /// N = I − J_vᵀ(J_v J_vᵀ + λ²I)⁻¹J_v (λ² = `cartesian.damping_lambda` > 0, so the inverse is bounded by
     /// 1/λ² even at a singularity). Without an explicit handle reference, x_d = FK(q_d) and ẋ_d = J(q_d) q̇_d.
-    /// Uses the placements of the measured posture from this tick's `forward_kinematics` (no second FK of q).
+    /// Uses the handle Jacobian and placements of the measured posture computed earlier in this tick (no second
+    /// kinematics pass of q).
     /// Returns false if the inverse does not exist (only possible with non-finite kinematics): the caller then
     /// reports non-finite inputs and the supervisor stops. Real-time safe.
     fn cartesian_impedance(&mut self, state: &JointState, r: &TaskReference, tau: &mut JointArray<f64>) -> bool {
@@ -748,13 +763,7 @@ impl Controller {
                 (p, v)
             }
         };
-        frame_jacobian_from_data(
-            &self.coupled,
-            &mut self.coupled_data,
-            handle,
-            ReferenceFrame::LocalWorldAligned,
-            &mut self.jacobian,
-        );
+        // J(q) was read after CRBA this tick; x(q) comes from this tick's forward kinematics.
         let x = self.coupled_data.world_T_frame[handle.0].translation.vector;
         let mut xd = Vector3::zeros();
         let mut jjt = Matrix3::identity() * c.damping_lambda;
