@@ -146,19 +146,37 @@ impl CanBus for SocketCanBus {
         }
     }
 
+    /// Waits at most `timeout` with microsecond precision: `poll(2)` (which the socketcan crate calls with whole
+    /// milliseconds, truncating — a 500 µs reply timeout would not wait at all) for the whole milliseconds, then
+    /// non-blocking reads with a spin hint for the sub-millisecond rest. Real-time safe: bounded by `timeout`,
+    /// no allocation except for an error.
     fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
-        match self.socket.read_frame_timeout(timeout) {
-            Ok(frame) => {
-                let Some(frame) = convert_rx(frame) else {
-                    return Err(HalError::InvalidFrame { reason: "received frame with an impossible length" });
-                };
-                if let Some(state) = ErrorFrameInfo::decode(&frame).and_then(|i| i.state()) {
-                    self.state = state;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = if left >= Duration::from_millis(1) {
+                self.socket.read_frame_timeout(left)
+            } else {
+                self.socket.read_frame()
+            };
+            match result {
+                Ok(frame) => {
+                    let Some(frame) = convert_rx(frame) else {
+                        return Err(HalError::InvalidFrame { reason: "received frame with an impossible length" });
+                    };
+                    if let Some(state) = ErrorFrameInfo::decode(&frame).and_then(|i| i.state()) {
+                        self.state = state;
+                    }
+                    return Ok(Some(frame));
                 }
-                Ok(Some(frame))
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.should_retry() => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    std::hint::spin_loop();
+                }
+                Err(source) => return Err(HalError::Io { context: format!("{}: receiving", self.name), source }),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.should_retry() => Ok(None),
-            Err(source) => Err(HalError::Io { context: format!("{}: receiving", self.name), source }),
         }
     }
 
@@ -205,8 +223,9 @@ mod tests {
         assert!(got.is_fd() && got.is_brs() && got.len() == 12);
     }
 
-    /// Real-socket tests: need `vcan0` (`sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0`),
-    /// run with `cargo test -p plexo-hal --features vcan-tests`.
+    /// Real-socket tests: need `vcan0` (see hal/README.md: `sudo ip link add dev vcan0 type vcan && sudo ip link
+    /// set vcan0 mtu 72 && sudo ip link set up vcan0`), run with
+    /// `cargo test -p plexo-hal --features vcan-tests -- --test-threads 1`.
     #[cfg(feature = "vcan-tests")]
     mod vcan {
         use super::*;
@@ -230,6 +249,17 @@ mod tests {
             }
             assert_eq!(b.receive(Duration::from_millis(20)).unwrap(), None);
             assert_eq!(a.state(), BusState::ErrorActive);
+        }
+
+        #[test]
+        fn vcan_sub_millisecond_timeout_waits_its_full_length() {
+            // Regression: poll(2) takes whole milliseconds and a 500 µs timeout was truncated to no wait at all.
+            let mut a = SocketCanBus::open("vcan0", false).unwrap();
+            while a.receive(Duration::ZERO).unwrap().is_some() {}
+            let t = Instant::now();
+            assert_eq!(a.receive(Duration::from_micros(500)).unwrap(), None);
+            let waited = t.elapsed();
+            assert!(waited >= Duration::from_micros(500) && waited < Duration::from_millis(20), "{waited:?}");
         }
 
         #[test]
