@@ -38,6 +38,11 @@ struct Rig {
 
 impl Rig {
     fn new(patient: &str) -> Self {
+        Self::with_config(patient, |_| {})
+    }
+
+    /// As [`Rig::new`] with the controller configuration changed by `tweak` first.
+    fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self {
         let robot = arm4();
         let profile = PatientProfile::builtin(patient).unwrap();
         // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
@@ -52,6 +57,7 @@ impl Rig {
         cfg.friction.viscous = vec![0.02; 4];
         cfg.friction.smoothing_velocity = 0.05;
         cfg.observer.subtract_friction = true;
+        tweak(&mut cfg);
         let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
         let controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
         let rom: Vec<RomLimit> = robot
@@ -347,14 +353,27 @@ fn error_augmentation_torque_has_the_sign_of_the_error_on_the_plant() {
         .unwrap();
     let mut reference = TaskReference::hold(&rig.state.position);
     reference.position[3] += 0.05; // reference above the arm: the robot must push the elbow further down (−)
-    let mut tau = 0.0;
+    let config = rig.controller.config().clone();
+    let (k, d) = (config.error_augmentation.stiffness[3], config.transparent.damping[3]);
+    let f = &config.friction;
+    let mut max_mismatch: f64 = 0.0;
+    let mut augment = 0.0;
     for _ in 0..50 {
         rig.tick(&reference);
-        tau = rig.controller.mode_torque()[3];
+        // The mode torque from the state the controller saw: friction compensation − residual damping +
+        // (G − 1)·K_e·(q − q_d). The augmentation is 0.15 Nm here, the friction compensation up to 0.15 Nm: both
+        // are checked exactly instead of within a tolerance larger than the augmentation.
+        let (q, v) = (rig.state.position[3], rig.state.velocity[3]);
+        let friction = f.coulomb[3] * (v / f.smoothing_velocity).tanh() + f.viscous[3] * v;
+        augment = (2.0 - 1.0) * k * (q - reference.position[3]);
+        let expected = friction - d * v + augment;
+        max_mismatch = max_mismatch.max((rig.controller.mode_torque()[3] - expected).abs());
     }
-    let k = rig.controller.config().error_augmentation.stiffness[3];
+    println!("error augmentation on the plant: augmenting torque {augment:.4} Nm, max mismatch {max_mismatch:.1e} Nm");
+    assert!(max_mismatch < 1e-9, "mode torque = compensation + (G − 1)·K_e·(q − q_d), mismatch {max_mismatch} Nm");
     let e = rig.state.position[3] - reference.position[3];
-    assert!(tau < 0.0 && (tau - (2.0 - 1.0) * k * e).abs() < 0.2, "tau {tau}, expected {}", k * e);
+    assert!(e < -0.04, "the elbow stays below the reference (error {e} rad)");
+    assert!(augment < 0.0 && (augment - k * e).abs() < 1e-12 && augment.abs() > 0.1, "size (G − 1)·K_e·e = {augment}");
 }
 
 /// Sensorimotor delay of the moderate profile (`neural.delay`) [s].
@@ -384,7 +403,7 @@ fn aan_run(law: AanLaw, trials: usize, event: Option<(usize, f64, f64)>) -> Vec<
     let targets = rig.center_out_targets();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut log = Vec::with_capacity(trials);
-    rig.controller.end_trial();
+    rig.controller.reset_trial_statistics();
     for trial in 0..trials {
         if let Some((at, fatigue, capacity)) = event
             && trial == at
@@ -431,6 +450,13 @@ fn mean(log: &[TrialLog], f: impl Fn(&TrialLog) -> f64) -> f64 {
     log.iter().map(f).sum::<f64>() / log.len().max(1) as f64
 }
 
+/// Pearson correlation of two per-trial quantities over `log`.
+fn correlation(log: &[TrialLog], x: impl Fn(&TrialLog) -> f64, y: impl Fn(&TrialLog) -> f64) -> f64 {
+    let (mx, my) = (mean(log, &x), mean(log, &y));
+    let cov = mean(log, |t| (x(t) - mx) * (y(t) - my));
+    cov / (mean(log, |t| (x(t) - mx).powi(2)).sqrt() * mean(log, |t| (y(t) - my).powi(2)).sqrt())
+}
+
 fn print_log(name: &str, log: &[TrialLog]) {
     for (i, chunk) in log.chunks(20).enumerate() {
         println!(
@@ -453,8 +479,11 @@ fn print_log(name: &str, log: &[TrialLog]) {
 
 /// AAN (Emken law) on the moderate virtual patient over 240 trials, against fixed-stiffness impedance over 200.
 ///
-/// Event at trial 160: fatigue set to 1 and strength capacity dropped to 0.25 — at the moderate profile's
-/// strength, fatigue alone (≤ 50 % capacity loss) never limits these reaches, so the event combines both.
+/// Strength-loss event at trial 160, written into the patient state (not produced by the simulation): fatigue 1
+/// and strength capacity 0.25. The simulated fatigue alone cannot produce it: at its maximum (fatigue 1 = 50 %
+/// capacity loss, `max_capacity_loss` of the moderate profile) the moderate patient's reaches are not strength
+/// limited — measured with fatigue set to 1 at trial 60 and capacity left at 1.19, the stiffness went 6.9 →
+/// 7.4 Nm/rad (no rise) — and a block of high-effort trials can only approach that maximum.
 #[test]
 fn aan_assistance_follows_capacity_and_fatigue_while_fixed_impedance_invites_slacking() {
     const EVENT: usize = 160;
@@ -478,16 +507,47 @@ fn aan_assistance_follows_capacity_and_fatigue_while_fixed_impedance_invites_sla
     );
     assert!(k(settled) < 0.35 * k(start), "assistance did not fall: {} → {}", k(start), k(settled));
     assert!(assist(settled) < 0.7 * assist(start));
-    // 2. It rises again after the fatigue event…
+    // …as capacity improves: the patient's capacity rises over these trials (motor learning), the stiffness of
+    // every later 20-trial window stays well below the first one's, and across the 160 trials capacity and
+    // stiffness are negatively correlated. (The fall happens in the first ~30 trials; after that the stiffness
+    // holds at the equilibrium the remaining error sets, because these reaches are not strength limited.)
+    let pre = &aan[..EVENT];
+    println!(
+        "capacity {:.2} → {:.2} while the stiffness falls; corr(capacity, K) over trials 0–159 = {:.2}",
+        capacity(start),
+        capacity(settled),
+        correlation(pre, |t| t.capacity, |t| t.stiffness)
+    );
+    assert!(
+        capacity(settled) > capacity(start) + 0.15,
+        "capacity improved: {} → {}",
+        capacity(start),
+        capacity(settled)
+    );
+    for (i, window) in pre.chunks(20).enumerate().skip(1) {
+        assert!(
+            k(window) < 0.6 * k(&pre[..20]),
+            "window {i}: stiffness {} vs first window {}",
+            k(window),
+            k(&pre[..20])
+        );
+    }
+    assert!(correlation(pre, |t| t.capacity, |t| t.stiffness) < -0.3, "assistance falls as capacity improves");
+    // 2. It rises again after the strength-loss event…
     let (before, after) = (&aan[EVENT - 40..EVENT], &aan[EVENT..EVENT + 20]);
     println!(
-        "fatigue event: stiffness {:.1} → {:.1} Nm/rad, assistance {:.2} → {:.2} Nm RMS",
+        "strength-loss event (patient state overwritten): stiffness {:.1} → {:.1} Nm/rad, assistance {:.2} → {:.2} Nm RMS",
         k(before),
         k(after),
         assist(before),
         assist(after)
     );
-    assert!(k(after) > 2.0 * k(before), "assistance did not rise after fatigue: {} → {}", k(before), k(after));
+    assert!(
+        k(after) > 2.0 * k(before),
+        "assistance did not rise after the strength loss: {} → {}",
+        k(before),
+        k(after)
+    );
     assert!(assist(after) > 3.0 * assist(before));
     // 3. …and falls again as capacity recovers (fatigue recovery and learning).
     let recovered = &aan[EVENT + 40..];
@@ -551,19 +611,198 @@ fn observer_tracks_the_virtual_patients_true_torque() {
     }
 }
 
-/// The RBF (Wolbrecht 2008) and tunnel (Duschau-Wicke 2010) laws in closed loop with the moderate patient:
-/// the patient reaches the targets, the adapted parameters stay within their configured bounds.
-#[test]
-fn rbf_and_tunnel_laws_assist_the_moderate_patient_within_bounds() {
-    for law in [AanLaw::Rbf, AanLaw::Tunnel] {
-        let log = aan_run(law, 24, None);
-        let success = mean(&log, |t| f64::from(u8::from(t.success)));
-        let error = mean(&log, |t| t.error);
-        let assistance = mean(&log, |t| t.assistance);
-        println!("{law:?}: success {:.0} %, error {error:.3} rad, assistance {assistance:.2} Nm RMS", 100.0 * success);
-        assert!(success >= 0.6, "{law:?}: success rate {success}");
-        assert!(assistance.is_finite() && assistance < 10.0);
+/// One reach of the patient (voluntary, `set_target`) to `goal` under the controller's current mode, with the
+/// reference starting at the patient's movement onset; `each_tick` sees the rig (state the controller used) and
+/// the reference after every tick. Ends the trial on the controller and the patient; returns the trial's metrics
+/// and whether the arm ended within 0.05 rad of the goal.
+fn reach(
+    rig: &mut Rig,
+    goal: JointArray<f64>,
+    mut each_tick: impl FnMut(&Rig, &TaskReference),
+) -> (plexo_controller::TrialMetrics, bool) {
+    rig.plant.read(&mut rig.state).unwrap();
+    let duration = 1.5;
+    let plan = MinimumJerk { start: rig.state.position, target: goal, duration };
+    rig.plant.patient_mut().unwrap().set_target(&goal, duration).unwrap();
+    for k in 0..2000 {
+        let reference = plan.sample((k as f64 * DT - REACTION_TIME).max(0.0));
+        rig.tick(&reference);
+        each_tick(rig, &reference);
     }
+    let q = rig.true_q();
+    let final_error = q.iter().zip(goal.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let metrics = rig.controller.end_trial();
+    let error = metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+    let success = final_error <= 0.05;
+    rig.plant.patient_mut().unwrap().end_trial(&TrialOutcome { error, success, duration: 2.0 }).unwrap();
+    (metrics, success)
+}
+
+fn max_abs_weight(state: &plexo_controller::AdaptationState) -> f64 {
+    state.rbf_weights.iter().flatten().fold(0.0f64, |m, w| m.max(w.abs()))
+}
+
+/// The RBF law (Wolbrecht 2008) in closed loop: with the moderate patient carrying its own arm it learns
+/// assistance where the deficit is (the weights grow with the sign of the law's own learning input,
+/// φ_k(s)·(Λe + ė), accumulated over the trials), stays within its bound (also when the bound is reached), and
+/// the learned assistance decays when the errors become small (the same weights resumed with the healthy patient).
+#[test]
+fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
+    use plexo_controller::aan::{MAX_RBF, rbf_basis};
+    let mut rig = Rig::new("moderate");
+    rig.set_mode(Mode::ActiveAssisted, AanLaw::Rbf, 0.0);
+    let c = rig.controller.config().aan.rbf.clone();
+    let targets = rig.center_out_targets();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut drive = [[0.0; MAX_RBF]; 4];
+    let mut max_w_seen: f64 = 0.0;
+    let (mut successes, mut error_a) = (0, 0.0);
+    for trial in 0..24 {
+        let goal = if trial % 2 == 0 { targets[(trial / 2) % targets.len()] } else { home };
+        let (metrics, success) = reach(&mut rig, goal, |rig, r| {
+            let mut phi = [0.0; MAX_RBF];
+            rbf_basis(r.phase, &c, &mut phi);
+            for j in 0..4 {
+                let sliding =
+                    c.lambda * (r.position[j] - rig.state.position[j]) + (r.velocity[j] - rig.state.velocity[j]);
+                for k in 0..c.centers {
+                    drive[j][k] += phi[k] * sliding * DT;
+                }
+            }
+            max_w_seen = max_w_seen.max(max_abs_weight(rig.controller.adaptation()));
+        });
+        successes += usize::from(success);
+        error_a += metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt() / 24.0;
+    }
+    let learned = rig.controller.adaptation().clone();
+    let w_max = max_abs_weight(&learned);
+    let drive_max = drive.iter().flatten().fold(0.0f64, |m, d| m.max(d.abs()));
+    let (mut checked, mut agree) = (0, 0);
+    for j in 0..4 {
+        for k in 0..c.centers {
+            if drive[j][k].abs() > 0.3 * drive_max {
+                checked += 1;
+                agree += usize::from(learned.rbf_weights[j][k] * drive[j][k] > 0.0);
+            }
+        }
+    }
+    let joint_drive = |j: usize| drive[j].iter().map(|d| d.abs()).sum::<f64>();
+    let joint_weight = |j: usize| learned.rbf_weights[j].iter().map(|w| w.abs()).sum::<f64>();
+    let top_drive = (0..4).max_by(|a, b| joint_drive(*a).total_cmp(&joint_drive(*b))).unwrap();
+    let top_weight = (0..4).max_by(|a, b| joint_weight(*a).total_cmp(&joint_weight(*b))).unwrap();
+    println!(
+        "RBF (moderate, no support): success {successes}/24, error {error_a:.3} rad, max |w| {w_max:.2} Nm (bound {}), \
+         {agree}/{checked} strongly driven weights with the drive's sign, most drive on joint {top_drive}, most weight on \
+         joint {top_weight}",
+        c.weight_max
+    );
+    for j in 0..4 {
+        println!(
+            "  joint {j}: drive {:?}",
+            drive[j][..c.centers].iter().map(|d| (d * 100.0).round() / 100.0).collect::<Vec<_>>()
+        );
+        println!(
+            "  joint {j}: weights {:?}",
+            learned.rbf_weights[j][..c.centers].iter().map(|w| (w * 100.0).round() / 100.0).collect::<Vec<_>>()
+        );
+    }
+    assert!(successes >= 15, "the assisted patient reaches ({successes}/24)");
+    assert!(max_w_seen <= c.weight_max + 1e-12, "bounded at every tick: {max_w_seen} > {}", c.weight_max);
+    assert!(w_max > 0.5, "the law learned assistance: max |w| {w_max} Nm");
+    assert!(
+        checked >= 3 && agree == checked,
+        "weights follow their learning input where it is large ({agree}/{checked})"
+    );
+    assert_eq!(top_weight, top_drive, "the most assistance is learned on the joint with the largest deficit");
+
+    // Decay: the same weights resumed with the healthy patient, whose errors are small.
+    let mut strong = Rig::new("healthy");
+    strong.controller.restore_adaptation(learned.clone()).unwrap();
+    strong.set_mode(Mode::ActiveAssisted, AanLaw::Rbf, 0.0);
+    let mut error_b = 0.0;
+    for trial in 0..12 {
+        let goal = if trial % 2 == 0 { targets[(trial / 2) % targets.len()] } else { home };
+        let (metrics, _) = reach(&mut strong, goal, |_, _| {});
+        error_b += metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt() / 12.0;
+    }
+    let w_after = max_abs_weight(strong.controller.adaptation());
+    println!("RBF decay (healthy patient, 12 trials): error {error_b:.3} rad, max |w| {w_max:.2} → {w_after:.2} Nm");
+    assert!(error_b < error_a, "the healthy patient's errors are smaller ({error_b} vs {error_a})");
+    assert!(w_after < 0.3 * w_max, "unneeded assistance decays: max |w| {w_max} → {w_after} Nm");
+
+    // A low bound is reached and held.
+    let mut capped = Rig::with_config("moderate", |cfg| cfg.aan.rbf.weight_max = 0.3);
+    capped.set_mode(Mode::ActiveAssisted, AanLaw::Rbf, 0.0);
+    let mut capped_max: f64 = 0.0;
+    for trial in 0..8 {
+        let goal = if trial % 2 == 0 { targets[(trial / 2) % targets.len()] } else { home };
+        reach(&mut capped, goal, |rig, _| capped_max = capped_max.max(max_abs_weight(rig.controller.adaptation())));
+    }
+    println!("RBF with weight_max 0.3 Nm: max |w| {capped_max:.4} Nm");
+    assert!((capped_max - 0.3).abs() < 1e-12, "the bound is reached and never exceeded: {capped_max}");
+}
+
+/// The path-control law (Duschau-Wicke 2010) in closed loop with the moderate patient: inside the tunnel only the
+/// supportive flow along the path acts (free timing, no corrective force), outside it the wall pushes back
+/// towards the path, and the patient reaches the targets.
+#[test]
+fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
+    let mut rig = Rig::new("moderate");
+    rig.set_mode(Mode::ActiveAssisted, AanLaw::Tunnel, 0.0);
+    let t = rig.controller.config().aan.tunnel.clone();
+    let width = rig.controller.adaptation().tunnel_width;
+    let targets = rig.center_out_targets();
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let (mut inside, mut outside, mut pushed_back, mut successes) = (0usize, 0usize, 0usize, 0);
+    let mut max_inside_normal: f64 = 0.0;
+    let mut max_distance: f64 = 0.0;
+    for trial in 0..24 {
+        let goal = if trial % 2 == 0 { targets[(trial / 2) % targets.len()] } else { home };
+        let (_, success) = reach(&mut rig, goal, |rig, r| {
+            let (q, tau) = (&rig.state.position, rig.controller.mode_torque());
+            let dir: Vec<f64> = (0..4).map(|j| r.target[j] - r.start[j]).collect();
+            let len2: f64 = dir.iter().map(|d| d * d).sum();
+            if len2 < 1e-12 {
+                return;
+            }
+            let sigma = ((0..4).map(|j| (q[j] - r.start[j]) * dir[j]).sum::<f64>() / len2).clamp(0.0, 1.0);
+            let dev: Vec<f64> = (0..4).map(|j| q[j] - (r.start[j] + sigma * dir[j])).collect();
+            let dist = dev.iter().map(|d| d * d).sum::<f64>().sqrt();
+            max_distance = max_distance.max(dist);
+            // The flow part of the torque (along the path while the projection is short of the target).
+            let flow: Vec<f64> =
+                (0..4).map(|j| if sigma < 1.0 { t.flow_torque * dir[j] / len2.sqrt() } else { 0.0 }).collect();
+            if dist <= width {
+                inside += 1;
+                let corrective = (0..4).map(|j| (tau[j] - flow[j]).abs()).fold(0.0, f64::max);
+                max_inside_normal = max_inside_normal.max(corrective);
+            } else {
+                // Moving further out: spring and damper both push back towards the path. (Moving back in, the
+                // damper brakes the return, as a damper on the normal motion must.)
+                let v_out: f64 = (0..4).map(|j| rig.state.velocity[j] * dev[j]).sum::<f64>() / dist;
+                if v_out >= 0.0 {
+                    outside += 1;
+                    let along_dev: f64 = (0..4).map(|j| (tau[j] - flow[j]) * dev[j]).sum();
+                    pushed_back += usize::from(along_dev < 0.0);
+                }
+            }
+        });
+        successes += usize::from(success);
+    }
+    println!(
+        "tunnel (width {width} rad): {inside} ticks inside, {outside} outside moving out ({pushed_back} pushed back), max \
+         corrective torque inside {max_inside_normal:.2e} Nm, max distance from the path {max_distance:.3} rad, success \
+         {successes}/24"
+    );
+    assert!(inside > 1000 && outside > 100, "both regions visited ({inside} inside, {outside} outside moving out)");
+    assert!(max_inside_normal < 1e-9, "inside the tunnel only the flow acts ({max_inside_normal} Nm)");
+    assert_eq!(pushed_back, outside, "outside the tunnel, moving out, the wall always pushes back towards the path");
+    assert!(max_distance < width + 0.05, "the wall keeps the arm near the path: {max_distance} rad from it");
+    assert!(successes >= 15, "success {successes}/24");
+    assert!(
+        (t.width_min..=t.width_max).contains(&rig.controller.adaptation().tunnel_width),
+        "the personal width stays within its bounds"
+    );
 }
 
 /// The whole default center-out protocol (~10 min) through `Therapy` (session sequencing, per-trial and
