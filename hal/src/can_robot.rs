@@ -12,9 +12,11 @@
 //! - a reply only counts for the cycle whose command it answers: frames received before this cycle's command
 //!   (drained at the start of `write`) are late answers to an earlier one, discarded and counted
 //!   ([`CanRobotStats::stale_replies`]). Neither MIT replies nor CiA 402 PDOs carry a sequence number, so a reply
-//!   delayed by more than a whole cycle that lands inside a later cycle's window cannot be told from a fresh one:
-//!   such a delay shows as a missing reply at its onset (flagged) and the data then lags by that many cycles —
-//!   bounded in practice by the reply timeout on hardware and by the drive's own timeout;
+//!   delayed by more than a whole cycle that lands inside a later cycle's window cannot be told from a fresh one.
+//!   What the host does see is the onset: a delay that makes the replies land k cycles late leaves k consecutive
+//!   cycles without a reply — k ≥ `max_missed_cycles` faults as above, otherwise the data lag by k ≤
+//!   `max_missed_cycles` − 1 cycles (2 by default), flagged while it builds up. A delay that grows by less than a
+//!   cycle per cycle (a saturating bus) is not caught this way; the bus-load planner keeps the load ≤ 70 %;
 //! - implausible replies are rejected like missing ones and counted ([`CanRobotStats::implausible_replies`]):
 //!   a position jump larger than `2 · max(v_max, |q̇|) · Δt + 0.02 rad` since the last accepted reply, a
 //!   velocity beyond `4 · v_max + 1 rad/s`, a CiA 402 torque beyond `1.25 ·` max torque (0x6072) `+ 20 ‰`; a

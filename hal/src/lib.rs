@@ -3,7 +3,10 @@
 //! The hardware abstraction of Plexo: the [`Robot`] trait the runtime drives, the types it exchanges
 //! ([`JointState`], [`JointCommand`], [`JointInfo`], [`Lifecycle`]) and the errors with a [`RobotError::kind`].
 //! Simulated plants (`plexo-sim`) and CAN-bus drives implement the same trait, so the controller never knows
-//! which one it runs against.
+//! which one it runs against; [`conformance`] checks the trait's contract and every backend's tests run it.
+//! The CAN side: [`can`] (frames, the `CanBus` trait, SocketCAN, the in-memory `VirtualBus` with fault injection,
+//! candump recording), [`mit`] and [`canopen`] (drive protocols), [`CanRobot`] (the `Robot` over CAN, its safety
+//! behaviour at the top of `src/can_robot.rs`) and [`planner`] (bus load).
 
 pub mod can;
 mod can_robot;
