@@ -13,7 +13,9 @@
 //! ```
 //!
 //! - [`Controller`]: `update(&state, &reference, t) -> JointCommand`, allocation-free; adaptation state in
-//!   [`AdaptationState`] (serde) to resume across sessions.
+//!   [`AdaptationState`] (serde, versioned) to resume across sessions: save [`Therapy::adaptation_state`] at the
+//!   end of a session ([`AdaptationState::save`]) and start the next one with [`Therapy::resume_from`]
+//!   ([`AdaptationState::load`]).
 //! - [`SafetySupervisor`]: `apply(..) -> SafetyOutcome`; see `SAFETY.md` for every limit and its reasoning.
 //! - [`Protocol`] / [`Session`] / [`Therapy`]: protocol files, trial sequencing, per-trial and per-block
 //!   adaptation.

@@ -247,7 +247,8 @@ pub struct ControllerReport {
     /// when present). Used for spasm detection.
     pub interaction_torque: JointArray<f64>,
     /// Torque that holds the robot and the supported share of the arm against gravity [Nm]; used as the hold
-    /// term in SafeStop and CompliantRelease.
+    /// term in SafeStop and CompliantRelease. The controller computes it whenever the measured positions are
+    /// finite, also on ticks whose other inputs are not (a NaN reference must not drop the arm).
     pub hold_torque: JointArray<f64>,
     /// False if any controller input (reference, gains, adapted parameters) was NaN or infinite this tick.
     pub inputs_finite: bool,
