@@ -402,10 +402,14 @@ impl Model {
     /// child link becomes a frame). Every link gets a frame named after it (the root link is the base frame, fixed
     /// to the world); every joint gets a frame named after it unless a link already has that name. Checked, with
     /// an error naming the joint or link: duplicate names, missing parent/child links, links with several parents,
-    /// cycles, several roots, floating/planar joints, NaN/infinite numbers, zero axes, lower > upper limits,
-    /// negative velocity/effort limits, negative mass, inertia that is not positive definite or violates the
-    /// triangle inequality, and joints that move no mass at all. A link without `<inertial>` (or with mass 0 and
-    /// zero inertia, which `urdf-rs` cannot tell apart) is massless.
+    /// cycles (naming a link and the joints on the cycle), several roots, floating/planar/unknown joint types,
+    /// revolute or prismatic joints without `<limit>` (required by the URDF specification), `<limit>` without
+    /// `effort` before URDF 1.2, NaN/infinite numbers, zero axes, lower > upper limits, negative velocity/effort
+    /// limits, negative mass, inertia that is not positive definite or violates the triangle inequality, joints
+    /// that move no mass at all, and joints whose bodies have no inertia about the joint axis at q = 0 (singular
+    /// mass matrix). A continuous joint without `<limit>` has no velocity or effort limit. A link without
+    /// `<inertial>` (or with mass 0 and zero inertia, which `urdf-rs` cannot tell apart) is massless. Joint
+    /// armature is not part of URDF: add it with [`Model::with_armature`].
     pub fn from_urdf_str(xml: &str) -> Result<Model, KinematicsError> {
         crate::urdf::parse(xml)
     }
@@ -639,7 +643,9 @@ impl ModelBuilder {
         self
     }
 
-    /// Validates everything and builds the model.
+    /// Validates everything and builds the model: finite numbers, unit-normalisable axes, consistent limits,
+    /// finite non-negative armature, physical bodies, every joint moving some mass, and no joint with zero inertia
+    /// about its axis at q = 0 ([`KinematicsError::NoInertiaAboutAxis`]; the mass matrix would be singular).
     pub fn build(self) -> Result<Model, KinematicsError> {
         let ModelBuilder { name, mut joints, frames: user_frames, base_body, gravity, base_frame } = self;
         check_finite("gravity", gravity.as_slice())?;
