@@ -55,8 +55,9 @@ struct JointSyntax {
 /// - a revolute or prismatic joint without `<limit>`, which the URDF specification requires
 ///   (<http://wiki.ros.org/urdf/XML/joint>; urdfdom rejects it) and for which `urdf-rs` silently substitutes
 ///   position range 0..0, velocity 0 and effort 0;
-/// - a `<limit>` without `effort` before URDF 1.2, where the attribute is required and `urdf-rs` reads 0
-///   (from URDF 1.2 an omitted effort means unlimited, and `urdf-rs` reads infinity).
+/// - a `<limit>` without `effort` or `velocity` before URDF 1.2, where both are required: `urdf-rs` reads a
+///   missing effort as 0 and rejects a missing velocity without naming the joint (from URDF 1.2 an omitted
+///   limit means unlimited, and `urdf-rs` reads infinity).
 ///
 /// Returns, per joint name, what the text says. A document this parser cannot read is left to `urdf-rs`, which
 /// reports the syntax error.
@@ -92,12 +93,17 @@ fn prescan_joints(xml: &str) -> Result<HashMap<String, JointSyntax>, KinematicsE
         if movable
             && !version_at_least_1_2
             && let Some(limit) = limit
-            && limit.get_attribute("effort", None).is_none()
         {
-            return Err(KinematicsError::InvalidLimits {
-                joint: name,
-                reason: "<limit> has no effort attribute (required before URDF 1.2; it would read as 0)".to_string(),
-            });
+            // Before URDF 1.2 both are required; urdf-rs would read a missing effort as 0 N·m (a joint that
+            // cannot be driven) and reject a missing velocity without naming the joint.
+            for attribute in ["effort", "velocity"] {
+                if limit.get_attribute(attribute, None).is_none() {
+                    return Err(KinematicsError::InvalidLimits {
+                        joint: name,
+                        reason: format!("<limit> has no {attribute} attribute (required before URDF 1.2)"),
+                    });
+                }
+            }
         }
         joints.insert(name, JointSyntax { has_limit: limit.is_some() });
     }

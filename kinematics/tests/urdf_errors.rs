@@ -237,7 +237,7 @@ fn continuous_joint_without_limit_is_unlimited_not_zero() {
 }
 
 #[test]
-fn limit_without_effort_is_rejected_before_urdf_1_2_and_unlimited_from_1_2() {
+fn limit_without_effort_or_velocity_is_rejected_before_urdf_1_2_and_unlimited_from_1_2() {
     // Before URDF 1.2 `effort` is required; urdf-rs would read 0 N·m (a joint that cannot be driven).
     let body = format!(
         "{}{}{}",
@@ -248,6 +248,16 @@ fn limit_without_effort_is_rejected_before_urdf_1_2_and_unlimited_from_1_2() {
     let e = err(&robot(&body));
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["'wrist'", "effort"]);
+    // A missing velocity is named too (urdf-rs's own message names neither joint nor attribute).
+    let no_velocity = format!(
+        "{}{}{}",
+        link("a"),
+        link("b"),
+        joint_with_limit("wrist", "prismatic", r#"<limit lower="-1" upper="1" effort="2"/>"#)
+    );
+    let e = err(&robot(&no_velocity));
+    assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
+    assert_names(&e, &["'wrist'", "velocity"]);
     // URDF 1.2: an omitted limit attribute means no limit.
     let model = Model::from_urdf_str(&format!(r#"<robot name="v12" version="1.2">{body}</robot>"#)).unwrap();
     let l = model.joints()[0].limits;
