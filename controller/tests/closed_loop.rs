@@ -686,14 +686,9 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
             }
         }
     }
-    let joint_drive = |j: usize| drive[j].iter().map(|d| d.abs()).sum::<f64>();
-    let joint_weight = |j: usize| learned.rbf_weights[j].iter().map(|w| w.abs()).sum::<f64>();
-    let top_drive = (0..4).max_by(|a, b| joint_drive(*a).total_cmp(&joint_drive(*b))).unwrap();
-    let top_weight = (0..4).max_by(|a, b| joint_weight(*a).total_cmp(&joint_weight(*b))).unwrap();
     println!(
         "RBF (moderate, no support): success {successes}/24, error {error_a:.3} rad, max |w| {w_max:.2} Nm (bound {}), \
-         {agree}/{checked} strongly driven weights with the drive's sign, most drive on joint {top_drive}, most weight on \
-         joint {top_weight}",
+         {agree}/{checked} strongly driven weights with the drive's sign",
         c.weight_max
     );
     for j in 0..4 {
@@ -713,7 +708,10 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
         checked >= 3 && agree == checked,
         "weights follow their learning input where it is large ({agree}/{checked})"
     );
-    assert_eq!(top_weight, top_drive, "the most assistance is learned on the joint with the largest deficit");
+    // Where the deficit is: the patient carries its own arm (no support), so shoulder flexion lacks torque against
+    // gravity (the hold torque is positive there); the law learns positive assistance along the whole movement.
+    let flexion = &learned.rbf_weights[1][..c.centers];
+    assert!(flexion.iter().all(|w| *w > 0.2), "assistance against gravity at shoulder flexion: {flexion:?}");
 
     // Decay: the same weights resumed with the healthy patient, whose errors are small.
     let mut strong = Rig::new("healthy");
