@@ -94,6 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (_, mode, law, space) =
             CASES.iter().find(|c| c.0 == name).ok_or_else(|| format!("unknown case `{name}`"))?;
         let mut case = Case::new(*mode, *law, *space)?;
+        if name == "rest_hold" {
+            case.reference = TaskReference::hold(&case.state.position);
+        }
         for _ in 0..ticks.parse::<u64>()? {
             case.tick();
         }

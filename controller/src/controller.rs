@@ -620,7 +620,10 @@ impl Controller {
                     }
                     Space::Cartesian => model_ok = self.cartesian_impedance(state, reference, &mut tau),
                 }
-                if self.config.impedance.feedforward {
+                // Inverse-dynamics feed-forward minus the gravity already in the hold torque. For a still reference
+                // (rest holds, the end of every movement) it is M·0 + C(q, 0)·0 + g − g = 0: no RNEA pass.
+                let still = reference.velocity.iter().chain(reference.acceleration.iter()).all(|v| *v == 0.0);
+                if self.config.impedance.feedforward && !still {
                     let ff =
                         rnea(&self.coupled, &mut self.coupled_data, q, &reference.velocity, &reference.acceleration);
                     for j in 0..n {

@@ -489,3 +489,29 @@ fn adaptation_state_restores_with_bounds() {
     assert_eq!(fields, ["emken_stiffness[0]", "assistance_scale"], "the clamped values are reported");
     assert_eq!((clamped[0].saved, clamped[0].restored), (1e6, k_max));
 }
+
+/// Passive mode adds the inverse-dynamics feed-forward of the reference, M(q)q̈_d + C(q, q̇_d)q̇_d + g(q), less
+/// the gravity already in the hold torque; for a still reference that is exactly zero (no RNEA pass is needed).
+#[test]
+fn passive_feedforward_is_the_inverse_dynamics_of_the_reference() {
+    let mut c = controller();
+    c.set_mode(settings(Mode::Passive)).unwrap();
+    let s = state(Q, [0.0; 4]);
+    let mut r = TaskReference::hold(&s.position);
+    r.velocity.copy_from_slice(&[0.3, -0.5, 0.2, 0.8]);
+    r.acceleration.copy_from_slice(&[1.0, 2.0, -1.5, 0.5]);
+    let tau = mode_torque(&mut c, &s, &r);
+    let model = c.coupled_model().clone();
+    let mut data = Data::new(&model);
+    let ff = plexo_kinematics::rnea(&model, &mut data, &Q, &r.velocity, &r.acceleration).clone();
+    let g = gravity_torque(&model, &mut data, &Q).clone();
+    let d = &c.config().impedance.damping;
+    for j in 0..4 {
+        let expected = d[j] * r.velocity[j] + ff[j] - g[j];
+        assert!((tau[j] - expected).abs() < 1e-9, "joint {j}: {} vs {expected}", tau[j]);
+    }
+    assert!((0..4).any(|j| (ff[j] - g[j]).abs() > 0.1), "the feed-forward is not trivial here");
+    // Still reference: no feed-forward beyond gravity, to rounding.
+    let still = TaskReference::hold(&s.position);
+    assert!(mode_torque(&mut c, &s, &still).iter().all(|t| t.abs() < 1e-12));
+}
