@@ -156,11 +156,13 @@ pub fn render(c: &Checked) -> String {
     let _ = writeln!(s, "\nsafety supervisor ({})", c.controller.source);
     let _ = writeln!(
         s,
-        "  period {} ms, watchdog {} ms, soft start {} s, position tolerance {:.1} deg, standstill {:.1} deg/s",
+        "  period {} ms, watchdog {} ms, soft start {} s, position tolerance {:.1} deg (enable up to {:.1} deg \
+         outside the range), standstill {:.1} deg/s",
         sc.period * 1e3,
         sc.watchdog_timeout * 1e3,
         sc.soft_start_time,
         sc.position_tolerance.to_degrees(),
+        sc.enable_outside_max.to_degrees(),
         sc.standstill_velocity.to_degrees()
     );
     let _ = writeln!(

@@ -51,6 +51,12 @@ pub struct SafetyConfig {
     pub soft_start_time: f64,
     /// Distance beyond an effective position limit that triggers a safe stop [rad].
     pub position_tolerance: f64,
+    /// Largest distance outside an effective position limit at which a joint may still be enabled [rad]. A
+    /// relaxed arm in a torque-off robot can rest outside the patient's range (gravity against a contracture:
+    /// an elbow hanging at 8.6° below a ROM that starts at 11.5°); such a joint enables, the soft wall brings it
+    /// back inside, and it may never move further out than where it was enabled (the allowance shrinks as it
+    /// comes back, down to `position_tolerance`). Farther outside, enabling stops (`PositionLimit`).
+    pub enable_outside_max: f64,
     /// Fraction of the velocity limit above which torque along the motion is faded out [-].
     pub velocity_soft_fraction: f64,
     /// Joint damping applied in SafeStop [Nm·s/rad].
@@ -323,6 +329,11 @@ pub struct SafetySupervisor {
     /// Posture held in SafeStop [rad], per joint once a finite position was seen after the stop began.
     stop_anchor: JointArray<f64>,
     stop_anchored: [bool; MAX_JOINTS],
+    /// Distance beyond each joint's effective limit tolerated now [rad]: `position_tolerance`, or more for a joint
+    /// enabled outside its range (`enable_outside_max`), shrinking as it comes back.
+    limit_allowance: [f64; MAX_JOINTS],
+    /// The allowance is latched from the first finite sample after (re-)enabling.
+    allowance_pending: bool,
     stats: SafetyStats,
 }
 
@@ -453,6 +464,8 @@ impl SafetySupervisor {
             moving_since: Duration::ZERO,
             stop_anchor: JointArray::splat(dof, 0.0),
             stop_anchored: [false; MAX_JOINTS],
+            limit_allowance: [config.position_tolerance; MAX_JOINTS],
+            allowance_pending: false,
             stats: SafetyStats::default(),
         })
     }
@@ -463,6 +476,7 @@ impl SafetySupervisor {
         check_range(f, "safety.overrun_factor", c.overrun_factor, 1.0, 100.0)?;
         check_range(f, "safety.soft_start_time", c.soft_start_time, 0.0, 10.0)?;
         check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.5)?;
+        check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.5)?;
         check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.99)?;
         check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.0, 100.0)?;
         check_range(f, "safety.safe_stop_stiffness", c.safe_stop_stiffness, 0.0, 500.0)?;
@@ -635,6 +649,12 @@ impl SafetySupervisor {
         // A (re-)enable fades from the torque applied now (zero after Disabled, the hold torque after a
         // compliant release) to the controller's torque: no step either way.
         self.ramp_from = self.prev_torque;
+        // Position allowances are latched again from the posture at a (re-)enable and dropped when torque goes
+        // off; a release or a stop keeps them (a joint still coming back inside is not stopped for it).
+        if matches!(state, SafetyState::Enabling | SafetyState::Disabled | SafetyState::Fault) {
+            self.limit_allowance = [self.config.position_tolerance; MAX_JOINTS];
+        }
+        self.allowance_pending = state == SafetyState::Enabling;
     }
 
     fn safe_stop(&mut self, reason: StopReason, now: Duration) {
@@ -683,6 +703,10 @@ impl SafetySupervisor {
         // --- stale / frozen sensor
         let stale = self.update_stale(state);
         let state_finite = state.is_finite();
+        // --- position allowances: latched at the (re-)enable, shrinking as a joint comes back inside
+        if state_finite && self.state.passes_controller_torque() {
+            self.update_limit_allowance(state);
+        }
         // --- checks that stop the controller
         if self.state.passes_controller_torque() || self.state == SafetyState::CompliantRelease {
             if interval > self.config.watchdog_timeout {
@@ -822,11 +846,33 @@ impl SafetySupervisor {
         }
     }
 
-    fn limit_violation(&self, state: &JointState) -> Option<StopReason> {
+    /// How far `q` lies outside joint `j`'s effective limits [rad] (0 inside).
+    fn outside(&self, j: usize, q: f64) -> f64 {
+        let l = &self.limits[j];
+        (l.lower - q).max(q - l.upper).max(0.0)
+    }
+
+    /// At the first finite sample after a (re-)enable, a joint outside its effective limits by at most
+    /// `enable_outside_max` is allowed to stay as far out as it is (plus the tolerance); on every later sample
+    /// the allowance shrinks to how far out the joint is now (never below the tolerance): it may come back, not
+    /// go further. Real-time safe.
+    fn update_limit_allowance(&mut self, state: &JointState) {
         let tol = self.config.position_tolerance;
         for j in 0..self.dof {
+            let excess = self.outside(j, state.position[j]);
+            if self.allowance_pending {
+                self.limit_allowance[j] = if excess <= self.config.enable_outside_max { tol + excess } else { tol };
+            } else {
+                self.limit_allowance[j] = self.limit_allowance[j].min(tol + excess).max(tol);
+            }
+        }
+        self.allowance_pending = false;
+    }
+
+    fn limit_violation(&self, state: &JointState) -> Option<StopReason> {
+        for j in 0..self.dof {
             let (q, v, l) = (state.position[j], state.velocity[j], &self.limits[j]);
-            if q < l.lower - tol || q > l.upper + tol {
+            if self.outside(j, q) > self.limit_allowance[j] {
                 return Some(StopReason::PositionLimit { joint: j, position: q });
             }
             if v.abs() > l.velocity_max {

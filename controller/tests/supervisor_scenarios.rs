@@ -277,6 +277,77 @@ fn position_beyond_rom_tolerance_stops() {
 }
 
 #[test]
+fn regression_an_arm_resting_just_outside_the_rom_stopped_the_session_at_enable() {
+    // Seen in `plexo sim --seed 11`: in the torque-off sensor check the moderate patient's elbow sagged under
+    // gravity to 0.1499 rad, 0.0501 rad below its ROM (0.2), and the first Enabling tick safe-stopped.
+    let mut rig = Rig::new();
+    let (lo, _) = rig.sup.effective_limits(3);
+    let tol = rig.sup.config().position_tolerance;
+    let out_by = tol + 0.04; // beyond the tolerance, within enable_outside_max
+    assert!(out_by <= rig.sup.config().enable_outside_max);
+    rig.state.position[3] = lo - out_by;
+    rig.sup.request_enable().unwrap();
+    let mut pushed = 0.0;
+    for _ in 0..1100 {
+        let (out, cmd) = rig.tick(0.0);
+        assert!(!matches!(out, SafetyOutcome::SafeStop { .. }), "{out:?}");
+        pushed = cmd.torque[3];
+    }
+    assert_eq!(rig.sup.state(), SafetyState::Active);
+    assert!(pushed > 1.0, "the soft wall pushes the joint back inside: {pushed} Nm");
+
+    // Coming back shrinks the allowance: it may not drift out again past its new distance plus the tolerance.
+    rig.state.position[3] = lo - 0.01;
+    rig.tick(0.0);
+    rig.state.position[3] = lo - 0.01 - tol - 0.005;
+    let (out, _) = rig.tick(0.0);
+    assert!(
+        matches!(out, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { joint: 3, .. }, .. }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn enabling_far_outside_the_rom_stops_and_moving_further_out_after_enable_stops() {
+    let mut rig = Rig::new();
+    let (lo, _) = rig.sup.effective_limits(3);
+    let c = rig.sup.config().clone();
+    rig.state.position[3] = lo - c.position_tolerance - c.enable_outside_max - 0.01;
+    rig.sup.request_enable().unwrap();
+    let (out, cmd) = rig.tick(3.0);
+    assert!(
+        matches!(out, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { joint: 3, .. }, .. }),
+        "{out:?}"
+    );
+    // The stop holds (spring to the posture clamped into the range) but starts from zero at the rate limit.
+    let rate = c.joints.iter().find(|j| j.name == "elbow_flexion").unwrap().torque_rate_max;
+    assert!(cmd.torque.iter().all(|t| t.abs() <= rate * c.period + 1e-9), "a jump at enable: {:?}", cmd.torque);
+
+    // Enabled 0.08 rad outside: going further out than where it started (+ tolerance) stops.
+    let mut rig = Rig::new();
+    rig.state.position[3] = lo - 0.08;
+    rig.sup.request_enable().unwrap();
+    rig.tick(0.0);
+    rig.state.position[3] = lo - 0.08 - c.position_tolerance + 0.001;
+    assert!(!matches!(rig.tick(0.0).0, SafetyOutcome::SafeStop { .. }));
+    rig.state.position[3] = lo - 0.08 - c.position_tolerance - 0.001;
+    assert!(matches!(rig.tick(0.0).0, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { .. }, .. }));
+
+    // The allowance is per enable: after a disable and a re-enable inside the range the normal tolerance holds.
+    let mut rig = Rig::new();
+    rig.state.position[3] = lo - 0.08;
+    rig.sup.request_enable().unwrap();
+    rig.tick(0.0);
+    rig.sup.request_disable().unwrap();
+    rig.tick(0.0);
+    rig.state.position[3] = lo + 0.2;
+    rig.sup.request_enable().unwrap();
+    rig.tick(0.0);
+    rig.state.position[3] = lo - c.position_tolerance - 0.01;
+    assert!(matches!(rig.tick(0.0).0, SafetyOutcome::SafeStop { reason: StopReason::PositionLimit { .. }, .. }));
+}
+
+#[test]
 fn overspeed_stops_with_damping_and_escalates_without_standstill() {
     let mut rig = Rig::new();
     rig.run_active(0.0);
