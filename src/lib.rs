@@ -17,6 +17,7 @@ pub mod realtime;
 pub mod replay_cmd;
 pub mod run_cmd;
 pub mod runtime;
+pub mod session_state;
 pub mod setup;
 pub mod sim_cmd;
 pub mod summary;

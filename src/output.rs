@@ -11,6 +11,7 @@ use plexo_kinematics::Model;
 use crate::AppError;
 use crate::realtime::{RealtimeReport, RealtimeRequest};
 use crate::runtime::{LoopSignals, SessionReport};
+use crate::session_state::SessionState;
 use crate::setup::SessionParts;
 use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
 
@@ -47,6 +48,69 @@ pub struct OutputArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Resume from the state an earlier session wrote (`<recording>.state.toml`): the assist-as-needed laws start
+    /// where they ended and, in simulation, so does the virtual patient (learning, effort, fatigue).
+    #[arg(long, value_name = "STATE_FILE")]
+    pub resume: Option<PathBuf>,
+    /// Where to write this session's state for `--resume` (default: beside the recording as
+    /// `<recording>.state.toml`; `plexo run` without a recording: `out/<session>.state.toml`).
+    #[arg(long, value_name = "STATE_FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// Loads `--resume` and applies it before the session starts: the therapy's adaptation and, when the plant has
+/// one, the virtual patient's state. Returns the loaded state (`None` without `--resume`). Not real-time safe.
+pub fn resume_session<P: crate::runtime::Plant>(
+    args: &OutputArgs,
+    therapy: &mut plexo_controller::Therapy,
+    plant: &mut P,
+) -> Result<Option<SessionState>, AppError> {
+    let Some(path) = &args.resume else { return Ok(None) };
+    let state = SessionState::load(path)?;
+    let clamped = state.resume(therapy, path)?;
+    crate::session_state::report_resume(path, &state, &clamped);
+    match state.virtual_patient {
+        Some(patient) => {
+            let restored = plant.restore_patient(patient).map_err(|e| AppError::Config {
+                file: path.display().to_string(),
+                key: "virtual_patient".into(),
+                reason: e.to_string(),
+            })?;
+            if !restored {
+                eprintln!("note: {} holds a virtual patient's state; it is ignored on hardware", path.display());
+            }
+        }
+        None if plant.patient_state().is_some() => {
+            eprintln!("note: {} holds no virtual patient's state; the patient starts from its profile", path.display());
+        }
+        None => {}
+    }
+    Ok(Some(state))
+}
+
+/// This session's state to carry to the next one. Not real-time safe.
+pub fn session_state<P: crate::runtime::Plant>(
+    session: &str,
+    previous: Option<&SessionState>,
+    rt: &crate::runtime::Runtime<P>,
+) -> SessionState {
+    SessionState {
+        session: session.to_owned(),
+        sessions: previous.map_or(1, |p| p.sessions + 1),
+        adaptation: rt.therapy.adaptation_state(),
+        virtual_patient: rt.plant.patient_state(),
+    }
+}
+
+/// What a session leaves behind besides the recording.
+pub struct Outputs<'a> {
+    /// The output options (`--state`).
+    pub args: &'a OutputArgs,
+    /// The state for the next session.
+    pub state: SessionState,
+    /// A hardware session: its state is saved even without a recording (a patient's therapy progress must not be
+    /// lost because no recording was asked for).
+    pub hardware: bool,
 }
 
 /// Starts the telemetry thread with the sinks the options ask for. `default_save`: save to out/<session>.rrd
@@ -166,7 +230,8 @@ impl ProgressHandle {
 }
 
 /// Prints the end-of-session report (block table, loop timing, telemetry, where the recording is), writes
-/// `<recording>.summary.json` next to the recording, and maps the session end to the process result.
+/// `<recording>.summary.json` next to the recording and the state for `--resume` (see [`Outputs`]), and maps the
+/// session end to the process result.
 pub fn finish_session(
     session: &str,
     report: SessionReport,
@@ -174,6 +239,7 @@ pub fn finish_session(
     wall: Duration,
     realtime: RealtimeReport,
     paced: bool,
+    outputs: Outputs<'_>,
 ) -> Result<(), AppError> {
     let (telemetry_report, dropped) = telemetry.finish()?;
     let t = &report.timing;
@@ -229,6 +295,16 @@ pub fn finish_session(
         std::fs::write(&json_path, serde_json::to_string_pretty(&json).expect("a JSON value always serializes"))
             .map_err(|e| AppError::Io { path: json_path.display().to_string(), source: e })?;
         println!("summary saved to {}", json_path.display());
+    }
+    let state_path = match (&outputs.args.state, &telemetry_report.saved_to) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(rrd)) => Some(rrd.with_extension("state.toml")),
+        (None, None) if outputs.hardware => Some(PathBuf::from("out").join(format!("{session}.state.toml"))),
+        (None, None) => None,
+    };
+    if let Some(path) = state_path {
+        outputs.state.save(&path)?;
+        println!("session state saved to {} (continue with --resume {})", path.display(), path.display());
     }
     report.end.into_result()
 }

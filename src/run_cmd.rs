@@ -167,6 +167,7 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
         model: model.clone(),
         handle: parts.handle,
     };
+    let resumed = output::resume_session(&args.output, &mut rt.therapy, &mut rt.plant)?;
     let signals = LoopSignals::default();
     output::install_ctrl_c(&signals);
     let nominal = args.duration.unwrap_or_else(|| checked.protocol.value.nominal_duration());
@@ -178,5 +179,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     if let Some(p) = progress {
         p.finish();
     }
-    output::finish_session(&session, report?, telemetry, wall.elapsed(), rt_report, true)
+    let report = report?;
+    let state = output::session_state(&session, resumed.as_ref(), &rt);
+    let outputs = output::Outputs { args: &args.output, state, hardware: true };
+    output::finish_session(&session, report, telemetry, wall.elapsed(), rt_report, true, outputs)
 }

@@ -56,6 +56,24 @@ pub trait Plant: Robot {
     fn true_patient_torque(&self) -> Option<JointArray<f64>> {
         None
     }
+
+    /// The virtual patient's trial-to-trial state (capacity, effort, fatigue), to carry to the next session.
+    /// `None` on hardware. Not real-time safe.
+    fn patient_state(&self) -> Option<plexo_sim::PatientState> {
+        None
+    }
+
+    /// Restores the virtual patient's state from an earlier session; returns false when there is no virtual
+    /// patient (hardware). Errors name the invalid field. Not real-time safe.
+    fn restore_patient(&mut self, _state: plexo_sim::PatientState) -> Result<bool, AppError> {
+        Ok(false)
+    }
+
+    /// Ends the CAN traffic recording started before the session (`plexo sim --over-can … --candump`), flushing
+    /// the file; `None` for a backend that cannot record. Not real-time safe.
+    fn finish_bus_recording(&mut self) -> Result<Option<plexo_hal::can::recorder::CandumpSummary>, AppError> {
+        Ok(None)
+    }
 }
 
 /// Loop settings.

@@ -7,11 +7,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use plexo_hal::JointArray;
+use plexo_hal::can::recorder::CandumpSummary;
 use plexo_hal::planner::Protocol as CanProtocol;
-use plexo_hal::{JointArray, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_sim::emulated::SimOverCan;
-use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome};
+use plexo_sim::{
+    ArticulatedPlant, PatientState, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome,
+};
 
 use crate::AppError;
 use crate::output::{OutputArgs, finish_session, start_telemetry};
@@ -58,6 +61,10 @@ pub struct SimArgs {
     /// Put emulated drives on a virtual CAN bus between the runtime and the plant (the hardware code path).
     #[arg(long, value_enum)]
     pub over_can: Option<OverCan>,
+    /// With --over-can: record every bus's traffic to this file in the can-utils candump log format
+    /// (`(seconds) ifname ID#DATA`, readable by can-utils, python-can and `plexo replay`).
+    #[arg(long, requires = "over_can", value_name = "FILE")]
+    pub candump: Option<PathBuf>,
     /// Pace the loop at wall clock (1 kHz) with absolute deadlines instead of running as fast as possible.
     #[arg(long)]
     pub realtime: bool,
@@ -90,6 +97,12 @@ macro_rules! sim_plant {
             fn true_patient_torque(&self) -> Option<JointArray<f64>> {
                 self.patient().map(|p| p.torques().total)
             }
+            fn patient_state(&self) -> Option<PatientState> {
+                self.patient().map(|p| *p.state())
+            }
+            fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
+                restore_patient(self, state)
+            }
         }
     };
 }
@@ -117,6 +130,16 @@ fn patient_trial_end<P: SimulatedPlant>(
     Ok(())
 }
 
+fn restore_patient<P: SimulatedPlant>(plant: &mut P, state: PatientState) -> Result<bool, AppError> {
+    match plant.patient_mut() {
+        Some(p) => {
+            p.restore(state)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 impl<P: SimulatedPlant> Plant for SimOverCan<P> {
     fn is_simulated(&self) -> bool {
         true
@@ -129,6 +152,15 @@ impl<P: SimulatedPlant> Plant for SimOverCan<P> {
     }
     fn true_patient_torque(&self) -> Option<JointArray<f64>> {
         self.plant().patient().map(|p| p.torques().total)
+    }
+    fn patient_state(&self) -> Option<PatientState> {
+        self.plant().patient().map(|p| *p.state())
+    }
+    fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
+        restore_patient(self.plant_mut(), state)
+    }
+    fn finish_bus_recording(&mut self) -> Result<Option<CandumpSummary>, AppError> {
+        Ok(Some(self.finish_candump()?))
     }
 }
 
@@ -173,15 +205,31 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         (PlantKind::Articulated, None) => ctx.run(ArticulatedPlant::new(model, plant_config)?),
         (PlantKind::Rapier, Some(proto)) => {
             let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
-            let cfg = SimOverCan::<RapierPlant>::default_config(plant.joints(), can_protocol(proto), rate_hz)?;
-            ctx.run(SimOverCan::new(plant, cfg)?)
+            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
         }
         (PlantKind::Articulated, Some(proto)) => {
             let plant = ArticulatedPlant::new(model, plant_config)?;
-            let cfg = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), can_protocol(proto), rate_hz)?;
-            ctx.run(SimOverCan::new(plant, cfg)?)
+            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
         }
     }
+}
+
+/// The plant behind emulated drives on virtual CAN buses, recording the traffic to `candump` if asked.
+fn over_can<P: SimulatedPlant>(
+    plant: P,
+    protocol: OverCan,
+    rate_hz: f64,
+    candump: Option<&std::path::Path>,
+) -> Result<SimOverCan<P>, AppError> {
+    let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
+    let mut sim = SimOverCan::new(plant, config)?;
+    if let Some(path) = candump {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
+        }
+        sim.record_candump(path)?;
+    }
+    Ok(sim)
 }
 
 fn can_protocol(p: OverCan) -> CanProtocol {
@@ -228,6 +276,7 @@ impl Context<'_> {
             model: model.clone(),
             handle: parts.handle,
         };
+        let resumed = crate::output::resume_session(&self.args.output, &mut rt.therapy, &mut rt.plant)?;
         let signals = LoopSignals::default();
         crate::output::install_ctrl_c(&signals);
         let progress = crate::output::progress_bar(&signals, nominal, self.args.output.quiet);
@@ -239,7 +288,18 @@ impl Context<'_> {
             p.finish();
         }
         let report = report?;
-        finish_session(&session, report, telemetry, wall.elapsed(), rt_report, self.args.realtime)
+        // `--candump` requires `--over-can`, so a recording was started exactly when a path was given.
+        let recording = if self.args.candump.is_some() { rt.plant.finish_bus_recording()? } else { None };
+        if let Some(can) = recording {
+            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
+            if can.dropped > 0 {
+                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
+            }
+        }
+        let state = crate::output::session_state(&session, resumed.as_ref(), &rt);
+        let outputs = crate::output::Outputs { args: &self.args.output, state, hardware: false };
+        finish_session(&session, report, telemetry, wall.elapsed(), rt_report, self.args.realtime, outputs)
     }
 }
 

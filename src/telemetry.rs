@@ -380,10 +380,14 @@ impl Writer {
         let data = Data::new(&config.model);
         let urdf = urdf_rs::read_from_string(&config.urdf).map_err(|e| AppError::Telemetry(format!("urdf: {e}")))?;
         let mut links = Vec::new();
-        rec.log_static("world", &rerun::ViewCoordinates::RIGHT_HAND_Z_UP()).map_err(rr_err)?;
+        if rec.is_enabled() {
+            rec.log_static("world", &rerun::ViewCoordinates::RIGHT_HAND_Z_UP()).map_err(rr_err)?;
+        }
         for link in &urdf.links {
             let Some(frame) = config.model.frame_id(&link.name) else { continue };
-            log_link_geometry(&rec, &link.name, &link.visual)?;
+            if rec.is_enabled() {
+                log_link_geometry(&rec, &link.name, &link.visual)?;
+            }
             links.push((link.name.clone(), frame));
         }
         let joint_names = config.model.joints().iter().map(|j| j.name.clone()).collect::<Vec<_>>();
@@ -422,8 +426,10 @@ impl Writer {
                 Message::Event(e) => self.on_event(&e)?,
             }
         }
-        self.flush_batch()?;
-        self.rec.flush_blocking().map_err(rr_err)?;
+        if self.rec.is_enabled() {
+            self.flush_batch()?;
+            self.rec.flush_blocking().map_err(rr_err)?;
+        }
         self.report.saved_to = self.save.clone();
         Ok(self.report)
     }
@@ -435,6 +441,9 @@ impl Writer {
 
     fn on_sample(&mut self, s: &Sample) -> Result<(), AppError> {
         self.report.samples += 1;
+        if !self.rec.is_enabled() {
+            return Ok(()); // no sink: count only (a disabled stream warns on every kind of call)
+        }
         self.batch.push(s);
         if self.batch.len() >= BATCH {
             self.flush_batch()?;
@@ -509,6 +518,9 @@ impl Writer {
 
     fn on_event(&mut self, e: &Event) -> Result<(), AppError> {
         self.report.events += 1;
+        if !self.rec.is_enabled() {
+            return Ok(());
+        }
         let (text, level, tick, time) = match *e {
             Event::BlockStart { block, time, tick } => {
                 self.set_time(tick, time);

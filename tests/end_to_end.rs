@@ -248,3 +248,112 @@ fn model_of_a_bad_urdf_exits_nonzero_naming_the_file_and_the_link() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("plexo-arm4"), "the error lists the embedded robots");
 }
+
+/// The default protocol's passive warm-up (16 trials: 8 targets out and back) and the first 2 trials of the
+/// first Emken block.
+const RESUME_TRIALS: &str = "18";
+
+#[test]
+fn a_second_session_resumes_the_adaptation_and_the_virtual_patient_of_the_first() {
+    let dir = scratch("resume");
+    let run = |name: &str, resume: Option<&Path>| {
+        let rrd = dir.join(format!("{name}.rrd"));
+        let mut args = vec!["sim", "--plant", "articulated", "--trials", RESUME_TRIALS, "--seed", "11", "-q"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        args.extend(["--save".to_owned(), rrd.display().to_string()]);
+        if let Some(r) = resume {
+            args.extend(["--resume".to_owned(), r.display().to_string()]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_plexo")).args(&args).output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{name}:\n{stdout}\n{stderr}");
+        let state_path = rrd.with_extension("state.toml");
+        assert!(stdout.contains(&format!("session state saved to {}", state_path.display())), "{stdout}");
+        let state: toml::Value = toml::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        (state_path, state, stdout)
+    };
+    let (first_path, first, _) = run("first", None);
+    assert_eq!(first["sessions"].as_integer(), Some(1));
+    assert_eq!(first["adaptation"]["trials"].as_integer(), Some(2), "two Emken trials, adapted once each");
+    assert_eq!(first["virtual_patient"]["trials"].as_integer(), Some(18));
+    let stiffness = |s: &toml::Value| -> Vec<f64> {
+        s["adaptation"]["emken_stiffness"].as_array().unwrap()[..4].iter().map(|v| v.as_float().unwrap()).collect()
+    };
+
+    let (_, second, stdout) = run("second", Some(&first_path));
+    assert!(stdout.contains("resuming from") && stdout.contains("session 2 of the series"), "{stdout}");
+    assert_eq!(second["sessions"].as_integer(), Some(2));
+    assert_eq!(second["adaptation"]["trials"].as_integer(), Some(4), "the adaptive trial count continues");
+    assert_eq!(second["virtual_patient"]["trials"].as_integer(), Some(36), "the virtual patient continues");
+
+    // Without --resume the same seed reproduces the first session, so the second session's stiffness differs
+    // from a fresh one's only because it started from the first session's.
+    let (_, fresh, _) = run("fresh", None);
+    assert_eq!(stiffness(&fresh), stiffness(&first), "same seed, same session");
+    assert_ne!(stiffness(&second), stiffness(&first), "the resumed session adapted further");
+}
+
+#[test]
+fn resuming_a_state_for_another_robot_fails_naming_the_file_and_the_field() {
+    let dir = scratch("resume-bad");
+    let rrd = dir.join("s.rrd");
+    let out = plexo(&["sim", "--plant", "articulated", "--trials", "1", "-q", "--save", rrd.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let state = rrd.with_extension("state.toml");
+    let bad = dir.join("six-joints.state.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&state).unwrap().replace("dof = 4", "dof = 6")).unwrap();
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--trials",
+        "1",
+        "-q",
+        "--no-save",
+        "--resume",
+        bad.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a 6-joint state was accepted for plexo-arm4");
+    assert!(stderr.contains(bad.to_str().unwrap()) && stderr.contains("dof"), "{stderr}");
+}
+
+#[test]
+fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
+    let dir = scratch("candump");
+    let log = dir.join("bus.log");
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--over-can",
+        "cia402",
+        "--duration",
+        "2",
+        "-q",
+        "--no-save",
+        "--candump",
+        log.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("CAN traffic saved to {}", log.display())) && stdout.contains(", 0 dropped"),
+        "{stdout}"
+    );
+    let content = std::fs::read_to_string(&log).unwrap();
+    let records = plexo_hal::can::candump::parse_log(&content).expect("a valid candump log");
+    // 2.5 s (sensor check + 2 s) at 1 kHz with a SYNC, RPDOs and TPDOs every cycle: many thousands of frames.
+    assert!(records.len() > 5_000, "only {} frames", records.len());
+    assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "timestamps must not go backwards");
+    assert!(content.lines().any(|l| l.ends_with("080#")), "SYNC frames (0x080, no data) are in the log");
+    let out = plexo(&["replay", log.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.contains("080"), "replay lists the SYNC id:\n{}", text(&out).0);
+
+    // --candump without --over-can is refused before anything runs.
+    let out = plexo(&["sim", "--candump", log.to_str().unwrap(), "-q", "--no-save"]);
+    assert!(!out.status.success());
+}
