@@ -313,3 +313,77 @@ pub fn save_calibration(path: &Path, calibration: &Calibration) -> Result<(), Ap
     std::fs::write(path, format!("{header}{text}"))
         .map_err(|e| AppError::Io { path: path.display().to_string(), source: e })
 }
+
+#[cfg(test)]
+// 1.5708 rad is the elbow jig reference as the configuration file writes it, not an approximation of π/2.
+#[allow(clippy::approx_constant)]
+mod tests {
+    use super::*;
+
+    fn config() -> HardwareConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/plexo-arm4-hardware.toml");
+        HardwareConfig::from_file(&path).unwrap()
+    }
+
+    fn state_at(q: &[f64]) -> JointState {
+        let mut s = JointState::zeros(q.len());
+        s.position.copy_from_slice(q);
+        s
+    }
+
+    #[test]
+    fn homing_measures_the_offset_that_makes_the_jig_posture_read_its_reference() {
+        let hw = config();
+        // Jig: rotation at 0, elbow at 90°; the drives read 0.02 and 1.5908 rad with the configured zero (0).
+        let state = state_at(&[0.3, 0.4, 0.02, 1.5908]);
+        let cal = measure_zero_offsets(&hw, &state, None, false).unwrap();
+        assert_eq!(cal.zero_offset.len(), 2, "only the reference-pose joints: {cal:?}");
+        assert!((cal.zero_offset["shoulder_rotation"] - 0.02).abs() < 1e-12);
+        assert!((cal.zero_offset["elbow_flexion"] - 0.02).abs() < 1e-12);
+        // Applying it makes the same drive reading the reference: q = raw − z.
+        let mut applied = hw.clone();
+        applied.apply_calibration(Some(&cal)).unwrap();
+        let elbow = applied.can.joints.iter().find(|j| j.name == "elbow_flexion").unwrap();
+        assert!((1.5908 - elbow.zero_offset - 1.5708).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_large_change_of_zero_needs_force_and_a_nan_reading_is_refused() {
+        let hw = config();
+        let previous = Calibration {
+            zero_offset: [("shoulder_rotation".to_owned(), 0.0), ("elbow_flexion".to_owned(), 0.0)].into(),
+        };
+        let moved = state_at(&[0.3, 0.4, 0.2, 1.5708]); // 0.2 rad off: a joint not seated in the jig
+        let e = measure_zero_offsets(&hw, &moved, Some(&previous), false).unwrap_err().to_string();
+        assert!(e.contains("shoulder_rotation") && e.contains("--force-homing"), "{e}");
+        assert!(measure_zero_offsets(&hw, &moved, Some(&previous), true).is_ok());
+        let nan = state_at(&[0.3, 0.4, f64::NAN, 1.5708]);
+        let e = measure_zero_offsets(&hw, &nan, None, false).unwrap_err().to_string();
+        assert!(e.contains("shoulder_rotation") && e.contains("non-finite"), "{e}");
+    }
+
+    #[test]
+    fn a_session_refuses_an_uncalibrated_reference_pose_joint_and_a_lost_zero() {
+        let mut hw = config();
+        let e = hw.apply_calibration(None).unwrap_err().to_string();
+        assert!(e.contains("shoulder_rotation") && e.contains("plexo run --home"), "{e}");
+        let inside = state_at(&[0.3, 0.4, 0.0, 1.0]);
+        assert!(check_positions(&hw, &inside).is_ok());
+        // An elbow reading 3 rad (beyond 2.356 + tolerance): the zero is lost.
+        let lost = state_at(&[0.3, 0.4, 0.0, 3.0]);
+        let e = check_positions(&hw, &lost).unwrap_err().to_string();
+        assert!(e.contains("elbow_flexion") && e.contains("home the robot"), "{e}");
+    }
+
+    #[test]
+    fn homing_entries_are_validated_naming_the_entry() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/plexo-arm4-hardware.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let bad = text.replace("reference = 1.5708", "reference = 3.5");
+        let e = HardwareConfig::from_toml(&bad, &path).unwrap_err().to_string();
+        assert!(e.contains("homing[3].reference") && e.contains("outside the joint's limits"), "{e}");
+        let twice = format!("{text}\n[[homing]]\njoint = \"elbow_flexion\"\nmethod = \"absolute\"\n");
+        let e = HardwareConfig::from_toml(&twice, &path).unwrap_err().to_string();
+        assert!(e.contains("homed twice"), "{e}");
+    }
+}

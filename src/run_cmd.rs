@@ -10,14 +10,22 @@
 //!
 //! `--home` instead measures the zero offsets of the `reference-pose` joints (robot in its jig, no patient),
 //! stores them beside the configuration and exits.
+//!
+//! `--emulate articulated|rapier` replaces the SocketCAN interfaces with emulated drives of exactly the
+//! configured protocols, node ids, ratios, directions and limits on virtual buses, backed by a simulated plant
+//! with the profile's virtual patient: a dry run of the clinic configuration, homing included, before anyone
+//! touches the robot. Everything else — validation, confirmation, calibration, read-back, loop, supervisor — is
+//! the same code.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use plexo_hal::CanRobot;
 use plexo_hal::can::socketcan::SocketCanBus;
+use plexo_hal::{CanRobot, CanRobotConfig};
+use plexo_sim::emulated::SimOverCan;
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
 
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
@@ -25,6 +33,7 @@ use crate::hardware::{self, HardwareConfig};
 use crate::output::{self, OutputArgs};
 use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
 use crate::setup;
+use crate::sim_cmd::PlantKind;
 
 /// Options of `plexo run`.
 #[derive(Args, Debug, Clone)]
@@ -33,8 +42,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub hardware: PathBuf,
     /// CAN interfaces, in the order of the configuration's buses (e.g. `can0,can1`).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "emulate", conflicts_with = "emulate")]
     pub can: Vec<String>,
+    /// Dry run: emulated drives of this configuration on virtual buses, backed by a simulated plant (with the
+    /// profile's virtual patient), instead of SocketCAN. Unpaced unless --realtime.
+    #[arg(long, value_enum, value_name = "PLANT")]
+    pub emulate: Option<PlantKind>,
+    /// With --emulate: pace the loop at wall clock like the hardware run.
+    #[arg(long, requires = "emulate")]
+    pub realtime: bool,
     /// Patient profile (.toml or embedded name): body height and mass, range of motion per joint.
     #[arg(long)]
     pub patient: String,
@@ -97,6 +113,46 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             }
         }
     }
+    match args.emulate {
+        None => {
+            let robot = open_can_robot(args, &hw)?;
+            run_on(args, &hw, calibration.as_ref(), checked, robot)
+        }
+        Some(kind) => {
+            let model = &checked.robot.value.0;
+            let can = hw.can.clone();
+            // The emulated robot starts where a real one would: at the jig's reference posture when homing, else
+            // with the patient's arm at rest.
+            let initial = if args.home {
+                hw.can.joints.iter().map(|j| hw.homing_of(&j.name)).map(|h| h.reference).collect::<Vec<_>>()
+            } else {
+                setup::patient_rest(model, &checked.patient)?
+            };
+            let mut plant_config = PlantConfig { initial_position: Some(initial), ..PlantConfig::default() };
+            plant_config.period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
+            if !args.home {
+                plant_config = plant_config.with_patient(checked.patient.value.clone());
+            }
+            match kind {
+                PlantKind::Articulated => {
+                    let plant = ArticulatedPlant::new(model, plant_config)?;
+                    run_on(args, &hw, calibration.as_ref(), checked, emulated(plant, can)?)
+                }
+                PlantKind::Rapier => {
+                    let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
+                    run_on(args, &hw, calibration.as_ref(), checked, emulated(plant, can)?)
+                }
+            }
+        }
+    }
+}
+
+fn emulated<P: plexo_sim::SimulatedPlant>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
+    Ok(SimOverCan::new(plant, can)?)
+}
+
+/// Opens the configured buses on the `--can` interfaces (in order) and brings the drives up torque-free.
+fn open_can_robot(args: &RunArgs, hw: &HardwareConfig) -> Result<CanRobot<SocketCanBus>, AppError> {
     if args.can.len() != hw.can.buses.len() {
         return Err(AppError::Config {
             file: hw.source.clone(),
@@ -126,12 +182,22 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             bus.name = iface.clone();
         }
     }
-    let mut robot = CanRobot::new(can_config, buses)?;
+    Ok(CanRobot::new(can_config, buses)?)
+}
 
+/// Steps 4–5 on a brought-up robot: torque-off read-back (homing, or the position check), then the session.
+fn run_on<P: Plant>(
+    args: &RunArgs,
+    hw: &HardwareConfig,
+    calibration: Option<&hardware::Calibration>,
+    checked: check_cmd::Checked,
+    mut robot: P,
+) -> Result<(), AppError> {
     // 4. Torque-off read-back.
     let state = hardware::settle_read(&mut robot, 20)?;
     if args.home {
-        let new = hardware::measure_zero_offsets(&hw, &state, calibration.as_ref(), args.force_homing)?;
+        let calibration_path = hw.calibration_path();
+        let new = hardware::measure_zero_offsets(hw, &state, calibration, args.force_homing)?;
         hardware::save_calibration(&calibration_path, &new)?;
         println!("zero offsets saved to {}:", calibration_path.display());
         for (joint, z) in &new.zero_offset {
@@ -139,14 +205,14 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
         }
         return Ok(());
     }
-    hardware::check_positions(&hw, &state)?;
+    hardware::check_positions(hw, &state)?;
 
     // 5. The session.
     let model = &checked.robot.value.0;
     let session = setup::session_name(&checked.protocol.value.name, &checked.patient.value.name);
     let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
     let mut loop_config = LoopConfig::new(period);
-    loop_config.paced = true;
+    loop_config.paced = args.emulate.is_none() || args.realtime;
     loop_config.max_trials = args.trials;
     loop_config.max_session_time = args.duration;
     // In the clinic a spasm release is resumed by the therapist, not automatically: the session stops.
@@ -182,5 +248,5 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     let report = report?;
     let state = output::session_state(&session, resumed.as_ref(), &rt);
     let outputs = output::Outputs { args: &args.output, state, hardware: true };
-    output::finish_session(&session, report, telemetry, wall.elapsed(), rt_report, true, outputs)
+    output::finish_session(&session, report, telemetry, wall.elapsed(), rt_report, loop_config.paced, outputs)
 }

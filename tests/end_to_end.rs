@@ -357,3 +357,46 @@ fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
     let out = plexo(&["sim", "--candump", log.to_str().unwrap(), "-q", "--no-save"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
+    let dir = scratch("emulated-run");
+    let hw = dir.join("hw.toml");
+    std::fs::copy(repo("assets/configs/plexo-arm4-hardware.toml"), &hw).unwrap();
+    let calibration = dir.join("hw.calibration.toml");
+    let base = ["run", "--hardware", hw.to_str().unwrap(), "--emulate", "articulated", "--patient", "moderate"];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        plexo(&a)
+    };
+
+    // The reference-pose joints have no calibration yet: refused, naming the joint and the remedy.
+    let out = with(&["--i-confirm-the-patient-is-safe", "--trials", "1", "-q"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("shoulder_rotation") && stderr.contains("plexo run --home"), "{stderr}");
+
+    // Homing in the (emulated) jig writes the calibration beside the configuration.
+    let out = with(&["--home", "--i-confirm-the-patient-is-safe", "-q"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let cal: toml::Value = toml::from_str(&std::fs::read_to_string(&calibration).unwrap()).unwrap();
+    for joint in ["shoulder_rotation", "elbow_flexion"] {
+        let z = cal["zero_offset"][joint].as_float().unwrap_or_else(|| panic!("{joint} not calibrated"));
+        // The emulated drives' zero is the configured one (0): the measurement recovers it within the sensor
+        // noise and the sag of the unpowered links during the torque-off read-back (the emulated "jig" starts
+        // the joints at their references but does not clamp them: the elbow drops a few mrad under the forearm
+        // link's weight).
+        assert!(z.abs() < 0.02, "{joint}: zero offset {z}");
+    }
+    assert!(cal["zero_offset"].get("shoulder_abduction").is_none(), "absolute joints are not homed");
+
+    // Now the session runs through the hardware path: 2 buses, MIT AK80-64/AK70-10 as configured.
+    let state = dir.join("run.state.toml");
+    let out = with(&["--i-confirm-the-patient-is-safe", "--trials", "2", "-q", "--state", state.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("trial limit reached") && stdout.contains("bus-load plan"), "{stdout}");
+    assert!(state.exists(), "a hardware session always saves its state");
+}
