@@ -120,9 +120,21 @@ impl Rig {
         self.set_settings(ModeSettings { mode, law, space: Space::Joint, arm_support, error_gain: None });
     }
 
-    /// Switches the mode with the weight support taking its new value at once (the test's condition starts
-    /// cleanly instead of during the support slew).
+    /// Switches the mode; the test's condition then starts cleanly (the weight support at its new value, the
+    /// controller restarted on the measured state). When the support is reduced, the patient first takes over its
+    /// arm's weight: it is asked to hold its arm while the support slews down with the robot transparent, as
+    /// `Therapy` slews it — the virtual patient reacts one sensorimotor delay after a cue, so support withdrawn at
+    /// the instant of the first target would drop its arm, and it would carry over what it felt at rest.
     fn set_settings(&mut self, settings: ModeSettings) {
+        if settings.arm_support < self.controller.mode().arm_support {
+            let hold = self.true_q();
+            let take_over = ModeSettings { mode: Mode::Transparent, law: AanLaw::Fixed, ..settings };
+            self.controller.set_mode(take_over).unwrap();
+            self.plant.patient_mut().unwrap().set_target(&hold, 0.5).unwrap();
+            for _ in 0..1500 {
+                self.tick(&TaskReference::hold(&hold));
+            }
+        }
         self.controller.set_mode(settings).unwrap();
         self.controller.start(&self.state);
     }

@@ -5,14 +5,30 @@
 //! τ_patient = τ_voluntary + τ_synergy + τ_reflex + τ_tremor + τ_passive
 //! ```
 //! - **Voluntary** (weakness, delay, minimum-jerk): on [`Patient::set_target`] the patient plans a minimum-jerk
-//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) from where it perceives the arm to the goal, starting one
-//!   sensorimotor delay later (reaction). It tracks the plan with an internal model of the limb it moves (arm +
-//!   exoskeleton inertia `M(q)` incl. rotor inertia; its own arm's gravity and passive tissue torque, both ×
-//!   `internal_model_gain`) and PID feedback on the state it saw `neural.delay` seconds ago:
-//!   `u = k (g_arm − τ_passive)(q_plan) + M(q_seen) (q̈_plan + ω² e + 2ζω ė + ω²/T_i ∫e)`, `e = q_plan(t − delay) − q(t − delay)`,
-//!   `ω = 2π·feedback_bandwidth` (computed-torque structure, so the delayed loop has the same margin on every
-//!   joint). The internal model is refreshed at 100 Hz. `u` is scaled by the current **effort** (slacking) and
-//!   saturated at the **capacity** `max_torque × capacity × (1 − max_capacity_loss × fatigue)` (weakness).
+//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal, starting one sensorimotor delay later
+//!   (reaction time; until then it keeps doing what it did). From rest, or after the previous movement ended,
+//!   the plan starts where it perceives the arm (Hoff & Arbib 1993, J Mot Behav 25(3)) and the drive engages
+//!   smoothly from the torque exerted then (over 150 ms); a target changed mid-movement is re-planned from the
+//!   current plan's state (quintic with the same position, velocity and acceleration), so the command has no jump.
+//!   It tracks the plan with an internal model of the limb it moves (arm + exoskeleton inertia `M(q)` incl.
+//!   rotor inertia; its own arm's gravity and passive tissue torque, both × `internal_model_gain`):
+//!   `u = effort · (k ((1 − s) g_arm + τ_tissue)(q_plan) + M (q̈_plan + ω² e_pos + 2ζω e_vel) + I)`, with the
+//!   position error seen `neural.delay` ago (long-latency/voluntary feedback) and the velocity error seen
+//!   `neural.reflex_delay` ago (short-latency feedback; latencies after Pruszynski & Scott 2012, Exp Brain Res
+//!   218), `ω = 2π·feedback_bandwidth` (computed-torque structure, the same margin on every joint). The internal
+//!   model is refreshed at 100 Hz. `u` is saturated at the **capacity** `max_torque × capacity × (1 −
+//!   max_capacity_loss × fatigue)` (weakness).
+//! - **Support and load adaptation**: `s` is the fraction of its arm's weight the patient expects the
+//!   environment (the robot) to carry — people do not push against a support they feel. Before its first
+//!   movement the relaxed patient feels it (`S = M q̈ + g_arm − τ_tissue`, projected on the arm's weight); after
+//!   that it is learned from movement experience in two rates (Smith, Ghazizadeh & Shadmehr 2006, PLoS Biol
+//!   4(6)): the fast load correction `I` (integral of the delayed position error, `İ = M ω²/T_i · e_pos`) is
+//!   consolidated into `s` with a 2 s time constant, so a learned load carries over to other postures and
+//!   trials; `I` fades at rest (20 s).
+//! - **Relaxation**: [`Patient::clear_target`] lets the voluntary torque decay with the muscle deactivation
+//!   time constant (50 ms, Thelen 2003, J Biomech Eng 125(1)). Muscle activation (15 ms) is part of the
+//!   effective sensorimotor delay and is not modelled separately (as a lag inside the delayed loop it made
+//!   the error-augmentation closed loop unstable).
 //! - **Flexor synergy**: positive (abducting) voluntary shoulder-abduction torque adds
 //!   `abduction_to_elbow_flexion ×` that torque as elbow-flexion torque (Dewald et al. 1995, Brain 118;
 //!   Dewald & Beer 2001, Muscle Nerve 24).
@@ -58,7 +74,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
-use signal::{BandPass, DelayLine, MinJerk};
+use signal::{BandPass, DelayLine, Quintic};
 
 /// The patient's torque contributions per joint [Nm], positive in the joint's positive direction.
 /// This is the TRUE human joint torque (simulation only), for validating effort estimators.
@@ -167,8 +183,61 @@ impl InternalModel {
     }
 }
 
+/// The voluntary movement plan: the current quintic segment and the one it replaced (still needed for the
+/// delayed feedback, which compares the arm `delay` seconds ago with the plan at that time).
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Before `cur.t0`: the previous segment (holding still when the plan started from rest).
+    prev: Quintic,
+    cur: Quintic,
+    goal: JointArray<f64>,
+    duration: f64,
+    /// The drive's engagement at the start of a new movement (`None` once it replaced a moving plan).
+    onset: Option<Onset>,
+}
+
+/// Engagement of the voluntary drive at the start of a new movement: from the torque exerted at `t0` (captured
+/// then) to the full command, smoothly over [`ONSET_TIME`].
+#[derive(Clone, Copy, Debug)]
+struct Onset {
+    t0: f64,
+    /// The movement starts from rest: until `t0` the patient stays relaxed.
+    from_rest: bool,
+    from: Option<JointArray<f64>>,
+}
+
+impl Plan {
+    fn eval(&self, i: usize, t: f64) -> (f64, f64, f64) {
+        if t < self.cur.t0 { self.prev.eval(i, t) } else { self.cur.eval(i, t) }
+    }
+}
+
 /// Steps between refreshes of the internal model (gravity, inertia): 100 Hz at a 1 kHz loop.
 const INTERNAL_MODEL_PERIOD: f64 = 0.01;
+/// Engagement of the voluntary drive at the start of a movement [s] (minimum-jerk blend from the torque exerted
+/// then). A modelling choice: long enough that the drive does not step (≤ 0.1 Nm per 1 ms for an 8 Nm arm-weight
+/// command), short against the movement (1.5–3 s).
+const ONSET_TIME: f64 = 0.15;
+/// Muscle deactivation time constant [s]: the voluntary torque decays this fast when the patient relaxes
+/// (Thelen 2003, J Biomech Eng 125(1): 50 ms; activation is faster, 15 ms, and is part of the effective
+/// sensorimotor delay of the feedback loop).
+const DEACTIVATION_TIME: f64 = 0.05;
+/// Time constant [s] with which the fast load correction is consolidated into the expected weight support
+/// (two-rate motor adaptation, Smith, Ghazizadeh & Shadmehr 2006, PLoS Biol 4(6)). A modelling choice.
+const CONSOLIDATION_TIME: f64 = 2.0;
+/// Decay time [s] of the fast load correction at rest (it is forgotten within a few tens of seconds of rest;
+/// a modelling choice).
+const LOAD_MEMORY_TIME: f64 = 20.0;
+/// Low-pass time constant [s] of the support the relaxed patient feels (a modelling choice).
+const PROBE_TIME: f64 = 0.05;
+/// Below this RMS of the arm's weight torque [Nm] the support cannot be felt or learned (e.g. the arm hangs).
+const SUPPORT_MIN_WEIGHT: f64 = 1.0;
+/// Lower bound of the expected support: −4 = "five times heavier than the internal model" (the load
+/// correction is scaled by the effort, so a slacking patient that still has to lift its arm learns a large
+/// expected load).
+const SUPPORT_MIN: f64 = -4.0;
+/// Steps over which the relaxed arm's acceleration is estimated (10 ms).
+const SUPPORT_ACCEL_STEPS: usize = 10;
 
 /// The virtual patient. Built by the plants from a [`PatientProfile`]; reach it with `plant.patient()` /
 /// `plant.patient_mut()`.
@@ -184,7 +253,16 @@ pub struct Patient {
     reflex_delay_steps: usize,
     reflex_alpha: f64,
     history: DelayLine,
-    plan: Option<MinJerk>,
+    plan: Option<Plan>,
+    /// Voluntary torque left over from the last movement, decaying with the deactivation time [Nm].
+    relaxing: JointArray<f64>,
+    /// Expected weight support: the fraction of its arm's weight the patient expects the environment to carry
+    /// during movements, in [`SUPPORT_MIN`, 1] (negative: heavier than its internal model). Felt at rest before
+    /// the first movement, then learned from movement experience.
+    support: f64,
+    /// Whether the patient has moved yet (after that, rest no longer sets the expected support).
+    has_moved: bool,
+    /// Fast load correction [Nm] (the integral term of the voluntary feedback, in torque per unit effort).
     integral: JointArray<f64>,
     reflex_activation: JointArray<f64>,
     tremor: JointArray<[BandPassSlot; 2]>,
@@ -199,6 +277,8 @@ pub struct Patient {
     model_decimation: u64,
     omega: f64,
     zeta: f64,
+    relax_decay: f64,
+    memory_decay: f64,
     torques: PatientTorques,
 }
 
@@ -311,8 +391,11 @@ impl Patient {
             delay_steps,
             reflex_delay_steps,
             reflex_alpha: 1.0 - (-dt / profile.spasticity.activation_time).exp(),
-            history: DelayLine::new(delay_steps.max(reflex_delay_steps) + 1, dof),
+            history: DelayLine::new(delay_steps.max(reflex_delay_steps + SUPPORT_ACCEL_STEPS) + 1, dof),
             plan: None,
+            relaxing: z,
+            support: 0.0,
+            has_moved: false,
             integral: z,
             reflex_activation: z,
             tremor: JointArray::splat(dof, tremor_filter),
@@ -332,6 +415,8 @@ impl Patient {
             model_decimation: ((INTERNAL_MODEL_PERIOD / dt).round() as u64).max(1),
             omega: core::f64::consts::TAU * profile.neural.feedback_bandwidth,
             zeta: profile.neural.feedback_damping_ratio,
+            relax_decay: (-dt / DEACTIVATION_TIME).exp(),
+            memory_decay: (-dt / LOAD_MEMORY_TIME).exp(),
             torques: PatientTorques::zeros(dof),
         })
     }
@@ -352,7 +437,8 @@ impl Patient {
     }
 
     /// Sets the current movement target: the patient plans a minimum-jerk movement to `goal` [rad] lasting
-    /// `duration` [s], starting one sensorimotor delay from now. Replaces any previous target.
+    /// `duration` [s], starting one sensorimotor delay from now (see the module docs for how it starts and how a
+    /// previous target is replaced). Replaces any previous target.
     /// Real-time safe (no allocation).
     pub fn set_target(&mut self, goal: &[f64], duration: f64) -> Result<(), SimError> {
         if goal.len() != self.dof {
@@ -372,18 +458,38 @@ impl Patient {
                 allowed: "(0, inf) s",
             });
         }
-        let (perceived, _) = self.history.get(self.delay_steps);
         let mut goal_arr = JointArray::splat(self.dof, 0.0);
         goal_arr.copy_from_slice(goal);
-        self.plan = Some(MinJerk {
-            start: *perceived,
-            goal: goal_arr,
-            t0: self.time() + self.delay_steps as f64 * self.dt,
-            duration,
-        });
+        let n = self.dof;
+        let t0 = self.time() + self.delay_steps as f64 * self.dt;
+        // The movement starts one reaction time (the delay) from now; until then the previous plan (or rest)
+        // continues. A plan that is still moving then is replaced without a jump: the new segment starts in the
+        // state the old plan would have (position, velocity, acceleration). Otherwise the movement starts where the
+        // patient perceives the arm (one delay old; replanning from the sensed state, Hoff & Arbib 1993,
+        // J Mot Behav 25(3)) and the drive engages smoothly from the torque exerted then.
+        let (perceived, perceived_v) = self.history.get(self.delay_steps);
+        let (perceived, perceived_v) = (*perceived, *perceived_v);
+        let moving = self.plan.filter(|old| t0 < old.cur.t0 + old.cur.duration);
+        let (mut q0, mut v0, mut a0) = (perceived, perceived_v, JointArray::splat(n, 0.0));
+        if let Some(old) = moving {
+            for i in 0..n {
+                (q0[i], v0[i], a0[i]) = old.eval(i, t0);
+            }
+        }
+        let cur = Quintic::new(t0, duration, &q0, &v0, &a0, goal);
+        let prev = match self.plan {
+            Some(old) if t0 < old.cur.t0 => old.prev,
+            Some(old) => old.cur,
+            None => Quintic::hold(&perceived),
+        };
+        let onset = match moving {
+            Some(old) => old.onset,
+            None => Some(Onset { t0, from_rest: self.plan.is_none(), from: None }),
+        };
+        self.plan = Some(Plan { prev, cur, goal: goal_arr, duration, onset });
         // Refresh the internal model at the plan's start: the last refresh (at 100 Hz) may date from the end of
         // the previous trial, at another posture.
-        let start = *perceived;
+        let start = q0;
         let mut g = self.arm_gravity;
         self.internal.arm_gravity(&start, &mut g);
         self.arm_gravity = g;
@@ -394,10 +500,11 @@ impl Patient {
         Ok(())
     }
 
-    /// Clears the target: the patient rests (no voluntary torque; fatigue recovers). Real-time safe.
+    /// Clears the target: the patient rests — its voluntary torque decays with the deactivation time constant,
+    /// fatigue recovers. Real-time safe.
     pub fn clear_target(&mut self) {
         self.plan = None;
-        self.integral.fill(0.0);
+        self.relaxing = self.torques.voluntary;
     }
 
     /// The current target `(goal [rad], duration [s])`, if any.
@@ -485,6 +592,13 @@ impl Patient {
         self.p.max_torque[i] * self.state.capacity * (1.0 - loss)
     }
 
+    /// The fraction of its arm's weight the patient expects the environment to carry during movements (1 = it
+    /// expects full support and does not lift its arm itself; negative = it expects its arm heavier than its
+    /// internal model). Simulation only.
+    pub fn expected_support(&self) -> f64 {
+        self.support
+    }
+
     /// The torques of the last step [Nm] (true values, simulation only).
     pub fn torques(&self) -> &PatientTorques {
         &self.torques
@@ -522,6 +636,115 @@ impl Patient {
         -v.signum() * p.reflex_gain[i] * (stretch - p.reflex_threshold[i])
     }
 
+    /// At rest, before any movement experience: the support the relaxed patient feels, from its arm's perceived
+    /// (short-latency) motion and its internal model: `S = M q̈ + g_arm − τ_tissue − τ_voluntary`, projected on
+    /// the arm's weight, low-passed over [`PROBE_TIME`].
+    fn probe_support(&mut self) {
+        let k = SUPPORT_ACCEL_STEPS;
+        let (q, v) = self.history.get(self.reflex_delay_steps);
+        let (q, v) = (*q, *v);
+        let (_, v_before) = self.history.get(self.reflex_delay_steps + k);
+        let v_before = *v_before;
+        if self.steps.is_multiple_of(self.model_decimation) {
+            let mut g = self.arm_gravity;
+            self.internal.arm_gravity(&q, &mut g);
+            self.arm_gravity = g;
+            let armature = self.p.armature;
+            self.internal.mass_matrix(&q, &armature[..], &mut self.mass);
+        }
+        let gain = self.profile.neural.internal_model_gain;
+        let (mut sg, mut gg) = (0.0, 0.0);
+        for i in 0..self.dof {
+            let accel = |j: usize| (v[j] - v_before[j]) / (k as f64 * self.dt);
+            let inertial: f64 = (0..self.dof).map(|j| self.mass[i][j] * accel(j)).sum();
+            let g = gain * self.arm_gravity[i];
+            let held = inertial + g - self.passive_torque(i, q[i], v[i]) - self.torques.voluntary[i];
+            sg += held * g;
+            gg += g * g;
+        }
+        if gg < SUPPORT_MIN_WEIGHT * SUPPORT_MIN_WEIGHT {
+            return;
+        }
+        let felt = (sg / gg).clamp(0.0, 1.0);
+        self.support += self.dt / PROBE_TIME * (felt - self.support);
+    }
+
+    /// The voluntary command of this period under `plan` at time `t` [s] [Nm], saturated at the capacity; also
+    /// updates the load adaptation (integral and expected support).
+    ///
+    /// `u = effort · (k ((1 − s) g_arm + τ_tissue)(q_plan) + M (q̈_plan + ω² e_pos + 2ζω e_vel) + I)` with the
+    /// position error `e_pos` seen `neural.delay` ago (long-latency/voluntary feedback), the velocity error
+    /// `e_vel` seen `neural.reflex_delay` ago (short-latency feedback; Pruszynski & Scott 2012, Exp Brain Res
+    /// 218: short-latency 20–45 ms, long-latency 50–100 ms, voluntary > 100 ms), `k = internal_model_gain`, `s`
+    /// the expected support and `I` the fast load correction (`İ = M ω²/T_i · e_pos`, with anti-windup).
+    fn voluntary_command(&mut self, plan: &Plan, t: f64) -> JointArray<f64> {
+        let n = self.dof;
+        let (q_seen, _) = self.history.get(self.delay_steps);
+        let q_seen = *q_seen;
+        let t_seen = t - self.delay_steps as f64 * self.dt;
+        let (_, v_fast) = self.history.get(self.reflex_delay_steps);
+        let v_fast = *v_fast;
+        let t_fast = t - self.reflex_delay_steps as f64 * self.dt;
+        let gain = self.profile.neural.internal_model_gain;
+        if self.steps.is_multiple_of(self.model_decimation) {
+            let mut q_plan = JointArray::splat(n, 0.0);
+            for (i, qp) in q_plan.iter_mut().enumerate() {
+                *qp = plan.eval(i, t).0;
+            }
+            let mut g = self.arm_gravity;
+            self.internal.arm_gravity(&q_plan, &mut g);
+            self.arm_gravity = g;
+            let armature = self.p.armature;
+            self.internal.mass_matrix(&q_seen, &armature[..], &mut self.mass);
+        }
+        let (w, z) = (self.omega, self.zeta);
+        let ki = w * w / self.profile.neural.integral_time;
+        let mut acc = [0.0; MAX_JOINTS];
+        let mut err = [0.0; MAX_JOINTS];
+        let mut now = [(0.0, 0.0); MAX_JOINTS];
+        for i in 0..n {
+            let (q_now, v_now, a_now) = plan.eval(i, t);
+            now[i] = (q_now, v_now);
+            err[i] = plan.eval(i, t_seen).0 - q_seen[i];
+            let e_vel = plan.eval(i, t_fast).1 - v_fast[i];
+            acc[i] = a_now + w * w * err[i] + 2.0 * z * w * e_vel;
+        }
+        let load = 1.0 - self.support;
+        let effort = self.state.effort;
+        let mut command = JointArray::splat(n, 0.0);
+        for i in 0..n {
+            let cap = self.capacity_torque(i);
+            if cap <= 0.0 {
+                continue;
+            }
+            let inertial: f64 = (0..n).map(|j| self.mass[i][j] * acc[j]).sum();
+            let tissue = -self.passive_torque(i, now[i].0, now[i].1);
+            let u = effort * (gain * (load * self.arm_gravity[i] + tissue) + inertial + self.integral[i]);
+            // Anti-windup: integrate only while not saturated, or when the error unwinds the integral.
+            if u.abs() < cap || err[i] * self.integral[i] < 0.0 {
+                self.integral[i] += ki * self.mass[i][i] * err[i] * self.dt;
+            }
+            command[i] = u.clamp(-cap, cap);
+        }
+        // Two-rate adaptation: the part of the fast correction that lies along the arm's weight is consolidated
+        // into the expected support, which carries over to other postures and trials; the command is unchanged
+        // by the transfer.
+        let (mut ig, mut gg) = (0.0, 0.0);
+        for i in 0..n {
+            let g = gain * self.arm_gravity[i];
+            ig += self.integral[i] * g;
+            gg += g * g;
+        }
+        if gg >= SUPPORT_MIN_WEIGHT * SUPPORT_MIN_WEIGHT {
+            let old = self.support;
+            self.support = (old - ig / gg * self.dt / CONSOLIDATION_TIME).clamp(SUPPORT_MIN, 1.0);
+            for i in 0..n {
+                self.integral[i] += (self.support - old) * gain * self.arm_gravity[i];
+            }
+        }
+        command
+    }
+
     /// Sets the state history to a constant `q`, `v` (after the plant state was set directly).
     pub(crate) fn reset_history(&mut self, q: &[f64], v: &[f64]) {
         self.history.fill(q, v);
@@ -539,48 +762,47 @@ impl Patient {
         // Voluntary.
         let mut relative_effort = 0.0;
         let mut active_joints = 0usize;
-        if let Some(plan) = self.plan {
-            let (q_seen, v_seen) = self.history.get(self.delay_steps);
-            let (q_seen, v_seen) = (*q_seen, *v_seen);
-            let t_seen = t - self.delay_steps as f64 * self.dt;
-            let mut q_plan = JointArray::splat(n, 0.0);
-            for (i, qp) in q_plan.iter_mut().enumerate() {
-                *qp = plan.eval(i, t).0;
-            }
-            let gain = self.profile.neural.internal_model_gain;
-            if self.steps.is_multiple_of(self.model_decimation) {
-                let mut g = self.arm_gravity;
-                self.internal.arm_gravity(&q_plan, &mut g);
-                self.arm_gravity = g;
-                let armature = self.p.armature;
-                self.internal.mass_matrix(&q_seen, &armature[..], &mut self.mass);
-            }
-            // Desired acceleration of the delayed-feedback law, per joint (acceleration units).
-            let (w, z) = (self.omega, self.zeta);
-            let ki = w * w / self.profile.neural.integral_time;
-            let mut acc = [0.0; MAX_JOINTS];
-            let mut err = [0.0; MAX_JOINTS];
-            for i in 0..n {
-                let (_, _, a_now) = plan.eval(i, t);
-                let (q_ref, v_ref, _) = plan.eval(i, t_seen);
-                err[i] = q_ref - q_seen[i];
-                let de = v_ref - v_seen[i];
-                acc[i] = a_now + w * w * err[i] + 2.0 * z * w * de + ki * self.integral[i];
-            }
-            for i in 0..n {
-                let cap = self.capacity_torque(i);
-                if cap <= 0.0 {
-                    continue;
+        for x in self.relaxing.iter_mut() {
+            *x *= self.relax_decay;
+        }
+        if let Some(mut plan) = self.plan {
+            let reacting_from_rest = plan.onset.is_some_and(|o| o.from_rest && t < o.t0);
+            if reacting_from_rest {
+                // Still relaxed: it keeps feeling the support (also when it is withdrawn as the movement is cued).
+                out.voluntary = self.relaxing;
+                if !self.has_moved {
+                    self.probe_support();
                 }
-                let inertial: f64 = (0..n).map(|j| self.mass[i][j] * acc[j]).sum();
-                let (q_now, v_now, _) = plan.eval(i, t);
-                let tissue = -self.passive_torque(i, q_now, v_now);
-                let u = self.state.effort * (gain * (self.arm_gravity[i] + tissue) + inertial);
-                // Anti-windup: integrate only while not saturated or when the error unwinds the integral.
-                if u.abs() < cap || err[i] * self.integral[i] < 0.0 {
-                    self.integral[i] += err[i] * self.dt;
+            } else {
+                // From now on the expected support comes from movement experience.
+                self.has_moved = true;
+                out.voluntary = self.voluntary_command(&plan, t);
+            }
+            // A new movement engages from the torque exerted at its start; until then (reaction time) the previous
+            // regime continues: rest, or holding the previous goal.
+            if let Some(onset) = plan.onset.as_mut()
+                && t >= onset.t0
+            {
+                let from = *onset.from.get_or_insert(self.torques.voluntary);
+                let s = ((t - onset.t0) / ONSET_TIME).min(1.0);
+                let blend = s * s * s * (10.0 - 15.0 * s + 6.0 * s * s);
+                for i in 0..n {
+                    out.voluntary[i] = from[i] + blend * (out.voluntary[i] - from[i]);
                 }
-                out.voluntary[i] = u.clamp(-cap, cap);
+                if s >= 1.0 {
+                    plan.onset = None;
+                }
+                self.plan = Some(plan);
+            }
+        } else {
+            // At rest the patient relaxes (deactivation) and the fast load correction fades; before its first
+            // movement it feels how much of its arm's weight the environment carries.
+            out.voluntary = self.relaxing;
+            for x in self.integral.iter_mut() {
+                *x *= self.memory_decay;
+            }
+            if !self.has_moved {
+                self.probe_support();
             }
         }
         for i in 0..n {

@@ -58,14 +58,16 @@ pub struct NeuralProfile {
     pub delay: f64,
     /// Stretch-reflex loop delay [s], in [0, 0.1]; ~0.03–0.05 s for the elbow.
     pub reflex_delay: f64,
-    /// Bandwidth of the delayed voluntary feedback loop [Hz], in [0.05, 3]. Gains are set from each joint's
-    /// inertia: `kp = I ω²`, `kd = 2 ζ I ω` with `ω = 2π·bandwidth`.
+    /// Bandwidth of the voluntary feedback loop [Hz], in [0.05, 3]. Gains are set from each joint's inertia:
+    /// `kp = I ω²` on the position error seen `delay` ago, `kd = 2 ζ I ω` on the velocity error seen
+    /// `reflex_delay` ago, with `ω = 2π·bandwidth`.
     pub feedback_bandwidth: f64,
     /// Damping ratio ζ of the voluntary feedback, in [0.3, 3].
     pub feedback_damping_ratio: f64,
     /// Integral time constant of the load-adaptation term [s], in [0.1, 20].
     pub integral_time: f64,
-    /// Fraction of the arm's own weight the internal model predicts, in [0, 1.2].
+    /// Fraction of the arm's own weight (and passive tissue torque) the internal model predicts, in [0, 1.2]. What
+    /// the environment carries is learned on top (`Patient::expected_support`).
     pub internal_model_gain: f64,
 }
 

@@ -1,4 +1,4 @@
-//! Small signal blocks of the patient model: a delay line, a band-pass biquad and a minimum-jerk plan.
+//! Small signal blocks of the patient model: a delay line, a band-pass biquad and a quintic (minimum-jerk) plan segment.
 
 use plexo_hal::JointArray;
 
@@ -81,30 +81,49 @@ impl BandPass {
     }
 }
 
-/// Minimum-jerk point-to-point plan in joint space (Flash & Hogan 1985, J Neurosci 5(7)):
-/// `q(t) = q0 + (qg − q0)(10τ³ − 15τ⁴ + 6τ⁵)`, `τ = (t − t0)/T` clamped to [0, 1].
+/// One quintic per joint, `q(τ) = Σₖ cₖ τᵏ` with `τ = (t − t0)/T` clamped to [0, 1]: the minimum-jerk trajectory
+/// (Flash & Hogan 1985, J Neurosci 5(7)) for general boundary conditions, from the state `(q0, q̇0, q̈0)` at `t0` to
+/// rest at the goal `(qg, 0, 0)` at `t0 + T`. From rest it is the familiar point-to-point profile
+/// `q0 + (qg − q0)(10τ³ − 15τ⁴ + 6τ⁵)`; from a moving state it is how a plan is replaced mid-movement without a
+/// jump in position, velocity or acceleration.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct MinJerk {
-    pub(crate) start: JointArray<f64>,
-    pub(crate) goal: JointArray<f64>,
+pub(crate) struct Quintic {
     pub(crate) t0: f64,
     pub(crate) duration: f64,
+    c: JointArray<[f64; 6]>,
 }
 
-impl MinJerk {
-    /// Position [rad], velocity [rad/s] and acceleration [rad/s²] of joint `i` at time `t` [s].
-    pub(crate) fn eval(&self, i: usize, t: f64) -> (f64, f64, f64) {
-        let d = self.goal[i] - self.start[i];
-        let tau = ((t - self.t0) / self.duration).clamp(0.0, 1.0);
-        if tau <= 0.0 || tau >= 1.0 {
-            return (if tau >= 1.0 { self.goal[i] } else { self.start[i] }, 0.0, 0.0);
+impl Quintic {
+    /// From `(q0 [rad], v0 [rad/s], a0 [rad/s²])` at `t0` [s] to rest at `goal` [rad] after `duration` [s] (> 0).
+    pub(crate) fn new(t0: f64, duration: f64, q0: &[f64], v0: &[f64], a0: &[f64], goal: &[f64]) -> Self {
+        let mut c = JointArray::splat(q0.len(), [0.0; 6]);
+        let t = duration;
+        for (i, ci) in c.iter_mut().enumerate() {
+            let (c0, c1, c2) = (q0[i], v0[i] * t, 0.5 * a0[i] * t * t);
+            // End conditions q(1) = goal, q'(1) = q''(1) = 0 in normalised time.
+            let d = goal[i] - c0 - c1 - c2;
+            let e = -c1 - 2.0 * c2;
+            let f = -2.0 * c2;
+            *ci = [c0, c1, c2, 10.0 * d - 4.0 * e + 0.5 * f, -15.0 * d + 7.0 * e - f, 6.0 * d - 3.0 * e + 0.5 * f];
         }
-        let t2 = tau * tau;
-        let t3 = t2 * tau;
-        let s = t3 * (10.0 - 15.0 * tau + 6.0 * t2);
-        let ds = 30.0 * t2 * (1.0 - 2.0 * tau + t2) / self.duration;
-        let dds = 60.0 * tau * (1.0 - 3.0 * tau + 2.0 * t2) / (self.duration * self.duration);
-        (self.start[i] + d * s, d * ds, d * dds)
+        Self { t0, duration, c }
+    }
+
+    /// Holding still at `q` [rad].
+    pub(crate) fn hold(q: &[f64]) -> Self {
+        let zero = JointArray::splat(q.len(), 0.0);
+        Self::new(0.0, 1.0, q, &zero, &zero, q)
+    }
+
+    /// Position [rad], velocity [rad/s] and acceleration [rad/s²] of joint `i` at time `t` [s]: the start state
+    /// before `t0` (velocity and acceleration included), the goal at rest after `t0 + T`.
+    pub(crate) fn eval(&self, i: usize, t: f64) -> (f64, f64, f64) {
+        let c = &self.c[i];
+        let tau = ((t - self.t0) / self.duration).clamp(0.0, 1.0);
+        let q = c[0] + tau * (c[1] + tau * (c[2] + tau * (c[3] + tau * (c[4] + tau * c[5]))));
+        let dq = c[1] + tau * (2.0 * c[2] + tau * (3.0 * c[3] + tau * (4.0 * c[4] + tau * 5.0 * c[5])));
+        let ddq = 2.0 * c[2] + tau * (6.0 * c[3] + tau * (12.0 * c[4] + tau * 20.0 * c[5]));
+        (q, dq / self.duration, ddq / (self.duration * self.duration))
     }
 }
 
@@ -113,25 +132,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn min_jerk_boundary_conditions_and_symmetry() {
-        let plan = MinJerk {
-            start: JointArray::from_slice(&[0.0]).unwrap(),
-            goal: JointArray::from_slice(&[1.0]).unwrap(),
-            t0: 1.0,
-            duration: 2.0,
-        };
+    fn quintic_from_rest_is_the_minimum_jerk_profile() {
+        let plan = Quintic::new(1.0, 2.0, &[0.0], &[0.0], &[0.0], &[1.0]);
         assert_eq!(plan.eval(0, 0.5), (0.0, 0.0, 0.0));
         assert_eq!(plan.eval(0, 3.5), (1.0, 0.0, 0.0));
         let (q, v, a) = plan.eval(0, 2.0);
         assert!((q - 0.5).abs() < 1e-12 && a.abs() < 1e-12);
         // Peak velocity of a minimum-jerk profile is 1.875 · distance / duration.
         assert!((v - 1.875 / 2.0).abs() < 1e-12, "{v}");
-        // Velocity is the derivative of position.
+        for t in [1.3, 1.7, 2.6] {
+            let s = (t - 1.0) / 2.0;
+            let expected = s * s * s * (10.0 - 15.0 * s + 6.0 * s * s);
+            assert!((plan.eval(0, t).0 - expected).abs() < 1e-12);
+        }
+        // Velocity and acceleration are the derivatives of position.
         let h = 1e-6;
         let num = (plan.eval(0, 1.7 + h).0 - plan.eval(0, 1.7 - h).0) / (2.0 * h);
         assert!((num - plan.eval(0, 1.7).1).abs() < 1e-6);
         let num_a = (plan.eval(0, 1.7 + h).1 - plan.eval(0, 1.7 - h).1) / (2.0 * h);
         assert!((num_a - plan.eval(0, 1.7).2).abs() < 1e-5);
+    }
+
+    #[test]
+    fn quintic_from_a_moving_state_starts_in_that_state_and_ends_at_rest_on_the_goal() {
+        let plan = Quintic::new(0.5, 1.5, &[0.2, -1.0], &[0.8, 0.0], &[-3.0, 2.0], &[1.0, -0.5]);
+        for (i, (q0, v0, a0)) in [(0.2, 0.8, -3.0), (-1.0, 0.0, 2.0)].into_iter().enumerate() {
+            let (q, v, a) = plan.eval(i, 0.5);
+            assert!((q - q0).abs() < 1e-12 && (v - v0).abs() < 1e-12 && (a - a0).abs() < 1e-12, "joint {i}");
+        }
+        let (q, v, a) = plan.eval(0, 2.0);
+        assert!((q - 1.0).abs() < 1e-12 && v.abs() < 1e-12 && a.abs() < 1e-9, "{q} {v} {a}");
+        assert_eq!(Quintic::hold(&[0.3]).eval(0, 7.0), (0.3, 0.0, 0.0));
     }
 
     #[test]
