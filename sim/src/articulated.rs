@@ -1,7 +1,7 @@
 //! [`ArticulatedPlant`]: the robot (and rigidly attached arm) integrated with plexo-kinematics' dynamics —
 //! the fast plant for sweeps and the independent cross-check of [`crate::RapierPlant`].
 
-use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, MAX_JOINTS, Robot};
+use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
 use plexo_kinematics::{Data, Model};
 
 use crate::core::{Models, PatientCoupling, PlantConfig, PlantCore, initial_position};
@@ -20,70 +20,28 @@ pub enum Integrator {
     Rk4,
 }
 
-/// Forward dynamics `q̈ = (M(q) + diag(armature))⁻¹ (τ − C(q, q̇) q̇ − g(q))`.
-///
-/// With no armature this is plexo-kinematics' [`plexo_kinematics::aba`] (O(n)). plexo-kinematics' ABA has no
-/// armature term, so with reflected rotor inertia the plant uses [`plexo_kinematics::crba`] +
-/// [`plexo_kinematics::nonlinear_effects`] and an in-place Cholesky solve of `M + diag(armature)` on a fixed
-/// 8×8 array (exact, O(n³), trivial for n ≤ 8). Both are allocation-free.
+/// Forward dynamics `q̈ = (M(q) + diag(armature))⁻¹ (τ − C(q, q̇) q̇ − g(q))` by plexo-kinematics' articulated-body
+/// algorithm ([`plexo_kinematics::aba`], O(n)) on the model with the reflected rotor inertias as joint armature
+/// ([`Model::with_armature`]). Allocation-free.
 #[derive(Clone, Debug)]
 struct Dynamics {
+    /// The integrated model with armature.
+    model: Model,
     data: Data,
     armature: JointArray<f64>,
-    use_aba: bool,
 }
 
 impl Dynamics {
-    fn new(model: &Model, armature: JointArray<f64>) -> Self {
-        Self { data: Data::new(model), use_aba: armature.iter().all(|a| *a == 0.0), armature }
+    fn new(model: &Model, armature: JointArray<f64>) -> Result<Self, SimError> {
+        let model = model.with_armature(&armature)?;
+        Ok(Self { data: Data::new(&model), model, armature })
     }
 
-    /// Joint accelerations [rad/s²] into `out`; false if the mass matrix is not positive definite.
-    fn accel(&mut self, model: &Model, q: &[f64], v: &[f64], tau: &[f64], out: &mut [f64]) -> bool {
-        if self.use_aba {
-            let ddq = plexo_kinematics::aba(model, &mut self.data, q, v, tau);
-            out.copy_from_slice(ddq.as_slice());
-            return true;
-        }
-        let n = out.len();
-        let h = plexo_kinematics::nonlinear_effects(model, &mut self.data, q, v);
-        for i in 0..n {
-            out[i] = tau[i] - h[i];
-        }
-        let m = plexo_kinematics::crba(model, &mut self.data, q);
-        // Cholesky M + A = L Lᵀ in place (lower triangle), then forward and back substitution into `out`.
-        let mut l = [[0.0_f64; MAX_JOINTS]; MAX_JOINTS];
-        for i in 0..n {
-            for j in 0..=i {
-                let mut sum = m[(i, j)] + if i == j { self.armature[i] } else { 0.0 };
-                for k in 0..j {
-                    sum -= l[i][k] * l[j][k];
-                }
-                if i == j {
-                    if sum <= 0.0 || !sum.is_finite() {
-                        return false;
-                    }
-                    l[i][i] = sum.sqrt();
-                } else {
-                    l[i][j] = sum / l[j][j];
-                }
-            }
-        }
-        for i in 0..n {
-            let mut sum = out[i];
-            for k in 0..i {
-                sum -= l[i][k] * out[k];
-            }
-            out[i] = sum / l[i][i];
-        }
-        for i in (0..n).rev() {
-            let mut sum = out[i];
-            for k in i + 1..n {
-                sum -= l[k][i] * out[k];
-            }
-            out[i] = sum / l[i][i];
-        }
-        true
+    /// Joint accelerations [rad/s²] into `out`; false if the mass matrix is singular (the result is non-finite).
+    fn accel(&mut self, q: &[f64], v: &[f64], tau: &[f64], out: &mut [f64]) -> bool {
+        let ddq = plexo_kinematics::aba(&self.model, &mut self.data, q, v, tau);
+        out.copy_from_slice(ddq.as_slice());
+        out.iter().all(|a| a.is_finite())
     }
 }
 
@@ -135,9 +93,9 @@ impl ArticulatedPlant {
             lower[i] = j.limits.lower;
             upper[i] = j.limits.upper;
         }
-        let dynamics = Dynamics::new(&models.loaded, core.motors.armature());
+        let dynamics = Dynamics::new(&models.loaded, core.motors.armature())?;
         let mut plant = Self {
-            energy_data: Data::new(&models.loaded),
+            energy_data: Data::new(&dynamics.model),
             model: models.loaded,
             dynamics,
             core,
@@ -162,18 +120,13 @@ impl ArticulatedPlant {
         self.integrator
     }
 
-    /// True if forward dynamics runs through ABA (no armature), false for CRBA + Cholesky.
-    pub fn uses_aba(&self) -> bool {
-        self.dynamics.use_aba
-    }
-
     fn integrate(&mut self, tau: &JointArray<f64>) -> bool {
         let n = self.q.len();
         let dt = self.core.dt;
         let mut a = JointArray::splat(n, 0.0);
         match self.integrator {
             Integrator::SemiImplicitEuler => {
-                if !self.dynamics.accel(&self.model, &self.q, &self.v, tau, &mut a) {
+                if !self.dynamics.accel(&self.q, &self.v, tau, &mut a) {
                     return false;
                 }
                 for i in 0..n {
@@ -195,7 +148,7 @@ impl ArticulatedPlant {
                             v[i] = v0[i] + h * kv[stage - 1][i];
                         }
                     }
-                    if !self.dynamics.accel(&self.model, &q, &v, tau, &mut kv[stage]) {
+                    if !self.dynamics.accel(&q, &v, tau, &mut kv[stage]) {
                         return false;
                     }
                     kq[stage] = v;
@@ -249,11 +202,10 @@ impl SimulatedPlant for ArticulatedPlant {
         &self.dynamics.armature
     }
     fn energy(&mut self) -> f64 {
-        let armature = self.dynamics.armature;
-        let rotor: f64 = (0..self.q.len()).map(|i| 0.5 * armature[i] * self.v[i] * self.v[i]).sum();
-        plexo_kinematics::kinetic_energy(&self.model, &mut self.energy_data, &self.q, &self.v)
-            + plexo_kinematics::potential_energy(&self.model, &mut self.energy_data, &self.q)
-            + rotor
+        // The dynamics model carries the armature: its kinetic energy includes the rotors'.
+        let model = &self.dynamics.model;
+        plexo_kinematics::kinetic_energy(model, &mut self.energy_data, &self.q, &self.v)
+            + plexo_kinematics::potential_energy(model, &mut self.energy_data, &self.q)
     }
     fn patient(&self) -> Option<&Patient> {
         self.core.patient.as_ref()

@@ -9,8 +9,8 @@
 //!   [`RapierOptions::cuffs`]: the patient's arm as its own bodies on spring–damper cuffs, the patient's torques
 //!   acting between the human segments, cuff sensors reporting `JointState::interaction_torque`; model in
 //!   [`cuff`]). Without cuffs, and in [`ArticulatedPlant`], the arm segments are attached rigidly.
-//! - [`ArticulatedPlant`]: the same dynamics integrated with plexo-kinematics (ABA, or CRBA + Cholesky when the
-//!   motors have rotor inertia), semi-implicit Euler or RK4 ([`Integrator`]) — the fast plant for sweeps and the
+//! - [`ArticulatedPlant`]: the same dynamics integrated with plexo-kinematics (ABA, with the motors' reflected
+//!   rotor inertia as joint armature), semi-implicit Euler or RK4 ([`Integrator`]) — the fast plant for sweeps and the
 //!   cross-check of rapier.
 //! - [`MotorBank`] / [`SensorBank`] (one implementation, used by both): gear ratio and reflected inertia,
 //!   torque saturation, torque bandwidth, viscous + Coulomb friction; encoder resolution and noise, velocity by

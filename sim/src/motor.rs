@@ -8,7 +8,8 @@
 //!                         τ_friction = −viscous·q̇ − coulomb·tanh(q̇ / coulomb_velocity)
 //! ```
 //! The reflected rotor inertia `rotor_inertia · gear_ratio²` [kg m²] is added to the joint's diagonal of the
-//! mass matrix by the plant (rapier's per-DoF `armature`; the articulated plant adds it to M(q)).
+//! mass matrix by the plant (rapier's per-DoF `armature`; in the articulated plant the joint armature of
+//! plexo-kinematics' ABA).
 //!
 //! Coulomb friction is smoothed with `tanh` so that an explicit step at 1 kHz is stable; the smoothing velocity
 //! is raised at construction, if needed, so that the friction slope `coulomb / coulomb_velocity` never exceeds
@@ -198,9 +199,23 @@ impl MotorBank {
     /// Real-time safe.
     pub fn friction(&self, i: usize, velocity: f64) -> f64 {
         let p = &self.params[i];
-        let coulomb = if p.coulomb > 0.0 { p.coulomb * (velocity / self.coulomb_velocity[i]).tanh() } else { 0.0 };
+        let coulomb = if p.coulomb > 0.0 { p.coulomb * tanh(velocity / self.coulomb_velocity[i]) } else { 0.0 };
         -p.viscous * velocity - coulomb
     }
+}
+
+/// `tanh(x)` through one `exp` (`(e^{2|x|} − 1)/(e^{2|x|} + 1)`, exactly ±1 beyond |x| = 19): within 3e-16 of
+/// `f64::tanh` and about a third of its cost, which matters in a 1 µs plant step (four joints per step).
+#[inline]
+fn tanh(x: f64) -> f64 {
+    let a = x.abs();
+    let t = if a >= 19.0 {
+        1.0
+    } else {
+        let e = (2.0 * a).exp();
+        (e - 1.0) / (e + 1.0)
+    };
+    t.copysign(x)
 }
 
 #[cfg(test)]
@@ -238,6 +253,21 @@ mod tests {
         let p = MotorParams::default();
         let fast = bank.friction(0, 2.0);
         assert!((fast + p.viscous * 2.0 + p.coulomb).abs() < 1e-6, "{fast}");
+    }
+
+    #[test]
+    fn fast_tanh_matches_the_standard_one() {
+        let mut worst: f64 = 0.0;
+        for k in -40_000..=40_000 {
+            let x = k as f64 * 5e-4;
+            worst = worst.max((tanh(x) - x.tanh()).abs());
+        }
+        for x in [1e-300, 1e-12, -1e-9, 18.999, 19.0, 25.0, -1e3, f64::MAX] {
+            worst = worst.max((tanh(x) - x.tanh()).abs());
+        }
+        assert!(worst < 3e-16, "{worst}");
+        assert_eq!(tanh(0.0), 0.0);
+        assert!(tanh(f64::NAN).is_nan());
     }
 
     #[test]

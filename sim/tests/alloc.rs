@@ -92,12 +92,11 @@ fn articulated_plant_read_write_and_patient_api_do_not_allocate() {
 }
 
 #[test]
-fn articulated_plant_without_rotor_inertia_uses_aba_and_does_not_allocate() {
+fn articulated_plant_without_rotor_inertia_does_not_allocate() {
     let model = arm4();
     let mut config = PlantConfig::ideal(&model).with_patient(profile("moderate"));
     config.sensors = plexo_sim::SensorParams::default();
     let mut plant = ArticulatedPlant::new(&model, config).unwrap();
-    assert!(plant.uses_aba());
     let (mut state, mut cmd) = prepared(&mut plant);
     drive(&mut plant, 10, &mut state, &mut cmd);
     assert_eq!(count_allocations(|| drive(&mut plant, 2000, &mut state, &mut cmd)), 0);

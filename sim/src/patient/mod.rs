@@ -16,7 +16,7 @@
 //!   position error seen `neural.delay` ago (long-latency/voluntary feedback) and the velocity error seen
 //!   `neural.reflex_delay` ago (short-latency feedback; latencies after Pruszynski & Scott 2012, Exp Brain Res
 //!   218), `ω = 2π·feedback_bandwidth` (computed-torque structure, the same margin on every joint). The internal
-//!   model is refreshed at 100 Hz. `u` is saturated at the **capacity** `max_torque × capacity × (1 −
+//!   model is refreshed at 50 Hz. `u` is saturated at the **capacity** `max_torque × capacity × (1 −
 //!   max_capacity_loss × fatigue)` (weakness).
 //! - **Support and load adaptation**: `s` is the fraction of its arm's weight the patient expects the
 //!   environment (the robot) to carry — people do not push against a support they feel. Before its first
@@ -208,12 +208,30 @@ struct Onset {
 
 impl Plan {
     fn eval(&self, i: usize, t: f64) -> (f64, f64, f64) {
-        if t < self.cur.t0 { self.prev.eval(i, t) } else { self.cur.eval(i, t) }
+        self.segment(t).eval(i, t)
+    }
+
+    /// Positions [rad], velocities [rad/s] and accelerations [rad/s²] of all joints at `t` [s].
+    fn eval_all(&self, t: f64, q: &mut [f64], v: &mut [f64], a: &mut [f64]) {
+        self.segment(t).eval_all(t, q, v, a);
+    }
+
+    fn positions(&self, t: f64, q: &mut [f64]) {
+        self.segment(t).positions(t, q);
+    }
+
+    fn velocities(&self, t: f64, v: &mut [f64]) {
+        self.segment(t).velocities(t, v);
+    }
+
+    fn segment(&self, t: f64) -> &Quintic {
+        if t < self.cur.t0 { &self.prev } else { &self.cur }
     }
 }
 
-/// Steps between refreshes of the internal model (gravity, inertia): 100 Hz at a 1 kHz loop.
-const INTERNAL_MODEL_PERIOD: f64 = 0.01;
+/// Period of the internal-model refreshes (arm gravity at the plan, inertia at the perceived posture) [s]: 50 Hz;
+/// between refreshes the gravity along a 1.5 s reach changes by < 0.1 Nm, the inertia by ~1 %.
+const INTERNAL_MODEL_PERIOD: f64 = 0.02;
 /// Engagement of the voluntary drive at the start of a movement [s] (minimum-jerk blend from the torque exerted
 /// then). A modelling choice: long enough that the drive does not step (≤ 0.1 Nm per 1 ms for an 8 Nm arm-weight
 /// command), short against the movement (1.5–3 s).
@@ -487,7 +505,7 @@ impl Patient {
             None => Some(Onset { t0, from_rest: self.plan.is_none(), from: None }),
         };
         self.plan = Some(Plan { prev, cur, goal: goal_arr, duration, onset });
-        // Refresh the internal model at the plan's start: the last refresh (at 100 Hz) may date from the end of
+        // Refresh the internal model at the plan's start: the last refresh (at 50 Hz) may date from the end of
         // the previous trial, at another posture.
         let start = q0;
         let mut g = self.arm_gravity;
@@ -688,9 +706,7 @@ impl Patient {
         let gain = self.profile.neural.internal_model_gain;
         if self.steps.is_multiple_of(self.model_decimation) {
             let mut q_plan = JointArray::splat(n, 0.0);
-            for (i, qp) in q_plan.iter_mut().enumerate() {
-                *qp = plan.eval(i, t).0;
-            }
+            plan.positions(t, &mut q_plan);
             let mut g = self.arm_gravity;
             self.internal.arm_gravity(&q_plan, &mut g);
             self.arm_gravity = g;
@@ -699,15 +715,17 @@ impl Patient {
         }
         let (w, z) = (self.omega, self.zeta);
         let ki = w * w / self.profile.neural.integral_time;
+        // The plan now (feed-forward), when the position was seen and when the velocity was seen.
+        let (mut q_now, mut v_now, mut a_now) = ([0.0; MAX_JOINTS], [0.0; MAX_JOINTS], [0.0; MAX_JOINTS]);
+        let (mut q_ref, mut v_ref) = ([0.0; MAX_JOINTS], [0.0; MAX_JOINTS]);
+        plan.eval_all(t, &mut q_now[..n], &mut v_now[..n], &mut a_now[..n]);
+        plan.positions(t_seen, &mut q_ref[..n]);
+        plan.velocities(t_fast, &mut v_ref[..n]);
         let mut acc = [0.0; MAX_JOINTS];
         let mut err = [0.0; MAX_JOINTS];
-        let mut now = [(0.0, 0.0); MAX_JOINTS];
         for i in 0..n {
-            let (q_now, v_now, a_now) = plan.eval(i, t);
-            now[i] = (q_now, v_now);
-            err[i] = plan.eval(i, t_seen).0 - q_seen[i];
-            let e_vel = plan.eval(i, t_fast).1 - v_fast[i];
-            acc[i] = a_now + w * w * err[i] + 2.0 * z * w * e_vel;
+            err[i] = q_ref[i] - q_seen[i];
+            acc[i] = a_now[i] + w * w * err[i] + 2.0 * z * w * (v_ref[i] - v_fast[i]);
         }
         let load = 1.0 - self.support;
         let effort = self.state.effort;
@@ -718,7 +736,7 @@ impl Patient {
                 continue;
             }
             let inertial: f64 = (0..n).map(|j| self.mass[i][j] * acc[j]).sum();
-            let tissue = -self.passive_torque(i, now[i].0, now[i].1);
+            let tissue = -self.passive_torque(i, q_now[i], v_now[i]);
             let u = effort * (gain * (load * self.arm_gravity[i] + tissue) + inertial + self.integral[i]);
             // Anti-windup: integrate only while not saturated, or when the error unwinds the integral.
             if u.abs() < cap || err[i] * self.integral[i] < 0.0 {
@@ -757,7 +775,8 @@ impl Patient {
         self.history.push(q, v);
         let t = self.time();
         let n = self.dof;
-        let mut out = PatientTorques::zeros(n);
+        // The torques are written in place; the voluntary torque of the last period is still needed.
+        let previous = self.torques.voluntary;
 
         // Voluntary.
         let mut relative_effort = 0.0;
@@ -769,25 +788,25 @@ impl Patient {
             let reacting_from_rest = plan.onset.is_some_and(|o| o.from_rest && t < o.t0);
             if reacting_from_rest {
                 // Still relaxed: it keeps feeling the support (also when it is withdrawn as the movement is cued).
-                out.voluntary = self.relaxing;
                 if !self.has_moved {
                     self.probe_support();
                 }
+                self.torques.voluntary = self.relaxing;
             } else {
                 // From now on the expected support comes from movement experience.
                 self.has_moved = true;
-                out.voluntary = self.voluntary_command(&plan, t);
+                self.torques.voluntary = self.voluntary_command(&plan, t);
             }
             // A new movement engages from the torque exerted at its start; until then (reaction time) the previous
             // regime continues: rest, or holding the previous goal.
             if let Some(onset) = plan.onset.as_mut()
                 && t >= onset.t0
             {
-                let from = *onset.from.get_or_insert(self.torques.voluntary);
+                let from = *onset.from.get_or_insert(previous);
                 let s = ((t - onset.t0) / ONSET_TIME).min(1.0);
                 let blend = s * s * s * (10.0 - 15.0 * s + 6.0 * s * s);
                 for i in 0..n {
-                    out.voluntary[i] = from[i] + blend * (out.voluntary[i] - from[i]);
+                    self.torques.voluntary[i] = from[i] + blend * (self.torques.voluntary[i] - from[i]);
                 }
                 if s >= 1.0 {
                     plan.onset = None;
@@ -797,17 +816,17 @@ impl Patient {
         } else {
             // At rest the patient relaxes (deactivation) and the fast load correction fades; before its first
             // movement it feels how much of its arm's weight the environment carries.
-            out.voluntary = self.relaxing;
             for x in self.integral.iter_mut() {
                 *x *= self.memory_decay;
             }
             if !self.has_moved {
                 self.probe_support();
             }
+            self.torques.voluntary = self.relaxing;
         }
         for i in 0..n {
             if self.p.max_torque[i] > 0.0 {
-                relative_effort += out.voluntary[i].abs() / self.p.max_torque[i];
+                relative_effort += self.torques.voluntary[i].abs() / self.p.max_torque[i];
                 active_joints += 1;
             }
         }
@@ -816,7 +835,7 @@ impl Patient {
         // Flexor synergy.
         if let Some((abd, elbow, c)) = self.synergy {
             let limit = self.p.max_torque[elbow];
-            out.synergy[elbow] = (c * out.voluntary[abd].max(0.0)).min(limit);
+            self.torques.synergy[elbow] = (c * self.torques.voluntary[abd].max(0.0)).min(limit);
         }
 
         // Stretch reflex, tremor, passive.
@@ -826,13 +845,17 @@ impl Patient {
             let limit = self.p.max_torque[i];
             let drive = self.reflex_drive(i, v_reflex[i]);
             self.reflex_activation[i] += self.reflex_alpha * (drive - self.reflex_activation[i]);
-            out.reflex[i] = self.reflex_activation[i].clamp(-limit, limit);
+            self.torques.reflex[i] = self.reflex_activation[i].clamp(-limit, limit);
             let noise: f64 = self.rng.sample(StandardNormal);
             let [a, b] = &mut self.tremor[i];
             let tremor = b.0.step(a.0.step(self.tremor_input_std * noise));
-            out.tremor[i] = tremor.clamp(-limit, limit);
-            out.passive[i] = self.passive_torque(i, q[i], v[i]);
-            out.total[i] = out.voluntary[i] + out.synergy[i] + out.reflex[i] + out.tremor[i] + out.passive[i];
+            self.torques.tremor[i] = tremor.clamp(-limit, limit);
+            self.torques.passive[i] = self.passive_torque(i, q[i], v[i]);
+            self.torques.total[i] = self.torques.voluntary[i]
+                + self.torques.synergy[i]
+                + self.torques.reflex[i]
+                + self.torques.tremor[i]
+                + self.torques.passive[i];
         }
 
         // Fatigue (continuous) and trial effort bookkeeping.
@@ -845,7 +868,6 @@ impl Patient {
             self.trial_time += self.dt;
         }
         self.steps += 1;
-        self.torques = out;
         &self.torques
     }
 }

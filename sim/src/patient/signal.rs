@@ -90,6 +90,7 @@ impl BandPass {
 pub(crate) struct Quintic {
     pub(crate) t0: f64,
     pub(crate) duration: f64,
+    inv_duration: f64,
     c: JointArray<[f64; 6]>,
 }
 
@@ -106,7 +107,7 @@ impl Quintic {
             let f = -2.0 * c2;
             *ci = [c0, c1, c2, 10.0 * d - 4.0 * e + 0.5 * f, -15.0 * d + 7.0 * e - f, 6.0 * d - 3.0 * e + 0.5 * f];
         }
-        Self { t0, duration, c }
+        Self { t0, duration, inv_duration: 1.0 / duration, c }
     }
 
     /// Holding still at `q` [rad].
@@ -118,12 +119,49 @@ impl Quintic {
     /// Position [rad], velocity [rad/s] and acceleration [rad/s²] of joint `i` at time `t` [s]: the start state
     /// before `t0` (velocity and acceleration included), the goal at rest after `t0 + T`.
     pub(crate) fn eval(&self, i: usize, t: f64) -> (f64, f64, f64) {
+        self.at(self.tau(t), i)
+    }
+
+    /// Positions [rad], velocities [rad/s] and accelerations [rad/s²] of all joints at time `t` [s] (one
+    /// normalised time for all joints).
+    pub(crate) fn eval_all(&self, t: f64, q: &mut [f64], v: &mut [f64], a: &mut [f64]) {
+        let tau = self.tau(t);
+        for i in 0..q.len() {
+            (q[i], v[i], a[i]) = self.at(tau, i);
+        }
+    }
+
+    /// Positions [rad] of all joints at time `t` [s].
+    pub(crate) fn positions(&self, t: f64, q: &mut [f64]) {
+        let tau = self.tau(t);
+        for (i, qi) in q.iter_mut().enumerate() {
+            let c = &self.c[i];
+            *qi = c[0] + tau * (c[1] + tau * (c[2] + tau * (c[3] + tau * (c[4] + tau * c[5]))));
+        }
+    }
+
+    /// Velocities [rad/s] of all joints at time `t` [s].
+    pub(crate) fn velocities(&self, t: f64, v: &mut [f64]) {
+        let tau = self.tau(t);
+        for (i, vi) in v.iter_mut().enumerate() {
+            let c = &self.c[i];
+            let dq = c[1] + tau * (2.0 * c[2] + tau * (3.0 * c[3] + tau * (4.0 * c[4] + tau * 5.0 * c[5])));
+            *vi = dq * self.inv_duration;
+        }
+    }
+
+    #[inline]
+    fn tau(&self, t: f64) -> f64 {
+        ((t - self.t0) * self.inv_duration).clamp(0.0, 1.0)
+    }
+
+    #[inline]
+    fn at(&self, tau: f64, i: usize) -> (f64, f64, f64) {
         let c = &self.c[i];
-        let tau = ((t - self.t0) / self.duration).clamp(0.0, 1.0);
         let q = c[0] + tau * (c[1] + tau * (c[2] + tau * (c[3] + tau * (c[4] + tau * c[5]))));
         let dq = c[1] + tau * (2.0 * c[2] + tau * (3.0 * c[3] + tau * (4.0 * c[4] + tau * 5.0 * c[5])));
         let ddq = 2.0 * c[2] + tau * (6.0 * c[3] + tau * (12.0 * c[4] + tau * 20.0 * c[5]));
-        (q, dq / self.duration, ddq / (self.duration * self.duration))
+        (q, dq * self.inv_duration, ddq * self.inv_duration * self.inv_duration)
     }
 }
 
@@ -163,6 +201,15 @@ mod tests {
         let (q, v, a) = plan.eval(0, 2.0);
         assert!((q - 1.0).abs() < 1e-12 && v.abs() < 1e-12 && a.abs() < 1e-9, "{q} {v} {a}");
         assert_eq!(Quintic::hold(&[0.3]).eval(0, 7.0), (0.3, 0.0, 0.0));
+        // The batch evaluations agree with the per-joint one.
+        let (mut q, mut v, mut a, mut qq, mut vv) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2]);
+        plan.eval_all(1.1, &mut q, &mut v, &mut a);
+        plan.positions(1.1, &mut qq);
+        plan.velocities(1.1, &mut vv);
+        for i in 0..2 {
+            assert_eq!((q[i], v[i], a[i]), plan.eval(i, 1.1));
+            assert_eq!((qq[i], vv[i]), (q[i], v[i]));
+        }
     }
 
     #[test]
