@@ -439,8 +439,16 @@ impl Robot for RapierPlant {
     fn read(&mut self, state: &mut JointState) -> Result<(), SimError> {
         self.core.read(state)
     }
-    /// Applies `command` for one period and steps rapier once. Real-time safe in the sense of bounded time;
-    /// rapier's step may allocate internally (measured in `sim/BENCHMARKS.md`).
+    /// Applies `command` for one period and steps rapier once. Real-time safe in the sense of bounded time, but
+    /// rapier 0.36's step allocates internally (8 small buffers per step, 17 above 1 rad/s; none of them can be
+    /// reused through rapier's API): two `LU::new(view.into_owned())` per multibody in
+    /// `Multibody::update_mass_matrix` (a matrix copy and a permutation each, multibody.rs:1074–1083), the solver's
+    /// `generic_solver_vels(_increment) = DVector::zeros(n)` (staged_island_solver/helpers.rs:101–102),
+    /// `StageSync::new`'s cursor `Vec` (init.rs:618), and the modified-bodies `Vec` that `PhysicsPipeline::step`
+    /// takes with `mem::take` (substep.rs:368) and our torque application (`RigidBodySet::get_mut`) regrows;
+    /// above `1e-3/dt` joint speed `Multibody::update_acceleration`'s divergence guard clones 9 more vectors
+    /// (multibody.rs:542–705). Everything else in `write` is shared with [`crate::ArticulatedPlant`] and
+    /// allocation-free (`tests/alloc.rs`).
     fn write(&mut self, command: &JointCommand) -> Result<(), SimError> {
         if self.core.lifecycle == Lifecycle::Fault {
             return Err(SimError::Faulted);
