@@ -37,7 +37,9 @@
 //!   threshold)`, filtered by a first-order activation (`activation_time`) and opposed to the stretch. Gain and
 //!   threshold are graded by the Modified Ashworth Scale ([`Mas::reflex_parameters`]).
 //! - **Tremor**: Gaussian white noise through a 4th-order 4–8 Hz band-pass, scaled to the profile's RMS torque
-//!   (physiological tremor band; seeded).
+//!   (seeded). The band is the project's specification; physiological tremor's mechanical component oscillates at
+//!   the segment's `√(K/I)` (Elble 2003), postural hand tremor modally at ≈ 7 Hz (Wade, Gresty & Findley 1982,
+//!   Arch Neurol 39(6)); see [`TremorProfile`].
 //! - **Passive**: `−k (q − rest) − b q̇` plus an exponential end-of-range torque beyond the passive range
 //!   (exponential passive moments after Riener & Edrich 1999, J Biomech 32). Acts without delay.
 //!

@@ -54,9 +54,12 @@ pub struct BodyProfile {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeuralProfile {
-    /// Sensorimotor (transcortical/visual) feedback delay [s], in [0, 0.3]; ~0.10–0.15 s in humans.
+    /// Voluntary (long-latency/transcortical) feedback delay and reaction time [s], in [0, 0.3]; ~0.10–0.15 s
+    /// (long-latency responses 50–100 ms, voluntary corrections > 100 ms: Pruszynski & Scott 2012, Exp Brain Res
+    /// 218).
     pub delay: f64,
-    /// Stretch-reflex loop delay [s], in [0, 0.1]; ~0.03–0.05 s for the elbow.
+    /// Short-latency (stretch-reflex) delay [s], in [0, 0.1]; 20–45 ms (Pruszynski & Scott 2012). Used by the
+    /// spastic stretch reflex and the voluntary velocity feedback.
     pub reflex_delay: f64,
     /// Bandwidth of the voluntary feedback loop [Hz], in [0.05, 3]. Gains are set from each joint's inertia:
     /// `kp = I ω²` on the position error seen `delay` ago, `kd = 2 ζ I ω` on the velocity error seen
@@ -87,7 +90,10 @@ pub struct SynergyProfile {
     pub abduction_to_elbow_flexion: f64,
 }
 
-/// Physiological tremor, band-limited white noise.
+/// Physiological tremor, band-limited white noise. Its mechanical component oscillates at `√(K/I)` of the
+/// segment (Elble 2003, Handbook of Clinical Neurophysiology vol. 1, ch. 22); postural hand tremor is modally
+/// ≈ 7 Hz and 0.0015–0.035 g (Wade, Gresty & Findley 1982, Arch Neurol 39(6)). The default 4–8 Hz band is the
+/// project's specification; the amplitudes are modelling choices of that order (see `assets/patients/*.toml`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TremorProfile {
@@ -196,9 +202,13 @@ pub enum StretchDirection {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JointProfile {
-    /// Maximum voluntary torque [Nm], in [0, 200]. 0 = paralysed (no active torque of any kind).
+    /// Maximum voluntary torque [Nm], in [0, 200]. 0 = paralysed (no active torque of any kind). The embedded
+    /// profiles use orders of magnitude of adult isometric strength (cf. Harbo, Brincks & Andersen 2012, Eur J
+    /// Appl Physiol 112) scaled down for paresis (a modelling choice).
     pub max_torque: f64,
-    /// Passive stiffness about `rest_position` [Nm/rad], in [0, 50].
+    /// Passive stiffness about `rest_position` [Nm/rad], in [0, 50] (linear spring-damper model of the relaxed
+    /// joint as fitted to hypertonic elbows by McCrea, Eng & Hodgson 2003, J Neurosci Methods 128; raised in
+    /// paretic limbs, Given, Dewald & Rymer 1995, J Neurol Neurosurg Psychiatry 59).
     pub passive_stiffness: f64,
     /// Passive viscous damping [Nm·s/rad], in [0, 5].
     pub passive_damping: f64,
