@@ -137,7 +137,55 @@ impl RobotError for SimError {
             SimError::InvalidTransition { .. } => ErrorKind::InvalidState,
             SimError::Diverged { .. } | SimError::Faulted => ErrorKind::Fault,
             SimError::Io { .. } => ErrorKind::Other,
-            _ => ErrorKind::Configuration,
+            SimError::ProfileParse { .. }
+            | SimError::ProfileValue { .. }
+            | SimError::ProfileMissingJoint { .. }
+            | SimError::UnknownProfile { .. }
+            | SimError::Model { .. }
+            | SimError::Kinematics(_)
+            | SimError::InvalidParameter { .. } => ErrorKind::Configuration,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant maps to the kind its documentation implies (the match in `kind` lists them all, so a new
+    /// variant must be classified explicitly).
+    #[test]
+    fn every_error_has_its_kind() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let cases = [
+            (SimError::ProfileParse { file: "f".into(), reason: "r".into() }, ErrorKind::Configuration),
+            (
+                SimError::ProfileValue { file: "f".into(), key: "k".into(), value: 1.0, allowed: "[0, 0]" },
+                ErrorKind::Configuration,
+            ),
+            (SimError::ProfileMissingJoint { file: "f".into(), joint: "j".into() }, ErrorKind::Configuration),
+            (SimError::UnknownProfile { name: "n".into(), available: "a" }, ErrorKind::Configuration),
+            (SimError::Io { path: "p".into(), source: io }, ErrorKind::Other),
+            (SimError::Model { model: "m".into(), reason: "r".into() }, ErrorKind::Configuration),
+            (
+                SimError::Kinematics(plexo_kinematics::KinematicsError::LengthMismatch {
+                    what: "armature",
+                    expected: 4,
+                    got: 3,
+                }),
+                ErrorKind::Configuration,
+            ),
+            (SimError::InvalidParameter { key: "k".into(), value: 0.0, allowed: "> 0" }, ErrorKind::Configuration),
+            (SimError::JointCountMismatch { what: "command", expected: 4, got: 3 }, ErrorKind::InvalidCommand),
+            (SimError::NonFiniteCommand { joint: 0, field: "torque" }, ErrorKind::InvalidCommand),
+            (SimError::NegativeGain { joint: 0, field: "drive_impedance.stiffness" }, ErrorKind::InvalidCommand),
+            (SimError::NotActive { state: Lifecycle::Disabled }, ErrorKind::InvalidCommand),
+            (SimError::InvalidTransition { action: "enable", state: Lifecycle::Fault }, ErrorKind::InvalidState),
+            (SimError::Diverged { joint: 0, quantity: "position [rad]", value: f64::NAN }, ErrorKind::Fault),
+            (SimError::Faulted, ErrorKind::Fault),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
         }
     }
 }

@@ -173,8 +173,10 @@ fn tremor_is_band_limited_with_the_stated_rms() {
     let model = arm4();
     let mut p = profile("healthy");
     p.tremor.amplitude = 0.5;
-    // Hold the arm rigidly so only the tremor signal is examined.
+    // The tremor is an open-loop signal (seeded noise through the band-pass), independent of the arm's motion: the
+    // plant is left disabled (no motor torque) and only the tremor component of the patient's torque is examined.
     let mut plant = ArticulatedPlant::new(&model, PlantConfig::default().with_patient(p)).unwrap();
+    assert_eq!(plant.lifecycle(), plexo_hal::Lifecycle::Disabled);
     let zero = JointCommand::zeros(4);
     let n = 20_000;
     let mut x = Vec::with_capacity(n);
@@ -322,8 +324,16 @@ fn bad_profile_errors_name_file_key_and_range() {
     assert!(msg.contains("x.toml") && msg.contains("frequency"), "{msg}");
 
     let bad_mas = text.replace("mas = \"2\"", "mas = \"5\"");
+    assert_ne!(bad_mas, text, "test edit must apply");
     let msg = PatientProfile::from_toml_str(&bad_mas, "x.toml").unwrap_err().to_string();
-    assert!(msg.contains("mas") || msg.contains("5"), "{msg}");
+    // The file, the table and key, the bad value and the allowed grades.
+    assert!(
+        msg.contains("x.toml")
+            && msg.contains("[joints.elbow_flexion]")
+            && msg.contains("mas = \"5\"")
+            && msg.contains("expected one of `0`, `1`, `1+`, `2`, `3`, `4`"),
+        "{msg}"
+    );
 
     let delay = text.replace("delay = 0.13", "delay = 0.5");
     let msg = PatientProfile::from_toml_str(&delay, "x.toml").unwrap_err().to_string();
@@ -480,4 +490,74 @@ fn clear_target_relaxes_with_the_deactivation_time_constant() {
     // The first 1 ms of a 50 ms exponential decay is 2 % of the torque exerted: no step.
     assert!(max_step < 0.025 * peak, "largest step after clear_target: {max_step} Nm of {peak} Nm");
     assert!(previous.iter().all(|v| v.abs() < 0.01 * peak), "not relaxed after 0.25 s: {previous:?}");
+}
+
+/// End-of-range passive torque: zero inside the passive range, opposing the excursion beyond it with slope
+/// `end_range_stiffness` at the boundary, growing exponentially (Riener & Edrich 1999), and capped at
+/// 5 × `end_range_stiffness` Nm.
+#[test]
+fn passive_torque_rises_exponentially_beyond_the_range_and_is_capped() {
+    let model = arm4();
+    let p = profile("moderate");
+    let plant = ArticulatedPlant::new(&model, PlantConfig::default().with_patient(p.clone())).unwrap();
+    let patient = plant.patient().unwrap();
+    let elbow = &p.joints["elbow_flexion"];
+    let [lower, upper] = elbow.range;
+    let k = elbow.passive_stiffness;
+    let k_end = elbow.end_range_stiffness;
+    let spring = |q: f64| -k * (q - elbow.rest_position);
+    // Inside the range: the linear spring only.
+    for q in [lower + 1e-6, elbow.rest_position, 0.5 * (lower + upper), upper - 1e-6] {
+        assert!((patient.passive_torque(3, q, 0.0) - spring(q)).abs() < 1e-9, "inside at {q}");
+    }
+    let end = |q: f64| patient.passive_torque(3, q, 0.0) - spring(q);
+    // Beyond the upper bound it pushes back (negative), with slope k_end at the boundary.
+    let h = 1e-6;
+    let slope = (end(upper + h) - end(upper)) / h;
+    assert!((slope + k_end).abs() < 1e-3 * k_end, "slope at the upper bound {slope} vs {}", -k_end);
+    // Exponential growth: each further 0.1 rad multiplies the excess torque's derivative by e.
+    let d1 = end(upper + 0.05) - end(upper + 0.05 - h);
+    let d2 = end(upper + 0.15) - end(upper + 0.15 - h);
+    assert!((d2 / d1 - core::f64::consts::E).abs() < 1e-3, "growth ratio {}", d2 / d1);
+    // Below the lower bound it pushes up (positive), symmetric.
+    assert!((end(lower - 0.05) + end(upper + 0.05)).abs() < 1e-9);
+    assert!(end(lower - 0.05) > 0.0);
+    // Capped at 5 k_end far outside.
+    assert!((end(upper + 2.0) + 5.0 * k_end).abs() < 1e-9, "{}", end(upper + 2.0));
+    assert!((end(lower - 2.0) - 5.0 * k_end).abs() < 1e-9);
+    // Velocity adds the damping term everywhere.
+    let b = elbow.passive_damping;
+    assert!(
+        (patient.passive_torque(3, upper + 0.05, 1.0) - patient.passive_torque(3, upper + 0.05, 0.0) + b).abs() < 1e-12
+    );
+}
+
+/// The stretch reflex is graded by the Modified Ashworth Scale: the higher the grade, the lower the velocity
+/// threshold and the larger the gain, so at any stretch velocity the reflex drive never falls with the grade and
+/// MAS 0 has none.
+#[test]
+fn reflex_strength_rises_with_the_mas_grade() {
+    let grades = [Mas::Zero, Mas::One, Mas::OnePlus, Mas::Two, Mas::Three, Mas::Four];
+    let params: Vec<(f64, f64)> = grades.iter().map(|g| g.reflex_parameters()).collect();
+    assert_eq!(params[0].0, 0.0, "MAS 0: no reflex");
+    for w in params.windows(2) {
+        let ((g0, t0), (g1, t1)) = (w[0], w[1]);
+        assert!(g1 > g0 && t1 < t0, "grades must raise the gain and lower the threshold: {w:?}");
+    }
+    // In the patient model: the same elbow stretch (extension, negative velocity) with the elbow's grade swept.
+    let model = arm4();
+    for v in [-0.8, -1.5, -3.0] {
+        let mut previous: f64 = 0.0;
+        for grade in grades {
+            let mut p = profile("moderate");
+            p.joints.get_mut("elbow_flexion").unwrap().mas = grade;
+            let plant = ArticulatedPlant::new(&model, PlantConfig::default().with_patient(p)).unwrap();
+            let drive = plant.patient().unwrap().reflex_drive(3, v);
+            // Resists the stretch: positive (flexing) torque against an extending velocity.
+            assert!(drive >= 0.0, "{grade:?} at {v} rad/s: {drive}");
+            assert!(drive >= previous, "{grade:?} at {v} rad/s: {drive} < {previous}");
+            previous = drive;
+        }
+        assert!(previous > 0.0, "MAS 4 must respond at {v} rad/s");
+    }
 }

@@ -331,11 +331,21 @@ fn same_seed_same_result_both_plants() {
     let r1 = run_trace(RapierPlant::new(&model, config(), RapierOptions::default()).unwrap(), 800);
     let r2 = run_trace(RapierPlant::new(&model, config(), RapierOptions::default()).unwrap(), 800);
     assert_eq!(r1, r2);
-    // A different sensor seed changes the measured signal.
-    let mut other = config();
-    other.sensors.seed ^= 1;
-    let a3 = run_trace(ArticulatedPlant::new(&model, other).unwrap(), 800);
+    // Each seed matters: a different sensor seed changes the measured signal, a different patient seed (its tremor)
+    // the patient's torque and hence the motion; with both seeds the same, everything is the same.
+    let mut other_sensors = config();
+    other_sensors.sensors.seed ^= 1;
+    let a3 = run_trace(ArticulatedPlant::new(&model, other_sensors).unwrap(), 800);
     assert_ne!(a1, a3);
+    let mut other_patient = config();
+    if let Some(p) = other_patient.patient.as_mut() {
+        p.seed ^= 1;
+    }
+    let a4 = run_trace(ArticulatedPlant::new(&model, other_patient.clone()).unwrap(), 800);
+    assert_ne!(a1, a4, "the patient seed must change the result");
+    assert_eq!(a4, run_trace(ArticulatedPlant::new(&model, other_patient.clone()).unwrap(), 800));
+    let r4 = run_trace(RapierPlant::new(&model, other_patient, RapierOptions::default()).unwrap(), 800);
+    assert_ne!(r1, r4, "the patient seed must change the rapier result too");
 }
 
 #[test]

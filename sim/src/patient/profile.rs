@@ -255,8 +255,22 @@ impl Checker<'_> {
 impl PatientProfile {
     /// Parses and validates a profile from TOML text; `file` names the source in errors.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Self, SimError> {
-        let profile: PatientProfile = toml::from_str(text)
-            .map_err(|e| SimError::ProfileParse { file: file.to_owned(), reason: e.to_string() })?;
+        let profile: PatientProfile = toml::from_str(text).map_err(|e| {
+            // The parser shows the offending line; name the table it is in too (`[joints.elbow_flexion]`).
+            let table = e.span().and_then(|span| {
+                text[..span.start.min(text.len())]
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|line| line.starts_with('[') && line.contains(']'))
+                    .map(|line| line[..=line.find(']').unwrap_or(line.len() - 1)].to_owned())
+            });
+            let reason = match table {
+                Some(table) => format!("in table {table}: {e}"),
+                None => e.to_string(),
+            };
+            SimError::ProfileParse { file: file.to_owned(), reason }
+        })?;
         profile.validate(file)?;
         Ok(profile)
     }
