@@ -561,3 +561,62 @@ fn reflex_strength_rises_with_the_mas_grade() {
         assert!(previous > 0.0, "MAS 4 must respond at {v} rad/s");
     }
 }
+
+/// Regression: the app's sensor check leaves the robot torque-off for 0.5 s and the moderate patient's forearm
+/// falls (≈ 1.2 rad/s) onto its elbow end range; the first trial's target arrived while it fell. The plan
+/// continued the perceived fall (a 2 s quintic from −1.2 rad/s overshot to −0.16 rad, far below the 0.19 rad
+/// passive range) and fed forward the end-range tissue torque of that posture: the patient pushed its elbow
+/// into extension at its full 24 Nm capacity, overpowered the 8 Nm motor's safe-stop hold and hit the stop.
+#[test]
+fn a_target_set_while_the_relaxed_arm_falls_is_planned_from_rest_inside_the_range() {
+    let model = arm4();
+    let q0 = [0.1, 0.0, 0.3, 0.6];
+    let mut config = PlantConfig::default().with_patient(profile("moderate"));
+    config.initial_position = Some(q0.to_vec());
+    let mut plant = ArticulatedPlant::new(&model, config).unwrap();
+    plant.enable().unwrap();
+    let zero = JointCommand::zeros(4);
+    for _ in 0..450 {
+        plant.write(&zero).unwrap();
+    }
+    assert!(plant.velocity()[3] < -0.3, "the forearm falls while the robot is off: {} rad/s", plant.velocity()[3]);
+    let names: Vec<String> = model.joints().iter().map(|j| j.name.clone()).collect();
+    let profile = plant.patient().unwrap().profile().clone();
+    let range: Vec<[f64; 2]> = names.iter().map(|n| profile.joints[n].range).collect();
+    let capacity = plant.patient().unwrap().capacity_torque(3);
+
+    let goal = [0.25, 0.976, 0.0, 0.685];
+    plant.patient_mut().unwrap().set_target(&goal, 2.0).unwrap();
+    // The robot carries its own weight only; the patient moves its arm.
+    let robot = arm4();
+    let mut data = plexo_kinematics::Data::new(&robot);
+    let mut cmd = JointCommand::zeros(4);
+    let (mut max_elbow_drive, mut lowest_elbow) = (0.0f64, f64::INFINITY);
+    for _ in 0..2500 {
+        let planned = plant.patient().unwrap().planned_position().unwrap();
+        for j in 0..4 {
+            assert!(
+                (range[j][0]..=range[j][1]).contains(&planned[j]),
+                "joint {} planned at {} rad, outside the patient's range {:?}",
+                names[j],
+                planned[j],
+                range[j]
+            );
+        }
+        let g = plexo_kinematics::gravity_torque(&robot, &mut data, plant.position());
+        cmd.torque.copy_from_slice(g.as_slice());
+        plant.write(&cmd).unwrap();
+        let voluntary = plant.patient().unwrap().torques().voluntary[3];
+        max_elbow_drive = max_elbow_drive.max(-voluntary);
+        lowest_elbow = lowest_elbow.min(plant.position()[3]);
+    }
+    // Before the fix: −24 Nm (the capacity) and the elbow at its 0 rad hard stop.
+    assert!(max_elbow_drive < 0.5 * capacity, "elbow extension drive {max_elbow_drive} Nm of {capacity} Nm capacity");
+    assert!(lowest_elbow > range[3][0] - 0.1, "elbow fell to {lowest_elbow} rad (range from {} rad)", range[3][0]);
+    assert!(
+        (plant.position()[3] - goal[3]).abs() < 0.25,
+        "the elbow moved towards its goal: at {} rad, goal {} rad",
+        plant.position()[3],
+        goal[3]
+    );
+}

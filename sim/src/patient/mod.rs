@@ -7,7 +7,8 @@
 //! - **Voluntary** (weakness, delay, minimum-jerk): on [`Patient::set_target`] the patient plans a minimum-jerk
 //!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal, starting one sensorimotor delay later
 //!   (reaction time; until then it keeps doing what it did). From rest, or after the previous movement ended,
-//!   the plan starts where it perceives the arm (Hoff & Arbib 1993, J Mot Behav 25(3)) and the drive engages
+//!   the plan starts at rest where it perceives the arm (Hoff & Arbib 1993, J Mot Behav 25(3)); goal and plan
+//!   stay inside the patient's passive range of motion (nobody plans beyond it); the drive engages
 //!   smoothly from the torque exerted then (over 150 ms); a target changed mid-movement is re-planned from the
 //!   current plan's state (quintic with the same position, velocity and acceleration), so the command has no jump.
 //!   It tracks the plan with an internal model of the limb it moves (arm + exoskeleton inertia `M(q)` incl.
@@ -478,25 +479,36 @@ impl Patient {
                 allowed: "(0, inf) s",
             });
         }
-        let mut goal_arr = JointArray::splat(self.dof, 0.0);
-        goal_arr.copy_from_slice(goal);
         let n = self.dof;
+        // Nobody plans a movement beyond their own range of motion: a goal outside the passive range is reached
+        // as far as the range allows (planning into the end range would also feed forward the end-range tissue
+        // torque of a posture the arm cannot take — tens of Nm pushing against it).
+        let mut goal_arr = JointArray::splat(n, 0.0);
+        for i in 0..n {
+            goal_arr[i] = goal[i].clamp(self.p.lower[i], self.p.upper[i]);
+        }
         let t0 = self.time() + self.delay_steps as f64 * self.dt;
         // The movement starts one reaction time (the delay) from now; until then the previous plan (or rest)
         // continues. A plan that is still moving then is replaced without a jump: the new segment starts in the
         // state the old plan would have (position, velocity, acceleration). Otherwise the movement starts where the
         // patient perceives the arm (one delay old; replanning from the sensed state, Hoff & Arbib 1993,
         // J Mot Behav 25(3)) and the drive engages smoothly from the torque exerted then.
-        let (perceived, perceived_v) = self.history.get(self.delay_steps);
-        let (perceived, perceived_v) = (*perceived, *perceived_v);
+        let perceived = *self.history.get(self.delay_steps).0;
         let moving = self.plan.filter(|old| t0 < old.cur.t0 + old.cur.duration);
-        let (mut q0, mut v0, mut a0) = (perceived, perceived_v, JointArray::splat(n, 0.0));
+        // A movement that does not continue a moving plan starts from rest at the perceived posture (inside the
+        // range): the motion of a relaxed or holding arm is the environment's doing (gravity while the robot is
+        // off, the robot moving it), not a voluntary velocity to continue — continuing it would plan an
+        // overshoot (a 1.2 rad/s fall into a 2 s plan overshoots by ~0.3 rad).
+        let (mut q0, mut v0, mut a0) = (perceived, JointArray::splat(n, 0.0), JointArray::splat(n, 0.0));
+        for i in 0..n {
+            q0[i] = q0[i].clamp(self.p.lower[i], self.p.upper[i]);
+        }
         if let Some(old) = moving {
             for i in 0..n {
                 (q0[i], v0[i], a0[i]) = old.eval(i, t0);
             }
         }
-        let cur = Quintic::new(t0, duration, &q0, &v0, &a0, goal);
+        let cur = Quintic::new(t0, duration, &q0, &v0, &a0, &goal_arr);
         let prev = match self.plan {
             Some(old) if t0 < old.cur.t0 => old.prev,
             Some(old) => old.cur,
@@ -537,7 +549,7 @@ impl Patient {
         let plan = self.plan.as_ref()?;
         let mut q = JointArray::splat(self.dof, 0.0);
         for (i, qi) in q.iter_mut().enumerate() {
-            *qi = plan.eval(i, self.time()).0;
+            *qi = plan.eval(i, self.time()).0.clamp(self.p.lower[i], self.p.upper[i]);
         }
         Some(q)
     }
@@ -723,6 +735,17 @@ impl Patient {
         plan.eval_all(t, &mut q_now[..n], &mut v_now[..n], &mut a_now[..n]);
         plan.positions(t_seen, &mut q_ref[..n]);
         plan.velocities(t_fast, &mut v_ref[..n]);
+        // A re-planned movement to a goal at the end of the range may overshoot it slightly: the plan stops at
+        // the range.
+        for i in 0..n {
+            let (lo, hi) = (self.p.lower[i], self.p.upper[i]);
+            if !(lo..=hi).contains(&q_now[i]) {
+                (q_now[i], v_now[i], a_now[i]) = (q_now[i].clamp(lo, hi), 0.0, 0.0);
+            }
+            if !(lo..=hi).contains(&q_ref[i]) {
+                (q_ref[i], v_ref[i]) = (q_ref[i].clamp(lo, hi), 0.0);
+            }
+        }
         let mut acc = [0.0; MAX_JOINTS];
         let mut err = [0.0; MAX_JOINTS];
         for i in 0..n {
