@@ -265,8 +265,15 @@ pub fn finish_session(
         if realtime.warnings().is_empty() { "" } else { " (real-time settings refused: see warnings)" }
     );
     println!(
-        "safety: {} ticks limited by the supervisor; telemetry: {} samples, {} events, {dropped} dropped",
-        report.limited_ticks, telemetry_report.samples, telemetry_report.events
+        "safety: {} ticks limited by the supervisor; telemetry: {} samples, {} events, {dropped} dropped{}",
+        report.limited_ticks,
+        telemetry_report.samples,
+        telemetry_report.events,
+        if paced {
+            String::new()
+        } else {
+            format!(" (the unpaced loop waited {} times for the writer)", telemetry_report.waits)
+        }
     );
     tracing::info!(
         ticks = t.ticks,
@@ -290,7 +297,10 @@ pub fn finish_session(
                 "ticks": t.ticks, "p50_us": t.p50_us, "p99_us": t.p99_us, "p999_us": t.p999_us,
                 "max_us": t.max_us, "deadline_misses": t.deadline_misses,
             },
-            "telemetry": { "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped },
+            "telemetry": {
+                "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped,
+                "waits": telemetry_report.waits,
+            },
         });
         std::fs::write(&json_path, serde_json::to_string_pretty(&json).expect("a JSON value always serializes"))
             .map_err(|e| AppError::Io { path: json_path.display().to_string(), source: e })?;

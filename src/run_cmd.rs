@@ -240,7 +240,7 @@ fn run_on<P: Plant>(
     let progress = output::progress_bar(&signals, nominal, args.output.quiet);
     let rt_report = output::apply_realtime(&args.output);
     let wall = Instant::now();
-    let report = run_session(&mut rt, &loop_config, &telemetry.sender(), &signals);
+    let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
     signals.stop.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         p.finish();

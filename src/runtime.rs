@@ -485,8 +485,9 @@ fn handle_event<P: Plant>(
         TherapyEvent::TrialEnded(record) => {
             let final_error = target_handle.map_or(0.0, |t| (t - hand).norm());
             let peaks = speed.peaks();
+            let sparc = speed.sparc();
             if let Some(acc) = blocks.get_mut(record.block) {
-                acc.add_trial(&record, final_error, peaks);
+                acc.add_trial(&record, final_error, peaks, sparc);
             }
             // The trial's joint-space RMS tracking error [rad] drives the virtual patient's learning and slacking.
             let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
@@ -498,6 +499,7 @@ fn handle_event<P: Plant>(
                 final_error_m: final_error,
                 duration: record.metrics.duration,
                 peaks,
+                sparc: sparc.unwrap_or(f64::NAN),
                 time,
                 tick,
             }));

@@ -282,7 +282,7 @@ impl Context<'_> {
         let progress = crate::output::progress_bar(&signals, nominal, self.args.output.quiet);
         let rt_report = crate::output::apply_realtime(&self.args.output);
         let wall = Instant::now();
-        let report = run_session(&mut rt, &loop_config, &telemetry.sender(), &signals);
+        let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
         signals.stop.store(true, Ordering::Relaxed);
         if let Some(p) = progress {
             p.finish();

@@ -3,9 +3,17 @@
 //!
 //! Per block: trials, success rate, mean final handle error [mm], mean RMS joint tracking error [deg], mean
 //! assistance (RMS norm of the mode torque, gravity and weight support excluded) [Nm], patient effort share
-//! `effort / (effort + assistance)` of the RMS torque norms [-], and smoothness as the number of peaks of the hand
-//! speed profile per reach (1 = one smooth bell; recovering stroke patients' reaches have many sub-movements that
-//! merge as they recover: Rohrer et al. 2002, J Neurosci 22(18):8297–8304).
+//! `effort / (effort + assistance)` of the RMS torque norms [-], and smoothness of the hand speed profile two ways:
+//! the number of speed peaks per reach (1 = one smooth bell; recovering stroke patients' reaches have many
+//! sub-movements that merge as they recover: Rohrer et al. 2002, J Neurosci 22(18):8297–8304) and SPARC, the
+//! spectral arc length (Balasubramanian, Melendez-Calderon, Roby-Brami, Burdet 2015, J NeuroEng Rehabil 12:112):
+//! valid, consistent and sensitive for reaching, ≈ −1.6 for a minimum-jerk reach and more negative for
+//! intermittent movement.
+
+use std::sync::Arc;
+
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 
 use nalgebra::Vector3;
 use plexo_controller::{AanLaw, Mode, TrialRecord};
@@ -25,6 +33,8 @@ pub struct BlockAccumulator {
     effort_nm: f64,
     share: f64,
     peaks: u64,
+    sparc: f64,
+    sparc_trials: u32,
     duration: f64,
 }
 
@@ -43,13 +53,15 @@ impl BlockAccumulator {
             effort_nm: 0.0,
             share: 0.0,
             peaks: 0,
+            sparc: 0.0,
+            sparc_trials: 0,
             duration: 0.0,
         }
     }
 
-    /// Adds one trial: the controller's record, the final handle distance to the target [m] and the number of
-    /// speed peaks. Real-time safe.
-    pub fn add_trial(&mut self, record: &TrialRecord, final_error_m: f64, peaks: u32) {
+    /// Adds one trial: the controller's record, the final handle distance to the target [m], the number of
+    /// speed peaks and the SPARC (`None` for a trial without movement). Real-time safe.
+    pub fn add_trial(&mut self, record: &TrialRecord, final_error_m: f64, peaks: u32, sparc: Option<f64>) {
         let m = &record.metrics;
         self.trials += 1;
         self.successes += u32::from(record.reached);
@@ -61,6 +73,10 @@ impl BlockAccumulator {
         let total = m.assistance_rms + m.effort_rms;
         self.share += if total > 1e-9 { m.effort_rms / total } else { 0.0 };
         self.peaks += u64::from(peaks);
+        if let Some(v) = sparc {
+            self.sparc += v;
+            self.sparc_trials += 1;
+        }
         self.duration += m.duration;
     }
 }
@@ -90,6 +106,9 @@ pub struct BlockSummary {
     pub patient_effort_share: f64,
     /// Mean hand-speed peaks per trial [-] (1 = smooth).
     pub mean_speed_peaks: f64,
+    /// Mean SPARC of the hand speed over the trials that moved [-] (≈ −1.6 for a minimum-jerk reach; more
+    /// negative = less smooth); `null` if no trial moved.
+    pub mean_sparc: Option<f64>,
     /// Mean trial duration [s].
     pub mean_duration_s: f64,
 }
@@ -125,6 +144,7 @@ impl SessionSummary {
                     mean_patient_effort_nm: b.effort_nm / n,
                     patient_effort_share: b.share / n,
                     mean_speed_peaks: b.peaks as f64 / n,
+                    mean_sparc: (b.sparc_trials > 0).then(|| b.sparc / f64::from(b.sparc_trials)),
                     mean_duration_s: b.duration / n,
                 }
             })
@@ -141,12 +161,13 @@ impl SessionSummary {
     pub fn render_table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<20} {:<22} {:>6} {:>8} {:>10} {:>9} {:>10} {:>8} {:>7}\n",
-            "block", "mode", "trials", "success", "error[mm]", "rms[deg]", "assist[Nm]", "effort%", "peaks"
+            "{:<20} {:<22} {:>6} {:>8} {:>10} {:>9} {:>10} {:>8} {:>7} {:>7}\n",
+            "block", "mode", "trials", "success", "error[mm]", "rms[deg]", "assist[Nm]", "effort%", "peaks", "SPARC"
         ));
         for b in &self.blocks {
+            let sparc = b.mean_sparc.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
             out.push_str(&format!(
-                "{:<20} {:<22} {:>6} {:>7.0}% {:>10.1} {:>9.2} {:>10.2} {:>7.0}% {:>7.2}\n",
+                "{:<20} {:<22} {:>6} {:>7.0}% {:>10.1} {:>9.2} {:>10.2} {:>7.0}% {:>7.2} {:>7}\n",
                 truncate(&b.name, 20),
                 truncate(&b.mode, 22),
                 b.trials,
@@ -155,7 +176,8 @@ impl SessionSummary {
                 b.mean_rms_error_rad.to_degrees(),
                 b.mean_assistance_nm,
                 b.patient_effort_share * 100.0,
-                b.mean_speed_peaks
+                b.mean_speed_peaks,
+                sparc
             ));
         }
         out
@@ -171,6 +193,7 @@ fn truncate(s: &str, n: usize) -> String {
 #[derive(Clone, Debug)]
 pub struct SpeedProfile {
     speeds: Vec<f64>,
+    sparc: Sparc,
     capacity: usize,
     decimation: u32,
     counter: u32,
@@ -189,6 +212,7 @@ impl SpeedProfile {
     pub fn new(capacity: usize, decimation: u32, dt: f64) -> Self {
         Self {
             speeds: Vec::with_capacity(capacity),
+            sparc: Sparc::new(capacity),
             capacity,
             decimation: decimation.max(1),
             counter: 0,
@@ -220,6 +244,86 @@ impl SpeedProfile {
     /// Number of speed peaks of the trial so far, after a 3-point moving average. Real-time safe.
     pub fn peaks(&self) -> u32 {
         count_peaks(&self.speeds)
+    }
+
+    /// SPARC of the trial's speed profile so far ([`Sparc::compute`]; `None` without movement). Real-time safe:
+    /// one FFT of a size fixed at [`SpeedProfile::new`] (tens of µs, once per trial).
+    pub fn sparc(&mut self) -> Option<f64> {
+        self.sparc.compute(&self.speeds, 1.0 / self.interval)
+    }
+}
+
+/// SPARC parameters of Balasubramanian et al. 2015: amplitude threshold of the normalised spectrum that sets the
+/// adaptive cut-off, the largest cut-off [Hz] (10 Hz covers voluntary reaching), and the zero-padding level
+/// (the profile is padded to at least 2⁴ times its length).
+const SPARC_THRESHOLD: f64 = 0.05;
+const SPARC_MAX_CUTOFF_HZ: f64 = 10.0;
+const SPARC_PADDING_LEVEL: u32 = 4;
+
+/// Spectral arc length of speed profiles, with the FFT planned and its buffers sized once for the longest
+/// profile. Real-time safe after [`Sparc::new`] (one FFT of a fixed size, no allocation).
+#[derive(Clone)]
+pub struct Sparc {
+    fft: Arc<dyn Fft<f64>>,
+    buffer: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+    max_samples: usize,
+}
+
+impl std::fmt::Debug for Sparc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sparc").field("fft_len", &self.buffer.len()).finish()
+    }
+}
+
+impl Sparc {
+    /// For profiles of up to `max_samples` samples: the FFT length is the next power of two times
+    /// 2^[`SPARC_PADDING_LEVEL`] (a profile shorter than that is padded further, which only refines the
+    /// spectrum's sampling). Not real-time safe (plans the FFT, allocates).
+    pub fn new(max_samples: usize) -> Self {
+        let max_samples = max_samples.max(2);
+        let len = max_samples.next_power_of_two() << SPARC_PADDING_LEVEL;
+        let fft = FftPlanner::new().plan_fft_forward(len);
+        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        Self { fft, buffer: vec![Complex::default(); len], scratch, max_samples }
+    }
+
+    /// SPARC of a speed profile `speeds` [m/s] sampled at `rate` [Hz]: minus the arc length of its Fourier
+    /// magnitude spectrum, normalised to its peak, over frequencies normalised to the adaptive cut-off — the
+    /// highest frequency up to [`SPARC_MAX_CUTOFF_HZ`] whose normalised magnitude still reaches
+    /// [`SPARC_THRESHOLD`]. `None` for a profile with no movement (or fewer than 2 samples); profiles longer
+    /// than the planned size are cut. Real-time safe.
+    pub fn compute(&mut self, speeds: &[f64], rate: f64) -> Option<f64> {
+        let speeds = &speeds[..speeds.len().min(self.max_samples)];
+        if speeds.len() < 2 || rate.is_nan() || rate <= 0.0 || speeds.iter().all(|v| v.abs() < REST_SPEED) {
+            return None;
+        }
+        for (b, s) in self.buffer.iter_mut().zip(speeds.iter().chain(std::iter::repeat(&0.0))) {
+            *b = Complex::new(*s, 0.0);
+        }
+        self.fft.process_with_scratch(&mut self.buffer, &mut self.scratch);
+        let n = self.buffer.len();
+        let df = rate / n as f64; // bin spacing [Hz]
+        let last_bin = ((SPARC_MAX_CUTOFF_HZ / df).floor() as usize).min(n / 2);
+        let peak = self.buffer[..=last_bin].iter().map(|c| c.norm()).fold(0.0, f64::max);
+        if peak.is_nan() || peak <= 0.0 {
+            return None;
+        }
+        let magnitude = |k: usize| self.buffer[k].norm() / peak;
+        let cutoff = (0..=last_bin).rev().find(|&k| magnitude(k) >= SPARC_THRESHOLD)?;
+        if cutoff == 0 {
+            return Some(0.0); // all energy at DC within the resolution: no spectral arc
+        }
+        // Frequencies normalised to the cut-off: each bin step is 1/cutoff of the unit interval.
+        let dw = 1.0 / cutoff as f64;
+        let mut arc = 0.0;
+        let mut prev = magnitude(0);
+        for k in 1..=cutoff {
+            let m = magnitude(k);
+            arc += (dw * dw + (m - prev) * (m - prev)).sqrt();
+            prev = m;
+        }
+        Some(-arc)
     }
 }
 
@@ -289,6 +393,55 @@ mod tests {
         assert_eq!(count_peaks(&noisy), 1);
     }
 
+    /// The minimum-jerk speed profile of a reach of `duration` [s] sampled at 100 Hz, 1 s of rest around it.
+    fn minimum_jerk(duration: f64, distance: f64) -> Vec<f64> {
+        let n = (duration * 100.0) as usize;
+        let mut v = vec![0.0; 100];
+        v.extend((0..=n).map(|i| {
+            let t = i as f64 / n as f64;
+            distance / duration * 30.0 * t * t * (1.0 - t) * (1.0 - t)
+        }));
+        v.extend(vec![0.0; 100]);
+        v
+    }
+
+    #[test]
+    fn sparc_of_a_minimum_jerk_reach_is_about_minus_1_6_whatever_its_duration_or_amplitude() {
+        // Balasubramanian et al. 2015 (Fig. 3): SPARC is dimensionless and independent of movement duration and
+        // amplitude; a single minimum-jerk submovement scores ≈ −1.6.
+        let mut sparc = Sparc::new(1000);
+        let a = sparc.compute(&minimum_jerk(1.0, 0.1), 100.0).unwrap();
+        let b = sparc.compute(&minimum_jerk(2.5, 0.3), 100.0).unwrap();
+        assert!((-1.75..=-1.4).contains(&a), "{a}");
+        assert!((a - b).abs() < 0.05, "duration/amplitude dependence: {a} vs {b}");
+    }
+
+    #[test]
+    fn sparc_falls_with_sub_movements_and_tremor() {
+        let mut sparc = Sparc::new(1000);
+        let smooth = sparc.compute(&minimum_jerk(1.5, 0.2), 100.0).unwrap();
+        let mut two = minimum_jerk(0.8, 0.1);
+        two.truncate(two.len() - 110);
+        two.extend(minimum_jerk(0.8, 0.1).into_iter().skip(90));
+        let intermittent = sparc.compute(&two, 100.0).unwrap();
+        let tremor: Vec<f64> = minimum_jerk(1.5, 0.2)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                // A 6 Hz oscillation on the moving part (speed stays ≥ 0).
+                if *v > 0.0 {
+                    (v + 0.03 * (2.0 * std::f64::consts::PI * 6.0 * i as f64 / 100.0).sin()).max(0.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let shaky = sparc.compute(&tremor, 100.0).unwrap();
+        assert!(intermittent < smooth - 0.3, "two sub-movements {intermittent} vs one {smooth}");
+        assert!(shaky < smooth - 0.3, "6 Hz tremor {shaky} vs smooth {smooth}");
+        assert_eq!(sparc.compute(&[0.0; 300], 100.0), None, "no movement, no smoothness");
+    }
+
     #[test]
     fn no_movement_no_peak() {
         assert_eq!(count_peaks(&[0.0; 50]), 0);
@@ -322,8 +475,9 @@ mod tests {
             duration: 2.0,
             ticks: 2000,
         };
-        acc.add_trial(&TrialRecord { block: 0, trial: 0, reached: true, metrics: metrics(3.0, 1.0) }, 0.01, 1);
-        acc.add_trial(&TrialRecord { block: 0, trial: 1, reached: false, metrics: metrics(1.0, 3.0) }, 0.03, 3);
+        let record = |trial, reached, m| TrialRecord { block: 0, trial, reached, metrics: m };
+        acc.add_trial(&record(0, true, metrics(3.0, 1.0)), 0.01, 1, Some(-1.6));
+        acc.add_trial(&record(1, false, metrics(1.0, 3.0)), 0.03, 3, None);
         let s = SessionSummary::from_blocks(vec![acc, BlockAccumulator::new("empty", Mode::Passive, AanLaw::Fixed)]);
         assert_eq!(s.blocks.len(), 1, "blocks without trials are left out");
         let b = &s.blocks[0];
@@ -333,6 +487,7 @@ mod tests {
         assert!((b.mean_rms_error_rad - 0.1).abs() < 1e-12);
         assert!((b.patient_effort_share - 0.5).abs() < 1e-12, "(0.25 + 0.75) / 2");
         assert!((b.mean_speed_peaks - 2.0).abs() < 1e-12);
+        assert_eq!(b.mean_sparc, Some(-1.6), "the trial without movement is left out of the SPARC mean");
         assert_eq!(b.mode, "ActiveAssisted/Emken");
         assert!(s.render_table().contains("assist"));
     }

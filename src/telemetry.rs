@@ -1,7 +1,10 @@
 //! Telemetry to Rerun on its own thread.
 //!
-//! The control thread never blocks on I/O: it hands `Copy` messages to a bounded crossbeam channel with
-//! `try_send`; a full channel drops the message and counts it ([`TelemetrySender::dropped`]). The telemetry
+//! A paced control thread (hardware, `--realtime`) never blocks on I/O: it hands `Copy` messages to a bounded
+//! crossbeam channel with `try_send`; a full channel drops the message and counts it
+//! ([`TelemetrySender::dropped`]). An unpaced simulation has no deadline to keep — its clock is the simulated
+//! time — so it uses [`Telemetry::lossless_sender`]: a full channel makes the loop wait for the writer (counted,
+//! [`TelemetrySender::waits`]) and the recording is complete. The telemetry
 //! thread computes link poses by forward kinematics on its own `Model`/`Data`, batches the per-joint time series
 //! and sends them to Rerun in columns (one chunk per batch, not one call per sample).
 //!
@@ -94,6 +97,8 @@ pub enum Event {
         duration: f64,
         /// Hand-speed peaks of the reach (smoothness; 1 = one smooth movement).
         peaks: u32,
+        /// SPARC of the hand speed (≈ −1.6 for a minimum-jerk reach; NaN without movement).
+        sparc: f64,
         /// Time [s].
         time: f64,
         /// Tick.
@@ -168,27 +173,56 @@ pub struct TelemetryConfig {
     pub sinks: Sinks,
 }
 
-/// The control thread's end: non-blocking, allocation-free sends. Real-time safe.
+/// The control thread's end: allocation-free sends, non-blocking ([`Telemetry::sender`]) or waiting for room
+/// ([`Telemetry::lossless_sender`], for unpaced simulation).
 #[derive(Clone)]
 pub struct TelemetrySender {
     tx: Sender<Message>,
     dropped: Arc<AtomicU64>,
+    waits: Arc<AtomicU64>,
+    wait_when_full: bool,
 }
 
 impl TelemetrySender {
-    /// Sends without blocking; a full channel drops the message and counts it. Real-time safe.
+    /// Sends one message. Non-blocking sender: a full channel drops it and counts it — real-time safe, bounded
+    /// time. Lossless sender: a full channel makes the caller wait (yielding, then sleeping 50 µs at a time) until
+    /// the writer has made room — allocation-free but not bounded in time, so only for unpaced loops. A stopped
+    /// telemetry thread drops and counts in both.
     pub fn send(&self, message: Message) {
-        match self.tx.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut message = message;
+        let mut attempts = 0u32;
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => return,
+                Err(TrySendError::Full(m)) if self.wait_when_full => {
+                    if attempts == 0 {
+                        self.waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    attempts += 1;
+                    if attempts < 16 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                    message = m;
+                }
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     }
 
-    /// Messages dropped so far because the channel was full or the telemetry thread had stopped.
+    /// Messages dropped so far because the channel was full (non-blocking sender) or the telemetry thread had
+    /// stopped.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sends that found the channel full and waited for the writer (lossless sender only).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 }
 
@@ -210,6 +244,8 @@ pub struct TelemetryReport {
     pub events: u64,
     /// Where the recording was saved, if it was.
     pub saved_to: Option<PathBuf>,
+    /// Sends that waited for room in the channel (lossless sender of an unpaced run).
+    pub waits: u64,
 }
 
 impl Telemetry {
@@ -224,21 +260,35 @@ impl Telemetry {
             .name("plexo-telemetry".into())
             .spawn(move || Writer::new(config, rec)?.run(rx, &closing_writer))
             .map_err(|e| AppError::Telemetry(format!("cannot start the telemetry thread: {e}")))?;
-        Ok(Self { sender: TelemetrySender { tx, dropped }, closing, thread })
+        let waits = Arc::new(AtomicU64::new(0));
+        Ok(Self { sender: TelemetrySender { tx, dropped, waits, wait_when_full: false }, closing, thread })
     }
 
-    /// A sender for the control thread.
+    /// A non-blocking sender for a paced control thread: a full channel drops (and counts) the message.
     pub fn sender(&self) -> TelemetrySender {
         self.sender.clone()
     }
 
+    /// A sender for an unpaced simulation: a full channel makes it wait for the writer, so nothing is dropped
+    /// (the simulated clock does not advance while it waits). Never for a paced loop.
+    pub fn lossless_sender(&self) -> TelemetrySender {
+        TelemetrySender { wait_when_full: true, ..self.sender.clone() }
+    }
+
+    /// A sender for a loop that is `paced` at wall clock ([`Self::sender`]) or not ([`Self::lossless_sender`]).
+    pub fn sender_for(&self, paced: bool) -> TelemetrySender {
+        if paced { self.sender() } else { self.lossless_sender() }
+    }
+
     /// Stops the telemetry: the thread writes everything sent so far, flushes the sinks and ends; returns its
-    /// report and the drop count (messages sent after this call are counted as dropped). Not real-time safe.
+    /// report with the drop and wait counts (messages sent after this call are counted as dropped). Not
+    /// real-time safe.
     pub fn finish(self) -> Result<(TelemetryReport, u64), AppError> {
-        let dropped = self.sender.dropped.clone();
+        let (dropped, waits) = (self.sender.dropped.clone(), self.sender.waits.clone());
         self.closing.store(true, Ordering::Release);
         drop(self.sender);
-        let report = self.thread.join().map_err(|_| AppError::Telemetry("telemetry thread panicked".into()))??;
+        let mut report = self.thread.join().map_err(|_| AppError::Telemetry("telemetry thread panicked".into()))??;
+        report.waits = waits.load(Ordering::Relaxed);
         Ok((report, dropped.load(Ordering::Relaxed)))
     }
 }
@@ -549,7 +599,7 @@ impl Writer {
                     time,
                 )
             }
-            Event::TrialEnd { block, trial, success, final_error_m, duration, peaks, time, tick } => {
+            Event::TrialEnd { block, trial, success, final_error_m, duration, peaks, sparc, time, tick } => {
                 self.set_time(tick, time);
                 if self.hand_path.len() >= 2 {
                     let color = if success { [60, 200, 90] } else { [220, 60, 60] };
@@ -570,11 +620,12 @@ impl Writer {
                     final_error_mm = final_error_m * 1000.0,
                     duration,
                     peaks,
+                    sparc,
                     "trial ends"
                 );
                 (
                     format!(
-                        "block {block} trial {trial} {}: final error {:.1} mm after {duration:.2} s, {peaks} speed peak(s)",
+                        "block {block} trial {trial} {}: final error {:.1} mm after {duration:.2} s, {peaks} speed peak(s), SPARC {sparc:.2}",
                         if success { "reached" } else { "timed out" },
                         final_error_m * 1000.0
                     ),
@@ -745,5 +796,22 @@ mod tests {
         }
         let (report, dropped) = telemetry.finish().unwrap();
         assert_eq!(report.samples + dropped, 10_000, "every message is either written or counted");
+    }
+
+    #[test]
+    fn the_lossless_sender_of_an_unpaced_run_waits_for_the_writer_and_drops_nothing() {
+        // Regression: the default `plexo sim` (unpaced, 555k ticks) dropped 2319 samples of its recording.
+        let telemetry = start(1);
+        let sender = telemetry.sender_for(false);
+        for tick in 0..10_000 {
+            sender.send(sample(tick));
+        }
+        assert!(sender.waits() > 0, "a one-slot channel must have been full at some send");
+        let (report, dropped) = telemetry.finish().unwrap();
+        assert_eq!((report.samples, dropped), (10_000, 0), "every message is written");
+        assert_eq!(report.waits, sender.waits());
+        // The writer has gone: the lossless sender does not wait forever, it counts.
+        sender.send(sample(10_000));
+        assert_eq!(sender.dropped(), 1);
     }
 }

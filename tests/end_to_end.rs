@@ -90,6 +90,13 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         serde_json::from_str(&std::fs::read_to_string(dir.join("session.summary.json")).unwrap()).unwrap();
     assert_eq!(json["blocks"][0]["trials"], 3);
     assert_eq!(json["telemetry"]["dropped"], 0);
+    // Unpaced: the recording is complete, one sample per tick (and one for the final torque-off).
+    let (samples, ticks) = (json["telemetry"]["samples"].as_u64().unwrap(), json["timing"]["ticks"].as_u64().unwrap());
+    assert!(samples >= ticks, "{samples} samples for {ticks} ticks");
+    // The robot drives the passive reaches along minimum-jerk references: SPARC near a single bell's −1.6.
+    let sparc = json["blocks"][0]["mean_sparc"].as_f64().unwrap();
+    assert!((-3.0..=-1.3).contains(&sparc), "passive-block SPARC {sparc}");
+    assert!(stdout.contains("SPARC"), "smoothness column missing:\n{stdout}");
     let share = json["blocks"][0]["patient_effort_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "effort share {share}");
 

@@ -1,5 +1,5 @@
 //! The control tick allocates nothing: the whole runtime loop (plant read, therapy update, supervisor, plant
-//! write, trial/block bookkeeping, telemetry send, patient hooks) is run for two session lengths and the
+//! write, trial/block bookkeeping, telemetry send — the lossless sender's waits included —, patient hooks) is run for two session lengths and the
 //! allocations counted on the control thread must be identical — every allocation is set-up or teardown.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -67,11 +67,12 @@ fn session_allocations(seconds: f64) -> (usize, u64) {
         block_names: parts.block_names.clone(),
         block_targets: parts.block_targets.clone(),
         pose_every: 10,
-        capacity: 1 << 16,
+        // Small, so the lossless sender of an unpaced run (the default `plexo sim`) waits for the writer.
+        capacity: 64,
         sinks: Sinks::default(),
     })
     .unwrap();
-    let sender = telemetry.sender();
+    let sender = telemetry.sender_for(false);
     let mut rt = Runtime {
         plant,
         therapy: parts.therapy,
@@ -87,6 +88,7 @@ fn session_allocations(seconds: f64) -> (usize, u64) {
     let used = allocations() - before;
     let trials = u64::from(report.summary.trials());
     drop(report);
+    assert!(sender.waits() > 0, "the loop never waited for the telemetry writer: the waiting path went untested");
     telemetry.finish().unwrap();
     (used, trials)
 }
