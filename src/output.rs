@@ -33,7 +33,8 @@ pub struct OutputArgs {
     /// Log the 3D arm every N ticks (time series are logged every tick).
     #[arg(long, default_value_t = 10)]
     pub pose_every: u64,
-    /// Telemetry channel capacity [messages]; a full channel drops samples (counted), never blocks the loop.
+    /// Telemetry channel capacity [messages]; when full, a paced loop drops samples (counted) and never blocks, an
+    /// unpaced simulation waits for the writer (nothing is lost).
     #[arg(long, default_value_t = 65_536)]
     pub telemetry_capacity: usize,
     /// Run the control loop with SCHED_FIFO at this priority (1–99), if permitted.

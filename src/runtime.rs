@@ -234,6 +234,11 @@ pub fn run_session<P: Plant>(
     let mut phase = Phase::PreEnable;
     let mut tick: u64 = 0;
     let mut session_t0 = f64::INFINITY; // set at enable
+    if config.paced
+        && let Err(e) = crate::realtime::minimize_timer_slack()
+    {
+        tracing::warn!("timer slack not reduced ({e}): every wake-up may be up to 50 us late");
+    }
     let wall_start = monotonic_ns();
     let period_ns = config.period.as_nanos() as u64;
 
