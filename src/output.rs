@@ -266,8 +266,12 @@ pub fn finish_session(
         if realtime.warnings().is_empty() { "" } else { " (real-time settings refused: see warnings)" }
     );
     println!(
-        "safety: {} ticks limited by the supervisor; telemetry: {} samples, {} events, {dropped} dropped{}",
+        "safety: {} ticks limited by the supervisor (by stage, soft start included: rate limit {}, walls {}, saturation {}, velocity fade {}); telemetry: {} samples, {} events, {dropped} dropped{}",
         report.limited_ticks,
+        report.safety.limited_by.rate,
+        report.safety.limited_by.walls,
+        report.safety.limited_by.saturation,
+        report.safety.limited_by.velocity_fade,
         telemetry_report.samples,
         telemetry_report.events,
         if paced {
@@ -297,6 +301,14 @@ pub fn finish_session(
             "timing": {
                 "ticks": t.ticks, "p50_us": t.p50_us, "p99_us": t.p99_us, "p999_us": t.p999_us,
                 "max_us": t.max_us, "deadline_misses": t.deadline_misses,
+            },
+            "safety": {
+                "limited_ticks": report.limited_ticks,
+                "limited_by": {
+                    "rate": report.safety.limited_by.rate, "walls": report.safety.limited_by.walls,
+                    "saturation": report.safety.limited_by.saturation,
+                    "velocity_fade": report.safety.limited_by.velocity_fade,
+                },
             },
             "telemetry": {
                 "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped,

@@ -46,7 +46,7 @@ pub use protocol::{
     Therapy, TherapyEvent, TrialRecord, default_protocol_toml,
 };
 pub use safety::{
-    ControllerReport, JointSafetyConfig, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
+    ControllerReport, JointSafetyConfig, LimitCounts, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
     SafetySupervisor, StopReason,
 };
 pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_profile};

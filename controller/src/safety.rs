@@ -298,8 +298,53 @@ pub struct SafetyStats {
     pub max_interval: f64,
     /// Ticks in which the command was modified by a limit.
     pub limited_ticks: u64,
+    /// Of the ticks passing the controller's torque (Enabling, Active): ticks in which each stage of the
+    /// shaping changed at least one joint's torque. A tick can count in several; together they tell a limit
+    /// that protects (walls, saturation, velocity fade) from one that smooths (the rate limit clipping a
+    /// noisy request).
+    pub limited_by: LimitCounts,
     /// Total `apply` calls.
     pub ticks: u64,
+}
+
+/// Ticks in which each shaping stage changed the controller's torque (see [`SafetyStats::limited_by`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitCounts {
+    /// Torque saturation at the joint's torque limit.
+    pub saturation: u64,
+    /// Fade of the torque along a motion faster than the soft velocity.
+    pub velocity_fade: u64,
+    /// Soft walls before the range of motion (outward fade or push-back).
+    pub walls: u64,
+    /// Torque rate limit.
+    pub rate: u64,
+}
+
+/// Which shaping stages changed one joint's (or one tick's) torque.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Shaped {
+    saturation: bool,
+    velocity_fade: bool,
+    walls: bool,
+    rate: bool,
+}
+
+impl Shaped {
+    fn any(self) -> bool {
+        self.saturation || self.velocity_fade || self.walls || self.rate
+    }
+
+    fn merge(&mut self, other: Shaped) {
+        self.saturation |= other.saturation;
+        self.velocity_fade |= other.velocity_fade;
+        self.walls |= other.walls;
+        self.rate |= other.rate;
+    }
+}
+
+/// `a` and `b` differ beyond rounding [Nm].
+fn changed(a: f64, b: f64) -> bool {
+    (a - b).abs() > 1e-12 * (1.0 + b.abs())
 }
 
 /// The safety supervisor. See the module documentation.
@@ -777,7 +822,15 @@ impl SafetySupervisor {
                 self.prev_torque.fill(0.0);
                 false
             }
-            SafetyState::Enabling | SafetyState::Active => self.shape_controller_command(state, command, factor),
+            SafetyState::Enabling | SafetyState::Active => {
+                let shaped = self.shape_controller_command(state, command, factor);
+                let counts = &mut self.stats.limited_by;
+                counts.saturation += u64::from(shaped.saturation);
+                counts.velocity_fade += u64::from(shaped.velocity_fade);
+                counts.walls += u64::from(shaped.walls);
+                counts.rate += u64::from(shaped.rate);
+                shaped.any()
+            }
             SafetyState::CompliantRelease => {
                 self.damped_hold(state, report, command, self.config.release_damping, 0.0);
                 true
@@ -892,14 +945,20 @@ impl SafetySupervisor {
     /// that saturates with its sign — the wall pushes back with the full torque limit, and the damper brakes with
     /// it — rather than collapsing to zero. No NaN can arise for finite `q`/`qd`; should one ever reach the final
     /// stage it is treated as zero torque, reached at the rate limit (see [`Self::saturate_and_rate_limit`]).
-    fn shape_joint(&self, j: usize, tau: f64, q: f64, qd: f64, wall_scale: f64) -> f64 {
+    fn shape_joint(&self, j: usize, tau: f64, q: f64, qd: f64, wall_scale: f64) -> (f64, Shaped) {
         let l = &self.limits[j];
+        let mut shaped = Shaped::default();
+        let requested = tau;
         let mut tau = if tau.is_nan() { 0.0 } else { tau.clamp(-l.torque_max, l.torque_max) };
+        shaped.saturation = requested.is_nan() || changed(tau, requested);
         // Velocity fade: torque along the motion fades to zero between soft fraction and the limit.
         let v_soft = self.config.velocity_soft_fraction * l.velocity_max;
         if qd.abs() > v_soft && tau * qd > 0.0 {
+            let before = tau;
             tau *= ((l.velocity_max - qd.abs()) / (l.velocity_max - v_soft)).clamp(0.0, 1.0);
+            shaped.velocity_fade = changed(tau, before);
         }
+        let before_walls = tau;
         // Upper wall: outward torque fades to zero at the limit, a spring–damper pushes back. (A zero
         // `wall_scale` skips the spring–damper, so no 0·∞ can arise.)
         let upper_start = l.upper - l.wall_width;
@@ -922,7 +981,12 @@ impl SafetySupervisor {
                 tau += wall_scale * (l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0));
             }
         }
-        self.saturate_and_rate_limit(j, tau)
+        shaped.walls = changed(tau, before_walls);
+        let out = self.saturate_and_rate_limit(j, tau);
+        let saturated = tau.clamp(-l.torque_max, l.torque_max);
+        shaped.saturation |= changed(saturated, tau);
+        shaped.rate = changed(out, saturated);
+        (out, shaped)
     }
 
     /// Saturation and rate limit of joint `j`'s torque [Nm]. ±∞ saturates with its sign. NaN has no direction:
@@ -937,8 +1001,9 @@ impl SafetySupervisor {
         tau.clamp(prev - step, prev + step).clamp(-l.torque_max, l.torque_max)
     }
 
-    fn shape_controller_command(&mut self, state: &JointState, command: &mut JointCommand, factor: f64) -> bool {
+    fn shape_controller_command(&mut self, state: &JointState, command: &mut JointCommand, factor: f64) -> Shaped {
         let mut limited = false;
+        let mut shaped = Shaped::default();
         let stiffness_max = self.config.drive_stiffness_max;
         let damping_max = self.config.drive_damping_max;
         for j in 0..self.dof {
@@ -957,12 +1022,18 @@ impl SafetySupervisor {
                 drive_part = d.stiffness[j] * (d.position[j] - q) + d.damping[j] * (d.velocity[j] - qd);
             }
             let requested = factor * command.torque[j] + (1.0 - factor) * self.ramp_from[j] + drive_part;
-            let total = self.shape_joint(j, requested, q, qd, factor);
-            limited |= (total - requested).abs() > 1e-12 * (1.0 + requested.abs());
+            let (total, joint_shaped) = self.shape_joint(j, requested, q, qd, factor);
+            shaped.merge(joint_shaped);
+            limited |= changed(total, requested);
             command.torque[j] = total - drive_part;
             self.prev_torque[j] = total;
         }
-        limited
+        // Bounded drive gains count as saturation; any other difference (none is known) as well, so that a
+        // limited tick always has a cause.
+        if limited && !shaped.any() {
+            shaped.saturation = true;
+        }
+        shaped
     }
 
     /// The hold of SafeStop and CompliantRelease: the controller's hold torque (gravity of the robot + the
@@ -995,7 +1066,7 @@ impl SafetySupervisor {
                     }
                     spring = (stiffness * (self.stop_anchor[j] - q)).clamp(-hold_max, hold_max);
                 }
-                self.shape_joint(j, hold + spring - damping * v, q, v, 1.0)
+                self.shape_joint(j, hold + spring - damping * v, q, v, 1.0).0
             } else {
                 self.saturate_and_rate_limit(j, 0.0)
             };

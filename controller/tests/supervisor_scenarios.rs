@@ -586,3 +586,57 @@ fn nan_velocity_keeps_the_hold_torque_until_the_fault() {
     assert_eq!(out, SafetyOutcome::Fault { reason: StopReason::NonFiniteState }, "at NaN sample {samples}");
     assert!(cmd.is_zero());
 }
+
+/// The supervisor tells which limit shaped the torque: a clinical engineer reading "N ticks limited" must be able
+/// to tell a protecting limit (walls, saturation, velocity fade) from the rate limit smoothing a noisy request.
+#[test]
+fn limited_ticks_are_attributed_to_the_stage_that_changed_the_torque() {
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    let counts = |rig: &Rig| rig.sup.stats().limited_by;
+    let start = counts(&rig);
+    // Inside the range, slow, a steady moderate request: nothing limits.
+    for _ in 0..50 {
+        rig.tick(1.0);
+    }
+    let steady = counts(&rig);
+    assert_eq!(steady.saturation, start.saturation);
+    assert_eq!(steady.walls, start.walls);
+    assert_eq!(steady.velocity_fade, start.velocity_fade);
+    let settled = steady.rate; // the step 0 -> 1 Nm takes a few rate-limited ticks
+    for _ in 0..20 {
+        rig.tick(1.0);
+    }
+    assert_eq!(counts(&rig).rate, settled, "a steady request is not rate-limited");
+
+    // A request far above the torque limit: saturated (and rate-limited while the output climbs).
+    let before = counts(&rig);
+    for _ in 0..10 {
+        rig.tick(1e3);
+    }
+    let after = counts(&rig);
+    assert_eq!(after.saturation - before.saturation, 10);
+    assert_eq!(after.rate - before.rate, 10, "the output climbs at the rate limit");
+    assert_eq!(after.walls, before.walls);
+
+    // Back to a small request once the output has come down, then into the elbow's upper wall zone.
+    for _ in 0..2000 {
+        rig.tick(0.5);
+    }
+    let (_, hi) = rig.sup.effective_limits(3);
+    rig.state.position[3] = hi - 0.5 * rig.sup.wall_width(3);
+    let before = counts(&rig);
+    rig.tick(0.5);
+    assert_eq!(counts(&rig).walls - before.walls, 1);
+    rig.state.position[3] = 1.0;
+    for _ in 0..2000 {
+        rig.tick(0.5);
+    }
+
+    // Fast motion along the torque: faded.
+    rig.state.velocity[0] = 0.95 * rig.sup.velocity_max(0);
+    let before = counts(&rig);
+    rig.tick(0.5);
+    assert_eq!(counts(&rig).velocity_fade - before.velocity_fade, 1);
+    assert!(rig.sup.stats().limited_ticks >= after.saturation, "every attributed tick is a limited tick");
+}
