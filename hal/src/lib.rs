@@ -17,6 +17,7 @@ mod error;
 mod joint_array;
 pub mod mit;
 pub mod planner;
+mod patient_hooks;
 mod robot;
 mod types;
 
@@ -26,5 +27,6 @@ pub use config::{
 };
 pub use error::{ErrorKind, HalError, RobotError};
 pub use joint_array::{JointArray, MAX_JOINTS};
+pub use patient_hooks::{PatientHooks, WithoutPatient};
 pub use robot::Robot;
 pub use types::{DriveImpedance, JointCommand, JointFlags, JointInfo, JointState, Lifecycle};
