@@ -13,6 +13,7 @@ mod error;
 pub mod hardware;
 pub mod model_cmd;
 pub mod output;
+pub mod reach_metrics;
 pub mod realtime;
 pub mod replay_cmd;
 pub mod run_cmd;

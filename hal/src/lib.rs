@@ -16,8 +16,8 @@ pub mod conformance;
 mod error;
 mod joint_array;
 pub mod mit;
-pub mod planner;
 mod patient_hooks;
+pub mod planner;
 mod robot;
 mod types;
 
