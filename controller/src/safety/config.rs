@@ -53,10 +53,11 @@ pub struct SafetyConfig {
     pub safe_stop_timeout: f64,
     /// Consecutive non-finite state samples in SafeStop before escalating to Fault [-].
     pub nonfinite_fault_samples: u32,
-    /// Consecutive samples with a non-advancing time stamp that count as a stale sensor [-]; 0 disables.
+    /// Consecutive samples with a non-advancing time stamp that count as a stale sensor [-], 1..=100 (the
+    /// detection cannot be configured off).
     pub stale_samples: u32,
-    /// Consecutive samples with bit-identical position, velocity and torque that count as a frozen sensor [-];
-    /// 0 disables.
+    /// Consecutive samples with bit-identical position, velocity and torque that count as a frozen sensor [-],
+    /// 1..=10 000 (the detection cannot be configured off).
     pub frozen_samples: u32,
     /// How long the estimated interaction torque must exceed a joint's spasm threshold [s].
     pub spasm_time: f64,
@@ -106,34 +107,36 @@ impl SafetyConfig {
     /// bad `[safety]` table is reported against the file it came from. Not real-time safe.
     pub fn validate(&self, file: &str) -> Result<(), ControllerError> {
         let (c, f) = (self, file);
-        check_range(f, "safety.period", c.period, 1e-5, 0.1)?;
-        check_range(f, "safety.watchdog_timeout", c.watchdog_timeout, c.period, 1.0)?;
+        // Each range is a hard one: a value outside it either switches a safety function off or is not a value
+        // for a therapy robot. SAFETY.md gives the reasoning of each.
+        check_range(f, "safety.period", c.period, 1e-4, 0.01)?;
+        check_range(f, "safety.watchdog_timeout", c.watchdog_timeout, 2.0 * c.period, 0.1)?;
         check_range(f, "safety.overrun_factor", c.overrun_factor, 1.0, 100.0)?;
         check_range(f, "safety.soft_start_time", c.soft_start_time, 0.0, 10.0)?;
-        check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.5)?;
-        check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.5)?;
-        check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.99)?;
-        check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.0, 100.0)?;
+        check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.175)?;
+        check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.26)?;
+        check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.95)?;
+        check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.5, 100.0)?;
         check_range(f, "safety.safe_stop_stiffness", c.safe_stop_stiffness, 0.0, 500.0)?;
         check_range(f, "safety.safe_stop_hold_max", c.safe_stop_hold_max, 0.0, 50.0)?;
         check_range(f, "safety.release_damping", c.release_damping, 0.0, 100.0)?;
-        check_range(f, "safety.standstill_velocity", c.standstill_velocity, 0.0, 1.0)?;
-        check_range(f, "safety.safe_stop_timeout", c.safe_stop_timeout, 0.01, 60.0)?;
-        check_range(f, "safety.nonfinite_fault_samples", c.nonfinite_fault_samples as f64, 1.0, 10_000.0)?;
-        check_range(f, "safety.stale_samples", c.stale_samples as f64, 0.0, 100_000.0)?;
-        check_range(f, "safety.frozen_samples", c.frozen_samples as f64, 0.0, 1_000_000.0)?;
-        check_range(f, "safety.spasm_time", c.spasm_time, 0.0, 10.0)?;
+        check_range(f, "safety.standstill_velocity", c.standstill_velocity, 0.005, 0.2)?;
+        check_range(f, "safety.safe_stop_timeout", c.safe_stop_timeout, 0.1, 5.0)?;
+        check_range(f, "safety.nonfinite_fault_samples", c.nonfinite_fault_samples as f64, 1.0, 100.0)?;
+        check_range(f, "safety.stale_samples", c.stale_samples as f64, 1.0, 100.0)?;
+        check_range(f, "safety.frozen_samples", c.frozen_samples as f64, 1.0, 10_000.0)?;
+        check_range(f, "safety.spasm_time", c.spasm_time, 0.0, 1.0)?;
         check_range(f, "safety.drive_stiffness_max", c.drive_stiffness_max, 0.0, 5000.0)?;
         check_range(f, "safety.drive_damping_max", c.drive_damping_max, 0.0, 100.0)?;
         for (i, j) in c.joints.iter().enumerate() {
             let k = |name: &str| format!("safety.joints[{i}] ({}).{name}", j.name);
-            check_range(f, &k("torque_max"), j.torque_max, 0.0, 500.0)?;
-            check_range(f, &k("torque_rate_max"), j.torque_rate_max, 1.0, 100_000.0)?;
-            check_range(f, &k("velocity_max"), j.velocity_max, 0.01, 50.0)?;
-            check_range(f, &k("wall_width"), j.wall_width, 0.0, 1.0)?;
-            check_range(f, &k("wall_stiffness"), j.wall_stiffness, 0.0, 10_000.0)?;
+            check_range(f, &k("torque_max"), j.torque_max, 0.0, 150.0)?;
+            check_range(f, &k("torque_rate_max"), j.torque_rate_max, 1.0, 1000.0)?;
+            check_range(f, &k("velocity_max"), j.velocity_max, 0.01, 6.0)?;
+            check_range(f, &k("wall_width"), j.wall_width, 0.01, 0.5)?;
+            check_range(f, &k("wall_stiffness"), j.wall_stiffness, 10.0, 10_000.0)?;
             check_range(f, &k("wall_damping"), j.wall_damping, 0.0, 1000.0)?;
-            check_range(f, &k("spasm_threshold"), j.spasm_threshold, 0.0, 500.0)?;
+            check_range(f, &k("spasm_threshold"), j.spasm_threshold, 1.0, 50.0)?;
         }
         Ok(())
     }
@@ -274,4 +277,99 @@ pub(super) fn effective_limits(
         };
     }
     Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ControllerConfig;
+
+    const FILE: &str = "controller.toml";
+
+    fn default_safety() -> SafetyConfig {
+        ControllerConfig::default_config().expect("embedded default parses").safety
+    }
+
+    /// The error of `config.validate`, which must refuse and name `key` and the allowed range.
+    fn refusal(config: &SafetyConfig, key: &str) -> String {
+        let message = config.validate(FILE).expect_err("out-of-range value accepted").to_string();
+        assert!(message.starts_with(FILE), "file not named: {message}");
+        assert!(message.contains(key), "key `{key}` not named: {message}");
+        assert!(message.contains("allowed range ["), "range not named: {message}");
+        message
+    }
+
+    #[test]
+    fn the_embedded_default_and_the_shipped_controller_toml_validate() {
+        default_safety().validate("<embedded default>").expect("embedded default within every range");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/configs/controller.toml");
+        let shipped = ControllerConfig::from_file(path).expect("shipped controller.toml parses");
+        shipped.validate(4, path).expect("shipped controller.toml within every range (plexo-arm4)");
+    }
+
+    #[test]
+    fn stale_and_frozen_sensor_detection_cannot_be_configured_off() {
+        let mut c = default_safety();
+        (c.stale_samples, c.frozen_samples) = (0, 0);
+        refusal(&c, "safety.stale_samples");
+        c.stale_samples = 10;
+        refusal(&c, "safety.frozen_samples");
+        c.stale_samples = 0;
+        c.frozen_samples = 500;
+        refusal(&c, "safety.stale_samples");
+    }
+
+    #[test]
+    fn a_torque_rate_limit_of_100000_nm_per_s_is_refused() {
+        let mut c = default_safety();
+        c.joints[0].torque_rate_max = 100_000.0;
+        let message = refusal(&c, "safety.joints[0] (shoulder_abduction).torque_rate_max");
+        assert!(message.contains("[1, 1000]"), "{message}");
+        c.joints[0].torque_rate_max = 1000.0;
+        c.validate(FILE).expect("Franka's 1000 Nm/s is the largest accepted rate");
+    }
+
+    #[test]
+    fn a_spasm_threshold_of_500_nm_is_refused() {
+        let mut c = default_safety();
+        c.joints[3].spasm_threshold = 500.0;
+        refusal(&c, "safety.joints[3] (elbow_flexion).spasm_threshold");
+        c.joints[3].spasm_threshold = 0.0;
+        refusal(&c, "safety.joints[3] (elbow_flexion).spasm_threshold");
+    }
+
+    #[test]
+    fn stop_timing_that_never_escalates_is_refused() {
+        for (key, set) in [
+            ("safety.watchdog_timeout", (|c: &mut SafetyConfig| c.watchdog_timeout = 1.0) as fn(&mut SafetyConfig)),
+            ("safety.safe_stop_timeout", |c| c.safe_stop_timeout = 60.0),
+            ("safety.nonfinite_fault_samples", |c| c.nonfinite_fault_samples = 10_000),
+            ("safety.spasm_time", |c| c.spasm_time = 10.0),
+            ("safety.period", |c| c.period = 0.1),
+        ] {
+            let mut c = default_safety();
+            set(&mut c);
+            refusal(&c, key);
+        }
+    }
+
+    #[test]
+    fn limits_that_switch_a_protection_off_are_refused() {
+        for (key, set) in [
+            ("safety.safe_stop_damping", (|c: &mut SafetyConfig| c.safe_stop_damping = 0.0) as fn(&mut SafetyConfig)),
+            ("safety.standstill_velocity", |c| c.standstill_velocity = 0.0),
+            ("safety.standstill_velocity", |c| c.standstill_velocity = 1.0),
+            ("safety.position_tolerance", |c| c.position_tolerance = 0.5),
+            ("safety.enable_outside_max", |c| c.enable_outside_max = 0.5),
+            ("safety.velocity_soft_fraction", |c| c.velocity_soft_fraction = 0.99),
+            ("safety.joints[1] (shoulder_flexion).wall_width", |c| c.joints[1].wall_width = 0.0),
+            ("safety.joints[1] (shoulder_flexion).wall_stiffness", |c| c.joints[1].wall_stiffness = 0.0),
+            ("safety.joints[2] (shoulder_rotation).velocity_max", |c| c.joints[2].velocity_max = 50.0),
+            ("safety.joints[2] (shoulder_rotation).torque_max", |c| c.joints[2].torque_max = 500.0),
+        ] {
+            let mut c = default_safety();
+            set(&mut c);
+            refusal(&c, key);
+        }
+    }
 }
