@@ -16,11 +16,9 @@
 use plexo_hal::{JointArray, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::MAX_RBF;
 use crate::config::{AanConfig, EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
 use crate::error::ControllerError;
-
-/// Most RBF centres per joint.
-pub const MAX_RBF: usize = 16;
 
 /// Which assist-as-needed law an active-assisted block uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -11,6 +11,10 @@ use crate::safety::SafetyConfig;
 /// The embedded default `controller.toml` (for plexo-arm4; arm6 needs per-joint arrays of length 6).
 pub const DEFAULT_CONTROLLER_TOML: &str = include_str!("../../assets/configs/controller.toml");
 
+/// Most RBF centres per joint: the upper bound of `aan.rbf.centers` and the size of the RBF weight arrays of
+/// [`AdaptationState`](crate::AdaptationState) (fixed-size, so the tick allocates nothing).
+pub const MAX_RBF: usize = 16;
+
 /// Smallest accepted `cartesian.damping_lambda` [m²] (see [`CartesianConfig::damping_lambda`]).
 pub const MIN_DAMPING_LAMBDA: f64 = 1e-6;
 
@@ -193,7 +197,7 @@ pub struct EmkenConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RbfConfig {
-    /// Number of Gaussian centres along the movement, 2..=16.
+    /// Number of Gaussian centres along the movement, 2..=[`MAX_RBF`].
     pub centers: usize,
     /// Width σ of each Gaussian in phase units [-].
     pub width: f64,
@@ -328,7 +332,7 @@ impl ControllerConfig {
         check_range(f, "aan.emken.initial", m.initial, m.k_min, m.k_max)?;
         check_range(f, "aan.emken.nominal_trial_time", m.nominal_trial_time, 0.1, 60.0)?;
         let r = &a.rbf;
-        check_range(f, "aan.rbf.centers", r.centers as f64, 2.0, crate::aan::MAX_RBF as f64)?;
+        check_range(f, "aan.rbf.centers", r.centers as f64, 2.0, MAX_RBF as f64)?;
         check_range(f, "aan.rbf.width", r.width, 0.01, 1.0)?;
         check_range(f, "aan.rbf.learning_rate", r.learning_rate, 0.0, 1e4)?;
         check_range(f, "aan.rbf.decay", r.decay, 0.0, 100.0)?;

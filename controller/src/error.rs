@@ -1,4 +1,7 @@
 //! The one error enum of `plexo-controller`, with structured fields naming the file, key and joint at fault.
+//! It depends only on the supervisor's state vocabulary (`safety::outcome`), which depends on nothing in the crate.
+
+use crate::safety::outcome::SafetyState;
 
 /// Errors of `plexo-controller`: configuration, protocol files and model set-up. Never raised in the tick: the
 /// real-time path reports problems through [`crate::SafetyOutcome`], not through errors.
@@ -68,7 +71,7 @@ pub enum ControllerError {
         /// The request (`enable`, `resume`, `reset`).
         action: &'static str,
         /// Current supervisor state.
-        state: crate::safety::SafetyState,
+        state: SafetyState,
     },
     /// A request that is not allowed in the current state of a session (e.g. resuming an adaptation state after
     /// the session started).

@@ -30,7 +30,9 @@ mod error;
 pub mod observer;
 mod protocol;
 pub mod safety;
+mod session;
 pub mod tasks;
+mod therapy;
 
 pub use aan::{ADAPTATION_STATE_VERSION, AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 pub use config::{
@@ -41,12 +43,11 @@ pub use config::{
 pub use controller::{Controller, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm};
 pub use error::ControllerError;
 pub use observer::MomentumObserver;
-pub use protocol::{
-    BlockSpec, DEFAULT_PROTOCOLS, PreparedBlock, Protocol, REST_HOLD, Session, SessionEvent, TargetKind, TargetSetSpec,
-    Therapy, TherapyEvent, TrialRecord, default_protocol_toml,
-};
+pub use protocol::{BlockSpec, DEFAULT_PROTOCOLS, Protocol, TargetKind, TargetSetSpec, default_protocol_toml};
 pub use safety::{
     ControllerReport, JointSafetyConfig, LimitCounts, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
     SafetySupervisor, StopReason,
 };
+pub use session::{PreparedBlock, Session, SessionEvent};
 pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_profile};
+pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord};

@@ -638,5 +638,5 @@ fn limited_ticks_are_attributed_to_the_stage_that_changed_the_torque() {
     let before = counts(&rig);
     rig.tick(0.5);
     assert_eq!(counts(&rig).velocity_fade - before.velocity_fade, 1);
-    assert!(rig.sup.stats().limited_ticks >= after.saturation, "every attributed tick is a limited tick");
+    assert!(rig.sup.stats().intervention_ticks >= after.saturation, "every attributed tick is a limited tick");
 }

@@ -1,359 +1,24 @@
-//! The safety supervisor: the last stage between any controller and the motors.
-//!
-//! The runtime applies it after **every** controller update, in every mode:
-//!
-//! ```text
-//! robot.read(&mut state) → controller.update(..) → supervisor.apply(&state, controller.report(), &mut cmd, now)
-//!                        → robot.write(&cmd)          (and react to the returned SafetyOutcome)
-//! ```
-//!
-//! It owns the safety state machine (IEC 60204-1 stop categories, see `SAFETY.md`):
-//!
-//! ```text
-//!  Disabled ──request_enable──► Enabling ──ramp done──► Active ──spasm──► CompliantRelease
-//!     ▲                            │                       │                  │ request_resume → Enabling
-//!     │ reset()                    └──────── any check fails (NaN, limit, watchdog, stale) ──► SafeStop (cat. 2)
-//!     │                                                                                          │ timeout, NaN
-//!     └──────────────────────── reset() ◄──── Fault (cat. 0, torque off, latched; estop()) ◄─────┘ persists,
-//!                                                                                                 drive fault
-//! ```
-//!
-//! Every output it writes is finite, within the per-joint torque limit, within the torque-rate limit of the
-//! previous output (except when torque is cut to zero in `Fault`/`Disabled`), and never pushes a joint further
-//! beyond its effective position limit (the tighter of the robot's hard limit and the patient's ROM).
-//!
-//! Non-finite and absurd values: a NaN/Inf anywhere in the state, the controller's report or the command stops
-//! (category 2) with the hold torque the controller computed from the measured posture; a NaN/Inf *position*
-//! leaves nothing to hold against, so that joint's torque fades to zero at the rate limit and a persisting NaN
-//! escalates to Fault. Huge finite values (1e300) that overflow a limit term saturate with their sign (full
-//! push-back or braking within the torque limit) instead of collapsing to zero.
+//! The supervisor's state machine: the checks that stop, the soft start, spasm detection, and the command it
+//! writes in each state (the controller's torque through the limit stages of [`super::shaping`], or the damped
+//! hold of a stop). See the [module documentation](super) for the states and their transitions.
 
 use core::time::Duration;
 
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, MAX_JOINTS};
-use serde::{Deserialize, Serialize};
 
-use crate::error::{ControllerError, check_range};
-
-/// Configuration of the supervisor (the `[safety]` table of `controller.toml`). Every number is explained in
-/// `SAFETY.md`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SafetyConfig {
-    /// Nominal control period [s] (0.001 = 1 kHz). Used for the torque-rate limit and the overrun count.
-    pub period: f64,
-    /// Longest allowed interval between two `apply` calls [s] before a safe stop (Franka: 20 missed 1 kHz
-    /// commands = 0.02 s).
-    pub watchdog_timeout: f64,
-    /// A tick counts as an overrun when its interval exceeds `overrun_factor × period` [-] (statistics only).
-    pub overrun_factor: f64,
-    /// Soft-start ramp duration on enable and on resume [s] (Open-Source Leg SDK: ~1 s).
-    pub soft_start_time: f64,
-    /// Distance beyond an effective position limit that triggers a safe stop [rad].
-    pub position_tolerance: f64,
-    /// Largest distance outside an effective position limit at which a joint may still be enabled [rad]. A
-    /// relaxed arm in a torque-off robot can rest outside the patient's range (gravity against a contracture:
-    /// an elbow hanging at 8.6° below a ROM that starts at 11.5°); such a joint enables, the soft wall brings it
-    /// back inside, and it may never move further out than where it was enabled (the allowance shrinks as it
-    /// comes back, down to `position_tolerance`). Farther outside, enabling stops (`PositionLimit`).
-    pub enable_outside_max: f64,
-    /// Fraction of the velocity limit above which torque along the motion is faded out [-].
-    pub velocity_soft_fraction: f64,
-    /// Joint damping applied in SafeStop [Nm·s/rad].
-    pub safe_stop_damping: f64,
-    /// Stiffness of the SafeStop position hold [Nm/rad]: a spring to the posture measured when the stop began
-    /// (clamped into the effective limits), as a drive's safe operating stop (IEC 61800-5-2 SS2/SOS) holds the
-    /// stop position. Without it the patient's passive tissue drifts a gravity-compensated arm out of standstill.
-    pub safe_stop_stiffness: f64,
-    /// Largest torque of the SafeStop position spring per joint [Nm]: it holds against passive tissue, tone and
-    /// tremor but never fights a deliberate push or a spasm harder than this.
-    pub safe_stop_hold_max: f64,
-    /// Joint damping applied in CompliantRelease [Nm·s/rad].
-    pub release_damping: f64,
-    /// Speed below which every joint counts as standing still [rad/s].
-    pub standstill_velocity: f64,
-    /// Standstill monitoring in SafeStop [s]: a stretch of motion (some joint faster than `standstill_velocity`)
-    /// longer than this without a single standstill sample escalates to Fault — the arm did not come to rest
-    /// after the stop began, or is being moved against the stop.
-    pub safe_stop_timeout: f64,
-    /// Consecutive non-finite state samples in SafeStop before escalating to Fault [-].
-    pub nonfinite_fault_samples: u32,
-    /// Consecutive samples with a non-advancing time stamp that count as a stale sensor [-]; 0 disables.
-    pub stale_samples: u32,
-    /// Consecutive samples with bit-identical position, velocity and torque that count as a frozen sensor [-];
-    /// 0 disables.
-    pub frozen_samples: u32,
-    /// How long the estimated interaction torque must exceed a joint's spasm threshold [s].
-    pub spasm_time: f64,
-    /// Largest drive-side stiffness accepted in a command [Nm/rad].
-    pub drive_stiffness_max: f64,
-    /// Largest drive-side damping accepted in a command [Nm·s/rad].
-    pub drive_damping_max: f64,
-    /// Per-joint limits, one entry per robot joint, by name.
-    pub joints: Vec<JointSafetyConfig>,
-}
-
-/// Per-joint limits of the supervisor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JointSafetyConfig {
-    /// Joint name, as in the URDF.
-    pub name: String,
-    /// Torque saturation [Nm] (the tighter of this and the robot's effort limit applies).
-    pub torque_max: f64,
-    /// Torque-rate limit [Nm/s] (Franka: 1000 Nm/s).
-    pub torque_rate_max: f64,
-    /// Velocity limit [rad/s] (the tighter of this and the robot's limit applies).
-    pub velocity_max: f64,
-    /// Width of the soft wall inside each effective position limit [rad].
-    pub wall_width: f64,
-    /// Soft-wall spring [Nm/rad].
-    pub wall_stiffness: f64,
-    /// Soft-wall damper, acting only when moving into the wall [Nm·s/rad].
-    pub wall_damping: f64,
-    /// Estimated interaction torque that counts as a spasm when held for `spasm_time` [Nm].
-    pub spasm_threshold: f64,
-}
-
-/// The patient's range of motion for one joint [rad] (from the patient profile / clinical assessment).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RomLimit {
-    /// Lowest position the patient tolerates [rad].
-    pub min: f64,
-    /// Highest position the patient tolerates [rad].
-    pub max: f64,
-}
-
-/// State of the supervisor's state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SafetyState {
-    /// Torque off; waiting for `request_enable`.
-    Disabled,
-    /// Soft-start ramp: the controller's torque is faded in from zero.
-    Enabling,
-    /// Normal operation with every limit enforced.
-    Active,
-    /// Spasm detected: no stiffness, damping and weight support only, until `request_resume`.
-    CompliantRelease,
-    /// IEC 60204-1 stop category 2: damped controlled stop, power kept, standstill monitored.
-    SafeStop,
-    /// IEC 60204-1 stop category 0: torque off, latched until `reset`.
-    Fault,
-}
-
-impl SafetyState {
-    /// True if the supervisor lets the controller's torque through (shaped and limited).
-    pub const fn passes_controller_torque(self) -> bool {
-        matches!(self, SafetyState::Enabling | SafetyState::Active)
-    }
-}
-
-/// Why the supervisor stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum StopReason {
-    /// A state value (position, velocity, torque, sensor) is NaN or infinite.
-    NonFiniteState,
-    /// The controller's inputs (reference, gains, adapted parameters) or its estimates are not finite.
-    NonFiniteController,
-    /// The controller's command is NaN or infinite.
-    NonFiniteCommand,
-    /// The state, command or report has the wrong number of joints.
-    JointCountMismatch {
-        /// Joints of the robot.
-        expected: usize,
-        /// Joints received.
-        got: usize,
-    },
-    /// A joint is beyond its effective position limit by more than the tolerance.
-    PositionLimit {
-        /// Joint index.
-        joint: usize,
-        /// Position [rad].
-        position: f64,
-    },
-    /// A joint is faster than its velocity limit.
-    VelocityLimit {
-        /// Joint index.
-        joint: usize,
-        /// Velocity [rad/s].
-        velocity: f64,
-    },
-    /// `apply` was not called within the watchdog timeout.
-    Watchdog {
-        /// Interval since the previous call [s].
-        interval: f64,
-    },
-    /// The sensor time stamp stopped advancing, or every value stayed bit-identical.
-    StaleSensor {
-        /// Consecutive identical samples.
-        samples: u32,
-    },
-    /// A drive reported a fault flag.
-    DriveFault {
-        /// Joint index.
-        joint: usize,
-    },
-    /// In SafeStop the arm kept moving for the whole safe-stop timeout without coming to a standstill.
-    StandstillTimeout,
-    /// The operator asked for a controlled stop.
-    OperatorStop,
-    /// Emergency stop (latched).
-    EStop,
-}
-
-/// What `apply` did this tick. The runtime writes the (possibly modified) command in every case; the outcome
-/// tells it what happened and when to alert the operator.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SafetyOutcome {
-    /// Torque off (not enabled); the command was zeroed.
-    Disabled,
-    /// Soft-start ramp in progress; the controller's torque was scaled by `factor` ∈ [0, 1].
-    Enabling {
-        /// Ramp factor [-].
-        factor: f64,
-    },
-    /// Normal operation. `limited` is true if a wall, the velocity fade, saturation or the rate limit changed
-    /// the command.
-    Active {
-        /// Whether the command was modified.
-        limited: bool,
-    },
-    /// Spasm: compliant release (damping and weight support only) until `request_resume`.
-    CompliantRelease {
-        /// The joint whose interaction torque exceeded its threshold.
-        joint: usize,
-    },
-    /// Category-2 safe stop (damped, power on).
-    SafeStop {
-        /// Why.
-        reason: StopReason,
-        /// True once every joint is slower than the standstill velocity.
-        standstill: bool,
-    },
-    /// Category-0 stop: torque off, latched until `reset`.
-    Fault {
-        /// Why.
-        reason: StopReason,
-    },
-}
-
-impl SafetyOutcome {
-    /// True if the robot should be (or stay) torque-free: `Disabled` or `Fault`. The runtime may then also
-    /// disable the drives. Real-time safe.
-    pub const fn torque_off(&self) -> bool {
-        matches!(self, SafetyOutcome::Disabled | SafetyOutcome::Fault { .. })
-    }
-}
-
-/// What the controller tells the supervisor each tick besides its command.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ControllerReport {
-    /// Estimated patient–robot interaction torque per joint [Nm] (momentum observer, fused with a cuff sensor
-    /// when present). Used for spasm detection.
-    pub interaction_torque: JointArray<f64>,
-    /// Torque that holds the robot and the supported share of the arm against gravity [Nm]; used as the hold
-    /// term in SafeStop and CompliantRelease. The controller computes it whenever the measured positions are
-    /// finite, also on ticks whose other inputs are not (a NaN reference must not drop the arm).
-    pub hold_torque: JointArray<f64>,
-    /// False if any controller input (reference, gains, adapted parameters) was NaN or infinite this tick.
-    pub inputs_finite: bool,
-}
-
-impl ControllerReport {
-    /// A report with zero estimates and finite inputs for `dof` joints. Real-time safe.
-    pub fn zeros(dof: usize) -> Self {
-        Self {
-            interaction_torque: JointArray::splat(dof, 0.0),
-            hold_torque: JointArray::splat(dof, 0.0),
-            inputs_finite: true,
-        }
-    }
-
-    fn is_finite(&self) -> bool {
-        self.inputs_finite && self.interaction_torque.all_finite() && self.hold_torque.all_finite()
-    }
-}
-
-/// Limits of one joint after merging configuration, robot and patient ROM.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct JointLimitsRt {
-    lower: f64,
-    upper: f64,
-    wall_width: f64,
-    wall_stiffness: f64,
-    wall_damping: f64,
-    velocity_max: f64,
-    torque_max: f64,
-    torque_rate_max: f64,
-    spasm_threshold: f64,
-}
-
-/// Statistics of the supervisor, for telemetry.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SafetyStats {
-    /// Ticks whose interval exceeded `overrun_factor × period`.
-    pub overruns: u64,
-    /// Longest interval between two `apply` calls seen [s].
-    pub max_interval: f64,
-    /// Ticks in which the command was modified by a limit.
-    pub limited_ticks: u64,
-    /// Of the ticks passing the controller's torque (Enabling, Active): ticks in which each stage of the
-    /// shaping changed at least one joint's torque. A tick can count in several; together they tell a limit
-    /// that protects (walls, saturation, velocity fade) from one that smooths (the rate limit clipping a
-    /// noisy request).
-    pub limited_by: LimitCounts,
-    /// Total `apply` calls.
-    pub ticks: u64,
-}
-
-/// Ticks in which each shaping stage changed the controller's torque (see [`SafetyStats::limited_by`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LimitCounts {
-    /// Torque saturation at the joint's torque limit.
-    pub saturation: u64,
-    /// Fade of the torque along a motion faster than the soft velocity.
-    pub velocity_fade: u64,
-    /// Soft walls before the range of motion (outward fade or push-back).
-    pub walls: u64,
-    /// Torque rate limit.
-    pub rate: u64,
-}
-
-/// Which shaping stages changed one joint's (or one tick's) torque.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Shaped {
-    saturation: bool,
-    velocity_fade: bool,
-    walls: bool,
-    rate: bool,
-}
-
-impl Shaped {
-    fn any(self) -> bool {
-        self.saturation || self.velocity_fade || self.walls || self.rate
-    }
-
-    fn merge(&mut self, other: Shaped) {
-        self.saturation |= other.saturation;
-        self.velocity_fade |= other.velocity_fade;
-        self.walls |= other.walls;
-        self.rate |= other.rate;
-    }
-}
-
-/// `a` and `b` differ beyond rounding [Nm].
-fn changed(a: f64, b: f64) -> bool {
-    (a - b).abs() > 1e-12 * (1.0 + b.abs())
-}
+use super::config::{CONFIG_FILE, EffectiveLimits, RomLimit, SafetyConfig, effective_limits};
+use super::outcome::{SafetyOutcome, SafetyState, SafetyStats, StopReason};
+use super::report::ControllerReport;
+use super::shaping::{Shaped, changed, rate_limit, saturate, soft_walls, velocity_fade};
+use crate::error::ControllerError;
 
 /// The safety supervisor. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct SafetySupervisor {
     config: SafetyConfig,
     dof: usize,
-    limits: [JointLimitsRt; MAX_JOINTS],
-    hard: [(f64, f64); MAX_JOINTS],
+    /// Per-joint limits after merging configuration, robot and patient ROM.
+    limits: [EffectiveLimits; MAX_JOINTS],
     state: SafetyState,
     reason: Option<StopReason>,
     enable_requested: bool,
@@ -382,115 +47,18 @@ pub struct SafetySupervisor {
     stats: SafetyStats,
 }
 
-const CONFIG_FILE: &str = "controller.toml [safety]";
-
-impl SafetyConfig {
-    /// Checks every number against its documented range; errors name `file` and the dotted key
-    /// (`safety.soft_start_time`). [`ControllerConfig::validate`](crate::ControllerConfig::validate) calls it, so a
-    /// bad `[safety]` table is reported against the file it came from. Not real-time safe.
-    pub fn validate(&self, file: &str) -> Result<(), ControllerError> {
-        SafetySupervisor::validate(self, file)
-    }
-}
-
 impl SafetySupervisor {
     /// Builds a supervisor for the robot's `joints` (names, hard limits), the configuration and the patient's
     /// range of motion (`rom[i]` for joint `i`; `None` = the robot's hard limits). Validates every number and
     /// names the key at fault. Not real-time safe.
     pub fn new(config: &SafetyConfig, joints: &[JointInfo], rom: Option<&[RomLimit]>) -> Result<Self, ControllerError> {
-        Self::validate(config, CONFIG_FILE)?;
-        let file = CONFIG_FILE;
-        if joints.len() > MAX_JOINTS {
-            return Err(ControllerError::range(file, "joints", joints.len(), format!("at most {MAX_JOINTS} joints")));
-        }
-        for c in &config.joints {
-            if !joints.iter().any(|j| j.name == c.name) {
-                return Err(ControllerError::JointMismatch {
-                    file: file.into(),
-                    joint: c.name.clone(),
-                    reason: "not a joint of the robot".into(),
-                });
-            }
-        }
-        if let Some(rom) = rom
-            && rom.len() != joints.len()
-        {
-            return Err(ControllerError::range(
-                "patient ROM",
-                "rom",
-                rom.len(),
-                format!("need one range per robot joint ({})", joints.len()),
-            ));
-        }
-        let mut limits = [JointLimitsRt::default(); MAX_JOINTS];
-        let mut hard = [(0.0, 0.0); MAX_JOINTS];
-        for (i, info) in joints.iter().enumerate() {
-            let c =
-                config.joints.iter().find(|c| c.name == info.name).ok_or_else(|| ControllerError::JointMismatch {
-                    file: file.into(),
-                    joint: info.name.clone(),
-                    reason: "robot joint has no [[safety.joints]] entry".into(),
-                })?;
-            if info.position_min.partial_cmp(&info.position_max) != Some(core::cmp::Ordering::Less) {
-                return Err(ControllerError::JointMismatch {
-                    file: "robot".into(),
-                    joint: info.name.clone(),
-                    reason: format!("position limits [{}, {}] are empty", info.position_min, info.position_max),
-                });
-            }
-            let (mut lower, mut upper) = (info.position_min, info.position_max);
-            if let Some(r) = rom.map(|r| r[i]) {
-                let key = format!("rom[{}] ({})", i, info.name);
-                if !(r.min.is_finite() && r.max.is_finite() && r.min < r.max) {
-                    return Err(ControllerError::range(
-                        "patient ROM",
-                        key,
-                        format!("[{}, {}]", r.min, r.max),
-                        "need finite min < max",
-                    ));
-                }
-                lower = lower.max(r.min);
-                upper = upper.min(r.max);
-                if lower >= upper {
-                    return Err(ControllerError::range(
-                        "patient ROM",
-                        key,
-                        format!("[{}, {}]", r.min, r.max),
-                        format!("does not overlap the robot's limits [{}, {}]", info.position_min, info.position_max),
-                    ));
-                }
-            }
-            // The two walls must not overlap: at most a quarter of the effective range each.
-            let wall_width = c.wall_width.min(0.25 * (upper - lower));
-            let torque_max = if info.torque_max.is_finite() && info.torque_max > 0.0 {
-                c.torque_max.min(info.torque_max)
-            } else {
-                c.torque_max
-            };
-            let velocity_max = if info.velocity_max.is_finite() && info.velocity_max > 0.0 {
-                c.velocity_max.min(info.velocity_max)
-            } else {
-                c.velocity_max
-            };
-            limits[i] = JointLimitsRt {
-                lower,
-                upper,
-                wall_width,
-                wall_stiffness: c.wall_stiffness,
-                wall_damping: c.wall_damping,
-                velocity_max,
-                torque_max,
-                torque_rate_max: c.torque_rate_max,
-                spasm_threshold: c.spasm_threshold,
-            };
-            hard[i] = (info.position_min, info.position_max);
-        }
+        config.validate(CONFIG_FILE)?;
+        let limits = effective_limits(config, joints, rom)?;
         let dof = joints.len();
         Ok(Self {
             config: config.clone(),
             dof,
             limits,
-            hard,
             state: SafetyState::Disabled,
             reason: None,
             enable_requested: false,
@@ -513,39 +81,6 @@ impl SafetySupervisor {
             allowance_pending: false,
             stats: SafetyStats::default(),
         })
-    }
-
-    fn validate(c: &SafetyConfig, f: &str) -> Result<(), ControllerError> {
-        check_range(f, "safety.period", c.period, 1e-5, 0.1)?;
-        check_range(f, "safety.watchdog_timeout", c.watchdog_timeout, c.period, 1.0)?;
-        check_range(f, "safety.overrun_factor", c.overrun_factor, 1.0, 100.0)?;
-        check_range(f, "safety.soft_start_time", c.soft_start_time, 0.0, 10.0)?;
-        check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.5)?;
-        check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.5)?;
-        check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.99)?;
-        check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.0, 100.0)?;
-        check_range(f, "safety.safe_stop_stiffness", c.safe_stop_stiffness, 0.0, 500.0)?;
-        check_range(f, "safety.safe_stop_hold_max", c.safe_stop_hold_max, 0.0, 50.0)?;
-        check_range(f, "safety.release_damping", c.release_damping, 0.0, 100.0)?;
-        check_range(f, "safety.standstill_velocity", c.standstill_velocity, 0.0, 1.0)?;
-        check_range(f, "safety.safe_stop_timeout", c.safe_stop_timeout, 0.01, 60.0)?;
-        check_range(f, "safety.nonfinite_fault_samples", c.nonfinite_fault_samples as f64, 1.0, 10_000.0)?;
-        check_range(f, "safety.stale_samples", c.stale_samples as f64, 0.0, 100_000.0)?;
-        check_range(f, "safety.frozen_samples", c.frozen_samples as f64, 0.0, 1_000_000.0)?;
-        check_range(f, "safety.spasm_time", c.spasm_time, 0.0, 10.0)?;
-        check_range(f, "safety.drive_stiffness_max", c.drive_stiffness_max, 0.0, 5000.0)?;
-        check_range(f, "safety.drive_damping_max", c.drive_damping_max, 0.0, 100.0)?;
-        for (i, j) in c.joints.iter().enumerate() {
-            let k = |name: &str| format!("safety.joints[{i}] ({}).{name}", j.name);
-            check_range(f, &k("torque_max"), j.torque_max, 0.0, 500.0)?;
-            check_range(f, &k("torque_rate_max"), j.torque_rate_max, 1.0, 100_000.0)?;
-            check_range(f, &k("velocity_max"), j.velocity_max, 0.01, 50.0)?;
-            check_range(f, &k("wall_width"), j.wall_width, 0.0, 1.0)?;
-            check_range(f, &k("wall_stiffness"), j.wall_stiffness, 0.0, 10_000.0)?;
-            check_range(f, &k("wall_damping"), j.wall_damping, 0.0, 1000.0)?;
-            check_range(f, &k("spasm_threshold"), j.spasm_threshold, 0.0, 500.0)?;
-        }
-        Ok(())
     }
 
     /// Number of joints.
@@ -575,7 +110,7 @@ impl SafetySupervisor {
 
     /// The robot's hard limits of joint `joint` [rad].
     pub fn hard_limits(&self, joint: usize) -> (f64, f64) {
-        self.hard[joint]
+        self.limits[joint].hard
     }
 
     /// Torque saturation of joint `joint` [Nm].
@@ -842,7 +377,7 @@ impl SafetySupervisor {
             }
         };
         if limited {
-            self.stats.limited_ticks += 1;
+            self.stats.intervention_ticks += 1;
         }
         self.outcome(limited, now)
     }
@@ -949,42 +484,15 @@ impl SafetySupervisor {
         let l = &self.limits[j];
         let mut shaped = Shaped::default();
         let requested = tau;
-        let mut tau = if tau.is_nan() { 0.0 } else { tau.clamp(-l.torque_max, l.torque_max) };
+        let tau = saturate(requested, l.torque_max);
         shaped.saturation = requested.is_nan() || changed(tau, requested);
-        // Velocity fade: torque along the motion fades to zero between soft fraction and the limit.
-        let v_soft = self.config.velocity_soft_fraction * l.velocity_max;
-        if qd.abs() > v_soft && tau * qd > 0.0 {
-            let before = tau;
-            tau *= ((l.velocity_max - qd.abs()) / (l.velocity_max - v_soft)).clamp(0.0, 1.0);
-            shaped.velocity_fade = changed(tau, before);
-        }
-        let before_walls = tau;
-        // Upper wall: outward torque fades to zero at the limit, a spring–damper pushes back. (A zero
-        // `wall_scale` skips the spring–damper, so no 0·∞ can arise.)
-        let upper_start = l.upper - l.wall_width;
-        if q > upper_start {
-            let pen = q - upper_start;
-            if tau > 0.0 {
-                tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
-            }
-            if wall_scale > 0.0 {
-                tau -= wall_scale * (l.wall_stiffness * pen + l.wall_damping * qd.max(0.0));
-            }
-        }
-        let lower_start = l.lower + l.wall_width;
-        if q < lower_start {
-            let pen = lower_start - q;
-            if tau < 0.0 {
-                tau *= if l.wall_width > 0.0 { (1.0 - pen / l.wall_width).clamp(0.0, 1.0) } else { 0.0 };
-            }
-            if wall_scale > 0.0 {
-                tau += wall_scale * (l.wall_stiffness * pen + l.wall_damping * (-qd).max(0.0));
-            }
-        }
-        shaped.walls = changed(tau, before_walls);
-        let out = self.saturate_and_rate_limit(j, tau);
-        let saturated = tau.clamp(-l.torque_max, l.torque_max);
-        shaped.saturation |= changed(saturated, tau);
+        let faded = velocity_fade(tau, qd, l.velocity_max, self.config.velocity_soft_fraction);
+        shaped.velocity_fade = changed(faded, tau);
+        let walled = soft_walls(faded, q, qd, &l.walls(), wall_scale);
+        shaped.walls = changed(walled, faded);
+        let out = self.saturate_and_rate_limit(j, walled);
+        let saturated = walled.clamp(-l.torque_max, l.torque_max);
+        shaped.saturation |= changed(saturated, walled);
         shaped.rate = changed(out, saturated);
         (out, shaped)
     }
@@ -994,11 +502,8 @@ impl SafetySupervisor {
     /// callers never produce one from finite inputs).
     fn saturate_and_rate_limit(&self, j: usize, tau: f64) -> f64 {
         let l = &self.limits[j];
-        let tau = if tau.is_nan() { 0.0 } else { tau };
-        let tau = tau.clamp(-l.torque_max, l.torque_max);
         let step = l.torque_rate_max * self.config.period;
-        let prev = self.prev_torque[j];
-        tau.clamp(prev - step, prev + step).clamp(-l.torque_max, l.torque_max)
+        rate_limit(saturate(tau, l.torque_max), self.prev_torque[j], step).clamp(-l.torque_max, l.torque_max)
     }
 
     fn shape_controller_command(&mut self, state: &JointState, command: &mut JointCommand, factor: f64) -> Shaped {

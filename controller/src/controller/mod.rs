@@ -1,0 +1,437 @@
+//! The controller: gravity compensation with arm-weight support, joint and Cartesian impedance, transparent,
+//! resistive and error-augmentation modes, the assist-as-needed laws, and the momentum observer — one pure,
+//! allocation-free step per tick.
+//!
+//! Files: this one holds the [`Controller`] and its tick ([`Controller::update`]); `mode` the per-block
+//! [`ModeSettings`]; `gravity` the patient's arm on the model and the gravity split; one file per mode's torque
+//! (`passive`, `active_assisted`, and `transparent` for the modes in which the patient leads: transparent,
+//! resistive, error augmentation); `trial` the per-trial statistics.
+
+mod active_assisted;
+mod gravity;
+mod mode;
+mod passive;
+mod transparent;
+mod trial;
+
+use nalgebra::{Matrix6xX, Vector3};
+use plexo_hal::{JointArray, JointCommand, JointState, MAX_JOINTS};
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_kinematics::{
+    Data, FrameId, Model, ReferenceFrame, crba, forward_kinematics, frame_jacobian_from_data, nonlinear_effects,
+};
+
+use gravity::GravityBody;
+pub use gravity::attach_patient_arm;
+pub use mode::{Mode, ModeSettings, Space};
+use trial::TrialAccumulator;
+pub use trial::TrialMetrics;
+
+use crate::aan::{self, AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
+use crate::config::ControllerConfig;
+use crate::error::ControllerError;
+use crate::observer::MomentumObserver;
+use crate::safety::ControllerReport;
+use crate::tasks::TaskReference;
+
+/// Runtime copies of the per-joint configuration arrays (no heap on the hot path).
+#[derive(Clone, Copy, Debug)]
+struct Gains {
+    k: JointArray<f64>,
+    d: JointArray<f64>,
+    coulomb: JointArray<f64>,
+    viscous: JointArray<f64>,
+    null_k: JointArray<f64>,
+    null_d: JointArray<f64>,
+    transparent_d: JointArray<f64>,
+    res_b: JointArray<f64>,
+    res_k: JointArray<f64>,
+    ea_k: JointArray<f64>,
+    ea_offset: JointArray<f64>,
+    aan_d: JointArray<f64>,
+}
+
+/// The controller. Owns the robot model with the patient's arm attached as payloads (the "coupled" model:
+/// inverse dynamics, the observer, the handle Jacobian) and its `Data`; the robot's and the arm's gravity are
+/// separated by linearity in the masses (the arm segments are kept as point masses).
+#[derive(Clone, Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    gains: Gains,
+    dof: usize,
+    coupled: Model,
+    coupled_data: Data,
+    /// Buffers for the kinematics of the reference posture q_d (Cartesian mode), so that the measured posture's
+    /// placements in `coupled_data` stay valid for the rest of the tick.
+    reference_data: Data,
+    handle: FrameId,
+    /// Parent joint of each joint (`None` = the fixed base); parents come first.
+    parents: [Option<usize>; MAX_JOINTS],
+    /// Joint axes in their own frames (for the world axes after forward kinematics).
+    axes: [Vector3<f64>; MAX_JOINTS],
+    rotational: [bool; MAX_JOINTS],
+    coupled_bodies: [GravityBody; MAX_JOINTS],
+    arm_bodies: [GravityBody; 3],
+    arm_body_count: usize,
+    jacobian: Matrix6xX<f64>,
+    reference_jacobian: Matrix6xX<f64>,
+    observer: MomentumObserver,
+    adaptation: AdaptationState,
+    settings: ModeSettings,
+    report: ControllerReport,
+    last_t: Option<f64>,
+    support: f64,
+    last_torque: JointArray<f64>,
+    mode_torque: JointArray<f64>,
+    reference: TaskReference,
+    trial: TrialAccumulator,
+}
+
+/// A per-joint configuration array as a fixed-size runtime copy. `validate` has already checked the length
+/// against the robot (≤ [`MAX_JOINTS`]); the error names the key should that ever not hold.
+fn arr(v: &[f64], key: &str, file: &str) -> Result<JointArray<f64>, ControllerError> {
+    JointArray::from_slice(v).ok_or_else(|| {
+        ControllerError::range(file, key, format!("{v:?}"), format!("at most {MAX_JOINTS} values (one per joint)"))
+    })
+}
+
+/// True if every array of the reference has one entry per joint.
+fn reference_fits(r: &TaskReference, n: usize) -> bool {
+    r.position.len() == n
+        && r.velocity.len() == n
+        && r.acceleration.len() == n
+        && r.start.len() == n
+        && r.target.len() == n
+}
+
+impl Controller {
+    /// Builds the controller for `robot` (the model without the patient), the configuration and the patient's
+    /// arm anthropometrics. Validates the configuration against the robot (`file` names it in errors).
+    /// Not real-time safe.
+    pub fn new(
+        robot: &Model,
+        config: &ControllerConfig,
+        arm: &ArmAnthropometrics,
+        file: &str,
+    ) -> Result<Self, ControllerError> {
+        let dof = robot.nv();
+        if dof > MAX_JOINTS {
+            return Err(ControllerError::range(file, "robot joints", dof, format!("at most {MAX_JOINTS}")));
+        }
+        config.validate(dof, file)?;
+        let mut coupled = robot.clone();
+        let segments = attach_patient_arm(&mut coupled, arm)?;
+        // Joints in topological order (parent before child), as the subtree sums of the gravity need.
+        let mut parents = [None; MAX_JOINTS];
+        for (i, joint) in coupled.joints().iter().enumerate() {
+            if joint.parent.is_some_and(|p| p >= i) {
+                return Err(ControllerError::Model {
+                    context: format!("controller for `{}`", robot.name()),
+                    message: format!("joint `{}` comes before its parent in the joint order", joint.name),
+                });
+            }
+            parents[i] = joint.parent;
+        }
+        let mut coupled_bodies = [GravityBody::default(); MAX_JOINTS];
+        for (j, joint) in coupled.joints().iter().enumerate() {
+            coupled_bodies[j] = GravityBody { joint: j, mass: joint.body.mass, com: joint.body.com };
+        }
+        let mut arm_bodies = [GravityBody::default(); 3];
+        let mut arm_body_count = 0;
+        for (frame_name, body) in &segments {
+            let frame = &coupled.frames()[coupled.frame_id(frame_name).expect("attached above").0];
+            // A segment on the fixed base loads no joint.
+            if let Some(joint) = frame.joint {
+                let in_joint = body.transformed(&frame.joint_T_frame);
+                arm_bodies[arm_body_count] = GravityBody { joint, mass: in_joint.mass, com: in_joint.com };
+                arm_body_count += 1;
+            }
+        }
+        let handle = robot.frame_id(&config.cartesian.frame).ok_or_else(|| ControllerError::UnknownName {
+            what: "frame",
+            name: config.cartesian.frame.clone(),
+            available: robot.frames().iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        let c = config;
+        let gains = Gains {
+            k: arr(&c.impedance.stiffness, "impedance.stiffness", file)?,
+            d: arr(&c.impedance.damping, "impedance.damping", file)?,
+            coulomb: arr(&c.friction.coulomb, "friction.coulomb", file)?,
+            viscous: arr(&c.friction.viscous, "friction.viscous", file)?,
+            null_k: arr(&c.cartesian.nullspace_stiffness, "cartesian.nullspace_stiffness", file)?,
+            null_d: arr(&c.cartesian.nullspace_damping, "cartesian.nullspace_damping", file)?,
+            transparent_d: arr(&c.transparent.damping, "transparent.damping", file)?,
+            res_b: arr(&c.resistive.viscous, "resistive.viscous", file)?,
+            res_k: arr(&c.resistive.elastic, "resistive.elastic", file)?,
+            ea_k: arr(&c.error_augmentation.stiffness, "error_augmentation.stiffness", file)?,
+            ea_offset: arr(&c.error_augmentation.offset, "error_augmentation.offset", file)?,
+            aan_d: arr(&c.aan.damping, "aan.damping", file)?,
+        };
+        let mut axes = [Vector3::zeros(); MAX_JOINTS];
+        let mut rotational = [false; MAX_JOINTS];
+        for (j, joint) in coupled.joints().iter().enumerate() {
+            axes[j] = joint.axis.into_inner();
+            rotational[j] = joint.kind.is_rotational();
+        }
+        let mut settings = ModeSettings::passive();
+        settings.arm_support = c.gravity.arm_support;
+        Ok(Self {
+            gains,
+            dof,
+            coupled_data: Data::new(&coupled),
+            reference_data: Data::new(&coupled),
+            coupled,
+            handle,
+            parents,
+            axes,
+            rotational,
+            coupled_bodies,
+            arm_bodies,
+            arm_body_count,
+            jacobian: Matrix6xX::zeros(dof),
+            reference_jacobian: Matrix6xX::zeros(dof),
+            observer: MomentumObserver::new(dof, &c.observer, c.safety.period),
+            adaptation: AdaptationState::new(dof, &c.aan),
+            settings,
+            report: ControllerReport::zeros(dof),
+            last_t: None,
+            support: c.gravity.arm_support,
+            last_torque: JointArray::splat(dof, 0.0),
+            mode_torque: JointArray::splat(dof, 0.0),
+            reference: TaskReference::hold(&JointArray::splat(dof, 0.0)),
+            trial: TrialAccumulator::default(),
+            config: config.clone(),
+        })
+    }
+
+    /// Number of joints.
+    pub fn dof(&self) -> usize {
+        self.dof
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    /// The model of the robot with the patient's arm attached.
+    pub fn coupled_model(&self) -> &Model {
+        &self.coupled
+    }
+
+    /// Prepares for (re-)enabling: restarts the observer and the timing from the measured state. Call before
+    /// `SafetySupervisor::request_enable`/`request_resume`, with a reference that holds the measured posture, so
+    /// that the first torque is the hold torque (faded in by the supervisor). Real-time safe.
+    pub fn start(&mut self, _state: &JointState) {
+        self.observer.reset();
+        self.support = self.settings.arm_support;
+        self.last_t = None;
+        self.last_torque.fill(0.0);
+        self.trial = TrialAccumulator::default();
+    }
+
+    /// Sets the mode of the next ticks (at a block boundary). Checks the ranges ([`ModeSettings::validate`]).
+    /// Not real-time critical but allocation-free.
+    pub fn set_mode(&mut self, settings: ModeSettings) -> Result<(), ControllerError> {
+        settings.validate("block settings")?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// Sets settings that were validated before (a prepared protocol block or [`crate::REST_HOLD`]): the tick
+    /// path of [`crate::Therapy`], which has no error to handle. Real-time safe.
+    pub(crate) fn set_validated_mode(&mut self, settings: ModeSettings) {
+        debug_assert!(settings.validate("validated settings").is_ok(), "{settings:?}");
+        self.settings = settings;
+    }
+
+    /// The current mode settings.
+    pub fn mode(&self) -> ModeSettings {
+        self.settings
+    }
+
+    /// The adaptation state (serialize it to resume in the next session).
+    pub fn adaptation(&self) -> &AdaptationState {
+        &self.adaptation
+    }
+
+    /// Restores an adaptation state saved by an earlier session (see [`AdaptationState`]). Rejects a state of
+    /// another format version, joint count or RBF basis, or with a NaN/Inf or negative value, naming the field;
+    /// clamps every adapted value to the configured bounds and returns the values it clamped. Not real-time
+    /// safe.
+    pub fn restore_adaptation(&mut self, state: AdaptationState) -> Result<Vec<ClampedValue>, ControllerError> {
+        let (state, clamped) = state.validated(self.dof, &self.config.aan, "adaptation state")?;
+        self.adaptation = state;
+        Ok(clamped)
+    }
+
+    /// What the supervisor needs besides the command (estimated interaction torque, hold torque, input check).
+    /// Real-time safe.
+    pub fn report(&self) -> &ControllerReport {
+        &self.report
+    }
+
+    /// The estimated patient torque per joint [Nm] (momentum observer, fused with a cuff sensor if present).
+    /// Real-time safe.
+    pub fn patient_torque(&self) -> &JointArray<f64> {
+        self.observer.estimate()
+    }
+
+    /// The torque of the mode/law alone (without gravity and arm support) of the last tick [Nm].
+    /// Real-time safe.
+    pub fn mode_torque(&self) -> &JointArray<f64> {
+        &self.mode_torque
+    }
+
+    /// The reference of the last [`Controller::update`] (q_d [rad], q̇_d [rad/s], …). Real-time safe.
+    pub fn reference(&self) -> &TaskReference {
+        &self.reference
+    }
+
+    /// Position stiffness the current mode applies per joint [Nm/rad]: the impedance in passive mode, the adapted
+    /// (and progression-scaled) assistance stiffness in assist-as-needed mode, the elastic anchor in resistive
+    /// mode, the augmenting stiffness `(gain − 1)·K` in error augmentation, 0 in transparent mode. For telemetry
+    /// and reports: "how much does the robot pull towards the reference". Real-time safe.
+    pub fn assist_stiffness(&self) -> JointArray<f64> {
+        let n = self.dof;
+        let mut k = JointArray::splat(n, 0.0);
+        let scale = self.adaptation.assistance_scale;
+        let a = &self.config.aan;
+        for j in 0..n {
+            k[j] = match self.settings.mode {
+                Mode::Passive => self.gains.k[j],
+                Mode::ActiveAssisted => match self.settings.law {
+                    AanLaw::Fixed => scale * a.emken.initial,
+                    AanLaw::Emken => scale * self.adaptation.emken_stiffness[j],
+                    AanLaw::Rbf => scale * a.rbf.stiffness,
+                    // The tunnel is force-free inside its width: its stiffness is the wall's, not a pull.
+                    AanLaw::Tunnel => 0.0,
+                },
+                Mode::Transparent => 0.0,
+                Mode::Resistive => self.gains.res_k[j],
+                Mode::ErrorAugmentation => {
+                    (self.settings.error_gain.unwrap_or(self.config.error_augmentation.gain) - 1.0) * self.gains.ea_k[j]
+                }
+            };
+        }
+        k
+    }
+
+    /// Coulomb + viscous friction compensation torque of joint `j` at velocity `v` [Nm].
+    fn friction(&self, j: usize, v: f64) -> f64 {
+        let vs = self.config.friction.smoothing_velocity;
+        self.gains.coulomb[j] * (v / vs).tanh() + self.gains.viscous[j] * v
+    }
+
+    /// One control step: model update, observer, mode/AAN law, gravity and arm support. `t` is the time [s] (any
+    /// monotonic epoch).
+    ///
+    /// Bad input: a state with the wrong number of joints gives a zero command (the supervisor faults on the joint
+    /// count). Any other NaN/Inf or wrong length — in the state, the reference, the adaptation state or `t` — sets
+    /// `inputs_finite = false` in the report, so the supervisor stops (category 2). Whenever the measured
+    /// positions are finite the hold torque (robot gravity + the supported share of the arm's weight) is still
+    /// computed, reported and returned as the command: the stop holds the arm instead of letting it sink (a NaN
+    /// in the reference says nothing about the arm). Real-time safe: no allocation, bounded time.
+    pub fn update(&mut self, state: &JointState, reference: &TaskReference, t: f64) -> JointCommand {
+        let n = self.dof;
+        let mut command = JointCommand::zeros(n);
+        self.reference = *reference;
+        if state.dof() != n {
+            self.report.inputs_finite = false;
+            self.report.hold_torque.fill(0.0);
+            self.mode_torque.fill(0.0);
+            return command;
+        }
+        let inputs_ok = state.is_finite()
+            && reference_fits(reference, n)
+            && reference.is_finite()
+            && self.adaptation.in_use_finite(n, self.config.aan.rbf.centers)
+            && t.is_finite();
+        if !inputs_ok {
+            self.report.inputs_finite = false;
+            if state.position.all_finite() {
+                forward_kinematics(&self.coupled, &mut self.coupled_data, &state.position);
+                let (g_coupled, g_arm) = self.gravity_terms();
+                self.set_hold_torque(&g_coupled, &g_arm);
+            } else {
+                self.report.hold_torque.fill(0.0);
+            }
+            if t.is_finite() {
+                self.last_t = Some(t);
+            }
+            command.torque = self.report.hold_torque;
+            self.last_torque = command.torque;
+            self.mode_torque.fill(0.0);
+            return command;
+        }
+        let period = self.config.safety.period;
+        let dt = self.last_t.map_or(period, |last| (t - last).clamp(0.0, 0.1));
+        self.last_t = Some(t);
+        let q = &state.position;
+        let qd = &state.velocity;
+
+        // --- model update: nonlinear effects and mass matrix of robot + arm (observer), joint placements, and
+        // from them the gravity of robot + arm and of the arm alone (linear in the masses: no extra RNEA pass)
+        let mut nle = [0.0; MAX_JOINTS];
+        nle[..n].copy_from_slice(nonlinear_effects(&self.coupled, &mut self.coupled_data, q, qd).as_slice());
+        crba(&self.coupled, &mut self.coupled_data, q);
+        if self.settings.mode == Mode::Passive && self.settings.space == Space::Cartesian {
+            // The handle Jacobian at q from the joint buffers CRBA just filled (no kinematics pass of its own).
+            frame_jacobian_from_data(
+                &self.coupled,
+                &mut self.coupled_data,
+                self.handle,
+                ReferenceFrame::LocalWorldAligned,
+                &mut self.jacobian,
+            );
+        }
+        forward_kinematics(&self.coupled, &mut self.coupled_data, q);
+        let (g_coupled, g_arm) = self.gravity_terms();
+
+        // --- observer: motor torque in, patient torque out
+        let mut tau_motor = if self.config.observer.use_commanded_torque { self.last_torque } else { state.torque };
+        if self.config.observer.subtract_friction {
+            for (j, tm) in tau_motor.iter_mut().enumerate() {
+                *tm -= self.friction(j, qd[j]);
+            }
+        }
+        let sensor = state.interaction_torque.as_ref();
+        self.observer.update(&self.coupled_data.mass_matrix, &nle[..n], &tau_motor, qd, dt, sensor);
+        self.report.interaction_torque = *self.observer.estimate();
+
+        // --- gravity compensation + arm-weight support
+        // Weight support slews towards the block's setting (no torque step when the mode changes).
+        let max_step = self.config.gravity.support_rate * dt;
+        self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
+        self.set_hold_torque(&g_coupled, &g_arm);
+
+        // --- mode torque
+        let mut tau = JointArray::splat(n, 0.0);
+        let mut model_ok = true;
+        match self.settings.mode {
+            Mode::Passive => model_ok = self.passive_torque(state, reference, &g_coupled, &mut tau),
+            Mode::ActiveAssisted => self.assist_as_needed(state, reference, dt, &mut tau),
+            Mode::Transparent => self.transparent_torque(state, &mut tau),
+            Mode::Resistive => self.resistive_torque(state, reference, &mut tau),
+            Mode::ErrorAugmentation => self.error_augmentation_torque(state, reference, &mut tau),
+        }
+        self.mode_torque = tau;
+
+        // --- trial statistics (allocation-free accumulators); the per-trial Emken law adapts at the trial end
+        // on the error of the ticks in which it was in force only
+        self.accumulate_trial(state, reference, &tau, dt);
+
+        for j in 0..n {
+            command.torque[j] = self.report.hold_torque[j] + tau[j];
+        }
+        self.report.inputs_finite = model_ok && command.is_finite();
+        self.last_torque = command.torque;
+        command
+    }
+
+    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width.
+    pub fn end_block(&mut self, performance: &BlockPerformance) -> Progression {
+        let a = &self.config.aan;
+        aan::progress_between_blocks(&mut self.adaptation, performance, &a.progression, &a.tunnel)
+    }
+}
