@@ -51,6 +51,15 @@ pub enum SimError {
     /// The profile's patient specification (`[spec]`) is invalid; the error names the file and the key.
     #[error(transparent)]
     ProfileSpec(plexo_kinematics::KinematicsError),
+    /// A saved virtual-patient state (the table [`plexo_hal::PatientHooks::restore_patient`] reads) has a missing,
+    /// unknown or mistyped field.
+    #[error("virtual patient state: {key}: {reason}")]
+    InvalidPatientState {
+        /// The field, e.g. `patient_state.effort`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No embedded profile has this name.
     #[error("no embedded patient profile `{name}`; available: {available}")]
     UnknownProfile {
@@ -159,6 +168,7 @@ impl RobotError for SimError {
             | SimError::ProfileMissingJoint { .. }
             | SimError::ProfileJointTables { .. }
             | SimError::ProfileSpec(_)
+            | SimError::InvalidPatientState { .. }
             | SimError::UnknownProfile { .. }
             | SimError::Model { .. }
             | SimError::Kinematics(_)
@@ -192,6 +202,10 @@ mod tests {
                     file: "f".into(),
                     reason: "r".into(),
                 }),
+                ErrorKind::Configuration,
+            ),
+            (
+                SimError::InvalidPatientState { key: "patient_state.effort".into(), reason: "missing".into() },
                 ErrorKind::Configuration,
             ),
             (SimError::UnknownProfile { name: "n".into(), available: "a" }, ErrorKind::Configuration),
