@@ -41,6 +41,7 @@
 
 mod algorithms;
 pub mod anthropometrics;
+mod builder;
 mod data;
 mod error;
 mod model;
@@ -54,11 +55,10 @@ pub use algorithms::{
     frame_jacobian_from_data, gravity_torque, joint_jacobians, kinetic_energy, nonlinear_effects, potential_energy,
     rnea, try_aba,
 };
+pub use builder::ModelBuilder;
 pub use data::Data;
 pub use error::KinematicsError;
-pub use model::{
-    Frame, FrameId, Joint, JointKind, JointLimits, Model, ModelBuilder, PayloadId, RigidBody, STANDARD_GRAVITY,
-};
+pub use model::{Frame, FrameId, Joint, JointKind, JointLimits, Model, PayloadId, RigidBody, STANDARD_GRAVITY};
 pub use patient_spec::{JointSafetyLimits, MAX_ID_LEN, PATIENT_HEIGHT_RANGE, PATIENT_MASS_RANGE, PatientSpec, Side};
 
 /// Names of the robots embedded in this crate (see [`default_robot_urdf`]).

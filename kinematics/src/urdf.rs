@@ -285,3 +285,31 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
     }
     builder.build()
 }
+
+impl Model {
+    /// Loads a URDF file. Errors name the file and the joint or link at fault.
+    pub fn from_urdf_file(path: impl AsRef<std::path::Path>) -> Result<Model, KinematicsError> {
+        let path = path.as_ref();
+        let xml = std::fs::read_to_string(path)
+            .map_err(|source| KinematicsError::ReadFile { path: path.to_path_buf(), source })?;
+        Model::from_urdf_str(&xml).map_err(|e| e.in_file(path.to_path_buf()))
+    }
+
+    /// Parses a URDF document.
+    ///
+    /// Supported joints: revolute, continuous, prismatic (1 DOF each) and fixed (merged into the parent body; the
+    /// child link becomes a frame). Every link gets a frame named after it (the root link is the base frame, fixed
+    /// to the world); every joint gets a frame named after it unless a link already has that name. Checked, with
+    /// an error naming the joint or link: duplicate names, missing parent/child links, links with several parents,
+    /// cycles (naming a link and the joints on the cycle), several roots, floating/planar/unknown joint types,
+    /// revolute or prismatic joints without `<limit>` (required by the URDF specification), `<limit>` without
+    /// `effort` before URDF 1.2, NaN/infinite numbers, zero axes, lower > upper limits, negative velocity/effort
+    /// limits, negative mass, inertia that is not positive definite or violates the triangle inequality, joints
+    /// that move no mass at all, and joints whose bodies have no inertia about the joint axis at q = 0 (singular
+    /// mass matrix). A continuous joint without `<limit>` has no velocity or effort limit. A link without
+    /// `<inertial>` (or with mass 0 and zero inertia, which `urdf-rs` cannot tell apart) is massless. Joint
+    /// armature is not part of URDF: add it with [`Model::with_armature`].
+    pub fn from_urdf_str(xml: &str) -> Result<Model, KinematicsError> {
+        parse(xml)
+    }
+}

@@ -66,7 +66,7 @@ use rapier3d_f64::glamx;
 use rapier3d_f64::prelude::*;
 
 use crate::SimError;
-use crate::rapier_plant::{mass_properties, revolute_joint, to_dvec, to_pose};
+use crate::rapier_convert::{mass_properties, revolute_joint, to_dvec, to_pose};
 
 /// Compliant spring–damper cuffs between the patient's arm segments and the exoskeleton links (RapierPlant
 /// only; see [`crate::RapierOptions::cuffs`] and the model in the `cuff` module docs).

@@ -67,6 +67,7 @@ pub mod motor;
 pub mod patient;
 mod patient_hooks;
 mod profiles;
+mod rapier_convert;
 mod rapier_plant;
 pub mod sensor;
 
