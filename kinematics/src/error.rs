@@ -210,6 +210,19 @@ pub enum KinematicsError {
         /// Largest accepted value.
         max: f64,
     },
+    /// A URDF element or attribute the URDF specification does not have there (a misspelt `<axis>` or `lower=`
+    /// would otherwise silently take its default).
+    #[error("line {line}: {within}: unknown {item} (known here: {known})")]
+    UnknownUrdfItem {
+        /// Line of the document (where the element's start tag ends).
+        line: usize,
+        /// The joint, link or material it belongs to, e.g. `joint 'elbow'`, or the robot.
+        within: String,
+        /// What is unknown, e.g. `element <axiss> in <joint>` or `attribute lowr= of <limit>`.
+        item: String,
+        /// What the specification allows there.
+        known: String,
+    },
     /// A patient specification could not be parsed (TOML syntax, unknown key, wrong type).
     #[error("patient spec {file}: {reason}")]
     PatientSpecParse {

@@ -49,6 +49,7 @@ mod patient_spec;
 mod spatial;
 mod trig;
 mod urdf;
+mod urdf_schema;
 
 pub use algorithms::{
     ReferenceFrame, aba, crba, forward_kinematics, frame_classical_acceleration_bias, frame_jacobian,
