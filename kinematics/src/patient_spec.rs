@@ -202,7 +202,7 @@ impl PatientSpec {
             .collect()
     }
 
-    /// The personal safety limits of `joint` (default: none) .
+    /// The personal safety limits of `joint` (none set: both `None`).
     pub fn limits_of(&self, joint: &str) -> JointSafetyLimits {
         self.limits.get(joint).copied().unwrap_or_default()
     }
