@@ -1,12 +1,11 @@
 //! Compliant cuffs in RapierPlant: interaction-torque sensing, agreement with the rigid attachment,
 //! determinism, parameter validation.
 
-mod common;
-
-use common::{arm4, arm6, ideal_config, profile};
 use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointState, Robot};
 use plexo_kinematics::{Data, Model};
 use plexo_sim::{CuffParams, PatientProfile, RapierOptions, RapierPlant, SimError, SimulatedPlant, attach_arm};
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, arm6};
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)

@@ -1,12 +1,11 @@
 //! Plant-level tests: rapier vs articulated agreement, energy conservation, lifecycle, determinism.
 
-mod common;
-
-use common::{arm4, ideal_config, profile};
 use plexo_hal::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
 use plexo_sim::{
     ArticulatedPlant, Integrator, MotorParams, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant,
 };
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::arm4;
 
 const Q0: [f64; 4] = [0.4, 0.6, 0.3, 1.2];
 
