@@ -20,6 +20,11 @@ fn robot(body: &str) -> String {
     format!(r#"<robot name="bad">{body}</robot>"#)
 }
 
+/// Links `a` and `b` and the XML of a joint between them.
+fn a_b_joined(joint_xml: &str) -> String {
+    robot(&format!("{}{}{joint_xml}", link("a"), link("b")))
+}
+
 fn err(xml: &str) -> KinematicsError {
     match Model::from_urdf_str(xml) {
         Ok(_) => panic!("accepted bad URDF:\n{xml}"),
@@ -170,11 +175,7 @@ fn unknown_joint_type_names_the_joint_and_the_type() {
     let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint("elbow", "Revolute", "a", "b"))));
     assert_names(&e, &["'elbow'", "Revolute"]);
     // A joint without a type attribute.
-    let e = err(&robot(&format!(
-        r#"{}{}<joint name="untyped"><parent link="a"/><child link="b"/></joint>"#,
-        link("a"),
-        link("b")
-    )));
+    let e = err(&a_b_joined(r#"<joint name="untyped"><parent link="a"/><child link="b"/></joint>"#));
     assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
     assert_names(&e, &["'untyped'", "missing type"]);
     // From a file, the error names the file too.
@@ -302,25 +303,19 @@ fn non_finite_numbers_are_named() {
     assert_names(&e, &["arm"]);
     let e = err(&with_inertial("1", r#"ixx="inf" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01""#));
     assert!(matches!(e, KinematicsError::NonFinite { .. }), "{e:?}");
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><origin xyz="0 NaN 0"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><origin xyz="0 NaN 0"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::NonFinite { .. }), "{e:?}");
     assert_names(&e, &["elbow", "origin"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 inf 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 inf 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     assert_names(&err(&xml), &["elbow", "axis"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="NaN" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="NaN" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["elbow"]);
@@ -328,19 +323,15 @@ fn non_finite_numbers_are_named() {
 
 #[test]
 fn zero_axis_and_inverted_limits_are_named() {
-    let xml = robot(&format!(
-        r#"{}{}<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::ZeroAxis { .. }), "{e:?}");
     assert_names(&e, &["wrist"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="1 0 0"/><limit lower="1" upper="-1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="1 0 0"/><limit lower="1" upper="-1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["wrist"]);

@@ -11,7 +11,7 @@ use plexo_hal::{JointCommand, JointState, Robot};
 use plexo_sim::{ArticulatedPlant, Integrator, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 use plexo_testkit::count_allocations;
 use plexo_testkit::patients::profile;
-use plexo_testkit::robots::arm4;
+use plexo_testkit::robots::{arm4, impedance_hold};
 
 plexo_testkit::install_counting_allocator!();
 
@@ -76,13 +76,7 @@ fn rapier_plant_allocations_are_rapier_internal_and_bounded() {
     let hold = [0.3, 0.4, 0.0, 0.9];
     plant.patient_mut().unwrap().clear_target();
     plant.set_state(&hold, &[0.0; 4]).unwrap();
-    let mut held = JointCommand::zeros(4);
-    held.drive_impedance = Some(plexo_hal::DriveImpedance {
-        position: plexo_hal::JointArray::from_slice(&hold).unwrap(),
-        velocity: plexo_hal::JointArray::splat(4, 0.0),
-        stiffness: plexo_hal::JointArray::splat(4, 100.0),
-        damping: plexo_hal::JointArray::splat(4, 3.0),
-    });
+    let held = impedance_hold(&hold, 100.0, 3.0);
     let slow = count_allocations(|| {
         for _ in 0..200 {
             plant.read(&mut state).unwrap();
@@ -112,13 +106,7 @@ fn rapier_plant_allocations_are_rapier_internal_and_bounded() {
 fn rapier_plant_with_cuffs_adds_no_allocations_of_its_own() {
     let model = arm4();
     let hold = [0.3, 0.4, 0.0, 0.9];
-    let mut held = JointCommand::zeros(4);
-    held.drive_impedance = Some(plexo_hal::DriveImpedance {
-        position: plexo_hal::JointArray::from_slice(&hold).unwrap(),
-        velocity: plexo_hal::JointArray::splat(4, 0.0),
-        stiffness: plexo_hal::JointArray::splat(4, 100.0),
-        damping: plexo_hal::JointArray::splat(4, 3.0),
-    });
+    let held = impedance_hold(&hold, 100.0, 3.0);
     let mut counts = Vec::new();
     for cuffs in [None, Some(plexo_sim::CuffParams::default())] {
         let options = RapierOptions { cuffs, ..RapierOptions::default() };

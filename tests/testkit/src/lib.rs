@@ -7,7 +7,7 @@
 //!   installs it with one line, [`install_counting_allocator!`], and measures with [`count_allocations`] or an
 //!   [`AllocationWindow`].
 //! - feature `robots`: [`robots`], the standard robots (plexo-arm4, plexo-arm6), the arm4's joint names, home
-//!   posture and control period; a backend's joints from the URDF are `plexo_hal::JointInfo::from_model`.
+//!   posture and control period, drive-side impedance commands; a backend's joints from the URDF are `plexo_hal::JointInfo::from_model`.
 //! - feature `sim`: [`patients`], the standard virtual patients and the plant configurations they start in.
 //! - feature `controller`: [`rig`], the closed loop controller + supervisor + plant as the runtime runs it, the
 //!   shared controller configuration, ranges of motion and target sets, and the benchmarked tick workload.

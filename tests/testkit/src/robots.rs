@@ -1,7 +1,7 @@
 //! The standard robots of the tests: plexo-arm4 and plexo-arm6 as the crate embeds them, the arm4's joint names
 //! and home posture, hand-made joint descriptions for supervisor tests.
 
-use plexo_hal::JointInfo;
+use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointInfo};
 use plexo_kinematics::Model;
 
 /// plexo-arm4's joints, in the model's order.
@@ -42,4 +42,24 @@ pub fn arm4_joints_with(positions: [(f64, f64); 4], velocity_max: f64, torque_ma
             torque_max,
         })
         .collect()
+}
+
+/// A drive-side impedance on every joint: set-point `q` [rad] and `v` [rad/s], the same `stiffness` [Nm/rad] and
+/// `damping` [Nm·s/rad] for all joints.
+pub fn drive_impedance(q: &[f64], v: &[f64], stiffness: f64, damping: f64) -> DriveImpedance {
+    let n = q.len();
+    DriveImpedance {
+        position: JointArray::from_slice(q).expect("at most MAX_JOINTS joints"),
+        velocity: JointArray::from_slice(v).expect("one velocity per joint"),
+        stiffness: JointArray::splat(n, stiffness),
+        damping: JointArray::splat(n, damping),
+    }
+}
+
+/// A command that holds the robot at `q` [rad] with a drive-side impedance loop (`stiffness` [Nm/rad], `damping`
+/// [Nm·s/rad] on every joint) and no feed-forward torque.
+pub fn impedance_hold(q: &[f64], stiffness: f64, damping: f64) -> JointCommand {
+    let mut cmd = JointCommand::zeros(q.len());
+    cmd.drive_impedance = Some(drive_impedance(q, &vec![0.0; q.len()], stiffness, damping));
+    cmd
 }
