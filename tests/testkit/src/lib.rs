@@ -8,7 +8,8 @@
 //!   [`AllocationWindow`].
 //! - feature `robots`: [`robots`], the standard robots (plexo-arm4, plexo-arm6), the arm4's joint names, home
 //!   posture and control period, drive-side impedance commands; a backend's joints from the URDF are `plexo_hal::JointInfo::from_model`.
-//! - feature `sim`: [`patients`], the standard virtual patients and the plant configurations they start in.
+//! - feature `sim`: [`patients`], the standard virtual patients and the plant configurations they start in;
+//!   [`plant_step`], the workload of plexo-sim's plant-step benchmarks.
 //! - feature `controller`: [`rig`], the closed loop controller + supervisor + plant as the runtime runs it, the
 //!   shared controller configuration, ranges of motion and target sets, and the benchmarked tick workload.
 //!
@@ -17,6 +18,8 @@
 pub mod alloc;
 #[cfg(feature = "sim")]
 pub mod patients;
+#[cfg(feature = "sim")]
+pub mod plant_step;
 #[cfg(feature = "controller")]
 pub mod rig;
 #[cfg(feature = "robots")]
