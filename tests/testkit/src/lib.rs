@@ -6,6 +6,7 @@
 //! - always, [`alloc`]: the counting global allocator behind every "allocates nothing" test. A test binary
 //!   installs it with one line, [`install_counting_allocator!`], and measures with [`count_allocations`] or an
 //!   [`AllocationWindow`].
+//! - always, [`measure`]: small measurements the tests assert on (`max_abs_diff`).
 //! - feature `robots`: [`robots`], the standard robots (plexo-arm4, plexo-arm6), the arm4's joint names, home
 //!   posture and control period, drive-side impedance commands; a backend's joints from the URDF are `plexo_hal::JointInfo::from_model`.
 //! - feature `sim`: [`patients`], the standard virtual patients and the plant configurations they start in;
@@ -16,6 +17,7 @@
 //! Test helpers panic (with a message) instead of returning errors: a test whose set-up fails has failed.
 
 pub mod alloc;
+pub mod measure;
 #[cfg(feature = "sim")]
 pub mod patients;
 #[cfg(feature = "sim")]

@@ -63,3 +63,18 @@ pub fn impedance_hold(q: &[f64], stiffness: f64, damping: f64) -> JointCommand {
     cmd.drive_impedance = Some(drive_impedance(q, &vec![0.0; q.len()], stiffness, damping));
     cmd
 }
+
+/// A smooth plexo-arm4 reference trajectory about mid-range, away from every joint limit (a different sine per
+/// joint): q_ref(t) [rad], its velocity [rad/s] and acceleration [rad/s²] at time `t` [s].
+pub fn mid_range_reference(t: f64) -> ([f64; 4], [f64; 4], [f64; 4]) {
+    let centre = [0.5, 0.7, 0.0, 1.2];
+    let amp = [0.25, 0.3, 0.3, 0.4];
+    let w = [2.0, 1.5, 2.5, 3.0];
+    let (mut q, mut v, mut a) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+    for i in 0..4 {
+        q[i] = centre[i] + amp[i] * (w[i] * t).sin();
+        v[i] = amp[i] * w[i] * (w[i] * t).cos();
+        a[i] = -amp[i] * w[i] * w[i] * (w[i] * t).sin();
+    }
+    (q, v, a)
+}
