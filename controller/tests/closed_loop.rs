@@ -19,7 +19,7 @@ use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_kinematics::{Data, Model, rnea};
 use plexo_sim::{ArticulatedPlant, PatientState, SimulatedPlant, TrialOutcome};
 use plexo_testkit::patients::{at_rest_config, profile};
-use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_testkit::rig::{ClosedLoop, patient_plays_trial, sim_actuator_config};
 use plexo_testkit::robots::{DT, HOME, arm4};
 
 /// The kit's closed loop; [`Checked`] adds this file's set-up, checked tick and mode switches.
@@ -793,13 +793,10 @@ fn default_center_out_session_runs_end_to_end_through_therapy() {
             !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
             "t = {t}: {outcome:?}"
         );
+        patient_plays_trial(&therapy, &mut plant, &event);
         match event {
             TherapyEvent::BlockStarted { .. } => blocks_started += 1,
-            TherapyEvent::TrialStarted { block, trial } => {
-                let goal = therapy.session().blocks()[block].trial_targets[trial];
-                let duration = therapy.session().blocks()[block].spec.movement_time;
-                plant.patient_mut().unwrap().set_target(&goal, duration).unwrap();
-            }
+            TherapyEvent::TrialStarted { .. } => {}
             TherapyEvent::TrialEnded(record) => {
                 trials += 1;
                 reached += usize::from(record.reached);
@@ -807,16 +804,8 @@ fn default_center_out_session_runs_end_to_end_through_therapy() {
                     passive_reached.0 += usize::from(record.reached);
                     passive_reached.1 += 1;
                 }
-                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-                let duration = record.metrics.duration.max(1e-3);
-                block_time[record.block].0 += duration;
+                block_time[record.block].0 += record.metrics.duration.max(1e-3);
                 block_time[record.block].1 += 1;
-                plant
-                    .patient_mut()
-                    .unwrap()
-                    .end_trial(&TrialOutcome { error, success: record.reached, duration })
-                    .unwrap();
-                plant.patient_mut().unwrap().clear_target();
             }
             TherapyEvent::BlockEnded { progression, .. } => {
                 blocks_ended += 1;

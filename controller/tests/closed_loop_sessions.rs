@@ -14,8 +14,8 @@ use plexo_controller::{
     TaskReference, Therapy, TherapyEvent,
 };
 use plexo_hal::{JointArray, Robot};
-use plexo_sim::{PatientState, SimulatedPlant, TrialOutcome};
-use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_sim::{PatientState, SimulatedPlant};
+use plexo_testkit::rig::{ClosedLoop, patient_plays_trial, sim_actuator_config};
 use plexo_testkit::robots::DT;
 
 /// The moderate or given patient resting with the drives off, then enabled (soft start, hold) and moved passively
@@ -122,18 +122,10 @@ fn run_session(
         let outcome =
             supervisor.apply(&state, therapy.controller().report(), &mut cmd, Duration::from_secs(1) + state.stamp);
         assert!(matches!(outcome, SafetyOutcome::Active { .. }), "t = {t}: {outcome:?}");
+        patient_plays_trial(&therapy, &mut plant, &event);
         match event {
-            TherapyEvent::TrialStarted { block, trial } => {
-                let spec = &therapy.session().blocks()[block];
-                plant.patient_mut().unwrap().set_target(&spec.trial_targets[trial], spec.spec.movement_time).unwrap();
+            TherapyEvent::TrialStarted { .. } => {
                 trial_start.get_or_insert(t);
-            }
-            TherapyEvent::TrialEnded(record) => {
-                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-                let outcome =
-                    TrialOutcome { error, success: record.reached, duration: record.metrics.duration.max(1e-3) };
-                plant.patient_mut().unwrap().end_trial(&outcome).unwrap();
-                plant.patient_mut().unwrap().clear_target();
             }
             TherapyEvent::SessionEnded => break,
             _ => {}

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use plexo_controller::{
     AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, RomLimit, SafetyOutcome, SafetySupervisor,
-    Space, TargetKind, TargetSetSpec, TaskReference,
+    Space, TargetKind, TargetSetSpec, TaskReference, Therapy, TherapyEvent,
 };
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Robot};
 use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, SimulatedPlant};
+use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, SimulatedPlant, TrialOutcome};
 
 use crate::patients::{at_rest_config, profile};
 use crate::robots::{DT, HOME, arm4};
@@ -149,6 +149,28 @@ impl ClosedLoop {
             target: JointArray::from_slice(&HOME).expect("4 joints"),
             duration: 3.0,
         }
+    }
+}
+
+/// The virtual patient's part in a therapy session, as the runtime's patient hooks play it, for one `event` of
+/// `therapy`: at a trial's start the patient aims at the trial's target within the block's movement time; at its
+/// end it is told the outcome (error = norm of the per-joint RMS errors [rad], reached, duration [s], at least
+/// 1 ms) and stops aiming. Other events change nothing.
+pub fn patient_plays_trial(therapy: &Therapy, plant: &mut impl SimulatedPlant, event: &TherapyEvent) {
+    match event {
+        TherapyEvent::TrialStarted { block, trial } => {
+            let block = &therapy.session().blocks()[*block];
+            let patient = plant.patient_mut().expect("a patient");
+            patient.set_target(&block.trial_targets[*trial], block.spec.movement_time).expect("trial target");
+        }
+        TherapyEvent::TrialEnded(record) => {
+            let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+            let outcome = TrialOutcome { error, success: record.reached, duration: record.metrics.duration.max(1e-3) };
+            let patient = plant.patient_mut().expect("a patient");
+            patient.end_trial(&outcome).expect("trial outcome");
+            patient.clear_target();
+        }
+        _ => {}
     }
 }
 
