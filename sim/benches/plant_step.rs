@@ -1,12 +1,10 @@
 //! One 1 kHz step (`read` + `write`) of plexo-arm4 with the moderate patient reaching, for both plants. The
-//! workload is in `common/workload.rs`; `examples/step_min.rs` times the same steps best-case.
-
-#[path = "common/workload.rs"]
-mod workload;
+//! workload is plexo-testkit's `plant_step`; `examples/step_min.rs` times the same steps best-case.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plexo_sim::{ArticulatedPlant, Integrator, PlantConfig, RapierOptions, RapierPlant, SensorParams, SimulatedPlant};
-use workload::{Rig, model, moderate};
+use plexo_testkit::plant_step::{Rig, moderate};
+use plexo_testkit::robots::arm4;
 
 fn bench<P: SimulatedPlant>(c: &mut Criterion, name: &str, plant: P) {
     let mut rig = Rig::new(plant);
@@ -18,7 +16,7 @@ fn bench<P: SimulatedPlant>(c: &mut Criterion, name: &str, plant: P) {
 }
 
 fn benches(c: &mut Criterion) {
-    let m = model();
+    let m = arm4();
     bench(c, "articulated_arm4_moderate_euler", ArticulatedPlant::new(&m, moderate()).expect("plant"));
     bench(
         c,

@@ -1,21 +1,19 @@
 //! Best-case cost of one 1 kHz plant step (`read` + `write`) of plexo-arm4 with the moderate patient reaching:
 //! the minimum over 200 batches of 500 steps, robust on a loaded machine where criterion's means also measure the
-//! load. The workload is the one of `benches/plant_step.rs` (`benches/common/workload.rs`).
+//! load. The workload is the one of `benches/plant_step.rs` (plexo-testkit's `plant_step`).
 //!
 //! `cargo run --release -p plexo-sim --example step_min` prints a table; `... --example step_min -- <name> <steps>`
 //! runs only `<name>` for `<steps>` steps (for `valgrind --tool=callgrind`, which counts instructions exactly).
 
-#[path = "../benches/common/workload.rs"]
-mod workload;
-
 use std::time::Instant;
 
 use plexo_sim::{ArticulatedPlant, Integrator, PlantConfig, RapierOptions, RapierPlant, SensorParams};
-use workload::{Rig, model, moderate};
+use plexo_testkit::plant_step::{Rig, moderate};
+use plexo_testkit::robots::arm4;
 
 /// The benchmarked configurations, by name (the names of `benches/plant_step.rs`).
 fn run(name: &str, f: &mut dyn FnMut(&mut dyn FnMut())) -> Result<(), Box<dyn std::error::Error>> {
-    let m = model();
+    let m = arm4();
     match name {
         "articulated_arm4_moderate_euler" => {
             let mut rig = Rig::new(ArticulatedPlant::new(&m, moderate())?);

@@ -1,16 +1,12 @@
 //! Compliant cuffs in RapierPlant: interaction-torque sensing, agreement with the rigid attachment,
 //! determinism, parameter validation.
 
-mod common;
-
-use common::{arm4, arm6, ideal_config, profile};
-use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointState, Robot};
+use plexo_hal::{JointCommand, JointState, Robot};
 use plexo_kinematics::{Data, Model};
 use plexo_sim::{CuffParams, PatientProfile, RapierOptions, RapierPlant, SimError, SimulatedPlant, attach_arm};
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-}
+use plexo_testkit::measure::max_abs_diff;
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, arm6, drive_impedance, impedance_hold, mid_range_reference};
 
 fn cuffs(params: CuffParams) -> RapierOptions {
     RapierOptions { cuffs: Some(params), ..RapierOptions::default() }
@@ -28,15 +24,7 @@ fn zero_strength(name: &str) -> PatientProfile {
 
 /// Holds the robot at `q` with a stiff drive-side impedance loop.
 fn hold(q: &[f64]) -> JointCommand {
-    let n = q.len();
-    let mut cmd = JointCommand::zeros(n);
-    cmd.drive_impedance = Some(DriveImpedance {
-        position: JointArray::from_slice(q).unwrap(),
-        velocity: JointArray::splat(n, 0.0),
-        stiffness: JointArray::splat(n, 400.0),
-        damping: JointArray::splat(n, 15.0),
-    });
-    cmd
+    impedance_hold(q, 400.0, 15.0)
 }
 
 /// Generalized gravity torque of the patient's arm segments alone at `q` [Nm].
@@ -196,20 +184,6 @@ fn set_state_straps_the_arm_in_undeflected() {
     }
 }
 
-/// Reference trajectory around mid-range (as in tests/plants.rs): q_ref(t) [rad] and derivatives.
-fn reference(t: f64) -> ([f64; 4], [f64; 4], [f64; 4]) {
-    let centre = [0.5, 0.7, 0.0, 1.2];
-    let amp = [0.25, 0.3, 0.3, 0.4];
-    let w = [2.0, 1.5, 2.5, 3.0];
-    let (mut q, mut v, mut a) = ([0.0; 4], [0.0; 4], [0.0; 4]);
-    for i in 0..4 {
-        q[i] = centre[i] + amp[i] * (w[i] * t).sin();
-        v[i] = amp[i] * w[i] * (w[i] * t).cos();
-        a[i] = -amp[i] * w[i] * w[i] * (w[i] * t).sin();
-    }
-    (q, v, a)
-}
-
 /// Stated agreement of the cuffed and the rigid arm (zero-strength patient, same commands, 2 s): the cuffs
 /// let the arm lag the robot by their deflection under the arm's inertia and weight, which the robot feels as
 /// a slightly different load. Released with undeflected cuffs, the arm first sinks into them under its own
@@ -224,7 +198,7 @@ fn zero_strength_patient_on_cuffs_moves_like_the_rigid_arm_for_2s() {
     let patient = zero_strength("moderate");
     let loaded = attach_arm(&model, patient.spec()).unwrap();
     let mut data = Data::new(&loaded);
-    let (q0, v0, _) = reference(0.0);
+    let (q0, v0, _) = mid_range_reference(0.0);
     let config = ideal_config(&model, Some(patient), &q0);
     let mut rigid = RapierPlant::new(&model, config.clone(), RapierOptions::default()).unwrap();
     let mut cuffed = RapierPlant::new(&model, config, cuffs(CuffParams::noise_free())).unwrap();
@@ -235,18 +209,13 @@ fn zero_strength_patient_on_cuffs_moves_like_the_rigid_arm_for_2s() {
     let (mut dq, mut dv_settling, mut dv, mut peak_interaction) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
     let mut state = JointState::zeros(4);
     for k in 0..2000 {
-        let (q, v, a) = reference(k as f64 * 1e-3);
+        let (q, v, a) = mid_range_reference(k as f64 * 1e-3);
         let tau = plexo_kinematics::rnea(&loaded, &mut data, &q, &v, &a);
         let mut cmd = JointCommand::zeros(4);
         for i in 0..4 {
             cmd.torque[i] = tau[i];
         }
-        cmd.drive_impedance = Some(DriveImpedance {
-            position: JointArray::from_slice(&q).unwrap(),
-            velocity: JointArray::from_slice(&v).unwrap(),
-            stiffness: JointArray::splat(4, 30.0),
-            damping: JointArray::splat(4, 1.0),
-        });
+        cmd.drive_impedance = Some(drive_impedance(&q, &v, 30.0, 1.0));
         rigid.write(&cmd).unwrap();
         cuffed.write(&cmd).unwrap();
         dq = dq.max(max_abs_diff(rigid.position(), cuffed.position()));
@@ -264,7 +233,7 @@ fn zero_strength_patient_on_cuffs_moves_like_the_rigid_arm_for_2s() {
          {dv:.2e} rad/s (after), peak |τ_int[1]| = {peak_interaction:.2} Nm"
     );
     // Meaningful run: the robot followed the reference, and the arm really loaded the cuffs.
-    let (q_end, _, _) = reference(1.999);
+    let (q_end, _, _) = mid_range_reference(1.999);
     assert!(max_abs_diff(cuffed.position(), &q_end) < 0.2, "left the reference: {:?}", cuffed.position());
     assert!(peak_interaction > 1.0, "the arm's weight must load the shoulder-flexion cuffs ({peak_interaction} Nm)");
     assert!(dq < CUFF_VS_RIGID_Q, "max position difference {dq} rad");

@@ -1,34 +1,14 @@
 //! Plant-level tests: rapier vs articulated agreement, energy conservation, lifecycle, determinism.
 
-mod common;
-
-use common::{arm4, ideal_config, profile};
 use plexo_hal::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
 use plexo_sim::{
     ArticulatedPlant, Integrator, MotorParams, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant,
 };
+use plexo_testkit::measure::max_abs_diff;
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, drive_impedance, mid_range_reference};
 
 const Q0: [f64; 4] = [0.4, 0.6, 0.3, 1.2];
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-}
-
-/// Reference trajectory around mid-range, away from every joint limit: q_ref(t) [rad] and derivatives.
-fn reference(t: f64) -> ([f64; 4], [f64; 4], [f64; 4]) {
-    let centre = [0.5, 0.7, 0.0, 1.2];
-    let amp = [0.25, 0.3, 0.3, 0.4];
-    let w = [2.0, 1.5, 2.5, 3.0];
-    let mut q = [0.0; 4];
-    let mut v = [0.0; 4];
-    let mut a = [0.0; 4];
-    for i in 0..4 {
-        q[i] = centre[i] + amp[i] * (w[i] * t).sin();
-        v[i] = amp[i] * w[i] * (w[i] * t).cos();
-        a[i] = -amp[i] * w[i] * w[i] * (w[i] * t).sin();
-    }
-    (q, v, a)
-}
 
 /// Open-loop torques: inverse dynamics (RNEA + armature) of the reference, precomputed so both plants receive
 /// exactly the same torque sequence.
@@ -36,7 +16,7 @@ fn open_loop_torques(model: &plexo_kinematics::Model, armature: &[f64], steps: u
     let mut data = plexo_kinematics::Data::new(model);
     (0..steps)
         .map(|k| {
-            let (q, v, a) = reference(k as f64 * 1e-3);
+            let (q, v, a) = mid_range_reference(k as f64 * 1e-3);
             let tau = plexo_kinematics::rnea(model, &mut data, &q, &v, &a);
             [0, 1, 2, 3].map(|i| tau[i] + armature[i] * a[i])
         })
@@ -51,7 +31,7 @@ fn compare(config: PlantConfig, integrator: Integrator, seconds: f64) -> (f64, f
     let model = arm4();
     let mut a = ArticulatedPlant::new(&model, config.clone()).unwrap().with_integrator(integrator);
     let mut r = RapierPlant::new(&model, config, RapierOptions::default()).unwrap();
-    let (q0, v0, _) = reference(0.0);
+    let (q0, v0, _) = mid_range_reference(0.0);
     a.set_state(&q0, &v0).unwrap();
     r.set_state(&q0, &v0).unwrap();
     a.enable().unwrap();
@@ -61,22 +41,17 @@ fn compare(config: PlantConfig, integrator: Integrator, seconds: f64) -> (f64, f
     let torques = open_loop_torques(a.model(), &armature, steps);
     let (mut dq, mut dv) = (0.0_f64, 0.0_f64);
     for (k, tau) in torques.iter().enumerate() {
-        let (q, v, _) = reference(k as f64 * 1e-3);
+        let (q, v, _) = mid_range_reference(k as f64 * 1e-3);
         let mut cmd = JointCommand::zeros(4);
         cmd.torque.copy_from_slice(tau);
-        cmd.drive_impedance = Some(plexo_hal::DriveImpedance {
-            position: plexo_hal::JointArray::from_slice(&q).unwrap(),
-            velocity: plexo_hal::JointArray::from_slice(&v).unwrap(),
-            stiffness: plexo_hal::JointArray::splat(4, 30.0),
-            damping: plexo_hal::JointArray::splat(4, 1.0),
-        });
+        cmd.drive_impedance = Some(drive_impedance(&q, &v, 30.0, 1.0));
         a.write(&cmd).unwrap();
         r.write(&cmd).unwrap();
         dq = dq.max(max_abs_diff(a.position(), r.position()));
         dv = dv.max(max_abs_diff(a.velocity(), r.velocity()));
     }
     // The run must be meaningful: the arm followed the reference, away from the limits.
-    let (q_end, _, _) = reference(seconds - 1e-3);
+    let (q_end, _, _) = mid_range_reference(seconds - 1e-3);
     assert!(max_abs_diff(a.position(), &q_end) < 0.2, "articulated plant left the reference: {:?}", a.position());
     (dq, dv)
 }
@@ -88,7 +63,7 @@ fn rapier_and_articulated_agree_open_loop_for_half_a_second() {
     let config = ideal_config(&model, None, &Q0);
     let mut a = ArticulatedPlant::new(&model, config.clone()).unwrap();
     let mut r = RapierPlant::new(&model, config, RapierOptions::default()).unwrap();
-    let (q0, v0, _) = reference(0.0);
+    let (q0, v0, _) = mid_range_reference(0.0);
     a.set_state(&q0, &v0).unwrap();
     r.set_state(&q0, &v0).unwrap();
     a.enable().unwrap();

@@ -1,11 +1,13 @@
-//! The workload of one benchmarked plant step, shared by `benches/plant_step.rs` (criterion) and
+//! The workload of one benchmarked plant step, shared by plexo-sim's `benches/plant_step.rs` (criterion) and
 //! `examples/step_min.rs` (best-case timing, callgrind): plexo-arm4 held by a compliant drive-side impedance
 //! (MIT mode, 30 Nm/rad about mid-range) while the virtual patient reaches for alternating targets, a new one every
 //! 2 s, so it keeps reaching instead of settling.
 
-use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointState};
-use plexo_kinematics::Model;
-use plexo_sim::{PatientProfile, PlantConfig, SimulatedPlant};
+use plexo_hal::{JointCommand, JointState};
+use plexo_sim::{PlantConfig, SimulatedPlant};
+
+use crate::patients::profile;
+use crate::robots::drive_impedance;
 
 /// Targets the patient reaches for, alternating every [`RETARGET_STEPS`] steps [rad].
 const TARGETS: [[f64; 4]; 2] = [[0.3, 0.5, 0.0, 1.2], [0.15, 0.8, 0.2, 0.9]];
@@ -26,12 +28,7 @@ impl<P: SimulatedPlant> Rig<P> {
         plant.enable().expect("plant enable");
         let n = plant.dof();
         let mut command = JointCommand::zeros(n);
-        command.drive_impedance = Some(DriveImpedance {
-            position: JointArray::from_slice(&[0.2, 0.6, 0.1, 1.0]).expect("4 joints"),
-            velocity: JointArray::splat(n, 0.0),
-            stiffness: JointArray::splat(n, 30.0),
-            damping: JointArray::splat(n, 2.0),
-        });
+        command.drive_impedance = Some(drive_impedance(&[0.2, 0.6, 0.1, 1.0], &[0.0; 4], 30.0, 2.0));
         Self { plant, state: JointState::zeros(n), command, steps: 0 }
     }
 
@@ -51,12 +48,7 @@ impl<P: SimulatedPlant> Rig<P> {
     }
 }
 
-/// plexo-arm4.
-pub fn model() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").expect("embedded")).expect("valid URDF")
-}
-
 /// Default motors and sensors with the moderate patient.
 pub fn moderate() -> PlantConfig {
-    PlantConfig::default().with_patient(PatientProfile::builtin("moderate").expect("embedded profile"))
+    PlantConfig::default().with_patient(profile("moderate"))
 }
