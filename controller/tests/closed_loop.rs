@@ -118,7 +118,7 @@ fn enable_does_not_jump() {
     }
     let q0 = JointArray::from_slice(plant.position()).unwrap();
     let cfg = ControllerConfig::default_config().unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
     let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
     let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), None).unwrap();
     plant.enable().unwrap();

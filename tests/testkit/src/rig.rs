@@ -34,7 +34,7 @@ pub fn patient_rom(robot: &Model, profile: &PatientProfile) -> Vec<RomLimit> {
         .joints()
         .iter()
         .map(|j| {
-            let r = profile.joints[&j.name].range;
+            let r = profile.range_of(&j.name).expect("the profile measures every robot joint");
             RomLimit { min: r[0], max: r[1] }
         })
         .collect()
@@ -92,7 +92,7 @@ impl ClosedLoop {
         if let Some(s) = patient_state {
             plant.patient_mut().expect("a patient").restore(s).expect("saved patient state");
         }
-        let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).expect("body size");
+        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).expect("body size");
         let controller = Controller::new(&robot, cfg, &arm, "test").expect("controller");
         let rom = patient_rom(&robot, &profile);
         let supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).expect("supervisor");
