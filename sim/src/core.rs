@@ -137,17 +137,11 @@ impl PlantCore {
         let motors = MotorBank::new(&motor_params, dt)?;
         let gear: Vec<f64> = motor_params.iter().map(|m| m.gear_ratio).collect();
         let sensors = SensorBank::new(config.sensors, &gear, dt)?;
-        let joints = robot
-            .joints()
-            .iter()
+        // The URDF's limits, with the torque limit of the motor that drives each joint.
+        let joints = JointInfo::from_model(robot)
+            .into_iter()
             .zip(&motor_params)
-            .map(|(j, m)| JointInfo {
-                name: j.name.clone(),
-                position_min: j.limits.lower,
-                position_max: j.limits.upper,
-                velocity_max: j.limits.velocity,
-                torque_max: m.torque_limit,
-            })
+            .map(|(j, m)| JointInfo { torque_max: m.torque_limit, ..j })
             .collect();
         let patient = match &config.patient {
             Some(profile) => Some(Patient::new(profile, robot, &models.loaded, &motors.armature(), dt)?),
