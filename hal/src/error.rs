@@ -33,7 +33,8 @@ pub trait RobotError: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
-/// Errors of `plexo-hal` (the CAN backends and protocol codecs).
+/// Errors of `plexo-hal`'s own checks ([`crate::JointCommand::check`], lifecycle) and of the CAN backend
+/// (`plexo-can`: buses, codecs, drives), which reports through this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HalError {
@@ -51,6 +52,14 @@ pub enum HalError {
         /// Joint index.
         joint: usize,
         /// Which field (`torque`, `stiffness`, …).
+        field: &'static str,
+    },
+    /// A drive-impedance gain (stiffness or damping) is negative: it would push the joint away from its set-point.
+    #[error("negative {field} for joint {joint}")]
+    NegativeGain {
+        /// Joint index.
+        joint: usize,
+        /// `drive_impedance.stiffness` or `drive_impedance.damping`.
         field: &'static str,
     },
     /// A torque command arrived while the robot is not active.
@@ -210,7 +219,9 @@ pub enum HalError {
 impl RobotError for HalError {
     fn kind(&self) -> ErrorKind {
         match self {
-            HalError::JointCountMismatch { .. } | HalError::NonFiniteCommand { .. } => ErrorKind::InvalidCommand,
+            HalError::JointCountMismatch { .. } | HalError::NonFiniteCommand { .. } | HalError::NegativeGain { .. } => {
+                ErrorKind::InvalidCommand
+            }
             HalError::NotActive { .. } => ErrorKind::InvalidCommand,
             HalError::InvalidTransition { .. } => ErrorKind::InvalidState,
             HalError::ReplyTimeout { .. } => ErrorKind::Timeout,

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::JointArray;
+use crate::{HalError, JointArray};
 
 /// Fault and status flags of one joint, as a drive reports them or a backend derives them.
 ///
@@ -205,6 +205,44 @@ impl JointCommand {
             && self.drive_impedance.is_none_or(|d| d.stiffness.iter().chain(d.damping.iter()).all(|g| *g == 0.0))
     }
 
+    /// The one validation of a command every backend runs before acting on it: `dof` joints in the torque and
+    /// in every drive-impedance array ([`HalError::JointCountMismatch`]), every value finite
+    /// ([`HalError::NonFiniteCommand`], field `torque` or `drive_impedance.<field>`), stiffness [Nm/rad] and
+    /// damping [Nm·s/rad] not negative ([`HalError::NegativeGain`]). Checked in that order; the error names the
+    /// first offending joint. Whether torque is allowed in the current lifecycle is the backend's check.
+    /// Real-time safe (no allocation).
+    pub fn check(&self, dof: usize) -> Result<(), HalError> {
+        if self.torque.len() != dof {
+            return Err(HalError::JointCountMismatch { expected: dof, got: self.torque.len() });
+        }
+        if let Some(joint) = self.torque.iter().position(|t| !t.is_finite()) {
+            return Err(HalError::NonFiniteCommand { joint, field: "torque" });
+        }
+        let Some(imp) = &self.drive_impedance else { return Ok(()) };
+        let fields: [(&JointArray<f64>, &'static str); 4] = [
+            (&imp.position, "drive_impedance.position"),
+            (&imp.velocity, "drive_impedance.velocity"),
+            (&imp.stiffness, "drive_impedance.stiffness"),
+            (&imp.damping, "drive_impedance.damping"),
+        ];
+        for (values, _) in fields {
+            if values.len() != dof {
+                return Err(HalError::JointCountMismatch { expected: dof, got: values.len() });
+            }
+        }
+        for (values, field) in fields {
+            if let Some(joint) = values.iter().position(|x| !x.is_finite()) {
+                return Err(HalError::NonFiniteCommand { joint, field });
+            }
+        }
+        for (values, field) in &fields[2..] {
+            if let Some(joint) = values.iter().position(|x| *x < 0.0) {
+                return Err(HalError::NegativeGain { joint, field });
+            }
+        }
+        Ok(())
+    }
+
     /// True if every number in the command is finite. Real-time safe.
     pub fn is_finite(&self) -> bool {
         self.torque.all_finite()
@@ -300,6 +338,60 @@ mod tests {
         assert!(!c.is_zero(), "a drive impedance with stiffness produces torque");
         c.torque[0] = f64::INFINITY;
         assert!(!c.is_finite());
+    }
+
+    fn impedance(dof: usize, stiffness: f64) -> DriveImpedance {
+        DriveImpedance {
+            position: JointArray::splat(dof, 0.1),
+            velocity: JointArray::splat(dof, 0.0),
+            stiffness: JointArray::splat(dof, stiffness),
+            damping: JointArray::splat(dof, 1.0),
+        }
+    }
+
+    #[test]
+    fn check_accepts_a_valid_command_with_and_without_impedance() {
+        let mut c = JointCommand::zeros(4);
+        c.torque[2] = -3.0;
+        assert!(c.check(4).is_ok());
+        c.drive_impedance = Some(impedance(4, 0.0));
+        assert!(c.check(4).is_ok(), "zero gains are allowed");
+    }
+
+    #[test]
+    fn check_rejects_wrong_joint_counts() {
+        let c = JointCommand::zeros(3);
+        assert!(matches!(c.check(4), Err(HalError::JointCountMismatch { expected: 4, got: 3 })));
+        let mut c = JointCommand::zeros(4);
+        c.drive_impedance = Some(impedance(3, 1.0));
+        assert!(matches!(c.check(4), Err(HalError::JointCountMismatch { expected: 4, got: 3 })));
+    }
+
+    #[test]
+    fn check_names_the_first_non_finite_field() {
+        let mut c = JointCommand::zeros(4);
+        c.torque[1] = f64::NAN;
+        assert!(matches!(c.check(4), Err(HalError::NonFiniteCommand { joint: 1, field: "torque" })));
+        let mut c = JointCommand::zeros(4);
+        let mut imp = impedance(4, 1.0);
+        imp.velocity[3] = f64::INFINITY;
+        c.drive_impedance = Some(imp);
+        let e = c.check(4).unwrap_err();
+        assert!(matches!(e, HalError::NonFiniteCommand { joint: 3, field: "drive_impedance.velocity" }), "{e}");
+        assert_eq!(crate::RobotError::kind(&e), crate::ErrorKind::InvalidCommand);
+    }
+
+    #[test]
+    fn check_rejects_negative_gains() {
+        let mut c = JointCommand::zeros(4);
+        let mut imp = impedance(4, 1.0);
+        imp.damping[2] = -0.5;
+        c.drive_impedance = Some(imp);
+        let e = c.check(4).unwrap_err();
+        assert!(matches!(e, HalError::NegativeGain { joint: 2, field: "drive_impedance.damping" }), "{e}");
+        assert_eq!(crate::RobotError::kind(&e), crate::ErrorKind::InvalidCommand);
+        c.drive_impedance = Some(impedance(4, -10.0));
+        assert!(matches!(c.check(4), Err(HalError::NegativeGain { joint: 0, field: "drive_impedance.stiffness" })));
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! `CanRobot` over a stepped `VirtualBus` with `EchoMotors` (no physics): the `Robot` contract, stale replies,
+//! error frames, transmit errors. The full stack with emulated drives and a test plant is tested in
+//! `src/emulated/tests.rs`. One cycle = `write`, `read`, then `VirtualBus::advance(period)`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use plexo_can::testing::EchoMotors;
+use plexo_can::{
+    BusState, CanId, CanRobot, CanRobotConfig, Fault, FaultRule, FrameMatch, NodeId, PumpedNode, VirtualBus,
+    VirtualBusConfig, controller, error_class,
+};
+use plexo_hal::conformance::check_lifecycle_contract;
+use plexo_hal::{
+    DriveImpedance, ErrorKind, HalError, JointArray, JointCommand, JointFlags, JointState, Lifecycle, Robot, RobotError,
+};
+
+const PERIOD: Duration = Duration::from_millis(2);
+/// Node index of the host on the bus (the echo motors are node 0).
+const HOST: NodeId = NodeId(1);
+
+fn config(joints: u8) -> CanRobotConfig {
+    let mut text = String::from("control_rate_hz = 500.0\n[[buses]]\nname = \"can0\"\nbitrate = 1000000\n");
+    for j in 1..=joints {
+        text += &format!(
+            "[[joints]]\nname = \"j{j}\"\nbus = \"can0\"\nnode_id = {j}\nprotocol = \"mit\"\nmotor = \"AK80-9\"\n\
+             limits = {{ position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }}\n\
+             mit = {{ drive_timeout_ms = 6 }}\n"
+        );
+    }
+    CanRobotConfig::from_toml(&text, "can_robot.rs").unwrap()
+}
+
+type Echo = PumpedNode<EchoMotors>;
+
+fn rig(joints: u8) -> (VirtualBus, CanRobot<Echo>, Arc<Mutex<EchoMotors>>) {
+    let config = config(joints);
+    let bus = VirtualBus::new(VirtualBusConfig::stepped("can0", 1_000_000));
+    let motors = config.joints.iter().map(|j| (j.node_id, j.mit_ranges().unwrap())).collect();
+    let echo = Arc::new(Mutex::new(EchoMotors::new(bus.node("motors"), motors)));
+    let robot = CanRobot::new(config, vec![PumpedNode::new(bus.node("plexo"), Arc::clone(&echo))]).unwrap();
+    (bus, robot, echo)
+}
+
+/// A command the echo motors report back as the position: `position` [rad] on every joint.
+fn at(dof: usize, position: f64) -> JointCommand {
+    JointCommand {
+        torque: JointArray::splat(dof, 0.0),
+        drive_impedance: Some(DriveImpedance {
+            position: JointArray::splat(dof, position),
+            velocity: JointArray::splat(dof, 0.0),
+            stiffness: JointArray::splat(dof, 1.0),
+            damping: JointArray::splat(dof, 0.0),
+        }),
+    }
+}
+
+/// One cycle as on hardware: command, replies (the echo motors answer at once), then the rest of the period
+/// passes before the next command.
+fn cycle(
+    bus: &VirtualBus,
+    robot: &mut CanRobot<Echo>,
+    cmd: &JointCommand,
+    st: &mut JointState,
+) -> Result<(), HalError> {
+    let w = robot.write(cmd);
+    let r = robot.read(st);
+    bus.advance(PERIOD);
+    w.and(r)
+}
+
+#[test]
+fn can_robot_honours_the_robot_contract() {
+    let (_bus, mut robot, _) = rig(3);
+    let report = check_lifecycle_contract(&mut robot, None).unwrap();
+    assert!(report.checks >= 24 && report.writes >= 11, "{report:?}");
+}
+
+#[test]
+fn reply_arriving_before_the_next_command_is_stale_not_this_cycles_reply() {
+    // A reply delayed past its cycle's read but arriving before the next command: it answers the earlier
+    // command and must not count for the next cycle (whose own reply is lost here).
+    let (bus, mut robot, _) = rig(1);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(1);
+    cycle(&bus, &mut robot, &at(1, 0.008), &mut st).unwrap();
+    assert!((st.position[0] - 0.008).abs() < 1e-3);
+    bus.inject(FaultRule {
+        fault: Fault::Delay(Duration::from_millis(1)),
+        matches: FrameMatch::Id(CanId::Standard(0)),
+        count: 1,
+    });
+    cycle(&bus, &mut robot, &at(1, 0.010), &mut st).unwrap();
+    assert!(st.flags[0].contains(JointFlags::REPLY_MISSED), "the reply is 1 ms late: {:?}", st.flags[0]);
+    // The late reply (position 0.010) arrived 1 ms later, during the rest of the period, before the next command.
+    bus.inject(FaultRule { fault: Fault::Drop, matches: FrameMatch::Id(CanId::Standard(0)), count: 1 });
+    cycle(&bus, &mut robot, &at(1, 0.012), &mut st).unwrap();
+    assert_eq!(robot.stats().stale_replies, 1);
+    assert!(st.flags[0].contains(JointFlags::REPLY_MISSED), "the stale reply did not stand in for the lost one");
+    assert!((st.position[0] - 0.008).abs() < 1e-3, "stale data not applied: {}", st.position[0]);
+    cycle(&bus, &mut robot, &at(1, 0.014), &mut st).unwrap();
+    assert!(st.flags[0].is_empty(), "{:?}", st.flags[0]);
+    assert!((st.position[0] - 0.014).abs() < 1e-3);
+    assert_eq!(robot.stats().missed_replies, 2);
+}
+
+#[test]
+fn error_passive_and_warning_are_counted_and_flagged_without_stopping() {
+    let (bus, mut robot, _) = rig(2);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(2);
+    let cmd = at(2, 0.0);
+    cycle(&bus, &mut robot, &cmd, &mut st).unwrap();
+    bus.raise_error(HOST, error_class::CONTROLLER, [0, controller::TX_WARNING, 0, 0, 0, 0, 0, 0]);
+    cycle(&bus, &mut robot, &cmd, &mut st).unwrap();
+    assert!(st.flags.iter().all(|f| f.contains(JointFlags::BUS_WARNING) && !f.is_fault()), "{:?}", st.flags);
+    assert_eq!(robot.bus_state(0), Some(BusState::ErrorWarning));
+    bus.raise_error(HOST, error_class::CONTROLLER, [0, controller::RX_PASSIVE, 0, 0, 0, 0, 0, 0]);
+    cycle(&bus, &mut robot, &cmd, &mut st).unwrap();
+    assert_eq!(robot.bus_state(0), Some(BusState::ErrorPassive), "visible in the next read");
+    assert_eq!(robot.lifecycle(), Lifecycle::Active, "error passive still carries frames: no stop");
+    bus.raise_error(HOST, error_class::CONTROLLER, [0, controller::RX_OVERFLOW, 0, 0, 0, 0, 0, 0]);
+    bus.raise_error(HOST, error_class::NO_ACK, [0; 8]);
+    bus.raise_error(HOST, error_class::CONTROLLER, [0, controller::ACTIVE, 0, 0, 0, 0, 0, 0]);
+    cycle(&bus, &mut robot, &cmd, &mut st).unwrap();
+    let s = robot.stats();
+    assert_eq!((s.error_frames, s.bus_warnings, s.bus_passive, s.controller_overflows, s.no_ack), (5, 1, 1, 1, 1));
+    assert_eq!(robot.bus_state(0), Some(BusState::ErrorActive), "back to error active");
+    assert!(st.flags.iter().all(|f| f.is_empty()), "{:?}", st.flags);
+}
+
+#[test]
+fn bus_off_reported_by_an_error_frame_faults_in_the_same_read() {
+    let (bus, mut robot, _) = rig(1);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(1);
+    cycle(&bus, &mut robot, &at(1, 0.0), &mut st).unwrap();
+    robot.write(&at(1, 0.0)).unwrap();
+    bus.raise_error(HOST, error_class::BUS_OFF, [0; 8]);
+    let e = robot.read(&mut st).unwrap_err();
+    assert!(matches!(&e, HalError::BusOff { bus } if bus == "can0"), "{e}");
+    assert_eq!(robot.lifecycle(), Lifecycle::Fault);
+    assert_eq!(robot.stats().bus_off, 1);
+}
+
+#[test]
+fn implausible_position_jump_is_rejected_and_persisting_faults_with_encoder_flag() {
+    let (bus, mut robot, _) = rig(1);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(1);
+    cycle(&bus, &mut robot, &at(1, 0.0), &mut st).unwrap();
+    // The echo motor "teleports" to 0.5 rad: at v_max 6 rad/s at most 2·6·0.002 + 0.02 = 0.044 rad is possible.
+    for k in 1..=2 {
+        cycle(&bus, &mut robot, &at(1, 0.5), &mut st).unwrap();
+        assert!(st.flags[0].contains(JointFlags::REPLY_MISSED), "cycle {k}: {:?}", st.flags[0]);
+        assert!(st.position[0].abs() < 1e-3, "cycle {k}: the jump was not taken: {}", st.position[0]);
+    }
+    let e = cycle(&bus, &mut robot, &at(1, 0.5), &mut st).unwrap_err();
+    assert!(matches!(&e, HalError::ImplausibleReply { joint: 0, node_id: 1, cycles: 3, .. }), "{e}");
+    assert!(e.to_string().contains("position jumped"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Fault);
+    assert!(st.flags[0].contains(JointFlags::ENCODER | JointFlags::NO_REPLY), "{:?}", st.flags[0]);
+    assert_eq!(robot.stats().implausible_replies, 3);
+}
+
+#[test]
+fn transmit_errors_of_refused_cycles_are_counted_not_swallowed() {
+    let (bus, mut robot, _) = rig(2);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(2);
+    cycle(&bus, &mut robot, &at(2, 0.0), &mut st).unwrap();
+    bus.inject(FaultRule { fault: Fault::TxBufferFull, matches: FrameMatch::FromNode(HOST), count: 2 });
+    let mut nan = JointCommand::zeros(2);
+    nan.torque[1] = f64::NAN;
+    let e = robot.write(&nan).unwrap_err();
+    assert!(matches!(e, HalError::NonFiniteCommand { joint: 1, .. }), "the refusal is the error reported: {e}");
+    assert_eq!(robot.stats().transmit_errors, 2, "both torque-free frames of the refused cycle failed");
+    bus.advance(PERIOD);
+    robot.read(&mut st).unwrap();
+    assert!(st.flags.iter().all(|f| f.contains(JointFlags::REPLY_MISSED)));
+}
+
+#[test]
+fn estop_discards_a_command_held_in_the_transmit_path() {
+    // Regression: `discard_pending_tx` only cleared the bus-off queue; a command held by a Delay fault reached
+    // the motor after the e-stop.
+    let (bus, mut robot, echo) = rig(1);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(1);
+    cycle(&bus, &mut robot, &at(1, 0.0), &mut st).unwrap();
+    bus.start_recording(64);
+    bus.inject(FaultRule {
+        fault: Fault::Delay(Duration::from_millis(3)),
+        matches: FrameMatch::FromNode(HOST),
+        count: 1,
+    });
+    let mut push = JointCommand::zeros(1);
+    push.torque[0] = 5.0;
+    robot.write(&push).unwrap();
+    robot.estop().unwrap();
+    assert!(robot.stats().discarded_frames >= 1);
+    for _ in 0..5 {
+        bus.advance(PERIOD);
+        let _ = robot.read(&mut st); // e-stopped: replies to the torque-off frame
+    }
+    let answered_after = echo.lock().unwrap().answered();
+    let codec = plexo_can::mit::MitCodec::new(&plexo_can::mit::AkModel::Ak80_9.ranges());
+    let pushes = bus
+        .recorded()
+        .iter()
+        .filter_map(|(_, f)| (f.id() == CanId::Standard(1)).then(|| codec.decode_command(f.data())).flatten())
+        .filter(|c| c.torque > 4.0)
+        .count();
+    assert_eq!(pushes, 0, "the held 5 Nm command never went on the wire");
+    assert!(answered_after > 0);
+}
