@@ -13,7 +13,10 @@
 
 use core::time::Duration;
 
-use crate::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
+use crate::error::{ErrorKind, RobotError};
+use crate::lifecycle::Lifecycle;
+use crate::robot::Robot;
+use crate::types::{JointCommand, JointState};
 
 /// A violated clause of the contract.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use crate::lifecycle::Lifecycle;
+
 /// What kind of failure a backend reports; the runtime's reaction depends only on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -33,7 +35,7 @@ pub trait RobotError: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
-/// Errors of `plexo-hal`'s own checks ([`crate::JointCommand::check`], lifecycle) and of the CAN backend
+/// Errors of `plexo-hal`'s own checks (`JointCommand::check`, lifecycle) and of the CAN backend
 /// (`plexo-can`: buses, codecs, drives), which reports through this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,7 +68,7 @@ pub enum HalError {
     #[error("torque commanded while the robot is {state:?}")]
     NotActive {
         /// Current lifecycle state.
-        state: crate::Lifecycle,
+        state: Lifecycle,
     },
     /// A lifecycle transition is not allowed.
     #[error("cannot {action} while {state:?}")]
@@ -74,7 +76,7 @@ pub enum HalError {
         /// The requested transition (`enable`, `reset`, …).
         action: &'static str,
         /// Current lifecycle state.
-        state: crate::Lifecycle,
+        state: Lifecycle,
     },
     /// No reply from a node within the allowed time.
     #[error("joint {joint} (node {node_id}) silent for {cycles} cycles ({elapsed:?})")]

@@ -12,12 +12,14 @@
 pub mod conformance;
 mod error;
 mod joint_array;
+mod lifecycle;
 mod patient_hooks;
 mod robot;
 mod types;
 
 pub use error::{ErrorKind, HalError, RobotError};
 pub use joint_array::{JointArray, MAX_JOINTS};
+pub use lifecycle::Lifecycle;
 pub use patient_hooks::{PatientHooks, WithoutPatient};
 pub use robot::Robot;
-pub use types::{DriveImpedance, JointCommand, JointFlags, JointInfo, JointState, Lifecycle};
+pub use types::{DriveImpedance, JointCommand, JointFlags, JointInfo, JointState};

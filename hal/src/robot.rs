@@ -1,7 +1,9 @@
 //! The [`Robot`] trait: the one interface the runtime drives, implemented by the simulated plants (plexo-sim)
 //! and by the CAN backend (plexo-can).
 
-use crate::{JointCommand, JointInfo, JointState, Lifecycle, RobotError};
+use crate::error::RobotError;
+use crate::lifecycle::Lifecycle;
+use crate::types::{JointCommand, JointInfo, JointState};
 
 /// A robot the runtime can drive: simulated or real.
 ///

@@ -1,8 +1,10 @@
-//! The data every backend exchanges with the runtime: joint state, joint command, joint description.
+//! The data every backend exchanges with the runtime: joint state, joint command (and its one validation,
+//! [`JointCommand::check`]), joint description.
 
 use core::time::Duration;
 
-use crate::{HalError, JointArray};
+use crate::error::HalError;
+use crate::joint_array::JointArray;
 
 /// Fault and status flags of one joint, as a drive reports them or a backend derives them.
 ///
@@ -104,7 +106,7 @@ impl core::fmt::Debug for JointFlags {
     }
 }
 
-/// One sample of the robot's joints, filled by [`crate::Robot::read`].
+/// One sample of the robot's joints, filled by `Robot::read`.
 ///
 /// Allocation-free and `Copy`: the runtime keeps one and the telemetry thread receives copies.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -267,34 +269,6 @@ pub struct JointInfo {
     pub torque_max: f64,
 }
 
-/// Lifecycle of a backend (after ros2_control's managed nodes, simplified to what a therapy robot needs).
-///
-/// ```text
-///            enable()               disable()
-/// Disabled ─────────► Active ──────────────────► Disabled
-///    ▲                  │ estop() / drive fault
-///    │   reset()        ▼
-///    └──────────── EStopped / Fault (latched, torque off)
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Lifecycle {
-    /// Connected, sensors readable, torque off. `write` accepts only zero commands.
-    Disabled,
-    /// Torque enabled: `write` commands act on the joints.
-    Active,
-    /// Emergency stop latched: torque off, all queued commands discarded. Leaves only through `reset()`.
-    EStopped,
-    /// A drive or link fault latched: torque off. Leaves only through `reset()`.
-    Fault,
-}
-
-impl Lifecycle {
-    /// True if torque can be produced in this state.
-    pub const fn allows_torque(self) -> bool {
-        matches!(self, Lifecycle::Active)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +352,7 @@ mod tests {
         c.drive_impedance = Some(imp);
         let e = c.check(4).unwrap_err();
         assert!(matches!(e, HalError::NonFiniteCommand { joint: 3, field: "drive_impedance.velocity" }), "{e}");
-        assert_eq!(crate::RobotError::kind(&e), crate::ErrorKind::InvalidCommand);
+        assert_eq!(crate::error::RobotError::kind(&e), crate::error::ErrorKind::InvalidCommand);
     }
 
     #[test]
@@ -389,7 +363,7 @@ mod tests {
         c.drive_impedance = Some(imp);
         let e = c.check(4).unwrap_err();
         assert!(matches!(e, HalError::NegativeGain { joint: 2, field: "drive_impedance.damping" }), "{e}");
-        assert_eq!(crate::RobotError::kind(&e), crate::ErrorKind::InvalidCommand);
+        assert_eq!(crate::error::RobotError::kind(&e), crate::error::ErrorKind::InvalidCommand);
         c.drive_impedance = Some(impedance(4, -10.0));
         assert!(matches!(c.check(4), Err(HalError::NegativeGain { joint: 0, field: "drive_impedance.stiffness" })));
     }

@@ -7,7 +7,7 @@
 //! operation 0x6060, cyclic synchronous torque mode = 10, target torque 0x6071 and torque actual 0x6077 in
 //! per mille of the motor rated torque 0x6076 [mNm]).
 
-use crate::{CanFrame, CanId};
+use crate::frame::{CanFrame, CanId};
 
 /// NMT command COB-ID.
 pub const COB_NMT: u16 = 0x000;

@@ -10,7 +10,7 @@
 //! Out-of-range values are **clamped, never wrapped** ([`MitCommand::encode`] reports which fields were clamped)
 //! and NaN is refused before packing.
 
-use crate::{CanFrame, CanId};
+use crate::frame::{CanFrame, CanId};
 
 /// Enter motor (MIT) control mode.
 pub const ENTER_MOTOR_MODE: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC];

@@ -294,7 +294,9 @@ impl Drop for CandumpWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CanBus, VirtualBus, VirtualBusConfig, candump};
+    use crate::bus::CanBus;
+    use crate::candump;
+    use crate::virtual_bus::{VirtualBus, VirtualBusConfig};
 
     fn temp(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("plexo-can-{}-{name}.log", std::process::id()))

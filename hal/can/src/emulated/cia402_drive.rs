@@ -23,12 +23,12 @@
 
 use core::time::Duration;
 
-use crate::JointMapping;
 use crate::canopen::{
     self, COB_RPDO1, COB_SYNC, COB_TPDO1, COB_TPDO2, Cia402State, Emcy, NmtCommand, NmtState, SdoRequest, SdoResponse,
     abort, controlword as cw, od,
 };
-use crate::{CanFrame, CanId};
+use crate::config::JointMapping;
+use crate::frame::{CanFrame, CanId};
 
 /// The object dictionary of the emulated drive (the writable part; read-only values come from the drive).
 #[derive(Clone, Debug, PartialEq)]

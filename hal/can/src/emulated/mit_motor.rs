@@ -12,9 +12,9 @@
 
 use core::time::Duration;
 
-use crate::JointMapping;
+use crate::config::JointMapping;
+use crate::frame::{CanFrame, CanId};
 use crate::mit::{self, MitCodec, MitCommand, MitErrorCode, MitRanges, MitReply};
-use crate::{CanFrame, CanId};
 
 /// One emulated AK motor.
 #[derive(Clone, Debug)]

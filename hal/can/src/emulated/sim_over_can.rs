@@ -14,10 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use core::time::Duration;
 
+use crate::bus::CanBus;
+use crate::can_robot::CanRobot;
+use crate::candump;
+use crate::config::{BusConfig, CanRobotConfig, Cia402Options, JointConfig, LinkLimits, MitOptions};
+use crate::frame::CanFrame;
 use crate::planner::{BusPlan, DriveProtocol, bus_load};
 use crate::recorder::{CandumpSummary, CandumpWriter};
-use crate::{BusConfig, CanRobot, CanRobotConfig, Cia402Options, JointConfig, LinkLimits, MitOptions};
-use crate::{CanBus, CanFrame, Pump, PumpedNode, VirtualBus, VirtualBusConfig, VirtualNode, candump};
+use crate::virtual_bus::{Pump, PumpedNode, VirtualBus, VirtualBusConfig, VirtualNode};
 use plexo_hal::{HalError, JointCommand, JointInfo, JointState, Lifecycle, PatientHooks, Robot, RobotError};
 
 use super::cia402_drive::EmulatedCia402Drive;

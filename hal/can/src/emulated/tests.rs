@@ -5,9 +5,11 @@
 use core::time::Duration;
 
 use crate::canopen::{Cia402State, Rpdo1, abort, od};
+use crate::config::JointMapping;
+use crate::frame::{CanFrame, CanId, controller, error_class};
 use crate::mit::{self, AkModel, MitCommand, MitErrorCode};
 use crate::planner::DriveProtocol;
-use crate::{CanId, Fault, FaultRule, FrameMatch, NodeId, controller, error_class};
+use crate::virtual_bus::{Fault, FaultRule, FrameMatch, NodeId};
 use plexo_hal::conformance::check_lifecycle_contract;
 use plexo_hal::{ErrorKind, HalError, JointCommand, JointFlags, JointState, Lifecycle, Robot, RobotError};
 
@@ -110,7 +112,7 @@ fn command_id(protocol: DriveProtocol, joint: usize) -> CanId {
 
 /// Link torque [Nm] a recorded command frame of joint `joint` asks for (TestPlant joints: 15 Nm limit = AK80-9
 /// over MIT, rated torque 15 Nm over CiA 402).
-fn commanded_torque(protocol: DriveProtocol, joint: usize, frame: &crate::CanFrame) -> Option<f64> {
+fn commanded_torque(protocol: DriveProtocol, joint: usize, frame: &CanFrame) -> Option<f64> {
     if frame.id() != command_id(protocol, joint) {
         return None;
     }
@@ -118,7 +120,7 @@ fn commanded_torque(protocol: DriveProtocol, joint: usize, frame: &crate::CanFra
         DriveProtocol::Mit => MitCommand::decode(frame.data(), &AkModel::Ak80_9.ranges()).map(|c| c.torque),
         DriveProtocol::Cia402 => {
             let node = 1 + joint as u8;
-            let classic = crate::CanFrame::new(frame.id(), frame.data())?;
+            let classic = CanFrame::new(frame.id(), frame.data())?;
             Rpdo1::decode(&classic, node).map(|r| f64::from(r.target_torque) / 1000.0 * 15.0)
         }
     }
@@ -484,7 +486,7 @@ fn enter_motor_mode_with_stale_command_does_not_kick() {
 fn emulated_motor_reproduces_the_kick_hazard() {
     // Negative control: entering motor mode directly with a stale command does produce torque, so the test
     // above would fail if `enable` did not clear the command first.
-    let map = crate::JointMapping { ratio: 1.0, direction: 1.0, zero_offset: 0.0 };
+    let map = JointMapping { ratio: 1.0, direction: 1.0, zero_offset: 0.0 };
     let mut m = super::EmulatedMitMotor::new(1, 0, AkModel::Ak80_9.ranges(), map, Duration::from_millis(6));
     m.set_stale_command(MitCommand { position: 1.0, velocity: 0.0, kp: 50.0, kd: 1.0, torque: 2.0 });
     m.handle(&mit::special_frame(1, mit::ENTER_MOTOR_MODE), Duration::ZERO);

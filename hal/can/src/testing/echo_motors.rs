@@ -1,21 +1,23 @@
 //! [`EchoMotors`]: MIT motors that echo their command, for tests and benchmarks of `CanRobot` without physics.
 
+use crate::bus::CanBus;
 use crate::frame::{CanFrame, CanId};
 use crate::mit::{MitCodec, MitErrorCode, MitRanges, MitReply};
+use crate::virtual_bus::{Pump, VirtualNode};
 
 /// A minimal set of MIT motors for tests and benchmarks: every frame addressed to one of them is answered at
 /// once with a reply whose position and velocity are the commanded ones (no physics, no state machine). Use the
 /// emulated drives ([`crate::emulated`]) for faithful behaviour. A [`crate::Pump`] for
 /// [`crate::PumpedNode`] on a virtual bus; [`EchoMotors::serve`] answers on any [`crate::CanBus`]
 /// (e.g. a SocketCAN `vcan0` in a responder thread).
-pub struct EchoMotors<B = crate::VirtualNode> {
+pub struct EchoMotors<B = VirtualNode> {
     node: B,
     motors: Vec<(u8, MitCodec)>,
     tx_errors: u64,
     answered: u64,
 }
 
-impl<B: crate::CanBus> EchoMotors<B> {
+impl<B: CanBus> EchoMotors<B> {
     /// Motors `(id, ranges)` on `node`.
     pub fn new(node: B, motors: Vec<(u8, MitRanges)>) -> Self {
         Self { node, motors: motors.iter().map(|(id, r)| (*id, MitCodec::new(r))).collect(), tx_errors: 0, answered: 0 }
@@ -32,7 +34,7 @@ impl<B: crate::CanBus> EchoMotors<B> {
         self.answered
     }
 
-    fn answer(&mut self, frame: &crate::CanFrame) {
+    fn answer(&mut self, frame: &CanFrame) {
         let Some(&(id, codec)) =
             self.motors.iter().find(|(id, _)| frame.id() == CanId::Standard(u16::from(*id)) && !frame.is_error())
         else {
@@ -66,7 +68,7 @@ impl<B: crate::CanBus> EchoMotors<B> {
     }
 }
 
-impl crate::Pump for EchoMotors<crate::VirtualNode> {
+impl Pump for EchoMotors<VirtualNode> {
     fn pump(&mut self) {
         while let Some(frame) = self.node.try_receive() {
             self.answer(&frame);

@@ -1,11 +1,14 @@
-//! What [`super::VirtualBus::inject`] can do to frames: the [`Fault`], which frames it hits ([`FrameMatch`]) and
-//! for how many ([`FaultRule`]). The bus applies them (see the list of faults in the module docs of
+//! What [`super::VirtualBus::inject`] can do to frames: the [`Fault`], which frames it hits ([`FrameMatch`], by
+//! identifier or by sending [`NodeId`]) and for how many ([`FaultRule`]). The bus applies them (see the list of faults in the module docs of
 //! [`super::VirtualBus`]).
 
 use core::time::Duration;
 
-use super::NodeId;
 use crate::frame::{CanFrame, CanId};
+
+/// Index of a node on a virtual bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(pub usize);
 
 /// A fault to inject.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use plexo_hal::HalError;
 
-use super::VirtualNode;
+use super::wire::VirtualNode;
 use crate::bus::{BusState, CanBus};
 use crate::frame::CanFrame;
 
