@@ -181,6 +181,29 @@ fn transmit_errors_of_refused_cycles_are_counted_not_swallowed() {
 }
 
 #[test]
+fn negative_drive_impedance_gains_are_refused_and_the_cycle_sent_torque_free() {
+    // Before `JointCommand::check` only the simulator refused negative gains; over CAN a negative stiffness
+    // reached the MIT codec (clamped to 0 there, only counted) or the host-side loop of CiA 402 (pushing away).
+    let (bus, mut robot, echo) = rig(2);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(2);
+    cycle(&bus, &mut robot, &at(2, 0.0), &mut st).unwrap();
+    let answered = echo.lock().unwrap().answered();
+    let mut push = at(2, 0.3);
+    if let Some(d) = push.drive_impedance.as_mut() {
+        d.stiffness[1] = -5.0;
+    }
+    let e = robot.write(&push).unwrap_err();
+    assert!(matches!(e, HalError::NegativeGain { joint: 1, field: "drive_impedance.stiffness" }), "{e}");
+    assert_eq!(e.kind(), ErrorKind::InvalidCommand);
+    robot.read(&mut st).unwrap();
+    bus.advance(PERIOD);
+    assert_eq!(echo.lock().unwrap().answered(), answered + 2, "the refused cycle still polls both drives");
+    assert!(st.position.iter().all(|q| q.abs() < 1e-3), "torque-free hold, not the commanded 0.3 rad: {st:?}");
+    assert_eq!(robot.lifecycle(), Lifecycle::Active, "a refused command is not a fault");
+}
+
+#[test]
 fn estop_discards_a_command_held_in_the_transmit_path() {
     // Regression: `discard_pending_tx` only cleared the bus-off queue; a command held by a Delay fault reached
     // the motor after the e-stop.

@@ -1,7 +1,7 @@
 //! [`CanRobot`]: the [`Robot`] implementation over CAN buses, composing CubeMars MIT-mode and CiA 402 drives.
 //!
 //! Files: this one holds the robot (buses, cycle, reply accounting, sending, blocking exchanges); `robot_impl.rs`
-//! the [`Robot`] implementation; `joint.rs` the per-joint state and the [`JointDriver`](joint) trait that
+//! the [`Robot`] implementation; `joint.rs` the per-joint state and the `JointDriver` trait that
 //! `mit_driver.rs` and `cia402_driver.rs` implement (dispatched in `driver.rs`); `plausibility.rs` the reply
 //! bounds.
 //!

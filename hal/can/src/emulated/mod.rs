@@ -10,7 +10,7 @@
 //! reachable by the runtime.
 //!
 //! The fault-injection tests of the whole stack (`tests.rs`: every `VirtualBus` fault for both protocols, with
-//! its reaction and bound in cycles) run it with [`crate::testing::TestPlant`].
+//! its reaction and bound in cycles) run it with `testing::TestPlant`.
 //!
 //! ```
 //! use plexo_can::DriveProtocol;
