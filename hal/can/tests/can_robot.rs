@@ -5,11 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use plexo_can::mit::{self, MitCodec, MitErrorCode, MitReply};
 use plexo_can::testing::EchoMotors;
 use plexo_can::{
-    BusState, CanId, CanRobot, CanRobotConfig, Fault, FaultRule, FrameMatch, NodeId, PumpedNode, VirtualBus,
+    BusState, CanFrame, CanId, CanRobot, CanRobotConfig, Fault, FaultRule, FrameMatch, NodeId, PumpedNode, VirtualBus,
     VirtualBusConfig, controller, error_class,
 };
+use plexo_can::{CanBus, Pump, VirtualNode};
 use plexo_hal::conformance::check_lifecycle_contract;
 use plexo_hal::{
     DriveImpedance, ErrorKind, HalError, JointArray, JointCommand, JointFlags, JointState, Lifecycle, Robot, RobotError,
@@ -236,4 +238,71 @@ fn estop_discards_a_command_held_in_the_transmit_path() {
         .count();
     assert_eq!(pushes, 0, "the held 5 Nm command never went on the wire");
     assert!(answered_after > 0);
+}
+
+/// An MIT motor (node 1) that answers every frame at once with a reply whose position counts the frames it has
+/// answered (k · 0.01 rad for the k-th): which request a reply answers is visible in every value taken from it.
+struct CountingMotor {
+    node: VirtualNode,
+    codec: MitCodec,
+    answered: u32,
+    /// Position [rad] of every non-special command received (the holds of `enable`).
+    commanded: Vec<f64>,
+}
+
+impl Pump for CountingMotor {
+    fn pump(&mut self) {
+        while let Some(frame) = self.node.try_receive() {
+            if frame.id() != CanId::Standard(1) {
+                continue;
+            }
+            let data = frame.data();
+            if data != mit::ENTER_MOTOR_MODE && data != mit::EXIT_MOTOR_MODE {
+                self.commanded.push(self.codec.decode_command(data).map_or(f64::NAN, |c| c.position));
+            }
+            self.answered += 1;
+            let reply = MitReply {
+                motor_id: 1,
+                position: 0.01 * f64::from(self.answered),
+                velocity: 0.0,
+                torque: 0.0,
+                temperature: 30.0,
+                error: MitErrorCode::None,
+            };
+            let frame = CanFrame::new(CanId::Standard(0), &self.codec.encode_reply(&reply)).unwrap();
+            self.node.transmit(&frame).unwrap();
+        }
+    }
+}
+
+#[test]
+fn enable_between_write_and_read_pairs_every_exchange_with_its_own_reply() {
+    // Regression (issue 13 §5): `enable` ran between `write` and `read`, the idle poll's reply was still queued
+    // and the first exchange took it as its answer: every request of the enable sequence was paired with the
+    // previous one's reply, and the hold went out at a position one reply old.
+    let config = config(1);
+    let bus = VirtualBus::new(VirtualBusConfig::stepped("can0", 1_000_000));
+    let ranges = config.joints[0].mit_ranges().unwrap();
+    let motor = Arc::new(Mutex::new(CountingMotor {
+        node: bus.node("motor"),
+        codec: MitCodec::new(&ranges),
+        answered: 0,
+        commanded: Vec::new(),
+    }));
+    let mut robot = CanRobot::new(config, vec![PumpedNode::new(bus.node("plexo"), Arc::clone(&motor))]).unwrap();
+    let start = motor.lock().unwrap().answered; // the start-up poll
+    robot.write(&JointCommand::zeros(1)).unwrap(); // idle poll: reply `start + 1` stays queued (no read yet)
+    robot.enable().unwrap();
+    let m = motor.lock().unwrap();
+    // enable: exit motor mode (answered `start + 2`: the measurement), hold, enter motor mode, hold.
+    assert_eq!(m.answered, start + 5);
+    let measured = 0.01 * f64::from(start + 2);
+    assert_eq!(m.commanded.len(), 2, "two holds");
+    for (k, q) in m.commanded.iter().enumerate() {
+        assert!((q - measured).abs() < 1e-3, "hold {k} at {q} rad: must be the measurement {measured} rad");
+    }
+    drop(m);
+    let stats = robot.stats();
+    assert_eq!(stats.replies_before_exchange, 1, "the idle poll's reply was discarded before the first exchange");
+    assert_eq!(stats.stale_replies, 0, "not a late reply of a control cycle");
 }

@@ -41,6 +41,10 @@
 //!   on SocketCAN frames already in the kernel queue cannot be discarded, but they precede the torque-off frames,
 //!   which are the last word), then sends torque off (MIT exit motor mode, CiA 402 quick stop) — no old command
 //!   is ever re-sent, not after `reset()` either;
+//! - every blocking exchange (start-up, enable, reset) is paired with its own reply: what arrived before its
+//!   request (the reply to the last cycle's poll when `enable` runs between `write` and `read`) is handled first
+//!   and discarded ([`CanRobotStats::replies_before_exchange`]), so the enable sequence never takes an older reply
+//!   for the measurement its hold command is built on;
 //! - `enable()` starts from the measured position with zero torque: MIT sends a zero-gain zero-torque command
 //!   at the measured position *before* entering motor mode (a stale command in the drive would otherwise kick
 //!   the arm); CiA 402 writes target torque 0 before the enable sequence;
@@ -93,6 +97,9 @@ pub struct CanRobotStats {
     pub transmit_errors: u64,
     /// Replies received before this cycle's command (late answers to an earlier one): discarded.
     pub stale_replies: u64,
+    /// Replies received before a blocking exchange's request (the reply to the last cycle's poll when `enable`
+    /// runs between `write` and `read`): discarded, so that every exchange is paired with its own reply.
+    pub replies_before_exchange: u64,
     /// Replies rejected as implausible (position jump, velocity or torque beyond physical bounds).
     pub implausible_replies: u64,
     /// Error frames received, all kinds.
@@ -153,8 +160,11 @@ pub struct CanRobot<B: CanBus<Error = HalError>> {
     last_master_heartbeat: Option<Duration>,
     all_report_temperature: bool,
     stats: CanRobotStats,
-    /// Set while `write` drains what arrived before its command: replies then are stale.
+    /// Set while `write` (or a blocking exchange) drains what arrived before its command: replies then are
+    /// stale.
     before_command: bool,
+    /// Set while a blocking exchange drains what arrived before its request.
+    before_exchange: bool,
 }
 
 impl<B: CanBus<Error = HalError>> CanRobot<B> {
@@ -215,6 +225,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             all_report_temperature,
             stats: CanRobotStats::default(),
             before_command: false,
+            before_exchange: false,
         };
         for j in 0..robot.joints.len() {
             robot.configure_joint(j)?;
@@ -295,6 +306,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         let JointSlot { core, driver } = &mut self.joints[j];
         match driver.receive(core, id, frame, now, stale) {
             Received::Ignored | Received::Accepted => {}
+            Received::Stale if self.before_exchange => self.stats.replies_before_exchange += 1,
             Received::Stale => self.stats.stale_replies += 1,
             Received::Rejected(why) => self.reject(j, why),
         }
@@ -548,6 +560,25 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     ) -> Result<T, HalError> {
         let b = self.joints[j].core.bus;
         let start = self.buses[b].bus.now();
+        // Pair the exchange with its own reply: what arrived before the request (the reply to the last cycle's
+        // command when `enable` runs between `write` and `read`, a late answer to an earlier exchange) is handled
+        // first, replies as stale, so the matcher only sees what came after the request.
+        let mut drained = Ok(());
+        self.before_command = true;
+        self.before_exchange = true;
+        for _ in 0..MAX_FRAMES_PER_READ {
+            match self.buses[b].bus.receive(Duration::ZERO) {
+                Ok(Some(frame)) => self.handle_frame(b, &frame),
+                Ok(None) => break,
+                Err(e) => {
+                    drained = Err(e);
+                    break;
+                }
+            }
+        }
+        self.before_command = false;
+        self.before_exchange = false;
+        drained?;
         self.buses[b].bus.transmit(request)?;
         for _ in 0..EXCHANGE_ATTEMPTS {
             match self.buses[b].bus.receive(EXCHANGE_SLICE)? {
