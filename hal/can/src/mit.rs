@@ -134,6 +134,21 @@ impl FieldMap {
         (v as u16, clamped != x)
     }
 
+    /// As [`FieldMap::quantise`], but the code's value never exceeds `limit` in magnitude: where rounding to
+    /// nearest lands beyond ±`limit` (a value clamped to a limit inside the field's range), the code one step
+    /// toward zero is taken. `limit` ≥ 0.
+    #[inline(always)]
+    fn quantise_within(&self, x: f64, limit: f64) -> (u16, bool) {
+        let (mut v, clamped) = self.quantise(x);
+        let value = self.value(v);
+        if value > limit && v > 0 {
+            v -= 1;
+        } else if value < -limit && f64::from(v) < self.top_f {
+            v += 1;
+        }
+        (v, clamped)
+    }
+
     #[inline(always)]
     fn value(&self, v: u16) -> f64 {
         f64::from(v) * self.to_float + self.min
@@ -185,6 +200,14 @@ impl MitCodec {
     /// [kd3..0|t11..8] [t7..0]`.
     #[inline]
     pub fn encode_command(&self, cmd: &MitCommand) -> Option<([u8; 8], Clamped)> {
+        self.encode_command_within(cmd, f64::INFINITY)
+    }
+
+    /// As [`MitCodec::encode_command`], with the torque field never decoding beyond ±`torque_limit` [Nm] (or
+    /// [A] for a current field): a torque clamped to a joint's limit is rounded toward zero where rounding to
+    /// nearest would send it above the limit (15 Nm on a ±18 Nm field would go out as 15.002 Nm). Real-time safe.
+    #[inline]
+    pub fn encode_command_within(&self, cmd: &MitCommand, torque_limit: f64) -> Option<([u8; 8], Clamped)> {
         if !(cmd.position.is_finite()
             && cmd.velocity.is_finite()
             && cmd.kp.is_finite()
@@ -197,7 +220,7 @@ impl MitCodec {
         let (v, c1) = self.velocity.quantise(cmd.velocity);
         let (kp, c2) = self.kp.quantise(cmd.kp);
         let (kd, c3) = self.kd.quantise(cmd.kd);
-        let (t, c4) = self.torque.quantise(cmd.torque);
+        let (t, c4) = self.torque.quantise_within(cmd.torque, torque_limit);
         let data = [
             (p >> 8) as u8,
             p as u8,
@@ -332,6 +355,14 @@ impl MitCommand {
         Some((CanFrame::classic8(CanId::Standard(u16::from(motor_id)), data), clamped))
     }
 
+    /// As [`MitCommand::frame_with`], the torque never sent beyond ±`torque_limit` (see
+    /// [`MitCodec::encode_command_within`]). Real-time safe.
+    #[inline]
+    pub fn frame_within(&self, motor_id: u8, codec: &MitCodec, torque_limit: f64) -> Option<(CanFrame, Clamped)> {
+        let (data, clamped) = codec.encode_command_within(self, torque_limit)?;
+        Some((CanFrame::classic8(CanId::Standard(u16::from(motor_id)), data), clamped))
+    }
+
     /// The command frame for motor `motor_id`. `None` for NaN/Inf fields.
     pub fn frame(&self, motor_id: u8, ranges: &MitRanges) -> Option<(CanFrame, Clamped)> {
         self.frame_with(motor_id, &MitCodec::new(ranges))
@@ -450,6 +481,38 @@ mod tests {
     use super::*;
 
     const AK80_9: MitRanges = AkModel::Ak80_9.ranges();
+
+    #[test]
+    fn a_torque_at_a_limit_inside_the_range_rounds_toward_zero() {
+        let codec = MitCodec::new(&AK80_9);
+        let lsb = 2.0 * AK80_9.torque_max / 4095.0;
+        for limit in [15.0, 9.0, 1.0, 17.99] {
+            for torque in [limit, -limit] {
+                let cmd = MitCommand { torque, ..MitCommand::hold_free(0.0) };
+                let (data, _) = codec.encode_command_within(&cmd, limit).unwrap();
+                let sent = codec.decode_command(&data).unwrap().torque;
+                assert!(sent.abs() <= limit, "{torque} Nm sent as {sent} Nm");
+                assert!((sent - torque).abs() < lsb, "{torque} Nm sent as {sent} Nm: more than one code off");
+            }
+        }
+        // Without a limit: round to nearest, as before (15 Nm → 15.0022 Nm).
+        let (data, _) = codec.encode_command(&MitCommand { torque: 15.0, ..MitCommand::hold_free(0.0) }).unwrap();
+        assert!(codec.decode_command(&data).unwrap().torque > 15.0);
+        // The ends of the range stay exact.
+        let (data, _) =
+            codec.encode_command_within(&MitCommand { torque: 18.0, ..MitCommand::hold_free(0.0) }, 18.0).unwrap();
+        assert_eq!(codec.decode_command(&data).unwrap().torque, 18.0);
+    }
+
+    #[test]
+    fn zero_torque_is_half_a_code_from_zero_the_nearest_possible() {
+        // ±18 Nm over 4095 levels: zero lies exactly between codes 2047 and 2048, both ½ LSB away.
+        let codec = MitCodec::new(&AK80_9);
+        let lsb = 2.0 * AK80_9.torque_max / 4095.0;
+        let (data, _) = codec.encode_command_within(&MitCommand::hold_free(0.0), 15.0).unwrap();
+        let sent = codec.decode_command(&data).unwrap().torque;
+        assert!(sent.abs() <= 0.5 * lsb + 1e-12, "{sent}");
+    }
 
     #[test]
     fn golden_command_frame_ak80_9() {

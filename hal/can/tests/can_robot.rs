@@ -306,3 +306,21 @@ fn enable_between_write_and_read_pairs_every_exchange_with_its_own_reply() {
     assert_eq!(stats.replies_before_exchange, 1, "the idle poll's reply was discarded before the first exchange");
     assert_eq!(stats.stale_replies, 0, "not a late reply of a control cycle");
 }
+
+#[test]
+fn a_torque_clamped_to_the_joint_limit_is_not_sent_above_it() {
+    // Regression (issue 13 §5): a 15 Nm clamp went out as 15.002 Nm (AK80-9's 12-bit torque field over ±18 Nm
+    // rounds 15 Nm up to the code of 15.0022 Nm); at a limit the code is rounded toward zero.
+    let (bus, mut robot, _) = rig(1);
+    robot.enable().unwrap();
+    let mut st = JointState::zeros(1);
+    cycle(&bus, &mut robot, &JointCommand::zeros(1), &mut st).unwrap();
+    for torque in [20.0, -20.0, 15.0, -15.0] {
+        let mut push = JointCommand::zeros(1);
+        push.torque[0] = torque;
+        cycle(&bus, &mut robot, &push, &mut st).unwrap();
+        // The echo motor reports the commanded torque as it decoded it.
+        assert!(st.torque[0].abs() <= 15.0, "{torque} Nm went out as {} Nm", st.torque[0]);
+        assert!(st.torque[0].abs() > 15.0 - 36.0 / 4095.0, "one code below the limit at most: {}", st.torque[0]);
+    }
+}

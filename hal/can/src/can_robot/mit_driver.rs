@@ -99,7 +99,12 @@ impl JointDriver for MitDriver {
                 cmd
             }
         };
-        match cmd.frame_with(joint.node, &self.codec) {
+        // At the joint's torque limit the code is rounded toward zero: a clamped torque never goes out above it.
+        let mut torque_limit = (joint.limits.torque_max / map.ratio).abs();
+        if self.torque_field == MitTorqueField::Current {
+            torque_limit /= self.torque_constant;
+        }
+        match cmd.frame_within(joint.node, &self.codec, torque_limit) {
             Some((frame, c)) => (frame, clamped + u64::from(c.fields)),
             // Unreachable for checked commands (`JointCommand::check` in `write`); never send garbage:
             // torque-free.

@@ -55,7 +55,8 @@
 //! - commands failing [`JointCommand::check`] (wrong size, NaN/Inf, negative drive-impedance gains) are refused
 //!   and that cycle is sent with zero torque;
 //! - values outside a protocol field or the joint's torque limit are clamped, counted
-//!   ([`CanRobotStats::clamped_values`]) and flagged `CLAMPED`, never wrapped;
+//!   ([`CanRobotStats::clamped_values`]) and flagged `CLAMPED`, never wrapped; an MIT torque at the joint's limit
+//!   is quantised toward zero, so it never goes out above the limit (at most one code, 2·τ_max/4095, below);
 //! - every frame that cannot be queued is counted ([`CanRobotStats::transmit_errors`]) and the first error of a
 //!   call is returned (on a refused cycle the refusal is returned and the transmit failures only counted).
 
