@@ -94,7 +94,8 @@ pub struct BusConfig {
     pub name: String,
     /// Nominal bitrate [bit/s].
     pub bitrate: u32,
-    /// CAN FD data-phase bitrate [bit/s]; present = FD with bit-rate switch.
+    /// CAN FD data-phase bitrate [bit/s]; present = FD with bit-rate switch. From the nominal bitrate up to
+    /// [`MAX_DATA_BITRATE`].
     #[serde(default)]
     pub data_bitrate: Option<u32>,
 }
@@ -119,6 +120,10 @@ pub struct LinkLimits {
     /// Torque limit [Nm]; commands are clamped to it (and counted).
     pub torque_max: f64,
 }
+
+/// Highest CAN FD data-phase bitrate accepted [bit/s]: 8 Mbit/s, the top of CAN FD transceivers with signal
+/// improvement (CiA 601-4); ISO 11898-2:2016 transceivers are specified up to 5 Mbit/s.
+pub const MAX_DATA_BITRATE: u32 = 8_000_000;
 
 /// What the third field of an MIT reply / fifth of a command carries on this firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -371,6 +376,18 @@ impl CanRobotConfig {
             if bus.bitrate == 0 || bus.bitrate > 1_000_000 {
                 return Err(cfg(format!("buses[{b}].bitrate"), format!("{} must be in 1..=1000000", bus.bitrate)));
             }
+            if let Some(data) = bus.data_bitrate
+                && !(bus.bitrate..=MAX_DATA_BITRATE).contains(&data)
+            {
+                return Err(cfg(
+                    format!("buses[{b}].data_bitrate"),
+                    format!(
+                        "{data} must be in {}..={MAX_DATA_BITRATE} (the nominal bitrate up to what CAN FD \
+                         transceivers support)",
+                        bus.bitrate
+                    ),
+                ));
+            }
             if self.buses[..b].iter().any(|o| o.name == bus.name) {
                 return Err(cfg(format!("buses[{b}].name"), format!("duplicate bus {:?}", bus.name)));
             }
@@ -533,6 +550,27 @@ cia402 = { rated_torque_mnm = 320, heartbeat_ms = 100 }
         ] {
             let e = CanRobotConfig::from_toml(&EXAMPLE.replace(from, to), "r.toml").unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn can_fd_data_bitrate_is_validated() {
+        // Regression (issue 13 §5): a data bitrate of 100 Mbit/s was accepted (and planned with).
+        let fd = |rate: u32| {
+            EXAMPLE.replacen(
+                "name = \"can1\"\nbitrate = 1000000",
+                &format!("name = \"can1\"\nbitrate = 1000000\ndata_bitrate = {rate}"),
+                1,
+            )
+        };
+        for rate in [100_000_000, 8_000_001, 500_000] {
+            let e = CanRobotConfig::from_toml(&fd(rate), "r.toml").unwrap_err();
+            assert!(e.to_string().contains("buses[1].data_bitrate"), "{rate}: {e}");
+            assert_eq!(plexo_hal::RobotError::kind(&e), plexo_hal::ErrorKind::Configuration);
+        }
+        for rate in [1_000_000, 2_000_000, 5_000_000, 8_000_000] {
+            let c = CanRobotConfig::from_toml(&fd(rate), "r.toml").unwrap();
+            assert_eq!(c.buses[1].data_bitrate, Some(rate));
         }
     }
 
