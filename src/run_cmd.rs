@@ -22,9 +22,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use plexo_hal::can::socketcan::SocketCanBus;
-use plexo_hal::{CanRobot, CanRobotConfig};
-use plexo_sim::emulated::SimOverCan;
+use plexo_can::emulated::SimOverCan;
+use plexo_can::socketcan::SocketCanBus;
+use plexo_can::{CanRobot, CanRobotConfig};
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
 
 use crate::AppError;

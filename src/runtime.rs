@@ -71,7 +71,7 @@ pub trait Plant: Robot {
 
     /// Ends the CAN traffic recording started before the session (`plexo sim --over-can … --candump`), flushing
     /// the file; `None` for a backend that cannot record. Not real-time safe.
-    fn finish_bus_recording(&mut self) -> Result<Option<plexo_hal::can::recorder::CandumpSummary>, AppError> {
+    fn finish_bus_recording(&mut self) -> Result<Option<plexo_can::recorder::CandumpSummary>, AppError> {
         Ok(None)
     }
 }

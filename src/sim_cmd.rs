@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use plexo_can::DriveProtocol as CanProtocol;
+use plexo_can::emulated::SimOverCan;
+use plexo_can::recorder::CandumpSummary;
 use plexo_hal::JointArray;
-use plexo_hal::can::recorder::CandumpSummary;
-use plexo_hal::planner::Protocol as CanProtocol;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::emulated::SimOverCan;
 use plexo_sim::{
     ArticulatedPlant, PatientState, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome,
 };
