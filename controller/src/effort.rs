@@ -137,6 +137,7 @@ pub struct PassiveTissueModel {
 
 impl PassiveTissueModel {
     /// No tissue model (zero torque) for `dof` joints: the estimate is then the observer's torque unchanged.
+    /// Real-time safe.
     pub fn none(dof: usize) -> Self {
         let z = JointArray::splat(dof, 0.0);
         Self { stiffness: z, damping: z, offset: z, identified: [false; MAX_JOINTS] }
@@ -164,12 +165,12 @@ pub struct PassiveTissueFit {
 pub const MIN_PASSIVE_EXCURSION: f64 = 0.02;
 
 impl PassiveTissueFit {
-    /// An empty fit for `dof` joints (at most [`MAX_JOINTS`]).
+    /// An empty fit for `dof` joints (at most [`MAX_JOINTS`]). Real-time safe.
     pub fn new(dof: usize) -> Self {
         Self { dof: dof.min(MAX_JOINTS), count: 0, sums: [[0.0; 8]; MAX_JOINTS] }
     }
 
-    /// Number of samples so far.
+    /// Number of samples so far. Real-time safe.
     pub fn samples(&self) -> u64 {
         self.count
     }
@@ -277,6 +278,7 @@ pub struct TaskEffort {
 }
 
 /// The effort share W_patient / (W_patient + W_assist) [-], `None` when both are below [`MIN_TASK_WORK`].
+/// Real-time safe.
 pub fn effort_share(effort: f64, assistance: f64) -> Option<f64> {
     let total = effort + assistance;
     (total >= MIN_TASK_WORK && total.is_finite()).then(|| effort / total)
@@ -300,7 +302,7 @@ pub struct TaskEffortMeter {
 
 impl TaskEffortMeter {
     /// A meter for `dof` joints with the clinic's passive tissue model (use [`PassiveTissueModel::none`] before a
-    /// passive block has been fitted) and the integration window [`EFFORT_WINDOW`].
+    /// passive block has been fitted) and the integration window [`EFFORT_WINDOW`]. Real-time safe.
     pub fn new(dof: usize, passive: PassiveTissueModel) -> Self {
         Self {
             dof: dof.min(MAX_JOINTS),
@@ -320,7 +322,7 @@ impl TaskEffortMeter {
         self.passive = passive;
     }
 
-    /// The passive tissue model in use.
+    /// The passive tissue model in use. Real-time safe.
     pub fn passive_model(&self) -> &PassiveTissueModel {
         &self.passive
     }
