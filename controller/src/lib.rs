@@ -26,6 +26,7 @@
 pub mod aan;
 mod config;
 mod controller;
+pub mod effort;
 mod error;
 pub mod observer;
 mod protocol;

@@ -36,6 +36,14 @@ pub trait PatientHooks: Robot {
         None
     }
 
+    /// The patient's true VOLUNTARY joint torque [Nm] of the last tick: its own motor drive (the voluntary
+    /// command plus the flexor-synergy torque it recruits), without passive tissue, stretch reflex and tremor —
+    /// the ground truth of the task-effort estimate (`plexo_controller::effort`). Simulation only; `None` on
+    /// hardware and without a virtual patient. Real-time safe.
+    fn true_voluntary_torque(&self) -> Option<JointArray<f64>> {
+        None
+    }
+
     /// The virtual patient's trial-to-trial state, to carry to the next session, as a TOML table whose schema
     /// only the simulator knows. `None` without a virtual patient. Not real-time safe.
     fn patient_state(&self) -> Option<toml::Table> {

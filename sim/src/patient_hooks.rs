@@ -100,6 +100,10 @@ macro_rules! simulated_patient_hooks {
                 self.patient().map(|p| p.torques().total)
             }
 
+            fn true_voluntary_torque(&self) -> Option<JointArray<f64>> {
+                self.patient().map(|p| p.torques().voluntary_drive())
+            }
+
             fn patient_state(&self) -> Option<toml::Table> {
                 self.patient().map(|p| patient_state_to_table(p.state()))
             }
@@ -199,6 +203,7 @@ mod tests {
         assert!(plant.is_simulated());
         assert!(plant.patient_state().is_none());
         assert!(plant.true_patient_torque().is_none());
+        assert!(plant.true_voluntary_torque().is_none());
         let table = patient_state_to_table(&PatientState {
             capacity: 1.0,
             effort: 1.0,
@@ -209,5 +214,31 @@ mod tests {
         assert!(!plant.restore_patient(&table).unwrap());
         plant.patient_goal(&JointArray::splat(4, 0.0), 1.0).unwrap();
         plant.patient_trial_end(0.1, true, 1.0).unwrap();
+    }
+
+    /// The voluntary torque the hooks report is the patient's own drive (voluntary + synergy) of the last tick,
+    /// and the total torque is that plus reflex, tremor and passive tissue.
+    #[test]
+    fn the_true_voluntary_torque_is_the_voluntary_drive_without_reflex_tremor_and_tissue() {
+        let mut plant = plant();
+        plant.enable().unwrap();
+        let mut state = JointState::zeros(4);
+        let goal = JointArray::from_slice(&[0.3, 0.4, 0.0, 1.0]).unwrap();
+        plant.patient_goal(&goal, 1.0).unwrap();
+        let mut moved = 0.0f64;
+        for _ in 0..400 {
+            plant.read(&mut state).unwrap();
+            plant.write(&JointCommand::zeros(4)).unwrap();
+            let torques = *plant.patient().unwrap().torques();
+            let voluntary = plant.true_voluntary_torque().unwrap();
+            let total = plant.true_patient_torque().unwrap();
+            for j in 0..4 {
+                assert_eq!(voluntary[j], torques.voluntary[j] + torques.synergy[j]);
+                let rest = torques.reflex[j] + torques.tremor[j] + torques.passive[j];
+                assert!((total[j] - voluntary[j] - rest).abs() < 1e-12);
+                moved = moved.max(voluntary[j].abs());
+            }
+        }
+        assert!(moved > 0.1, "the patient drives towards its goal: max |voluntary| = {moved} Nm");
     }
 }

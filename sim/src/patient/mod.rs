@@ -107,6 +107,17 @@ impl PatientTorques {
         Self { voluntary: z, synergy: z, reflex: z, tremor: z, passive: z, total: z }
     }
 
+    /// The patient's own motor drive per joint [Nm]: voluntary + flexor synergy (the synergy is muscle torque the
+    /// voluntary shoulder-abduction command recruits, so it is part of what the patient does, not of the
+    /// environment); reflex, tremor and passive tissue excluded. The ground truth of task effort.
+    pub fn voluntary_drive(&self) -> JointArray<f64> {
+        let mut drive = self.voluntary;
+        for (d, s) in drive.iter_mut().zip(self.synergy.iter()) {
+            *d += s;
+        }
+        drive
+    }
+
     /// Active (muscle) torque [Nm]: everything except the passive part.
     pub fn active(&self, joint: usize) -> f64 {
         self.voluntary[joint] + self.synergy[joint] + self.reflex[joint] + self.tremor[joint]
