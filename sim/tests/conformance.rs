@@ -105,3 +105,29 @@ fn a_diverged_plant_refuses_writes_without_advancing_while_can_keeps_polling() {
     assert_eq!(state.stamp - before, 3 * PlantConfig::default().period, "paces in Fault");
     assert!(state.position[2].is_finite(), "joints on the healthy bus stay observable");
 }
+
+/// The emulated drives stand in front of the plant: every `PatientHooks` answer is the plant's, so a session over
+/// CAN validates the same patient torques (total and voluntary) as one on the plant directly.
+#[test]
+fn sim_over_can_forwards_the_patient_hooks_of_its_plant() {
+    use plexo_hal::PatientHooks;
+    let model = arm4();
+    let plant = ArticulatedPlant::new(&model, config()).unwrap();
+    let can = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), DriveProtocol::Mit, 1000.0).unwrap();
+    let mut sim = SimOverCan::new(plant, can).unwrap();
+    assert!(sim.is_simulated());
+    sim.enable().unwrap();
+    let goal = plexo_hal::JointArray::from_slice(&[0.3, 0.5, 0.0, 1.0]).unwrap();
+    sim.patient_goal(&goal, 1.0).unwrap();
+    let zero = JointCommand::zeros(4);
+    let mut state = JointState::zeros(4);
+    for _ in 0..400 {
+        sim.write(&zero).unwrap();
+        sim.read(&mut state).unwrap();
+    }
+    let total = sim.true_patient_torque().expect("the plant's virtual patient");
+    let voluntary = sim.true_voluntary_torque().expect("the plant's virtual patient");
+    assert_eq!(total.len(), 4);
+    assert!(voluntary.iter().any(|t| t.abs() > 1e-3), "the patient reaches for the goal: {voluntary:?}");
+    assert!(sim.patient_state().is_some());
+}

@@ -544,6 +544,10 @@ impl<P: PatientHooks> PatientHooks for SimOverCan<P> {
         self.plant.true_patient_torque()
     }
 
+    fn true_voluntary_torque(&self) -> Option<plexo_hal::JointArray<f64>> {
+        self.plant.true_voluntary_torque()
+    }
+
     fn patient_state(&self) -> Option<toml::Table> {
         self.plant.patient_state()
     }
