@@ -18,6 +18,7 @@ use plexo_hal::planner::Protocol;
 
 use crate::AppError;
 use crate::hardware::HardwareConfig;
+use crate::telemetry::entities;
 
 /// Options of `plexo replay`.
 #[derive(Args, Debug, Clone)]
@@ -254,10 +255,10 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
         .save(out)
         .map_err(|e| rr(&e))?;
     for s in series {
-        for (name, values) in [("q", &s.q), ("qd", &s.qd), ("tau", &s.tau)] {
-            let idx = [rerun::TimeColumn::new_duration_secs("can_time", s.time.iter().copied())];
+        for (name, values) in entities::REPLAY_SERIES.into_iter().zip([&s.q, &s.qd, &s.tau]) {
+            let idx = [rerun::TimeColumn::new_duration_secs(entities::CAN_TIME, s.time.iter().copied())];
             let column = rerun::Scalars::new(values.iter().copied()).columns_of_unit_batches().map_err(|e| rr(&e))?;
-            rec.send_columns(format!("joints/{}/{name}", s.joint), idx, column).map_err(|e| rr(&e))?;
+            rec.send_columns(entities::joint_series(&s.joint, name), idx, column).map_err(|e| rr(&e))?;
         }
     }
     rec.flush_blocking().map_err(|e| rr(&e))?;

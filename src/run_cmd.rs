@@ -18,8 +18,7 @@
 //! the same code.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use plexo_hal::can::socketcan::SocketCanBus;
@@ -30,8 +29,9 @@ use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
 use crate::hardware::{self, HardwareConfig};
-use crate::output::{self, OutputArgs};
-use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
+use crate::options::OutputArgs;
+use crate::runtime::{LoopConfig, Plant};
+use crate::session::{self, SessionSetup};
 use crate::setup;
 use crate::sim_cmd::PlantKind;
 
@@ -217,36 +217,17 @@ fn run_on<P: Plant>(
     loop_config.max_session_time = args.duration;
     // In the clinic a spasm release is resumed by the therapist, not automatically: the session stops.
     loop_config.auto_resume_after = None;
-    let parts = checked.parts;
-    let telemetry = output::start_telemetry(
-        &args.output,
-        &session,
-        model,
-        &checked.robot.value.1,
-        &parts,
-        args.output.save.is_some(),
-    )?;
-    let mut rt = Runtime {
-        plant: robot,
-        therapy: parts.therapy,
-        supervisor: parts.supervisor,
-        model: model.clone(),
-        handle: parts.handle,
-    };
-    let resumed = output::resume_session(&args.output, &mut rt.therapy, &mut rt.plant)?;
-    let signals = LoopSignals::default();
-    output::install_ctrl_c(&signals);
     let nominal = args.duration.unwrap_or_else(|| checked.protocol.value.nominal_duration());
-    let progress = output::progress_bar(&signals, nominal, args.output.quiet);
-    let rt_report = output::apply_realtime(&args.output);
-    let wall = Instant::now();
-    let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
-    signals.stop.store(true, Ordering::Relaxed);
-    if let Some(p) = progress {
-        p.finish();
-    }
-    let report = report?;
-    let state = output::session_state(&session, resumed.as_ref(), &rt);
-    let outputs = output::Outputs { args: &args.output, state, hardware: true };
-    output::finish_session(&session, report, telemetry, wall.elapsed(), rt_report, loop_config.paced, outputs)
+    let setup = SessionSetup {
+        name: &session,
+        model,
+        urdf: &checked.robot.value.1,
+        parts: checked.parts,
+        loop_config,
+        nominal,
+        output: &args.output,
+        default_save: false,
+        hardware: true,
+    };
+    session::run(setup, robot)
 }

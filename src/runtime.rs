@@ -9,8 +9,10 @@
 //! ```
 //!
 //! at the configured rate with absolute deadlines (`--realtime`/hardware) or as fast as possible (simulation).
-//! The tick allocates nothing (counting-allocator test `tests/runtime_no_alloc.rs`): telemetry goes through a
-//! bounded channel, progress through an atomic, per-block statistics into buffers sized before the loop.
+//! The tick does control and nothing else: it hands one fixed-size [`TickSample`] (state, command, reference,
+//! events) to the telemetry pipeline over a bounded channel, where hand paths, trial smoothness and the block
+//! table are computed ([`crate::telemetry`]). It allocates nothing (counting-allocator test
+//! `tests/runtime_no_alloc.rs`); progress goes through an atomic.
 //!
 //! Phases: a sensor check with the supervisor disabled (`pre_enable`), the enable (the controller re-latches on
 //! the measured state, the supervisor fades torque in from zero), the session, and the stop: a category-2 safe
@@ -20,16 +22,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use nalgebra::Vector3;
 use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
 use plexo_hal::{JointArray, JointCommand, JointState, Lifecycle, Robot, RobotError};
-use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
 
 use crate::AppError;
 use crate::realtime::{monotonic_ns, sleep_until_ns};
-use crate::summary::{BlockAccumulator, SessionSummary, SpeedProfile};
-use crate::telemetry::{Event, Message, Sample, TelemetrySender};
-use crate::timing::LoopStats;
+use crate::telemetry::TelemetrySender;
+use crate::telemetry::messages::{LoopPhase, TickSample};
+use crate::timing::{LoopStats, TimingSummary};
 
 /// What the runtime needs from a backend besides [`Robot`]: simulation-only hooks (the virtual patient, the
 /// true patient torque, the simulated clock) that hardware leaves at their defaults.
@@ -152,6 +152,13 @@ impl std::fmt::Display for SessionEnd {
     }
 }
 
+impl SessionEnd {
+    /// Maps a session end to the process result (`Ok` for an orderly end).
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_orderly() { Ok(()) } else { Err(AppError::SessionAborted(self.to_string())) }
+    }
+}
+
 /// Shared flags between the control thread and the outside (progress bar, Ctrl-C handler). Lock-free.
 #[derive(Clone, Debug, Default)]
 pub struct LoopSignals {
@@ -169,10 +176,6 @@ pub struct Runtime<P: Plant> {
     pub therapy: Therapy,
     /// The supervisor every command goes through.
     pub supervisor: SafetySupervisor,
-    /// Kinematic model of the robot (handle positions for targets, errors and smoothness).
-    pub model: Model,
-    /// The handle frame.
-    pub handle: FrameId,
 }
 
 /// Result of [`run_session`].
@@ -180,24 +183,36 @@ pub struct Runtime<P: Plant> {
 pub struct SessionReport {
     /// How it ended.
     pub end: SessionEnd,
-    /// Per-block statistics.
-    pub summary: SessionSummary,
-    /// Loop timing.
-    pub timing: crate::timing::TimingSummary,
+    /// Trials completed.
+    pub trials: usize,
+    /// Loop timing, the tick's own compute time included.
+    pub timing: TimingSummary,
     /// Control ticks run (all phases).
     pub ticks: u64,
     /// Session time (from enable) [s].
     pub session_time: f64,
     /// Supervisor counters.
     pub safety: plexo_controller::SafetyStats,
-    /// Ticks in which the supervisor changed the command (walls, rate limit, saturation, …).
-    pub limited_ticks: u64,
+    /// Ticks in normal operation (supervisor `Active`: soft start, compliant release and stops excluded) in
+    /// which the supervisor's shaping changed the command (walls, rate limit, saturation, velocity fade). Not
+    /// [`plexo_controller::SafetyStats::limited_ticks`], which also counts the soft start's ticks.
+    pub active_ticks_limited: u64,
 }
 
 enum Phase {
     PreEnable,
     Session,
     Stopping { since: f64 },
+}
+
+impl Phase {
+    fn loop_phase(&self) -> LoopPhase {
+        match self {
+            Phase::PreEnable => LoopPhase::PreEnable,
+            Phase::Session => LoopPhase::Session,
+            Phase::Stopping { .. } => LoopPhase::Stopping,
+        }
+    }
 }
 
 /// Runs one session on `rt` until the protocol ends, a limit, an operator stop or a safety stop; always ends
@@ -212,21 +227,9 @@ pub fn run_session<P: Plant>(
     let n = rt.plant.dof();
     let dt = config.period.as_secs_f64();
     let mut stats = LoopStats::new();
-    let mut data = Data::new(&rt.model);
     let mut state = JointState::zeros(n);
-    let mut blocks: Vec<BlockAccumulator> = rt
-        .therapy
-        .session()
-        .blocks()
-        .iter()
-        .map(|b| BlockAccumulator::new(&b.spec.name, b.spec.mode, b.spec.law))
-        .collect();
-    // Speed profile buffer sized for the longest trial (timeout + dwell) at 100 Hz.
-    let longest = rt.therapy.session().blocks().iter().map(|b| b.spec.trial_timeout + b.spec.dwell).fold(1.0, f64::max);
-    let mut speed = SpeedProfile::new((longest * 100.0) as usize + 200, 10, dt);
-    let mut target_handle: Option<Vector3<f64>> = None;
     let mut trials_done = 0usize;
-    let mut limited_ticks = 0u64;
+    let mut active_ticks_limited = 0u64;
     let mut last_safety = SafetyState::Disabled;
     let mut release_since: Option<f64> = None;
     let mut end: Option<SessionEnd> = None;
@@ -256,6 +259,7 @@ pub fn run_session<P: Plant>(
 
         // --- read
         let read = rt.plant.read(&mut state);
+        let read_done = monotonic_ns();
         let now = if rt.plant.is_simulated() {
             Duration::from_secs(1) + state.stamp
         } else {
@@ -279,7 +283,10 @@ pub fn run_session<P: Plant>(
         let outcome = rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut cmd, now);
 
         // --- write
-        if let Err(e) = rt.plant.write(&cmd) {
+        let write_start = monotonic_ns();
+        let written = rt.plant.write(&cmd);
+        let mut backend_ns = monotonic_ns().saturating_sub(write_start);
+        if let Err(e) = written {
             rt.supervisor.estop();
             let estop = estop_note(rt.plant.estop());
             end = Some(SessionEnd::Robot(format!("write failed ({:?}): {e}{estop}", e.kind())));
@@ -291,43 +298,25 @@ pub fn run_session<P: Plant>(
             break;
         }
 
-        // --- bookkeeping (allocation-free)
+        // --- bookkeeping (allocation-free); the sample is built before the phase transitions change the reference
         if matches!(outcome, SafetyOutcome::Active { limited: true }) {
-            limited_ticks += 1;
+            active_ticks_limited += 1;
         }
         let safety_state = rt.supervisor.state();
-        if safety_state != last_safety {
-            telemetry.send(Message::Event(Event::Safety { outcome, time, tick }));
-            last_safety = safety_state;
-        }
+        let safety_changed = safety_state != last_safety;
+        last_safety = safety_state;
         let session_time = time - session_t0;
         if matches!(phase, Phase::Session | Phase::Stopping { .. }) {
             signals.session_ms.store((session_time * 1000.0) as u64, Ordering::Relaxed);
-            forward_kinematics(&rt.model, &mut data, &state.position);
-            let hand = data.world_T_frame[rt.handle.0].translation.vector;
-            speed.push(&hand);
-            handle_event(
-                rt,
-                &event,
-                &hand,
-                &mut data,
-                &mut blocks,
-                &mut speed,
-                &mut target_handle,
-                telemetry,
-                time,
-                tick,
-            )?;
             if let TherapyEvent::TrialEnded(_) = event {
                 trials_done += 1;
             }
-            let sample = sample(rt, &state, &cmd, target_handle.as_ref(), time, tick);
-            telemetry.send(Message::Sample(sample));
-        } else {
-            telemetry.send(Message::Sample(sample(rt, &state, &cmd, None, time, tick)));
+            on_therapy_event(rt, &event)?;
         }
+        let sample = tick_sample(rt, &state, &cmd, &phase, event, safety_changed.then_some(outcome), time, tick);
 
-        // --- phase transitions
+        // --- phase transitions (`finished`: this tick's sample is the last)
+        let mut finished = false;
         match phase {
             Phase::PreEnable => {
                 if tick + 1 >= config.pre_enable_ticks {
@@ -343,15 +332,18 @@ pub fn run_session<P: Plant>(
                             rt.plant.joints()[joint].name,
                             state.flags[joint]
                         )));
-                        break;
+                        finished = true;
+                    } else {
+                        let enable_start = monotonic_ns();
+                        rt.plant.enable().map_err(|e| AppError::Robot(format!("enable failed: {e}")))?;
+                        rt.plant.read(&mut state).map_err(|e| AppError::Robot(format!("read after enable: {e}")))?;
+                        backend_ns += monotonic_ns().saturating_sub(enable_start);
+                        // The reference holds the measured posture; the supervisor fades the hold torque in.
+                        rt.therapy.start(&state);
+                        rt.supervisor.request_enable().map_err(|e| AppError::Robot(format!("enable refused: {e}")))?;
+                        session_t0 = time + dt;
+                        phase = Phase::Session;
                     }
-                    rt.plant.enable().map_err(|e| AppError::Robot(format!("enable failed: {e}")))?;
-                    rt.plant.read(&mut state).map_err(|e| AppError::Robot(format!("read after enable: {e}")))?;
-                    // The reference holds the measured posture; the supervisor fades the hold torque in.
-                    rt.therapy.start(&state);
-                    rt.supervisor.request_enable().map_err(|e| AppError::Robot(format!("enable refused: {e}")))?;
-                    session_t0 = time + dt;
-                    phase = Phase::Session;
                 }
             }
             Phase::Session => {
@@ -400,12 +392,19 @@ pub fn run_session<P: Plant>(
             Phase::Stopping { since } => {
                 let standstill = matches!(outcome, SafetyOutcome::SafeStop { standstill: true, .. });
                 if standstill || outcome.torque_off() || time - since >= config.stop_timeout {
-                    break;
+                    finished = true;
                 }
             }
         }
 
-        stats.record(lateness, Duration::from_nanos(monotonic_ns().saturating_sub(work_start)), config.period);
+        // --- hand the sample over (an unpaced simulation may wait here for the analysis: not compute)
+        let compute_ns = monotonic_ns().saturating_sub(read_done).saturating_sub(backend_ns);
+        telemetry.send(sample);
+        if finished {
+            break;
+        }
+        let work = Duration::from_nanos(monotonic_ns().saturating_sub(work_start));
+        stats.record(lateness, work, Duration::from_nanos(compute_ns), config.period);
         tick += 1;
     }
 
@@ -433,12 +432,12 @@ pub fn run_session<P: Plant>(
     }
     Ok(SessionReport {
         end: end.unwrap_or(SessionEnd::Completed),
-        summary: SessionSummary::from_blocks(blocks),
+        trials: trials_done,
         timing: stats.summary(),
         ticks: tick,
         session_time: if session_t0.is_finite() { (tick as f64 * dt - session_t0).max(0.0) } else { 0.0 },
         safety: rt.supervisor.stats(),
-        limited_ticks,
+        active_ticks_limited,
     })
 }
 
@@ -450,105 +449,50 @@ fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
     }
 }
 
-/// Trial and block bookkeeping on a therapy event; forwards the event to the patient (sim) and the telemetry.
-#[allow(clippy::too_many_arguments)]
-fn handle_event<P: Plant>(
-    rt: &mut Runtime<P>,
-    event: &TherapyEvent,
-    hand: &Vector3<f64>,
-    data: &mut Data,
-    blocks: &mut [BlockAccumulator],
-    speed: &mut SpeedProfile,
-    target_handle: &mut Option<Vector3<f64>>,
-    telemetry: &TelemetrySender,
-    time: f64,
-    tick: u64,
-) -> Result<(), AppError> {
+/// Forwards a trial's start and end to the virtual patient (simulation; no-op on hardware). Real-time safe.
+fn on_therapy_event<P: Plant>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
     match *event {
-        TherapyEvent::None => {}
-        TherapyEvent::BlockStarted { block, .. } => {
-            telemetry.send(Message::Event(Event::BlockStart { block, time, tick }));
-        }
         TherapyEvent::TrialStarted { block, trial } => {
             let prepared = &rt.therapy.session().blocks()[block];
             let goal = prepared.trial_targets[trial];
             let duration = prepared.spec.movement_time;
             rt.plant.patient_goal(&goal, duration)?;
-            forward_kinematics(&rt.model, data, &goal);
-            let target = data.world_T_frame[rt.handle.0].translation.vector;
-            *target_handle = Some(target);
-            speed.reset();
-            speed.push(hand);
-            telemetry.send(Message::Event(Event::TrialStart {
-                block,
-                trial,
-                target: [target.x, target.y, target.z],
-                time,
-                tick,
-            }));
         }
         TherapyEvent::TrialEnded(record) => {
-            let final_error = target_handle.map_or(0.0, |t| (t - hand).norm());
-            let peaks = speed.peaks();
-            let sparc = speed.sparc();
-            if let Some(acc) = blocks.get_mut(record.block) {
-                acc.add_trial(&record, final_error, peaks, sparc);
-            }
             // The trial's joint-space RMS tracking error [rad] drives the virtual patient's learning and slacking.
             let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
             rt.plant.patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))?;
-            telemetry.send(Message::Event(Event::TrialEnd {
-                block: record.block,
-                trial: record.trial,
-                success: record.reached,
-                final_error_m: final_error,
-                duration: record.metrics.duration,
-                peaks,
-                sparc: sparc.unwrap_or(f64::NAN),
-                time,
-                tick,
-            }));
-            *target_handle = None;
         }
-        TherapyEvent::BlockEnded { block, performance, .. } => {
-            telemetry.send(Message::Event(Event::BlockEnd {
-                block,
-                trials: performance.trials,
-                successes: performance.successes,
-                time,
-                tick,
-            }));
-        }
-        TherapyEvent::SessionEnded => {}
+        _ => {}
     }
     Ok(())
 }
 
-/// One telemetry sample of this tick. Real-time safe.
-fn sample<P: Plant>(
+/// This tick's sample for the telemetry pipeline. Real-time safe.
+#[allow(clippy::too_many_arguments)]
+fn tick_sample<P: Plant>(
     rt: &Runtime<P>,
     state: &JointState,
     cmd: &JointCommand,
-    target: Option<&Vector3<f64>>,
+    phase: &Phase,
+    therapy: TherapyEvent,
+    safety: Option<SafetyOutcome>,
     time: f64,
     tick: u64,
-) -> Sample {
+) -> TickSample {
     let controller = rt.therapy.controller();
-    let estimate = *controller.patient_torque();
-    let mode = controller.mode_torque();
-    let effort = estimate.iter().map(|t| t * t).sum::<f64>().sqrt();
-    let assist = mode.iter().map(|t| t * t).sum::<f64>().sqrt();
-    Sample {
+    TickSample {
         tick,
         time,
+        phase: phase.loop_phase(),
         q: state.position,
         q_ref: controller.reference().position,
         tau_cmd: cmd.torque,
-        tau_patient_est: estimate,
+        tau_patient_est: *controller.patient_torque(),
+        tau_mode: *controller.mode_torque(),
         tau_patient_true: rt.plant.true_patient_torque(),
         stiffness: controller.assist_stiffness(),
-        assistance: assist,
-        patient_effort_share: if effort + assist > 1e-9 { effort / (effort + assist) } else { 0.0 },
-        target: target.map(|t| [t.x, t.y, t.z]),
+        therapy,
+        safety,
     }
 }

@@ -15,6 +15,7 @@ use plexo_sim::PatientState;
 use serde::{Deserialize, Serialize};
 
 use crate::AppError;
+use crate::runtime::{Plant, Runtime};
 
 /// The state carried from one session to the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,47 @@ pub fn report_resume(path: &Path, state: &SessionState, clamped: &[ClampedValue]
         );
         tracing::warn!("{text}");
         eprintln!("warning: {text}");
+    }
+}
+
+/// Loads `--resume` and applies it before the session starts: the therapy's adaptation and, when the plant has
+/// one, the virtual patient's state. Returns the loaded state (`None` without `--resume`). Not real-time safe.
+pub fn resume_session<P: Plant>(
+    resume: Option<&Path>,
+    therapy: &mut plexo_controller::Therapy,
+    plant: &mut P,
+) -> Result<Option<SessionState>, AppError> {
+    let Some(path) = resume else { return Ok(None) };
+    let state = SessionState::load(path)?;
+    let clamped = state.resume(therapy, path)?;
+    report_resume(path, &state, &clamped);
+    match state.virtual_patient {
+        Some(patient) => {
+            let restored = plant.restore_patient(patient).map_err(|e| AppError::Config {
+                file: path.display().to_string(),
+                key: "virtual_patient".into(),
+                reason: e.to_string(),
+            })?;
+            if !restored {
+                eprintln!("note: {} holds a virtual patient's state; it is ignored on hardware", path.display());
+            }
+        }
+        None if plant.patient_state().is_some() => {
+            eprintln!("note: {} holds no virtual patient's state; the patient starts from its profile", path.display());
+        }
+        None => {}
+    }
+    Ok(Some(state))
+}
+
+/// This session's state to carry to the next one: the therapy's adaptation and the plant's virtual patient.
+/// Not real-time safe.
+pub fn session_state<P: Plant>(session: &str, previous: Option<&SessionState>, rt: &Runtime<P>) -> SessionState {
+    SessionState {
+        session: session.to_owned(),
+        sessions: previous.map_or(1, |p| p.sessions + 1),
+        adaptation: rt.therapy.adaptation_state(),
+        virtual_patient: rt.plant.patient_state(),
     }
 }
 

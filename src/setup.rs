@@ -11,6 +11,7 @@ use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
 use plexo_sim::PatientProfile;
 
 use crate::AppError;
+use crate::telemetry::analysis::BlockPlan;
 
 /// A loaded file and where it came from (a path, or `<name> (embedded)`).
 #[derive(Clone, Debug)]
@@ -120,10 +121,9 @@ pub struct SessionParts {
     pub supervisor: SafetySupervisor,
     /// The handle frame of the robot model.
     pub handle: FrameId,
-    /// Block names.
-    pub block_names: Vec<String>,
-    /// Handle positions of every trial target [m], per block.
-    pub block_targets: Vec<Vec<[f64; 3]>>,
+    /// The protocol's blocks with the handle position of every trial target [m], for the analysis and the
+    /// recording.
+    pub blocks: Vec<BlockPlan>,
 }
 
 /// Builds the session: validates the controller configuration against the robot, the protocol against the robot
@@ -150,22 +150,26 @@ pub fn build_session(
         reason: format!("the robot has no frame `{frame}`"),
     })?;
     let mut data = Data::new(model);
-    let block_targets = session
+    let blocks = session
         .blocks()
         .iter()
-        .map(|b| {
-            b.trial_targets
+        .map(|b| BlockPlan {
+            name: b.spec.name.clone(),
+            mode: b.spec.mode,
+            law: b.spec.law,
+            targets: b
+                .trial_targets
                 .iter()
                 .map(|q| {
                     forward_kinematics(model, &mut data, q);
                     let p = data.world_T_frame[handle.0].translation.vector;
                     [p.x, p.y, p.z]
                 })
-                .collect()
+                .collect(),
+            longest_trial: b.spec.trial_timeout + b.spec.dwell,
         })
         .collect();
-    let block_names = session.blocks().iter().map(|b| b.spec.name.clone()).collect();
-    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, block_names, block_targets })
+    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks })
 }
 
 /// A file-system-safe session name: `<protocol>_<patient>_<UTC yyyymmdd-hhmmss>`.

@@ -2,23 +2,24 @@
 //! with a simulated plant (rapier3d or the articulated-body plant), optionally behind emulated CAN drives, and a
 //! virtual stroke patient strapped in.
 
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use plexo_hal::JointArray;
-use plexo_hal::can::recorder::CandumpSummary;
+use plexo_hal::can::VirtualBus;
+use plexo_hal::can::recorder::{CandumpSummary, CandumpWriter};
 use plexo_hal::planner::Protocol as CanProtocol;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::emulated::SimOverCan;
+use plexo_sim::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
 use plexo_sim::{
     ArticulatedPlant, PatientState, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome,
 };
 
 use crate::AppError;
-use crate::output::{OutputArgs, finish_session, start_telemetry};
-use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, SessionEnd, run_session};
+use crate::options::OutputArgs;
+use crate::runtime::{LoopConfig, Plant};
+use crate::session::{self, SessionSetup};
 use crate::setup::{self, Loaded};
 
 /// Which physics engine simulates the robot.
@@ -159,9 +160,6 @@ impl<P: SimulatedPlant> Plant for SimOverCan<P> {
     fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
         restore_patient(self.plant_mut(), state)
     }
-    fn finish_bus_recording(&mut self) -> Result<Option<CandumpSummary>, AppError> {
-        Ok(Some(self.finish_candump()?))
-    }
 }
 
 /// Runs `plexo sim`. Returns the process outcome: an error if the configuration is invalid or the session was
@@ -205,37 +203,52 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         (PlantKind::Articulated, None) => ctx.run(ArticulatedPlant::new(model, plant_config)?),
         (PlantKind::Rapier, Some(proto)) => {
             let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
-            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
+            ctx.run_over_can(plant, proto, rate_hz)
         }
         (PlantKind::Articulated, Some(proto)) => {
             let plant = ArticulatedPlant::new(model, plant_config)?;
-            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
+            ctx.run_over_can(plant, proto, rate_hz)
         }
     }
-}
-
-/// The plant behind emulated drives on virtual CAN buses, recording the traffic to `candump` if asked.
-fn over_can<P: SimulatedPlant>(
-    plant: P,
-    protocol: OverCan,
-    rate_hz: f64,
-    candump: Option<&std::path::Path>,
-) -> Result<SimOverCan<P>, AppError> {
-    let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
-    let mut sim = SimOverCan::new(plant, config)?;
-    if let Some(path) = candump {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
-        }
-        sim.record_candump(path)?;
-    }
-    Ok(sim)
 }
 
 fn can_protocol(p: OverCan) -> CanProtocol {
     match p {
         OverCan::Mit => CanProtocol::Mit,
         OverCan::Cia402 => CanProtocol::Cia402,
+    }
+}
+
+/// A recording of every virtual bus's traffic into one candump file (`--candump`), held by the app beside the
+/// plant.
+struct BusRecording {
+    writer: CandumpWriter,
+    buses: Vec<VirtualBus>,
+}
+
+impl BusRecording {
+    /// Records every bus of `buses` into the candump file `path` (created, with its directory). Not real-time safe.
+    fn start(path: &Path, buses: &[VirtualBus]) -> Result<Self, AppError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
+        }
+        let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let writer = CandumpWriter::create(path, &refs, CANDUMP_CHANNEL_RECORDS)?;
+        for (i, bus) in buses.iter().enumerate() {
+            let sink = writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))?;
+            bus.record_to(sink);
+        }
+        Ok(Self { writer, buses: buses.to_vec() })
+    }
+
+    /// Stops recording, waits for the writer to write everything queued and flush, and reports what was written
+    /// and dropped. Not real-time safe.
+    fn finish(self) -> Result<CandumpSummary, AppError> {
+        for bus in &self.buses {
+            bus.stop_recording();
+        }
+        Ok(self.writer.finish()?)
     }
 }
 
@@ -250,10 +263,30 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The plant behind emulated drives on virtual CAN buses, recording the traffic to `--candump` if asked.
+    fn run_over_can<P: SimulatedPlant>(&self, plant: P, protocol: OverCan, rate_hz: f64) -> Result<(), AppError>
+    where
+        SimOverCan<P>: Plant,
+    {
+        let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
+        let sim = SimOverCan::new(plant, config)?;
+        let recording = self.args.candump.as_deref().map(|path| BusRecording::start(path, sim.buses())).transpose()?;
+        let result = self.run(sim);
+        if let Some(recording) = recording {
+            let can = recording.finish()?;
+            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
+            if can.dropped > 0 {
+                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
+            }
+        }
+        result
+    }
+
     fn run<P: Plant>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
         let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
-        let session = setup::session_name(&self.protocol.value.name, &self.patient.value.name);
+        let name = setup::session_name(&self.protocol.value.name, &self.patient.value.name);
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;
         loop_config.max_trials = self.args.trials;
@@ -266,46 +299,19 @@ impl Context<'_> {
             controller = self.controller.source,
             plant = ?self.args.plant,
             over_can = ?self.args.over_can,
-            "simulated session {session}"
+            "simulated session {name}"
         );
-        let telemetry = start_telemetry(&self.args.output, &session, model, urdf, &parts, true)?;
-        let mut rt = Runtime {
-            plant,
-            therapy: parts.therapy,
-            supervisor: parts.supervisor,
-            model: model.clone(),
-            handle: parts.handle,
+        let setup = SessionSetup {
+            name: &name,
+            model,
+            urdf,
+            parts,
+            loop_config,
+            nominal,
+            output: &self.args.output,
+            default_save: true,
+            hardware: false,
         };
-        let resumed = crate::output::resume_session(&self.args.output, &mut rt.therapy, &mut rt.plant)?;
-        let signals = LoopSignals::default();
-        crate::output::install_ctrl_c(&signals);
-        let progress = crate::output::progress_bar(&signals, nominal, self.args.output.quiet);
-        let rt_report = crate::output::apply_realtime(&self.args.output);
-        let wall = Instant::now();
-        let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
-        signals.stop.store(true, Ordering::Relaxed);
-        if let Some(p) = progress {
-            p.finish();
-        }
-        let report = report?;
-        // `--candump` requires `--over-can`, so a recording was started exactly when a path was given.
-        let recording = if self.args.candump.is_some() { rt.plant.finish_bus_recording()? } else { None };
-        if let Some(can) = recording {
-            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
-            if can.dropped > 0 {
-                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
-            }
-        }
-        let state = crate::output::session_state(&session, resumed.as_ref(), &rt);
-        let outputs = crate::output::Outputs { args: &self.args.output, state, hardware: false };
-        finish_session(&session, report, telemetry, wall.elapsed(), rt_report, self.args.realtime, outputs)
-    }
-}
-
-impl SessionEnd {
-    /// Maps a session end to the process result (`Ok` for an orderly end).
-    pub fn into_result(self) -> Result<(), AppError> {
-        if self.is_orderly() { Ok(()) } else { Err(AppError::SessionAborted(self.to_string())) }
+        session::run(setup, plant)
     }
 }

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use plexo::telemetry::entities;
+
 fn plexo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
 }
@@ -50,7 +52,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
 
     let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
     assert_eq!(summary.recordings, vec!["plexo".to_owned()]);
-    for timeline in ["tick", "sim_time"] {
+    for timeline in [entities::TICK, entities::SIM_TIME] {
         assert!(
             summary.timelines.iter().any(|t| t == timeline),
             "timeline {timeline} missing: {:?}",
@@ -58,22 +60,22 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         );
     }
     let mut expected = vec![
-        "world".to_owned(),
-        "world/robot/upper_arm_link".to_owned(),
-        "world/robot/forearm_link".to_owned(),
-        "world/robot/upper_arm_link/visual_0".to_owned(),
-        "world/hand".to_owned(),
-        "world/hand_path".to_owned(),
-        "world/target".to_owned(),
-        "world/targets".to_owned(),
-        "session/assistance".to_owned(),
-        "session/patient_effort_share".to_owned(),
-        "events".to_owned(),
-        "annotations".to_owned(),
+        entities::WORLD.to_owned(),
+        entities::robot_link("upper_arm_link"),
+        entities::robot_link("forearm_link"),
+        entities::link_visual("upper_arm_link", 0),
+        entities::HAND.to_owned(),
+        entities::HAND_PATH.to_owned(),
+        entities::TARGET.to_owned(),
+        entities::TARGETS.to_owned(),
+        entities::ASSISTANCE.to_owned(),
+        entities::PATIENT_EFFORT_SHARE.to_owned(),
+        entities::EVENTS.to_owned(),
+        entities::ANNOTATIONS.to_owned(),
     ];
     for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"] {
-        for series in ["q", "q_ref", "tau_cmd", "tau_patient_est", "tau_patient_true", "stiffness"] {
-            expected.push(format!("joints/{joint}/{series}"));
+        for series in entities::JOINT_SERIES {
+            expected.push(entities::joint_series(joint, series));
         }
     }
     for path in &expected {
@@ -83,7 +85,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         assert!(*rows > 0, "entity {path} has no rows");
     }
     // One time-series row per control tick: ≥ 3 trials of ≥ 2 s at 1 kHz.
-    let (_, q_rows, _) = summary.entities["/joints/elbow_flexion/q"];
+    let (_, q_rows, _) = summary.entities[&format!("/{}", entities::joint_series("elbow_flexion", entities::Q))];
     assert!(q_rows > 6_000, "only {q_rows} samples of q");
 
     let json: serde_json::Value =
@@ -99,12 +101,19 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     assert!(stdout.contains("SPARC"), "smoothness column missing:\n{stdout}");
     let share = json["blocks"][0]["patient_effort_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "effort share {share}");
+    // The tick's own compute time (plant step excluded) is reported: p50 <= p99 <= max, all positive.
+    let compute = |k: &str| json["timing"][k].as_f64().unwrap_or_else(|| panic!("timing.{k} missing"));
+    let (p50, p99, max) =
+        (compute("tick_compute_p50_us"), compute("tick_compute_p99_us"), compute("tick_compute_max_us"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "tick compute p50 {p50}, p99 {p99}, max {max}");
+    assert!(stdout.contains("tick compute"), "{stdout}");
+    assert!(json["safety"]["active_ticks_limited"].as_u64().is_some(), "{json}");
 
     // `replay` lists the same recording.
     let out = plexo(&["replay", rrd.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("joints/elbow_flexion/tau_patient_true"), "{stdout}");
+    assert!(stdout.contains(&entities::joint_series("elbow_flexion", entities::TAU_PATIENT_TRUE)), "{stdout}");
 }
 
 #[test]

@@ -1,28 +1,42 @@
 //! The control tick allocates nothing: the whole runtime loop (plant read, therapy update, supervisor, plant
-//! write, trial/block bookkeeping, telemetry send — the lossless sender's waits included —, patient hooks) is run for two session lengths and the
-//! allocations counted on the control thread must be identical — every allocation is set-up or teardown.
+//! write, trial bookkeeping, the patient hooks, the sample's hand-over — the lossless sender's waits included) is
+//! run for two session lengths and the allocations counted on the control thread must be identical — every
+//! allocation is set-up or teardown. Both simulated plants: the articulated one allocates nothing itself; the
+//! default rapier plant's physics step allocates inside rapier 0.36 (documented on `RapierPlant::write`, bounded
+//! per step, `sim/tests/alloc.rs`), so allocations made inside the backend's own calls are counted apart and
+//! everything outside them — Plexo's — must not grow with the session.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use plexo::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
+use plexo::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
 use plexo::setup;
 use plexo::telemetry::{Sinks, Telemetry, TelemetryConfig};
-use plexo_hal::Robot;
+use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PlantConfig};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
 
 struct Counting;
 
 thread_local! {
+    /// Allocations outside the backend's calls (Plexo's).
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Allocations inside the backend's read/write/enable/disable (the physics engine's).
+    static PLANT_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    static IN_PLANT: Cell<bool> = const { Cell::new(false) };
 }
 
-// SAFETY: forwards to the system allocator; the counter is a thread-local Cell (no allocation, no locking).
+fn count_one() {
+    let in_plant = IN_PLANT.try_with(Cell::get).unwrap_or(false);
+    let counter = if in_plant { &PLANT_ALLOCATIONS } else { &ALLOCATIONS };
+    let _ = counter.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: forwards to the system allocator; the counters are thread-local Cells (no allocation, no locking).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -31,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -40,13 +54,87 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn allocations() -> usize {
-    ALLOCATIONS.with(|c| c.get())
+fn allocations() -> (usize, usize) {
+    (ALLOCATIONS.with(Cell::get), PLANT_ALLOCATIONS.with(Cell::get))
 }
 
-/// Allocations on this thread for one session of `seconds` of session time (setup excluded, loop and teardown
-/// included).
-fn session_allocations(seconds: f64) -> (usize, u64) {
+/// A backend whose own calls count their allocations apart (as the plant's); every hook is forwarded.
+struct Attributed<P> {
+    inner: P,
+    writes: u64,
+}
+
+fn in_plant<T>(f: impl FnOnce() -> T) -> T {
+    IN_PLANT.with(|c| c.set(true));
+    let out = f();
+    IN_PLANT.with(|c| c.set(false));
+    out
+}
+
+impl<P: Robot> Robot for Attributed<P> {
+    type Error = P::Error;
+    fn dof(&self) -> usize {
+        self.inner.dof()
+    }
+    fn joints(&self) -> &[JointInfo] {
+        self.inner.joints()
+    }
+    fn lifecycle(&self) -> Lifecycle {
+        self.inner.lifecycle()
+    }
+    fn read(&mut self, state: &mut JointState) -> Result<(), Self::Error> {
+        in_plant(|| self.inner.read(state))
+    }
+    fn write(&mut self, command: &JointCommand) -> Result<(), Self::Error> {
+        self.writes += 1;
+        in_plant(|| self.inner.write(command))
+    }
+    fn enable(&mut self) -> Result<(), Self::Error> {
+        in_plant(|| self.inner.enable())
+    }
+    fn disable(&mut self) -> Result<(), Self::Error> {
+        in_plant(|| self.inner.disable())
+    }
+    fn estop(&mut self) -> Result<(), Self::Error> {
+        in_plant(|| self.inner.estop())
+    }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        in_plant(|| self.inner.reset())
+    }
+}
+
+// The patient hooks are Plexo's and the simulator's own code: their allocations count as Plexo's.
+impl<P: Plant> Plant for Attributed<P> {
+    fn is_simulated(&self) -> bool {
+        self.inner.is_simulated()
+    }
+    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), plexo::AppError> {
+        self.inner.patient_goal(goal, duration)
+    }
+    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), plexo::AppError> {
+        self.inner.patient_trial_end(error, success, duration)
+    }
+    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
+        self.inner.true_patient_torque()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Physics {
+    Articulated,
+    Rapier,
+}
+
+/// What one session allocated on the control thread (setup excluded, loop and teardown included).
+#[derive(Debug)]
+struct Allocations {
+    plexo: usize,
+    plant: usize,
+    writes: u64,
+    trials: usize,
+}
+
+fn session_allocations(physics: Physics, seconds: f64) -> Allocations {
     let robot = setup::load_robot("plexo-arm4").unwrap();
     let patient = setup::load_patient("moderate").unwrap();
     let protocol = setup::load_protocol("center-out").unwrap();
@@ -57,49 +145,88 @@ fn session_allocations(seconds: f64) -> (usize, u64) {
     let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass).unwrap();
     let config =
         PlantConfig { initial_position: Some(rest), ..PlantConfig::default() }.with_patient(patient.value.clone());
-    let plant = ArticulatedPlant::new(model, config).unwrap();
-    let parts = setup::build_session(model, &controller, &protocol, &arm, &rom, plant.joints()).unwrap();
+    match physics {
+        Physics::Articulated => {
+            let plant = ArticulatedPlant::new(model, config).unwrap();
+            run(plant, model, urdf, &controller, &protocol, &arm, &rom, seconds)
+        }
+        Physics::Rapier => {
+            let plant = RapierPlant::new(model, config, RapierOptions::default()).unwrap();
+            run(plant, model, urdf, &controller, &protocol, &arm, &rom, seconds)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<P: Plant>(
+    plant: P,
+    model: &plexo_kinematics::Model,
+    urdf: &str,
+    controller: &setup::Loaded<plexo_controller::ControllerConfig>,
+    protocol: &setup::Loaded<plexo_controller::Protocol>,
+    arm: &ArmAnthropometrics,
+    rom: &[plexo_controller::RomLimit],
+    seconds: f64,
+) -> Allocations {
+    let parts = setup::build_session(model, controller, protocol, arm, rom, plant.joints()).unwrap();
     let telemetry = Telemetry::start(TelemetryConfig {
         session_name: "no-alloc".into(),
         model: model.clone(),
-        urdf: urdf.clone(),
+        urdf: urdf.to_owned(),
         handle_frame: "handle".into(),
-        block_names: parts.block_names.clone(),
-        block_targets: parts.block_targets.clone(),
+        blocks: parts.blocks.clone(),
+        period: 0.001,
         pose_every: 10,
-        // Small, so the lossless sender of an unpaced run (the default `plexo sim`) waits for the writer.
+        // Small, so the lossless sender of an unpaced run (the default `plexo sim`) waits for the analysis.
         capacity: 64,
+        paced: false,
         sinks: Sinks::default(),
     })
     .unwrap();
     let sender = telemetry.sender_for(false);
-    let mut rt = Runtime {
-        plant,
-        therapy: parts.therapy,
-        supervisor: parts.supervisor,
-        model: model.clone(),
-        handle: parts.handle,
-    };
+    let mut rt =
+        Runtime { plant: Attributed { inner: plant, writes: 0 }, therapy: parts.therapy, supervisor: parts.supervisor };
     let mut loop_config = LoopConfig::new(Duration::from_millis(1));
     loop_config.max_session_time = Some(seconds);
     let signals = LoopSignals::default();
-    let before = allocations();
+    let (plexo_before, plant_before) = allocations();
     let report = run_session(&mut rt, &loop_config, &sender, &signals).unwrap();
-    let used = allocations() - before;
-    let trials = u64::from(report.summary.trials());
+    let (plexo_after, plant_after) = allocations();
+    let trials = report.trials;
     drop(report);
-    assert!(sender.waits() > 0, "the loop never waited for the telemetry writer: the waiting path went untested");
-    telemetry.finish().unwrap();
-    (used, trials)
+    assert!(sender.waits() > 0, "the loop never waited for the telemetry analysis: the waiting path went untested");
+    let (_, summary) = telemetry.finish().unwrap();
+    assert_eq!(summary.trials() as usize, trials, "the analysis saw every trial the loop ran");
+    Allocations {
+        plexo: plexo_after - plexo_before,
+        plant: plant_after - plant_before,
+        writes: rt.plant.writes,
+        trials,
+    }
 }
 
 #[test]
 fn runtime_loop_allocates_nothing_per_tick_or_per_trial() {
-    let (short, short_trials) = session_allocations(8.0);
-    let (long, long_trials) = session_allocations(40.0);
-    assert!(long_trials > short_trials + 3, "the long run must cover more trials ({short_trials} vs {long_trials})");
+    let short = session_allocations(Physics::Articulated, 8.0);
+    let long = session_allocations(Physics::Articulated, 40.0);
+    assert!(long.trials > short.trials + 3, "the long run must cover more trials ({short:?} vs {long:?})");
     assert_eq!(
-        short, long,
-        "allocations differ between an 8 s and a 40 s session ({short} vs {long}): the loop allocates per tick or per trial"
+        short.plexo, long.plexo,
+        "allocations differ between an 8 s and a 40 s session ({short:?} vs {long:?}): the loop allocates per tick or per trial"
     );
+    assert_eq!((short.plant, long.plant), (0, 0), "the articulated plant allocates nothing in its calls");
+}
+
+#[test]
+fn runtime_loop_on_the_default_rapier_plant_allocates_nothing_of_its_own() {
+    let short = session_allocations(Physics::Rapier, 8.0);
+    let long = session_allocations(Physics::Rapier, 40.0);
+    assert!(long.trials > short.trials + 3, "the long run must cover more trials ({short:?} vs {long:?})");
+    assert_eq!(
+        short.plexo, long.plexo,
+        "Plexo's allocations (outside the plant's calls) differ between an 8 s and a 40 s session ({short:?} vs {long:?})"
+    );
+    // Rapier's own per-step allocations (RapierPlant::write): bounded per step, 8 small buffers (17 above 1 rad/s).
+    eprintln!("rapier: {} allocations in {} steps ({short:?})", long.plant, long.writes);
+    assert!(long.plant as u64 <= 17 * long.writes, "rapier allocated {} times in {} steps", long.plant, long.writes);
 }
