@@ -250,7 +250,7 @@ impl RapierPlant {
         }
         let human = match (options.cuffs, &config.patient) {
             (Some(params), Some(profile)) => {
-                Some(HumanArm::new(&mut world, &loaded, &profile.body, &links, params, config.period.as_secs_f64())?)
+                Some(HumanArm::new(&mut world, &loaded, profile.spec(), &links, params, config.period.as_secs_f64())?)
             }
             _ => None,
         };

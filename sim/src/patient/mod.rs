@@ -66,7 +66,7 @@ mod profile;
 mod signal;
 
 pub use profile::{
-    BodyProfile, FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SlackingProfile,
+    FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SlackingProfile,
     SpasticityProfile, StretchDirection, SynergyProfile, TremorProfile,
 };
 
@@ -356,8 +356,11 @@ impl Patient {
             p.k[i] = jp.passive_stiffness;
             p.b[i] = jp.passive_damping;
             p.rest[i] = jp.rest_position;
-            p.lower[i] = jp.range[0];
-            p.upper[i] = jp.range[1];
+            [p.lower[i], p.upper[i]] = profile.range_of(&joint.name).ok_or_else(|| SimError::ProfileJointTables {
+                file: file.clone(),
+                joint: joint.name.clone(),
+                missing: "[spec.range_of_motion]",
+            })?;
             p.k_end[i] = jp.end_range_stiffness;
             let (gain, threshold) = jp.reflex();
             p.reflex_gain[i] = gain;
