@@ -22,18 +22,18 @@ use std::time::Duration;
 
 use clap::Args;
 use plexo_hal::can::socketcan::SocketCanBus;
-use plexo_hal::{CanRobot, CanRobotConfig};
+use plexo_hal::{CanRobot, CanRobotConfig, PatientHooks, WithoutPatient};
 use plexo_sim::emulated::SimOverCan;
-use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant};
 
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
 use crate::hardware::{self, HardwareConfig};
 use crate::options::OutputArgs;
-use crate::runtime::{LoopConfig, Plant};
+use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup;
-use crate::sim_cmd::PlantKind;
+use crate::sim_cmd::{OverCan, PlantKind};
 
 /// Options of `plexo run`.
 #[derive(Args, Debug, Clone)]
@@ -51,7 +51,8 @@ pub struct RunArgs {
     /// With --emulate: pace the loop at wall clock like the hardware run.
     #[arg(long, requires = "emulate")]
     pub realtime: bool,
-    /// Patient profile (.toml or embedded name): body height and mass, range of motion per joint.
+    /// The patient: a clinical patient file (.toml: pseudonymous id, body height and mass, measured range of
+    /// motion per joint, personal limits), or with --emulate a virtual patient profile (.toml or embedded name).
     #[arg(long)]
     pub patient: String,
     /// Protocol (.toml or embedded name).
@@ -80,9 +81,6 @@ pub struct RunArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 }
-
-/// The hardware backend: a CAN robot; no simulation hooks.
-impl Plant for CanRobot<SocketCanBus> {}
 
 /// Runs `plexo run`.
 pub fn run(args: &RunArgs) -> Result<(), AppError> {
@@ -115,7 +113,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
     match args.emulate {
         None => {
-            let robot = open_can_robot(args, &hw)?;
+            // Hardware: no virtual patient behind the drives.
+            let robot = WithoutPatient(open_can_robot(args, &hw)?);
             run_on(args, &hw, calibration.as_ref(), checked, robot)
         }
         Some(kind) => {
@@ -126,12 +125,12 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             let initial = if args.home {
                 hw.can.joints.iter().map(|j| hw.homing_of(&j.name)).map(|h| h.reference).collect::<Vec<_>>()
             } else {
-                setup::patient_rest(model, &checked.patient)?
+                setup::patient_rest(model, &setup::virtual_patient(&checked.patient)?)?
             };
             let mut plant_config = PlantConfig { initial_position: Some(initial), ..PlantConfig::default() };
             plant_config.period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
             if !args.home {
-                plant_config = plant_config.with_patient(checked.patient.value.clone());
+                plant_config = plant_config.with_patient(setup::virtual_patient(&checked.patient)?.value);
             }
             match kind {
                 PlantKind::Articulated => {
@@ -147,8 +146,11 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
 }
 
-fn emulated<P: plexo_sim::SimulatedPlant>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
-    Ok(SimOverCan::new(plant, can)?)
+fn emulated<P>(plant: P, can: CanRobotConfig) -> Result<OverCan<P>, AppError>
+where
+    P: SimulatedPlant + PatientHooks<Error = SimError>,
+{
+    Ok(OverCan(SimOverCan::new(plant, can)?))
 }
 
 /// Opens the configured buses on the `--can` interfaces (in order) and brings the drives up torque-free.
@@ -186,7 +188,7 @@ fn open_can_robot(args: &RunArgs, hw: &HardwareConfig) -> Result<CanRobot<Socket
 }
 
 /// Steps 4–5 on a brought-up robot: torque-off read-back (homing, or the position check), then the session.
-fn run_on<P: Plant>(
+fn run_on<P: PatientHooks>(
     args: &RunArgs,
     hw: &HardwareConfig,
     calibration: Option<&hardware::Calibration>,
@@ -209,7 +211,7 @@ fn run_on<P: Plant>(
 
     // 5. The session.
     let model = &checked.robot.value.0;
-    let session = setup::session_name(&checked.protocol.value.name, &checked.patient.value.name);
+    let session = setup::session_name(&checked.protocol.value.name, checked.patient.value.name());
     let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
     let mut loop_config = LoopConfig::new(period);
     loop_config.paced = args.emulate.is_none() || args.realtime;

@@ -23,58 +23,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
-use plexo_hal::{JointArray, JointCommand, JointState, Lifecycle, Robot, RobotError};
+use plexo_hal::{JointCommand, JointState, Lifecycle, PatientHooks, RobotError};
 
 use crate::AppError;
 use crate::realtime::{monotonic_ns, sleep_until_ns};
 use crate::telemetry::TelemetrySender;
 use crate::telemetry::messages::{LoopPhase, TickSample};
 use crate::timing::{LoopStats, TimingSummary};
-
-/// What the runtime needs from a backend besides [`Robot`]: simulation-only hooks (the virtual patient, the
-/// true patient torque, the simulated clock) that hardware leaves at their defaults.
-pub trait Plant: Robot {
-    /// True for a simulated plant: the supervisor's clock is then the simulated time, so an unpaced run is
-    /// deterministic.
-    fn is_simulated(&self) -> bool {
-        false
-    }
-
-    /// Tells the virtual patient the trial's goal [rad] and movement duration [s]. No-op on hardware (the
-    /// patient sees the target on the screen). Real-time safe.
-    fn patient_goal(&mut self, _goal: &JointArray<f64>, _duration: f64) -> Result<(), AppError> {
-        Ok(())
-    }
-
-    /// Tells the virtual patient how the trial went (drives its learning, slacking and fatigue); `error` is the
-    /// joint-space distance to the target [rad]. No-op on hardware.
-    fn patient_trial_end(&mut self, _error: f64, _success: bool, _duration: f64) -> Result<(), AppError> {
-        Ok(())
-    }
-
-    /// The patient's true joint torque [Nm] (simulation only, to validate the estimate). Real-time safe.
-    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-        None
-    }
-
-    /// The virtual patient's trial-to-trial state (capacity, effort, fatigue), to carry to the next session.
-    /// `None` on hardware. Not real-time safe.
-    fn patient_state(&self) -> Option<plexo_sim::PatientState> {
-        None
-    }
-
-    /// Restores the virtual patient's state from an earlier session; returns false when there is no virtual
-    /// patient (hardware). Errors name the invalid field. Not real-time safe.
-    fn restore_patient(&mut self, _state: plexo_sim::PatientState) -> Result<bool, AppError> {
-        Ok(false)
-    }
-
-    /// Ends the CAN traffic recording started before the session (`plexo sim --over-can … --candump`), flushing
-    /// the file; `None` for a backend that cannot record. Not real-time safe.
-    fn finish_bus_recording(&mut self) -> Result<Option<plexo_hal::can::recorder::CandumpSummary>, AppError> {
-        Ok(None)
-    }
-}
 
 /// Loop settings.
 #[derive(Clone, Debug)]
@@ -168,8 +123,10 @@ pub struct LoopSignals {
     pub session_ms: Arc<AtomicU64>,
 }
 
-/// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`].
-pub struct Runtime<P: Plant> {
+/// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`]. The backend is any [`Robot`]
+/// with the simulation hooks of [`PatientHooks`] (a simulated plant implements them; hardware is wrapped in
+/// [`plexo_hal::WithoutPatient`]), so the runtime never names a simulator type.
+pub struct Runtime<P: PatientHooks> {
     /// The backend.
     pub plant: P,
     /// Session + controller.
@@ -218,7 +175,7 @@ impl Phase {
 /// Runs one session on `rt` until the protocol ends, a limit, an operator stop or a safety stop; always ends
 /// with the robot torque-free (disabled, or e-stopped on a backend error). Real-time safe inside the loop;
 /// allocation happens only before and after it.
-pub fn run_session<P: Plant>(
+pub fn run_session<P: PatientHooks>(
     rt: &mut Runtime<P>,
     config: &LoopConfig,
     telemetry: &TelemetrySender,
@@ -450,27 +407,34 @@ fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
 }
 
 /// Forwards a trial's start and end to the virtual patient (simulation; no-op on hardware). Real-time safe.
-fn on_therapy_event<P: Plant>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
+fn on_therapy_event<P: PatientHooks>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
     match *event {
         TherapyEvent::TrialStarted { block, trial } => {
             let prepared = &rt.therapy.session().blocks()[block];
             let goal = prepared.trial_targets[trial];
             let duration = prepared.spec.movement_time;
-            rt.plant.patient_goal(&goal, duration)?;
+            rt.plant.patient_goal(&goal, duration).map_err(|e| patient_error("goal", &e))?;
         }
         TherapyEvent::TrialEnded(record) => {
             // The trial's joint-space RMS tracking error [rad] drives the virtual patient's learning and slacking.
             let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-            rt.plant.patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))?;
+            rt.plant
+                .patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))
+                .map_err(|e| patient_error("trial end", &e))?;
         }
         _ => {}
     }
     Ok(())
 }
 
+/// A virtual patient's refusal of a hook call (`what`), e.g. a non-finite goal.
+fn patient_error(what: &str, e: &dyn std::fmt::Display) -> AppError {
+    AppError::Robot(format!("virtual patient ({what}): {e}"))
+}
+
 /// This tick's sample for the telemetry pipeline. Real-time safe.
 #[allow(clippy::too_many_arguments)]
-fn tick_sample<P: Plant>(
+fn tick_sample<P: PatientHooks>(
     rt: &Runtime<P>,
     state: &JointState,
     cmd: &JointCommand,

@@ -4,12 +4,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use plexo_hal::PatientHooks;
 use plexo_kinematics::Model;
 
 use crate::AppError;
 use crate::options::{OutputArgs, apply_realtime, start_telemetry};
 use crate::report::{Outputs, finish_session};
-use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
+use crate::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
 use crate::session_state::{resume_session, session_state};
 use crate::setup::SessionParts;
 use crate::{progress, signals};
@@ -38,7 +39,7 @@ pub struct SessionSetup<'a> {
 
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
 /// real-time safe around the loop.
-pub fn run<P: Plant>(setup: SessionSetup<'_>, plant: P) -> Result<(), AppError> {
+pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, plant: P) -> Result<(), AppError> {
     let SessionSetup { name, model, urdf, parts, loop_config, nominal, output, default_save, hardware } = setup;
     let period = loop_config.period.as_secs_f64();
     let telemetry = start_telemetry(output, name, model, urdf, &parts, default_save, period, loop_config.paced)?;

@@ -6,21 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use plexo_hal::JointArray;
 use plexo_hal::can::VirtualBus;
 use plexo_hal::can::recorder::{CandumpSummary, CandumpWriter};
 use plexo_hal::planner::Protocol as CanProtocol;
+use plexo_hal::{HalError, JointArray, JointCommand, JointInfo, JointState, Lifecycle, PatientHooks, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_sim::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
-use plexo_sim::{
-    ArticulatedPlant, PatientState, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome,
-};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant};
 
 use crate::AppError;
 use crate::options::OutputArgs;
-use crate::runtime::{LoopConfig, Plant};
+use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
-use crate::setup::{self, Loaded};
+use crate::setup::{self, Loaded, Patient};
 
 /// Which physics engine simulates the robot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,7 +31,7 @@ pub enum PlantKind {
 
 /// Drive protocol of the emulated CAN drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OverCan {
+pub enum OverCanProtocol {
     /// CubeMars AK-series MIT mode on classic CAN 1 Mbit/s.
     Mit,
     /// CiA 402 cyclic synchronous torque over CANopen FD.
@@ -61,7 +59,7 @@ pub struct SimArgs {
     pub plant: PlantKind,
     /// Put emulated drives on a virtual CAN bus between the runtime and the plant (the hardware code path).
     #[arg(long, value_enum)]
-    pub over_can: Option<OverCan>,
+    pub over_can: Option<OverCanProtocol>,
     /// With --over-can: record every bus's traffic to this file in the can-utils candump log format
     /// (`(seconds) ifname ID#DATA`, readable by can-utils, python-can and `plexo replay`).
     #[arg(long, requires = "over_can", value_name = "FILE")]
@@ -83,82 +81,64 @@ pub struct SimArgs {
     pub output: OutputArgs,
 }
 
-macro_rules! sim_plant {
-    ($t:ty) => {
-        impl Plant for $t {
-            fn is_simulated(&self) -> bool {
-                true
-            }
-            fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-                patient_goal(self, goal, duration)
-            }
-            fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
-                patient_trial_end(self, error, success, duration)
-            }
-            fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-                self.patient().map(|p| p.torques().total)
-            }
-            fn patient_state(&self) -> Option<PatientState> {
-                self.patient().map(|p| *p.state())
-            }
-            fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
-                restore_patient(self, state)
-            }
-        }
-    };
+/// Emulated drives in front of a simulated plant, as the runtime sees them: every [`Robot`] call goes to the
+/// drives, the [`PatientHooks`] to the plant behind them (errors as [`HalError::Config`] keyed
+/// `virtual_patient`). Needed only while `SimOverCan` does not forward the hooks itself.
+pub(crate) struct OverCan<P: Robot>(pub(crate) SimOverCan<P>);
+
+fn patient_error(e: SimError) -> HalError {
+    HalError::Config { key: "virtual_patient".into(), reason: e.to_string() }
 }
 
-sim_plant!(ArticulatedPlant);
-sim_plant!(RapierPlant);
-
-fn patient_goal<P: SimulatedPlant>(plant: &mut P, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-    match plant.patient_mut() {
-        Some(p) => Ok(p.set_target(goal, duration)?),
-        None => Ok(()),
+impl<P: Robot> Robot for OverCan<P> {
+    type Error = HalError;
+    fn dof(&self) -> usize {
+        self.0.dof()
+    }
+    fn joints(&self) -> &[JointInfo] {
+        self.0.joints()
+    }
+    fn lifecycle(&self) -> Lifecycle {
+        self.0.lifecycle()
+    }
+    fn read(&mut self, state: &mut JointState) -> Result<(), HalError> {
+        self.0.read(state)
+    }
+    fn write(&mut self, command: &JointCommand) -> Result<(), HalError> {
+        self.0.write(command)
+    }
+    fn enable(&mut self) -> Result<(), HalError> {
+        self.0.enable()
+    }
+    fn disable(&mut self) -> Result<(), HalError> {
+        self.0.disable()
+    }
+    fn estop(&mut self) -> Result<(), HalError> {
+        self.0.estop()
+    }
+    fn reset(&mut self) -> Result<(), HalError> {
+        self.0.reset()
     }
 }
 
-fn patient_trial_end<P: SimulatedPlant>(
-    plant: &mut P,
-    error: f64,
-    success: bool,
-    duration: f64,
-) -> Result<(), AppError> {
-    if let Some(p) = plant.patient_mut() {
-        p.end_trial(&TrialOutcome { error, success, duration })?;
-        p.clear_target();
-    }
-    Ok(())
-}
-
-fn restore_patient<P: SimulatedPlant>(plant: &mut P, state: PatientState) -> Result<bool, AppError> {
-    match plant.patient_mut() {
-        Some(p) => {
-            p.restore(state)?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
-}
-
-impl<P: SimulatedPlant> Plant for SimOverCan<P> {
+impl<P: SimulatedPlant + PatientHooks<Error = SimError>> PatientHooks for OverCan<P> {
     fn is_simulated(&self) -> bool {
-        true
+        self.0.plant().is_simulated()
     }
-    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-        patient_goal(self.plant_mut(), goal, duration)
+    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), HalError> {
+        self.0.plant_mut().patient_goal(goal, duration).map_err(patient_error)
     }
-    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
-        patient_trial_end(self.plant_mut(), error, success, duration)
+    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), HalError> {
+        self.0.plant_mut().patient_trial_end(error, success, duration).map_err(patient_error)
     }
     fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-        self.plant().patient().map(|p| p.torques().total)
+        self.0.plant().true_patient_torque()
     }
-    fn patient_state(&self) -> Option<PatientState> {
-        self.plant().patient().map(|p| *p.state())
+    fn patient_state(&self) -> Option<toml::Table> {
+        self.0.plant().patient_state()
     }
-    fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
-        restore_patient(self.plant_mut(), state)
+    fn restore_patient(&mut self, state: &toml::Table) -> Result<bool, HalError> {
+        self.0.plant_mut().restore_patient(state).map_err(patient_error)
     }
 }
 
@@ -170,13 +150,13 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     let protocol = setup::load_protocol(&args.protocol)?;
     let mut controller = setup::load_controller(args.controller.as_deref())?;
     let model = &robot.value.0;
-    if let Some(seed) = args.seed {
-        patient.value.seed = seed;
+    if let (Some(seed), Patient::Virtual(profile)) = (args.seed, &mut patient.value) {
+        profile.seed = seed;
     }
+    let profile = setup::virtual_patient(&patient)?;
     let rom = setup::patient_rom(model, &patient)?;
-    let rest = setup::patient_rest(model, &patient)?;
-    let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass)
-        .map_err(|e| AppError::Config { file: patient.source.clone(), key: "body".into(), reason: e.to_string() })?;
+    let rest = setup::patient_rest(model, &profile)?;
+    let arm = setup::patient_arm(&patient)?;
 
     let mut plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
     plant_config.period = Duration::from_secs_f64(controller.value.safety.period);
@@ -194,7 +174,7 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         controller.value.observer.subtract_friction = true;
         controller.source = format!("{} + identified sim friction", controller.source);
     }
-    let plant_config = plant_config.with_patient(patient.value.clone());
+    let plant_config = plant_config.with_patient(profile.value);
     let rate_hz = 1.0 / controller.value.safety.period;
     let ctx =
         Context { args, robot: &robot, patient: &patient, protocol: &protocol, controller: &controller, arm, rom };
@@ -212,10 +192,10 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     }
 }
 
-fn can_protocol(p: OverCan) -> CanProtocol {
+fn can_protocol(p: OverCanProtocol) -> CanProtocol {
     match p {
-        OverCan::Mit => CanProtocol::Mit,
-        OverCan::Cia402 => CanProtocol::Cia402,
+        OverCanProtocol::Mit => CanProtocol::Mit,
+        OverCanProtocol::Cia402 => CanProtocol::Cia402,
     }
 }
 
@@ -255,7 +235,7 @@ impl BusRecording {
 struct Context<'a> {
     args: &'a SimArgs,
     robot: &'a Loaded<(plexo_kinematics::Model, String)>,
-    patient: &'a Loaded<plexo_sim::PatientProfile>,
+    patient: &'a Loaded<Patient>,
     protocol: &'a Loaded<plexo_controller::Protocol>,
     controller: &'a Loaded<plexo_controller::ControllerConfig>,
     arm: ArmAnthropometrics,
@@ -264,14 +244,14 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// The plant behind emulated drives on virtual CAN buses, recording the traffic to `--candump` if asked.
-    fn run_over_can<P: SimulatedPlant>(&self, plant: P, protocol: OverCan, rate_hz: f64) -> Result<(), AppError>
+    fn run_over_can<P>(&self, plant: P, protocol: OverCanProtocol, rate_hz: f64) -> Result<(), AppError>
     where
-        SimOverCan<P>: Plant,
+        P: SimulatedPlant + PatientHooks<Error = SimError>,
     {
         let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
         let sim = SimOverCan::new(plant, config)?;
         let recording = self.args.candump.as_deref().map(|path| BusRecording::start(path, sim.buses())).transpose()?;
-        let result = self.run(sim);
+        let result = self.run(OverCan(sim));
         if let Some(recording) = recording {
             let can = recording.finish()?;
             let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
@@ -283,10 +263,10 @@ impl Context<'_> {
         result
     }
 
-    fn run<P: Plant>(&self, plant: P) -> Result<(), AppError> {
+    fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
         let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
-        let name = setup::session_name(&self.protocol.value.name, &self.patient.value.name);
+        let name = setup::session_name(&self.protocol.value.name, self.patient.value.name());
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;
         loop_config.max_trials = self.args.trials;

@@ -416,3 +416,26 @@ fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
     assert!(stdout.contains("trial limit reached") && stdout.contains("bus-load plan"), "{stdout}");
     assert!(state.exists(), "a hardware session always saves its state");
 }
+
+#[test]
+fn check_and_sim_take_the_patient_from_a_clinical_file_or_refuse_it_for_a_simulation() {
+    let dir = scratch("clinical");
+    let file = dir.join("P-0042.toml");
+    std::fs::write(
+        &file,
+        "id = \"P-0042\"\nside = \"right\"\nheight = 1.62\nmass = 58.0\n[range_of_motion]\n\
+         shoulder_abduction = [-0.1, 2.4]\nshoulder_flexion = [-0.5, 2.6]\nshoulder_rotation = [-1.1, 1.1]\n\
+         elbow_flexion = [0.35, 2.2]\n",
+    )
+    .unwrap();
+    let out = plexo(&["check", "--patient", file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("P-0042"), "the patient's pseudonymous id is shown:\n{stdout}");
+    // The elbow's measured range [0.35, 2.2] rad = [20, 126] deg is the patient ROM column.
+    assert!(stdout.lines().any(|l| l.starts_with("elbow_flexion") && l.contains("[20, 126]")), "{stdout}");
+    let out = plexo(&["sim", "--patient", file.to_str().unwrap(), "--trials", "1", "-q", "--no-save"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a simulation without a virtual patient model was accepted");
+    assert!(stderr.contains("P-0042.toml") && stderr.contains("virtual patient profile"), "{stderr}");
+}

@@ -10,10 +10,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use plexo::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
+use plexo::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
 use plexo::setup;
 use plexo::telemetry::{Sinks, Telemetry, TelemetryConfig};
-use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
+use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, PatientHooks, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
 
@@ -104,14 +104,14 @@ impl<P: Robot> Robot for Attributed<P> {
 }
 
 // The patient hooks are Plexo's and the simulator's own code: their allocations count as Plexo's.
-impl<P: Plant> Plant for Attributed<P> {
+impl<P: PatientHooks> PatientHooks for Attributed<P> {
     fn is_simulated(&self) -> bool {
         self.inner.is_simulated()
     }
-    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), plexo::AppError> {
+    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), Self::Error> {
         self.inner.patient_goal(goal, duration)
     }
-    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), plexo::AppError> {
+    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), Self::Error> {
         self.inner.patient_trial_end(error, success, duration)
     }
     fn true_patient_torque(&self) -> Option<JointArray<f64>> {
@@ -137,14 +137,14 @@ struct Allocations {
 fn session_allocations(physics: Physics, seconds: f64) -> Allocations {
     let robot = setup::load_robot("plexo-arm4").unwrap();
     let patient = setup::load_patient("moderate").unwrap();
+    let profile = setup::virtual_patient(&patient).unwrap();
     let protocol = setup::load_protocol("center-out").unwrap();
     let controller = setup::load_controller(None).unwrap();
     let (model, urdf) = &robot.value;
     let rom = setup::patient_rom(model, &patient).unwrap();
-    let rest = setup::patient_rest(model, &patient).unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(patient.value.spec.height, patient.value.spec.mass).unwrap();
-    let config =
-        PlantConfig { initial_position: Some(rest), ..PlantConfig::default() }.with_patient(patient.value.clone());
+    let rest = setup::patient_rest(model, &profile).unwrap();
+    let arm = setup::patient_arm(&patient).unwrap();
+    let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() }.with_patient(profile.value);
     match physics {
         Physics::Articulated => {
             let plant = ArticulatedPlant::new(model, config).unwrap();
@@ -158,7 +158,7 @@ fn session_allocations(physics: Physics, seconds: f64) -> Allocations {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<P: Plant>(
+fn run<P: PatientHooks>(
     plant: P,
     model: &plexo_kinematics::Model,
     urdf: &str,
