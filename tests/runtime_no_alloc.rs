@@ -6,7 +6,6 @@
 //! per step, `sim/tests/alloc.rs`), so allocations made inside the backend's own calls are counted apart and
 //! everything outside them — Plexo's — must not grow with the session.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -16,59 +15,28 @@ use plexo::telemetry::{Sinks, Telemetry, TelemetryConfig};
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, PatientHooks, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
+use plexo_testkit::AllocationWindow;
 
-struct Counting;
+plexo_testkit::install_counting_allocator!();
 
 thread_local! {
-    /// Allocations outside the backend's calls (Plexo's).
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    /// Allocations inside the backend's read/write/enable/disable (the physics engine's).
-    static PLANT_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    static IN_PLANT: Cell<bool> = const { Cell::new(false) };
+    /// Allocations made inside the backend's own calls on this thread (the physics engine's).
+    static PLANT_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
-fn count_one() {
-    let in_plant = IN_PLANT.try_with(Cell::get).unwrap_or(false);
-    let counter = if in_plant { &PLANT_ALLOCATIONS } else { &ALLOCATIONS };
-    let _ = counter.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: forwards to the system allocator; the counters are thread-local Cells (no allocation, no locking).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> (usize, usize) {
-    (ALLOCATIONS.with(Cell::get), PLANT_ALLOCATIONS.with(Cell::get))
+/// Runs one backend call, adding its allocations to [`PLANT_ALLOCATIONS`].
+fn in_plant<T>(f: impl FnOnce() -> T) -> T {
+    let before = plexo_testkit::allocations();
+    let out = f();
+    let made = plexo_testkit::allocations() - before;
+    PLANT_ALLOCATIONS.with(|c| c.set(c.get() + made));
+    out
 }
 
 /// A backend whose own calls count their allocations apart (as the plant's); every hook is forwarded.
 struct Attributed<P> {
     inner: P,
     writes: u64,
-}
-
-fn in_plant<T>(f: impl FnOnce() -> T) -> T {
-    IN_PLANT.with(|c| c.set(true));
-    let out = f();
-    IN_PLANT.with(|c| c.set(false));
-    out
 }
 
 impl<P: Robot> Robot for Attributed<P> {
@@ -128,8 +96,8 @@ enum Physics {
 /// What one session allocated on the control thread (setup excluded, loop and teardown included).
 #[derive(Debug)]
 struct Allocations {
-    plexo: usize,
-    plant: usize,
+    plexo: u64,
+    plant: u64,
     writes: u64,
     trials: usize,
 }
@@ -189,20 +157,16 @@ fn run<P: PatientHooks>(
     let mut loop_config = LoopConfig::new(Duration::from_millis(1));
     loop_config.max_session_time = Some(seconds);
     let signals = LoopSignals::default();
-    let (plexo_before, plant_before) = allocations();
+    let window = AllocationWindow::open();
+    let plant_before = PLANT_ALLOCATIONS.with(Cell::get);
     let report = run_session(&mut rt, &loop_config, &sender, &signals).unwrap();
-    let (plexo_after, plant_after) = allocations();
+    let (all, plant) = (window.allocations(), PLANT_ALLOCATIONS.with(Cell::get) - plant_before);
     let trials = report.trials;
     drop(report);
     assert!(sender.waits() > 0, "the loop never waited for the telemetry analysis: the waiting path went untested");
     let (_, summary) = telemetry.finish().unwrap();
     assert_eq!(summary.trials() as usize, trials, "the analysis saw every trial the loop ran");
-    Allocations {
-        plexo: plexo_after - plexo_before,
-        plant: plant_after - plant_before,
-        writes: rt.plant.writes,
-        trials,
-    }
+    Allocations { plexo: all - plant, plant, writes: rt.plant.writes, trials }
 }
 
 #[test]
@@ -228,5 +192,5 @@ fn runtime_loop_on_the_default_rapier_plant_allocates_nothing_of_its_own() {
     );
     // Rapier's own per-step allocations (RapierPlant::write): bounded per step, 8 small buffers (17 above 1 rad/s).
     eprintln!("rapier: {} allocations in {} steps ({short:?})", long.plant, long.writes);
-    assert!(long.plant as u64 <= 17 * long.writes, "rapier allocated {} times in {} steps", long.plant, long.writes);
+    assert!(long.plant <= 17 * long.writes, "rapier allocated {} times in {} steps", long.plant, long.writes);
 }

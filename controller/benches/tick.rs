@@ -5,43 +5,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use plexo_controller::{
-    AanLaw, Controller, ControllerConfig, Mode, ModeSettings, RomLimit, SafetySupervisor, Space, TaskReference,
-};
-use plexo_hal::{JointInfo, JointState};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_controller::{AanLaw, Controller, Mode, SafetySupervisor, Space, TaskReference};
+use plexo_hal::JointState;
+use plexo_testkit::rig::TickWorkload;
 
 fn setup(mode: Mode, law: AanLaw, space: Space) -> (Controller, SafetySupervisor, JointState, TaskReference) {
-    let model = Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap();
-    let mut config = ControllerConfig::default_config().unwrap();
-    config.safety.soft_start_time = 0.0;
-    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
-    let mut controller = Controller::new(&model, &config, &arm, "default").unwrap();
-    controller.set_mode(ModeSettings { mode, law, space, arm_support: 0.7, error_gain: None }).unwrap();
-    let joints: Vec<JointInfo> = model
-        .joints()
-        .iter()
-        .map(|j| JointInfo {
-            name: j.name.clone(),
-            position_min: j.limits.lower,
-            position_max: j.limits.upper,
-            velocity_max: j.limits.velocity,
-            torque_max: j.limits.effort,
-        })
-        .collect();
-    let rom: Vec<RomLimit> = joints.iter().map(|j| RomLimit { min: j.position_min, max: j.position_max }).collect();
-    let mut supervisor = SafetySupervisor::new(&config.safety, &joints, Some(&rom)).unwrap();
-    supervisor.request_enable().unwrap();
-    let mut state = JointState::zeros(4);
-    state.position.copy_from_slice(&[0.3, 0.6, 0.05, 1.2]);
-    state.velocity.copy_from_slice(&[0.1, -0.2, 0.05, 0.3]);
-    let mut reference = TaskReference::hold(&state.position);
-    reference.position[3] += 0.05;
-    reference.velocity[1] = 0.2;
-    reference.acceleration[1] = 0.5;
-    reference.phase = 0.4;
-    reference.target[3] += 0.5;
+    let TickWorkload { controller, supervisor, state, reference } = TickWorkload::new(mode, law, space);
     (controller, supervisor, state, reference)
 }
 

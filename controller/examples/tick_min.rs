@@ -12,12 +12,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use plexo_controller::{
-    AanLaw, Controller, ControllerConfig, Mode, ModeSettings, RomLimit, SafetySupervisor, Space, TaskReference,
-};
-use plexo_hal::{JointInfo, JointState};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_controller::{AanLaw, Controller, Mode, SafetySupervisor, Space, TaskReference};
+use plexo_hal::JointState;
+use plexo_testkit::rig::TickWorkload;
 
 /// Every mode and law, named as in the criterion bench.
 const CASES: [(&str, Mode, AanLaw, Space); 10] = [
@@ -43,37 +40,9 @@ struct Case {
 }
 
 impl Case {
-    fn new(mode: Mode, law: AanLaw, space: Space) -> Result<Self, Box<dyn std::error::Error>> {
-        let model = Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").ok_or("no arm4")?)?;
-        let mut config = ControllerConfig::default_config()?;
-        config.safety.soft_start_time = 0.0;
-        let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0)?;
-        let mut controller = Controller::new(&model, &config, &arm, "default")?;
-        controller.set_mode(ModeSettings { mode, law, space, arm_support: 0.7, error_gain: None })?;
-        let joints: Vec<JointInfo> = model
-            .joints()
-            .iter()
-            .map(|j| JointInfo {
-                name: j.name.clone(),
-                position_min: j.limits.lower,
-                position_max: j.limits.upper,
-                velocity_max: j.limits.velocity,
-                torque_max: j.limits.effort,
-            })
-            .collect();
-        let rom: Vec<RomLimit> = joints.iter().map(|j| RomLimit { min: j.position_min, max: j.position_max }).collect();
-        let mut supervisor = SafetySupervisor::new(&config.safety, &joints, Some(&rom))?;
-        supervisor.request_enable()?;
-        let mut state = JointState::zeros(4);
-        state.position.copy_from_slice(&[0.3, 0.6, 0.05, 1.2]);
-        state.velocity.copy_from_slice(&[0.1, -0.2, 0.05, 0.3]);
-        let mut reference = TaskReference::hold(&state.position);
-        reference.position[3] += 0.05;
-        reference.velocity[1] = 0.2;
-        reference.acceleration[1] = 0.5;
-        reference.phase = 0.4;
-        reference.target[3] += 0.5;
-        Ok(Self { controller, supervisor, state, reference, now: Duration::from_secs(1), t: 0.0 })
+    fn new(mode: Mode, law: AanLaw, space: Space) -> Self {
+        let TickWorkload { controller, supervisor, state, reference } = TickWorkload::new(mode, law, space);
+        Self { controller, supervisor, state, reference, now: Duration::from_secs(1), t: 0.0 }
     }
 
     #[inline(never)]
@@ -93,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let [name, ticks] = args.as_slice() {
         let (_, mode, law, space) =
             CASES.iter().find(|c| c.0 == name).ok_or_else(|| format!("unknown case `{name}`"))?;
-        let mut case = Case::new(*mode, *law, *space)?;
+        let mut case = Case::new(*mode, *law, *space);
         if name == "rest_hold" {
             case.reference = TaskReference::hold(&case.state.position);
         }
@@ -105,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| case | best case per tick |");
     println!("|---|---|");
     for (name, mode, law, space) in CASES {
-        let mut case = Case::new(mode, law, space)?;
+        let mut case = Case::new(mode, law, space);
         if name == "rest_hold" {
             case.reference = TaskReference::hold(&case.state.position);
         }

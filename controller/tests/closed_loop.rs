@@ -11,108 +11,66 @@
 use std::time::Duration;
 
 use plexo_controller::{
-    AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome,
-    SafetySupervisor, Session, Space, TaskReference,
+    AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, SafetyOutcome, SafetySupervisor,
+    Session, Space, TaskReference,
 };
 use plexo_hal::{JointArray, JointState, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_kinematics::{Data, Model, rnea};
-use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, PlantConfig, SimulatedPlant, TrialOutcome};
+use plexo_sim::{ArticulatedPlant, PatientState, SimulatedPlant, TrialOutcome};
+use plexo_testkit::patients::{at_rest_config, profile};
+use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_testkit::robots::{DT, HOME, arm4};
 
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
+/// The kit's closed loop; [`Checked`] adds this file's set-up, checked tick and mode switches.
+type Rig = ClosedLoop;
 
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+/// Every tick checked to be no safe stop or fault.
+trait Checked: Sized {
+    fn new(patient: &str) -> Self;
+    fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self;
+    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome;
+    fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64);
+    fn set_settings(&mut self, settings: ModeSettings);
+    fn center_out_targets(&self) -> Vec<JointArray<f64>>;
 }
 
-struct Rig {
-    robot: Model,
-    plant: ArticulatedPlant,
-    controller: Controller,
-    supervisor: SafetySupervisor,
-    state: JointState,
-    t: f64,
-    rom: Vec<RomLimit>,
-}
-
-impl Rig {
+impl Checked for Rig {
     fn new(patient: &str) -> Self {
         Self::with_config(patient, |_| {})
     }
 
     /// As [`Rig::new`] with the controller configuration changed by `tweak` first.
     fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self {
-        let robot = arm4();
-        let profile = PatientProfile::builtin(patient).unwrap();
-        // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
-        // passive tissue: the situation before a therapist enables the robot.
-        let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-        let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-        let mut plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
-        let mut cfg = ControllerConfig::default_config().unwrap();
         // The plant's default actuators (plexo-sim MotorParams::default): identified friction is compensated and
         // removed from the observer's motor torque.
-        cfg.friction.coulomb = vec![0.15; 4];
-        cfg.friction.viscous = vec![0.02; 4];
-        cfg.friction.smoothing_velocity = 0.05;
-        cfg.observer.subtract_friction = true;
+        let mut cfg = sim_actuator_config();
         tweak(&mut cfg);
-        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
-        let controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
-        let rom: Vec<RomLimit> = robot
-            .joints()
-            .iter()
-            .map(|j| {
-                let r = profile.range_of(&j.name).unwrap();
-                RomLimit { min: r[0], max: r[1] }
-            })
-            .collect();
-        let supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
-        let mut state = JointState::zeros(4);
-        plant.read(&mut state).unwrap();
-        let mut rig = Self { robot, plant, controller, supervisor, state, t: 0.0, rom };
-        for _ in 0..4000 {
-            rig.plant.write(&plexo_hal::JointCommand::zeros(4)).unwrap();
-        }
-        rig.enable();
+        // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
+        // passive tissue: the situation before a therapist enables the robot.
+        let mut rig = ClosedLoop::resting(patient, &cfg, None);
+        // Enable as the runtime does: drives on, controller restarted on the measured state, supervisor ramp;
+        // then hold the measured posture through the soft start.
+        let out = rig.enable();
+        assert!(matches!(out, SafetyOutcome::Enabling { .. }));
         // Passive move to the home posture of the center-out task, as a session's first trial would.
         rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
         rig.plant.read(&mut rig.state).unwrap();
-        let to_home =
-            MinimumJerk { start: rig.state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+        let to_home = rig.to_home();
         for k in 0..3500 {
             rig.tick(&to_home.sample(k as f64 * DT));
         }
         rig
     }
 
-    /// Enable as the runtime does: drives on, controller restarted on the measured state, supervisor ramp; then
-    /// hold the measured posture through the soft start.
-    fn enable(&mut self) {
-        self.plant.enable().unwrap();
-        self.plant.read(&mut self.state).unwrap();
-        self.controller.start(&self.state);
-        self.supervisor.request_enable().unwrap();
-        let hold = TaskReference::hold(&self.state.position);
-        let out = self.tick(&hold);
-        assert!(matches!(out, SafetyOutcome::Enabling { .. }));
-        while !matches!(self.tick(&hold), SafetyOutcome::Active { .. }) {}
-    }
-
     /// One runtime tick. Returns the supervisor's outcome.
     fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome {
-        self.plant.read(&mut self.state).unwrap();
-        let mut cmd = self.controller.update(&self.state, reference, self.t);
-        let now = Duration::from_secs(1) + self.state.stamp;
-        let outcome = self.supervisor.apply(&self.state, self.controller.report(), &mut cmd, now);
+        let outcome = self.step(reference);
         assert!(
             !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
             "unexpected stop at t = {:.3}: {outcome:?}",
-            self.t
+            self.t - DT
         );
-        self.plant.write(&cmd).unwrap();
-        self.t += DT;
         outcome
     }
 
@@ -139,10 +97,6 @@ impl Rig {
         self.controller.start(&self.state);
     }
 
-    fn true_q(&self) -> JointArray<f64> {
-        JointArray::from_slice(self.plant.position()).unwrap()
-    }
-
     fn center_out_targets(&self) -> Vec<JointArray<f64>> {
         let p = Protocol::default_protocol("center-out").unwrap();
         let session = Session::new(&p, &self.robot, &self.rom).unwrap();
@@ -157,10 +111,8 @@ fn rms(sum_sq: f64, n: usize) -> f64 {
 #[test]
 fn enable_does_not_jump() {
     let robot = arm4();
-    let profile = PatientProfile::builtin("moderate").unwrap();
-    let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-    let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-    let mut plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
+    let profile = profile("moderate");
+    let mut plant = ArticulatedPlant::new(&robot, at_rest_config(&robot, &profile)).unwrap();
     for _ in 0..4000 {
         plant.write(&plexo_hal::JointCommand::zeros(4)).unwrap();
     }
@@ -821,7 +773,7 @@ fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
 fn default_center_out_session_runs_end_to_end_through_therapy() {
     use plexo_controller::{Therapy, TherapyEvent};
     let rig = Rig::new("moderate");
-    let Rig { robot, mut plant, controller, mut supervisor, mut state, rom, .. } = rig;
+    let ClosedLoop { robot, mut plant, controller, mut supervisor, mut state, rom, .. } = rig;
     let protocol = Protocol::default_protocol("center-out").unwrap();
     let session = Session::new(&protocol, &robot, &rom).unwrap();
     let mut therapy = Therapy::new(session, controller);

@@ -10,99 +10,26 @@
 use std::time::Duration;
 
 use plexo_controller::{
-    AdaptationState, BlockSpec, Controller, ControllerConfig, MinimumJerk, ModeSettings, Protocol, RomLimit,
-    SafetyOutcome, SafetySupervisor, Session, StopReason, TaskReference, Therapy, TherapyEvent,
+    AdaptationState, BlockSpec, ControllerConfig, ModeSettings, Protocol, SafetyOutcome, Session, StopReason,
+    TaskReference, Therapy, TherapyEvent,
 };
-use plexo_hal::{JointArray, JointCommand, JointState, Robot};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, PlantConfig, SimulatedPlant, TrialOutcome};
+use plexo_hal::{JointArray, Robot};
+use plexo_sim::{PatientState, SimulatedPlant, TrialOutcome};
+use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_testkit::robots::DT;
 
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
-
-/// The controller configuration for the sim plant's default actuators (friction identified and compensated).
-fn config() -> ControllerConfig {
-    let mut cfg = ControllerConfig::default_config().unwrap();
-    cfg.friction.coulomb = vec![0.15; 4];
-    cfg.friction.viscous = vec![0.02; 4];
-    cfg.friction.smoothing_velocity = 0.05;
-    cfg.observer.subtract_friction = true;
-    cfg
-}
-
-struct Rig {
-    robot: Model,
-    plant: ArticulatedPlant,
-    controller: Controller,
-    supervisor: SafetySupervisor,
-    state: JointState,
-    rom: Vec<RomLimit>,
-    t: f64,
-}
-
-impl Rig {
-    /// The patient resting with the drives off, then enabled (soft start, hold) and moved passively to the home
-    /// posture of the center-out task.
-    fn new(patient: &str, cfg: &ControllerConfig, patient_state: Option<PatientState>) -> Self {
-        let robot = arm4();
-        let profile = PatientProfile::builtin(patient).unwrap();
-        let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-        let plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-        let mut plant = ArticulatedPlant::new(&robot, plant_config.with_patient(profile.clone())).unwrap();
-        if let Some(s) = patient_state {
-            plant.patient_mut().unwrap().restore(s).unwrap();
-        }
-        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
-        let controller = Controller::new(&robot, cfg, &arm, "test").unwrap();
-        let rom: Vec<RomLimit> = robot
-            .joints()
-            .iter()
-            .map(|j| {
-                let r = profile.range_of(&j.name).unwrap();
-                RomLimit { min: r[0], max: r[1] }
-            })
-            .collect();
-        let supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
-        let mut state = JointState::zeros(4);
-        plant.read(&mut state).unwrap();
-        let mut rig = Self { robot, plant, controller, supervisor, state, rom, t: 0.0 };
-        for _ in 0..4000 {
-            rig.plant.write(&JointCommand::zeros(4)).unwrap();
-        }
-        rig.plant.enable().unwrap();
-        rig.plant.read(&mut rig.state).unwrap();
-        rig.controller.start(&rig.state);
-        rig.supervisor.request_enable().unwrap();
-        let hold = TaskReference::hold(&rig.state.position);
-        while !matches!(rig.tick(&hold), SafetyOutcome::Active { .. }) {}
-        rig.controller.set_mode(ModeSettings::passive()).unwrap();
-        let to_home =
-            MinimumJerk { start: rig.state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
-        for k in 0..3500 {
-            let outcome = rig.tick(&to_home.sample(k as f64 * DT));
-            assert!(matches!(outcome, SafetyOutcome::Active { .. }), "{outcome:?}");
-        }
-        rig
+/// The moderate or given patient resting with the drives off, then enabled (soft start, hold) and moved passively
+/// to the home posture of the center-out task, every tick of the move Active.
+fn at_home(patient: &str, cfg: &ControllerConfig, patient_state: Option<PatientState>) -> ClosedLoop {
+    let mut rig = ClosedLoop::resting(patient, cfg, patient_state);
+    rig.enable();
+    rig.controller.set_mode(ModeSettings::passive()).unwrap();
+    let to_home = rig.to_home();
+    for k in 0..3500 {
+        let outcome = rig.step(&to_home.sample(k as f64 * DT));
+        assert!(matches!(outcome, SafetyOutcome::Active { .. }), "{outcome:?}");
     }
-
-    /// One runtime tick with `reference`; returns the supervisor's outcome.
-    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome {
-        self.plant.read(&mut self.state).unwrap();
-        let mut cmd = self.controller.update(&self.state, reference, self.t);
-        let outcome = self.supervisor.apply(&self.state, self.controller.report(), &mut cmd, self.now());
-        self.plant.write(&cmd).unwrap();
-        self.t += DT;
-        outcome
-    }
-
-    fn now(&self) -> Duration {
-        Duration::from_secs(1) + self.state.stamp
-    }
+    rig
 }
 
 /// Regression: a NaN in the reference made the controller report a zero hold torque, so the category-2 stop only
@@ -110,8 +37,8 @@ impl Rig {
 /// the measured state was valid and gravity could be held. The stop must hold the arm.
 #[test]
 fn nan_reference_stops_with_the_arm_held_instead_of_dropped() {
-    let cfg = config();
-    let mut rig = Rig::new("moderate", &cfg, None);
+    let cfg = sim_actuator_config();
+    let mut rig = at_home("moderate", &cfg, None);
     let held_at = JointArray::from_slice(rig.plant.position()).unwrap();
     let mut bad = TaskReference::hold(&held_at);
     bad.position[1] = f64::NAN;
@@ -121,7 +48,7 @@ fn nan_reference_stops_with_the_arm_held_instead_of_dropped() {
     let mut last_outcome = SafetyOutcome::Disabled;
     let mut standstill_at = None;
     for k in 0..ticks {
-        let outcome = rig.tick(&bad);
+        let outcome = rig.step(&bad);
         assert!(
             matches!(outcome, SafetyOutcome::SafeStop { reason: StopReason::NonFiniteController, .. }),
             "tick {k}: {outcome:?}"
@@ -172,11 +99,11 @@ struct FirstTrial {
 /// Runs `protocol` through `Therapy` on `rig`'s plant with the patient aiming at each trial's target; returns
 /// what the first trial ran with, the final adaptation state and the patient's state at the end.
 fn run_session(
-    rig: Rig,
+    rig: ClosedLoop,
     protocol: &Protocol,
     resume: Option<AdaptationState>,
 ) -> (FirstTrial, AdaptationState, PatientState) {
-    let Rig { robot, mut plant, controller, mut supervisor, mut state, rom, .. } = rig;
+    let ClosedLoop { robot, mut plant, controller, mut supervisor, mut state, rom, .. } = rig;
     let session = Session::new(protocol, &robot, &rom).unwrap();
     let mut therapy = Therapy::new(session, controller);
     if let Some(saved) = resume {
@@ -233,13 +160,13 @@ fn run_session(
 /// configured defaults.
 #[test]
 fn second_session_resumes_the_first_sessions_assistance() {
-    let mut cfg = config();
+    let mut cfg = sim_actuator_config();
     // Progression thresholds at zero make every block count as a success ("harder"), so the Krebs scales
     // certainly change in session 1 and their carry-over is tested, whatever the patient's success rate.
     cfg.aan.progression.success_low = 0.0;
     cfg.aan.progression.success_high = 0.0;
     let protocol = short_protocol();
-    let (first_1, saved, patient) = run_session(Rig::new("moderate", &cfg, None), &protocol, None);
+    let (first_1, saved, patient) = run_session(at_home("moderate", &cfg, None), &protocol, None);
     let defaults = AdaptationState::new(4, &cfg.aan);
     println!(
         "session 1: first trial stiffness {:?} Nm/rad, final Emken stiffness {:?} Nm/rad, assistance scale {:.3}, \
@@ -266,7 +193,7 @@ fn second_session_resumes_the_first_sessions_assistance() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(loaded, saved, "the file round-trips exactly");
 
-    let (first_2, _, _) = run_session(Rig::new("moderate", &cfg, Some(patient)), &protocol, Some(loaded));
+    let (first_2, _, _) = run_session(at_home("moderate", &cfg, Some(patient)), &protocol, Some(loaded));
     println!(
         "session 2 (resumed): first trial stiffness {:?} Nm/rad, movement {:.3} s",
         first_2.stiffness, first_2.duration
@@ -283,7 +210,7 @@ fn second_session_resumes_the_first_sessions_assistance() {
     assert!((first_2.duration - expected_duration).abs() < 0.01, "{} vs {expected_duration}", first_2.duration);
 
     // Control: the same second session without the saved state starts from the defaults.
-    let (fresh, _, _) = run_session(Rig::new("moderate", &cfg, Some(patient)), &protocol, None);
+    let (fresh, _, _) = run_session(at_home("moderate", &cfg, Some(patient)), &protocol, None);
     for j in 0..4 {
         assert!((fresh.stiffness[j] - cfg.aan.emken.initial).abs() < 1e-12);
     }

@@ -7,11 +7,9 @@ use plexo_controller::{
 };
 use plexo_hal::{JointArray, JointState};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_kinematics::{Data, Model, forward_kinematics, gravity_torque};
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
+use plexo_kinematics::{Data, forward_kinematics, gravity_torque};
+use plexo_testkit::rig::urdf_rom;
+use plexo_testkit::robots::arm4;
 
 fn controller() -> Controller {
     let config = ControllerConfig::default_config().unwrap();
@@ -413,8 +411,7 @@ fn restoring_an_adaptation_state_names_the_field_that_does_not_fit() {
 #[test]
 fn default_protocols_parse_and_prepare_on_arm4() {
     let robot = arm4();
-    let rom: Vec<RomLimit> =
-        robot.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
+    let rom = urdf_rom(&robot);
     for name in plexo_controller::DEFAULT_PROTOCOLS {
         let p = Protocol::default_protocol(name).unwrap();
         let session = Session::new(&p, &robot, &rom).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -436,8 +433,7 @@ fn default_protocols_parse_and_prepare_on_arm4() {
 #[test]
 fn center_out_radius_scales_with_the_patient_rom() {
     let robot = arm4();
-    let full: Vec<RomLimit> =
-        robot.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
+    let full = urdf_rom(&robot);
     let mut narrow = full.clone();
     narrow[3] = RomLimit { min: 1.05, max: 1.55 }; // elbow barely moves
     narrow[1] = RomLimit { min: 0.35, max: 0.85 };

@@ -7,69 +7,19 @@
 //! 2. the same modes as one block each of a protocol run through `Therapy` (session sequencing, rest holds, trial
 //!    and block transitions, per-trial and per-block adaptation), each block checked to have run its own mode.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use plexo_controller::{
     AanLaw, BlockPerformance, BlockSpec, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol,
-    RomLimit, SafetyOutcome, SafetySupervisor, Session, Space, TargetKind, TargetSetSpec, Therapy, TherapyEvent,
+    SafetyOutcome, SafetySupervisor, Session, Space, Therapy, TherapyEvent,
 };
 use plexo_hal::{JointArray, JointInfo, JointState};
-use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_testkit::allocations;
+use plexo_testkit::rig::{elbow_rom_targets, urdf_rom};
+use plexo_testkit::robots::{DT, HOME, arm4};
 
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls on the current thread.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
-
-fn joint_infos(model: &Model) -> Vec<JointInfo> {
-    model
-        .joints()
-        .iter()
-        .map(|j| JointInfo {
-            name: j.name.clone(),
-            position_min: j.limits.lower,
-            position_max: j.limits.upper,
-            velocity_max: j.limits.velocity,
-            torque_max: j.limits.effort,
-        })
-        .collect()
-}
+plexo_testkit::install_counting_allocator!();
 
 /// The default configuration with every optional term switched on, so that each counted window runs all of a
 /// mode's code: resistive elastic term, error-augmentation offset, friction compensation.
@@ -116,8 +66,7 @@ fn follow(state: &mut JointState, reference: &JointArray<f64>, now: Duration) {
 fn every_mode_and_law_ticks_without_allocating_when_driven_directly() {
     let model = arm4();
     let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
-    let rom: Vec<RomLimit> =
-        model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
+    let rom = urdf_rom(&model);
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut away = home;
     away[1] += 0.3;
@@ -125,7 +74,7 @@ fn every_mode_and_law_ticks_without_allocating_when_driven_directly() {
     for (case, (mode, law, space, continuous)) in CASES.into_iter().enumerate() {
         let config = config(continuous);
         let mut controller = Controller::new(&model, &config, &arm, "test").unwrap();
-        let mut supervisor = SafetySupervisor::new(&config.safety, &joint_infos(&model), Some(&rom)).unwrap();
+        let mut supervisor = SafetySupervisor::new(&config.safety, &JointInfo::from_model(&model), Some(&rom)).unwrap();
         let settings = ModeSettings { mode, law, space, arm_support: 0.7, error_gain: None };
         let explicit_handle = case == CASES.len() - 1;
         let mut handle_ref = plexo_kinematics::Data::new(controller.coupled_model());
@@ -217,8 +166,7 @@ fn therapy_runs_one_block_per_mode_without_allocating() {
     let model = arm4();
     let config = config(false);
     let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
-    let rom: Vec<RomLimit> =
-        model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
+    let rom = urdf_rom(&model);
     let blocks: Vec<BlockSpec> = CASES[..CASES.len() - 1]
         .iter()
         .filter(|(.., continuous)| !continuous)
@@ -228,22 +176,12 @@ fn therapy_runs_one_block_per_mode_without_allocating() {
     let protocol = Protocol {
         name: "every mode".into(),
         description: "one block per mode and law".into(),
-        target_sets: vec![TargetSetSpec {
-            name: "elbow".into(),
-            kind: TargetKind::JointRom,
-            home: HOME.to_vec(),
-            count: None,
-            radius_fraction: None,
-            radius_cap: None,
-            rom_margin: None,
-            joint: Some("elbow_flexion".into()),
-            range_fraction: Some(0.5),
-        }],
+        target_sets: vec![elbow_rom_targets()],
         blocks,
     };
     let session = Session::new(&protocol, &model, &rom).unwrap();
     let mut therapy = Therapy::new(session, Controller::new(&model, &config, &arm, "test").unwrap());
-    let mut supervisor = SafetySupervisor::new(&config.safety, &joint_infos(&model), Some(&rom)).unwrap();
+    let mut supervisor = SafetySupervisor::new(&config.safety, &JointInfo::from_model(&model), Some(&rom)).unwrap();
     let mut state = JointState::zeros(4);
     state.position.copy_from_slice(&HOME);
     therapy.start(&state);

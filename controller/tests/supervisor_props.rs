@@ -6,25 +6,14 @@ use core::time::Duration;
 
 use plexo_controller::{ControllerConfig, ControllerReport, RomLimit, SafetyOutcome, SafetyState, SafetySupervisor};
 use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointFlags, JointInfo, JointState};
+use plexo_testkit::robots::arm4_joints_with;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
 const DOF: usize = 4;
 
 fn joints() -> Vec<JointInfo> {
-    let names = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"];
-    let limits = [(-0.3, 1.6), (-0.6, 2.0), (-0.8, 1.0), (0.0, 2.4)];
-    names
-        .iter()
-        .zip(limits)
-        .map(|(n, (lo, hi))| JointInfo {
-            name: (*n).into(),
-            position_min: lo,
-            position_max: hi,
-            velocity_max: 4.0,
-            torque_max: 40.0,
-        })
-        .collect()
+    arm4_joints_with([(-0.3, 1.6), (-0.6, 2.0), (-0.8, 1.0), (0.0, 2.4)], 4.0, 40.0)
 }
 
 fn rom() -> Vec<RomLimit> {
@@ -280,28 +269,9 @@ fn active_property_covers_the_active_state() {
 mod through_the_controller {
     use super::*;
     use plexo_controller::{AanLaw, AdaptationState, Controller, Mode, ModeSettings, Space, TaskReference};
-    use plexo_kinematics::Model;
+
     use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-
-    const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-
-    fn arm4() -> Model {
-        Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").expect("embedded")).expect("valid URDF")
-    }
-
-    fn arm4_joints(model: &Model) -> Vec<JointInfo> {
-        model
-            .joints()
-            .iter()
-            .map(|j| JointInfo {
-                name: j.name.clone(),
-                position_min: j.limits.lower,
-                position_max: j.limits.upper,
-                velocity_max: j.limits.velocity,
-                torque_max: j.limits.effort,
-            })
-            .collect()
-    }
+    use plexo_testkit::robots::{HOME, arm4};
 
     /// Gains within their configured ranges (the configuration loader rejects anything else), drawn anywhere in
     /// those ranges, extremes included.
@@ -453,7 +423,7 @@ mod through_the_controller {
             prop_assert!(a.emken_stiffness[0] <= config.aan.emken.k_max && a.assistance_scale <= 2.0);
             prop_assert!(clamped.iter().all(|c| c.restored != c.saved));
         }
-        let joints = arm4_joints(&model);
+        let joints = JointInfo::from_model(&model);
         let rom: Vec<RomLimit> = joints.iter().map(|j| RomLimit { min: j.position_min, max: j.position_max }).collect();
         let mut sup = SafetySupervisor::new(&config.safety, &joints, Some(&rom)).expect("valid supervisor");
         sup.request_enable().expect("disabled at start");

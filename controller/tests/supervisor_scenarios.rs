@@ -6,26 +6,16 @@ use plexo_controller::{
     ControllerConfig, ControllerReport, RomLimit, SafetyOutcome, SafetyState, SafetySupervisor, StopReason,
 };
 use plexo_hal::{JointCommand, JointFlags, JointInfo, JointState};
+use plexo_testkit::robots::arm4_joints_with;
 
 const DOF: usize = 4;
 const PERIOD_US: u64 = 1000;
 
 fn joints() -> Vec<JointInfo> {
-    let names = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"];
     use std::f64::consts::{FRAC_PI_2, FRAC_PI_3, FRAC_PI_6, PI};
     // plexo-arm4 URDF limits.
     let limits = [(-0.0873, FRAC_PI_2), (-FRAC_PI_6, 2.0 * FRAC_PI_3), (-FRAC_PI_3, FRAC_PI_3), (0.0, 0.75 * PI)];
-    names
-        .iter()
-        .zip(limits)
-        .map(|(n, (lo, hi))| JointInfo {
-            name: (*n).into(),
-            position_min: lo,
-            position_max: hi,
-            velocity_max: 2.5,
-            torque_max: 40.0,
-        })
-        .collect()
+    arm4_joints_with(limits, 2.5, 40.0)
 }
 
 fn rom() -> Vec<RomLimit> {

@@ -2,23 +2,13 @@
 //! (no plant): dwell and timeout of a trial, exactly one adaptation per trial, resuming a saved state.
 
 use plexo_controller::{
-    AanLaw, BlockSpec, Controller, ControllerConfig, ControllerError, Mode, Protocol, REST_HOLD, RomLimit, Session,
-    SessionEvent, Space, TargetKind, TargetSetSpec, Therapy, TherapyEvent, aan,
+    AanLaw, BlockSpec, Controller, ControllerConfig, ControllerError, Mode, Protocol, REST_HOLD, Session, SessionEvent,
+    Space, Therapy, TherapyEvent, aan,
 };
 use plexo_hal::{JointArray, JointState};
-use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
-
-fn rom(model: &Model) -> Vec<RomLimit> {
-    model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect()
-}
+use plexo_testkit::rig::{elbow_rom_targets, urdf_rom};
+use plexo_testkit::robots::{DT, HOME, arm4};
 
 fn block(mode: Mode, law: AanLaw, repetitions: u32) -> BlockSpec {
     BlockSpec {
@@ -45,17 +35,7 @@ fn protocol(blocks: Vec<BlockSpec>) -> Protocol {
     Protocol {
         name: "test".into(),
         description: "elbow range of motion".into(),
-        target_sets: vec![TargetSetSpec {
-            name: "elbow".into(),
-            kind: TargetKind::JointRom,
-            home: HOME.to_vec(),
-            count: None,
-            radius_fraction: None,
-            radius_cap: None,
-            rom_margin: None,
-            joint: Some("elbow_flexion".into()),
-            range_fraction: Some(0.5),
-        }],
+        target_sets: vec![elbow_rom_targets()],
         blocks,
     }
 }
@@ -77,7 +57,7 @@ fn offset(q: &JointArray<f64>, joint: usize, by: f64) -> JointArray<f64> {
 fn first_trial() -> (Session, JointArray<f64>, f64) {
     let model = arm4();
     let mut session =
-        Session::new(&protocol(vec![block(Mode::Passive, AanLaw::Fixed, 1)]), &model, &rom(&model)).unwrap();
+        Session::new(&protocol(vec![block(Mode::Passive, AanLaw::Fixed, 1)]), &model, &urdf_rom(&model)).unwrap();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut t = 0.0;
     loop {
@@ -178,7 +158,7 @@ fn therapy(blocks: Vec<BlockSpec>) -> Therapy {
     let config = ControllerConfig::default_config().unwrap();
     let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
     let controller = Controller::new(&model, &config, &arm, "test").unwrap();
-    Therapy::new(Session::new(&protocol(blocks), &model, &rom(&model)).unwrap(), controller)
+    Therapy::new(Session::new(&protocol(blocks), &model, &urdf_rom(&model)).unwrap(), controller)
 }
 
 /// Regression: at each trial start `Therapy` switched to the block's mode and then called `end_trial` to discard

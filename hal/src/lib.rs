@@ -15,6 +15,7 @@ mod config;
 pub mod conformance;
 mod error;
 mod joint_array;
+mod joint_info_model;
 pub mod mit;
 pub mod planner;
 mod patient_hooks;

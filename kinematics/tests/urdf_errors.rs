@@ -20,6 +20,16 @@ fn robot(body: &str) -> String {
     format!(r#"<robot name="bad">{body}</robot>"#)
 }
 
+/// Links `a` and `b` and the XML of a joint between them (a robot's body, without the `<robot>` element).
+fn a_b_body(joint_xml: &str) -> String {
+    format!("{}{}{joint_xml}", link("a"), link("b"))
+}
+
+/// A robot of links `a` and `b` and the XML of a joint between them.
+fn a_b_joined(joint_xml: &str) -> String {
+    robot(&a_b_body(joint_xml))
+}
+
 fn err(xml: &str) -> KinematicsError {
     match Model::from_urdf_str(xml) {
         Ok(_) => panic!("accepted bad URDF:\n{xml}"),
@@ -36,7 +46,7 @@ fn assert_names(error: &KinematicsError, names: &[&str]) {
 
 #[test]
 fn a_good_two_link_urdf_parses() {
-    let xml = robot(&format!("{}{}{}", link("a"), link("b"), joint("j", "revolute", "a", "b")));
+    let xml = a_b_joined(&joint("j", "revolute", "a", "b"));
     let model = Model::from_urdf_str(&xml).unwrap();
     assert_eq!(model.nv(), 1);
     assert_eq!(model.joints()[0].limits.upper, 1.0);
@@ -153,7 +163,7 @@ fn several_roots_are_listed() {
 #[test]
 fn unsupported_joint_types_are_named() {
     for kind in ["floating", "planar"] {
-        let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint("free", kind, "a", "b"))));
+        let e = err(&a_b_joined(&joint("free", kind, "a", "b")));
         assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
         assert_names(&e, &["free", kind]);
     }
@@ -162,19 +172,15 @@ fn unsupported_joint_types_are_named() {
 #[test]
 fn unknown_joint_type_names_the_joint_and_the_type() {
     // Regression: urdf-rs rejected type="wobbly" with a schema message naming neither the joint nor the type.
-    let xml = robot(&format!("{}{}{}", link("a"), link("b"), joint("odd", "wobbly", "a", "b")));
+    let xml = a_b_joined(&joint("odd", "wobbly", "a", "b"));
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
     assert_names(&e, &["'odd'", "wobbly"]);
     // Case matters in URDF.
-    let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint("elbow", "Revolute", "a", "b"))));
+    let e = err(&a_b_joined(&joint("elbow", "Revolute", "a", "b")));
     assert_names(&e, &["'elbow'", "Revolute"]);
     // A joint without a type attribute.
-    let e = err(&robot(&format!(
-        r#"{}{}<joint name="untyped"><parent link="a"/><child link="b"/></joint>"#,
-        link("a"),
-        link("b")
-    )));
+    let e = err(&a_b_joined(r#"<joint name="untyped"><parent link="a"/><child link="b"/></joint>"#));
     assert!(matches!(e, KinematicsError::UnsupportedJointType { .. }), "{e:?}");
     assert_names(&e, &["'untyped'", "missing type"]);
     // From a file, the error names the file too.
@@ -199,7 +205,7 @@ fn joint_with_limit(name: &str, kind: &str, limit: &str) -> String {
 fn revolute_or_prismatic_joint_without_limit_is_rejected_naming_the_joint() {
     // Regression: urdf-rs silently gave such joints range 0..0, velocity 0 and effort 0.
     for kind in ["revolute", "prismatic"] {
-        let e = err(&robot(&format!("{}{}{}", link("a"), link("b"), joint_with_limit("knee", kind, ""))));
+        let e = err(&a_b_joined(&joint_with_limit("knee", kind, "")));
         assert!(matches!(e, KinematicsError::MissingLimit { .. }), "{e:?}");
         assert_names(&e, &["'knee'", kind, "<limit>"]);
     }
@@ -216,22 +222,11 @@ fn revolute_or_prismatic_joint_without_limit_is_rejected_naming_the_joint() {
 #[test]
 fn continuous_joint_without_limit_is_unlimited_not_zero() {
     // Regression: urdf-rs gave a continuous joint without <limit> velocity 0 and effort 0.
-    let model = Model::from_urdf_str(&robot(&format!(
-        "{}{}{}",
-        link("a"),
-        link("b"),
-        joint_with_limit("spin", "continuous", "")
-    )))
-    .unwrap();
+    let model = Model::from_urdf_str(&a_b_joined(&joint_with_limit("spin", "continuous", ""))).unwrap();
     assert_eq!(model.joints()[0].limits, JointLimits::UNLIMITED);
     // With a <limit>, its velocity and effort are kept (position limits never apply to continuous joints).
-    let model = Model::from_urdf_str(&robot(&format!(
-        "{}{}{}",
-        link("a"),
-        link("b"),
-        joint_with_limit("spin", "continuous", r#"<limit effort="3" velocity="4"/>"#)
-    )))
-    .unwrap();
+    let limited = joint_with_limit("spin", "continuous", r#"<limit effort="3" velocity="4"/>"#);
+    let model = Model::from_urdf_str(&a_b_joined(&limited)).unwrap();
     let l = model.joints()[0].limits;
     assert_eq!((l.lower, l.upper, l.velocity, l.effort), (f64::NEG_INFINITY, f64::INFINITY, 4.0, 3.0));
 }
@@ -239,22 +234,12 @@ fn continuous_joint_without_limit_is_unlimited_not_zero() {
 #[test]
 fn limit_without_effort_or_velocity_is_rejected_before_urdf_1_2_and_unlimited_from_1_2() {
     // Before URDF 1.2 `effort` is required; urdf-rs would read 0 N·m (a joint that cannot be driven).
-    let body = format!(
-        "{}{}{}",
-        link("a"),
-        link("b"),
-        joint_with_limit("wrist", "revolute", r#"<limit lower="-1" upper="1" velocity="2"/>"#)
-    );
+    let body = a_b_body(&joint_with_limit("wrist", "revolute", r#"<limit lower="-1" upper="1" velocity="2"/>"#));
     let e = err(&robot(&body));
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["'wrist'", "effort"]);
     // A missing velocity is named too (urdf-rs's own message names neither joint nor attribute).
-    let no_velocity = format!(
-        "{}{}{}",
-        link("a"),
-        link("b"),
-        joint_with_limit("wrist", "prismatic", r#"<limit lower="-1" upper="1" effort="2"/>"#)
-    );
+    let no_velocity = a_b_body(&joint_with_limit("wrist", "prismatic", r#"<limit lower="-1" upper="1" effort="2"/>"#));
     let e = err(&robot(&no_velocity));
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["'wrist'", "velocity"]);
@@ -302,25 +287,19 @@ fn non_finite_numbers_are_named() {
     assert_names(&e, &["arm"]);
     let e = err(&with_inertial("1", r#"ixx="inf" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01""#));
     assert!(matches!(e, KinematicsError::NonFinite { .. }), "{e:?}");
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><origin xyz="0 NaN 0"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><origin xyz="0 NaN 0"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::NonFinite { .. }), "{e:?}");
     assert_names(&e, &["elbow", "origin"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 inf 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 inf 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     assert_names(&err(&xml), &["elbow", "axis"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="NaN" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="elbow" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="NaN" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["elbow"]);
@@ -328,19 +307,15 @@ fn non_finite_numbers_are_named() {
 
 #[test]
 fn zero_axis_and_inverted_limits_are_named() {
-    let xml = robot(&format!(
-        r#"{}{}<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 0"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::ZeroAxis { .. }), "{e:?}");
     assert_names(&e, &["wrist"]);
-    let xml = robot(&format!(
-        r#"{}{}<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="1 0 0"/><limit lower="1" upper="-1" effort="1" velocity="1"/></joint>"#,
-        link("a"),
-        link("b")
-    ));
+    let xml = a_b_joined(
+        r#"<joint name="wrist" type="revolute"><parent link="a"/><child link="b"/><axis xyz="1 0 0"/><limit lower="1" upper="-1" effort="1" velocity="1"/></joint>"#,
+    );
     let e = err(&xml);
     assert!(matches!(e, KinematicsError::InvalidLimits { .. }), "{e:?}");
     assert_names(&e, &["wrist"]);
@@ -432,9 +407,7 @@ fn builder_rejects_bad_input_without_panicking() {
 
 #[test]
 fn bad_payloads_are_rejected_and_leave_the_model_unchanged() {
-    let mut model =
-        Model::from_urdf_str(&robot(&format!("{}{}{}", link("a"), link("b"), joint("j", "revolute", "a", "b"))))
-            .unwrap();
+    let mut model = Model::from_urdf_str(&a_b_joined(&joint("j", "revolute", "a", "b"))).unwrap();
     let before = model.total_mass();
     let e = model.attach_payload("b", &RigidBody::point_mass(-1.0, Vector3::zeros())).unwrap_err();
     assert!(matches!(e, KinematicsError::NonPositiveMass { .. }));

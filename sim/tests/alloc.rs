@@ -7,54 +7,13 @@
 //! `Multibody::update_acceleration`); none can be avoided through rapier's API. The count is measured and bounded
 //! here, and the numbers are recorded in sim/BENCHMARKS.md.
 
-mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-use common::{arm4, profile};
 use plexo_hal::{JointCommand, JointState, Robot};
 use plexo_sim::{ArticulatedPlant, Integrator, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
+use plexo_testkit::count_allocations;
+use plexo_testkit::patients::profile;
+use plexo_testkit::robots::{arm4, impedance_hold};
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls made on the current thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn count_allocations(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    COUNT.with(Cell::get)
-}
+plexo_testkit::install_counting_allocator!();
 
 /// Runs `steps` control periods with the patient reaching, the way the runtime does.
 fn drive<P: SimulatedPlant>(plant: &mut P, steps: usize, state: &mut JointState, cmd: &mut JointCommand) {
@@ -117,13 +76,7 @@ fn rapier_plant_allocations_are_rapier_internal_and_bounded() {
     let hold = [0.3, 0.4, 0.0, 0.9];
     plant.patient_mut().unwrap().clear_target();
     plant.set_state(&hold, &[0.0; 4]).unwrap();
-    let mut held = JointCommand::zeros(4);
-    held.drive_impedance = Some(plexo_hal::DriveImpedance {
-        position: plexo_hal::JointArray::from_slice(&hold).unwrap(),
-        velocity: plexo_hal::JointArray::splat(4, 0.0),
-        stiffness: plexo_hal::JointArray::splat(4, 100.0),
-        damping: plexo_hal::JointArray::splat(4, 3.0),
-    });
+    let held = impedance_hold(&hold, 100.0, 3.0);
     let slow = count_allocations(|| {
         for _ in 0..200 {
             plant.read(&mut state).unwrap();
@@ -153,13 +106,7 @@ fn rapier_plant_allocations_are_rapier_internal_and_bounded() {
 fn rapier_plant_with_cuffs_adds_no_allocations_of_its_own() {
     let model = arm4();
     let hold = [0.3, 0.4, 0.0, 0.9];
-    let mut held = JointCommand::zeros(4);
-    held.drive_impedance = Some(plexo_hal::DriveImpedance {
-        position: plexo_hal::JointArray::from_slice(&hold).unwrap(),
-        velocity: plexo_hal::JointArray::splat(4, 0.0),
-        stiffness: plexo_hal::JointArray::splat(4, 100.0),
-        damping: plexo_hal::JointArray::splat(4, 3.0),
-    });
+    let held = impedance_hold(&hold, 100.0, 3.0);
     let mut counts = Vec::new();
     for cuffs in [None, Some(plexo_sim::CuffParams::default())] {
         let options = RapierOptions { cuffs, ..RapierOptions::default() };

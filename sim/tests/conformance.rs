@@ -3,16 +3,15 @@
 //! diverged plant refuses every write with an error of kind `Fault` and does not advance; over CAN the host keeps
 //! polling torque-free, so the state stays observable.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{arm4, profile};
 use plexo_hal::conformance::check_lifecycle_contract;
 use plexo_hal::planner::Protocol;
 use plexo_hal::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
 use plexo_sim::emulated::SimOverCan;
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
+use plexo_testkit::patients::profile;
+use plexo_testkit::robots::arm4;
 
 fn config() -> PlantConfig {
     PlantConfig::default().with_patient(profile("moderate"))

@@ -1,12 +1,11 @@
 //! Compliant cuffs in RapierPlant: interaction-torque sensing, agreement with the rigid attachment,
 //! determinism, parameter validation.
 
-mod common;
-
-use common::{arm4, arm6, ideal_config, profile};
-use plexo_hal::{DriveImpedance, JointArray, JointCommand, JointState, Robot};
+use plexo_hal::{JointCommand, JointState, Robot};
 use plexo_kinematics::{Data, Model};
 use plexo_sim::{CuffParams, PatientProfile, RapierOptions, RapierPlant, SimError, SimulatedPlant, attach_arm};
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, arm6, drive_impedance, impedance_hold};
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
@@ -28,15 +27,7 @@ fn zero_strength(name: &str) -> PatientProfile {
 
 /// Holds the robot at `q` with a stiff drive-side impedance loop.
 fn hold(q: &[f64]) -> JointCommand {
-    let n = q.len();
-    let mut cmd = JointCommand::zeros(n);
-    cmd.drive_impedance = Some(DriveImpedance {
-        position: JointArray::from_slice(q).unwrap(),
-        velocity: JointArray::splat(n, 0.0),
-        stiffness: JointArray::splat(n, 400.0),
-        damping: JointArray::splat(n, 15.0),
-    });
-    cmd
+    impedance_hold(q, 400.0, 15.0)
 }
 
 /// Generalized gravity torque of the patient's arm segments alone at `q` [Nm].
@@ -241,12 +232,7 @@ fn zero_strength_patient_on_cuffs_moves_like_the_rigid_arm_for_2s() {
         for i in 0..4 {
             cmd.torque[i] = tau[i];
         }
-        cmd.drive_impedance = Some(DriveImpedance {
-            position: JointArray::from_slice(&q).unwrap(),
-            velocity: JointArray::from_slice(&v).unwrap(),
-            stiffness: JointArray::splat(4, 30.0),
-            damping: JointArray::splat(4, 1.0),
-        });
+        cmd.drive_impedance = Some(drive_impedance(&q, &v, 30.0, 1.0));
         rigid.write(&cmd).unwrap();
         cuffed.write(&cmd).unwrap();
         dq = dq.max(max_abs_diff(rigid.position(), cuffed.position()));

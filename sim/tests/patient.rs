@@ -1,14 +1,13 @@
 //! Virtual-patient tests: passivity at zero strength, spasticity threshold, reaching, trial dynamics, profiles.
 
-mod common;
-
-use common::{arm4, arm6, ideal_config, profile};
 use plexo_hal::{JointCommand, Robot};
 use plexo_sim::patient::Mas;
 use plexo_sim::{
     ArticulatedPlant, DEFAULT_PATIENTS, PatientProfile, PatientState, PlantConfig, SimError, SimulatedPlant,
     TrialOutcome, default_patient_toml,
 };
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, arm6};
 
 /// Gravity compensation of the bare robot (what a transparent controller would command), applied every step.
 fn run_with_robot_gravity_comp(plant: &mut ArticulatedPlant, robot: &plexo_kinematics::Model, steps: usize) {

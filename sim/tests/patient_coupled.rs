@@ -12,12 +12,11 @@
 // Per-joint index loops mirror the equations over several arrays at once.
 #![allow(clippy::needless_range_loop)]
 
-mod common;
-
-use common::{arm4, profile};
 use plexo_hal::{JointCommand, JointState, Robot};
 use plexo_kinematics::{Data, Model, forward_kinematics, gravity_torque};
-use plexo_sim::{ArticulatedPlant, PlantConfig, SimulatedPlant};
+use plexo_sim::{ArticulatedPlant, SimulatedPlant};
+use plexo_testkit::patients::{at_rest_config, profile};
+use plexo_testkit::robots::arm4;
 
 const DT: f64 = 0.001;
 /// Passive-mode joint stiffness [Nm/rad] and damping [Nm s/rad] (controller passive mode defaults).
@@ -48,8 +47,7 @@ impl Coupled {
     fn new(name: &str) -> Self {
         let robot = arm4();
         let prof = profile(name);
-        let rest: Vec<f64> = robot.joints().iter().map(|j| prof.joints[&j.name].rest_position).collect();
-        let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() }.with_patient(prof);
+        let config = at_rest_config(&robot, &prof);
         let mut plant = ArticulatedPlant::new(&robot, config).unwrap();
         plant.enable().unwrap();
         let loaded = plant.model().clone();

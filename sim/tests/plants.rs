@@ -1,12 +1,11 @@
 //! Plant-level tests: rapier vs articulated agreement, energy conservation, lifecycle, determinism.
 
-mod common;
-
-use common::{arm4, ideal_config, profile};
 use plexo_hal::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
 use plexo_sim::{
     ArticulatedPlant, Integrator, MotorParams, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant,
 };
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::{arm4, drive_impedance};
 
 const Q0: [f64; 4] = [0.4, 0.6, 0.3, 1.2];
 
@@ -64,12 +63,7 @@ fn compare(config: PlantConfig, integrator: Integrator, seconds: f64) -> (f64, f
         let (q, v, _) = reference(k as f64 * 1e-3);
         let mut cmd = JointCommand::zeros(4);
         cmd.torque.copy_from_slice(tau);
-        cmd.drive_impedance = Some(plexo_hal::DriveImpedance {
-            position: plexo_hal::JointArray::from_slice(&q).unwrap(),
-            velocity: plexo_hal::JointArray::from_slice(&v).unwrap(),
-            stiffness: plexo_hal::JointArray::splat(4, 30.0),
-            damping: plexo_hal::JointArray::splat(4, 1.0),
-        });
+        cmd.drive_impedance = Some(drive_impedance(&q, &v, 30.0, 1.0));
         a.write(&cmd).unwrap();
         r.write(&cmd).unwrap();
         dq = dq.max(max_abs_diff(a.position(), r.position()));
