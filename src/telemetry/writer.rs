@@ -8,8 +8,7 @@ use crossbeam::channel::Receiver;
 use plexo_controller::{SafetyOutcome, StopReason};
 use plexo_kinematics::{Data, FrameId, Model};
 
-use super::TelemetryConfig;
-use super::TelemetryReport;
+use super::config::{TelemetryConfig, TelemetryReport};
 use super::entities;
 use super::messages::{Event, Message, Sample};
 use crate::AppError;
