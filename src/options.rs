@@ -101,3 +101,13 @@ pub fn apply_realtime(args: &OutputArgs) -> RealtimeReport {
     }
     report
 }
+
+/// Parses a command-line duration [s]: a finite number above zero (`nan`, `inf` and `0` are refused, so a typo
+/// never turns into an unlimited session).
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number of seconds above 0")),
+        Err(e) => Err(format!("`{text}` is not a number ({e}); expected a finite number of seconds above 0")),
+    }
+}

@@ -74,8 +74,8 @@ pub struct RunArgs {
     /// Stop after this many trials.
     #[arg(long)]
     pub trials: Option<usize>,
-    /// Stop after this much session time [s].
-    #[arg(long)]
+    /// Stop after this much session time [s] (a finite number above 0).
+    #[arg(long, value_parser = crate::options::positive_seconds)]
     pub duration: Option<f64>,
     /// Outputs and real-time settings.
     #[command(flatten)]

@@ -73,8 +73,8 @@ pub struct SimArgs {
     /// Stop after this many trials.
     #[arg(long)]
     pub trials: Option<usize>,
-    /// Stop after this much session time [s].
-    #[arg(long)]
+    /// Stop after this much session time [s] (a finite number above 0).
+    #[arg(long, value_parser = crate::options::positive_seconds)]
     pub duration: Option<f64>,
     /// Real-time scheduling, memory locking, CPU pinning and outputs.
     #[command(flatten)]

@@ -439,3 +439,31 @@ fn check_and_sim_take_the_patient_from_a_clinical_file_or_refuse_it_for_a_simula
     assert!(!out.status.success(), "a simulation without a virtual patient model was accepted");
     assert!(stderr.contains("P-0042.toml") && stderr.contains("virtual patient profile"), "{stderr}");
 }
+
+#[test]
+fn non_finite_or_non_positive_cli_durations_are_refused_before_anything_runs() {
+    // Regression (issue 13 §3): `--duration nan` ran the full session.
+    for bad in ["nan", "inf", "-inf", "NaN", "-2", "0"] {
+        let duration = format!("--duration={bad}");
+        let out = plexo(&["sim", "--plant", "articulated", "--trials", "1", &duration, "-q", "--no-save"]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "sim --duration {bad} was accepted:\n{stdout}");
+        assert!(stderr.contains("--duration") && stderr.contains("finite"), "sim --duration {bad}: {stderr}");
+    }
+    let hw = repo("assets/configs/plexo-arm4-hardware.toml");
+    let out = plexo(&[
+        "run",
+        "--hardware",
+        &hw,
+        "--emulate",
+        "articulated",
+        "--patient",
+        "moderate",
+        "--duration",
+        "nan",
+        "-q",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "run --duration nan was accepted");
+    assert!(stderr.contains("--duration") && stderr.contains("finite"), "{stderr}");
+}
