@@ -19,7 +19,7 @@
 //! stop (damped hold with gravity and weight support) until standstill, then torque off.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
@@ -76,8 +76,13 @@ pub enum SessionEnd {
     TrialLimit,
     /// `--duration` reached.
     TimeLimit,
-    /// The operator stopped (Ctrl-C, stop request).
+    /// The operator stopped (stop request).
     OperatorStop,
+    /// A signal (SIGINT = Ctrl-C, SIGTERM, SIGHUP; the number) stopped the session: category-2 stop, then torque
+    /// off, as for an operator stop.
+    Signal(i32),
+    /// A second signal during the stop (the number): torque was switched off at once (category-0 stop).
+    SignalTorqueOff(i32),
     /// The safety supervisor stopped the session (a safe stop or a fault latched).
     Safety(StopReason),
     /// The backend reported an error (read/write failed, drive fault): torque was switched off.
@@ -85,11 +90,15 @@ pub enum SessionEnd {
 }
 
 impl SessionEnd {
-    /// True for an orderly end (complete, a requested limit, or an operator stop).
+    /// True for an orderly end (complete, a requested limit, or an operator or signal stop).
     pub fn is_orderly(&self) -> bool {
         matches!(
             self,
-            SessionEnd::Completed | SessionEnd::TrialLimit | SessionEnd::TimeLimit | SessionEnd::OperatorStop
+            SessionEnd::Completed
+                | SessionEnd::TrialLimit
+                | SessionEnd::TimeLimit
+                | SessionEnd::OperatorStop
+                | SessionEnd::Signal(_)
         )
     }
 }
@@ -101,6 +110,14 @@ impl std::fmt::Display for SessionEnd {
             SessionEnd::TrialLimit => write!(f, "trial limit reached"),
             SessionEnd::TimeLimit => write!(f, "time limit reached"),
             SessionEnd::OperatorStop => write!(f, "stopped by the operator"),
+            SessionEnd::Signal(signal) => {
+                write!(f, "stopped by {} (controlled stop, then torque off)", crate::signals::name(*signal))
+            }
+            SessionEnd::SignalTorqueOff(signal) => write!(
+                f,
+                "STOPPED BY A SECOND {}: torque switched off at once (category-0 stop)",
+                crate::signals::name(*signal)
+            ),
             SessionEnd::Safety(reason) => write!(f, "SAFETY STOP: {reason:?}"),
             SessionEnd::Robot(e) => write!(f, "ROBOT ERROR: {e}"),
         }
@@ -108,17 +125,28 @@ impl std::fmt::Display for SessionEnd {
 }
 
 impl SessionEnd {
-    /// Maps a session end to the process result (`Ok` for an orderly end).
+    /// Maps a session end to the process result: `Ok` for an orderly end, [`AppError::Signal`] for a stop by a
+    /// signal (the process exits with 128 + the signal's number), else [`AppError::SessionAborted`].
     pub fn into_result(self) -> Result<(), AppError> {
-        if self.is_orderly() { Ok(()) } else { Err(AppError::SessionAborted(self.to_string())) }
+        match self {
+            SessionEnd::Signal(signal) | SessionEnd::SignalTorqueOff(signal) => {
+                Err(AppError::Signal { signal, end: self.to_string() })
+            }
+            end if end.is_orderly() => Ok(()),
+            end => Err(AppError::SessionAborted(end.to_string())),
+        }
     }
 }
 
-/// Shared flags between the control thread and the outside (progress bar, Ctrl-C handler). Lock-free.
+/// Shared flags between the control thread and the outside (progress bar, signal handlers). Lock-free.
 #[derive(Clone, Debug, Default)]
 pub struct LoopSignals {
     /// Set by the operator to stop the session (category-2 stop, then torque off).
     pub stop: Arc<AtomicBool>,
+    /// The signal that set `stop` (its number), 0 for a stop without one.
+    pub stop_signal: Arc<AtomicI32>,
+    /// Set by a second signal: switch torque off now (category-0 stop), whatever the phase.
+    pub torque_off_now: Arc<AtomicBool>,
     /// Session time so far [ms], for a progress display.
     pub session_ms: Arc<AtomicU64>,
 }
@@ -213,6 +241,15 @@ pub fn run_session<P: PatientHooks>(
         };
         let work_start = monotonic_ns();
         let time = tick as f64 * dt;
+        if signals.torque_off_now.load(Ordering::Relaxed) {
+            rt.supervisor.estop();
+            let signal = signals.stop_signal.load(Ordering::Relaxed);
+            end = Some(match rt.plant.estop() {
+                Ok(()) => SessionEnd::SignalTorqueOff(signal),
+                Err(e) => SessionEnd::Robot(format!("{}{}", SessionEnd::SignalTorqueOff(signal), estop_note(Err(e)))),
+            });
+            break;
+        }
 
         // --- read
         let read = rt.plant.read(&mut state);
@@ -311,7 +348,10 @@ pub fn run_session<P: PatientHooks>(
                 } else if config.max_session_time.is_some_and(|m| session_time >= m) {
                     Some(SessionEnd::TimeLimit)
                 } else if signals.stop.load(Ordering::Relaxed) {
-                    Some(SessionEnd::OperatorStop)
+                    match signals.stop_signal.load(Ordering::Relaxed) {
+                        0 => Some(SessionEnd::OperatorStop),
+                        signal => Some(SessionEnd::Signal(signal)),
+                    }
                 } else {
                     None
                 };
@@ -458,5 +498,75 @@ fn tick_sample<P: PatientHooks>(
         stiffness: controller.assist_stiffness(),
         therapy,
         safety,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup;
+    use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
+    use plexo_hal::Robot;
+
+    #[test]
+    fn a_second_signal_switches_torque_off_at_once_without_the_controlled_stop() {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let patient = setup::load_patient("moderate").unwrap();
+        let profile = setup::virtual_patient(&patient).unwrap();
+        let (model, urdf) = &robot.value;
+        let rest = setup::patient_rest(model, &profile).unwrap();
+        let config =
+            plexo_sim::PlantConfig { initial_position: Some(rest), ..Default::default() }.with_patient(profile.value);
+        let plant = plexo_sim::ArticulatedPlant::new(model, config).unwrap();
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None).unwrap(),
+            &setup::load_protocol("center-out").unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            plant.joints(),
+        )
+        .unwrap();
+        let telemetry = Telemetry::start(TelemetryConfig {
+            session_name: "signal".into(),
+            model: model.clone(),
+            urdf: urdf.clone(),
+            handle_frame: "handle".into(),
+            blocks: parts.blocks.clone(),
+            period: 0.001,
+            pose_every: 10,
+            capacity: 1024,
+            paced: false,
+            sinks: Sinks::default(),
+        })
+        .unwrap();
+        let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
+        let signals = LoopSignals::default();
+        // Two SIGTERMs arrive while the session runs (the watcher sets these flags).
+        let flags = signals.clone();
+        let sender = telemetry.sender_for(false);
+        let watcher = std::thread::spawn(move || {
+            while flags.session_ms.load(Ordering::Relaxed) < 1500 {
+                std::thread::yield_now();
+            }
+            flags.stop_signal.store(libc::SIGTERM, Ordering::Relaxed);
+            flags.stop.store(true, Ordering::Relaxed);
+            flags.torque_off_now.store(true, Ordering::Relaxed);
+        });
+        let mut config = LoopConfig::new(Duration::from_millis(1));
+        config.max_session_time = Some(30.0);
+        let report = run_session(&mut rt, &config, &sender, &signals).unwrap();
+        watcher.join().unwrap();
+        assert_eq!(report.end, SessionEnd::SignalTorqueOff(libc::SIGTERM));
+        // The unpaced loop runs ahead of the thread that sets the flags by a few simulated seconds at most; a
+        // controlled stop or the full session would take longer.
+        assert!(report.session_time < 10.0, "torque off at once, not after a 30 s session: {}", report.session_time);
+        assert_eq!(rt.plant.lifecycle(), Lifecycle::EStopped, "category 0: the drives are switched off");
+        assert_eq!(rt.supervisor.state(), SafetyState::Fault);
+        match report.end.into_result() {
+            Err(e @ AppError::Signal { .. }) => assert_eq!(e.exit_code(), 143),
+            other => panic!("a signal stop maps to AppError::Signal, got {other:?}"),
+        }
+        telemetry.finish().unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! One session as `sim` and `run` drive it around the runtime loop: the telemetry pipeline, `--resume`, Ctrl-C,
+//! One session as `sim` and `run` drive it around the runtime loop: the telemetry pipeline, `--resume`, signals,
 //! the progress bar and the real-time settings before; the report, the summary and the state after.
 
 use std::sync::atomic::Ordering;
@@ -46,11 +46,12 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, plant: P) -> Result<(), App
     let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
     let resumed = resume_session(output.resume.as_deref(), &mut rt.therapy, &mut rt.plant)?;
     let loop_signals = LoopSignals::default();
-    signals::install_ctrl_c(&loop_signals);
+    let watcher = signals::install(&loop_signals);
     let progress = progress::progress_bar(&loop_signals, nominal, output.quiet);
     let realtime = apply_realtime(output);
     let wall = Instant::now();
     let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &loop_signals);
+    watcher.finish();
     loop_signals.stop.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         p.finish();

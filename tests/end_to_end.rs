@@ -467,3 +467,33 @@ fn non_finite_or_non_positive_cli_durations_are_refused_before_anything_runs() {
     assert!(!out.status.success(), "run --duration nan was accepted");
     assert!(stderr.contains("--duration") && stderr.contains("finite"), "{stderr}");
 }
+
+#[test]
+fn sigterm_and_sighup_stop_the_session_like_ctrl_c_torque_off_and_outputs_written() {
+    // Regression (issue 13 §1): SIGTERM and SIGHUP ended the process at once: no safe stop, no torque-off, no
+    // state file.
+    for (signal, name, code) in [(libc::SIGTERM, "SIGTERM", 143), (libc::SIGHUP, "SIGHUP", 129)] {
+        let dir = scratch(&format!("signal-{name}"));
+        let rrd = dir.join("s.rrd");
+        let started = std::time::Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_plexo"))
+            .args(["sim", "--plant", "articulated", "--realtime", "--duration", "60", "-q", "--save"])
+            .arg(&rrd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Past the 0.5 s sensor check: the session runs with torque on.
+        std::thread::sleep(std::time::Duration::from_millis(2000));
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{name}: exit status 128 + signal:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("stopped by {name} (controlled stop, then torque off)")), "{stdout}");
+        assert!(stderr.contains(&format!("{name}: controlled stop")), "{stderr}");
+        assert!(rrd.with_extension("state.toml").exists(), "{name}: the state file is written");
+        assert!(rrd.with_extension("summary.json").exists(), "{name}: the summary is written");
+        assert!(started.elapsed().as_secs_f64() < 20.0, "{name}: the stop took {:?}", started.elapsed());
+    }
+}
