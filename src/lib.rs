@@ -13,6 +13,7 @@
 mod check_cmd;
 pub mod cli;
 mod error;
+mod files;
 mod hardware;
 mod model_cmd;
 mod options;

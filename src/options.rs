@@ -1,7 +1,7 @@
 //! The output and real-time options `sim` and `run` share (`--save`, `--spawn`, `--resume`, `--fifo-priority`,
 //! …) and how they are applied: the telemetry's sinks and the control thread's real-time settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use plexo_kinematics::Model;
@@ -110,4 +110,30 @@ pub fn positive_seconds(text: &str) -> Result<f64, String> {
         Ok(v) => Err(format!("{v} is not a finite number of seconds above 0")),
         Err(e) => Err(format!("`{text}` is not a number ({e}); expected a finite number of seconds above 0")),
     }
+}
+
+impl OutputArgs {
+    /// Refuses, before any file is created, an output path given for two roles or equal to an input: `inputs`
+    /// and `extra_outputs` (e.g. `--candump`) as `(option, path)`, besides `--resume` (an input) and `--save`
+    /// (with the summary and state files written beside it) and `--state` (outputs). See
+    /// [`crate::files::check_distinct`].
+    pub fn check_paths(&self, inputs: &[(&str, &Path)], extra_outputs: &[(&str, &Path)]) -> Result<(), AppError> {
+        let mut all_inputs = inputs.to_vec();
+        if let Some(resume) = &self.resume {
+            all_inputs.push(("--resume", resume));
+        }
+        let summary = self.save.as_ref().map(|p| p.with_extension("summary.json"));
+        let state_beside = self.save.as_ref().filter(|_| self.state.is_none()).map(|p| p.with_extension("state.toml"));
+        let mut outputs: Vec<(&str, &Path)> = extra_outputs.to_vec();
+        outputs.extend(self.save.as_deref().map(|p| ("--save", p)));
+        outputs.extend(summary.as_deref().map(|p| ("the summary beside --save", p)));
+        outputs.extend(state_beside.as_deref().map(|p| ("the state beside --save", p)));
+        outputs.extend(self.state.as_deref().map(|p| ("--state", p)));
+        crate::files::check_distinct(&all_inputs, &outputs)
+    }
+}
+
+/// The `(option, path)` of each argument that names an existing file (an embedded default's name is none).
+pub fn file_inputs<'a>(args: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a Path)> {
+    args.iter().map(|(role, a)| (*role, Path::new(*a))).filter(|(_, p)| p.exists()).collect()
 }

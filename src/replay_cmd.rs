@@ -38,6 +38,12 @@ pub struct ReplayArgs {
 
 /// Runs `plexo replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
+    let inputs: Vec<(&str, &Path)> = [("FILE", Some(args.file.as_path())), ("--hardware", args.hardware.as_deref())]
+        .into_iter()
+        .filter_map(|(role, p)| p.map(|p| (role, p)))
+        .collect();
+    let outputs: Vec<(&str, &Path)> = args.save.as_deref().map(|p| ("--save", p)).into_iter().collect();
+    crate::files::check_distinct(&inputs, &outputs)?;
     let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
     if is_rrd {
         let summary = read_rrd(&args.file)?;
@@ -252,7 +258,7 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
     let rr = |e: &dyn std::fmt::Display| AppError::Telemetry(format!("{}: {e}", out.display()));
     let rec = rerun::RecordingStreamBuilder::new("plexo-replay")
         .recording_id(source.display().to_string())
-        .save(out)
+        .save(crate::files::partial_path(out))
         .map_err(|e| rr(&e))?;
     for s in series {
         for (name, values) in entities::REPLAY_SERIES.into_iter().zip([&s.q, &s.qd, &s.tau]) {
@@ -262,5 +268,6 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
         }
     }
     rec.flush_blocking().map_err(|e| rr(&e))?;
-    Ok(())
+    drop(rec);
+    crate::files::commit(&crate::files::partial_path(out), out)
 }

@@ -118,8 +118,8 @@ pub fn finish_session(
                 "waits": telemetry_report.waits,
             },
         });
-        std::fs::write(&json_path, serde_json::to_string_pretty(&json).expect("a JSON value always serializes"))
-            .map_err(|e| AppError::Io { path: json_path.display().to_string(), source: e })?;
+        let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");
+        crate::files::write_atomically(&json_path, text.as_bytes())?;
         println!("summary saved to {}", json_path.display());
     }
     let state_path = match (&outputs.args.state, &telemetry_report.saved_to) {

@@ -29,7 +29,7 @@ use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimEr
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
 use crate::hardware::{self, HardwareConfig};
-use crate::options::OutputArgs;
+use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup;
@@ -84,6 +84,11 @@ pub struct RunArgs {
 
 /// Runs `plexo run`.
 pub fn run(args: &RunArgs) -> Result<(), AppError> {
+    // 0. No output may overwrite an input or another output.
+    let mut inputs = file_inputs(&[("--patient", &args.patient), ("--protocol", &args.protocol)]);
+    inputs.push(("--hardware", &args.hardware));
+    inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    args.output.check_paths(&inputs, &[])?;
     // 1. The same validation as `plexo check`.
     let mut hw = HardwareConfig::from_file(&args.hardware)?;
     let check_args = CheckArgs {

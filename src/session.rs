@@ -40,11 +40,13 @@ pub struct SessionSetup<'a> {
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
 /// real-time safe around the loop.
 pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, plant: P) -> Result<(), AppError> {
-    let SessionSetup { name, model, urdf, parts, loop_config, nominal, output, default_save, hardware } = setup;
+    let SessionSetup { name, model, urdf, mut parts, loop_config, nominal, output, default_save, hardware } = setup;
+    let mut plant = plant;
+    // `--resume` is read and applied before any output is created: a bad state file leaves the files alone.
+    let resumed = resume_session(output.resume.as_deref(), &mut parts.therapy, &mut plant)?;
     let period = loop_config.period.as_secs_f64();
     let telemetry = start_telemetry(output, name, model, urdf, &parts, default_save, period, loop_config.paced)?;
     let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
-    let resumed = resume_session(output.resume.as_deref(), &mut rt.therapy, &mut rt.plant)?;
     let loop_signals = LoopSignals::default();
     let watcher = signals::install(&loop_signals);
     let progress = progress::progress_bar(&loop_signals, nominal, output.quiet);

@@ -45,12 +45,9 @@ impl SessionState {
         })
     }
 
-    /// Writes the state file (creating its directory). Not real-time safe.
+    /// Writes the state file atomically (creating its directory; a crash leaves the previous file). Not
+    /// real-time safe.
     pub fn save(&self, path: &Path) -> Result<(), AppError> {
-        let io = |e| AppError::Io { path: path.display().to_string(), source: e };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let text = toml::to_string(self).map_err(|e| AppError::Config {
             file: path.display().to_string(),
             key: "(session state)".into(),
@@ -58,7 +55,7 @@ impl SessionState {
         })?;
         let header = "# Plexo session state: what the assist-as-needed laws learnt (and, in simulation, the virtual\n\
                       # patient's state). Resume the next session with `--resume <this file>`.\n";
-        std::fs::write(path, format!("{header}{text}")).map_err(io)
+        crate::files::write_atomically(path, format!("{header}{text}").as_bytes())
     }
 
     /// Resumes `therapy` from this state before the session starts; returns the values clamped to the current

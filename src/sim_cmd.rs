@@ -15,7 +15,7 @@ use plexo_sim::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant};
 
 use crate::AppError;
-use crate::options::OutputArgs;
+use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup::{self, Loaded, Patient};
@@ -145,6 +145,11 @@ impl<P: SimulatedPlant + PatientHooks<Error = SimError>> PatientHooks for OverCa
 /// Runs `plexo sim`. Returns the process outcome: an error if the configuration is invalid or the session was
 /// aborted by a safety stop.
 pub fn run(args: &SimArgs) -> Result<(), AppError> {
+    let mut inputs =
+        file_inputs(&[("--robot", &args.robot), ("--patient", &args.patient), ("--protocol", &args.protocol)]);
+    inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
+    args.output.check_paths(&inputs, &candump)?;
     let robot = setup::load_robot(&args.robot)?;
     let mut patient = setup::load_patient(&args.patient)?;
     let protocol = setup::load_protocol(&args.protocol)?;
@@ -204,22 +209,22 @@ fn can_protocol(p: OverCanProtocol) -> CanProtocol {
 struct BusRecording {
     writer: CandumpWriter,
     buses: Vec<VirtualBus>,
+    path: PathBuf,
 }
 
 impl BusRecording {
     /// Records every bus of `buses` into the candump file `path` (created, with its directory). Not real-time safe.
     fn start(path: &Path, buses: &[VirtualBus]) -> Result<Self, AppError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
-        }
+        crate::files::create_parent(path)?;
         let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let writer = CandumpWriter::create(path, &refs, CANDUMP_CHANNEL_RECORDS)?;
+        // Written beside the target and renamed over it when complete (crate::files).
+        let writer = CandumpWriter::create(&crate::files::partial_path(path), &refs, CANDUMP_CHANNEL_RECORDS)?;
         for (i, bus) in buses.iter().enumerate() {
             let sink = writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))?;
             bus.record_to(sink);
         }
-        Ok(Self { writer, buses: buses.to_vec() })
+        Ok(Self { writer, buses: buses.to_vec(), path: path.to_owned() })
     }
 
     /// Stops recording, waits for the writer to write everything queued and flush, and reports what was written
@@ -228,7 +233,9 @@ impl BusRecording {
         for bus in &self.buses {
             bus.stop_recording();
         }
-        Ok(self.writer.finish()?)
+        let summary = self.writer.finish()?;
+        crate::files::commit(&crate::files::partial_path(&self.path), &self.path)?;
+        Ok(summary)
     }
 }
 

@@ -497,3 +497,45 @@ fn sigterm_and_sighup_stop_the_session_like_ctrl_c_torque_off_and_outputs_writte
         assert!(started.elapsed().as_secs_f64() < 20.0, "{name}: the stop took {:?}", started.elapsed());
     }
 }
+
+#[test]
+fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
+    // Regression (issue 13 §2): a failed --resume truncated an existing --save file (2.9 MB -> 294 B); the same
+    // path given for two roles was silently overwritten.
+    let dir = scratch("two-roles");
+    let rrd = dir.join("kept.rrd");
+    std::fs::write(&rrd, "a previous session's recording").unwrap();
+    let bad_state = dir.join("bad.state.toml");
+    std::fs::write(&bad_state, "session = 3").unwrap();
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--trials",
+        "1",
+        "-q",
+        "--save",
+        rrd.to_str().unwrap(),
+        "--resume",
+        bad_state.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a bad state file was accepted");
+    assert_eq!(std::fs::read_to_string(&rrd).unwrap(), "a previous session's recording", "--save was touched");
+
+    let same = dir.join("same.out");
+    std::fs::write(&same, "kept").unwrap();
+    let s = same.to_str().unwrap();
+    for args in [
+        vec!["sim", "--plant", "articulated", "--trials", "1", "-q", "--save", s, "--state", s],
+        vec!["sim", "--plant", "articulated", "--over-can", "mit", "--trials", "1", "-q", "--save", s, "--candump", s],
+        vec!["sim", "--plant", "articulated", "--trials", "1", "-q", "--no-save", "--resume", s, "--state", s],
+        vec!["replay", s, "--hardware", &repo("assets/configs/plexo-arm4-hardware.toml"), "--save", s],
+    ] {
+        let out = plexo(&args);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains("same.out") && stderr.contains(" and "), "{args:?}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&same).unwrap(), "kept", "{args:?} overwrote the file");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no partial or other file was left behind");
+}

@@ -26,12 +26,11 @@ pub(super) fn open_stream(config: &TelemetryConfig) -> Result<rerun::RecordingSt
             let rec = builder.buffered().map_err(|e| err("cannot create the recording", &e))?;
             let mut sinks: Vec<Box<dyn rerun::sink::LogSink>> = Vec::new();
             if let Some(path) = save {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
-                }
-                let sink = rerun::sink::FileSink::new(path)
-                    .map_err(|e| err(&format!("cannot write {}", path.display()), &e))?;
+                // Written beside the target and renamed over it when complete (crate::files).
+                crate::files::create_parent(path)?;
+                let partial = crate::files::partial_path(path);
+                let sink = rerun::sink::FileSink::new(&partial)
+                    .map_err(|e| err(&format!("cannot write {}", partial.display()), &e))?;
                 sinks.push(Box::new(sink));
             }
             if spawn {
@@ -196,8 +195,14 @@ impl Writer {
             self.flush_batch()?;
             self.rec.flush_blocking().map_err(rr_err)?;
         }
-        self.report.saved_to = self.save.clone();
-        Ok(self.report)
+        let (mut report, save) = (std::mem::take(&mut self.report), self.save.take());
+        // Dropping the stream closes the file sink; then the complete recording replaces the target.
+        drop(self);
+        if let Some(path) = &save {
+            crate::files::commit(&crate::files::partial_path(path), path)?;
+        }
+        report.saved_to = save;
+        Ok(report)
     }
 
     fn set_time(&self, tick: u64, time: f64) {
