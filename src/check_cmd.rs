@@ -49,7 +49,7 @@ pub struct Checked {
     /// Controller, supervisor, therapy.
     pub parts: SessionParts,
     /// Bus loads per bus (hardware).
-    pub bus_loads: Vec<plexo_hal::planner::BusLoad>,
+    pub bus_loads: Vec<plexo_can::planner::BusLoad>,
 }
 
 /// Loads and cross-checks everything; the first error of each stage is returned (it names file and key).
@@ -66,7 +66,7 @@ pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Check
         Some(h) => {
             h.check_against(model)?;
             let loads =
-                plexo_hal::planner::check_bus_load(&h.can.bus_plans(), h.can.control_rate_hz, h.can.bus_load_limit)?;
+                plexo_can::planner::check_bus_load(&h.can.bus_plans(), h.can.control_rate_hz, h.can.bus_load_limit)?;
             if (h.can.control_rate_hz * controller.value.safety.period - 1.0).abs() > 1e-6 {
                 return Err(AppError::Config {
                     file: h.source.clone(),

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use plexo_hal::{CanRobotConfig, JointInfo, JointState, Robot};
+use plexo_can::CanRobotConfig;
+use plexo_hal::{JointInfo, JointState, Robot};
 use serde::{Deserialize, Serialize};
 
 use crate::AppError;

@@ -12,9 +12,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use plexo_hal::can::CanId;
-use plexo_hal::can::candump::LogRecord;
-use plexo_hal::planner::Protocol;
+use plexo_can::CanId;
+use plexo_can::DriveProtocol;
+use plexo_can::candump::LogRecord;
 
 use crate::AppError;
 use crate::hardware::HardwareConfig;
@@ -55,7 +55,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
     }
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| AppError::Io { path: args.file.display().to_string(), source: e })?;
-    let records = plexo_hal::can::candump::parse_log(&text).map_err(|e| AppError::Config {
+    let records = plexo_can::candump::parse_log(&text).map_err(|e| AppError::Config {
         file: args.file.display().to_string(),
         key: "(candump line)".into(),
         reason: e.to_string(),
@@ -222,14 +222,14 @@ pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSer
             let map = j.mapping();
             let t = r.time.as_secs_f64();
             match j.protocol {
-                Protocol::Mit => {
+                DriveProtocol::Mit => {
                     let reply_id = j.mit.map_or(0, |m| m.reply_can_id);
                     let (Some(ranges), CanId::Standard(id)) = (j.mit_ranges(), r.frame.id()) else { continue };
                     let data = r.frame.data();
                     if id != reply_id || data.first() != Some(&j.node_id) {
                         continue;
                     }
-                    if let Some(reply) = plexo_hal::mit::MitReply::decode(data, &ranges) {
+                    if let Some(reply) = plexo_can::mit::MitReply::decode(data, &ranges) {
                         let s = &mut out[k];
                         s.time.push(t);
                         s.q.push(map.link_position(reply.position));
@@ -237,8 +237,8 @@ pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSer
                         s.tau.push(map.link_torque(reply.torque));
                     }
                 }
-                Protocol::Cia402 => {
-                    if let Some(pdo) = plexo_hal::canopen::Tpdo1::decode(&r.frame, j.node_id) {
+                DriveProtocol::Cia402 => {
+                    if let Some(pdo) = plexo_can::canopen::Tpdo1::decode(&r.frame, j.node_id) {
                         let counts = j.cia402.unwrap_or_default().encoder_counts_per_rev.max(1);
                         let drive = f64::from(pdo.position) / f64::from(counts) * std::f64::consts::TAU;
                         let s = &mut out[k];

@@ -21,10 +21,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use plexo_hal::can::socketcan::SocketCanBus;
-use plexo_hal::{CanRobot, CanRobotConfig, PatientHooks, WithoutPatient};
-use plexo_sim::emulated::SimOverCan;
-use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant};
+use plexo_can::emulated::SimOverCan;
+use plexo_can::socketcan::SocketCanBus;
+use plexo_can::{CanRobot, CanRobotConfig};
+use plexo_hal::{PatientHooks, WithoutPatient};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
@@ -33,7 +34,7 @@ use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup;
-use crate::sim_cmd::{OverCan, PlantKind};
+use crate::sim_cmd::PlantKind;
 
 /// Options of `plexo run`.
 #[derive(Args, Debug, Clone)]
@@ -151,11 +152,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
 }
 
-fn emulated<P>(plant: P, can: CanRobotConfig) -> Result<OverCan<P>, AppError>
-where
-    P: SimulatedPlant + PatientHooks<Error = SimError>,
-{
-    Ok(OverCan(SimOverCan::new(plant, can)?))
+fn emulated<P: SimulatedPlant + PatientHooks>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
+    Ok(SimOverCan::new(plant, can)?)
 }
 
 /// Opens the configured buses on the `--can` interfaces (in order) and brings the drives up torque-free.

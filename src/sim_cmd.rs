@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use plexo_hal::can::VirtualBus;
-use plexo_hal::can::recorder::{CandumpSummary, CandumpWriter};
-use plexo_hal::planner::Protocol as CanProtocol;
-use plexo_hal::{HalError, JointArray, JointCommand, JointInfo, JointState, Lifecycle, PatientHooks, Robot};
+use plexo_can::DriveProtocol;
+use plexo_can::VirtualBus;
+use plexo_can::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
+use plexo_can::recorder::{CandumpSummary, CandumpWriter};
+use plexo_hal::PatientHooks;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
-use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimError, SimulatedPlant};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
 use crate::options::{OutputArgs, file_inputs};
@@ -81,67 +81,6 @@ pub struct SimArgs {
     pub output: OutputArgs,
 }
 
-/// Emulated drives in front of a simulated plant, as the runtime sees them: every [`Robot`] call goes to the
-/// drives, the [`PatientHooks`] to the plant behind them (errors as [`HalError::Config`] keyed
-/// `virtual_patient`). Needed only while `SimOverCan` does not forward the hooks itself.
-pub(crate) struct OverCan<P: Robot>(pub(crate) SimOverCan<P>);
-
-fn patient_error(e: SimError) -> HalError {
-    HalError::Config { key: "virtual_patient".into(), reason: e.to_string() }
-}
-
-impl<P: Robot> Robot for OverCan<P> {
-    type Error = HalError;
-    fn dof(&self) -> usize {
-        self.0.dof()
-    }
-    fn joints(&self) -> &[JointInfo] {
-        self.0.joints()
-    }
-    fn lifecycle(&self) -> Lifecycle {
-        self.0.lifecycle()
-    }
-    fn read(&mut self, state: &mut JointState) -> Result<(), HalError> {
-        self.0.read(state)
-    }
-    fn write(&mut self, command: &JointCommand) -> Result<(), HalError> {
-        self.0.write(command)
-    }
-    fn enable(&mut self) -> Result<(), HalError> {
-        self.0.enable()
-    }
-    fn disable(&mut self) -> Result<(), HalError> {
-        self.0.disable()
-    }
-    fn estop(&mut self) -> Result<(), HalError> {
-        self.0.estop()
-    }
-    fn reset(&mut self) -> Result<(), HalError> {
-        self.0.reset()
-    }
-}
-
-impl<P: SimulatedPlant + PatientHooks<Error = SimError>> PatientHooks for OverCan<P> {
-    fn is_simulated(&self) -> bool {
-        self.0.plant().is_simulated()
-    }
-    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), HalError> {
-        self.0.plant_mut().patient_goal(goal, duration).map_err(patient_error)
-    }
-    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), HalError> {
-        self.0.plant_mut().patient_trial_end(error, success, duration).map_err(patient_error)
-    }
-    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-        self.0.plant().true_patient_torque()
-    }
-    fn patient_state(&self) -> Option<toml::Table> {
-        self.0.plant().patient_state()
-    }
-    fn restore_patient(&mut self, state: &toml::Table) -> Result<bool, HalError> {
-        self.0.plant_mut().restore_patient(state).map_err(patient_error)
-    }
-}
-
 /// Runs `plexo sim`. Returns the process outcome: an error if the configuration is invalid or the session was
 /// aborted by a safety stop.
 pub fn run(args: &SimArgs) -> Result<(), AppError> {
@@ -197,10 +136,10 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     }
 }
 
-fn can_protocol(p: OverCanProtocol) -> CanProtocol {
+fn can_protocol(p: OverCanProtocol) -> DriveProtocol {
     match p {
-        OverCanProtocol::Mit => CanProtocol::Mit,
-        OverCanProtocol::Cia402 => CanProtocol::Cia402,
+        OverCanProtocol::Mit => DriveProtocol::Mit,
+        OverCanProtocol::Cia402 => DriveProtocol::Cia402,
     }
 }
 
@@ -251,14 +190,16 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// The plant behind emulated drives on virtual CAN buses, recording the traffic to `--candump` if asked.
-    fn run_over_can<P>(&self, plant: P, protocol: OverCanProtocol, rate_hz: f64) -> Result<(), AppError>
-    where
-        P: SimulatedPlant + PatientHooks<Error = SimError>,
-    {
+    fn run_over_can<P: SimulatedPlant + PatientHooks>(
+        &self,
+        plant: P,
+        protocol: OverCanProtocol,
+        rate_hz: f64,
+    ) -> Result<(), AppError> {
         let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
         let sim = SimOverCan::new(plant, config)?;
         let recording = self.args.candump.as_deref().map(|path| BusRecording::start(path, sim.buses())).transpose()?;
-        let result = self.run(OverCan(sim));
+        let result = self.run(sim);
         if let Some(recording) = recording {
             let can = recording.finish()?;
             let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();

@@ -360,7 +360,7 @@ fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
         "{stdout}"
     );
     let content = std::fs::read_to_string(&log).unwrap();
-    let records = plexo_hal::can::candump::parse_log(&content).expect("a valid candump log");
+    let records = plexo_can::candump::parse_log(&content).expect("a valid candump log");
     // 2.5 s (sensor check + 2 s) at 1 kHz with a SYNC, RPDOs and TPDOs every cycle: many thousands of frames.
     assert!(records.len() > 5_000, "only {} frames", records.len());
     assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "timestamps must not go backwards");

@@ -31,15 +31,15 @@
 
 use std::time::Duration;
 
+use plexo_can::DriveProtocol;
+use plexo_can::emulated::SimOverCan;
 use plexo_controller::{
     AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome,
     SafetySupervisor, Session, Space, TaskReference, TrialMetrics,
 };
-use plexo_hal::planner::Protocol as CanProtocol;
 use plexo_hal::{JointArray, JointCommand, JointState, Robot};
 use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::emulated::SimOverCan;
 use plexo_sim::{ArticulatedPlant, PatientProfile, PlantConfig, SimulatedPlant, TrialOutcome};
 
 const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
@@ -101,7 +101,7 @@ impl Backend {
 struct Run {
     trajectory: Vec<[f64; 4]>,
     trials: Vec<TrialMetrics>,
-    can_stats: Option<plexo_hal::CanRobotStats>,
+    can_stats: Option<plexo_can::CanRobotStats>,
 }
 
 struct Rig {
@@ -115,7 +115,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(over_can: Option<CanProtocol>) -> Self {
+    fn new(over_can: Option<DriveProtocol>) -> Self {
         let robot = arm4();
         let profile = PatientProfile::builtin("moderate").unwrap();
         let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
@@ -316,7 +316,7 @@ fn aan_session_over_mit_and_cia402_matches_the_direct_simulation() {
     // The AAN law did adapt in this session (the comparison is not between two constants).
     let k: Vec<f64> = direct.trials.iter().map(|t| t.mean_stiffness).collect();
     assert!(k.windows(2).any(|w| (w[0] - w[1]).abs() > 0.5), "Emken stiffness never changed: {k:?}");
-    for (protocol, name) in [(CanProtocol::Mit, "MIT"), (CanProtocol::Cia402, "CiA 402")] {
+    for (protocol, name) in [(DriveProtocol::Mit, "MIT"), (DriveProtocol::Cia402, "CiA 402")] {
         let over_can = Rig::new(Some(protocol)).aan_session();
         check_against_direct(&direct, &over_can, name);
     }

@@ -1,5 +1,6 @@
 //! Checks of the [`Robot`] contract (documented on the trait) that every backend's tests run: `CanRobot`
-//! (`hal/tests/can_robot.rs`), `SimOverCan` and the simulated plants (`plexo-sim`). Test support, not for the
+//! (`plexo-can`: `hal/can/tests/can_robot.rs`), `SimOverCan` (`hal/can/src/emulated/tests.rs`) and the simulated
+//! plants (`plexo-sim`). Test support, not for the
 //! real-time path.
 //!
 //! [`check_lifecycle_contract`] drives a fresh backend (in [`Lifecycle::Disabled`]) through the lifecycle and
@@ -12,7 +13,10 @@
 
 use core::time::Duration;
 
-use crate::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
+use crate::error::{ErrorKind, RobotError};
+use crate::lifecycle::Lifecycle;
+use crate::robot::Robot;
+use crate::types::{JointCommand, JointState};
 
 /// A violated clause of the contract.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use crate::lifecycle::Lifecycle;
+
 /// What kind of failure a backend reports; the runtime's reaction depends only on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -33,7 +35,8 @@ pub trait RobotError: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
-/// Errors of `plexo-hal` (the CAN backends and protocol codecs).
+/// Errors of `plexo-hal`'s own checks (`JointCommand::check`, lifecycle) and of the CAN backend
+/// (`plexo-can`: buses, codecs, drives), which reports through this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HalError {
@@ -53,11 +56,19 @@ pub enum HalError {
         /// Which field (`torque`, `stiffness`, …).
         field: &'static str,
     },
+    /// A drive-impedance gain (stiffness or damping) is negative: it would push the joint away from its set-point.
+    #[error("negative {field} for joint {joint}")]
+    NegativeGain {
+        /// Joint index.
+        joint: usize,
+        /// `drive_impedance.stiffness` or `drive_impedance.damping`.
+        field: &'static str,
+    },
     /// A torque command arrived while the robot is not active.
     #[error("torque commanded while the robot is {state:?}")]
     NotActive {
         /// Current lifecycle state.
-        state: crate::Lifecycle,
+        state: Lifecycle,
     },
     /// A lifecycle transition is not allowed.
     #[error("cannot {action} while {state:?}")]
@@ -65,7 +76,7 @@ pub enum HalError {
         /// The requested transition (`enable`, `reset`, …).
         action: &'static str,
         /// Current lifecycle state.
-        state: crate::Lifecycle,
+        state: Lifecycle,
     },
     /// No reply from a node within the allowed time.
     #[error("joint {joint} (node {node_id}) silent for {cycles} cycles ({elapsed:?})")]
@@ -210,7 +221,9 @@ pub enum HalError {
 impl RobotError for HalError {
     fn kind(&self) -> ErrorKind {
         match self {
-            HalError::JointCountMismatch { .. } | HalError::NonFiniteCommand { .. } => ErrorKind::InvalidCommand,
+            HalError::JointCountMismatch { .. } | HalError::NonFiniteCommand { .. } | HalError::NegativeGain { .. } => {
+                ErrorKind::InvalidCommand
+            }
             HalError::NotActive { .. } => ErrorKind::InvalidCommand,
             HalError::InvalidTransition { .. } => ErrorKind::InvalidState,
             HalError::ReplyTimeout { .. } => ErrorKind::Timeout,

@@ -4,7 +4,10 @@
 //! The runtime is generic over `R: Robot + PatientHooks`, so it never names a simulator type: the virtual
 //! patient's state crosses sessions as an opaque TOML table that only the simulator reads and validates.
 
-use crate::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
+use crate::joint_array::JointArray;
+use crate::lifecycle::Lifecycle;
+use crate::robot::Robot;
+use crate::types::{JointCommand, JointInfo, JointState};
 
 /// Simulation-only hooks of a backend: the virtual patient's trial goal and outcome, its true torque, its state
 /// across sessions, and whether the backend's clock is simulated. Every method has the hardware answer as its

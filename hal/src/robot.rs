@@ -1,7 +1,9 @@
 //! The [`Robot`] trait: the one interface the runtime drives, implemented by the simulated plants (plexo-sim)
-//! and by the CAN backend (this crate).
+//! and by the CAN backend (plexo-can).
 
-use crate::{JointCommand, JointInfo, JointState, Lifecycle, RobotError};
+use crate::error::RobotError;
+use crate::lifecycle::Lifecycle;
+use crate::types::{JointCommand, JointInfo, JointState};
 
 /// A robot the runtime can drive: simulated or real.
 ///
@@ -23,8 +25,8 @@ use crate::{JointCommand, JointInfo, JointState, Lifecycle, RobotError};
 ///   logged). The runtime treats a `Fault`-kind error from a backend already in `Fault` as the echo of the latched
 ///   fault, not as a new one. Why not "always accept and advance": a safety-critical HAL must not pretend a state
 ///   it cannot compute; why not "always refuse": real drives must stay observable after a fault.
-/// - `write` with the wrong joint count or any NaN/Inf value is rejected (`InvalidCommand`) and no torque is
-///   applied for that cycle (the cycle is still paced, torque-free).
+/// - `write` with a command that fails [`JointCommand::check`] (wrong joint count, any NaN/Inf value, a negative
+///   drive-impedance gain) is rejected (`InvalidCommand`) and no torque is applied for that cycle (the cycle is still paced, torque-free).
 /// - `estop` latches: torque off at once, every queued command discarded; only `reset` leaves
 ///   [`Lifecycle::EStopped`], into [`Lifecycle::Disabled`], and never re-sends an old command.
 /// - `enable` never makes the arm jump: the first torque the joints see is the first command written after it.

@@ -1,8 +1,10 @@
-//! The data every backend exchanges with the runtime: joint state, joint command, joint description.
+//! The data every backend exchanges with the runtime: joint state, joint command (and its one validation,
+//! [`JointCommand::check`]), joint description.
 
 use core::time::Duration;
 
-use crate::JointArray;
+use crate::error::HalError;
+use crate::joint_array::JointArray;
 
 /// Fault and status flags of one joint, as a drive reports them or a backend derives them.
 ///
@@ -104,7 +106,7 @@ impl core::fmt::Debug for JointFlags {
     }
 }
 
-/// One sample of the robot's joints, filled by [`crate::Robot::read`].
+/// One sample of the robot's joints, filled by `Robot::read`.
 ///
 /// Allocation-free and `Copy`: the runtime keeps one and the telemetry thread receives copies.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -205,6 +207,44 @@ impl JointCommand {
             && self.drive_impedance.is_none_or(|d| d.stiffness.iter().chain(d.damping.iter()).all(|g| *g == 0.0))
     }
 
+    /// The one validation of a command every backend runs before acting on it: `dof` joints in the torque and
+    /// in every drive-impedance array ([`HalError::JointCountMismatch`]), every value finite
+    /// ([`HalError::NonFiniteCommand`], field `torque` or `drive_impedance.<field>`), stiffness [Nm/rad] and
+    /// damping [Nm·s/rad] not negative ([`HalError::NegativeGain`]). Checked in that order; the error names the
+    /// first offending joint. Whether torque is allowed in the current lifecycle is the backend's check.
+    /// Real-time safe (no allocation).
+    pub fn check(&self, dof: usize) -> Result<(), HalError> {
+        if self.torque.len() != dof {
+            return Err(HalError::JointCountMismatch { expected: dof, got: self.torque.len() });
+        }
+        if let Some(joint) = self.torque.iter().position(|t| !t.is_finite()) {
+            return Err(HalError::NonFiniteCommand { joint, field: "torque" });
+        }
+        let Some(imp) = &self.drive_impedance else { return Ok(()) };
+        let fields: [(&JointArray<f64>, &'static str); 4] = [
+            (&imp.position, "drive_impedance.position"),
+            (&imp.velocity, "drive_impedance.velocity"),
+            (&imp.stiffness, "drive_impedance.stiffness"),
+            (&imp.damping, "drive_impedance.damping"),
+        ];
+        for (values, _) in fields {
+            if values.len() != dof {
+                return Err(HalError::JointCountMismatch { expected: dof, got: values.len() });
+            }
+        }
+        for (values, field) in fields {
+            if let Some(joint) = values.iter().position(|x| !x.is_finite()) {
+                return Err(HalError::NonFiniteCommand { joint, field });
+            }
+        }
+        for (values, field) in &fields[2..] {
+            if let Some(joint) = values.iter().position(|x| *x < 0.0) {
+                return Err(HalError::NegativeGain { joint, field });
+            }
+        }
+        Ok(())
+    }
+
     /// True if every number in the command is finite. Real-time safe.
     pub fn is_finite(&self) -> bool {
         self.torque.all_finite()
@@ -227,34 +267,6 @@ pub struct JointInfo {
     pub velocity_max: f64,
     /// Torque limit [Nm] at the link (absolute).
     pub torque_max: f64,
-}
-
-/// Lifecycle of a backend (after ros2_control's managed nodes, simplified to what a therapy robot needs).
-///
-/// ```text
-///            enable()               disable()
-/// Disabled ─────────► Active ──────────────────► Disabled
-///    ▲                  │ estop() / drive fault
-///    │   reset()        ▼
-///    └──────────── EStopped / Fault (latched, torque off)
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Lifecycle {
-    /// Connected, sensors readable, torque off. `write` accepts only zero commands.
-    Disabled,
-    /// Torque enabled: `write` commands act on the joints.
-    Active,
-    /// Emergency stop latched: torque off, all queued commands discarded. Leaves only through `reset()`.
-    EStopped,
-    /// A drive or link fault latched: torque off. Leaves only through `reset()`.
-    Fault,
-}
-
-impl Lifecycle {
-    /// True if torque can be produced in this state.
-    pub const fn allows_torque(self) -> bool {
-        matches!(self, Lifecycle::Active)
-    }
 }
 
 #[cfg(test)]
@@ -300,6 +312,60 @@ mod tests {
         assert!(!c.is_zero(), "a drive impedance with stiffness produces torque");
         c.torque[0] = f64::INFINITY;
         assert!(!c.is_finite());
+    }
+
+    fn impedance(dof: usize, stiffness: f64) -> DriveImpedance {
+        DriveImpedance {
+            position: JointArray::splat(dof, 0.1),
+            velocity: JointArray::splat(dof, 0.0),
+            stiffness: JointArray::splat(dof, stiffness),
+            damping: JointArray::splat(dof, 1.0),
+        }
+    }
+
+    #[test]
+    fn check_accepts_a_valid_command_with_and_without_impedance() {
+        let mut c = JointCommand::zeros(4);
+        c.torque[2] = -3.0;
+        assert!(c.check(4).is_ok());
+        c.drive_impedance = Some(impedance(4, 0.0));
+        assert!(c.check(4).is_ok(), "zero gains are allowed");
+    }
+
+    #[test]
+    fn check_rejects_wrong_joint_counts() {
+        let c = JointCommand::zeros(3);
+        assert!(matches!(c.check(4), Err(HalError::JointCountMismatch { expected: 4, got: 3 })));
+        let mut c = JointCommand::zeros(4);
+        c.drive_impedance = Some(impedance(3, 1.0));
+        assert!(matches!(c.check(4), Err(HalError::JointCountMismatch { expected: 4, got: 3 })));
+    }
+
+    #[test]
+    fn check_names_the_first_non_finite_field() {
+        let mut c = JointCommand::zeros(4);
+        c.torque[1] = f64::NAN;
+        assert!(matches!(c.check(4), Err(HalError::NonFiniteCommand { joint: 1, field: "torque" })));
+        let mut c = JointCommand::zeros(4);
+        let mut imp = impedance(4, 1.0);
+        imp.velocity[3] = f64::INFINITY;
+        c.drive_impedance = Some(imp);
+        let e = c.check(4).unwrap_err();
+        assert!(matches!(e, HalError::NonFiniteCommand { joint: 3, field: "drive_impedance.velocity" }), "{e}");
+        assert_eq!(crate::error::RobotError::kind(&e), crate::error::ErrorKind::InvalidCommand);
+    }
+
+    #[test]
+    fn check_rejects_negative_gains() {
+        let mut c = JointCommand::zeros(4);
+        let mut imp = impedance(4, 1.0);
+        imp.damping[2] = -0.5;
+        c.drive_impedance = Some(imp);
+        let e = c.check(4).unwrap_err();
+        assert!(matches!(e, HalError::NegativeGain { joint: 2, field: "drive_impedance.damping" }), "{e}");
+        assert_eq!(crate::error::RobotError::kind(&e), crate::error::ErrorKind::InvalidCommand);
+        c.drive_impedance = Some(impedance(4, -10.0));
+        assert!(matches!(c.check(4), Err(HalError::NegativeGain { joint: 0, field: "drive_impedance.stiffness" })));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use plexo_hal::{JointArray, JointCommand, JointFlags, JointInfo, JointState, Lifecycle, MAX_JOINTS};
+use plexo_hal::{HalError, JointArray, JointCommand, JointFlags, JointInfo, JointState, Lifecycle, MAX_JOINTS};
 use plexo_kinematics::Model;
 
 use crate::motor::{MotorBank, MotorParams};
@@ -187,35 +187,17 @@ impl PlantCore {
         if self.lifecycle == Lifecycle::Fault {
             return Err(SimError::Faulted);
         }
-        if command.dof() != self.dof {
-            return Err(SimError::JointCountMismatch { what: "command", expected: self.dof, got: command.dof() });
-        }
-        if let Some(joint) = command.torque.iter().position(|t| !t.is_finite()) {
-            return Err(SimError::NonFiniteCommand { joint, field: "torque" });
-        }
+        command.check(self.dof).map_err(|e| match e {
+            HalError::JointCountMismatch { expected, got } => {
+                SimError::JointCountMismatch { what: "command", expected, got }
+            }
+            HalError::NonFiniteCommand { joint, field } => SimError::NonFiniteCommand { joint, field },
+            HalError::NegativeGain { joint, field } => SimError::NegativeGain { joint, field },
+            // `check` reports only the three kinds above; anything else is still a malformed command.
+            _ => SimError::NonFiniteCommand { joint: 0, field: "command" },
+        })?;
         let mut tau = command.torque;
         if let Some(imp) = &command.drive_impedance {
-            let fields: [(&JointArray<f64>, &'static str); 4] = [
-                (&imp.position, "drive_impedance.position"),
-                (&imp.velocity, "drive_impedance.velocity"),
-                (&imp.stiffness, "drive_impedance.stiffness"),
-                (&imp.damping, "drive_impedance.damping"),
-            ];
-            for (values, field) in fields {
-                if values.len() != self.dof {
-                    return Err(SimError::JointCountMismatch { what: field, expected: self.dof, got: values.len() });
-                }
-                if let Some(joint) = values.iter().position(|x| !x.is_finite()) {
-                    return Err(SimError::NonFiniteCommand { joint, field });
-                }
-            }
-            for (field, values) in
-                [("drive_impedance.stiffness", &imp.stiffness), ("drive_impedance.damping", &imp.damping)]
-            {
-                if let Some(joint) = values.iter().position(|x| *x < 0.0) {
-                    return Err(SimError::NegativeGain { joint, field });
-                }
-            }
             let q = self.sensors.position();
             let v = self.sensors.velocity();
             for i in 0..self.dof {

@@ -61,7 +61,6 @@ mod arm;
 mod articulated;
 mod core;
 pub mod cuff;
-pub mod emulated;
 mod error;
 pub mod motor;
 pub mod patient;

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use plexo_can::DriveProtocol;
+use plexo_can::emulated::SimOverCan;
 use plexo_hal::conformance::check_lifecycle_contract;
-use plexo_hal::planner::Protocol;
 use plexo_hal::{ErrorKind, JointCommand, JointState, Lifecycle, Robot, RobotError};
-use plexo_sim::emulated::SimOverCan;
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 use plexo_testkit::patients::profile;
 use plexo_testkit::robots::arm4;
@@ -36,7 +36,7 @@ fn rapier_plant_honours_the_robot_contract() {
 
 #[test]
 fn articulated_plant_over_can_honours_the_robot_contract_for_both_protocols() {
-    for protocol in [Protocol::Mit, Protocol::Cia402] {
+    for protocol in [DriveProtocol::Mit, DriveProtocol::Cia402] {
         let plant = ArticulatedPlant::new(&arm4(), config()).unwrap();
         let rate = 1.0 / PlantConfig::default().period.as_secs_f64();
         let can = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), protocol, rate).unwrap();
@@ -71,12 +71,12 @@ fn a_diverged_plant_refuses_writes_without_advancing_while_can_keeps_polling() {
 
     // CanRobot in Fault: zero commands are accepted and pace the cycle (the drives are polled torque-free).
     let plant = ArticulatedPlant::new(&model, config()).unwrap();
-    let can = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), Protocol::Mit, 1000.0).unwrap();
+    let can = SimOverCan::<ArticulatedPlant>::default_config(plant.joints(), DriveProtocol::Mit, 1000.0).unwrap();
     let mut sim = SimOverCan::new(plant, can).unwrap();
     sim.enable().unwrap();
-    sim.buses()[0].inject(plexo_hal::can::FaultRule {
-        fault: plexo_hal::can::Fault::BusOff,
-        matches: plexo_hal::can::FrameMatch::FromNode(plexo_hal::can::NodeId(1)),
+    sim.buses()[0].inject(plexo_can::FaultRule {
+        fault: plexo_can::Fault::BusOff,
+        matches: plexo_can::FrameMatch::FromNode(plexo_can::NodeId(1)),
         count: 1,
     });
     let _ = sim.write(&zero); // goes bus-off
@@ -87,9 +87,9 @@ fn a_diverged_plant_refuses_writes_without_advancing_while_can_keeps_polling() {
     sim.write(&zero).unwrap();
     sim.read(&mut state).unwrap();
     // A reply timeout latches Fault on every bus; the other bus (the second pair of joints) still answers.
-    sim.buses()[0].inject(plexo_hal::can::FaultRule {
-        fault: plexo_hal::can::Fault::Drop,
-        matches: plexo_hal::can::FrameMatch::FromNode(plexo_hal::can::NodeId(0)),
+    sim.buses()[0].inject(plexo_can::FaultRule {
+        fault: plexo_can::Fault::Drop,
+        matches: plexo_can::FrameMatch::FromNode(plexo_can::NodeId(0)),
         count: u32::MAX,
     });
     for _ in 0..3 {

@@ -1,0 +1,272 @@
+//! SocketCAN backend ([`SocketCanBus`]) on the `socketcan` crate (v4): classic CAN and CAN FD on one raw socket
+//! in FD mode (which also carries classic frames), error frames enabled.
+//!
+//! Bring an interface up before opening it (needs root):
+//! ```text
+//! sudo ip link set can0 up type can bitrate 1000000 restart-ms 0          # classic, no automatic restart
+//! sudo ip link set can0 up type can bitrate 1000000 dbitrate 5000000 fd on # CAN FD
+//! sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0        # virtual, for the vcan tests
+//! ```
+//! `restart-ms 0` matters: the kernel then never leaves bus-off on its own, so recovery happens only on an
+//! explicit request.
+//!
+//! Discarding queued frames: a raw CAN socket holds no transmit queue of its own — `write` hands each frame to
+//! the interface's queue discipline and driver (`txqueuelen`, 10 frames by default for CAN), and user space
+//! cannot remove frames from there (closing or reopening the socket does not either). So
+//! [`CanBus::discard_pending_tx`] is a no-op here (returns 0, allocation- and syscall-free, fit for an e-stop)
+//! and the guarantee "no queued command after an e-stop" rests on: (1) FIFO order — frames queued before the
+//! e-stop go out before its torque-off frames, which are the drives' last word (≤ 10 frames × 135 µs ≈ 1.4 ms
+//! at 1 Mbit/s); (2) in bus-off nothing leaves, and the operator's restart (`ip link set can0 down && ip link
+//! set can0 up ...`), which recovery requires, flushes the queue; (3) if the torque-off frames cannot even be
+//! queued (ENOBUFS), the drive-side timeouts that `CanRobot` requires (MIT CAN timeout, CiA 402 heartbeat
+//! consumer and SYNC watchdog) end the torque.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use socketcan::id::FdFlags;
+use socketcan::{
+    CanAnyFrame, CanDataFrame, CanFdFrame, CanFdSocket, CanRemoteFrame, EmbeddedFrame, ExtendedId, Id, ShouldRetry,
+    Socket, SocketOptions, StandardId,
+};
+
+use super::bus::{BusState, CanBus, ErrorFrameInfo};
+use super::frame::{CanFrame, CanId};
+use plexo_hal::HalError;
+
+/// Linux `ENOBUFS`: the interface's transmit queue is full.
+const ENOBUFS: i32 = 105;
+
+/// A SocketCAN interface.
+pub struct SocketCanBus {
+    name: String,
+    fd: bool,
+    socket: CanFdSocket,
+    state: BusState,
+    opened: Instant,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> HalError {
+    move |source| HalError::Io { context, source }
+}
+
+fn to_socketcan_id(id: CanId) -> Result<Id, HalError> {
+    match id {
+        CanId::Standard(raw) => StandardId::new(raw).map(Id::Standard),
+        CanId::Extended(raw) => ExtendedId::new(raw).map(Id::Extended),
+    }
+    .ok_or(HalError::InvalidFrame { reason: "identifier out of range" })
+}
+
+fn from_socketcan_id(id: Id) -> CanId {
+    match id {
+        Id::Standard(s) => CanId::Standard(s.as_raw()),
+        Id::Extended(e) => CanId::Extended(e.as_raw()),
+    }
+}
+
+/// Converts a received socketcan frame. Real-time safe.
+fn convert_rx(frame: CanAnyFrame) -> Option<CanFrame> {
+    match frame {
+        CanAnyFrame::Normal(f) => CanFrame::new(from_socketcan_id(f.id()), f.data()),
+        CanAnyFrame::Remote(f) => CanFrame::remote(from_socketcan_id(f.id()), f.dlc() as u8),
+        CanAnyFrame::Error(f) => {
+            let mut data = [0u8; 8];
+            let n = f.data().len().min(8);
+            data[..n].copy_from_slice(&f.data()[..n]);
+            Some(CanFrame::error(f.error_bits(), data))
+        }
+        CanAnyFrame::Fd(f) => {
+            let mut out = CanFrame::new_fd(from_socketcan_id(f.id()), f.data(), f.is_brs())?;
+            out.set_esi(f.is_esi());
+            Some(out)
+        }
+    }
+}
+
+impl SocketCanBus {
+    /// Opens `ifname` (`can0`, `vcan0`). `fd` allows sending CAN FD frames (the interface must be configured
+    /// with `fd on`). Enables error frames and sets the socket non-blocking for transmit. Not real-time safe.
+    pub fn open(ifname: &str, fd: bool) -> Result<Self, HalError> {
+        let socket = Self::open_socket(ifname)?;
+        Ok(Self { name: ifname.to_owned(), fd, socket, state: BusState::ErrorActive, opened: Instant::now() })
+    }
+
+    fn open_socket(ifname: &str) -> Result<CanFdSocket, HalError> {
+        let socket = CanFdSocket::open(ifname).map_err(io(format!("opening CAN interface {ifname}")))?;
+        socket.set_error_filter_accept_all().map_err(io(format!("{ifname}: enabling error frames")))?;
+        socket.set_nonblocking(true).map_err(io(format!("{ifname}: setting non-blocking mode")))?;
+        Ok(socket)
+    }
+
+    fn to_socketcan(&self, frame: &CanFrame) -> Result<CanAnyFrame, HalError> {
+        let id = to_socketcan_id(frame.id())?;
+        let bad = HalError::InvalidFrame { reason: "frame does not fit a SocketCAN frame" };
+        if frame.is_error() {
+            return Err(HalError::InvalidFrame { reason: "error frames are generated by the controller" });
+        }
+        if frame.is_fd() {
+            if !self.fd {
+                return Err(HalError::InvalidFrame { reason: "CAN FD frame on an interface opened as classic" });
+            }
+            let mut flags = FdFlags::empty();
+            if frame.is_brs() {
+                flags |= FdFlags::BRS;
+            }
+            if frame.is_esi() {
+                flags |= FdFlags::ESI;
+            }
+            return CanFdFrame::with_flags(id, frame.data(), flags).map(CanAnyFrame::Fd).ok_or(bad);
+        }
+        if frame.is_remote() {
+            return CanRemoteFrame::new_remote(id, frame.len()).map(CanAnyFrame::Remote).ok_or(bad);
+        }
+        CanDataFrame::new(id, frame.data()).map(CanAnyFrame::Normal).ok_or(bad)
+    }
+}
+
+impl CanBus for SocketCanBus {
+    type Error = HalError;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn transmit(&mut self, frame: &CanFrame) -> Result<(), HalError> {
+        if self.state == BusState::BusOff {
+            return Err(HalError::BusOff { bus: self.name.clone() });
+        }
+        let out = self.to_socketcan(frame)?;
+        match self.socket.write_frame(&out) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(ENOBUFS) || e.should_retry() => {
+                Err(HalError::TxBufferFull { bus: self.name.clone() })
+            }
+            Err(source) => Err(HalError::Io { context: format!("{}: transmitting {frame}", self.name), source }),
+        }
+    }
+
+    /// Waits at most `timeout` with microsecond precision: `poll(2)` (which the socketcan crate calls with whole
+    /// milliseconds, truncating — a 500 µs reply timeout would not wait at all) for the whole milliseconds, then
+    /// non-blocking reads with a spin hint for the sub-millisecond rest. Real-time safe: bounded by `timeout`,
+    /// no allocation except for an error.
+    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = if left >= Duration::from_millis(1) {
+                self.socket.read_frame_timeout(left)
+            } else {
+                self.socket.read_frame()
+            };
+            match result {
+                Ok(frame) => {
+                    let Some(frame) = convert_rx(frame) else {
+                        return Err(HalError::InvalidFrame { reason: "received frame with an impossible length" });
+                    };
+                    if let Some(state) = ErrorFrameInfo::decode(&frame).and_then(|i| i.state()) {
+                        self.state = state;
+                    }
+                    return Ok(Some(frame));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.should_retry() => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    std::hint::spin_loop();
+                }
+                Err(source) => return Err(HalError::Io { context: format!("{}: receiving", self.name), source }),
+            }
+        }
+    }
+
+    fn state(&self) -> BusState {
+        self.state
+    }
+
+    /// Nothing to discard from user space (see the module docs): returns 0. Real-time safe.
+    fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
+        Ok(0)
+    }
+
+    fn recover(&mut self) -> Result<(), HalError> {
+        // Restarting a CAN controller needs CAP_NET_ADMIN (netlink); Plexo leaves it to the operator
+        // (`ip link set <if> down && ip link set <if> up type can ...`, which also flushes the interface's
+        // transmit queue) and only reopens the socket (dropping stale received frames) and re-arms here.
+        self.socket = Self::open_socket(&self.name)?;
+        self.state = BusState::ErrorActive;
+        Ok(())
+    }
+
+    fn now(&self) -> Duration {
+        self.opened.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_conversion_round_trips() {
+        for id in [CanId::Standard(0), CanId::Standard(0x7FF), CanId::Extended(0x1FFF_FFFF)] {
+            assert_eq!(from_socketcan_id(to_socketcan_id(id).unwrap()), id);
+        }
+    }
+
+    #[test]
+    fn received_frames_convert() {
+        let data = CanDataFrame::new(StandardId::new(0x181).unwrap(), &[1, 2, 3]).unwrap();
+        assert_eq!(convert_rx(CanAnyFrame::Normal(data)), CanFrame::standard(0x181, &[1, 2, 3]));
+        let fd = CanFdFrame::with_flags(StandardId::new(0x10).unwrap(), &[9; 12], FdFlags::BRS).unwrap();
+        let got = convert_rx(CanAnyFrame::Fd(fd)).unwrap();
+        assert!(got.is_fd() && got.is_brs() && got.len() == 12);
+    }
+
+    /// Real-socket tests: need `vcan0` (see hal/README.md: `sudo ip link add dev vcan0 type vcan && sudo ip link
+    /// set vcan0 mtu 72 && sudo ip link set up vcan0`), run with
+    /// `cargo test -p plexo-can --features vcan-tests -- --test-threads 1`.
+    #[cfg(feature = "vcan-tests")]
+    mod vcan {
+        use super::*;
+
+        #[test]
+        fn vcan_classic_and_fd_round_trip() {
+            let mut a = SocketCanBus::open("vcan0", true).expect("vcan0 must exist (see module docs)");
+            let mut b = SocketCanBus::open("vcan0", true).unwrap();
+            let frames = [
+                CanFrame::standard(0x601, &[0x40, 0x41, 0x60, 0, 0, 0, 0, 0]).unwrap(),
+                CanFrame::new(CanId::Extended(0x1ABCDE), &[1, 2]).unwrap(),
+                CanFrame::remote(CanId::Standard(0x701), 1).unwrap(),
+                CanFrame::new_fd(CanId::Standard(0x123), &[0xAA; 64], true).unwrap(),
+            ];
+            for f in &frames {
+                a.transmit(f).unwrap();
+            }
+            for f in &frames {
+                let got = b.receive(Duration::from_secs(1)).unwrap().expect("frame on vcan0");
+                assert_eq!(&got, f);
+            }
+            assert_eq!(b.receive(Duration::from_millis(20)).unwrap(), None);
+            assert_eq!(a.state(), BusState::ErrorActive);
+        }
+
+        #[test]
+        fn vcan_sub_millisecond_timeout_waits_its_full_length() {
+            // Regression: poll(2) takes whole milliseconds and a 500 µs timeout was truncated to no wait at all.
+            let mut a = SocketCanBus::open("vcan0", false).unwrap();
+            while a.receive(Duration::ZERO).unwrap().is_some() {}
+            let t = Instant::now();
+            assert_eq!(a.receive(Duration::from_micros(500)).unwrap(), None);
+            let waited = t.elapsed();
+            assert!(waited >= Duration::from_micros(500) && waited < Duration::from_millis(20), "{waited:?}");
+        }
+
+        #[test]
+        fn vcan_classic_interface_rejects_fd_frames_locally() {
+            let mut a = SocketCanBus::open("vcan0", false).unwrap();
+            let fd = CanFrame::new_fd(CanId::Standard(0x1), &[0; 12], false).unwrap();
+            assert!(matches!(a.transmit(&fd), Err(HalError::InvalidFrame { .. })));
+        }
+    }
+}
