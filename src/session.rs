@@ -39,9 +39,8 @@ pub struct SessionSetup<'a> {
 
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
 /// real-time safe around the loop.
-pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, plant: P) -> Result<(), AppError> {
+pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(), AppError> {
     let SessionSetup { name, model, urdf, mut parts, loop_config, nominal, output, default_save, hardware } = setup;
-    let mut plant = plant;
     // `--resume` is read and applied before any output is created: a bad state file leaves the files alone.
     let resumed = resume_session(output.resume.as_deref(), &mut parts.therapy, &mut plant)?;
     let period = loop_config.period.as_secs_f64();
