@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::runtime::LoopSignals;
+use crate::signals::LoopSignals;
 
 /// A progress bar over session time on its own thread (the loop only stores an atomic). `None` when quiet or
 /// when stderr is not a terminal.

@@ -18,8 +18,7 @@
 //! the measured state, the supervisor fades torque in from zero), the session, and the stop: a category-2 safe
 //! stop (damped hold with gravity and weight support) until standstill, then torque off.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
@@ -27,6 +26,7 @@ use plexo_hal::{JointCommand, JointState, Lifecycle, PatientHooks, RobotError};
 
 use crate::AppError;
 use crate::realtime::{monotonic_ns, sleep_until_ns};
+pub use crate::signals::LoopSignals;
 use crate::telemetry::TelemetrySender;
 use crate::telemetry::messages::{LoopPhase, TickSample};
 use crate::timing::{LoopStats, TimingSummary};
@@ -136,19 +136,6 @@ impl SessionEnd {
             end => Err(AppError::SessionAborted(end.to_string())),
         }
     }
-}
-
-/// Shared flags between the control thread and the outside (progress bar, signal handlers). Lock-free.
-#[derive(Clone, Debug, Default)]
-pub struct LoopSignals {
-    /// Set by the operator to stop the session (category-2 stop, then torque off).
-    pub stop: Arc<AtomicBool>,
-    /// The signal that set `stop` (its number), 0 for a stop without one.
-    pub stop_signal: Arc<AtomicI32>,
-    /// Set by a second signal: switch torque off now (category-0 stop), whatever the phase.
-    pub torque_off_now: Arc<AtomicBool>,
-    /// Session time so far [ms], for a progress display.
-    pub session_ms: Arc<AtomicU64>,
 }
 
 /// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`]. The backend is any [`Robot`]

@@ -7,11 +7,22 @@
 //! that the control loop reads every tick.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::runtime::LoopSignals;
+/// Shared flags between the control thread and the outside (progress bar, signal handlers). Lock-free.
+#[derive(Clone, Debug, Default)]
+pub struct LoopSignals {
+    /// Set by the operator to stop the session (category-2 stop, then torque off).
+    pub stop: Arc<AtomicBool>,
+    /// The signal that set `stop` (its number), 0 for a stop without one.
+    pub stop_signal: Arc<AtomicI32>,
+    /// Set by a second signal: switch torque off now (category-0 stop), whatever the phase.
+    pub torque_off_now: Arc<AtomicBool>,
+    /// Session time so far [ms], for a progress display.
+    pub session_ms: Arc<AtomicU64>,
+}
 
 /// The signals that stop a session.
 pub const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
