@@ -292,7 +292,14 @@ pub fn run_session<P: PatientHooks>(
             if let TherapyEvent::TrialEnded(_) = event {
                 trials_done += 1;
             }
-            on_therapy_event(rt, &event)?;
+            if let Err(e) = on_therapy_event(rt, &event) {
+                // The session cannot go on as planned: torque off at once, as on any backend failure (returning
+                // from here would leave the drives enabled).
+                rt.supervisor.estop();
+                let estop = estop_note(rt.plant.estop());
+                end = Some(SessionEnd::Robot(format!("{e}{estop}")));
+                break;
+            }
         }
         let sample = tick_sample(rt, &state, &cmd, &phase, event, safety_changed.then_some(outcome), time, tick);
 
@@ -494,6 +501,106 @@ mod tests {
     use crate::setup;
     use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
     use plexo_hal::Robot;
+
+    /// A backend whose virtual patient refuses every trial goal.
+    struct RefusingPatient(plexo_sim::ArticulatedPlant);
+
+    impl Robot for RefusingPatient {
+        type Error = plexo_sim::SimError;
+        fn dof(&self) -> usize {
+            self.0.dof()
+        }
+        fn joints(&self) -> &[plexo_hal::JointInfo] {
+            self.0.joints()
+        }
+        fn lifecycle(&self) -> Lifecycle {
+            self.0.lifecycle()
+        }
+        fn read(&mut self, state: &mut JointState) -> Result<(), Self::Error> {
+            self.0.read(state)
+        }
+        fn write(&mut self, command: &JointCommand) -> Result<(), Self::Error> {
+            self.0.write(command)
+        }
+        fn enable(&mut self) -> Result<(), Self::Error> {
+            self.0.enable()
+        }
+        fn disable(&mut self) -> Result<(), Self::Error> {
+            self.0.disable()
+        }
+        fn estop(&mut self) -> Result<(), Self::Error> {
+            self.0.estop()
+        }
+        fn reset(&mut self) -> Result<(), Self::Error> {
+            self.0.reset()
+        }
+    }
+
+    impl PatientHooks for RefusingPatient {
+        fn is_simulated(&self) -> bool {
+            true
+        }
+        fn patient_goal(&mut self, goal: &plexo_hal::JointArray<f64>, _: f64) -> Result<(), Self::Error> {
+            // A NaN duration is refused by the virtual patient, naming the value.
+            self.0.patient_goal(goal, f64::NAN)
+        }
+    }
+
+    /// A session on the moderate patient and `plant`, unpaced, with the telemetry pipeline.
+    fn run_on<P: PatientHooks>(plant: P, signals: &LoopSignals, seconds: f64) -> (SessionReport, Runtime<P>) {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let patient = setup::load_patient("moderate").unwrap();
+        let (model, urdf) = &robot.value;
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None).unwrap(),
+            &setup::load_protocol("center-out").unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            plant.joints(),
+        )
+        .unwrap();
+        let telemetry = Telemetry::start(TelemetryConfig {
+            session_name: "test".into(),
+            model: model.clone(),
+            urdf: urdf.clone(),
+            handle_frame: "handle".into(),
+            blocks: parts.blocks.clone(),
+            period: 0.001,
+            pose_every: 10,
+            capacity: 1024,
+            paced: false,
+            sinks: Sinks::default(),
+        })
+        .unwrap();
+        let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
+        let mut config = LoopConfig::new(Duration::from_millis(1));
+        config.max_session_time = Some(seconds);
+        let report = run_session(&mut rt, &config, &telemetry.sender_for(false), signals).unwrap();
+        telemetry.finish().unwrap();
+        (report, rt)
+    }
+
+    fn moderate_plant() -> plexo_sim::ArticulatedPlant {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let profile = setup::load_virtual_patient("moderate").unwrap();
+        let rest = setup::patient_rest(&robot.value.0, &profile).unwrap();
+        let config =
+            plexo_sim::PlantConfig { initial_position: Some(rest), ..Default::default() }.with_patient(profile.value);
+        plexo_sim::ArticulatedPlant::new(&robot.value.0, config).unwrap()
+    }
+
+    #[test]
+    fn a_virtual_patient_refusing_a_trial_ends_the_session_torque_free() {
+        // Regression: the hook's error returned from the loop with the drives still enabled.
+        let (report, rt) = run_on(RefusingPatient(moderate_plant()), &LoopSignals::default(), 30.0);
+        match &report.end {
+            SessionEnd::Robot(text) => assert!(text.contains("virtual patient (goal)"), "{text}"),
+            other => panic!("expected a robot error end, got {other:?}"),
+        }
+        assert_eq!(rt.plant.lifecycle(), Lifecycle::EStopped, "the drives are switched off");
+        assert_eq!(rt.supervisor.state(), SafetyState::Fault);
+    }
 
     #[test]
     fn a_second_signal_switches_torque_off_at_once_without_the_controlled_stop() {
