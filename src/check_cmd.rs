@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use plexo_hal::JointInfo;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 
 use crate::AppError;
 use crate::hardware::HardwareConfig;
-use crate::setup::{self, Loaded, SessionParts};
+use crate::setup::{self, Loaded, Patient, SessionParts};
 
 /// Files to check (the same options as `sim` and `run`).
 #[derive(Args, Debug, Clone)]
@@ -18,7 +17,8 @@ pub struct CheckArgs {
     /// Robot: a URDF file or an embedded default (ignored with --hardware, which names its robot).
     #[arg(long, default_value = "plexo-arm4")]
     pub robot: String,
-    /// Patient profile (.toml or embedded name): body size and range of motion.
+    /// The patient (.toml: a clinical patient file or a virtual patient profile; or an embedded profile name): body
+    /// size and range of motion.
     #[arg(long, default_value = "moderate")]
     pub patient: String,
     /// Protocol (.toml or embedded name).
@@ -37,7 +37,7 @@ pub struct Checked {
     /// Robot model and URDF text.
     pub robot: Loaded<(plexo_kinematics::Model, String)>,
     /// Patient profile.
-    pub patient: Loaded<plexo_sim::PatientProfile>,
+    pub patient: Loaded<Patient>,
     /// Protocol.
     pub protocol: Loaded<plexo_controller::Protocol>,
     /// Controller configuration.
@@ -61,8 +61,7 @@ pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Check
     let controller = setup::load_controller(args.controller.as_deref())?;
     let model = &robot.value.0;
     let rom = setup::patient_rom(model, &patient)?;
-    let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass)
-        .map_err(|e| AppError::Config { file: patient.source.clone(), key: "body".into(), reason: e.to_string() })?;
+    let arm = setup::patient_arm(&patient)?;
     let (joints, bus_loads) = match &hardware {
         Some(h) => {
             h.check_against(model)?;
@@ -115,7 +114,7 @@ pub fn render(c: &Checked) -> String {
     let mut s = String::new();
     let model = &c.robot.value.0;
     let _ = writeln!(s, "robot      {} ({} joints)", c.robot.source, model.nv());
-    let _ = writeln!(s, "patient    {} ({})", c.patient.source, c.patient.value.name);
+    let _ = writeln!(s, "patient    {} ({})", c.patient.source, c.patient.value.name());
     let _ = writeln!(
         s,
         "protocol   {} ({} blocks, ~{:.1} min)",
@@ -136,7 +135,8 @@ pub fn render(c: &Checked) -> String {
     let sup = &c.parts.supervisor;
     for (j, joint) in c.joints.iter().enumerate() {
         let range = |a: f64, b: f64| format!("[{:.0}, {:.0}]", a.to_degrees(), b.to_degrees());
-        let rom = &c.patient.value.joints[&joint.name].range;
+        // `check` has verified that the range of motion covers every robot joint.
+        let rom = c.patient.value.spec().range_of(&joint.name).unwrap_or([f64::NAN; 2]);
         let (lo, hi) = sup.effective_limits(j);
         let homing = c.hardware.as_ref().map_or("-".to_owned(), |h| format!("{:?}", h.homing_of(&joint.name).method));
         let _ = writeln!(

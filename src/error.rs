@@ -54,7 +54,27 @@ pub enum AppError {
     /// Telemetry could not be set up or written.
     #[error("telemetry: {0}")]
     Telemetry(String),
+    /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the session; the robot was left torque-free and the outputs
+    /// written. The process exits with 128 + `signal` ([`AppError::exit_code`]).
+    #[error("session {end}")]
+    Signal {
+        /// The signal's number.
+        signal: i32,
+        /// How the session ended.
+        end: String,
+    },
     /// The operator did not confirm a hardware run.
     #[error("refusing to drive hardware without --i-confirm-the-patient-is-safe (see `plexo run --help`)")]
     NotConfirmed,
+}
+
+impl AppError {
+    /// The process exit status for this error: 128 + the signal's number for a stop by a signal (the shell's
+    /// convention: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Signal { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
+            _ => 1,
+        }
+    }
 }

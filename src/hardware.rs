@@ -311,8 +311,7 @@ pub fn load_calibration(path: &Path) -> Result<Option<Calibration>, AppError> {
 pub fn save_calibration(path: &Path, calibration: &Calibration) -> Result<(), AppError> {
     let text = toml::to_string(calibration).map_err(|e| AppError::Robot(format!("calibration: {e}")))?;
     let header = "# Zero offsets [rad] measured by `plexo run --home` with the robot in its homing jig.\n";
-    std::fs::write(path, format!("{header}{text}"))
-        .map_err(|e| AppError::Io { path: path.display().to_string(), source: e })
+    crate::files::write_atomically(path, format!("{header}{text}").as_bytes())
 }
 
 #[cfg(test)]

@@ -1,28 +1,39 @@
 //! # plexo (the application)
 //!
 //! The runtime and tools around the Plexo crates: the control loop shared by simulation and hardware
-//! ([`runtime`]), telemetry to Rerun ([`telemetry`]), configuration loading and session assembly ([`setup`]),
-//! and the subcommands of the `plexo` binary ([`cli`]). See README.md for the commands.
+//! ([`runtime`]), the telemetry pipeline (analysis and Rerun recording, [`telemetry`]), configuration loading
+//! and session assembly ([`setup`]), and the subcommands of the `plexo` binary ([`cli`]). See README.md for the
+//! commands.
+//!
+//! Modules are public only where a test or the binary needs them.
 
 // Transform names carry their frames (`world_T_link`), as in plexo-kinematics.
 #![allow(non_snake_case)]
 
-pub mod check_cmd;
+mod check_cmd;
 pub mod cli;
 mod error;
-pub mod hardware;
-pub mod model_cmd;
-pub mod output;
+mod files;
+mod hardware;
+mod model_cmd;
+mod options;
+mod progress;
 pub mod reach_metrics;
-pub mod realtime;
+mod realtime;
 pub mod replay_cmd;
-pub mod run_cmd;
+mod report;
+mod run_cmd;
 pub mod runtime;
-pub mod session_state;
+mod session;
+mod session_state;
 pub mod setup;
-pub mod sim_cmd;
-pub mod summary;
+mod signals;
+mod sim_cmd;
+mod smoothness;
+mod summary;
 pub mod telemetry;
-pub mod timing;
+mod timing;
 
 pub use error::AppError;
+pub use summary::{BlockSummary, SessionSummary};
+pub use timing::TimingSummary;

@@ -8,7 +8,7 @@
 //!   24(6)); a trial whose peak speed stays below [`REST_SPEED`] has no movement.
 //! - **reaction time** [s]: from the go cue (sample 0) to movement onset (Coderre et al. 2010).
 //! - **movement time** [s]: from onset to offset (Coderre et al. 2010).
-//! - **peak speed** [m/s] and **speed peaks** (local maxima with hysteresis, [`crate::summary::count_peaks`]) between
+//! - **peak speed** [m/s] and **speed peaks** (local maxima with hysteresis, [`crate::smoothness::count_peaks`]) between
 //!   onset and offset (Coderre et al. 2010; sub-movements: Rohrer et al. 2002, J Neurosci 22(18)).
 //! - **path-length ratio** [-]: the distance the hand travelled from onset to offset divided by the straight
 //!   distance from the start to the target (Coderre et al. 2010); 1 for a straight reach that ends on target.
@@ -18,7 +18,7 @@
 //!   line from the hand at onset to the hand at the end of the initial phase, the first speed minimum after the
 //!   first speed peak (or offset when there is none) (Coderre et al. 2010).
 //! - **SPARC** [-]: spectral arc length of the speed between onset and offset (Balasubramanian et al. 2015,
-//!   J NeuroEng Rehabil 12:112; [`crate::summary::Sparc`]); ≈ −1.6 for one minimum-jerk reach.
+//!   J NeuroEng Rehabil 12:112; [`crate::smoothness::Sparc`]); ≈ −1.6 for one minimum-jerk reach.
 //! - **LDLJ** [-]: log dimensionless jerk of the speed-based form, `−ln((t₂−t₁)³ / v_peak² · ∫ |d²v/dt²|² dt)` over
 //!   onset..offset with `v` the velocity vector (Balasubramanian et al. 2015, after Hogan & Sternad 2009, J Mot
 //!   Behav 41(6)); more negative = less smooth.
@@ -33,7 +33,7 @@
 use nalgebra::Vector3;
 use plexo_hal::JointArray;
 
-use crate::summary::{Sparc, count_peaks};
+use crate::smoothness::{Sparc, count_peaks};
 
 /// Onset and offset threshold as a share of the trial's peak speed [-].
 pub const ONSET_FRACTION: f64 = 0.1;

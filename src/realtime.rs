@@ -75,7 +75,8 @@ pub fn minimize_timer_slack() -> Result<(), String> {
 }
 
 /// The calling thread's timer slack [ns] (`prctl(PR_GET_TIMERSLACK)`).
-pub fn timer_slack_ns() -> Result<u64, String> {
+#[cfg(test)]
+fn timer_slack_ns() -> Result<u64, String> {
     // SAFETY: PR_GET_TIMERSLACK takes no argument and returns the slack.
     let rc = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
     if rc >= 0 { Ok(rc as u64) } else { Err(last_os_error()) }

@@ -18,6 +18,7 @@ use plexo_can::candump::LogRecord;
 
 use crate::AppError;
 use crate::hardware::HardwareConfig;
+use crate::telemetry::entities;
 
 /// Options of `plexo replay`.
 #[derive(Args, Debug, Clone)]
@@ -37,6 +38,12 @@ pub struct ReplayArgs {
 
 /// Runs `plexo replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
+    let inputs: Vec<(&str, &Path)> = [("FILE", Some(args.file.as_path())), ("--hardware", args.hardware.as_deref())]
+        .into_iter()
+        .filter_map(|(role, p)| p.map(|p| (role, p)))
+        .collect();
+    let outputs: Vec<(&str, &Path)> = args.save.as_deref().map(|p| ("--save", p)).into_iter().collect();
+    crate::files::check_distinct(&inputs, &outputs)?;
     let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
     if is_rrd {
         let summary = read_rrd(&args.file)?;
@@ -251,15 +258,16 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
     let rr = |e: &dyn std::fmt::Display| AppError::Telemetry(format!("{}: {e}", out.display()));
     let rec = rerun::RecordingStreamBuilder::new("plexo-replay")
         .recording_id(source.display().to_string())
-        .save(out)
+        .save(crate::files::partial_path(out))
         .map_err(|e| rr(&e))?;
     for s in series {
-        for (name, values) in [("q", &s.q), ("qd", &s.qd), ("tau", &s.tau)] {
-            let idx = [rerun::TimeColumn::new_duration_secs("can_time", s.time.iter().copied())];
+        for (name, values) in entities::REPLAY_SERIES.into_iter().zip([&s.q, &s.qd, &s.tau]) {
+            let idx = [rerun::TimeColumn::new_duration_secs(entities::CAN_TIME, s.time.iter().copied())];
             let column = rerun::Scalars::new(values.iter().copied()).columns_of_unit_batches().map_err(|e| rr(&e))?;
-            rec.send_columns(format!("joints/{}/{name}", s.joint), idx, column).map_err(|e| rr(&e))?;
+            rec.send_columns(entities::joint_series(&s.joint, name), idx, column).map_err(|e| rr(&e))?;
         }
     }
     rec.flush_blocking().map_err(|e| rr(&e))?;
-    Ok(())
+    drop(rec);
+    crate::files::commit(&crate::files::partial_path(out), out)
 }

@@ -18,20 +18,21 @@
 //! the same code.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use plexo_can::emulated::SimOverCan;
 use plexo_can::socketcan::SocketCanBus;
 use plexo_can::{CanRobot, CanRobotConfig};
-use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant};
+use plexo_hal::{PatientHooks, WithoutPatient};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
 use crate::check_cmd::{self, CheckArgs};
 use crate::hardware::{self, HardwareConfig};
-use crate::output::{self, OutputArgs};
-use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, run_session};
+use crate::options::{OutputArgs, file_inputs};
+use crate::runtime::LoopConfig;
+use crate::session::{self, SessionSetup};
 use crate::setup;
 use crate::sim_cmd::PlantKind;
 
@@ -51,7 +52,8 @@ pub struct RunArgs {
     /// With --emulate: pace the loop at wall clock like the hardware run.
     #[arg(long, requires = "emulate")]
     pub realtime: bool,
-    /// Patient profile (.toml or embedded name): body height and mass, range of motion per joint.
+    /// The patient: a clinical patient file (.toml: pseudonymous id, body height and mass, measured range of
+    /// motion per joint, personal limits), or with --emulate a virtual patient profile (.toml or embedded name).
     #[arg(long)]
     pub patient: String,
     /// Protocol (.toml or embedded name).
@@ -73,19 +75,21 @@ pub struct RunArgs {
     /// Stop after this many trials.
     #[arg(long)]
     pub trials: Option<usize>,
-    /// Stop after this much session time [s].
-    #[arg(long)]
+    /// Stop after this much session time [s] (a finite number above 0).
+    #[arg(long, value_parser = crate::options::positive_seconds)]
     pub duration: Option<f64>,
     /// Outputs and real-time settings.
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
-/// The hardware backend: a CAN robot; no simulation hooks.
-impl Plant for CanRobot<SocketCanBus> {}
-
 /// Runs `plexo run`.
 pub fn run(args: &RunArgs) -> Result<(), AppError> {
+    // 0. No output may overwrite an input or another output.
+    let mut inputs = file_inputs(&[("--patient", &args.patient), ("--protocol", &args.protocol)]);
+    inputs.push(("--hardware", &args.hardware));
+    inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    args.output.check_paths(&inputs, &[])?;
     // 1. The same validation as `plexo check`.
     let mut hw = HardwareConfig::from_file(&args.hardware)?;
     let check_args = CheckArgs {
@@ -115,7 +119,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
     match args.emulate {
         None => {
-            let robot = open_can_robot(args, &hw)?;
+            // Hardware: no virtual patient behind the drives.
+            let robot = WithoutPatient(open_can_robot(args, &hw)?);
             run_on(args, &hw, calibration.as_ref(), checked, robot)
         }
         Some(kind) => {
@@ -126,12 +131,12 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             let initial = if args.home {
                 hw.can.joints.iter().map(|j| hw.homing_of(&j.name)).map(|h| h.reference).collect::<Vec<_>>()
             } else {
-                setup::patient_rest(model, &checked.patient)?
+                setup::patient_rest(model, &setup::virtual_patient(&checked.patient)?)?
             };
             let mut plant_config = PlantConfig { initial_position: Some(initial), ..PlantConfig::default() };
             plant_config.period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
             if !args.home {
-                plant_config = plant_config.with_patient(checked.patient.value.clone());
+                plant_config = plant_config.with_patient(setup::virtual_patient(&checked.patient)?.value);
             }
             match kind {
                 PlantKind::Articulated => {
@@ -147,7 +152,7 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
 }
 
-fn emulated<P: plexo_sim::SimulatedPlant>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
+fn emulated<P: SimulatedPlant + PatientHooks>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
     Ok(SimOverCan::new(plant, can)?)
 }
 
@@ -186,7 +191,7 @@ fn open_can_robot(args: &RunArgs, hw: &HardwareConfig) -> Result<CanRobot<Socket
 }
 
 /// Steps 4–5 on a brought-up robot: torque-off read-back (homing, or the position check), then the session.
-fn run_on<P: Plant>(
+fn run_on<P: PatientHooks>(
     args: &RunArgs,
     hw: &HardwareConfig,
     calibration: Option<&hardware::Calibration>,
@@ -209,7 +214,7 @@ fn run_on<P: Plant>(
 
     // 5. The session.
     let model = &checked.robot.value.0;
-    let session = setup::session_name(&checked.protocol.value.name, &checked.patient.value.name);
+    let session = setup::session_name(&checked.protocol.value.name, checked.patient.value.name());
     let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
     let mut loop_config = LoopConfig::new(period);
     loop_config.paced = args.emulate.is_none() || args.realtime;
@@ -217,36 +222,17 @@ fn run_on<P: Plant>(
     loop_config.max_session_time = args.duration;
     // In the clinic a spasm release is resumed by the therapist, not automatically: the session stops.
     loop_config.auto_resume_after = None;
-    let parts = checked.parts;
-    let telemetry = output::start_telemetry(
-        &args.output,
-        &session,
-        model,
-        &checked.robot.value.1,
-        &parts,
-        args.output.save.is_some(),
-    )?;
-    let mut rt = Runtime {
-        plant: robot,
-        therapy: parts.therapy,
-        supervisor: parts.supervisor,
-        model: model.clone(),
-        handle: parts.handle,
-    };
-    let resumed = output::resume_session(&args.output, &mut rt.therapy, &mut rt.plant)?;
-    let signals = LoopSignals::default();
-    output::install_ctrl_c(&signals);
     let nominal = args.duration.unwrap_or_else(|| checked.protocol.value.nominal_duration());
-    let progress = output::progress_bar(&signals, nominal, args.output.quiet);
-    let rt_report = output::apply_realtime(&args.output);
-    let wall = Instant::now();
-    let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
-    signals.stop.store(true, Ordering::Relaxed);
-    if let Some(p) = progress {
-        p.finish();
-    }
-    let report = report?;
-    let state = output::session_state(&session, resumed.as_ref(), &rt);
-    let outputs = output::Outputs { args: &args.output, state, hardware: true };
-    output::finish_session(&session, report, telemetry, wall.elapsed(), rt_report, loop_config.paced, outputs)
+    let setup = SessionSetup {
+        name: &session,
+        model,
+        urdf: &checked.robot.value.1,
+        parts: checked.parts,
+        loop_config,
+        nominal,
+        output: &args.output,
+        default_save: false,
+        hardware: true,
+    };
+    session::run(setup, robot)
 }

@@ -9,72 +9,27 @@
 //! ```
 //!
 //! at the configured rate with absolute deadlines (`--realtime`/hardware) or as fast as possible (simulation).
-//! The tick allocates nothing (counting-allocator test `tests/runtime_no_alloc.rs`): telemetry goes through a
-//! bounded channel, progress through an atomic, per-block statistics into buffers sized before the loop.
+//! The tick does control and nothing else: it hands one fixed-size [`TickSample`] (state, command, reference,
+//! events) to the telemetry pipeline over a bounded channel, where hand paths, trial smoothness and the block
+//! table are computed ([`crate::telemetry`]). It allocates nothing (counting-allocator test
+//! `tests/runtime_no_alloc.rs`); progress goes through an atomic.
 //!
 //! Phases: a sensor check with the supervisor disabled (`pre_enable`), the enable (the controller re-latches on
 //! the measured state, the supervisor fades torque in from zero), the session, and the stop: a category-2 safe
 //! stop (damped hold with gravity and weight support) until standstill, then torque off.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use nalgebra::Vector3;
 use plexo_controller::{SafetyOutcome, SafetyState, SafetySupervisor, StopReason, Therapy, TherapyEvent};
-use plexo_hal::{JointArray, JointCommand, JointState, Lifecycle, Robot, RobotError};
-use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
+use plexo_hal::{JointCommand, JointState, Lifecycle, PatientHooks, RobotError};
 
 use crate::AppError;
 use crate::realtime::{monotonic_ns, sleep_until_ns};
-use crate::summary::{BlockAccumulator, SessionSummary, SpeedProfile};
-use crate::telemetry::{Event, Message, Sample, TelemetrySender};
-use crate::timing::LoopStats;
-
-/// What the runtime needs from a backend besides [`Robot`]: simulation-only hooks (the virtual patient, the
-/// true patient torque, the simulated clock) that hardware leaves at their defaults.
-pub trait Plant: Robot {
-    /// True for a simulated plant: the supervisor's clock is then the simulated time, so an unpaced run is
-    /// deterministic.
-    fn is_simulated(&self) -> bool {
-        false
-    }
-
-    /// Tells the virtual patient the trial's goal [rad] and movement duration [s]. No-op on hardware (the
-    /// patient sees the target on the screen). Real-time safe.
-    fn patient_goal(&mut self, _goal: &JointArray<f64>, _duration: f64) -> Result<(), AppError> {
-        Ok(())
-    }
-
-    /// Tells the virtual patient how the trial went (drives its learning, slacking and fatigue); `error` is the
-    /// joint-space distance to the target [rad]. No-op on hardware.
-    fn patient_trial_end(&mut self, _error: f64, _success: bool, _duration: f64) -> Result<(), AppError> {
-        Ok(())
-    }
-
-    /// The patient's true joint torque [Nm] (simulation only, to validate the estimate). Real-time safe.
-    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-        None
-    }
-
-    /// The virtual patient's trial-to-trial state (capacity, effort, fatigue), to carry to the next session.
-    /// `None` on hardware. Not real-time safe.
-    fn patient_state(&self) -> Option<plexo_sim::PatientState> {
-        None
-    }
-
-    /// Restores the virtual patient's state from an earlier session; returns false when there is no virtual
-    /// patient (hardware). Errors name the invalid field. Not real-time safe.
-    fn restore_patient(&mut self, _state: plexo_sim::PatientState) -> Result<bool, AppError> {
-        Ok(false)
-    }
-
-    /// Ends the CAN traffic recording started before the session (`plexo sim --over-can … --candump`), flushing
-    /// the file; `None` for a backend that cannot record. Not real-time safe.
-    fn finish_bus_recording(&mut self) -> Result<Option<plexo_can::recorder::CandumpSummary>, AppError> {
-        Ok(None)
-    }
-}
+pub use crate::signals::LoopSignals;
+use crate::telemetry::TelemetrySender;
+use crate::telemetry::messages::{LoopPhase, TickSample};
+use crate::timing::{LoopStats, TimingSummary};
 
 /// Loop settings.
 #[derive(Clone, Debug)]
@@ -121,8 +76,13 @@ pub enum SessionEnd {
     TrialLimit,
     /// `--duration` reached.
     TimeLimit,
-    /// The operator stopped (Ctrl-C, stop request).
+    /// The operator stopped (stop request).
     OperatorStop,
+    /// A signal (SIGINT = Ctrl-C, SIGTERM, SIGHUP; the number) stopped the session: category-2 stop, then torque
+    /// off, as for an operator stop.
+    Signal(i32),
+    /// A second signal during the stop (the number): torque was switched off at once (category-0 stop).
+    SignalTorqueOff(i32),
     /// The safety supervisor stopped the session (a safe stop or a fault latched).
     Safety(StopReason),
     /// The backend reported an error (read/write failed, drive fault): torque was switched off.
@@ -130,11 +90,15 @@ pub enum SessionEnd {
 }
 
 impl SessionEnd {
-    /// True for an orderly end (complete, a requested limit, or an operator stop).
+    /// True for an orderly end (complete, a requested limit, or an operator or signal stop).
     pub fn is_orderly(&self) -> bool {
         matches!(
             self,
-            SessionEnd::Completed | SessionEnd::TrialLimit | SessionEnd::TimeLimit | SessionEnd::OperatorStop
+            SessionEnd::Completed
+                | SessionEnd::TrialLimit
+                | SessionEnd::TimeLimit
+                | SessionEnd::OperatorStop
+                | SessionEnd::Signal(_)
         )
     }
 }
@@ -146,33 +110,44 @@ impl std::fmt::Display for SessionEnd {
             SessionEnd::TrialLimit => write!(f, "trial limit reached"),
             SessionEnd::TimeLimit => write!(f, "time limit reached"),
             SessionEnd::OperatorStop => write!(f, "stopped by the operator"),
+            SessionEnd::Signal(signal) => {
+                write!(f, "stopped by {} (controlled stop, then torque off)", crate::signals::name(*signal))
+            }
+            SessionEnd::SignalTorqueOff(signal) => write!(
+                f,
+                "STOPPED BY A SECOND {}: torque switched off at once (category-0 stop)",
+                crate::signals::name(*signal)
+            ),
             SessionEnd::Safety(reason) => write!(f, "SAFETY STOP: {reason:?}"),
             SessionEnd::Robot(e) => write!(f, "ROBOT ERROR: {e}"),
         }
     }
 }
 
-/// Shared flags between the control thread and the outside (progress bar, Ctrl-C handler). Lock-free.
-#[derive(Clone, Debug, Default)]
-pub struct LoopSignals {
-    /// Set by the operator to stop the session (category-2 stop, then torque off).
-    pub stop: Arc<AtomicBool>,
-    /// Session time so far [ms], for a progress display.
-    pub session_ms: Arc<AtomicU64>,
+impl SessionEnd {
+    /// Maps a session end to the process result: `Ok` for an orderly end, [`AppError::Signal`] for a stop by a
+    /// signal (the process exits with 128 + the signal's number), else [`AppError::SessionAborted`].
+    pub fn into_result(self) -> Result<(), AppError> {
+        match self {
+            SessionEnd::Signal(signal) | SessionEnd::SignalTorqueOff(signal) => {
+                Err(AppError::Signal { signal, end: self.to_string() })
+            }
+            end if end.is_orderly() => Ok(()),
+            end => Err(AppError::SessionAborted(end.to_string())),
+        }
+    }
 }
 
-/// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`].
-pub struct Runtime<P: Plant> {
+/// Everything the loop drives. Built by `sim`/`run`, consumed by [`run_session`]. The backend is any [`Robot`]
+/// with the simulation hooks of [`PatientHooks`] (a simulated plant implements them; hardware is wrapped in
+/// [`plexo_hal::WithoutPatient`]), so the runtime never names a simulator type.
+pub struct Runtime<P: PatientHooks> {
     /// The backend.
     pub plant: P,
     /// Session + controller.
     pub therapy: Therapy,
     /// The supervisor every command goes through.
     pub supervisor: SafetySupervisor,
-    /// Kinematic model of the robot (handle positions for targets, errors and smoothness).
-    pub model: Model,
-    /// The handle frame.
-    pub handle: FrameId,
 }
 
 /// Result of [`run_session`].
@@ -180,18 +155,20 @@ pub struct Runtime<P: Plant> {
 pub struct SessionReport {
     /// How it ended.
     pub end: SessionEnd,
-    /// Per-block statistics.
-    pub summary: SessionSummary,
-    /// Loop timing.
-    pub timing: crate::timing::TimingSummary,
+    /// Trials completed.
+    pub trials: usize,
+    /// Loop timing, the tick's own compute time included.
+    pub timing: TimingSummary,
     /// Control ticks run (all phases).
     pub ticks: u64,
     /// Session time (from enable) [s].
     pub session_time: f64,
     /// Supervisor counters.
     pub safety: plexo_controller::SafetyStats,
-    /// Ticks in which the supervisor changed the command (walls, rate limit, saturation, …).
-    pub limited_ticks: u64,
+    /// Ticks in normal operation (supervisor `Active`: soft start, compliant release and stops excluded) in
+    /// which the supervisor's shaping changed the command (walls, rate limit, saturation, velocity fade). Not
+    /// [`plexo_controller::SafetyStats::limited_ticks`], which also counts the soft start's ticks.
+    pub active_ticks_limited: u64,
 }
 
 enum Phase {
@@ -200,10 +177,20 @@ enum Phase {
     Stopping { since: f64 },
 }
 
+impl Phase {
+    fn loop_phase(&self) -> LoopPhase {
+        match self {
+            Phase::PreEnable => LoopPhase::PreEnable,
+            Phase::Session => LoopPhase::Session,
+            Phase::Stopping { .. } => LoopPhase::Stopping,
+        }
+    }
+}
+
 /// Runs one session on `rt` until the protocol ends, a limit, an operator stop or a safety stop; always ends
 /// with the robot torque-free (disabled, or e-stopped on a backend error). Real-time safe inside the loop;
 /// allocation happens only before and after it.
-pub fn run_session<P: Plant>(
+pub fn run_session<P: PatientHooks>(
     rt: &mut Runtime<P>,
     config: &LoopConfig,
     telemetry: &TelemetrySender,
@@ -212,21 +199,9 @@ pub fn run_session<P: Plant>(
     let n = rt.plant.dof();
     let dt = config.period.as_secs_f64();
     let mut stats = LoopStats::new();
-    let mut data = Data::new(&rt.model);
     let mut state = JointState::zeros(n);
-    let mut blocks: Vec<BlockAccumulator> = rt
-        .therapy
-        .session()
-        .blocks()
-        .iter()
-        .map(|b| BlockAccumulator::new(&b.spec.name, b.spec.mode, b.spec.law))
-        .collect();
-    // Speed profile buffer sized for the longest trial (timeout + dwell) at 100 Hz.
-    let longest = rt.therapy.session().blocks().iter().map(|b| b.spec.trial_timeout + b.spec.dwell).fold(1.0, f64::max);
-    let mut speed = SpeedProfile::new((longest * 100.0) as usize + 200, 10, dt);
-    let mut target_handle: Option<Vector3<f64>> = None;
     let mut trials_done = 0usize;
-    let mut limited_ticks = 0u64;
+    let mut active_ticks_limited = 0u64;
     let mut last_safety = SafetyState::Disabled;
     let mut release_since: Option<f64> = None;
     let mut end: Option<SessionEnd> = None;
@@ -253,9 +228,19 @@ pub fn run_session<P: Plant>(
         };
         let work_start = monotonic_ns();
         let time = tick as f64 * dt;
+        if signals.torque_off_now.load(Ordering::Relaxed) {
+            rt.supervisor.estop();
+            let signal = signals.stop_signal.load(Ordering::Relaxed);
+            end = Some(match rt.plant.estop() {
+                Ok(()) => SessionEnd::SignalTorqueOff(signal),
+                Err(e) => SessionEnd::Robot(format!("{}{}", SessionEnd::SignalTorqueOff(signal), estop_note(Err(e)))),
+            });
+            break;
+        }
 
         // --- read
         let read = rt.plant.read(&mut state);
+        let read_done = monotonic_ns();
         let now = if rt.plant.is_simulated() {
             Duration::from_secs(1) + state.stamp
         } else {
@@ -279,7 +264,10 @@ pub fn run_session<P: Plant>(
         let outcome = rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut cmd, now);
 
         // --- write
-        if let Err(e) = rt.plant.write(&cmd) {
+        let write_start = monotonic_ns();
+        let written = rt.plant.write(&cmd);
+        let mut backend_ns = monotonic_ns().saturating_sub(write_start);
+        if let Err(e) = written {
             rt.supervisor.estop();
             let estop = estop_note(rt.plant.estop());
             end = Some(SessionEnd::Robot(format!("write failed ({:?}): {e}{estop}", e.kind())));
@@ -291,43 +279,32 @@ pub fn run_session<P: Plant>(
             break;
         }
 
-        // --- bookkeeping (allocation-free)
+        // --- bookkeeping (allocation-free); the sample is built before the phase transitions change the reference
         if matches!(outcome, SafetyOutcome::Active { limited: true }) {
-            limited_ticks += 1;
+            active_ticks_limited += 1;
         }
         let safety_state = rt.supervisor.state();
-        if safety_state != last_safety {
-            telemetry.send(Message::Event(Event::Safety { outcome, time, tick }));
-            last_safety = safety_state;
-        }
+        let safety_changed = safety_state != last_safety;
+        last_safety = safety_state;
         let session_time = time - session_t0;
         if matches!(phase, Phase::Session | Phase::Stopping { .. }) {
             signals.session_ms.store((session_time * 1000.0) as u64, Ordering::Relaxed);
-            forward_kinematics(&rt.model, &mut data, &state.position);
-            let hand = data.world_T_frame[rt.handle.0].translation.vector;
-            speed.push(&hand);
-            handle_event(
-                rt,
-                &event,
-                &hand,
-                &mut data,
-                &mut blocks,
-                &mut speed,
-                &mut target_handle,
-                telemetry,
-                time,
-                tick,
-            )?;
             if let TherapyEvent::TrialEnded(_) = event {
                 trials_done += 1;
             }
-            let sample = sample(rt, &state, &cmd, target_handle.as_ref(), time, tick);
-            telemetry.send(Message::Sample(sample));
-        } else {
-            telemetry.send(Message::Sample(sample(rt, &state, &cmd, None, time, tick)));
+            if let Err(e) = on_therapy_event(rt, &event) {
+                // The session cannot go on as planned: torque off at once, as on any backend failure (returning
+                // from here would leave the drives enabled).
+                rt.supervisor.estop();
+                let estop = estop_note(rt.plant.estop());
+                end = Some(SessionEnd::Robot(format!("{e}{estop}")));
+                break;
+            }
         }
+        let sample = tick_sample(rt, &state, &cmd, &phase, event, safety_changed.then_some(outcome), time, tick);
 
-        // --- phase transitions
+        // --- phase transitions (`finished`: this tick's sample is the last)
+        let mut finished = false;
         match phase {
             Phase::PreEnable => {
                 if tick + 1 >= config.pre_enable_ticks {
@@ -343,15 +320,18 @@ pub fn run_session<P: Plant>(
                             rt.plant.joints()[joint].name,
                             state.flags[joint]
                         )));
-                        break;
+                        finished = true;
+                    } else {
+                        let enable_start = monotonic_ns();
+                        rt.plant.enable().map_err(|e| AppError::Robot(format!("enable failed: {e}")))?;
+                        rt.plant.read(&mut state).map_err(|e| AppError::Robot(format!("read after enable: {e}")))?;
+                        backend_ns += monotonic_ns().saturating_sub(enable_start);
+                        // The reference holds the measured posture; the supervisor fades the hold torque in.
+                        rt.therapy.start(&state);
+                        rt.supervisor.request_enable().map_err(|e| AppError::Robot(format!("enable refused: {e}")))?;
+                        session_t0 = time + dt;
+                        phase = Phase::Session;
                     }
-                    rt.plant.enable().map_err(|e| AppError::Robot(format!("enable failed: {e}")))?;
-                    rt.plant.read(&mut state).map_err(|e| AppError::Robot(format!("read after enable: {e}")))?;
-                    // The reference holds the measured posture; the supervisor fades the hold torque in.
-                    rt.therapy.start(&state);
-                    rt.supervisor.request_enable().map_err(|e| AppError::Robot(format!("enable refused: {e}")))?;
-                    session_t0 = time + dt;
-                    phase = Phase::Session;
                 }
             }
             Phase::Session => {
@@ -362,7 +342,10 @@ pub fn run_session<P: Plant>(
                 } else if config.max_session_time.is_some_and(|m| session_time >= m) {
                     Some(SessionEnd::TimeLimit)
                 } else if signals.stop.load(Ordering::Relaxed) {
-                    Some(SessionEnd::OperatorStop)
+                    match signals.stop_signal.load(Ordering::Relaxed) {
+                        0 => Some(SessionEnd::OperatorStop),
+                        signal => Some(SessionEnd::Signal(signal)),
+                    }
                 } else {
                     None
                 };
@@ -400,12 +383,19 @@ pub fn run_session<P: Plant>(
             Phase::Stopping { since } => {
                 let standstill = matches!(outcome, SafetyOutcome::SafeStop { standstill: true, .. });
                 if standstill || outcome.torque_off() || time - since >= config.stop_timeout {
-                    break;
+                    finished = true;
                 }
             }
         }
 
-        stats.record(lateness, Duration::from_nanos(monotonic_ns().saturating_sub(work_start)), config.period);
+        // --- hand the sample over (an unpaced simulation may wait here for the analysis: not compute)
+        let compute_ns = monotonic_ns().saturating_sub(read_done).saturating_sub(backend_ns);
+        telemetry.send(sample);
+        if finished {
+            break;
+        }
+        let work = Duration::from_nanos(monotonic_ns().saturating_sub(work_start));
+        stats.record(lateness, work, Duration::from_nanos(compute_ns), config.period);
         tick += 1;
     }
 
@@ -433,12 +423,12 @@ pub fn run_session<P: Plant>(
     }
     Ok(SessionReport {
         end: end.unwrap_or(SessionEnd::Completed),
-        summary: SessionSummary::from_blocks(blocks),
+        trials: trials_done,
         timing: stats.summary(),
         ticks: tick,
         session_time: if session_t0.is_finite() { (tick as f64 * dt - session_t0).max(0.0) } else { 0.0 },
         safety: rt.supervisor.stats(),
-        limited_ticks,
+        active_ticks_limited,
     })
 }
 
@@ -450,105 +440,227 @@ fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
     }
 }
 
-/// Trial and block bookkeeping on a therapy event; forwards the event to the patient (sim) and the telemetry.
-#[allow(clippy::too_many_arguments)]
-fn handle_event<P: Plant>(
-    rt: &mut Runtime<P>,
-    event: &TherapyEvent,
-    hand: &Vector3<f64>,
-    data: &mut Data,
-    blocks: &mut [BlockAccumulator],
-    speed: &mut SpeedProfile,
-    target_handle: &mut Option<Vector3<f64>>,
-    telemetry: &TelemetrySender,
-    time: f64,
-    tick: u64,
-) -> Result<(), AppError> {
+/// Forwards a trial's start and end to the virtual patient (simulation; no-op on hardware). Real-time safe.
+fn on_therapy_event<P: PatientHooks>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
     match *event {
-        TherapyEvent::None => {}
-        TherapyEvent::BlockStarted { block, .. } => {
-            telemetry.send(Message::Event(Event::BlockStart { block, time, tick }));
-        }
         TherapyEvent::TrialStarted { block, trial } => {
             let prepared = &rt.therapy.session().blocks()[block];
             let goal = prepared.trial_targets[trial];
             let duration = prepared.spec.movement_time;
-            rt.plant.patient_goal(&goal, duration)?;
-            forward_kinematics(&rt.model, data, &goal);
-            let target = data.world_T_frame[rt.handle.0].translation.vector;
-            *target_handle = Some(target);
-            speed.reset();
-            speed.push(hand);
-            telemetry.send(Message::Event(Event::TrialStart {
-                block,
-                trial,
-                target: [target.x, target.y, target.z],
-                time,
-                tick,
-            }));
+            rt.plant.patient_goal(&goal, duration).map_err(|e| patient_error("goal", &e))?;
         }
         TherapyEvent::TrialEnded(record) => {
-            let final_error = target_handle.map_or(0.0, |t| (t - hand).norm());
-            let peaks = speed.peaks();
-            let sparc = speed.sparc();
-            if let Some(acc) = blocks.get_mut(record.block) {
-                acc.add_trial(&record, final_error, peaks, sparc);
-            }
             // The trial's joint-space RMS tracking error [rad] drives the virtual patient's learning and slacking.
             let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-            rt.plant.patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))?;
-            telemetry.send(Message::Event(Event::TrialEnd {
-                block: record.block,
-                trial: record.trial,
-                success: record.reached,
-                final_error_m: final_error,
-                duration: record.metrics.duration,
-                peaks,
-                sparc: sparc.unwrap_or(f64::NAN),
-                time,
-                tick,
-            }));
-            *target_handle = None;
+            rt.plant
+                .patient_trial_end(error, record.reached, record.metrics.duration.max(1e-3))
+                .map_err(|e| patient_error("trial end", &e))?;
         }
-        TherapyEvent::BlockEnded { block, performance, .. } => {
-            telemetry.send(Message::Event(Event::BlockEnd {
-                block,
-                trials: performance.trials,
-                successes: performance.successes,
-                time,
-                tick,
-            }));
-        }
-        TherapyEvent::SessionEnded => {}
+        _ => {}
     }
     Ok(())
 }
 
-/// One telemetry sample of this tick. Real-time safe.
-fn sample<P: Plant>(
+/// A virtual patient's refusal of a hook call (`what`), e.g. a non-finite goal.
+fn patient_error(what: &str, e: &dyn std::fmt::Display) -> AppError {
+    AppError::Robot(format!("virtual patient ({what}): {e}"))
+}
+
+/// This tick's sample for the telemetry pipeline. Real-time safe.
+#[allow(clippy::too_many_arguments)]
+fn tick_sample<P: PatientHooks>(
     rt: &Runtime<P>,
     state: &JointState,
     cmd: &JointCommand,
-    target: Option<&Vector3<f64>>,
+    phase: &Phase,
+    therapy: TherapyEvent,
+    safety: Option<SafetyOutcome>,
     time: f64,
     tick: u64,
-) -> Sample {
+) -> TickSample {
     let controller = rt.therapy.controller();
-    let estimate = *controller.patient_torque();
-    let mode = controller.mode_torque();
-    let effort = estimate.iter().map(|t| t * t).sum::<f64>().sqrt();
-    let assist = mode.iter().map(|t| t * t).sum::<f64>().sqrt();
-    Sample {
+    TickSample {
         tick,
         time,
+        phase: phase.loop_phase(),
         q: state.position,
         q_ref: controller.reference().position,
         tau_cmd: cmd.torque,
-        tau_patient_est: estimate,
+        tau_patient_est: *controller.patient_torque(),
+        tau_mode: *controller.mode_torque(),
         tau_patient_true: rt.plant.true_patient_torque(),
         stiffness: controller.assist_stiffness(),
-        assistance: assist,
-        patient_effort_share: if effort + assist > 1e-9 { effort / (effort + assist) } else { 0.0 },
-        target: target.map(|t| [t.x, t.y, t.z]),
+        therapy,
+        safety,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup;
+    use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
+    use plexo_hal::Robot;
+
+    /// A backend whose virtual patient refuses every trial goal.
+    struct RefusingPatient(plexo_sim::ArticulatedPlant);
+
+    impl Robot for RefusingPatient {
+        type Error = plexo_sim::SimError;
+        fn dof(&self) -> usize {
+            self.0.dof()
+        }
+        fn joints(&self) -> &[plexo_hal::JointInfo] {
+            self.0.joints()
+        }
+        fn lifecycle(&self) -> Lifecycle {
+            self.0.lifecycle()
+        }
+        fn read(&mut self, state: &mut JointState) -> Result<(), Self::Error> {
+            self.0.read(state)
+        }
+        fn write(&mut self, command: &JointCommand) -> Result<(), Self::Error> {
+            self.0.write(command)
+        }
+        fn enable(&mut self) -> Result<(), Self::Error> {
+            self.0.enable()
+        }
+        fn disable(&mut self) -> Result<(), Self::Error> {
+            self.0.disable()
+        }
+        fn estop(&mut self) -> Result<(), Self::Error> {
+            self.0.estop()
+        }
+        fn reset(&mut self) -> Result<(), Self::Error> {
+            self.0.reset()
+        }
+    }
+
+    impl PatientHooks for RefusingPatient {
+        fn is_simulated(&self) -> bool {
+            true
+        }
+        fn patient_goal(&mut self, goal: &plexo_hal::JointArray<f64>, _: f64) -> Result<(), Self::Error> {
+            // A NaN duration is refused by the virtual patient, naming the value.
+            self.0.patient_goal(goal, f64::NAN)
+        }
+    }
+
+    /// A session on the moderate patient and `plant`, unpaced, with the telemetry pipeline.
+    fn run_on<P: PatientHooks>(plant: P, signals: &LoopSignals, seconds: f64) -> (SessionReport, Runtime<P>) {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let patient = setup::load_patient("moderate").unwrap();
+        let (model, urdf) = &robot.value;
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None).unwrap(),
+            &setup::load_protocol("center-out").unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            plant.joints(),
+        )
+        .unwrap();
+        let telemetry = Telemetry::start(TelemetryConfig {
+            session_name: "test".into(),
+            model: model.clone(),
+            urdf: urdf.clone(),
+            handle_frame: "handle".into(),
+            blocks: parts.blocks.clone(),
+            period: 0.001,
+            pose_every: 10,
+            capacity: 1024,
+            paced: false,
+            sinks: Sinks::default(),
+        })
+        .unwrap();
+        let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
+        let mut config = LoopConfig::new(Duration::from_millis(1));
+        config.max_session_time = Some(seconds);
+        let report = run_session(&mut rt, &config, &telemetry.sender_for(false), signals).unwrap();
+        telemetry.finish().unwrap();
+        (report, rt)
+    }
+
+    fn moderate_plant() -> plexo_sim::ArticulatedPlant {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let profile = setup::load_virtual_patient("moderate").unwrap();
+        let rest = setup::patient_rest(&robot.value.0, &profile).unwrap();
+        let config =
+            plexo_sim::PlantConfig { initial_position: Some(rest), ..Default::default() }.with_patient(profile.value);
+        plexo_sim::ArticulatedPlant::new(&robot.value.0, config).unwrap()
+    }
+
+    #[test]
+    fn a_virtual_patient_refusing_a_trial_ends_the_session_torque_free() {
+        // Regression: the hook's error returned from the loop with the drives still enabled.
+        let (report, rt) = run_on(RefusingPatient(moderate_plant()), &LoopSignals::default(), 30.0);
+        match &report.end {
+            SessionEnd::Robot(text) => assert!(text.contains("virtual patient (goal)"), "{text}"),
+            other => panic!("expected a robot error end, got {other:?}"),
+        }
+        assert_eq!(rt.plant.lifecycle(), Lifecycle::EStopped, "the drives are switched off");
+        assert_eq!(rt.supervisor.state(), SafetyState::Fault);
+    }
+
+    #[test]
+    fn a_second_signal_switches_torque_off_at_once_without_the_controlled_stop() {
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let patient = setup::load_patient("moderate").unwrap();
+        let profile = setup::virtual_patient(&patient).unwrap();
+        let (model, urdf) = &robot.value;
+        let rest = setup::patient_rest(model, &profile).unwrap();
+        let config =
+            plexo_sim::PlantConfig { initial_position: Some(rest), ..Default::default() }.with_patient(profile.value);
+        let plant = plexo_sim::ArticulatedPlant::new(model, config).unwrap();
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None).unwrap(),
+            &setup::load_protocol("center-out").unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            plant.joints(),
+        )
+        .unwrap();
+        let telemetry = Telemetry::start(TelemetryConfig {
+            session_name: "signal".into(),
+            model: model.clone(),
+            urdf: urdf.clone(),
+            handle_frame: "handle".into(),
+            blocks: parts.blocks.clone(),
+            period: 0.001,
+            pose_every: 10,
+            capacity: 1024,
+            paced: false,
+            sinks: Sinks::default(),
+        })
+        .unwrap();
+        let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
+        let signals = LoopSignals::default();
+        // Two SIGTERMs arrive while the session runs (the watcher sets these flags).
+        let flags = signals.clone();
+        let sender = telemetry.sender_for(false);
+        let watcher = std::thread::spawn(move || {
+            while flags.session_ms.load(Ordering::Relaxed) < 1500 {
+                std::thread::yield_now();
+            }
+            flags.stop_signal.store(libc::SIGTERM, Ordering::Relaxed);
+            flags.stop.store(true, Ordering::Relaxed);
+            flags.torque_off_now.store(true, Ordering::Relaxed);
+        });
+        let mut config = LoopConfig::new(Duration::from_millis(1));
+        config.max_session_time = Some(30.0);
+        let report = run_session(&mut rt, &config, &sender, &signals).unwrap();
+        watcher.join().unwrap();
+        assert_eq!(report.end, SessionEnd::SignalTorqueOff(libc::SIGTERM));
+        // The unpaced loop runs ahead of the thread that sets the flags by a few simulated seconds at most; a
+        // controlled stop or the full session would take longer.
+        assert!(report.session_time < 10.0, "torque off at once, not after a 30 s session: {}", report.session_time);
+        assert_eq!(rt.plant.lifecycle(), Lifecycle::EStopped, "category 0: the drives are switched off");
+        assert_eq!(rt.supervisor.state(), SafetyState::Fault);
+        match report.end.into_result() {
+            Err(e @ AppError::Signal { .. }) => assert_eq!(e.exit_code(), 143),
+            other => panic!("a signal stop maps to AppError::Signal, got {other:?}"),
+        }
+        telemetry.finish().unwrap();
     }
 }

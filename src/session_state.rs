@@ -1,7 +1,8 @@
 //! What one session hands to the next: everything the assist-as-needed laws learnt (Emken stiffness, RBF
 //! weights, tunnel width, Krebs progression — [`AdaptationState`]) and, in simulation, the virtual patient's
-//! trial-to-trial state (capacity, effort, fatigue — [`PatientState`]), so therapy adapts across sessions and a
-//! simulated patient recovers over weeks of sessions.
+//! trial-to-trial state (capacity, effort, fatigue), so therapy adapts across sessions and a simulated patient
+//! recovers over weeks of sessions. The virtual patient's state is an opaque TOML table here
+//! ([`PatientHooks::patient_state`]): only the simulator reads and validates it.
 //!
 //! Written at the end of every `sim`/`run` session as `<recording>.state.toml` (or `--state <file>`), read back
 //! with `--resume <file>`. The file is TOML so a clinician can read it; it is validated on load (format
@@ -11,10 +12,11 @@
 use std::path::Path;
 
 use plexo_controller::{AdaptationState, ClampedValue, Therapy};
-use plexo_sim::PatientState;
+use plexo_hal::PatientHooks;
 use serde::{Deserialize, Serialize};
 
 use crate::AppError;
+use crate::runtime::Runtime;
 
 /// The state carried from one session to the next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,9 +28,9 @@ pub struct SessionState {
     pub sessions: u32,
     /// What the assist-as-needed laws learnt.
     pub adaptation: AdaptationState,
-    /// The virtual patient's state at the end of the session (simulation only).
+    /// The virtual patient's state at the end of the session (simulation only), as the simulator wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub virtual_patient: Option<PatientState>,
+    pub virtual_patient: Option<toml::Table>,
 }
 
 impl SessionState {
@@ -43,12 +45,9 @@ impl SessionState {
         })
     }
 
-    /// Writes the state file (creating its directory). Not real-time safe.
+    /// Writes the state file atomically (creating its directory; a crash leaves the previous file). Not
+    /// real-time safe.
     pub fn save(&self, path: &Path) -> Result<(), AppError> {
-        let io = |e| AppError::Io { path: path.display().to_string(), source: e };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let text = toml::to_string(self).map_err(|e| AppError::Config {
             file: path.display().to_string(),
             key: "(session state)".into(),
@@ -56,7 +55,7 @@ impl SessionState {
         })?;
         let header = "# Plexo session state: what the assist-as-needed laws learnt (and, in simulation, the virtual\n\
                       # patient's state). Resume the next session with `--resume <this file>`.\n";
-        std::fs::write(path, format!("{header}{text}")).map_err(io)
+        crate::files::write_atomically(path, format!("{header}{text}").as_bytes())
     }
 
     /// Resumes `therapy` from this state before the session starts; returns the values clamped to the current
@@ -92,6 +91,47 @@ pub fn report_resume(path: &Path, state: &SessionState, clamped: &[ClampedValue]
     }
 }
 
+/// Loads `--resume` and applies it before the session starts: the therapy's adaptation and, when the plant has
+/// one, the virtual patient's state. Returns the loaded state (`None` without `--resume`). Not real-time safe.
+pub fn resume_session<P: PatientHooks>(
+    resume: Option<&Path>,
+    therapy: &mut plexo_controller::Therapy,
+    plant: &mut P,
+) -> Result<Option<SessionState>, AppError> {
+    let Some(path) = resume else { return Ok(None) };
+    let state = SessionState::load(path)?;
+    let clamped = state.resume(therapy, path)?;
+    report_resume(path, &state, &clamped);
+    match &state.virtual_patient {
+        Some(patient) => {
+            let restored = plant.restore_patient(patient).map_err(|e| AppError::Config {
+                file: path.display().to_string(),
+                key: "virtual_patient".into(),
+                reason: e.to_string(),
+            })?;
+            if !restored {
+                eprintln!("note: {} holds a virtual patient's state; it is ignored on hardware", path.display());
+            }
+        }
+        None if plant.patient_state().is_some() => {
+            eprintln!("note: {} holds no virtual patient's state; the patient starts from its profile", path.display());
+        }
+        None => {}
+    }
+    Ok(Some(state))
+}
+
+/// This session's state to carry to the next one: the therapy's adaptation and the plant's virtual patient.
+/// Not real-time safe.
+pub fn session_state<P: PatientHooks>(session: &str, previous: Option<&SessionState>, rt: &Runtime<P>) -> SessionState {
+    SessionState {
+        session: session.to_owned(),
+        sessions: previous.map_or(1, |p| p.sessions + 1),
+        adaptation: rt.therapy.adaptation_state(),
+        virtual_patient: rt.plant.patient_state(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,12 +142,12 @@ mod tests {
             session: "s1".into(),
             sessions: 1,
             adaptation: AdaptationState::new(4, &config.aan),
-            virtual_patient: Some(PatientState {
-                capacity: 0.6,
-                effort: 0.9,
-                fatigue: 0.1,
-                trials: 40,
-                successful_trials: 30,
+            virtual_patient: Some(toml::toml! {
+                capacity = 0.6
+                effort = 0.9
+                fatigue = 0.1
+                trials = 40
+                successful_trials = 30
             }),
         }
     }

@@ -7,10 +7,11 @@ use std::path::Path;
 use plexo_controller::{Controller, ControllerConfig, Protocol, RomLimit, SafetySupervisor, Session, Therapy};
 use plexo_hal::JointInfo;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
+use plexo_kinematics::{Data, FrameId, Model, PatientSpec, forward_kinematics};
 use plexo_sim::PatientProfile;
 
 use crate::AppError;
+use crate::telemetry::analysis::BlockPlan;
 
 /// A loaded file and where it came from (a path, or `<name> (embedded)`).
 #[derive(Clone, Debug)]
@@ -42,20 +43,101 @@ pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     }
 }
 
-/// A patient profile: a TOML path or an embedded profile name.
-pub fn load_patient(spec: &str) -> Result<Loaded<PatientProfile>, AppError> {
+/// The patient of a session: a real patient as the clinic describes them, or a virtual patient (whose profile
+/// contains such a description and adds the impairment model the simulator runs).
+#[derive(Clone, Debug)]
+pub enum Patient {
+    /// A clinical patient file ([`PatientSpec`] at the top level).
+    Clinical(PatientSpec),
+    /// A virtual patient profile (its `[spec]` table is the [`PatientSpec`]).
+    Virtual(Box<PatientProfile>),
+}
+
+impl Patient {
+    /// The patient as the clinic describes them: body size, range of motion, personal limits.
+    pub fn spec(&self) -> &PatientSpec {
+        match self {
+            Patient::Clinical(spec) => spec,
+            Patient::Virtual(profile) => profile.spec(),
+        }
+    }
+
+    /// The virtual patient, if this is one (simulation, `plexo run --emulate`).
+    pub fn virtual_patient(&self) -> Option<&PatientProfile> {
+        match self {
+            Patient::Clinical(_) => None,
+            Patient::Virtual(profile) => Some(profile.as_ref()),
+        }
+    }
+
+    /// The name in session names: the virtual profile's name, or the clinical patient's pseudonymous id.
+    pub fn name(&self) -> &str {
+        match self {
+            Patient::Clinical(spec) => &spec.id,
+            Patient::Virtual(profile) => &profile.name,
+        }
+    }
+
+    /// The table of the file that holds the [`PatientSpec`], for error keys (`""`: the top level).
+    fn spec_table(&self) -> &'static str {
+        match self {
+            Patient::Clinical(_) => "",
+            Patient::Virtual(_) => "spec",
+        }
+    }
+}
+
+/// A patient: a clinical [`PatientSpec`] file, a virtual patient profile file (one with a `[spec]` table), or an
+/// embedded virtual patient's name.
+pub fn load_patient(spec: &str) -> Result<Loaded<Patient>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
-        return Ok(Loaded { value: PatientProfile::from_file(path)?, source: path.display().to_string() });
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| AppError::Io { path: source.clone(), source: e })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| AppError::Config {
+            file: source.clone(),
+            key: "(document)".into(),
+            reason: e.to_string(),
+        })?;
+        let value = if table.contains_key("spec") {
+            Patient::Virtual(Box::new(PatientProfile::from_toml_str(&text, &source)?))
+        } else {
+            Patient::Clinical(PatientSpec::from_toml_str(&text, &source)?)
+        };
+        return Ok(Loaded { value, source });
     }
     if plexo_sim::DEFAULT_PATIENTS.contains(&spec) {
-        return Ok(Loaded { value: PatientProfile::builtin(spec)?, source: format!("{spec} (embedded)") });
+        return Ok(Loaded {
+            value: Patient::Virtual(Box::new(PatientProfile::builtin(spec)?)),
+            source: format!("{spec} (embedded)"),
+        });
     }
     Err(AppError::NotFound {
         what: "patient",
         name: spec.to_owned(),
-        hint: "a profile .toml path, or one of healthy, mild, moderate, severe, spastic",
+        hint: "a patient .toml path (a clinical patient, or a virtual patient profile), or one of healthy, mild, \
+               moderate, severe, spastic",
     })
+}
+
+/// A virtual patient (for the simulator): a profile .toml or an embedded profile name; a clinical patient file
+/// is refused, naming it.
+pub fn load_virtual_patient(spec: &str) -> Result<Loaded<PatientProfile>, AppError> {
+    virtual_patient(&load_patient(spec)?)
+}
+
+/// The virtual patient of `patient`; a clinical patient is refused, naming its file.
+pub fn virtual_patient(patient: &Loaded<Patient>) -> Result<Loaded<PatientProfile>, AppError> {
+    match &patient.value {
+        Patient::Virtual(profile) => Ok(Loaded { value: (**profile).clone(), source: patient.source.clone() }),
+        Patient::Clinical(_) => Err(AppError::Config {
+            file: patient.source.clone(),
+            key: "spec".into(),
+            reason: "a clinical patient file; a simulation needs a virtual patient profile (a [spec] table and the \
+                     impairment model, see assets/patients/)"
+                .into(),
+        }),
+    }
 }
 
 /// A protocol: a TOML path or an embedded protocol name.
@@ -87,29 +169,55 @@ pub fn load_controller(path: Option<&Path>) -> Result<Loaded<ControllerConfig>, 
     }
 }
 
-/// The patient's range of motion per robot joint, from the profile; errors name the missing joint.
-pub fn patient_rom(model: &Model, patient: &Loaded<PatientProfile>) -> Result<Vec<RomLimit>, AppError> {
+/// The patient's measured range of motion per robot joint ([`PatientSpec`]); errors name the missing joint.
+pub fn patient_rom(model: &Model, patient: &Loaded<Patient>) -> Result<Vec<RomLimit>, AppError> {
+    let spec = patient.value.spec();
     model
         .joints()
         .iter()
         .map(|j| {
-            let p = patient.value.joints.get(&j.name).ok_or_else(|| AppError::Config {
+            let [min, max] = spec.range_of(&j.name).ok_or_else(|| AppError::Config {
+                file: patient.source.clone(),
+                key: dotted(patient.value.spec_table(), &format!("range_of_motion.{}", j.name)),
+                reason: format!(
+                    "missing: the robot has joint `{}`; the patient's range of motion must cover every robot joint",
+                    j.name
+                ),
+            })?;
+            Ok(RomLimit { min, max })
+        })
+        .collect()
+}
+
+/// The patient's arm segments from their body size ([`PatientSpec::arm`]); errors name the file.
+pub fn patient_arm(patient: &Loaded<Patient>) -> Result<ArmAnthropometrics, AppError> {
+    patient.value.spec().arm().map_err(|e| AppError::Config {
+        file: patient.source.clone(),
+        key: dotted(patient.value.spec_table(), "height, mass"),
+        reason: e.to_string(),
+    })
+}
+
+/// The virtual patient's rest posture per robot joint [rad] (where the arm is before the robot is enabled).
+pub fn patient_rest(model: &Model, patient: &Loaded<PatientProfile>) -> Result<Vec<f64>, AppError> {
+    model
+        .joints()
+        .iter()
+        .map(|j| {
+            patient.value.joints.get(&j.name).map(|p| p.rest_position).ok_or_else(|| AppError::Config {
                 file: patient.source.clone(),
                 key: format!("joints.{}", j.name),
                 reason: format!(
                     "missing: the robot has joint `{}`; the profile must describe every robot joint",
                     j.name
                 ),
-            })?;
-            Ok(RomLimit { min: p.range[0], max: p.range[1] })
+            })
         })
         .collect()
 }
 
-/// The patient's rest posture per robot joint [rad] (where the arm is before the robot is enabled).
-pub fn patient_rest(model: &Model, patient: &Loaded<PatientProfile>) -> Result<Vec<f64>, AppError> {
-    patient_rom(model, patient)?;
-    Ok(model.joints().iter().map(|j| patient.value.joints[&j.name].rest_position).collect())
+fn dotted(table: &str, key: &str) -> String {
+    if table.is_empty() { key.to_owned() } else { format!("{table}.{key}") }
 }
 
 /// Controller, supervisor and therapy for one session, and what the telemetry shows of it.
@@ -120,10 +228,9 @@ pub struct SessionParts {
     pub supervisor: SafetySupervisor,
     /// The handle frame of the robot model.
     pub handle: FrameId,
-    /// Block names.
-    pub block_names: Vec<String>,
-    /// Handle positions of every trial target [m], per block.
-    pub block_targets: Vec<Vec<[f64; 3]>>,
+    /// The protocol's blocks with the handle position of every trial target [m], for the analysis and the
+    /// recording.
+    pub blocks: Vec<BlockPlan>,
 }
 
 /// Builds the session: validates the controller configuration against the robot, the protocol against the robot
@@ -150,22 +257,26 @@ pub fn build_session(
         reason: format!("the robot has no frame `{frame}`"),
     })?;
     let mut data = Data::new(model);
-    let block_targets = session
+    let blocks = session
         .blocks()
         .iter()
-        .map(|b| {
-            b.trial_targets
+        .map(|b| BlockPlan {
+            name: b.spec.name.clone(),
+            mode: b.spec.mode,
+            law: b.spec.law,
+            targets: b
+                .trial_targets
                 .iter()
                 .map(|q| {
                     forward_kinematics(model, &mut data, q);
                     let p = data.world_T_frame[handle.0].translation.vector;
                     [p.x, p.y, p.z]
                 })
-                .collect()
+                .collect(),
+            longest_trial: b.spec.trial_timeout + b.spec.dwell,
         })
         .collect();
-    let block_names = session.blocks().iter().map(|b| b.spec.name.clone()).collect();
-    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, block_names, block_targets })
+    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks })
 }
 
 /// A file-system-safe session name: `<protocol>_<patient>_<UTC yyyymmdd-hhmmss>`.
@@ -228,13 +339,37 @@ mod tests {
         let robot = load_robot("plexo-arm4").unwrap();
         let mut patient = load_patient("moderate").unwrap();
         assert!(patient_rom(&robot.value.0, &patient).is_ok());
-        patient.value.joints.remove("elbow_flexion");
+        let Patient::Virtual(profile) = &mut patient.value else { panic!("an embedded patient is virtual") };
+        profile.spec.range_of_motion.remove("elbow_flexion");
         match patient_rom(&robot.value.0, &patient) {
             Err(AppError::Config { file, key, .. }) => {
-                assert_eq!(key, "joints.elbow_flexion");
+                assert_eq!(key, "spec.range_of_motion.elbow_flexion");
                 assert!(file.contains("moderate"));
             }
             other => panic!("expected a config error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_clinical_patient_file_gives_the_session_its_range_of_motion_and_body_size_without_a_virtual_patient() {
+        let dir = std::env::temp_dir().join(format!("plexo-clinical-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("P-0042.toml");
+        let rom = "shoulder_abduction = [-0.1, 2.4]\nshoulder_flexion = [-0.5, 2.6]\n\
+                   shoulder_rotation = [-1.1, 1.1]\nelbow_flexion = [0.3, 2.2]\n";
+        let text = format!("id = \"P-0042\"\nside = \"right\"\nheight = 1.62\nmass = 58.0\n[range_of_motion]\n{rom}");
+        std::fs::write(&file, text).unwrap();
+        let patient = load_patient(file.to_str().unwrap()).unwrap();
+        assert!(patient.value.virtual_patient().is_none(), "a clinical file is no virtual patient");
+        assert_eq!(patient.value.name(), "P-0042");
+        let robot = load_robot("plexo-arm4").unwrap();
+        let rom = patient_rom(&robot.value.0, &patient).unwrap();
+        assert_eq!((rom[3].min, rom[3].max), (0.3, 2.2), "elbow_flexion from the clinical file");
+        let arm = patient_arm(&patient).unwrap();
+        let reference = ArmAnthropometrics::from_height_mass(1.62, 58.0).unwrap();
+        assert_eq!(arm.forearm.length, reference.forearm.length);
+        let e = load_virtual_patient(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("P-0042.toml") && e.contains("virtual patient profile"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

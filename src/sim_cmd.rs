@@ -2,24 +2,23 @@
 //! with a simulated plant (rapier3d or the articulated-body plant), optionally behind emulated CAN drives, and a
 //! virtual stroke patient strapped in.
 
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use plexo_can::DriveProtocol as CanProtocol;
-use plexo_can::emulated::SimOverCan;
-use plexo_can::recorder::CandumpSummary;
-use plexo_hal::JointArray;
+use plexo_can::DriveProtocol;
+use plexo_can::VirtualBus;
+use plexo_can::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
+use plexo_can::recorder::{CandumpSummary, CandumpWriter};
+use plexo_hal::PatientHooks;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{
-    ArticulatedPlant, PatientState, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant, TrialOutcome,
-};
+use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
-use crate::output::{OutputArgs, finish_session, start_telemetry};
-use crate::runtime::{LoopConfig, LoopSignals, Plant, Runtime, SessionEnd, run_session};
-use crate::setup::{self, Loaded};
+use crate::options::{OutputArgs, file_inputs};
+use crate::runtime::LoopConfig;
+use crate::session::{self, SessionSetup};
+use crate::setup::{self, Loaded, Patient};
 
 /// Which physics engine simulates the robot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -32,7 +31,7 @@ pub enum PlantKind {
 
 /// Drive protocol of the emulated CAN drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OverCan {
+pub enum OverCanProtocol {
     /// CubeMars AK-series MIT mode on classic CAN 1 Mbit/s.
     Mit,
     /// CiA 402 cyclic synchronous torque over CANopen FD.
@@ -60,7 +59,7 @@ pub struct SimArgs {
     pub plant: PlantKind,
     /// Put emulated drives on a virtual CAN bus between the runtime and the plant (the hardware code path).
     #[arg(long, value_enum)]
-    pub over_can: Option<OverCan>,
+    pub over_can: Option<OverCanProtocol>,
     /// With --over-can: record every bus's traffic to this file in the can-utils candump log format
     /// (`(seconds) ifname ID#DATA`, readable by can-utils, python-can and `plexo replay`).
     #[arg(long, requires = "over_can", value_name = "FILE")]
@@ -74,111 +73,34 @@ pub struct SimArgs {
     /// Stop after this many trials.
     #[arg(long)]
     pub trials: Option<usize>,
-    /// Stop after this much session time [s].
-    #[arg(long)]
+    /// Stop after this much session time [s] (a finite number above 0).
+    #[arg(long, value_parser = crate::options::positive_seconds)]
     pub duration: Option<f64>,
     /// Real-time scheduling, memory locking, CPU pinning and outputs.
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
-macro_rules! sim_plant {
-    ($t:ty) => {
-        impl Plant for $t {
-            fn is_simulated(&self) -> bool {
-                true
-            }
-            fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-                patient_goal(self, goal, duration)
-            }
-            fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
-                patient_trial_end(self, error, success, duration)
-            }
-            fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-                self.patient().map(|p| p.torques().total)
-            }
-            fn patient_state(&self) -> Option<PatientState> {
-                self.patient().map(|p| *p.state())
-            }
-            fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
-                restore_patient(self, state)
-            }
-        }
-    };
-}
-
-sim_plant!(ArticulatedPlant);
-sim_plant!(RapierPlant);
-
-fn patient_goal<P: SimulatedPlant>(plant: &mut P, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-    match plant.patient_mut() {
-        Some(p) => Ok(p.set_target(goal, duration)?),
-        None => Ok(()),
-    }
-}
-
-fn patient_trial_end<P: SimulatedPlant>(
-    plant: &mut P,
-    error: f64,
-    success: bool,
-    duration: f64,
-) -> Result<(), AppError> {
-    if let Some(p) = plant.patient_mut() {
-        p.end_trial(&TrialOutcome { error, success, duration })?;
-        p.clear_target();
-    }
-    Ok(())
-}
-
-fn restore_patient<P: SimulatedPlant>(plant: &mut P, state: PatientState) -> Result<bool, AppError> {
-    match plant.patient_mut() {
-        Some(p) => {
-            p.restore(state)?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
-}
-
-impl<P: SimulatedPlant> Plant for SimOverCan<P> {
-    fn is_simulated(&self) -> bool {
-        true
-    }
-    fn patient_goal(&mut self, goal: &JointArray<f64>, duration: f64) -> Result<(), AppError> {
-        patient_goal(self.plant_mut(), goal, duration)
-    }
-    fn patient_trial_end(&mut self, error: f64, success: bool, duration: f64) -> Result<(), AppError> {
-        patient_trial_end(self.plant_mut(), error, success, duration)
-    }
-    fn true_patient_torque(&self) -> Option<JointArray<f64>> {
-        self.plant().patient().map(|p| p.torques().total)
-    }
-    fn patient_state(&self) -> Option<PatientState> {
-        self.plant().patient().map(|p| *p.state())
-    }
-    fn restore_patient(&mut self, state: PatientState) -> Result<bool, AppError> {
-        restore_patient(self.plant_mut(), state)
-    }
-    fn finish_bus_recording(&mut self) -> Result<Option<CandumpSummary>, AppError> {
-        Ok(Some(self.finish_candump()?))
-    }
-}
-
 /// Runs `plexo sim`. Returns the process outcome: an error if the configuration is invalid or the session was
 /// aborted by a safety stop.
 pub fn run(args: &SimArgs) -> Result<(), AppError> {
+    let mut inputs =
+        file_inputs(&[("--robot", &args.robot), ("--patient", &args.patient), ("--protocol", &args.protocol)]);
+    inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
+    args.output.check_paths(&inputs, &candump)?;
     let robot = setup::load_robot(&args.robot)?;
     let mut patient = setup::load_patient(&args.patient)?;
     let protocol = setup::load_protocol(&args.protocol)?;
     let mut controller = setup::load_controller(args.controller.as_deref())?;
     let model = &robot.value.0;
-    if let Some(seed) = args.seed {
-        patient.value.seed = seed;
+    if let (Some(seed), Patient::Virtual(profile)) = (args.seed, &mut patient.value) {
+        profile.seed = seed;
     }
+    let profile = setup::virtual_patient(&patient)?;
     let rom = setup::patient_rom(model, &patient)?;
-    let rest = setup::patient_rest(model, &patient)?;
-    let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass)
-        .map_err(|e| AppError::Config { file: patient.source.clone(), key: "body".into(), reason: e.to_string() })?;
+    let rest = setup::patient_rest(model, &profile)?;
+    let arm = setup::patient_arm(&patient)?;
 
     let mut plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
     plant_config.period = Duration::from_secs_f64(controller.value.safety.period);
@@ -196,7 +118,7 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         controller.value.observer.subtract_friction = true;
         controller.source = format!("{} + identified sim friction", controller.source);
     }
-    let plant_config = plant_config.with_patient(patient.value.clone());
+    let plant_config = plant_config.with_patient(profile.value);
     let rate_hz = 1.0 / controller.value.safety.period;
     let ctx =
         Context { args, robot: &robot, patient: &patient, protocol: &protocol, controller: &controller, arm, rom };
@@ -205,44 +127,61 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         (PlantKind::Articulated, None) => ctx.run(ArticulatedPlant::new(model, plant_config)?),
         (PlantKind::Rapier, Some(proto)) => {
             let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
-            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
+            ctx.run_over_can(plant, proto, rate_hz)
         }
         (PlantKind::Articulated, Some(proto)) => {
             let plant = ArticulatedPlant::new(model, plant_config)?;
-            ctx.run(over_can(plant, proto, rate_hz, args.candump.as_deref())?)
+            ctx.run_over_can(plant, proto, rate_hz)
         }
     }
 }
 
-/// The plant behind emulated drives on virtual CAN buses, recording the traffic to `candump` if asked.
-fn over_can<P: SimulatedPlant>(
-    plant: P,
-    protocol: OverCan,
-    rate_hz: f64,
-    candump: Option<&std::path::Path>,
-) -> Result<SimOverCan<P>, AppError> {
-    let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
-    let mut sim = SimOverCan::new(plant, config)?;
-    if let Some(path) = candump {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| AppError::Io { path: dir.display().to_string(), source: e })?;
-        }
-        sim.record_candump(path)?;
-    }
-    Ok(sim)
-}
-
-fn can_protocol(p: OverCan) -> CanProtocol {
+fn can_protocol(p: OverCanProtocol) -> DriveProtocol {
     match p {
-        OverCan::Mit => CanProtocol::Mit,
-        OverCan::Cia402 => CanProtocol::Cia402,
+        OverCanProtocol::Mit => DriveProtocol::Mit,
+        OverCanProtocol::Cia402 => DriveProtocol::Cia402,
+    }
+}
+
+/// A recording of every virtual bus's traffic into one candump file (`--candump`), held by the app beside the
+/// plant.
+struct BusRecording {
+    writer: CandumpWriter,
+    buses: Vec<VirtualBus>,
+    path: PathBuf,
+}
+
+impl BusRecording {
+    /// Records every bus of `buses` into the candump file `path` (created, with its directory). Not real-time safe.
+    fn start(path: &Path, buses: &[VirtualBus]) -> Result<Self, AppError> {
+        crate::files::create_parent(path)?;
+        let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Written beside the target and renamed over it when complete (crate::files).
+        let writer = CandumpWriter::create(&crate::files::partial_path(path), &refs, CANDUMP_CHANNEL_RECORDS)?;
+        for (i, bus) in buses.iter().enumerate() {
+            let sink = writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))?;
+            bus.record_to(sink);
+        }
+        Ok(Self { writer, buses: buses.to_vec(), path: path.to_owned() })
+    }
+
+    /// Stops recording, waits for the writer to write everything queued and flush, and reports what was written
+    /// and dropped. Not real-time safe.
+    fn finish(self) -> Result<CandumpSummary, AppError> {
+        for bus in &self.buses {
+            bus.stop_recording();
+        }
+        let summary = self.writer.finish()?;
+        crate::files::commit(&crate::files::partial_path(&self.path), &self.path)?;
+        Ok(summary)
     }
 }
 
 struct Context<'a> {
     args: &'a SimArgs,
     robot: &'a Loaded<(plexo_kinematics::Model, String)>,
-    patient: &'a Loaded<plexo_sim::PatientProfile>,
+    patient: &'a Loaded<Patient>,
     protocol: &'a Loaded<plexo_controller::Protocol>,
     controller: &'a Loaded<plexo_controller::ControllerConfig>,
     arm: ArmAnthropometrics,
@@ -250,10 +189,32 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn run<P: Plant>(&self, plant: P) -> Result<(), AppError> {
+    /// The plant behind emulated drives on virtual CAN buses, recording the traffic to `--candump` if asked.
+    fn run_over_can<P: SimulatedPlant + PatientHooks>(
+        &self,
+        plant: P,
+        protocol: OverCanProtocol,
+        rate_hz: f64,
+    ) -> Result<(), AppError> {
+        let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
+        let sim = SimOverCan::new(plant, config)?;
+        let recording = self.args.candump.as_deref().map(|path| BusRecording::start(path, sim.buses())).transpose()?;
+        let result = self.run(sim);
+        if let Some(recording) = recording {
+            let can = recording.finish()?;
+            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
+            if can.dropped > 0 {
+                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
+            }
+        }
+        result
+    }
+
+    fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
         let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
-        let session = setup::session_name(&self.protocol.value.name, &self.patient.value.name);
+        let name = setup::session_name(&self.protocol.value.name, self.patient.value.name());
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;
         loop_config.max_trials = self.args.trials;
@@ -266,46 +227,19 @@ impl Context<'_> {
             controller = self.controller.source,
             plant = ?self.args.plant,
             over_can = ?self.args.over_can,
-            "simulated session {session}"
+            "simulated session {name}"
         );
-        let telemetry = start_telemetry(&self.args.output, &session, model, urdf, &parts, true)?;
-        let mut rt = Runtime {
-            plant,
-            therapy: parts.therapy,
-            supervisor: parts.supervisor,
-            model: model.clone(),
-            handle: parts.handle,
+        let setup = SessionSetup {
+            name: &name,
+            model,
+            urdf,
+            parts,
+            loop_config,
+            nominal,
+            output: &self.args.output,
+            default_save: true,
+            hardware: false,
         };
-        let resumed = crate::output::resume_session(&self.args.output, &mut rt.therapy, &mut rt.plant)?;
-        let signals = LoopSignals::default();
-        crate::output::install_ctrl_c(&signals);
-        let progress = crate::output::progress_bar(&signals, nominal, self.args.output.quiet);
-        let rt_report = crate::output::apply_realtime(&self.args.output);
-        let wall = Instant::now();
-        let report = run_session(&mut rt, &loop_config, &telemetry.sender_for(loop_config.paced), &signals);
-        signals.stop.store(true, Ordering::Relaxed);
-        if let Some(p) = progress {
-            p.finish();
-        }
-        let report = report?;
-        // `--candump` requires `--over-can`, so a recording was started exactly when a path was given.
-        let recording = if self.args.candump.is_some() { rt.plant.finish_bus_recording()? } else { None };
-        if let Some(can) = recording {
-            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
-            if can.dropped > 0 {
-                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
-            }
-        }
-        let state = crate::output::session_state(&session, resumed.as_ref(), &rt);
-        let outputs = crate::output::Outputs { args: &self.args.output, state, hardware: false };
-        finish_session(&session, report, telemetry, wall.elapsed(), rt_report, self.args.realtime, outputs)
-    }
-}
-
-impl SessionEnd {
-    /// Maps a session end to the process result (`Ok` for an orderly end).
-    pub fn into_result(self) -> Result<(), AppError> {
-        if self.is_orderly() { Ok(()) } else { Err(AppError::SessionAborted(self.to_string())) }
+        session::run(setup, plant)
     }
 }

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use plexo::telemetry::entities;
+
 fn plexo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
 }
@@ -50,7 +52,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
 
     let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
     assert_eq!(summary.recordings, vec!["plexo".to_owned()]);
-    for timeline in ["tick", "sim_time"] {
+    for timeline in [entities::TICK, entities::SIM_TIME] {
         assert!(
             summary.timelines.iter().any(|t| t == timeline),
             "timeline {timeline} missing: {:?}",
@@ -58,22 +60,22 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         );
     }
     let mut expected = vec![
-        "world".to_owned(),
-        "world/robot/upper_arm_link".to_owned(),
-        "world/robot/forearm_link".to_owned(),
-        "world/robot/upper_arm_link/visual_0".to_owned(),
-        "world/hand".to_owned(),
-        "world/hand_path".to_owned(),
-        "world/target".to_owned(),
-        "world/targets".to_owned(),
-        "session/assistance".to_owned(),
-        "session/patient_effort_share".to_owned(),
-        "events".to_owned(),
-        "annotations".to_owned(),
+        entities::WORLD.to_owned(),
+        entities::robot_link("upper_arm_link"),
+        entities::robot_link("forearm_link"),
+        entities::link_visual("upper_arm_link", 0),
+        entities::HAND.to_owned(),
+        entities::HAND_PATH.to_owned(),
+        entities::TARGET.to_owned(),
+        entities::TARGETS.to_owned(),
+        entities::ASSISTANCE.to_owned(),
+        entities::PATIENT_EFFORT_SHARE.to_owned(),
+        entities::EVENTS.to_owned(),
+        entities::ANNOTATIONS.to_owned(),
     ];
     for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"] {
-        for series in ["q", "q_ref", "tau_cmd", "tau_patient_est", "tau_patient_true", "stiffness"] {
-            expected.push(format!("joints/{joint}/{series}"));
+        for series in entities::JOINT_SERIES {
+            expected.push(entities::joint_series(joint, series));
         }
     }
     for path in &expected {
@@ -83,7 +85,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         assert!(*rows > 0, "entity {path} has no rows");
     }
     // One time-series row per control tick: ≥ 3 trials of ≥ 2 s at 1 kHz.
-    let (_, q_rows, _) = summary.entities["/joints/elbow_flexion/q"];
+    let (_, q_rows, _) = summary.entities[&format!("/{}", entities::joint_series("elbow_flexion", entities::Q))];
     assert!(q_rows > 6_000, "only {q_rows} samples of q");
 
     let json: serde_json::Value =
@@ -99,12 +101,19 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     assert!(stdout.contains("SPARC"), "smoothness column missing:\n{stdout}");
     let share = json["blocks"][0]["patient_effort_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "effort share {share}");
+    // The tick's own compute time (plant step excluded) is reported: p50 <= p99 <= max, all positive.
+    let compute = |k: &str| json["timing"][k].as_f64().unwrap_or_else(|| panic!("timing.{k} missing"));
+    let (p50, p99, max) =
+        (compute("tick_compute_p50_us"), compute("tick_compute_p99_us"), compute("tick_compute_max_us"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "tick compute p50 {p50}, p99 {p99}, max {max}");
+    assert!(stdout.contains("tick compute"), "{stdout}");
+    assert!(json["safety"]["active_ticks_limited"].as_u64().is_some(), "{json}");
 
     // `replay` lists the same recording.
     let out = plexo(&["replay", rrd.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("joints/elbow_flexion/tau_patient_true"), "{stdout}");
+    assert!(stdout.contains(&entities::joint_series("elbow_flexion", entities::TAU_PATIENT_TRUE)), "{stdout}");
 }
 
 #[test]
@@ -406,4 +415,127 @@ fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("trial limit reached") && stdout.contains("bus-load plan"), "{stdout}");
     assert!(state.exists(), "a hardware session always saves its state");
+}
+
+#[test]
+fn check_and_sim_take_the_patient_from_a_clinical_file_or_refuse_it_for_a_simulation() {
+    let dir = scratch("clinical");
+    let file = dir.join("P-0042.toml");
+    std::fs::write(
+        &file,
+        "id = \"P-0042\"\nside = \"right\"\nheight = 1.62\nmass = 58.0\n[range_of_motion]\n\
+         shoulder_abduction = [-0.1, 2.4]\nshoulder_flexion = [-0.5, 2.6]\nshoulder_rotation = [-1.1, 1.1]\n\
+         elbow_flexion = [0.35, 2.2]\n",
+    )
+    .unwrap();
+    let out = plexo(&["check", "--patient", file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("P-0042"), "the patient's pseudonymous id is shown:\n{stdout}");
+    // The elbow's measured range [0.35, 2.2] rad = [20, 126] deg is the patient ROM column.
+    assert!(stdout.lines().any(|l| l.starts_with("elbow_flexion") && l.contains("[20, 126]")), "{stdout}");
+    let out = plexo(&["sim", "--patient", file.to_str().unwrap(), "--trials", "1", "-q", "--no-save"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a simulation without a virtual patient model was accepted");
+    assert!(stderr.contains("P-0042.toml") && stderr.contains("virtual patient profile"), "{stderr}");
+}
+
+#[test]
+fn non_finite_or_non_positive_cli_durations_are_refused_before_anything_runs() {
+    // Regression (issue 13 §3): `--duration nan` ran the full session.
+    for bad in ["nan", "inf", "-inf", "NaN", "-2", "0"] {
+        let duration = format!("--duration={bad}");
+        let out = plexo(&["sim", "--plant", "articulated", "--trials", "1", &duration, "-q", "--no-save"]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "sim --duration {bad} was accepted:\n{stdout}");
+        assert!(stderr.contains("--duration") && stderr.contains("finite"), "sim --duration {bad}: {stderr}");
+    }
+    let hw = repo("assets/configs/plexo-arm4-hardware.toml");
+    let out = plexo(&[
+        "run",
+        "--hardware",
+        &hw,
+        "--emulate",
+        "articulated",
+        "--patient",
+        "moderate",
+        "--duration",
+        "nan",
+        "-q",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "run --duration nan was accepted");
+    assert!(stderr.contains("--duration") && stderr.contains("finite"), "{stderr}");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_session_like_ctrl_c_torque_off_and_outputs_written() {
+    // Regression (issue 13 §1): SIGTERM and SIGHUP ended the process at once: no safe stop, no torque-off, no
+    // state file.
+    for (signal, name, code) in [(libc::SIGTERM, "SIGTERM", 143), (libc::SIGHUP, "SIGHUP", 129)] {
+        let dir = scratch(&format!("signal-{name}"));
+        let rrd = dir.join("s.rrd");
+        let started = std::time::Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_plexo"))
+            .args(["sim", "--plant", "articulated", "--realtime", "--duration", "60", "-q", "--save"])
+            .arg(&rrd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Past the 0.5 s sensor check: the session runs with torque on.
+        std::thread::sleep(std::time::Duration::from_millis(2000));
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{name}: exit status 128 + signal:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("stopped by {name} (controlled stop, then torque off)")), "{stdout}");
+        assert!(stderr.contains(&format!("{name}: controlled stop")), "{stderr}");
+        assert!(rrd.with_extension("state.toml").exists(), "{name}: the state file is written");
+        assert!(rrd.with_extension("summary.json").exists(), "{name}: the summary is written");
+        assert!(started.elapsed().as_secs_f64() < 20.0, "{name}: the stop took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
+    // Regression (issue 13 §2): a failed --resume truncated an existing --save file (2.9 MB -> 294 B); the same
+    // path given for two roles was silently overwritten.
+    let dir = scratch("two-roles");
+    let rrd = dir.join("kept.rrd");
+    std::fs::write(&rrd, "a previous session's recording").unwrap();
+    let bad_state = dir.join("bad.state.toml");
+    std::fs::write(&bad_state, "session = 3").unwrap();
+    let out = plexo(&[
+        "sim",
+        "--plant",
+        "articulated",
+        "--trials",
+        "1",
+        "-q",
+        "--save",
+        rrd.to_str().unwrap(),
+        "--resume",
+        bad_state.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a bad state file was accepted");
+    assert_eq!(std::fs::read_to_string(&rrd).unwrap(), "a previous session's recording", "--save was touched");
+
+    let same = dir.join("same.out");
+    std::fs::write(&same, "kept").unwrap();
+    let s = same.to_str().unwrap();
+    for args in [
+        vec!["sim", "--plant", "articulated", "--trials", "1", "-q", "--save", s, "--state", s],
+        vec!["sim", "--plant", "articulated", "--over-can", "mit", "--trials", "1", "-q", "--save", s, "--candump", s],
+        vec!["sim", "--plant", "articulated", "--trials", "1", "-q", "--no-save", "--resume", s, "--state", s],
+        vec!["replay", s, "--hardware", &repo("assets/configs/plexo-arm4-hardware.toml"), "--save", s],
+    ] {
+        let out = plexo(&args);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains("same.out") && stderr.contains(" and "), "{args:?}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&same).unwrap(), "kept", "{args:?} overwrote the file");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no partial or other file was left behind");
 }

@@ -1,0 +1,146 @@
+//! How the app writes what a clinic keeps (session state, summaries, recordings, candump logs, calibrations,
+//! replay outputs): never in place. Each output is written to a temporary sibling in the same directory,
+//! flushed to disk (fsync), then renamed over the target — a crash or `kill -9` leaves either the previous file
+//! or the complete new one, never a truncated file. Before anything is created, the paths a command was given
+//! are checked: one path for two roles, or an output that is also an input, is an error.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::AppError;
+
+fn io_error(path: &Path, source: std::io::Error) -> AppError {
+    AppError::Io { path: path.display().to_string(), source }
+}
+
+/// The temporary sibling an output is written to before it replaces `path`: `.<name>.partial-<pid>` in the same
+/// directory (so the rename stays on one file system).
+pub fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Creates the directory of `path` if it has one that does not exist yet.
+pub fn create_parent(path: &Path) -> Result<(), AppError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e)),
+        None => Ok(()),
+    }
+}
+
+/// Makes the finished temporary file `partial` the file `path`: fsync, rename over `path`, fsync of the
+/// directory (so the rename itself survives a power loss). Not real-time safe.
+pub fn commit(partial: &Path, path: &Path) -> Result<(), AppError> {
+    File::open(partial).and_then(|f| f.sync_all()).map_err(|e| io_error(partial, e))?;
+    std::fs::rename(partial, path).map_err(|e| io_error(path, e))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))
+}
+
+/// Writes `path` atomically with `write` (see the module doc): the previous file stays intact if `write` or any
+/// step fails, and the temporary file is removed. Creates the directory. Not real-time safe.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), AppError> {
+    create_parent(path)?;
+    let partial = partial_path(path);
+    let written = File::create(&partial).and_then(|mut f| {
+        write(&mut f)?;
+        f.flush()
+    });
+    if let Err(e) = written {
+        // The partial file is garbage either way; failing to remove it must not hide the write error.
+        let _ = std::fs::remove_file(&partial);
+        return Err(io_error(path, e));
+    }
+    commit(&partial, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })
+}
+
+/// Writes `contents` to `path` atomically ([`write_atomically_with`]). Not real-time safe.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AppError> {
+    write_atomically_with(path, |f| f.write_all(contents))
+}
+
+/// The file a path names, for comparing paths: canonical if it exists, else its canonical directory joined with
+/// its name, else as given (made absolute).
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => std::env::current_dir().map_or_else(|_| path.to_path_buf(), |cwd| cwd.join(path)),
+    }
+}
+
+/// Refuses one path in two roles: two outputs that are the same file, or an output that is also an input.
+/// `inputs` and `outputs` are `(role, path)` pairs (role as the option that gave it, e.g. `--save`). Call before
+/// any file is created.
+pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), AppError> {
+    let outs: Vec<(&str, &Path, PathBuf)> = outputs.iter().map(|(r, p)| (*r, *p, identity(p))).collect();
+    for (i, (role, path, id)) in outs.iter().enumerate() {
+        if let Some((other, ..)) = outs[..i].iter().find(|(_, _, o)| o == id) {
+            return Err(AppError::Config {
+                file: path.display().to_string(),
+                key: format!("{other} and {role}"),
+                reason: "the same file for two outputs: one would overwrite the other".into(),
+            });
+        }
+        if let Some((input, _)) = inputs.iter().find(|(_, p)| identity(p) == *id) {
+            return Err(AppError::Config {
+                file: path.display().to_string(),
+                key: format!("{input} and {role}"),
+                reason: "an input is also an output: it would be overwritten".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("plexo-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_write_that_fails_midway_leaves_the_previous_file_intact_and_no_partial_file() {
+        // Regression (issue 13 §2): a kill during the state write left a 0-byte file.
+        let d = dir("atomic");
+        let path = d.join("s.state.toml");
+        write_atomically(&path, b"previous session").unwrap();
+        let failed = write_atomically_with(&path, |f| {
+            f.write_all(b"half of the new")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous session");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no partial file is left behind");
+        write_atomically(&path, b"next session").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "next session");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn one_path_in_two_roles_is_refused_naming_both() {
+        let d = dir("roles");
+        let (a, b) = (d.join("a.rrd"), d.join("b.toml"));
+        std::fs::write(&b, "input").unwrap();
+        let e = check_distinct(&[], &[("--save", &a), ("--state", &d.join("./a.rrd"))]).unwrap_err().to_string();
+        assert!(e.contains("--save and --state") && e.contains("a.rrd"), "{e}");
+        let e = check_distinct(&[("--resume", &b)], &[("--state", &b)]).unwrap_err().to_string();
+        assert!(e.contains("--resume and --state"), "{e}");
+        assert!(check_distinct(&[("--resume", &b)], &[("--save", &a)]).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

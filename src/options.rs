@@ -1,0 +1,139 @@
+//! The output and real-time options `sim` and `run` share (`--save`, `--spawn`, `--resume`, `--fifo-priority`,
+//! …) and how they are applied: the telemetry's sinks and the control thread's real-time settings.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use plexo_kinematics::Model;
+
+use crate::AppError;
+use crate::realtime::{RealtimeReport, RealtimeRequest};
+use crate::setup::SessionParts;
+use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
+
+/// Output and real-time options shared by `sim` and `run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Save the recording to this .rrd file (default for `sim`: out/<session>.rrd).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Do not save a recording (`sim` saves one by default).
+    #[arg(long, conflicts_with = "save")]
+    pub no_save: bool,
+    /// Start a Rerun viewer (listening on 127.0.0.1 only) and stream to it.
+    #[arg(long)]
+    pub spawn: bool,
+    /// Stream to a running Rerun viewer (default rerun+http://127.0.0.1:9876/proxy).
+    #[arg(long, num_args = 0..=1, default_missing_value = "rerun+http://127.0.0.1:9876/proxy")]
+    pub connect: Option<String>,
+    /// Log the 3D arm every N ticks (time series are logged every tick).
+    #[arg(long, default_value_t = 10)]
+    pub pose_every: u64,
+    /// Telemetry channel capacity [messages]; when full, a paced loop drops samples (counted) and never blocks, an
+    /// unpaced simulation waits for the writer (nothing is lost).
+    #[arg(long, default_value_t = 65_536)]
+    pub telemetry_capacity: usize,
+    /// Run the control loop with SCHED_FIFO at this priority (1–99), if permitted.
+    #[arg(long)]
+    pub fifo_priority: Option<i32>,
+    /// Lock memory (mlockall) so page faults never stall a tick, if permitted.
+    #[arg(long)]
+    pub lock_memory: bool,
+    /// Pin the control thread to this CPU.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Resume from the state an earlier session wrote (`<recording>.state.toml`): the assist-as-needed laws start
+    /// where they ended and, in simulation, so does the virtual patient (learning, effort, fatigue).
+    #[arg(long, value_name = "STATE_FILE")]
+    pub resume: Option<PathBuf>,
+    /// Where to write this session's state for `--resume` (default: beside the recording as
+    /// `<recording>.state.toml`; `plexo run` without a recording: `out/<session>.state.toml`).
+    #[arg(long, value_name = "STATE_FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// Starts the telemetry pipeline with the sinks the options ask for. `default_save`: save to out/<session>.rrd
+/// unless `--no-save` (sim); hardware runs save only when asked. `period`: the control period [s]; `paced`:
+/// the loop runs at wall clock. Not real-time safe.
+#[allow(clippy::too_many_arguments)]
+pub fn start_telemetry(
+    args: &OutputArgs,
+    session: &str,
+    model: &Model,
+    urdf: &str,
+    parts: &SessionParts,
+    default_save: bool,
+    period: f64,
+    paced: bool,
+) -> Result<Telemetry, AppError> {
+    let save = match (&args.save, args.no_save, default_save) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, false, true) => Some(PathBuf::from("out").join(format!("{session}.rrd"))),
+        _ => None,
+    };
+    Telemetry::start(TelemetryConfig {
+        session_name: session.to_owned(),
+        model: model.clone(),
+        urdf: urdf.to_owned(),
+        handle_frame: model.frames()[parts.handle.0].name.clone(),
+        blocks: parts.blocks.clone(),
+        period,
+        pose_every: args.pose_every,
+        capacity: args.telemetry_capacity,
+        paced,
+        sinks: Sinks { save, spawn: args.spawn, connect: args.connect.clone() },
+    })
+}
+
+/// Applies the requested real-time settings to the calling (control) thread; warns about what was refused.
+pub fn apply_realtime(args: &OutputArgs) -> RealtimeReport {
+    let report = crate::realtime::apply(RealtimeRequest {
+        fifo_priority: args.fifo_priority,
+        lock_memory: args.lock_memory,
+        cpu: args.cpu,
+    });
+    for w in report.warnings() {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
+    report
+}
+
+/// Parses a command-line duration [s]: a finite number above zero (`nan`, `inf` and `0` are refused, so a typo
+/// never turns into an unlimited session).
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number of seconds above 0")),
+        Err(e) => Err(format!("`{text}` is not a number ({e}); expected a finite number of seconds above 0")),
+    }
+}
+
+impl OutputArgs {
+    /// Refuses, before any file is created, an output path given for two roles or equal to an input: `inputs`
+    /// and `extra_outputs` (e.g. `--candump`) as `(option, path)`, besides `--resume` (an input) and `--save`
+    /// (with the summary and state files written beside it) and `--state` (outputs). See
+    /// [`crate::files::check_distinct`].
+    pub fn check_paths(&self, inputs: &[(&str, &Path)], extra_outputs: &[(&str, &Path)]) -> Result<(), AppError> {
+        let mut all_inputs = inputs.to_vec();
+        if let Some(resume) = &self.resume {
+            all_inputs.push(("--resume", resume));
+        }
+        let summary = self.save.as_ref().map(|p| p.with_extension("summary.json"));
+        let state_beside = self.save.as_ref().filter(|_| self.state.is_none()).map(|p| p.with_extension("state.toml"));
+        let mut outputs: Vec<(&str, &Path)> = extra_outputs.to_vec();
+        outputs.extend(self.save.as_deref().map(|p| ("--save", p)));
+        outputs.extend(summary.as_deref().map(|p| ("the summary beside --save", p)));
+        outputs.extend(state_beside.as_deref().map(|p| ("the state beside --save", p)));
+        outputs.extend(self.state.as_deref().map(|p| ("--state", p)));
+        crate::files::check_distinct(&all_inputs, &outputs)
+    }
+}
+
+/// The `(option, path)` of each argument that names an existing file (an embedded default's name is none).
+pub fn file_inputs<'a>(args: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a Path)> {
+    args.iter().map(|(role, a)| (*role, Path::new(*a))).filter(|(_, p)| p.exists()).collect()
+}

@@ -1,0 +1,136 @@
+//! The end of a session: the report printed to the operator (block table, loop timing, safety, telemetry), the
+//! `<recording>.summary.json` beside the recording, and the state saved for `--resume`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::AppError;
+use crate::options::OutputArgs;
+use crate::realtime::RealtimeReport;
+use crate::runtime::SessionReport;
+use crate::session_state::SessionState;
+use crate::telemetry::Telemetry;
+
+/// What a session leaves behind besides the recording.
+pub struct Outputs<'a> {
+    /// The output options (`--state`).
+    pub args: &'a OutputArgs,
+    /// The state for the next session.
+    pub state: SessionState,
+    /// A hardware session: its state is saved even without a recording (a patient's therapy progress must not be
+    /// lost because no recording was asked for).
+    pub hardware: bool,
+}
+
+/// Stops the telemetry (its analysis yields the block table), prints the end-of-session report (block table,
+/// loop timing, telemetry, where the recording is), writes `<recording>.summary.json` next to the recording and
+/// the state for `--resume` (see [`Outputs`]), and maps the session end to the process result. Not real-time
+/// safe.
+pub fn finish_session(
+    session: &str,
+    report: SessionReport,
+    telemetry: Telemetry,
+    wall: Duration,
+    realtime: RealtimeReport,
+    paced: bool,
+    outputs: Outputs<'_>,
+) -> Result<(), AppError> {
+    let (telemetry_report, summary) = telemetry.finish()?;
+    let dropped = telemetry_report.dropped;
+    let t = &report.timing;
+    println!(
+        "session {session}: {} after {:.1} s of session time ({:.1} s wall)",
+        report.end,
+        report.session_time,
+        wall.as_secs_f64()
+    );
+    println!();
+    print!("{}", summary.render_table());
+    println!();
+    println!(
+        "loop ({}): {} ticks; wake-up jitter p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us; {} deadline misses (wake-up + compute > period); max compute {:.1} us{}",
+        if paced { "paced at wall clock" } else { "unpaced: jitter is zero by construction" },
+        t.ticks,
+        t.p50_us,
+        t.p99_us,
+        t.p999_us,
+        t.max_us,
+        t.deadline_misses,
+        t.max_compute_us,
+        if realtime.warnings().is_empty() { "" } else { " (real-time settings refused: see warnings)" }
+    );
+    println!(
+        "tick compute (controller + supervisor + bookkeeping; plant/bus I/O and telemetry hand-over excluded): p50 {:.2} us, p99 {:.2} us, max {:.1} us",
+        t.tick_compute_p50_us, t.tick_compute_p99_us, t.tick_compute_max_us
+    );
+    println!(
+        "safety: {} active ticks limited by the supervisor (by stage, soft start included: rate limit {}, walls {}, saturation {}, velocity fade {}); telemetry: {} samples, {} events, {dropped} dropped{}",
+        report.active_ticks_limited,
+        report.safety.limited_by.rate,
+        report.safety.limited_by.walls,
+        report.safety.limited_by.saturation,
+        report.safety.limited_by.velocity_fade,
+        telemetry_report.samples,
+        telemetry_report.events,
+        if paced {
+            String::new()
+        } else {
+            format!(" (the unpaced loop waited {} times for the analysis)", telemetry_report.waits)
+        }
+    );
+    tracing::info!(
+        ticks = t.ticks,
+        p50_us = t.p50_us,
+        p99_us = t.p99_us,
+        p999_us = t.p999_us,
+        max_us = t.max_us,
+        deadline_misses = t.deadline_misses,
+        tick_compute_p50_us = t.tick_compute_p50_us,
+        tick_compute_p99_us = t.tick_compute_p99_us,
+        tick_compute_max_us = t.tick_compute_max_us,
+        dropped,
+        "loop statistics"
+    );
+    if let Some(path) = &telemetry_report.saved_to {
+        println!("recording saved to {} (open with: rerun {})", path.display(), path.display());
+        let json_path = path.with_extension("summary.json");
+        let json = serde_json::json!({
+            "session": session,
+            "end": report.end.to_string(),
+            "session_time_s": report.session_time,
+            "blocks": summary.blocks,
+            "timing": {
+                "ticks": t.ticks, "p50_us": t.p50_us, "p99_us": t.p99_us, "p999_us": t.p999_us,
+                "max_us": t.max_us, "deadline_misses": t.deadline_misses,
+                "tick_compute_p50_us": t.tick_compute_p50_us, "tick_compute_p99_us": t.tick_compute_p99_us,
+                "tick_compute_max_us": t.tick_compute_max_us,
+            },
+            "safety": {
+                "active_ticks_limited": report.active_ticks_limited,
+                "limited_by": {
+                    "rate": report.safety.limited_by.rate, "walls": report.safety.limited_by.walls,
+                    "saturation": report.safety.limited_by.saturation,
+                    "velocity_fade": report.safety.limited_by.velocity_fade,
+                },
+            },
+            "telemetry": {
+                "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped,
+                "waits": telemetry_report.waits,
+            },
+        });
+        let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");
+        crate::files::write_atomically(&json_path, text.as_bytes())?;
+        println!("summary saved to {}", json_path.display());
+    }
+    let state_path = match (&outputs.args.state, &telemetry_report.saved_to) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(rrd)) => Some(rrd.with_extension("state.toml")),
+        (None, None) if outputs.hardware => Some(PathBuf::from("out").join(format!("{session}.state.toml"))),
+        (None, None) => None,
+    };
+    if let Some(path) = state_path {
+        outputs.state.save(&path)?;
+        println!("session state saved to {} (continue with --resume {})", path.display(), path.display());
+    }
+    report.end.into_result()
+}

@@ -1,0 +1,29 @@
+//! Telemetry and analysis on their own threads, fed by the control thread over a bounded channel:
+//!
+//! ```text
+//! control thread --TickSample--> analysis thread --Message--> Rerun writer thread
+//!   (runtime)       (channel)     (hand FK, speed     (channel)   (link poses, batched
+//!                                  profiles, SPARC,                time series, events)
+//!                                  block table)
+//! ```
+//!
+//! The control thread only copies one fixed-size [`TickSample`] per tick into the channel ([`channel`] semantics:
+//! a paced loop never blocks and counts what it drops; an unpaced simulation waits and loses nothing). The
+//! analysis computes everything that needs the robot model or a trial's history and produces the session's
+//! block table ([`crate::summary::SessionSummary`]); the writer logs to Rerun ([`entities`] names the paths).
+//! In a paced session a slow writer (a viewer over the network) makes the analysis drop recording messages
+//! (counted), never samples of the analysis.
+//!
+//! Timelines: `tick` (control-loop sequence) and `sim_time` (simulated or wall time since start [s]).
+
+pub mod analysis;
+mod channel;
+mod config;
+pub mod entities;
+pub mod messages;
+mod pipeline;
+mod writer;
+
+pub use self::channel::BoundedSender;
+pub use self::config::{Sinks, TelemetryConfig, TelemetryReport};
+pub use self::pipeline::{Telemetry, TelemetrySender};
