@@ -6,7 +6,7 @@ use plexo_hal::{JointCommand, JointState};
 use crate::aan::{AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 use crate::controller::{Controller, Mode, ModeSettings, Space, TrialMetrics};
 use crate::error::ControllerError;
-use crate::session::{Session, SessionEvent};
+use crate::session::{Session, SessionEvent, TrialPlan};
 
 /// A completed trial, as [`Therapy::update`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,7 +33,8 @@ pub enum TherapyEvent {
         /// Controller settings now in force.
         settings: ModeSettings,
     },
-    /// A trial started.
+    /// A trial started; its goal, start time and (scaled) movement duration are
+    /// [`Therapy::current_trial_plan`] from this tick on.
     TrialStarted {
         /// Block index.
         block: usize,
@@ -87,6 +88,15 @@ impl Therapy {
     /// The session.
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The plan of the current trial — goal posture [rad], start time [s] and movement duration [s] as the
+    /// reference actually runs it (after the progression's duration scale) — from the tick that reports
+    /// [`TherapyEvent::TrialStarted`] until the next trial starts; `None` before the first trial. The runtime
+    /// forwards it to the patient (the virtual patient's goal and movement time), so that the patient is asked
+    /// for the movement the reference and the assist-as-needed laws expect. Real-time safe.
+    pub fn current_trial_plan(&self) -> Option<TrialPlan> {
+        self.session.trial_plan().copied()
     }
 
     /// Call before `SafetySupervisor::request_enable`/`request_resume`: the reference holds the measured posture
