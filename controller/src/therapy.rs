@@ -43,7 +43,8 @@ pub enum TherapyEvent {
     },
     /// A trial ended (adaptation already applied).
     TrialEnded(TrialRecord),
-    /// A block ended; `progression` is set when the block applies the progression rule.
+    /// A block ended; `progression` is set when the block applies the progression rule (the block-end decision
+    /// on the trials since the sliding window's last decision; the window decides after every trial too).
     BlockEnded {
         /// Block index.
         block: usize,
@@ -131,6 +132,12 @@ impl Therapy {
         Ok(clamped)
     }
 
+    /// True if block `block` applies the progression rule (an active-assisted block with `progression` set).
+    fn progression_applies(&self, block: usize) -> bool {
+        let spec = &self.session.blocks()[block].spec;
+        spec.progression && spec.mode == Mode::ActiveAssisted
+    }
+
     /// One tick: session step, controller update, per-trial/per-block adaptation. Each trial adapts the laws
     /// exactly once, on the trial's own data: the statistics of the rest before a trial are discarded when it
     /// starts, and the trial is closed (per-trial adaptation) before the rest hold takes over. Real-time safe
@@ -158,6 +165,11 @@ impl Therapy {
                 let metrics = self.controller.end_trial();
                 self.performance.trials += 1;
                 self.performance.successes += u32::from(reached);
+                if self.progression_applies(block) {
+                    // Sliding-window progression: the next trial is planned with the scales it decided.
+                    self.controller.record_trial_outcome(reached);
+                    self.session.set_duration_scale(self.controller.adaptation().duration_scale);
+                }
                 out = TherapyEvent::TrialEnded(TrialRecord { block, trial, reached, metrics });
             }
             _ => {}
@@ -171,10 +183,12 @@ impl Therapy {
         let command = self.controller.update(state, &reference, t);
         match event {
             SessionEvent::BlockEnded { block } => {
-                let progression = if self.session.blocks()[block].spec.progression
-                    && self.session.blocks()[block].spec.mode == Mode::ActiveAssisted
-                {
-                    Some(self.controller.end_block(&self.performance))
+                let progression = if self.progression_applies(block) {
+                    // The block end decides on the trials the window has not decided on yet.
+                    let pending = self.controller.adaptation().pending_performance();
+                    let decision = self.controller.end_block(&pending);
+                    self.session.set_duration_scale(self.controller.adaptation().duration_scale);
+                    Some(decision)
                 } else {
                     None
                 };

@@ -429,7 +429,17 @@ impl Controller {
         command
     }
 
-    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width.
+    /// Records a trial's outcome in the progression window and applies the sliding-window progression rule
+    /// ([`aan::record_trial_outcome`]); returns its decision, if any. Call once per trial of a block with the
+    /// progression rule. Real-time safe.
+    pub fn record_trial_outcome(&mut self, reached: bool) -> Option<Progression> {
+        let a = &self.config.aan;
+        aan::record_trial_outcome(&mut self.adaptation, reached, &a.progression, &a.tunnel)
+    }
+
+    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width on
+    /// `performance` ([`aan::progress_between_blocks`]; [`crate::Therapy`] passes the trials since the window's
+    /// last decision). Real-time safe.
     pub fn end_block(&mut self, performance: &BlockPerformance) -> Progression {
         let a = &self.config.aan;
         aan::progress_between_blocks(&mut self.adaptation, performance, &a.progression, &a.tunnel)
