@@ -43,6 +43,27 @@ pub struct ControllerConfig {
     pub error_augmentation: ErrorAugmentationConfig,
     /// Assist-as-needed laws.
     pub aan: AanConfig,
+    /// Shaping of the controller's own torque request (velocity filter of the damping terms, bumpless mode
+    /// switches), so that the supervisor's rate limit does not have to smooth it.
+    pub shaping: ShapingConfig,
+}
+
+/// Shaping of the torque request in the controller. Measured in closed loop with the simulated sensors (encoder
+/// quantisation 2π/16384 rad and noise, velocity by filtered differentiation at 150 Hz): one encoder count in
+/// one tick is a velocity pulse of ~0.2 rad/s, which the passive damping (12 Nm·s/rad) turns into a 2 Nm step —
+/// the supervisor's rate limit (0.4 Nm per tick at the shoulder) clipped half of the passive and rest-hold ticks;
+/// and a mode switch with the arm off its reference steps the request by (K_old − K_new)·e.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// Cut-off [Hz] of each of the two cascaded first-order low-pass sections (critically damped 2nd order) that
+    /// filter the measured joint velocity used by every mode's damping, friction-compensation and sliding-error
+    /// terms (the observer keeps the raw velocity). 0 = no filter (a clean velocity sensor), else 10..=200 Hz:
+    /// lower adds more than ~30 ms of lag to the damping loops.
+    pub velocity_cutoff: f64,
+    /// Duration [s] of the bumpless transfer at a mode/law/gain switch: the torque difference between the old
+    /// and the new mode at the switch fades out linearly over this time. Range 0..=0.5 s (0 = switch at once).
+    pub mode_switch_ramp: f64,
 }
 
 /// Gravity compensation of the robot and weight support of the patient's arm.
@@ -321,6 +342,10 @@ impl ControllerConfig {
         joints("friction.coulomb", &self.friction.coulomb, 0.0, 20.0)?;
         joints("friction.viscous", &self.friction.viscous, 0.0, 20.0)?;
         check_range(f, "friction.smoothing_velocity", self.friction.smoothing_velocity, 1e-4, 1.0)?;
+        if self.shaping.velocity_cutoff != 0.0 {
+            check_range(f, "shaping.velocity_cutoff", self.shaping.velocity_cutoff, 10.0, 200.0)?;
+        }
+        check_range(f, "shaping.mode_switch_ramp", self.shaping.mode_switch_ramp, 0.0, 0.5)?;
         joints("impedance.stiffness", &self.impedance.stiffness, 0.0, 5000.0)?;
         joints("impedance.damping", &self.impedance.damping, 0.0, 200.0)?;
         let c = &self.cartesian;

