@@ -72,9 +72,12 @@ pub struct AdaptationState {
     /// Blocks completed with the progression rule.
     pub blocks: u64,
     /// Progression window: outcome of each recent trial with the progression rule, bit 0 the most recent
-    /// (1 = target reached).
+    /// (1 = target reached). Defaults to 0 when absent, so that a version-1 state nested in another file still
+    /// parses and is then refused by its `version` on resume.
+    #[serde(default)]
     pub recent_outcomes: u32,
     /// Trials [count] since the last progression decision (≤ [`MAX_WINDOW`]): the evidence not yet used.
+    #[serde(default)]
     pub pending_outcomes: u32,
 }
 
@@ -667,6 +670,10 @@ mod tests {
         text = text.lines().filter(|l| !l.contains("outcomes")).collect::<Vec<_>>().join("\n");
         let err = AdaptationState::from_toml_str(&text, "old.toml").unwrap_err().to_string();
         assert!(err.contains("version") && err.contains("old.toml"), "{err}");
+        // Nested in another file (the app's session state), an old state parses and is refused on resume.
+        let nested: AdaptationState = toml::from_str(&text).unwrap();
+        let err = nested.validated(4, &c.aan, "session.toml").unwrap_err().to_string();
+        assert!(err.contains("version") && err.contains("session.toml"), "{err}");
     }
 
     #[test]

@@ -525,3 +525,102 @@ impl Controller {
         aan::progress_between_blocks(&mut self.adaptation, performance, &a.progression, &a.tunnel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: [f64; 4] = [0.4, 0.7, 0.1, 1.2];
+
+    fn controller() -> Controller {
+        let robot = Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap();
+        let config = ControllerConfig::default_config().unwrap();
+        let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+        Controller::new(&robot, &config, &arm, "controller.toml").unwrap()
+    }
+
+    fn state(qd: [f64; 4]) -> JointState {
+        let mut s = JointState::zeros(4);
+        s.position.copy_from_slice(&Q);
+        s.velocity.copy_from_slice(&qd);
+        s
+    }
+
+    fn aan() -> ModeSettings {
+        ModeSettings {
+            mode: Mode::ActiveAssisted,
+            law: AanLaw::Fixed,
+            space: Space::Joint,
+            arm_support: 1.0,
+            error_gain: None,
+        }
+    }
+
+    /// A therapy switch from the rest hold (passive, 300 Nm/rad) to an assist-as-needed law with the arm 0.02 rad
+    /// off the reference continues the old torque and reaches the new law's torque after the ramp; an explicit
+    /// `set_mode` switches at once.
+    #[test]
+    fn therapy_mode_switch_is_bumpless_and_set_mode_is_immediate() {
+        let mut c = controller();
+        let period = c.config.safety.period;
+        let ramp = c.config.shaping.mode_switch_ramp;
+        let s = state([0.0; 4]);
+        let mut r = TaskReference::hold(&s.position);
+        r.position[1] += 0.02;
+        c.start(&s);
+        let mut t = 0.0;
+        let mut tick = |c: &mut Controller| {
+            c.update(&s, &r, t);
+            t += period;
+            c.mode_torque()[1]
+        };
+        let passive = tick(&mut c);
+        c.set_validated_mode(aan());
+        let k = c.config.aan.emken.initial;
+        let target = k * 0.02;
+        let first = tick(&mut c);
+        assert!((first - passive).abs() < 1e-9, "first tick continues the old torque: {first} vs {passive}");
+        let mut max_step: f64 = 0.0;
+        let mut last = first;
+        for _ in 0..(ramp / period) as usize + 2 {
+            let now = tick(&mut c);
+            max_step = max_step.max((now - last).abs());
+            last = now;
+        }
+        assert!((last - target).abs() < 1e-9, "after the ramp the new law acts alone: {last} vs {target}");
+        let jump = (passive - target).abs();
+        assert!(jump > 4.0 && max_step < 1.1 * jump * period / ramp, "step {max_step} Nm/tick for a {jump} Nm jump");
+        // An explicit switch acts at once.
+        c.set_mode(ModeSettings::passive()).unwrap();
+        assert!((tick(&mut c) - passive).abs() < 1e-9);
+    }
+
+    /// Passive damping acts on the filtered velocity: a one-tick velocity pulse of one encoder count per tick
+    /// (2π/16384 rad in 1 ms) moves the torque by α² of the unfiltered step in its first tick; other modes keep
+    /// the measured velocity.
+    #[test]
+    fn passive_damping_uses_the_filtered_velocity() {
+        let mut c = controller();
+        let period = c.config.safety.period;
+        let d = c.config.impedance.damping[0];
+        let pulse = 2.0 * std::f64::consts::PI / 16384.0 / period;
+        let still = state([0.0; 4]);
+        let r = TaskReference::hold(&still.position);
+        c.set_mode(ModeSettings::passive()).unwrap();
+        c.start(&still);
+        c.update(&still, &r, 0.0);
+        let before = c.mode_torque()[0];
+        c.update(&state([pulse, 0.0, 0.0, 0.0]), &r, period);
+        let step = (c.mode_torque()[0] - before).abs();
+        let alpha = 1.0 - (-2.0 * std::f64::consts::PI * c.config.shaping.velocity_cutoff * period).exp();
+        assert!((step - alpha * alpha * d * pulse).abs() < 1e-9, "{step} Nm vs {}", alpha * alpha * d * pulse);
+        assert!(step < 0.4, "below the shoulder's rate limit per tick: {step} Nm (unfiltered {} Nm)", d * pulse);
+        // Assist-as-needed damping sees the measured velocity.
+        c.set_mode(aan()).unwrap();
+        c.update(&still, &r, 2.0 * period);
+        let a0 = c.mode_torque()[0];
+        c.update(&state([pulse, 0.0, 0.0, 0.0]), &r, 3.0 * period);
+        let a_step = c.mode_torque()[0] - a0;
+        assert!((a_step + c.config.aan.damping[0] * pulse).abs() < 1e-9, "{a_step}");
+    }
+}
