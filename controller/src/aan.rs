@@ -8,8 +8,9 @@
 //!   the same model restricted to the practised path.
 //! - [`tunnel_torque`]: path control, Duschau-Wicke et al. 2010 (IEEE TNSRE 18(1)): no force inside a
 //!   tunnel around the path, a spring–damper wall outside it, free timing along it, optional supportive flow.
-//! - [`progress_between_blocks`]: performance-based progression of assistance and movement duration, Krebs et
-//!   al. 2003 (Autonomous Robots 15).
+//! - [`record_trial_outcome`] / [`progress_between_blocks`]: performance-based progression of assistance,
+//!   movement duration and tunnel width on a sliding window of recent trials, Krebs et al. 2003 (Autonomous
+//!   Robots 15).
 //!
 //! Every adapted parameter is clamped to configured bounds after every update.
 
@@ -36,7 +37,11 @@ pub enum AanLaw {
 
 /// Version of the [`AdaptationState`] format written by this build. A saved state of another version is rejected
 /// when a session resumes from it (the error names the `version` field).
-pub const ADAPTATION_STATE_VERSION: u32 = 1;
+/// Version 2 added the progression's window of recent trial outcomes (`recent_outcomes`, `pending_outcomes`).
+pub const ADAPTATION_STATE_VERSION: u32 = 2;
+
+/// Largest progression window [trials]: the outcomes are the bits of a `u32` (TOML stores integers as i64).
+pub const MAX_WINDOW: usize = 32;
 
 /// Everything the AAN laws learn — Emken stiffness, RBF weights, the personal tunnel width and the Krebs
 /// progression (assistance and movement-duration scales) — serializable so the next session resumes it
@@ -66,6 +71,14 @@ pub struct AdaptationState {
     pub trials: u64,
     /// Blocks completed with the progression rule.
     pub blocks: u64,
+    /// Progression window: outcome of each recent trial with the progression rule, bit 0 the most recent
+    /// (1 = target reached). Defaults to 0 when absent, so that a version-1 state nested in another file still
+    /// parses and is then refused by its `version` on resume.
+    #[serde(default)]
+    pub recent_outcomes: u32,
+    /// Trials [count] since the last progression decision (≤ [`MAX_WINDOW`]): the evidence not yet used.
+    #[serde(default)]
+    pub pending_outcomes: u32,
 }
 
 /// A value of a saved [`AdaptationState`] that lay outside the current configuration's bounds and was clamped on
@@ -96,7 +109,23 @@ impl AdaptationState {
             duration_scale: 1.0,
             trials: 0,
             blocks: 0,
+            recent_outcomes: 0,
+            pending_outcomes: 0,
         }
+    }
+
+    /// Successes [count] among the last `n` trials of the progression window (n ≤ [`MAX_WINDOW`]).
+    /// Real-time safe.
+    pub fn recent_successes(&self, n: usize) -> u32 {
+        let mask = if n >= MAX_WINDOW { u32::MAX } else { (1u32 << n) - 1 };
+        (self.recent_outcomes & mask).count_ones()
+    }
+
+    /// The trials since the last progression decision, as a block performance (what the block-end rule decides
+    /// on). Real-time safe.
+    pub fn pending_performance(&self) -> BlockPerformance {
+        let n = self.pending_outcomes;
+        BlockPerformance { trials: n, successes: self.recent_successes(n as usize) }
     }
 
     /// True if every number is finite. Real-time safe.
@@ -132,8 +161,27 @@ impl AdaptationState {
 
     /// Parses a state from TOML text; `file` names the source in errors (syntax, missing or unknown fields). The
     /// values are checked against a controller when a session resumes from it. Not real-time safe.
+    /// A file of another format version is refused with an error naming `version` (before any other field is
+    /// read, so that an older file lacking newer fields says so).
     pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ControllerError> {
-        toml::from_str(text).map_err(|e| ControllerError::Parse { file: file.to_owned(), message: e.to_string() })
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let parse_error = |e: toml::de::Error| ControllerError::Parse { file: file.to_owned(), message: e.to_string() };
+        let Version { version } = toml::from_str(text).map_err(parse_error)?;
+        if version != ADAPTATION_STATE_VERSION {
+            return Err(ControllerError::range(
+                file,
+                "version",
+                version,
+                format!(
+                    "this build reads adaptation state version {ADAPTATION_STATE_VERSION} (version 2 added the \
+                     progression window); start from the configured defaults or convert the file"
+                ),
+            ));
+        }
+        toml::from_str(text).map_err(parse_error)
     }
 
     /// Writes the state to a TOML file. Not real-time safe.
@@ -205,6 +253,13 @@ impl AdaptationState {
         finite_non_negative("tunnel_width".into(), self.tunnel_width)?;
         finite_non_negative("assistance_scale".into(), self.assistance_scale)?;
         finite_non_negative("duration_scale".into(), self.duration_scale)?;
+        if self.pending_outcomes as usize > MAX_WINDOW {
+            return Err(err(
+                "pending_outcomes".into(),
+                self.pending_outcomes.to_string(),
+                format!("at most {MAX_WINDOW} (the window's length in trials)"),
+            ));
+        }
         let mut clamped = Vec::new();
         let mut clamp = |field: String, v: &mut f64, lo: f64, hi: f64| {
             let c = v.clamp(lo, hi);
@@ -355,35 +410,103 @@ pub enum Progression {
     Easier,
 }
 
-/// Krebs 2003-style progression between blocks, applied to `state` within the configured bounds.
+/// Applies a progression decision to the scales: "harder" shrinks assistance, movement duration and tunnel width
+/// by the `*_step_down` factors, "easier" grows them by the `*_step_up` factors; each stays within its bounds.
+/// Real-time safe.
+fn apply_progression(state: &mut AdaptationState, decision: Progression, c: &ProgressionConfig, tunnel: &TunnelConfig) {
+    let (assist, duration, width) = match decision {
+        Progression::Harder => (1.0 - c.assistance_step_down, 1.0 - c.duration_step_down, 1.0 - c.width_step_down),
+        Progression::Same => return,
+        Progression::Easier => (1.0 + c.assistance_step_up, 1.0 + c.duration_step_up, 1.0 + c.width_step_up),
+    };
+    state.assistance_scale = (state.assistance_scale * assist).clamp(c.assistance_min, c.assistance_max);
+    state.duration_scale = (state.duration_scale * duration).clamp(c.duration_min, c.duration_max);
+    // A harder task narrows the tunnel (less freedom), an easier one widens it.
+    state.tunnel_width = (state.tunnel_width * width).clamp(tunnel.width_min, tunnel.width_max);
+}
+
+/// Performance-based progression after every trial (Krebs, Palazzolo, Dipietro, Ferraro, Krol, Rannekleiv, Volpe
+/// & Hogan 2003, "Rehabilitation robotics: performance-based progressive robot-assisted therapy", Autonomous
+/// Robots 15:7–20: the robot's assistance and the movement's timing are adjusted from the patient's measured
+/// performance over recent trials). Records whether the trial reached its target in the sliding window of
+/// `state` and decides:
+///
+/// - **easier** (more help) when, among the last `rescue_window` trials, those since the last decision hold so
+///   many failures that the window's success rate is ≤ `success_low` even with its older trials counted as
+///   successes (defaults: 2 failures among the last 5): assistance ×(1 + `assistance_step_up`), duration
+///   ×(1 + `duration_step_up`), tunnel ×(1 + `width_step_up`);
+/// - otherwise **harder** (less help) when at least `window` trials have accrued since the last decision and at
+///   least `success_high` of the last `window` reached their target: the `*_step_down` factors;
+/// - otherwise nothing. A decision consumes the evidence (`pending_outcomes` ← 0): the next one is made on trials
+///   run with the new settings (the hysteresis in time: no decision is taken twice on the same trials).
+///
+/// Why these sizes (defaults in `controller.toml`). Withdrawing help too early makes the patient fail (and fail
+/// again: a failed trial is a trial without successful practice and, under Emken's law, a stiffer robot next
+/// time); keeping it a little too long costs some effort. So the rule is asymmetric. Withdrawal needs strong
+/// evidence: `window` = 16 trials at ≥ 80 % success (the standard error of a rate over 16 trials at 0.8 is 0.10),
+/// and 16 trials cover every direction of an 8-target center-out set out and back, so an easy subset of
+/// directions does not decide alone; each withdrawal is small (assistance ×0.9, movement ×0.95), so help fades
+/// over sessions, not within a block. A rescue needs weak evidence: 2 failures within 5 trials, which a patient
+/// at 90 % success shows in 8 % of 5-trial stretches, at 80 % in 26 %, at 60 % in 66 %; it comes 2 trials after
+/// a sudden loss of capacity and is large (assistance ×1.5, movement ×1.15), so that 4 rescues take the
+/// assistance from its floor 0.2 back to 1.0. Slow withdrawal on long evidence against fast rescue on short
+/// evidence is the hysteresis between the thresholds: the help settles where failures are rare and isolated,
+/// i.e. at the ≥ 80 % success the `success_high` threshold asks for, instead of cycling. The step-up ≥ step-down
+/// relation is a hard configuration range.
+///
+/// Returns the decision, if any. Real-time safe (no allocation).
+pub fn record_trial_outcome(
+    state: &mut AdaptationState,
+    reached: bool,
+    c: &ProgressionConfig,
+    tunnel: &TunnelConfig,
+) -> Option<Progression> {
+    state.recent_outcomes = (state.recent_outcomes << 1) | u32::from(reached);
+    state.pending_outcomes = (state.pending_outcomes + 1).min(MAX_WINDOW as u32);
+    let pending = state.pending_outcomes as usize;
+    // Failures among the last `rescue_window` trials that are also since the last decision.
+    let recent = pending.min(c.rescue_window);
+    let failures = recent as u32 - state.recent_successes(recent);
+    let rescue_rate = 1.0 - f64::from(failures) / c.rescue_window as f64;
+    let decision = if failures > 0 && rescue_rate <= c.success_low + 1e-9 {
+        Progression::Easier
+    } else if pending >= c.window && state.recent_successes(c.window) as f64 >= c.success_high * c.window as f64 - 1e-9
+    {
+        Progression::Harder
+    } else {
+        return None;
+    };
+    apply_progression(state, decision, c, tunnel);
+    state.pending_outcomes = 0;
+    Some(decision)
+}
+
+/// Progression at a block end, on `perf` — in a [`crate::Therapy`] the trials since the last decision of the
+/// sliding-window rule ([`AdaptationState::pending_performance`]), so that a block's last trials are not lost and
+/// no trial counts twice. With at least `rescue_window` trials: success rate ≥ `success_high` → harder, ≤
+/// `success_low` → easier (the same steps as [`record_trial_outcome`]), and the window's pending evidence is
+/// consumed; with fewer trials nothing changes and the evidence carries over to the next block. Counts the block
+/// in [`AdaptationState::blocks`]. Real-time safe.
 pub fn progress_between_blocks(
     state: &mut AdaptationState,
     perf: &BlockPerformance,
     c: &ProgressionConfig,
     tunnel: &TunnelConfig,
 ) -> Progression {
+    state.blocks += 1;
+    if (perf.trials as usize) < c.rescue_window.max(1) {
+        return Progression::Same;
+    }
     let rate = perf.success_rate();
-    let decision = if perf.trials == 0 {
-        Progression::Same
-    } else if rate >= c.success_high {
+    let decision = if rate >= c.success_high {
         Progression::Harder
     } else if rate <= c.success_low {
         Progression::Easier
     } else {
         Progression::Same
     };
-    let sign = match decision {
-        Progression::Harder => -1.0,
-        Progression::Same => 0.0,
-        Progression::Easier => 1.0,
-    };
-    state.assistance_scale =
-        (state.assistance_scale * (1.0 + sign * c.assistance_step)).clamp(c.assistance_min, c.assistance_max);
-    state.duration_scale =
-        (state.duration_scale * (1.0 + sign * c.duration_step)).clamp(c.duration_min, c.duration_max);
-    // A harder block narrows the tunnel (less freedom), an easier one widens it.
-    state.tunnel_width = (state.tunnel_width * (1.0 + sign * c.width_step)).clamp(tunnel.width_min, tunnel.width_max);
-    state.blocks += 1;
+    apply_progression(state, decision, c, tunnel);
+    state.pending_outcomes = 0;
     decision
 }
 
@@ -479,6 +602,92 @@ mod tests {
         let bad = BlockPerformance { trials: 10, successes: 1 };
         assert_eq!(progress_between_blocks(&mut s, &bad, p, &c.aan.tunnel), Progression::Easier);
         assert!(s.assistance_scale > p.assistance_min);
+    }
+
+    #[test]
+    fn window_rescues_within_the_rescue_window_and_withdraws_only_on_a_full_window() {
+        let c = cfg();
+        let p = &c.aan.progression;
+        let mut s = AdaptationState::new(4, &c.aan);
+        // Success: nothing happens before a full window, then exactly one withdrawal per window.
+        for i in 1..=3 * p.window {
+            let d = record_trial_outcome(&mut s, true, p, &c.aan.tunnel);
+            assert_eq!(d, (i % p.window == 0).then_some(Progression::Harder), "trial {i}");
+        }
+        let withdrawn = (1.0 - p.assistance_step_down).powi(3);
+        assert!((s.assistance_scale - withdrawn).abs() < 1e-12, "{}", s.assistance_scale);
+        assert_eq!(s.pending_outcomes, 0);
+        // A sudden run of failures: help rises within `rescue_window` trials and keeps rising while they last.
+        let before = s.assistance_scale;
+        let mut first_rescue = None;
+        for i in 1..=12 {
+            if record_trial_outcome(&mut s, false, p, &c.aan.tunnel) == Some(Progression::Easier) {
+                first_rescue.get_or_insert(i);
+            }
+        }
+        assert!(first_rescue.is_some_and(|i| i <= p.rescue_window), "{first_rescue:?}");
+        assert!(s.assistance_scale > 2.0 * before && s.duration_scale > 1.0, "{s:?}");
+        // Isolated failures (one in five: 80 % success) never trigger a rescue; two close together do.
+        let mut s2 = AdaptationState::new(4, &c.aan);
+        for i in 0..10 * p.window {
+            let d = record_trial_outcome(&mut s2, i % 5 != 4, p, &c.aan.tunnel);
+            assert_ne!(d, Some(Progression::Easier), "trial {i}");
+        }
+        assert!(s2.assistance_scale < 1.0, "80 % success withdraws help: {}", s2.assistance_scale);
+        let before = s2.assistance_scale;
+        assert_eq!(
+            record_trial_outcome(&mut s2, false, p, &c.aan.tunnel),
+            Some(Progression::Easier),
+            "loop ended on F"
+        );
+        let before_second = s2.assistance_scale;
+        record_trial_outcome(&mut s2, false, p, &c.aan.tunnel);
+        assert_eq!(record_trial_outcome(&mut s2, false, p, &c.aan.tunnel), Some(Progression::Easier));
+        assert!(s2.assistance_scale > before_second && before_second > before);
+    }
+
+    #[test]
+    fn window_scales_stay_within_their_bounds() {
+        let c = cfg();
+        let p = &c.aan.progression;
+        let t = &c.aan.tunnel;
+        let mut s = AdaptationState::new(4, &c.aan);
+        for i in 0..2000 {
+            record_trial_outcome(&mut s, i % 7 != 0 && i < 1000, p, t);
+            assert!((p.assistance_min..=p.assistance_max).contains(&s.assistance_scale), "{s:?}");
+            assert!((p.duration_min..=p.duration_max).contains(&s.duration_scale), "{s:?}");
+            assert!((t.width_min..=t.width_max).contains(&s.tunnel_width), "{s:?}");
+            assert!(s.pending_outcomes as usize <= MAX_WINDOW);
+        }
+        assert_eq!(s.assistance_scale, p.assistance_max, "1000 failures end at the upper bound");
+    }
+
+    #[test]
+    fn a_version_1_file_is_refused_naming_version() {
+        let c = cfg();
+        let mut text = toml::to_string(&AdaptationState::new(4, &c.aan)).unwrap();
+        text = text.replace("version = 2", "version = 1");
+        text = text.lines().filter(|l| !l.contains("outcomes")).collect::<Vec<_>>().join("\n");
+        let err = AdaptationState::from_toml_str(&text, "old.toml").unwrap_err().to_string();
+        assert!(err.contains("version") && err.contains("old.toml"), "{err}");
+        // Nested in another file (the app's session state), an old state parses and is refused on resume.
+        let nested: AdaptationState = toml::from_str(&text).unwrap();
+        let err = nested.validated(4, &c.aan, "session.toml").unwrap_err().to_string();
+        assert!(err.contains("version") && err.contains("session.toml"), "{err}");
+    }
+
+    #[test]
+    fn progression_window_config_has_hard_ranges() {
+        let mut c = cfg();
+        c.aan.progression.assistance_step_up = 0.5 * c.aan.progression.assistance_step_down;
+        let err = c.validate(4, "cfg").unwrap_err().to_string();
+        assert!(err.contains("assistance_step_up"), "a rescue smaller than a withdrawal is refused: {err}");
+        let mut c = cfg();
+        c.aan.progression.window = MAX_WINDOW + 1;
+        assert!(c.validate(4, "cfg").unwrap_err().to_string().contains("window"));
+        let mut c = cfg();
+        c.aan.progression.rescue_window = c.aan.progression.window + 1;
+        assert!(c.validate(4, "cfg").unwrap_err().to_string().contains("rescue_window"));
     }
 
     #[test]

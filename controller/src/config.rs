@@ -43,6 +43,27 @@ pub struct ControllerConfig {
     pub error_augmentation: ErrorAugmentationConfig,
     /// Assist-as-needed laws.
     pub aan: AanConfig,
+    /// Shaping of the controller's own torque request (velocity filter of the damping terms, bumpless mode
+    /// switches), so that the supervisor's rate limit does not have to smooth it.
+    pub shaping: ShapingConfig,
+}
+
+/// Shaping of the torque request in the controller. Measured in closed loop with the simulated sensors (encoder
+/// quantisation 2π/16384 rad and noise, velocity by filtered differentiation at 150 Hz): one encoder count in
+/// one tick is a velocity pulse of ~0.2 rad/s, which the passive damping (12 Nm·s/rad) turns into a 2 Nm step —
+/// the supervisor's rate limit (0.4 Nm per tick at the shoulder) clipped half of the passive and rest-hold ticks;
+/// and a mode switch with the arm off its reference steps the request by (K_old − K_new)·e.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// Cut-off [Hz] of each of the two cascaded first-order low-pass sections (critically damped 2nd order) that
+    /// filter the measured joint velocity used by every mode's damping, friction-compensation and sliding-error
+    /// terms (the observer keeps the raw velocity). 0 = no filter (a clean velocity sensor), else 10..=200 Hz:
+    /// lower adds more than ~30 ms of lag to the damping loops.
+    pub velocity_cutoff: f64,
+    /// Duration [s] of the bumpless transfer at a mode/law/gain switch: the torque difference between the old
+    /// and the new mode at the switch fades out linearly over this time. Range 0..=0.5 s (0 = switch at once).
+    pub mode_switch_ramp: f64,
 }
 
 /// Gravity compensation of the robot and weight support of the patient's arm.
@@ -166,7 +187,7 @@ pub struct AanConfig {
     pub rbf: RbfConfig,
     /// Duschau-Wicke et al. 2010 path-control tunnel.
     pub tunnel: TunnelConfig,
-    /// Krebs et al. 2003 performance-based progression between blocks.
+    /// Krebs et al. 2003 performance-based progression on a sliding window of trials.
     pub progression: ProgressionConfig,
 }
 
@@ -231,28 +252,44 @@ pub struct TunnelConfig {
     pub flow_torque: f64,
 }
 
-/// Between blocks: success rate ≥ `success_high` → less stiffness, shorter movements; ≤ `success_low` → more.
+/// Krebs et al. 2003 performance-based progression on a sliding window of recent trial outcomes (see
+/// [`crate::aan::record_trial_outcome`] for the rule and the reasoning behind the defaults): a success rate ≥
+/// `success_high` over the last `window` trials withdraws help by the `*_step_down` factors; failures since the
+/// last decision that put the success rate of the last `rescue_window` trials at ≤ `success_low` add help by the
+/// `*_step_up` factors. Every step is
+/// multiplicative on a scale and bounded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressionConfig {
-    /// Success rate above which the task is made harder [-].
+    /// Success rate [-] over the last `window` trials at or above which help is withdrawn (task harder).
     pub success_high: f64,
-    /// Success rate below which the task is made easier [-].
+    /// Success rate [-] over the last `rescue_window` trials (older than the last decision counted as successes)
+    /// at or below which help is added (task easier); also the block-end threshold.
     pub success_low: f64,
-    /// Relative step of the assistance scale per block [-].
-    pub assistance_step: f64,
-    /// Relative step of the movement duration per block [-].
-    pub duration_step: f64,
-    /// Bounds of the assistance scale [-].
+    /// Trials [count] of evidence needed to withdraw help, 2..=32.
+    pub window: usize,
+    /// Trials [count] of evidence needed to add help, 1..=`window`.
+    pub rescue_window: usize,
+    /// Relative decrease of the assistance scale per "harder" decision [-], 0..=0.5.
+    pub assistance_step_down: f64,
+    /// Relative increase of the assistance scale per "easier" decision [-], `assistance_step_down`..=1.
+    pub assistance_step_up: f64,
+    /// Relative decrease of the movement-duration scale per "harder" decision [-], 0..=0.5.
+    pub duration_step_down: f64,
+    /// Relative increase of the movement-duration scale per "easier" decision [-], `duration_step_down`..=1.
+    pub duration_step_up: f64,
+    /// Relative narrowing of the tunnel width per "harder" decision [-], 0..=0.5.
+    pub width_step_down: f64,
+    /// Relative widening of the tunnel width per "easier" decision [-], `width_step_down`..=1.
+    pub width_step_up: f64,
+    /// Lower bound of the assistance scale [-].
     pub assistance_min: f64,
     /// Upper bound of the assistance scale [-].
     pub assistance_max: f64,
-    /// Bounds of the movement-duration scale [-].
+    /// Lower bound of the movement-duration scale [-].
     pub duration_min: f64,
     /// Upper bound of the movement-duration scale [-].
     pub duration_max: f64,
-    /// Relative step of the tunnel width per block [-].
-    pub width_step: f64,
 }
 
 impl ControllerConfig {
@@ -305,6 +342,10 @@ impl ControllerConfig {
         joints("friction.coulomb", &self.friction.coulomb, 0.0, 20.0)?;
         joints("friction.viscous", &self.friction.viscous, 0.0, 20.0)?;
         check_range(f, "friction.smoothing_velocity", self.friction.smoothing_velocity, 1e-4, 1.0)?;
+        if self.shaping.velocity_cutoff != 0.0 {
+            check_range(f, "shaping.velocity_cutoff", self.shaping.velocity_cutoff, 10.0, 200.0)?;
+        }
+        check_range(f, "shaping.mode_switch_ramp", self.shaping.mode_switch_ramp, 0.0, 0.5)?;
         joints("impedance.stiffness", &self.impedance.stiffness, 0.0, 5000.0)?;
         joints("impedance.damping", &self.impedance.damping, 0.0, 200.0)?;
         let c = &self.cartesian;
@@ -349,9 +390,17 @@ impl ControllerConfig {
         let p = &a.progression;
         check_range(f, "aan.progression.success_low", p.success_low, 0.0, 1.0)?;
         check_range(f, "aan.progression.success_high", p.success_high, p.success_low, 1.0)?;
-        check_range(f, "aan.progression.assistance_step", p.assistance_step, 0.0, 0.9)?;
-        check_range(f, "aan.progression.duration_step", p.duration_step, 0.0, 0.9)?;
-        check_range(f, "aan.progression.width_step", p.width_step, 0.0, 0.9)?;
+        // Window bounds: the outcomes are kept as bits of a u32 (≤ 32); a withdrawal needs at least two trials.
+        check_range(f, "aan.progression.window", p.window as f64, 2.0, crate::aan::MAX_WINDOW as f64)?;
+        check_range(f, "aan.progression.rescue_window", p.rescue_window as f64, 1.0, p.window as f64)?;
+        // Withdrawal is gradual (≤ half per decision); a rescue is at least as large as a withdrawal (help must
+        // come back at least as fast as it went: "never so little that they fail"), at most doubling.
+        check_range(f, "aan.progression.assistance_step_down", p.assistance_step_down, 0.0, 0.5)?;
+        check_range(f, "aan.progression.assistance_step_up", p.assistance_step_up, p.assistance_step_down, 1.0)?;
+        check_range(f, "aan.progression.duration_step_down", p.duration_step_down, 0.0, 0.5)?;
+        check_range(f, "aan.progression.duration_step_up", p.duration_step_up, p.duration_step_down, 1.0)?;
+        check_range(f, "aan.progression.width_step_down", p.width_step_down, 0.0, 0.5)?;
+        check_range(f, "aan.progression.width_step_up", p.width_step_up, p.width_step_down, 1.0)?;
         check_range(f, "aan.progression.assistance_min", p.assistance_min, 0.0, 1.0)?;
         check_range(f, "aan.progression.assistance_max", p.assistance_max, 1.0, 10.0)?;
         check_range(f, "aan.progression.duration_min", p.duration_min, 0.1, 1.0)?;

@@ -49,6 +49,6 @@ pub use safety::{
     ControllerReport, JointSafetyConfig, LimitCounts, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
     SafetySupervisor, StopReason,
 };
-pub use session::{PreparedBlock, Session, SessionEvent};
+pub use session::{PreparedBlock, Session, SessionEvent, TrialPlan};
 pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_profile};
 pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord};

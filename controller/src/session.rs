@@ -37,6 +37,28 @@ impl PreparedBlock {
     }
 }
 
+/// The plan of one trial — its goal, start and timing — as the reference generator runs it: the single source of
+/// truth for the trial's task. The minimum-jerk reference is built from it, the assist-as-needed laws see it
+/// through that reference (`start`, `target`, `phase`), and the runtime forwards it to the patient (the virtual
+/// patient's `set_target(goal, duration)`), so that robot and patient are asked for the same movement.
+/// `duration` is the movement time **after** the progression's duration scale, not the protocol's
+/// `movement_time`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrialPlan {
+    /// Block index.
+    pub block: usize,
+    /// Trial index within the block.
+    pub trial: usize,
+    /// Measured posture at the trial start, where the reference starts [rad].
+    pub start: JointArray<f64>,
+    /// Goal posture [rad].
+    pub goal: JointArray<f64>,
+    /// Time at which the movement started [s] (the `t` of the tick that started the trial).
+    pub start_time: f64,
+    /// Movement duration of the reference [s]: the block's `movement_time` × the duration scale in force.
+    pub duration: f64,
+}
+
 /// What happened in a session tick.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SessionEvent {
@@ -96,6 +118,7 @@ pub struct Session {
     in_tolerance_since: Option<f64>,
     duration_scale: f64,
     end_reported: bool,
+    plan: Option<TrialPlan>,
 }
 
 impl Session {
@@ -187,6 +210,7 @@ impl Session {
             in_tolerance_since: None,
             duration_scale: 1.0,
             end_reported: false,
+            plan: None,
         })
     }
 
@@ -221,6 +245,17 @@ impl Session {
         self.phase != Phase::NotStarted
     }
 
+    /// The plan of the current trial (from its start until the next trial starts; `None` before the first
+    /// trial). The reference of the trial is generated from exactly this plan. Real-time safe.
+    pub fn trial_plan(&self) -> Option<&TrialPlan> {
+        self.plan.as_ref()
+    }
+
+    /// The duration scale the next trial will be planned with [-]. Real-time safe.
+    pub fn duration_scale(&self) -> f64 {
+        self.duration_scale
+    }
+
     /// Scale applied to the movement time of the following trials (progression). Real-time safe.
     pub fn set_duration_scale(&mut self, scale: f64) {
         if scale.is_finite() && scale > 0.0 {
@@ -240,11 +275,17 @@ impl Session {
 
     fn start_trial(&mut self, q: &JointArray<f64>, t: f64) {
         let b = &self.blocks[self.block];
-        self.movement = MinimumJerk {
+        let plan = TrialPlan {
+            block: self.block,
+            trial: self.trial,
             start: *q,
-            target: b.trial_targets[self.trial],
+            goal: b.trial_targets[self.trial],
+            start_time: t,
             duration: b.spec.movement_time * self.duration_scale,
         };
+        // The reference is generated from the plan and nothing else.
+        self.movement = MinimumJerk { start: plan.start, target: plan.goal, duration: plan.duration };
+        self.plan = Some(plan);
         self.in_tolerance_since = None;
         self.phase = Phase::Moving { start: t };
     }

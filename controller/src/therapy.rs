@@ -6,7 +6,7 @@ use plexo_hal::{JointCommand, JointState};
 use crate::aan::{AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 use crate::controller::{Controller, Mode, ModeSettings, Space, TrialMetrics};
 use crate::error::ControllerError;
-use crate::session::{Session, SessionEvent};
+use crate::session::{Session, SessionEvent, TrialPlan};
 
 /// A completed trial, as [`Therapy::update`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,7 +33,8 @@ pub enum TherapyEvent {
         /// Controller settings now in force.
         settings: ModeSettings,
     },
-    /// A trial started.
+    /// A trial started; its goal, start time and (scaled) movement duration are
+    /// [`Therapy::current_trial_plan`] from this tick on.
     TrialStarted {
         /// Block index.
         block: usize,
@@ -42,7 +43,8 @@ pub enum TherapyEvent {
     },
     /// A trial ended (adaptation already applied).
     TrialEnded(TrialRecord),
-    /// A block ended; `progression` is set when the block applies the progression rule.
+    /// A block ended; `progression` is set when the block applies the progression rule (the block-end decision
+    /// on the trials since the sliding window's last decision; the window decides after every trial too).
     BlockEnded {
         /// Block index.
         block: usize,
@@ -89,6 +91,15 @@ impl Therapy {
         &self.session
     }
 
+    /// The plan of the current trial — goal posture [rad], start time [s] and movement duration [s] as the
+    /// reference actually runs it (after the progression's duration scale) — from the tick that reports
+    /// [`TherapyEvent::TrialStarted`] until the next trial starts; `None` before the first trial. The runtime
+    /// forwards it to the patient (the virtual patient's goal and movement time), so that the patient is asked
+    /// for the movement the reference and the assist-as-needed laws expect. Real-time safe.
+    pub fn current_trial_plan(&self) -> Option<TrialPlan> {
+        self.session.trial_plan().copied()
+    }
+
     /// Call before `SafetySupervisor::request_enable`/`request_resume`: the reference holds the measured posture
     /// and the observer restarts, so the first command is the hold torque. Real-time safe.
     pub fn start(&mut self, state: &JointState) {
@@ -121,6 +132,12 @@ impl Therapy {
         Ok(clamped)
     }
 
+    /// True if block `block` applies the progression rule (an active-assisted block with `progression` set).
+    fn progression_applies(&self, block: usize) -> bool {
+        let spec = &self.session.blocks()[block].spec;
+        spec.progression && spec.mode == Mode::ActiveAssisted
+    }
+
     /// One tick: session step, controller update, per-trial/per-block adaptation. Each trial adapts the laws
     /// exactly once, on the trial's own data: the statistics of the rest before a trial are discarded when it
     /// starts, and the trial is closed (per-trial adaptation) before the rest hold takes over. Real-time safe
@@ -148,6 +165,11 @@ impl Therapy {
                 let metrics = self.controller.end_trial();
                 self.performance.trials += 1;
                 self.performance.successes += u32::from(reached);
+                if self.progression_applies(block) {
+                    // Sliding-window progression: the next trial is planned with the scales it decided.
+                    self.controller.record_trial_outcome(reached);
+                    self.session.set_duration_scale(self.controller.adaptation().duration_scale);
+                }
                 out = TherapyEvent::TrialEnded(TrialRecord { block, trial, reached, metrics });
             }
             _ => {}
@@ -161,10 +183,12 @@ impl Therapy {
         let command = self.controller.update(state, &reference, t);
         match event {
             SessionEvent::BlockEnded { block } => {
-                let progression = if self.session.blocks()[block].spec.progression
-                    && self.session.blocks()[block].spec.mode == Mode::ActiveAssisted
-                {
-                    Some(self.controller.end_block(&self.performance))
+                let progression = if self.progression_applies(block) {
+                    // The block end decides on the trials the window has not decided on yet.
+                    let pending = self.controller.adaptation().pending_performance();
+                    let decision = self.controller.end_block(&pending);
+                    self.session.set_duration_scale(self.controller.adaptation().duration_scale);
+                    Some(decision)
                 } else {
                     None
                 };

@@ -85,6 +85,15 @@ pub struct Controller {
     mode_torque: JointArray<f64>,
     reference: TaskReference,
     trial: TrialAccumulator,
+    /// Velocity filter of the damping terms: the two cascaded first-order sections [rad/s]; `None` until the
+    /// first tick after `start` (initialised to the measured velocity, so the filter does not step).
+    velocity_filter: Option<[JointArray<f64>; 2]>,
+    /// Settings of the previous tick (a change starts a bumpless transfer).
+    last_settings: ModeSettings,
+    /// Bumpless transfer: torque difference old − new mode at the last switch [Nm], fading out.
+    switch_offset: JointArray<f64>,
+    /// Time left of the bumpless transfer [s].
+    switch_left: f64,
 }
 
 /// A per-joint configuration array as a fixed-size runtime copy. `validate` has already checked the length
@@ -200,6 +209,10 @@ impl Controller {
             mode_torque: JointArray::splat(dof, 0.0),
             reference: TaskReference::hold(&JointArray::splat(dof, 0.0)),
             trial: TrialAccumulator::default(),
+            velocity_filter: None,
+            last_settings: settings,
+            switch_offset: JointArray::splat(dof, 0.0),
+            switch_left: 0.0,
             config: config.clone(),
         })
     }
@@ -228,18 +241,28 @@ impl Controller {
         self.last_t = None;
         self.last_torque.fill(0.0);
         self.trial = TrialAccumulator::default();
+        self.velocity_filter = None;
+        self.last_settings = self.settings;
+        self.switch_left = 0.0;
+        self.mode_torque.fill(0.0);
     }
 
-    /// Sets the mode of the next ticks (at a block boundary). Checks the ranges ([`ModeSettings::validate`]).
+    /// Sets the mode of the next ticks (at a block boundary), at once: the next tick computes the new mode's torque
+    /// exactly (a fading transfer from an earlier switch is dropped). Checks the ranges
+    /// ([`ModeSettings::validate`]).
     /// Not real-time critical but allocation-free.
     pub fn set_mode(&mut self, settings: ModeSettings) -> Result<(), ControllerError> {
         settings.validate("block settings")?;
         self.settings = settings;
+        // An explicit switch acts at once: no bumpless transfer.
+        self.last_settings = settings;
+        self.switch_left = 0.0;
         Ok(())
     }
 
     /// Sets settings that were validated before (a prepared protocol block or [`crate::REST_HOLD`]): the tick
-    /// path of [`crate::Therapy`], which has no error to handle. Real-time safe.
+    /// path of [`crate::Therapy`], which has no error to handle. The switch is bumpless (see
+    /// `shaping.mode_switch_ramp`). Real-time safe.
     pub(crate) fn set_validated_mode(&mut self, settings: ModeSettings) {
         debug_assert!(settings.validate("validated settings").is_ok(), "{settings:?}");
         self.settings = settings;
@@ -405,7 +428,9 @@ impl Controller {
         self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
         self.set_hold_torque(&g_coupled, &g_arm);
 
-        // --- mode torque
+        // --- mode torque; passive mode damps the filtered velocity (the observer above used the raw one)
+        let shaped = self.shaped_state(state, dt);
+        let state = if self.settings.mode == Mode::Passive { &shaped } else { state };
         let mut tau = JointArray::splat(n, 0.0);
         let mut model_ok = true;
         match self.settings.mode {
@@ -415,6 +440,7 @@ impl Controller {
             Mode::Resistive => self.resistive_torque(state, reference, &mut tau),
             Mode::ErrorAugmentation => self.error_augmentation_torque(state, reference, &mut tau),
         }
+        self.bumpless_transfer(&mut tau, dt);
         self.mode_torque = tau;
 
         // --- trial statistics (allocation-free accumulators); the per-trial Emken law adapts at the trial end
@@ -429,9 +455,172 @@ impl Controller {
         command
     }
 
-    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width.
+    /// The measured state with its velocity replaced by the filtered velocity for the damping of passive mode
+    /// (joint impedance, Cartesian impedance and its null space): two cascaded first-order low-pass sections at
+    /// `shaping.velocity_cutoff` (critically damped 2nd order, group delay ≈ 2/(2π·f_c), 10.6 ms at 30 Hz). Why:
+    /// one encoder count in one tick is a velocity pulse that damping turns into a torque step; with passive
+    /// mode's 12 Nm·s/rad that step exceeds the supervisor's rate limit (measured: half of the passive and
+    /// rest-hold ticks; see [`crate::config::ShapingConfig`]). The 2nd-order filter spreads the pulse over ≈ 2τ,
+    /// so its first-tick change is α² of the pulse (α = 1 − e^(−2π f_c dt)). The other modes damp with at most
+    /// 3 Nm·s/rad (measured: the rate limit acts on < 0.4 % of their ticks) and keep the raw velocity, so their
+    /// laws stay exactly as specified. The filter runs every tick, so it is settled when passive mode starts.
+    /// Real-time safe.
+    fn shaped_state(&mut self, state: &JointState, dt: f64) -> JointState {
+        let cutoff = self.config.shaping.velocity_cutoff;
+        // 0 = no filter: α = 1 passes the measured velocity through.
+        let alpha = if cutoff > 0.0 { 1.0 - (-2.0 * std::f64::consts::PI * cutoff * dt).exp() } else { 1.0 };
+        let v = &state.velocity;
+        let [first, second] = self.velocity_filter.get_or_insert([*v, *v]);
+        for j in 0..self.dof {
+            first[j] += alpha * (v[j] - first[j]);
+            second[j] += alpha * (first[j] - second[j]);
+        }
+        let mut shaped = *state;
+        shaped.velocity = *second;
+        shaped
+    }
+
+    /// Bumpless transfer at a change of the mode settings made by [`crate::Therapy`] at each trial's start and
+    /// end (mode, law, space, gain; the weight support slews on its own): the new mode's torque `tau` [Nm] plus
+    /// the difference old − new at the switch, fading linearly to zero over `shaping.mode_switch_ramp`. An
+    /// explicit [`Controller::set_mode`] switches at once (its caller asked for that law now). The arm is seldom exactly on the reference when a trial starts or
+    /// ends, so without it the request steps by (K_old − K_new)·e — up to several Nm between the rest hold's
+    /// 300 Nm/rad and an assist-as-needed stiffness. Real-time safe.
+    fn bumpless_transfer(&mut self, tau: &mut JointArray<f64>, dt: f64) {
+        let ramp = self.config.shaping.mode_switch_ramp;
+        let changed = self.settings.mode != self.last_settings.mode
+            || self.settings.law != self.last_settings.law
+            || self.settings.space != self.last_settings.space
+            || self.settings.error_gain != self.last_settings.error_gain;
+        self.last_settings = self.settings;
+        if changed && ramp > 0.0 {
+            for j in 0..self.dof {
+                // The torque still fading from an earlier switch is part of the old mode's torque.
+                self.switch_offset[j] = self.mode_torque[j] - tau[j];
+            }
+            self.switch_left = ramp;
+        }
+        if self.switch_left > 0.0 {
+            let w = self.switch_left / ramp;
+            for j in 0..self.dof {
+                tau[j] += w * self.switch_offset[j];
+            }
+            self.switch_left = (self.switch_left - dt).max(0.0);
+        }
+    }
+
+    /// Records a trial's outcome in the progression window and applies the sliding-window progression rule
+    /// ([`aan::record_trial_outcome`]); returns its decision, if any. Call once per trial of a block with the
+    /// progression rule. Real-time safe.
+    pub fn record_trial_outcome(&mut self, reached: bool) -> Option<Progression> {
+        let a = &self.config.aan;
+        aan::record_trial_outcome(&mut self.adaptation, reached, &a.progression, &a.tunnel)
+    }
+
+    /// Ends a block: Krebs-style progression of assistance scale, movement duration and tunnel width on
+    /// `performance` ([`aan::progress_between_blocks`]; [`crate::Therapy`] passes the trials since the window's
+    /// last decision). Real-time safe.
     pub fn end_block(&mut self, performance: &BlockPerformance) -> Progression {
         let a = &self.config.aan;
         aan::progress_between_blocks(&mut self.adaptation, performance, &a.progression, &a.tunnel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: [f64; 4] = [0.4, 0.7, 0.1, 1.2];
+
+    fn controller() -> Controller {
+        let robot = Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap();
+        let config = ControllerConfig::default_config().unwrap();
+        let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+        Controller::new(&robot, &config, &arm, "controller.toml").unwrap()
+    }
+
+    fn state(qd: [f64; 4]) -> JointState {
+        let mut s = JointState::zeros(4);
+        s.position.copy_from_slice(&Q);
+        s.velocity.copy_from_slice(&qd);
+        s
+    }
+
+    fn aan() -> ModeSettings {
+        ModeSettings {
+            mode: Mode::ActiveAssisted,
+            law: AanLaw::Fixed,
+            space: Space::Joint,
+            arm_support: 1.0,
+            error_gain: None,
+        }
+    }
+
+    /// A therapy switch from the rest hold (passive, 300 Nm/rad) to an assist-as-needed law with the arm 0.02 rad
+    /// off the reference continues the old torque and reaches the new law's torque after the ramp; an explicit
+    /// `set_mode` switches at once.
+    #[test]
+    fn therapy_mode_switch_is_bumpless_and_set_mode_is_immediate() {
+        let mut c = controller();
+        let period = c.config.safety.period;
+        let ramp = c.config.shaping.mode_switch_ramp;
+        let s = state([0.0; 4]);
+        let mut r = TaskReference::hold(&s.position);
+        r.position[1] += 0.02;
+        c.start(&s);
+        let mut t = 0.0;
+        let mut tick = |c: &mut Controller| {
+            c.update(&s, &r, t);
+            t += period;
+            c.mode_torque()[1]
+        };
+        let passive = tick(&mut c);
+        c.set_validated_mode(aan());
+        let k = c.config.aan.emken.initial;
+        let target = k * 0.02;
+        let first = tick(&mut c);
+        assert!((first - passive).abs() < 1e-9, "first tick continues the old torque: {first} vs {passive}");
+        let mut max_step: f64 = 0.0;
+        let mut last = first;
+        for _ in 0..(ramp / period) as usize + 2 {
+            let now = tick(&mut c);
+            max_step = max_step.max((now - last).abs());
+            last = now;
+        }
+        assert!((last - target).abs() < 1e-9, "after the ramp the new law acts alone: {last} vs {target}");
+        let jump = (passive - target).abs();
+        assert!(jump > 4.0 && max_step < 1.1 * jump * period / ramp, "step {max_step} Nm/tick for a {jump} Nm jump");
+        // An explicit switch acts at once.
+        c.set_mode(ModeSettings::passive()).unwrap();
+        assert!((tick(&mut c) - passive).abs() < 1e-9);
+    }
+
+    /// Passive damping acts on the filtered velocity: a one-tick velocity pulse of one encoder count per tick
+    /// (2π/16384 rad in 1 ms) moves the torque by α² of the unfiltered step in its first tick; other modes keep
+    /// the measured velocity.
+    #[test]
+    fn passive_damping_uses_the_filtered_velocity() {
+        let mut c = controller();
+        let period = c.config.safety.period;
+        let d = c.config.impedance.damping[0];
+        let pulse = 2.0 * std::f64::consts::PI / 16384.0 / period;
+        let still = state([0.0; 4]);
+        let r = TaskReference::hold(&still.position);
+        c.set_mode(ModeSettings::passive()).unwrap();
+        c.start(&still);
+        c.update(&still, &r, 0.0);
+        let before = c.mode_torque()[0];
+        c.update(&state([pulse, 0.0, 0.0, 0.0]), &r, period);
+        let step = (c.mode_torque()[0] - before).abs();
+        let alpha = 1.0 - (-2.0 * std::f64::consts::PI * c.config.shaping.velocity_cutoff * period).exp();
+        assert!((step - alpha * alpha * d * pulse).abs() < 1e-9, "{step} Nm vs {}", alpha * alpha * d * pulse);
+        assert!(step < 0.4, "below the shoulder's rate limit per tick: {step} Nm (unfiltered {} Nm)", d * pulse);
+        // Assist-as-needed damping sees the measured velocity.
+        c.set_mode(aan()).unwrap();
+        c.update(&still, &r, 2.0 * period);
+        let a0 = c.mode_torque()[0];
+        c.update(&state([pulse, 0.0, 0.0, 0.0]), &r, 3.0 * period);
+        let a_step = c.mode_torque()[0] - a0;
+        assert!((a_step + c.config.aan.damping[0] * pulse).abs() < 1e-9, "{a_step}");
     }
 }

@@ -1,0 +1,250 @@
+//! The sliding-window progression (Krebs et al. 2003; `plexo_controller::aan::record_trial_outcome`) in closed
+//! loop with the virtual patient on plexo-sim's articulated plant, as the runtime runs it (`read → Therapy →
+//! SafetySupervisor → write`, the patient asked for each trial's plan): after a sudden loss of capacity help
+//! rises within 5 trials and success recovers to ≥ 80 % within 20; a patient who succeeds easily gets less help.
+//! Run on the shipped moderate profile and on profiles constructed here (not among the shipped ones).
+//!
+//! `cargo test -p plexo-controller --test progression_closed_loop -- --nocapture` prints the trial logs.
+
+use std::time::Duration;
+
+use plexo_controller::{
+    AdaptationState, Controller, ControllerConfig, MinimumJerk, ModeSettings, Protocol, RomLimit, SafetyOutcome,
+    SafetySupervisor, Session, TaskReference, Therapy, TherapyEvent,
+};
+use plexo_hal::{JointArray, JointCommand, JointState, Robot};
+use plexo_kinematics::Model;
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+use plexo_sim::{ArticulatedPlant, PatientProfile, PlantConfig, SimulatedPlant, TrialOutcome};
+
+const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
+const DT: f64 = 0.001;
+
+fn arm4() -> Model {
+    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+}
+
+/// The controller configuration for the sim plant's default actuators (friction identified and compensated).
+fn config() -> ControllerConfig {
+    let mut cfg = ControllerConfig::default_config().unwrap();
+    cfg.friction.coulomb = vec![0.15; 4];
+    cfg.friction.viscous = vec![0.02; 4];
+    cfg.friction.smoothing_velocity = 0.05;
+    cfg.observer.subtract_friction = true;
+    cfg
+}
+
+/// A profile that is not shipped: `base` with every joint's strength and passive tissue scaled and the voluntary
+/// delay set, named `name`.
+fn constructed(base: &str, name: &str, strength: f64, tissue: f64, delay: f64) -> PatientProfile {
+    let mut p = PatientProfile::builtin(base).unwrap();
+    p.name = name.into();
+    p.neural.delay = delay;
+    for j in p.joints.values_mut() {
+        j.max_torque *= strength;
+        j.passive_stiffness *= tissue;
+        j.passive_damping *= tissue;
+    }
+    p
+}
+
+/// One active-assisted Emken block of center-out reaches (8 targets, out and back) with the progression rule,
+/// `repetitions` × 16 trials.
+fn protocol(repetitions: u32) -> Protocol {
+    let mut p = Protocol::default_protocol("center-out").unwrap();
+    let mut block = p.blocks[1].clone();
+    block.repetitions = repetitions;
+    p.blocks = vec![block];
+    p
+}
+
+/// One trial as the test sees it.
+#[derive(Clone, Copy, Debug)]
+struct Trial {
+    reached: bool,
+    /// Progression's assistance scale after the trial [-].
+    assistance_scale: f64,
+    /// Duration scale after the trial [-].
+    duration_scale: f64,
+    /// Applied assistance stiffness after the trial, scale × mean Emken stiffness [Nm/rad].
+    help: f64,
+    /// Patient capacity at the trial end [-].
+    capacity: f64,
+}
+
+/// Runs `protocol` on `profile` from `resume`; after trial `drop.0` the patient's capacity is multiplied by
+/// `drop.1`. The patient is asked for each trial's plan (`Therapy::current_trial_plan`), as the runtime does.
+fn run(
+    profile: PatientProfile,
+    resume: Option<AdaptationState>,
+    protocol: &Protocol,
+    drop: Option<(usize, f64)>,
+) -> Vec<Trial> {
+    let cfg = config();
+    let robot = arm4();
+    let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
+    let plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
+    let mut plant = ArticulatedPlant::new(&robot, plant_config.with_patient(profile.clone())).unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+    let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
+    let rom: Vec<RomLimit> = robot
+        .joints()
+        .iter()
+        .map(|j| {
+            let r = profile.joints[&j.name].range;
+            RomLimit { min: r[0], max: r[1] }
+        })
+        .collect();
+    let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
+    let mut state = JointState::zeros(4);
+    // Drives off while the arm settles, then enable and move passively to the home posture.
+    for _ in 0..4000 {
+        plant.write(&JointCommand::zeros(4)).unwrap();
+    }
+    plant.enable().unwrap();
+    plant.read(&mut state).unwrap();
+    controller.start(&state);
+    supervisor.request_enable().unwrap();
+    let mut t = 0.0;
+    let mut tick = |plant: &mut ArticulatedPlant, controller: &mut Controller, r: &TaskReference, t: &mut f64| {
+        let mut state = JointState::zeros(4);
+        plant.read(&mut state).unwrap();
+        let mut cmd = controller.update(&state, r, *t);
+        let outcome = supervisor.apply(&state, controller.report(), &mut cmd, Duration::from_secs(1) + state.stamp);
+        plant.write(&cmd).unwrap();
+        *t += DT;
+        outcome
+    };
+    let hold = TaskReference::hold(&state.position);
+    while !matches!(tick(&mut plant, &mut controller, &hold, &mut t), SafetyOutcome::Active { .. }) {}
+    controller.set_mode(ModeSettings::passive()).unwrap();
+    let to_home = MinimumJerk { start: state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+    for k in 0..3500 {
+        let outcome = tick(&mut plant, &mut controller, &to_home.sample(k as f64 * DT), &mut t);
+        assert!(matches!(outcome, SafetyOutcome::Active { .. }), "{outcome:?}");
+    }
+
+    let session = Session::new(protocol, &robot, &rom).unwrap();
+    let mut therapy = Therapy::new(session, controller);
+    if let Some(saved) = resume {
+        therapy.resume_from(saved).unwrap();
+    }
+    plant.read(&mut state).unwrap();
+    therapy.start(&state);
+    let mut log = Vec::new();
+    let mut t = 0.0;
+    loop {
+        plant.read(&mut state).unwrap();
+        let (mut cmd, event) = therapy.update(&state, t);
+        let outcome =
+            supervisor.apply(&state, therapy.controller().report(), &mut cmd, Duration::from_secs(1) + state.stamp);
+        assert!(
+            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
+            "t = {t}: {outcome:?}"
+        );
+        match event {
+            TherapyEvent::TrialStarted { .. } => {
+                let plan = therapy.current_trial_plan().unwrap();
+                plant.patient_mut().unwrap().set_target(&plan.goal, plan.duration).unwrap();
+            }
+            TherapyEvent::TrialEnded(record) => {
+                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+                let duration = record.metrics.duration.max(1e-3);
+                let patient = plant.patient_mut().unwrap();
+                patient.end_trial(&TrialOutcome { error, success: record.reached, duration }).unwrap();
+                patient.clear_target();
+                if drop.is_some_and(|(at, _)| log.len() + 1 == at) {
+                    let mut s = *patient.state();
+                    s.capacity *= drop.unwrap().1;
+                    patient.restore(s).unwrap();
+                }
+                let a = therapy.controller().adaptation();
+                log.push(Trial {
+                    reached: record.reached,
+                    assistance_scale: a.assistance_scale,
+                    duration_scale: a.duration_scale,
+                    help: a.assistance_scale * a.emken_stiffness[..4].iter().sum::<f64>() / 4.0,
+                    capacity: patient.state().capacity,
+                });
+            }
+            TherapyEvent::SessionEnded => break,
+            _ => {}
+        }
+        plant.write(&cmd).unwrap();
+        t += DT;
+        assert!(t < 1200.0, "session did not end");
+    }
+    log
+}
+
+fn print_log(name: &str, log: &[Trial]) {
+    for (i, l) in log.iter().enumerate() {
+        println!(
+            "{name} trial {:2}: reached {:5} assistance scale {:.3} duration scale {:.3} help {:6.1} Nm/rad capacity {:.3}",
+            i + 1,
+            l.reached,
+            l.assistance_scale,
+            l.duration_scale,
+            l.help,
+            l.capacity
+        );
+    }
+}
+
+fn success(log: &[Trial]) -> f64 {
+    log.iter().filter(|l| l.reached).count() as f64 / log.len() as f64
+}
+
+/// A patient late in therapy (assistance and movement duration at their floors) loses most of their capacity
+/// after trial 16: help rises within 5 trials, and the success rate over the last 10 trials is back at ≥ 80 %
+/// within 20 trials of the loss.
+fn recovers_after_a_capacity_drop(profile: PatientProfile, factor: f64) {
+    let cfg = config();
+    let p = &cfg.aan.progression;
+    let name = profile.name.clone();
+    let late = AdaptationState {
+        assistance_scale: p.assistance_min,
+        duration_scale: p.duration_min,
+        ..AdaptationState::new(4, &cfg.aan)
+    };
+    let at = 16;
+    let log = run(profile, Some(late), &protocol(3), Some((at, factor)));
+    print_log(&name, &log);
+    let (before, after) = log.split_at(at);
+    let base_scale = before.last().unwrap().assistance_scale;
+    assert!(after[..5].iter().filter(|l| !l.reached).count() >= 2, "{name}: the capacity drop makes the patient fail");
+    let rise = after.iter().position(|l| l.assistance_scale > base_scale).map(|i| i + 1);
+    // Recovered: the success rate over the last 10 trials is back at ≥ 80 % by trial 20 after the drop.
+    let recovered = (10..=20).find(|&k| success(&after[k - 10..k]) >= 0.8);
+    println!(
+        "{name}: success before {:.2}, help rises after {rise:?} trials, 10-trial success ≥ 80 % again after \
+         {recovered:?} trials; success over trials 11-20 after the drop {:.2}, over trials 1-32 after {:.2}",
+        success(before),
+        success(&after[10..20]),
+        success(after)
+    );
+    assert!(rise.is_some_and(|k| k <= 5), "{name}: the assistance scale rose after {rise:?} trials");
+    assert!(recovered.is_some(), "{name}: the 10-trial success rate did not reach 80 % within 20 trials");
+}
+
+#[test]
+fn moderate_patient_recovers_after_a_sudden_capacity_drop() {
+    recovers_after_a_capacity_drop(PatientProfile::builtin("moderate").unwrap(), 0.2);
+}
+
+#[test]
+fn constructed_weak_stiff_slow_patient_recovers_after_a_sudden_capacity_drop() {
+    recovers_after_a_capacity_drop(constructed("moderate", "weak-stiff-slow", 0.6, 2.0, 0.16), 0.3);
+}
+
+/// A patient who succeeds easily (a constructed strong profile, from the default assistance) gets less help:
+/// the assistance scale falls, and success stays ≥ 80 %.
+#[test]
+fn assistance_falls_when_the_patient_succeeds_easily() {
+    let profile = constructed("mild", "strong-light", 1.3, 0.7, 0.11);
+    let log = run(profile, None, &protocol(3), None);
+    print_log("strong-light", &log);
+    let last = log.last().unwrap();
+    assert!(success(&log) >= 0.8, "success {}", success(&log));
+    assert!(last.assistance_scale < 1.0 && last.duration_scale < 1.0, "{last:?}");
+}

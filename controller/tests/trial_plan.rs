@@ -1,0 +1,115 @@
+//! One source of truth for each trial's task: the [`TrialPlan`] that `Therapy::current_trial_plan` reports is
+//! the movement the reference actually runs — same goal, start time and (progression-scaled) duration — whatever
+//! the duration scale. Scripted arm (no plant): the reference is a function of time alone.
+
+use plexo_controller::{
+    AanLaw, AdaptationState, BlockSpec, Controller, ControllerConfig, Mode, Protocol, RomLimit, Session, Space,
+    TargetKind, TargetSetSpec, Therapy, TherapyEvent, TrialPlan,
+};
+use plexo_hal::{JointArray, JointState};
+use plexo_kinematics::Model;
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
+
+const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
+const DT: f64 = 0.001;
+
+fn arm4() -> Model {
+    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+}
+
+/// One active-assisted Emken block of elbow range-of-motion trials with a 1.5 s movement time.
+fn protocol() -> Protocol {
+    Protocol {
+        name: "plan".into(),
+        description: "elbow range of motion".into(),
+        target_sets: vec![TargetSetSpec {
+            name: "elbow".into(),
+            kind: TargetKind::JointRom,
+            home: HOME.to_vec(),
+            count: None,
+            radius_fraction: None,
+            radius_cap: None,
+            rom_margin: None,
+            joint: Some("elbow_flexion".into()),
+            range_fraction: Some(0.5),
+        }],
+        blocks: vec![BlockSpec {
+            name: "aan".into(),
+            mode: Mode::ActiveAssisted,
+            law: AanLaw::Emken,
+            space: Space::Joint,
+            targets: "elbow".into(),
+            repetitions: 1,
+            movement_time: 1.5,
+            trial_timeout: 6.0,
+            tolerance: 0.05,
+            dwell: 0.3,
+            inter_trial_rest: 0.5,
+            rest_after: 1.0,
+            arm_support: 1.0,
+            error_gain: None,
+            progression: true,
+        }],
+    }
+}
+
+/// Runs the first trial with the arm held still at home, under `duration_scale`; returns the plan reported at the
+/// trial start and the reference's measured movement time [s] (first tick at which q_d reaches the goal and
+/// q̇_d vanishes, minus the tick that started the trial).
+fn first_trial(duration_scale: f64) -> (TrialPlan, f64, f64) {
+    let model = arm4();
+    let cfg = ControllerConfig::default_config().unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+    let controller = Controller::new(&model, &cfg, &arm, "test").unwrap();
+    let rom: Vec<RomLimit> =
+        model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
+    let session = Session::new(&protocol(), &model, &rom).unwrap();
+    let mut therapy = Therapy::new(session, controller);
+    let saved = AdaptationState { duration_scale, ..AdaptationState::new(4, &cfg.aan) };
+    assert!(therapy.resume_from(saved).unwrap().is_empty(), "scale {duration_scale} within the bounds");
+    assert!(therapy.current_trial_plan().is_none(), "no plan before the first trial");
+    let mut state = JointState::zeros(4);
+    state.position = JointArray::from_slice(&HOME).unwrap();
+    therapy.start(&state);
+    let mut plan = None;
+    let mut t = 0.0;
+    loop {
+        state.stamp = std::time::Duration::from_secs_f64(t);
+        let (_, event) = therapy.update(&state, t);
+        if let TherapyEvent::TrialStarted { block, trial } = event {
+            let p = therapy.current_trial_plan().expect("a trial started");
+            assert_eq!((p.block, p.trial), (block, trial));
+            assert_eq!(p.goal, therapy.session().blocks()[block].trial_targets[trial], "the plan's goal");
+            assert!((p.start_time - t).abs() < 1e-12, "the plan starts on the tick that starts the trial");
+            plan = Some(p);
+        }
+        if let Some(p) = plan {
+            let r = therapy.controller().reference();
+            let at_goal = (0..4).all(|j| (r.position[j] - p.goal[j]).abs() < 1e-12 && r.velocity[j] == 0.0);
+            if at_goal {
+                return (p, t - p.start_time, r.phase);
+            }
+        }
+        t += DT;
+        assert!(t < 10.0, "the reference never reached the goal");
+    }
+}
+
+/// The plan's duration is the reference's actual movement time (to one tick) under any duration scale in the
+/// configured bounds, and it is `movement_time × duration_scale`, not the protocol's unscaled `movement_time`.
+#[test]
+fn trial_plan_duration_is_the_references_movement_time_under_any_duration_scale() {
+    let cfg = ControllerConfig::default_config().unwrap();
+    let p = &cfg.aan.progression;
+    let movement_time = protocol().blocks[0].movement_time;
+    for scale in [p.duration_min, 0.73, 1.0, 1.21, p.duration_max] {
+        let (plan, measured, phase) = first_trial(scale);
+        println!(
+            "duration scale {scale:.2}: plan {:.3} s, reference reached the goal after {measured:.3} s",
+            plan.duration
+        );
+        assert!((plan.duration - movement_time * scale).abs() < 1e-12, "scaled duration {}", plan.duration);
+        assert!((measured - plan.duration).abs() <= DT + 1e-9, "plan {} s vs reference {measured} s", plan.duration);
+        assert!((phase - 1.0).abs() < 1e-9, "the reference's phase completes at the planned duration: {phase}");
+    }
+}
