@@ -444,9 +444,15 @@ fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
 fn on_therapy_event<P: PatientHooks>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
     match *event {
         TherapyEvent::TrialStarted { block, trial } => {
-            let prepared = &rt.therapy.session().blocks()[block];
-            let goal = prepared.trial_targets[trial];
-            let duration = prepared.spec.movement_time;
+            // One source of truth for the trial: the plan the reference follows (its goal, and its movement time
+            // after the progression's duration scale), so the patient is asked for the movement the robot guides.
+            let (goal, duration) = match rt.therapy.current_trial_plan() {
+                Some(plan) => (plan.goal, plan.duration),
+                None => {
+                    let prepared = &rt.therapy.session().blocks()[block];
+                    (prepared.trial_targets[trial], prepared.spec.movement_time)
+                }
+            };
             rt.plant.patient_goal(&goal, duration).map_err(|e| patient_error("goal", &e))?;
         }
         TherapyEvent::TrialEnded(record) => {

@@ -85,13 +85,13 @@ fn run(
     let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
     let plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
     let mut plant = ArticulatedPlant::new(&robot, plant_config.with_patient(profile.clone())).unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
     let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
     let rom: Vec<RomLimit> = robot
         .joints()
         .iter()
         .map(|j| {
-            let r = profile.joints[&j.name].range;
+            let r = profile.range_of(&j.name).expect("the profile measures every robot joint");
             RomLimit { min: r[0], max: r[1] }
         })
         .collect();
