@@ -17,8 +17,8 @@
 use plexo_hal::{JointArray, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::MAX_RBF;
 use crate::config::{AanConfig, EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
+pub use crate::config::{MAX_RBF, MAX_WINDOW};
 use crate::error::ControllerError;
 
 /// Which assist-as-needed law an active-assisted block uses.
@@ -39,9 +39,6 @@ pub enum AanLaw {
 /// when a session resumes from it (the error names the `version` field).
 /// Version 2 added the progression's window of recent trial outcomes (`recent_outcomes`, `pending_outcomes`).
 pub const ADAPTATION_STATE_VERSION: u32 = 2;
-
-/// Largest progression window [trials]: the outcomes are the bits of a `u32` (TOML stores integers as i64).
-pub const MAX_WINDOW: usize = 32;
 
 /// Everything the AAN laws learn — Emken stiffness, RBF weights, the personal tunnel width and the Krebs
 /// progression (assistance and movement-duration scales) — serializable so the next session resumes it

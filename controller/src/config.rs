@@ -15,6 +15,9 @@ pub const DEFAULT_CONTROLLER_TOML: &str = include_str!("../../assets/configs/con
 /// [`AdaptationState`](crate::AdaptationState) (fixed-size, so the tick allocates nothing).
 pub const MAX_RBF: usize = 16;
 
+/// Largest progression window [trials]: the outcomes are the bits of a `u32` (TOML stores integers as i64).
+pub const MAX_WINDOW: usize = 32;
+
 /// Smallest accepted `cartesian.damping_lambda` [m²] (see [`CartesianConfig::damping_lambda`]).
 pub const MIN_DAMPING_LAMBDA: f64 = 1e-6;
 
@@ -391,7 +394,7 @@ impl ControllerConfig {
         check_range(f, "aan.progression.success_low", p.success_low, 0.0, 1.0)?;
         check_range(f, "aan.progression.success_high", p.success_high, p.success_low, 1.0)?;
         // Window bounds: the outcomes are kept as bits of a u32 (≤ 32); a withdrawal needs at least two trials.
-        check_range(f, "aan.progression.window", p.window as f64, 2.0, crate::aan::MAX_WINDOW as f64)?;
+        check_range(f, "aan.progression.window", p.window as f64, 2.0, MAX_WINDOW as f64)?;
         check_range(f, "aan.progression.rescue_window", p.rescue_window as f64, 1.0, p.window as f64)?;
         // Withdrawal is gradual (≤ half per decision); a rescue is at least as large as a withdrawal (help must
         // come back at least as fast as it went: "never so little that they fail"), at most doubling.
