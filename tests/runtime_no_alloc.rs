@@ -54,7 +54,7 @@ fn session_allocations(seconds: f64) -> (usize, u64) {
     let (model, urdf) = &robot.value;
     let rom = setup::patient_rom(model, &patient).unwrap();
     let rest = setup::patient_rest(model, &patient).unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(patient.value.body.height, patient.value.body.mass).unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(patient.value.spec.height, patient.value.spec.mass).unwrap();
     let config =
         PlantConfig { initial_position: Some(rest), ..PlantConfig::default() }.with_patient(patient.value.clone());
     let plant = ArticulatedPlant::new(model, config).unwrap();

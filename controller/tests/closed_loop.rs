@@ -58,13 +58,13 @@ impl Rig {
         cfg.friction.smoothing_velocity = 0.05;
         cfg.observer.subtract_friction = true;
         tweak(&mut cfg);
-        let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
         let controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
         let rom: Vec<RomLimit> = robot
             .joints()
             .iter()
             .map(|j| {
-                let r = profile.joints[&j.name].range;
+                let r = profile.range_of(&j.name).unwrap();
                 RomLimit { min: r[0], max: r[1] }
             })
             .collect();
@@ -166,7 +166,7 @@ fn enable_does_not_jump() {
     }
     let q0 = JointArray::from_slice(plant.position()).unwrap();
     let cfg = ControllerConfig::default_config().unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+    let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
     let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
     let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), None).unwrap();
     plant.enable().unwrap();

@@ -57,13 +57,13 @@ impl Rig {
         if let Some(s) = patient_state {
             plant.patient_mut().unwrap().restore(s).unwrap();
         }
-        let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
         let controller = Controller::new(&robot, cfg, &arm, "test").unwrap();
         let rom: Vec<RomLimit> = robot
             .joints()
             .iter()
             .map(|j| {
-                let r = profile.joints[&j.name].range;
+                let r = profile.range_of(&j.name).unwrap();
                 RomLimit { min: r[0], max: r[1] }
             })
             .collect();

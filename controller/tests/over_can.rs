@@ -134,13 +134,13 @@ impl Rig {
         cfg.friction.viscous = vec![0.02; 4];
         cfg.friction.smoothing_velocity = 0.05;
         cfg.observer.subtract_friction = true;
-        let arm = ArmAnthropometrics::from_height_mass(profile.body.height, profile.body.mass).unwrap();
+        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
         let controller = Controller::new(&robot, &cfg, &arm, "over_can").unwrap();
         let rom: Vec<RomLimit> = robot
             .joints()
             .iter()
             .map(|j| {
-                let r = profile.joints[&j.name].range;
+                let r = profile.range_of(&j.name).unwrap();
                 RomLimit { min: r[0], max: r[1] }
             })
             .collect();
@@ -248,7 +248,7 @@ impl Rig {
             .joints()
             .iter()
             .map(|j| {
-                let r = profile.joints[&j.name].range;
+                let r = profile.range_of(&j.name).unwrap();
                 RomLimit { min: r[0], max: r[1] }
             })
             .collect()

@@ -210,6 +210,51 @@ pub enum KinematicsError {
         /// Largest accepted value.
         max: f64,
     },
+    /// A URDF element or attribute the URDF specification does not have there (a misspelt `<axis>` or `lower=`
+    /// would otherwise silently take its default).
+    #[error("line {line}: {within}: unknown {item} (known here: {known})")]
+    UnknownUrdfItem {
+        /// Line of the document (where the element's start tag ends).
+        line: usize,
+        /// The joint, link or material it belongs to, e.g. `joint 'elbow'`, or the robot.
+        within: String,
+        /// What is unknown, e.g. `element <axiss> in <joint>` or `attribute lowr= of <limit>`.
+        item: String,
+        /// What the specification allows there.
+        known: String,
+    },
+    /// A patient specification could not be parsed (TOML syntax, unknown key, wrong type).
+    #[error("patient spec {file}: {reason}")]
+    PatientSpecParse {
+        /// File name.
+        file: String,
+        /// The parser's message (names the key and line).
+        reason: String,
+    },
+    /// A patient-specification value is outside its allowed range.
+    #[error("patient spec {file}: {key} = {value} is outside the allowed range {allowed}")]
+    PatientSpecValue {
+        /// File name.
+        file: String,
+        /// Dotted key path, e.g. `range_of_motion.elbow_flexion[1]`.
+        key: String,
+        /// The offending value, as written.
+        value: String,
+        /// The allowed range with units, e.g. `[1.2, 2.2] m`.
+        allowed: &'static str,
+    },
+    /// A joint is missing from, or unknown to, a patient specification's table.
+    #[error("patient spec {file}: {key}: joint `{joint}` {reason}")]
+    PatientSpecJoint {
+        /// File name.
+        file: String,
+        /// Dotted key path of the entry, e.g. `range_of_motion.wrist_flexion`.
+        key: String,
+        /// The joint.
+        joint: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl KinematicsError {

@@ -17,7 +17,8 @@
 //! the world frame (see the `spatial` module source).
 //!
 //! The patient's arm is added with [`Model::attach_payload`] using segment parameters from
-//! [`anthropometrics`] (de Leva 1996).
+//! [`anthropometrics`] (de Leva 1996); the patient those come from is a [`PatientSpec`] (pseudonymous id, body
+//! size, side, measured range of motion and personal safety limits), what a clinic knows of a real patient.
 //!
 //! ```
 //! use plexo_kinematics::{forward_kinematics, Data, Model};
@@ -40,23 +41,26 @@
 
 mod algorithms;
 pub mod anthropometrics;
+mod builder;
 mod data;
 mod error;
 mod model;
+mod patient_spec;
 mod spatial;
 mod trig;
 mod urdf;
+mod urdf_schema;
 
 pub use algorithms::{
     ReferenceFrame, aba, crba, forward_kinematics, frame_classical_acceleration_bias, frame_jacobian,
     frame_jacobian_from_data, gravity_torque, joint_jacobians, kinetic_energy, nonlinear_effects, potential_energy,
     rnea, try_aba,
 };
+pub use builder::ModelBuilder;
 pub use data::Data;
 pub use error::KinematicsError;
-pub use model::{
-    Frame, FrameId, Joint, JointKind, JointLimits, Model, ModelBuilder, PayloadId, RigidBody, STANDARD_GRAVITY,
-};
+pub use model::{Frame, FrameId, Joint, JointKind, JointLimits, Model, PayloadId, RigidBody, STANDARD_GRAVITY};
+pub use patient_spec::{JointSafetyLimits, MAX_ID_LEN, PATIENT_HEIGHT_RANGE, PATIENT_MASS_RANGE, PatientSpec, Side};
 
 /// Names of the robots embedded in this crate (see [`default_robot_urdf`]).
 pub const DEFAULT_ROBOTS: [&str; 3] = ["plexo-arm4", "plexo-arm6", "test-arm7"];

@@ -1,10 +1,12 @@
-//! URDF → [`Model`] conversion (parsing by `urdf-rs`, validation and fixed-joint merging here).
+//! URDF → [`Model`] conversion (the text checked against the specification in `urdf_schema`, parsing by
+//! `urdf-rs`, validation and fixed-joint merging here).
 
 use std::collections::HashMap;
 
 use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion, Vector3};
 
 use crate::model::{Frame, check_finite};
+use crate::urdf_schema;
 use crate::{Joint, JointKind, JointLimits, KinematicsError, Model, ModelBuilder, RigidBody};
 
 fn pose_to_isometry(what: &str, pose: &urdf_rs::Pose) -> Result<Isometry3<f64>, KinematicsError> {
@@ -144,6 +146,10 @@ fn cycle_from(
     KinematicsError::Cycle { link: robot.links[link].name.clone(), joints }
 }
 
+/// Largest limit magnitude of a revolute joint [rad]: one turn each way (multi-turn joints of real arms, e.g.
+/// UR's ±6.28318530718, reach it), with a margin for the rounding of 2π in the file.
+const REVOLUTE_LIMIT: f64 = core::f64::consts::TAU + 1e-6;
+
 /// A link waiting in the depth-first walk: (link index, body it belongs to, body_T_link, movable joint to create
 /// when it is visited).
 type PendingLink = (usize, Option<usize>, Isometry3<f64>, Option<Joint>);
@@ -151,7 +157,9 @@ type PendingLink = (usize, Option<usize>, Isometry3<f64>, Option<Joint>);
 /// Parses and validates a URDF document into a [`Model`].
 pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
     let syntax = prescan_joints(xml)?;
-    let robot = urdf_rs::read_from_string(xml).map_err(|e| KinematicsError::Parse { message: e.to_string() })?;
+    urdf_schema::check(xml)?;
+    let xml = urdf_schema::without_nameless_textures(xml);
+    let robot = urdf_rs::read_from_string(&xml).map_err(|e| KinematicsError::Parse { message: e.to_string() })?;
     if robot.links.is_empty() {
         return Err(KinematicsError::Empty);
     }
@@ -270,6 +278,18 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
                 reason: format!("lower {} > upper {}", joint.limits.lower, joint.limits.upper),
             });
         }
+        if joint.kind == JointKind::Revolute
+            && (joint.limits.lower < -REVOLUTE_LIMIT || joint.limits.upper > REVOLUTE_LIMIT)
+        {
+            return Err(KinematicsError::InvalidLimits {
+                joint: joint.name.clone(),
+                reason: format!(
+                    "revolute range [{}, {}] rad reaches beyond one turn each way (±2π); a joint that turns without \
+                     limit is continuous",
+                    joint.limits.lower, joint.limits.upper
+                ),
+            });
+        }
     }
 
     let mut builder =
@@ -284,4 +304,37 @@ pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
         builder = builder.frame(f.name, f.joint, f.joint_T_frame);
     }
     builder.build()
+}
+
+impl Model {
+    /// Loads a URDF file. Errors name the file and the joint or link at fault.
+    pub fn from_urdf_file(path: impl AsRef<std::path::Path>) -> Result<Model, KinematicsError> {
+        let path = path.as_ref();
+        let xml = std::fs::read_to_string(path)
+            .map_err(|source| KinematicsError::ReadFile { path: path.to_path_buf(), source })?;
+        Model::from_urdf_str(&xml).map_err(|e| e.in_file(path.to_path_buf()))
+    }
+
+    /// Parses a URDF document.
+    ///
+    /// Supported joints: revolute, continuous, prismatic (1 DOF each) and fixed (merged into the parent body; the
+    /// child link becomes a frame). Every link gets a frame named after it (the root link is the base frame, fixed
+    /// to the world); every joint gets a frame named after it unless a link already has that name. Checked, with
+    /// an error naming the joint or link: duplicate names, missing parent/child links, links with several parents,
+    /// cycles (naming a link and the joints on the cycle), several roots, floating/planar/unknown joint types,
+    /// revolute or prismatic joints without `<limit>` (required by the URDF specification), `<limit>` without
+    /// `effort` before URDF 1.2, NaN/infinite numbers, zero axes, lower > upper limits, negative velocity/effort
+    /// limits, negative mass, inertia that is not positive definite or violates the triangle inequality, joints
+    /// that move no mass at all, and joints whose bodies have no inertia about the joint axis at q = 0 (singular
+    /// mass matrix). Checked against the URDF specification first, with an error naming the item, the joint or
+    /// link and the line: unknown elements and attributes (a misspelt `<axis>` or `lower=` would otherwise take
+    /// its default), non-finite numbers in any element (visuals and collisions included; an explicit
+    /// `effort="inf"` too), revolute limits beyond ±2π; `<transmission>`, `<gazebo>`, `<ros2_control>` and
+    /// namespaced elements are not checked, and a cosmetic `<texture>` without `filename` is ignored. A
+    /// continuous joint without `<limit>` has no velocity or effort limit. A link without
+    /// `<inertial>` (or with mass 0 and zero inertia, which `urdf-rs` cannot tell apart) is massless. Joint
+    /// armature is not part of URDF: add it with [`Model::with_armature`].
+    pub fn from_urdf_str(xml: &str) -> Result<Model, KinematicsError> {
+        parse(xml)
+    }
 }

@@ -1,21 +1,19 @@
 //! The patient's arm segments as payloads on the robot model (rigid attachment).
 
 use nalgebra::{Unit, Vector3};
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_kinematics::{Data, Model, RigidBody, forward_kinematics};
+use plexo_kinematics::{Data, Model, PatientSpec, RigidBody, forward_kinematics};
 
 use crate::SimError;
-use crate::patient::BodyProfile;
 
 /// Frames the segments attach to: upper arm → `upper_arm_link` (origin at the shoulder centre), forearm →
 /// `forearm_link` (origin at the elbow axis), hand → `handle` (origin at the palm centre, where the hand's
 /// centre of mass is put).
 pub const ARM_FRAMES: [&str; 3] = ["upper_arm_link", "forearm_link", "handle"];
 
-/// The three arm segments (de Leva 1996 via `plexo_kinematics::anthropometrics`) as rigid bodies expressed in
-/// the frames of [`ARM_FRAMES`]. Segment axes point where the arm points at q = 0 (straight down, −z world).
-pub fn arm_payloads(model: &Model, body: &BodyProfile) -> Result<[(&'static str, RigidBody); 3], SimError> {
-    let arm = ArmAnthropometrics::from_height_mass(body.height, body.mass)?;
+/// The three arm segments of the patient `spec` describes (de Leva 1996 via [`PatientSpec::arm`]) as rigid bodies
+/// expressed in the frames of [`ARM_FRAMES`]. Segment axes point where the arm points at q = 0 (straight down, −z world).
+pub fn arm_payloads(model: &Model, spec: &PatientSpec) -> Result<[(&'static str, RigidBody); 3], SimError> {
+    let arm = spec.arm()?;
     let mut data = Data::new(model);
     forward_kinematics(model, &mut data, &vec![0.0; model.nv()]);
     let down = Vector3::new(0.0, 0.0, -1.0);
@@ -34,10 +32,10 @@ pub fn arm_payloads(model: &Model, body: &BodyProfile) -> Result<[(&'static str,
     Ok([out[0], out[1], out[2]])
 }
 
-/// A copy of `model` with the patient's arm segments attached rigidly. Not real-time safe.
-pub fn attach_arm(model: &Model, body: &BodyProfile) -> Result<Model, SimError> {
+/// A copy of `model` with the arm segments of the patient `spec` describes attached rigidly. Not real-time safe.
+pub fn attach_arm(model: &Model, spec: &PatientSpec) -> Result<Model, SimError> {
     let mut loaded = model.clone();
-    for (frame, rb) in arm_payloads(model, body)? {
+    for (frame, rb) in arm_payloads(model, spec)? {
         loaded.attach_payload(frame, &rb)?;
     }
     Ok(loaded)

@@ -72,7 +72,7 @@ impl Models {
             });
         }
         let loaded = match (&config.patient, attach) {
-            (Some(p), true) => arm::attach_arm(model, &p.body)?,
+            (Some(p), true) => arm::attach_arm(model, p.spec())?,
             _ => model.clone(),
         };
         Ok(Self { robot: model.clone(), loaded })

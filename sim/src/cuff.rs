@@ -66,8 +66,7 @@ use rapier3d_f64::glamx;
 use rapier3d_f64::prelude::*;
 
 use crate::SimError;
-use crate::patient::BodyProfile;
-use crate::rapier_plant::{mass_properties, revolute_joint, to_dvec, to_pose};
+use crate::rapier_convert::{mass_properties, revolute_joint, to_dvec, to_pose};
 
 /// Compliant spring–damper cuffs between the patient's arm segments and the exoskeleton links (RapierPlant
 /// only; see [`crate::RapierOptions::cuffs`] and the model in the `cuff` module docs).
@@ -291,7 +290,7 @@ impl HumanArm {
     pub(crate) fn new(
         world: &mut PhysicsWorld,
         robot: &Model,
-        body: &BodyProfile,
+        spec: &plexo_kinematics::PatientSpec,
         robot_links: &[RigidBodyHandle],
         params: CuffParams,
         dt: f64,
@@ -305,7 +304,7 @@ impl HumanArm {
         // Arm segments per robot joint, in the joint frame.
         let mut carried: Vec<Option<RigidBody>> = vec![None; n];
         let mut cuff_frames: Vec<Option<FrameId>> = vec![None; n];
-        for (frame, segment) in crate::arm_payloads(robot, body)? {
+        for (frame, segment) in crate::arm_payloads(robot, spec)? {
             let id = robot.frame_id(frame).ok_or_else(|| model_error(format!("no frame `{frame}`")))?;
             let f = &robot.frames()[id.0];
             let j = f.joint.ok_or_else(|| model_error(format!("cuffs: frame `{frame}` is on the fixed base")))?;

@@ -34,6 +34,32 @@ pub enum SimError {
         /// The robot joint without a profile entry.
         joint: String,
     },
+    /// A joint is in the profile's impairment model (`[joints.<name>]`) but not in its measured range of motion
+    /// (`[spec.range_of_motion]`), or the other way round.
+    #[error(
+        "patient profile {file}: joint `{joint}` is missing from {missing} (the impairment model [joints.*] and \
+         the range of motion [spec.range_of_motion] must describe the same joints)"
+    )]
+    ProfileJointTables {
+        /// File name or embedded profile name.
+        file: String,
+        /// The joint.
+        joint: String,
+        /// The table it is missing from: `[spec.range_of_motion]` or `[joints]`.
+        missing: &'static str,
+    },
+    /// The profile's patient specification (`[spec]`) is invalid; the error names the file and the key.
+    #[error(transparent)]
+    ProfileSpec(plexo_kinematics::KinematicsError),
+    /// A saved virtual-patient state (the table [`plexo_hal::PatientHooks::restore_patient`] reads) has a missing,
+    /// unknown or mistyped field.
+    #[error("virtual patient state: {key}: {reason}")]
+    InvalidPatientState {
+        /// The field, e.g. `patient_state.effort`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No embedded profile has this name.
     #[error("no embedded patient profile `{name}`; available: {available}")]
     UnknownProfile {
@@ -140,6 +166,9 @@ impl RobotError for SimError {
             SimError::ProfileParse { .. }
             | SimError::ProfileValue { .. }
             | SimError::ProfileMissingJoint { .. }
+            | SimError::ProfileJointTables { .. }
+            | SimError::ProfileSpec(_)
+            | SimError::InvalidPatientState { .. }
             | SimError::UnknownProfile { .. }
             | SimError::Model { .. }
             | SimError::Kinematics(_)
@@ -164,6 +193,21 @@ mod tests {
                 ErrorKind::Configuration,
             ),
             (SimError::ProfileMissingJoint { file: "f".into(), joint: "j".into() }, ErrorKind::Configuration),
+            (
+                SimError::ProfileJointTables { file: "f".into(), joint: "j".into(), missing: "[joints]" },
+                ErrorKind::Configuration,
+            ),
+            (
+                SimError::ProfileSpec(plexo_kinematics::KinematicsError::PatientSpecParse {
+                    file: "f".into(),
+                    reason: "r".into(),
+                }),
+                ErrorKind::Configuration,
+            ),
+            (
+                SimError::InvalidPatientState { key: "patient_state.effort".into(), reason: "missing".into() },
+                ErrorKind::Configuration,
+            ),
             (SimError::UnknownProfile { name: "n".into(), available: "a" }, ErrorKind::Configuration),
             (SimError::Io { path: "p".into(), source: io }, ErrorKind::Other),
             (SimError::Model { model: "m".into(), reason: "r".into() }, ErrorKind::Configuration),

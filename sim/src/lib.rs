@@ -20,6 +20,9 @@
 //!   (models and citations in [`patient`]). Profiles: `assets/patients/*.toml`, embedded
 //!   ([`default_patient_toml`], [`PatientProfile::builtin`]).
 //!
+//! - [`plexo_hal::PatientHooks`] for both plants: the runtime's link to the virtual patient (trial goal and
+//!   outcome, true torque, state across sessions as a TOML table: [`patient_state_to_table`]).
+//!
 //! Simulated time advances by exactly one control period (default 1 ms, [`PlantConfig::period`]) per `write`.
 //!
 //! # The API the runtime uses
@@ -62,7 +65,9 @@ pub mod emulated;
 mod error;
 pub mod motor;
 pub mod patient;
+mod patient_hooks;
 mod profiles;
+mod rapier_convert;
 mod rapier_plant;
 pub mod sensor;
 
@@ -73,6 +78,7 @@ pub use cuff::CuffParams;
 pub use error::SimError;
 pub use motor::{MotorBank, MotorParams};
 pub use patient::{Patient, PatientProfile, PatientState, PatientTorques, TrialOutcome};
+pub use patient_hooks::{patient_state_from_table, patient_state_to_table};
 pub use profiles::{DEFAULT_PATIENTS, default_patient_toml};
 pub use rapier_plant::{RapierOptions, RapierPlant, TableParams};
 pub use sensor::{SensorBank, SensorParams};

@@ -13,10 +13,9 @@
 //! there are no contacts (nothing for them to do: the multibody joints are exact in reduced coordinates and
 //! limits are single rows); with colliders rapier's defaults are kept (see `sim/BENCHMARKS.md` for timings).
 
-use glamx::{DMat3, DQuat, DVec3};
-use nalgebra::{Isometry3, Matrix3, Vector3};
+use glamx::DVec3;
 use plexo_hal::{JointArray, JointCommand, JointInfo, JointState, Lifecycle, Robot};
-use plexo_kinematics::{Data, Joint, Model, RigidBody};
+use plexo_kinematics::{Data, Model};
 use rapier3d_f64::glamx;
 use rapier3d_f64::prelude::*;
 
@@ -24,6 +23,7 @@ use crate::articulated::check_state;
 use crate::core::{Models, PatientCoupling, PlantConfig, PlantCore, initial_position};
 use crate::cuff::{CuffParams, HumanArm};
 use crate::patient::Patient;
+use crate::rapier_convert::{mass_properties, revolute_joint, to_dvec, to_pose};
 use crate::{ARM_FRAMES, SimError, SimulatedPlant};
 
 /// A fixed table top the arm can rest on or hit (world frame).
@@ -63,48 +63,6 @@ impl Default for RapierOptions {
     fn default() -> Self {
         Self { arm_colliders: false, table: None, contact_solver_iterations: 4, cuffs: None }
     }
-}
-
-pub(crate) fn to_dvec(v: &Vector3<f64>) -> DVec3 {
-    DVec3::new(v.x, v.y, v.z)
-}
-
-/// Rapier mass properties of `body` (in its body frame); a massless body gets a negligible point mass (rapier
-/// needs positive mass on dynamic links).
-pub(crate) fn mass_properties(body: &RigidBody) -> MassProperties {
-    if body.mass > 0.0 {
-        MassProperties::with_inertia_matrix(to_dvec(&body.com), body.mass, to_dmat3(&body.inertia_com))
-    } else {
-        MassProperties::new(DVec3::ZERO, 1e-6, DVec3::splat(1e-9))
-    }
-}
-
-/// A reduced-coordinate revolute joint whose child body frame is the model's joint frame, so that rapier's
-/// joint coordinate is the model's `q`; with the URDF limits if `limits`.
-pub(crate) fn revolute_joint(joint: &Joint, limits: bool) -> GenericJoint {
-    let axis = to_dvec(&joint.axis.into_inner());
-    let align = DQuat::from_rotation_arc(DVec3::X, axis);
-    let mut builder = GenericJointBuilder::new(JointAxesMask::LOCKED_REVOLUTE_AXES)
-        .local_frame1(to_pose(&joint.parent_T_joint) * Pose::from_rotation(align))
-        .local_frame2(Pose::from_rotation(align))
-        .contacts_enabled(false);
-    if limits && joint.limits.lower.is_finite() && joint.limits.upper.is_finite() {
-        builder = builder.limits(JointAxis::AngX, [joint.limits.lower, joint.limits.upper]);
-    }
-    builder.build()
-}
-
-pub(crate) fn to_pose(iso: &Isometry3<f64>) -> Pose {
-    let q = iso.rotation.quaternion();
-    Pose::from_parts(to_dvec(&iso.translation.vector), DQuat::from_xyzw(q.i, q.j, q.k, q.w))
-}
-
-fn to_dmat3(m: &Matrix3<f64>) -> DMat3 {
-    DMat3::from_cols(
-        DVec3::new(m[(0, 0)], m[(1, 0)], m[(2, 0)]),
-        DVec3::new(m[(0, 1)], m[(1, 1)], m[(2, 1)]),
-        DVec3::new(m[(0, 2)], m[(1, 2)], m[(2, 2)]),
-    )
 }
 
 /// The rapier plant; implements [`Robot`] and [`SimulatedPlant`].
@@ -250,7 +208,7 @@ impl RapierPlant {
         }
         let human = match (options.cuffs, &config.patient) {
             (Some(params), Some(profile)) => {
-                Some(HumanArm::new(&mut world, &loaded, &profile.body, &links, params, config.period.as_secs_f64())?)
+                Some(HumanArm::new(&mut world, &loaded, profile.spec(), &links, params, config.period.as_secs_f64())?)
             }
             _ => None,
         };

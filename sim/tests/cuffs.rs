@@ -41,7 +41,7 @@ fn hold(q: &[f64]) -> JointCommand {
 
 /// Generalized gravity torque of the patient's arm segments alone at `q` [Nm].
 fn arm_gravity(model: &Model, patient: &PatientProfile, q: &[f64]) -> Vec<f64> {
-    let loaded = attach_arm(model, &patient.body).unwrap();
+    let loaded = attach_arm(model, patient.spec()).unwrap();
     let g_loaded = plexo_kinematics::gravity_torque(&loaded, &mut Data::new(&loaded), q).clone();
     let g_robot = plexo_kinematics::gravity_torque(model, &mut Data::new(model), q).clone();
     (0..q.len()).map(|i| g_loaded[i] - g_robot[i]).collect()
@@ -222,7 +222,7 @@ const CUFF_VS_RIGID_V: f64 = 0.05; // [rad/s], after 0.25 s
 fn zero_strength_patient_on_cuffs_moves_like_the_rigid_arm_for_2s() {
     let model = arm4();
     let patient = zero_strength("moderate");
-    let loaded = attach_arm(&model, &patient.body).unwrap();
+    let loaded = attach_arm(&model, patient.spec()).unwrap();
     let mut data = Data::new(&loaded);
     let (q0, v0, _) = reference(0.0);
     let config = ideal_config(&model, Some(patient), &q0);

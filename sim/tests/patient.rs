@@ -502,7 +502,7 @@ fn passive_torque_rises_exponentially_beyond_the_range_and_is_capped() {
     let plant = ArticulatedPlant::new(&model, PlantConfig::default().with_patient(p.clone())).unwrap();
     let patient = plant.patient().unwrap();
     let elbow = &p.joints["elbow_flexion"];
-    let [lower, upper] = elbow.range;
+    let [lower, upper] = p.range_of("elbow_flexion").unwrap();
     let k = elbow.passive_stiffness;
     let k_end = elbow.end_range_stiffness;
     let spring = |q: f64| -k * (q - elbow.rest_position);
@@ -582,7 +582,7 @@ fn a_target_set_while_the_relaxed_arm_falls_is_planned_from_rest_inside_the_rang
     assert!(plant.velocity()[3] < -0.3, "the forearm falls while the robot is off: {} rad/s", plant.velocity()[3]);
     let names: Vec<String> = model.joints().iter().map(|j| j.name.clone()).collect();
     let profile = plant.patient().unwrap().profile().clone();
-    let range: Vec<[f64; 2]> = names.iter().map(|n| profile.joints[n].range).collect();
+    let range: Vec<[f64; 2]> = names.iter().map(|n| profile.range_of(n).unwrap()).collect();
     let capacity = plant.patient().unwrap().capacity_torque(3);
 
     let goal = [0.25, 0.976, 0.0, 0.685];

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use plexo_kinematics::PatientSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
@@ -19,8 +20,10 @@ pub struct PatientProfile {
     pub description: String,
     /// Seed of every random part of the patient (tremor).
     pub seed: u64,
-    /// Body size, for the anthropometric arm segments.
-    pub body: BodyProfile,
+    /// The patient as a clinic would describe them (pseudonymous id, body size for the anthropometric arm
+    /// segments, side, measured range of motion, personal safety limits): TOML table `[spec]`. Everything else
+    /// in the profile is the virtual patient's impairment model.
+    pub spec: PatientSpec,
     /// Sensorimotor delay and the voluntary feedback controller.
     pub neural: NeuralProfile,
     /// Stretch-reflex dynamics shared by all spastic joints.
@@ -38,16 +41,6 @@ pub struct PatientProfile {
     /// Per-joint properties keyed by the robot's joint names. Joints the robot lacks are unused; a robot joint
     /// missing here is an error.
     pub joints: BTreeMap<String, JointProfile>,
-}
-
-/// Body size.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BodyProfile {
-    /// Standing height [m], in [1.2, 2.2].
-    pub height: f64,
-    /// Body mass [kg], in [30, 200].
-    pub mass: f64,
 }
 
 /// Sensorimotor delay and voluntary control.
@@ -214,9 +207,8 @@ pub struct JointProfile {
     pub passive_damping: f64,
     /// Passive rest position [rad], in [-π, π].
     pub rest_position: f64,
-    /// Passive range of motion `[lower, upper]` [rad]; beyond it an exponential end-of-range torque acts.
-    pub range: [f64; 2],
-    /// Slope of the end-of-range torque at the range boundary [Nm/rad], in [0, 200].
+    /// Slope of the end-of-range torque at the boundary of the joint's range of motion (`spec.range_of_motion`,
+    /// beyond which an exponential end-of-range torque acts) [Nm/rad], in [0, 200].
     pub end_range_stiffness: f64,
     /// Spasticity grade.
     pub mas: Mas,
@@ -292,8 +284,7 @@ impl PatientProfile {
     /// Checks every value against its documented range. Errors name `file`, the dotted key and the range.
     pub fn validate(&self, file: &str) -> Result<(), SimError> {
         let c = Checker { file };
-        c.range("body.height", self.body.height, 1.2, 2.2, "[1.2, 2.2] m")?;
-        c.range("body.mass", self.body.mass, 30.0, 200.0, "[30, 200] kg")?;
+        self.spec.validate(file, "spec").map_err(SimError::ProfileSpec)?;
         let n = &self.neural;
         c.range("neural.delay", n.delay, 0.0, 0.3, "[0, 0.3] s")?;
         c.range("neural.reflex_delay", n.reflex_delay, 0.0, 0.1, "[0, 0.1] s")?;
@@ -333,8 +324,6 @@ impl PatientProfile {
             c.range(&key("passive_damping"), j.passive_damping, 0.0, 5.0, "[0, 5] Nm s/rad")?;
             let pi = core::f64::consts::PI;
             c.range(&key("rest_position"), j.rest_position, -pi, pi, "[-pi, pi] rad")?;
-            c.range(&key("range[0]"), j.range[0], -2.0 * pi, 2.0 * pi, "[-2pi, 2pi] rad")?;
-            c.range(&key("range[1]"), j.range[1], j.range[0] + 1e-6, 2.0 * pi, "(range[0], 2pi] rad")?;
             c.range(&key("end_range_stiffness"), j.end_range_stiffness, 0.0, 200.0, "[0, 200] Nm/rad")?;
             if let Some(g) = j.reflex_gain {
                 c.range(&key("reflex_gain"), g, 0.0, 50.0, "[0, 50] Nm s/rad")?;
@@ -343,6 +332,59 @@ impl PatientProfile {
                 c.range(&key("reflex_threshold"), th, 0.0, 10.0, "[0, 10] rad/s")?;
             }
         }
+        // The impairment model and the measured range of motion describe the same joints.
+        for name in self.joints.keys() {
+            if !self.spec.range_of_motion.contains_key(name) {
+                let missing = "[spec.range_of_motion]";
+                return Err(SimError::ProfileJointTables { file: file.to_owned(), joint: name.clone(), missing });
+            }
+        }
+        for name in self.spec.range_of_motion.keys() {
+            if !self.joints.contains_key(name) {
+                let missing = "[joints]";
+                return Err(SimError::ProfileJointTables { file: file.to_owned(), joint: name.clone(), missing });
+            }
+        }
         Ok(())
+    }
+
+    /// The patient as a clinic would describe them (the profile's `[spec]` table).
+    pub fn spec(&self) -> &PatientSpec {
+        &self.spec
+    }
+
+    /// The passive range of motion `[lower, upper]` of `joint` [rad] (`spec.range_of_motion`), if the profile
+    /// describes the joint.
+    pub fn range_of(&self, joint: &str) -> Option<[f64; 2]> {
+        self.spec.range_of(joint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_contains_the_patient_spec_and_names_its_bad_keys() {
+        let profile = PatientProfile::builtin("moderate").unwrap();
+        assert_eq!(profile.spec().id, "sim-moderate");
+        assert_eq!(profile.range_of("elbow_flexion"), Some([0.2, 2.25]));
+        let text = crate::default_patient_toml("moderate").unwrap();
+        let tall = text.replace("height = 1.75", "height = 2.75");
+        assert_ne!(tall, text, "test edit must apply");
+        let msg = PatientProfile::from_toml_str(&tall, "p.toml").unwrap_err().to_string();
+        assert!(msg.contains("p.toml") && msg.contains("spec.height") && msg.contains("[1.2, 2.2] m"), "{msg}");
+    }
+
+    #[test]
+    fn a_joint_in_only_one_of_joints_and_range_of_motion_is_named() {
+        let mut profile = PatientProfile::builtin("moderate").unwrap();
+        profile.spec.range_of_motion.remove("wrist_flexion");
+        let msg = profile.validate("p.toml").unwrap_err().to_string();
+        assert!(msg.contains("p.toml") && msg.contains("wrist_flexion") && msg.contains("[spec.range_of_motion]"));
+        let mut profile = PatientProfile::builtin("moderate").unwrap();
+        profile.joints.remove("wrist_flexion");
+        let msg = profile.validate("p.toml").unwrap_err().to_string();
+        assert!(msg.contains("p.toml") && msg.contains("wrist_flexion") && msg.contains("missing from [joints]"));
     }
 }
