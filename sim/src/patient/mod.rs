@@ -64,12 +64,13 @@
 
 mod profile;
 mod signal;
+mod skill;
 mod tissue;
 mod trial;
 mod voluntary;
 
 pub use profile::{
-    FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SlackingProfile,
+    FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SkillProfile, SlackingProfile,
     SpasticityProfile, StretchDirection, SynergyProfile, TremorProfile,
 };
 pub use trial::{PatientState, TrialOutcome};
@@ -79,6 +80,7 @@ use plexo_kinematics::Model;
 
 use crate::SimError;
 use signal::DelayLine;
+use skill::Skill;
 use tissue::{Reflex, Tissue, Tremor};
 use trial::TrialDynamics;
 use voluntary::{Senses, Voluntary};
@@ -133,8 +135,14 @@ pub struct Patient {
     reflex: Reflex,
     tremor: Tremor,
     trial: TrialDynamics,
+    skill: Skill,
+    /// A restored state still has to rest `fatigue.session_gap` before its first period (the next session).
+    rest_pending: bool,
     torques: PatientTorques,
 }
+
+/// Seed offset of the skill's random parts (planning error, motor noise), so they are independent of the tremor.
+const SKILL_SEED: u64 = 0x5EED_5C11_1A8B_0001;
 
 impl Patient {
     /// Builds the patient for a robot.
@@ -199,6 +207,8 @@ impl Patient {
             reflex,
             tremor: Tremor::new(&profile.tremor, dof, 1.0 / dt, profile.seed),
             trial: TrialDynamics::new(profile),
+            skill: Skill::new(&profile.skill, &max_torque, dt, profile.seed ^ SKILL_SEED),
+            rest_pending: false,
             torques: PatientTorques::zeros(dof),
         })
     }
@@ -240,7 +250,8 @@ impl Patient {
                 allowed: "(0, inf) s",
             });
         }
-        self.voluntary.set_target(goal, duration, self.time(), &self.history, &self.tissue);
+        let sigma = self.trial.state.skill();
+        self.voluntary.set_target(goal, duration, self.time(), &self.history, &self.tissue, &mut self.skill, sigma);
         self.trial.start_trial();
         Ok(())
     }
@@ -277,12 +288,38 @@ impl Patient {
         &self.trial.state
     }
 
-    /// Resumes a saved state (e.g. from the previous session). The noise generator is re-seeded from the
+    /// Resumes a saved state, taken as the end of the previous session. The state reads back exactly as saved;
+    /// before the first period that follows, the patient rests `fatigue.session_gap` seconds ([`Patient::rest`]:
+    /// fatigue recovers, the fast internal-model process decays). The noise generators are re-seeded from the
     /// profile seed and the trial count, so a resumed run is reproducible. Errors name the field at fault.
     pub fn restore(&mut self, state: PatientState) -> Result<(), SimError> {
         self.trial.restore(state)?;
-        self.tremor.reseed(self.profile.seed ^ state.trials.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let seed = self.profile.seed ^ state.trials.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.tremor.reseed(seed);
+        self.skill.reseed(seed ^ SKILL_SEED);
+        self.rest_pending = true;
         Ok(())
+    }
+
+    /// Rest of `seconds` [s] without movement, e.g. between sessions: fatigue recovers by the rest law
+    /// `dF/dt = −recovery_rate · F`, the fast process of the internal model decays (60 s), the slow one barely
+    /// (90 days). Cancels the rest a [`Patient::restore`] would apply. Errors on a negative or non-finite time.
+    pub fn rest(&mut self, seconds: f64) -> Result<(), SimError> {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(SimError::InvalidParameter {
+                key: "rest.seconds".into(),
+                value: seconds,
+                allowed: "[0, inf) s",
+            });
+        }
+        self.trial.rest(seconds);
+        self.rest_pending = false;
+        Ok(())
+    }
+
+    /// Skill in [0, 1]: the fraction of the task its internal model has learned (see [`PatientState::skill`]).
+    pub fn skill(&self) -> f64 {
+        self.trial.state.skill()
     }
 
     /// Maximum voluntary torque of joint `i` right now [Nm]: `max_torque × capacity × (1 − loss × fatigue)`.
@@ -323,6 +360,10 @@ impl Patient {
     /// One control period: takes the true joint state `q` [rad], `v` [rad/s] and returns the patient's torques
     /// [Nm]. Real-time safe (no allocation).
     pub(crate) fn step(&mut self, q: &[f64], v: &[f64]) -> &PatientTorques {
+        if self.rest_pending {
+            self.trial.rest(self.profile.fatigue.session_gap);
+            self.rest_pending = false;
+        }
         self.history.push(q, v);
         let n = self.dof;
 
@@ -341,6 +382,12 @@ impl Patient {
             previous: self.torques.voluntary,
         };
         self.torques.voluntary = self.voluntary.step(&senses);
+        // Signal-dependent motor noise (Harris & Wolpert 1998), within the capacity.
+        let sigma = self.trial.state.skill();
+        for i in 0..n {
+            let noisy = self.torques.voluntary[i] * self.skill.noise_factor(i, sigma);
+            self.torques.voluntary[i] = noisy.clamp(-capacity[i], capacity[i]);
+        }
         let mut relative_effort = 0.0;
         let mut active_joints = 0usize;
         for i in 0..n {
