@@ -138,6 +138,9 @@ pub struct Patient {
     skill: Skill,
     /// A restored state still has to rest `fatigue.session_gap` before its first period (the next session).
     rest_pending: bool,
+    /// The voluntary command of the last period before motor noise [Nm] (relaxation and the onset of a new
+    /// movement start from it, so the noise is not applied twice).
+    command: JointArray<f64>,
     torques: PatientTorques,
 }
 
@@ -209,6 +212,7 @@ impl Patient {
             trial: TrialDynamics::new(profile),
             skill: Skill::new(&profile.skill, &max_torque, dt, profile.seed ^ SKILL_SEED),
             rest_pending: false,
+            command: JointArray::splat(dof, 0.0),
             torques: PatientTorques::zeros(dof),
         })
     }
@@ -259,7 +263,7 @@ impl Patient {
     /// Clears the target: the patient rests — its voluntary torque decays with the deactivation time constant,
     /// fatigue recovers. Real-time safe.
     pub fn clear_target(&mut self) {
-        self.voluntary.clear_target(self.torques.voluntary);
+        self.voluntary.clear_target(self.command);
     }
 
     /// The current target `(goal [rad], duration [s])`, if any.
@@ -379,9 +383,10 @@ impl Patient {
             tissue: &self.tissue,
             capacity: &capacity,
             effort: self.trial.state.effort,
-            previous: self.torques.voluntary,
+            previous: self.command,
         };
-        self.torques.voluntary = self.voluntary.step(&senses);
+        self.command = self.voluntary.step(&senses);
+        self.torques.voluntary = self.command;
         // Signal-dependent motor noise (Harris & Wolpert 1998), within the capacity.
         let sigma = self.trial.state.skill();
         for i in 0..n {

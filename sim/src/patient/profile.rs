@@ -184,7 +184,8 @@ pub struct SkillProfile {
     /// the muscle's bandwidth; halves at full skill (a modelling choice).
     pub motor_noise: f64,
     /// Task error [rad] counted as unit error by the internal-model update, in [0.01, 1]. A modelling choice
-    /// (Smith et al. use errors normalised to the perturbation; here the task error of a clearly missed reach).
+    /// (Smith et al. use errors normalised to the perturbation, unit error = nothing learned yet; here the RMS
+    /// task error of an unskilled, clearly segmented reach, ~0.3 rad ≈ 17°).
     pub error_scale: f64,
     /// Retention `A_f` of the fast process per trial, in [0, 1), ≤ `slow_retention` (Smith et al. 2006: 0.92).
     pub fast_retention: f64,
@@ -197,7 +198,7 @@ pub struct SkillProfile {
 }
 
 impl Default for SkillProfile {
-    /// No skill deficit; Smith et al. (2006) rates; `error_scale` 0.1 rad.
+    /// No skill deficit; Smith et al. (2006) rates; `error_scale` 0.3 rad.
     fn default() -> Self {
         Self {
             aim_error: 0.0,
@@ -205,7 +206,7 @@ impl Default for SkillProfile {
             submovements: 0,
             blend: 0.0,
             motor_noise: 0.0,
-            error_scale: 0.1,
+            error_scale: 0.3,
             fast_retention: 0.92,
             fast_rate: 0.03,
             slow_retention: 0.996,

@@ -213,6 +213,10 @@ mod tests {
             (xs.iter().map(|x| x * x).sum::<f64>() / xs.len() as f64).sqrt()
         };
         let (raw, skilled) = (sd(0.0, 1), sd(1.0, 1));
+        let mut s = Skill::new(&profile(), &max, 1e-3, 3);
+        let xs: Vec<f64> = (0..20_000).map(|_| s.noise_factor(0, 0.0)).collect();
+        let step = xs.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f64::max);
+        assert!(step < 0.02 * 0.1 / 0.1 * 0.5, "largest 1 ms step of the noise factor {step}");
         assert_eq!(raw, sd(0.0, 1), "same seed, same noise");
         assert!((raw - 0.1).abs() < 0.03, "unskilled noise sd {raw}");
         assert!((skilled / raw - 0.5).abs() < 0.1, "skilled/unskilled {}", skilled / raw);
