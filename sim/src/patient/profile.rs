@@ -122,7 +122,10 @@ pub struct SlackingProfile {
     pub initial_effort: f64,
     /// Forgetting factor `f` of the effort per trial, in [0, 1].
     pub forgetting: f64,
-    /// Effort increase per radian of trial error `g` [1/rad], in [0, 100].
+    /// Effort increase per radian of trial error `g` [1/rad], in [0, 100]. The steady-state effort at a constant
+    /// trial error `e` is `g e / (1 − f)`: with `g = (1 − f) / e_full` the effort is full (1) from the error
+    /// `e_full` up and slacks below it (the shipped profiles use `e_full` = 0.15 rad RMS, a modelling choice; with
+    /// a larger `g` the effort sits at its clamp for any error a reach makes).
     pub error_gain: f64,
     /// Effort floor, in [0, initial_effort].
     pub min_effort: f64,
