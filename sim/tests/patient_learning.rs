@@ -388,3 +388,55 @@ fn a_paralysed_arm_learns_nothing_and_exerts_nothing() {
     }
     assert!(c.state().model_slow > 0.0, "the working joints still learn the task");
 }
+
+/// A state saved before the internal model existed (no `model_fast`/`model_slow`) still loads, with an
+/// untrained internal model; a bad internal-model value is refused by name.
+#[test]
+fn an_old_saved_state_loads_with_an_untrained_internal_model_and_bad_values_are_named() {
+    let old: toml::Table =
+        toml::from_str("capacity = 1.2\neffort = 0.8\nfatigue = 0.1\ntrials = 40\nsuccessful_trials = 30\n").unwrap();
+    let state = patient_state_from_table(&old).unwrap();
+    assert_eq!((state.model_fast, state.model_slow, state.skill()), (0.0, 0.0, 0.0));
+    assert_eq!((state.capacity, state.trials), (1.2, 40));
+    let json: PatientState =
+        serde_json::from_str(r#"{"capacity":1.2,"effort":0.8,"fatigue":0.1,"trials":40,"successful_trials":30}"#)
+            .unwrap();
+    assert_eq!(json, state, "serde (the session state file) defaults the same way");
+    let mut c = Course::new(constructed());
+    c.plant.patient_mut().unwrap().restore(state).unwrap();
+    for (field, value, named) in [
+        ("model_fast", toml::Value::Float(1.5), "patient_state.model_fast"),
+        ("model_slow", toml::Value::Float(-0.1), "patient_state.model_slow"),
+        ("model_slow", toml::Value::String("high".into()), "patient_state.model_slow"),
+    ] {
+        let mut table = old.clone();
+        table.insert(field.into(), value);
+        let e = patient_state_from_table(&table).and_then(|s| c.plant.patient_mut().unwrap().restore(s)).unwrap_err();
+        assert!(e.to_string().contains(named), "{field}: {e}");
+    }
+}
+
+/// The skill deficits and their validation: a bad `[skill]` value is named with file, key and range.
+#[test]
+fn bad_skill_values_are_named_with_file_key_and_range() {
+    let cases: [(&str, fn(&mut PatientProfile)); 4] = [
+        ("skill.aim_error", |p| p.skill.aim_error = 2.0),
+        ("skill.submovements", |p| p.skill.submovements = 9),
+        ("skill.fast_rate", |p| p.skill.fast_rate = 0.5 * p.skill.slow_rate),
+        ("fatigue.session_gap", |p| p.fatigue.session_gap = -1.0),
+    ];
+    for (key, break_it) in cases {
+        let mut p = constructed();
+        break_it(&mut p);
+        let e = p.validate("c.toml").unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains(key), "{key}: {e}");
+    }
+    // A profile without [skill] and without session_gap still parses: a skilled patient, a one-day gap.
+    let text = plexo_sim::default_patient_toml("moderate").unwrap();
+    let start = text.find("[skill]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    let stripped = format!("{}{}", &text[..start], &text[end..]).replace("session_gap = 86400.0", "");
+    let p = PatientProfile::from_toml_str(&stripped, "old.toml").unwrap();
+    assert_eq!(p.skill, plexo_sim::patient::SkillProfile::default());
+    assert_eq!(p.fatigue.session_gap, 86_400.0);
+}

@@ -5,7 +5,7 @@
 //! τ_patient = τ_voluntary + τ_synergy + τ_reflex + τ_tremor + τ_passive
 //! ```
 //! - **Voluntary** (weakness, delay, minimum-jerk): on [`Patient::set_target`] the patient plans a minimum-jerk
-//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal, starting one sensorimotor delay later
+//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal (as its skill allows: see "Skill" below), starting one sensorimotor delay later
 //!   (reaction time; until then it keeps doing what it did). From rest, or after the previous movement ended,
 //!   the plan starts at rest where it perceives the arm (Hoff & Arbib 1993, J Mot Behav 25(3)); goal and plan
 //!   stay inside the patient's passive range of motion (nobody plans beyond it); the drive engages
@@ -47,20 +47,47 @@
 //! Every active part (voluntary, synergy, reflex, tremor) is bounded by the joint's `max_torque`: a joint with
 //! `max_torque = 0` is purely passive.
 //!
+//! # Skill: what limits the unassisted movement besides strength ([`SkillProfile`])
+//! The skill `σ = clamp(x_f + x_s, 0, 1)` is the state of the patient's internal model of the task (below). The
+//! profile's deficits are those of the unskilled patient (σ = 0) and shrink with σ:
+//! - **Planning error**: the planned goal carries an endpoint bias `(1 − σ) · endpoint_bias` in a fixed direction
+//!   per patient, and the intermediate submovement goals an aim (initial direction) error `(1 − σ) · aim_error ·
+//!   amplitude` perpendicular to the movement, in a random direction each trial; the last submovement corrects
+//!   the aim error (a single-submovement reach keeps it). Both seeded.
+//! - **Submovements** (Rohrer et al. 2002, J Neurosci 22(18): recovery = fewer, more blended submovements): a
+//!   reach is `1 + round((1 − σ) · submovements)` minimum-jerk submovements to equally spaced sub-goals, each
+//!   started from the state of the previous one (no jump) with overlap `σ · blend`; their durations are set so the
+//!   reach lasts the requested time. Unskilled: separate speed peaks; skilled: one blended movement.
+//! - **Signal-dependent motor noise** (Harris & Wolpert 1998, Nature 394): the voluntary torque is multiplied by
+//!   `1 + c ξ`, `ξ` unit-variance Gaussian noise low-passed by two 40 ms lags (seeded),
+//!   `c = motor_noise · (1 − σ/2)`; bounded by the capacity.
+//!
 //! # Trial-to-trial dynamics ([`Patient::end_trial`])
 //! - **Slacking** (Emken, Bobrow & Reinkensmeyer 2007, J NeuroEng Rehabil 4:8): the effort follows
 //!   `effort ← clamp(f · effort + g · error, min_effort, 1)`; when the robot removes the error the effort
-//!   decays geometrically by the forgetting factor `f`.
-//! - **Motor learning** (use-dependent, after Reinkensmeyer et al. 2012, J NeuroEng Rehabil 9:20): after a
-//!   successful trial `capacity ← capacity + rate · mean_effort · (max_capacity − capacity)`, where
-//!   `mean_effort` is the mean relative voluntary torque over the trial: effortless (robot-driven) success
-//!   teaches nothing.
+//!   decays geometrically by the forgetting factor `f`; it is full from the error `(1 − f)/g` up.
+//! - **Internal model of the task** (two-rate model of Smith, Ghazizadeh & Shadmehr 2006, PLoS Biol 4(6)):
+//!   after every trial `x_f ← clamp(A_f x_f + B_f e, 0, 1)`, `x_s ← clamp(A_s x_s + B_s e, 0, 1)` with
+//!   `e = min(error / error_scale, 3) · min(1, mean_effort / 0.05)`: the task error the patient experienced
+//!   (enlarged by error augmentation, removed by guidance), counted only as far as the patient moved
+//!   voluntarily. Defaults `A_f = 0.92, B_f = 0.03, A_s = 0.996, B_s = 0.004` are Smith et al.'s (force-field
+//!   adaptation); applying them per reaching trial, the error normalisation and the engagement weight are
+//!   modelling choices.
+//! - **Capacity growth with dose** (use-dependent, after Reinkensmeyer et al. 2012, J NeuroEng Rehabil 9:20):
+//!   after every trial, success or not, `capacity ← capacity + rate · mean_effort · (max_capacity − capacity)`,
+//!   where `mean_effort` is the mean relative voluntary torque over the trial: effortless (robot-driven)
+//!   repetitions teach nothing; bounded by `max_capacity`.
 //! - **Fatigue** (one-compartment simplification of Xia & Frey Law 2008, J Biomech 41(14)), integrated every
 //!   period: `dF/dt = rate · u (1 − F) − recovery_rate · (1 − u) F`, with `u` the mean relative voluntary
 //!   torque; it recovers at rest ([`Patient::clear_target`]).
+//! - **Between sessions** ([`Patient::restore`], [`Patient::rest`]): the patient rests `fatigue.session_gap`
+//!   seconds (default one day) before the first period of the resumed session: `F ← F · exp(−recovery_rate ·
+//!   gap)`, `x_f ← x_f · exp(−gap / 60 s)`, `x_s ← x_s · exp(−gap / 90 days)` (time constants: modelling choices);
+//!   capacity and effort carry over unchanged.
 //!
-//! The state that persists between sessions is [`PatientState`] (serde): save it with [`Patient::state`],
-//! resume with [`Patient::restore`].
+//! The state that persists between sessions is [`PatientState`] (serde; capacity, effort, fatigue, trial
+//! counts and the internal model `model_fast`, `model_slow`): save it with [`Patient::state`], resume with
+//! [`Patient::restore`].
 
 mod profile;
 mod signal;
@@ -276,8 +303,9 @@ impl Patient {
         self.voluntary.planned_position(self.time(), &self.tissue)
     }
 
-    /// Ends a trial: updates effort (slacking), capacity (learning) from the outcome and the effort spent
-    /// during the trial. Returns the new state. Real-time safe.
+    /// Ends a trial: updates effort (slacking), capacity (dose) and the internal model (skill) from the outcome
+    /// (`error`: the task error the patient experienced [rad]) and the effort spent during the trial. Returns the
+    /// new state. Real-time safe.
     pub fn end_trial(&mut self, outcome: &TrialOutcome) -> Result<PatientState, SimError> {
         self.trial.end_trial(outcome)
     }

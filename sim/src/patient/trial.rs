@@ -54,7 +54,8 @@ const SLOW_REST_TIME: f64 = 90.0 * 86_400.0;
 /// How a trial ended, as the task/runtime judged it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialOutcome {
-    /// The trial's error [rad] (e.g. final or RMS joint-space distance to the target), ≥ 0.
+    /// The trial's error [rad] (e.g. final or RMS joint-space distance to the target), ≥ 0: the task error the
+    /// patient experienced; it drives slacking and the internal model of the task.
     pub error: f64,
     /// Whether the trial counted as a success.
     pub success: bool,
