@@ -419,7 +419,8 @@ fn an_old_saved_state_loads_with_an_untrained_internal_model_and_bad_values_are_
 /// The skill deficits and their validation: a bad `[skill]` value is named with file, key and range.
 #[test]
 fn bad_skill_values_are_named_with_file_key_and_range() {
-    let cases: [(&str, fn(&mut PatientProfile)); 4] = [
+    type Break = fn(&mut PatientProfile);
+    let cases: [(&str, Break); 4] = [
         ("skill.aim_error", |p| p.skill.aim_error = 2.0),
         ("skill.submovements", |p| p.skill.submovements = 9),
         ("skill.fast_rate", |p| p.skill.fast_rate = 0.5 * p.skill.slow_rate),
