@@ -441,3 +441,31 @@ fn bad_skill_values_are_named_with_file_key_and_range() {
     assert_eq!(p.skill, plexo_sim::patient::SkillProfile::default());
     assert_eq!(p.fatigue.session_gap, 86_400.0);
 }
+
+/// The support the patient learned to expect (none: the robot carried only itself) is carried into the next
+/// session, where a robot that holds the arm at rest does not make it expect support again.
+#[test]
+fn the_learned_expected_support_carries_into_the_next_session() {
+    let mut s1 = Course::new(constructed());
+    s1.block(4, Robot4::Transparent);
+    let end = s1.state();
+    let learned = end.expected_support.expect("saved at the trial end");
+    assert_eq!(learned, s1.plant.patient().unwrap().expected_support());
+    assert!(learned < 0.3, "unsupported practice: expected support {learned}");
+    let mut s2 = s1.next_session(constructed());
+    assert_eq!(s2.plant.patient().unwrap().expected_support(), learned);
+    // Rest with the robot carrying the arm (guidance hold at HOME): a new patient would feel the support.
+    let mut data = Data::new(s2.plant.model());
+    let mut cmd = JointCommand::zeros(4);
+    for _ in 0..1000 {
+        let q = s2.plant.position().to_vec();
+        let g = plexo_kinematics::gravity_torque(s2.plant.model(), &mut data, &q);
+        for j in 0..4 {
+            cmd.torque[j] = g[j] + 300.0 * (HOME[j] - q[j]) - 10.0 * s2.plant.velocity()[j];
+        }
+        s2.plant.write(&cmd).unwrap();
+    }
+    assert_eq!(s2.plant.patient().unwrap().expected_support(), learned, "the resumed patient does not re-probe");
+    let table = patient_state_to_table(&end);
+    assert_eq!(table.get("expected_support").and_then(toml::Value::as_float), Some(learned));
+}

@@ -80,7 +80,8 @@
 //! - **Fatigue** (one-compartment simplification of Xia & Frey Law 2008, J Biomech 41(14)), integrated every
 //!   period: `dF/dt = rate · u (1 − F) − recovery_rate · (1 − u) F`, with `u` the mean relative voluntary
 //!   torque; it recovers at rest ([`Patient::clear_target`]).
-//! - **Between sessions** ([`Patient::restore`], [`Patient::rest`]): the patient rests `fatigue.session_gap`
+//! - **Between sessions** ([`Patient::restore`], [`Patient::rest`]): the expected support learned by the last
+//!   trial end is carried over (`PatientState::expected_support`); the patient rests `fatigue.session_gap`
 //!   seconds (default one day) before the first period of the resumed session: `F ← F · exp(−recovery_rate ·
 //!   gap)`, `x_f ← x_f · exp(−gap / 60 s)`, `x_s ← x_s · exp(−gap / 90 days)` (time constants: modelling choices);
 //!   capacity and effort carry over unchanged.
@@ -307,7 +308,9 @@ impl Patient {
     /// (`error`: the task error the patient experienced [rad]) and the effort spent during the trial. Returns the
     /// new state. Real-time safe.
     pub fn end_trial(&mut self, outcome: &TrialOutcome) -> Result<PatientState, SimError> {
-        self.trial.end_trial(outcome)
+        let state = self.trial.end_trial(outcome)?;
+        self.trial.state.expected_support = Some(self.voluntary.expected_support());
+        Ok(PatientState { expected_support: self.trial.state.expected_support, ..state })
     }
 
     /// Mean relative voluntary torque (0–1) since the trial began (the last `set_target` or `end_trial`).
@@ -320,12 +323,16 @@ impl Patient {
         &self.trial.state
     }
 
-    /// Resumes a saved state, taken as the end of the previous session. The state reads back exactly as saved;
+    /// Resumes a saved state, taken as the end of the previous session, including the support the patient
+    /// learned to expect (if saved). The state reads back exactly as saved;
     /// before the first period that follows, the patient rests `fatigue.session_gap` seconds ([`Patient::rest`]:
     /// fatigue recovers, the fast internal-model process decays). The noise generators are re-seeded from the
     /// profile seed and the trial count, so a resumed run is reproducible. Errors name the field at fault.
     pub fn restore(&mut self, state: PatientState) -> Result<(), SimError> {
         self.trial.restore(state)?;
+        if let Some(support) = state.expected_support {
+            self.voluntary.restore_support(support);
+        }
         let seed = self.profile.seed ^ state.trials.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.tremor.reseed(seed);
         self.skill.reseed(seed ^ SKILL_SEED);

@@ -27,6 +27,11 @@ pub struct PatientState {
     /// Slow process `x_s` of the internal model of the task, in [0, 1]. Optional in saved states (default 0).
     #[serde(default)]
     pub model_slow: f64,
+    /// The fraction of its arm's weight the patient expected the environment to carry, learned from movement
+    /// experience ([`crate::Patient::expected_support`]), as of the last trial end, in [−4, 1]; `None` before
+    /// any trial (and in states saved before issue 12): the resumed patient then feels the support at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_support: Option<f64>,
 }
 
 impl PatientState {
@@ -88,6 +93,7 @@ impl TrialDynamics {
             successful_trials: 0,
             model_fast: 0.0,
             model_slow: 0.0,
+            expected_support: None,
         };
         Self {
             state,
@@ -203,6 +209,11 @@ impl TrialDynamics {
         }
         if !(state.model_slow.is_finite() && (0.0..=1.0).contains(&state.model_slow)) {
             return Err(bad("model_slow", state.model_slow, "[0, 1]"));
+        }
+        if let Some(s) = state.expected_support
+            && !(s.is_finite() && (super::voluntary::SUPPORT_MIN..=1.0).contains(&s))
+        {
+            return Err(bad("expected_support", s, "[-4, 1]"));
         }
         self.state = state;
         Ok(())

@@ -34,7 +34,7 @@ const SUPPORT_MIN_WEIGHT: f64 = 1.0;
 /// Lower bound of the expected support: −4 = "five times heavier than the internal model" (the load
 /// correction is scaled by the effort, so a slacking patient that still has to lift its arm learns a large
 /// expected load).
-const SUPPORT_MIN: f64 = -4.0;
+pub(super) const SUPPORT_MIN: f64 = -4.0;
 /// Steps over which the relaxed arm's acceleration is estimated (10 ms).
 const SUPPORT_ACCEL_STEPS: usize = 10;
 
@@ -222,6 +222,13 @@ impl Voluntary {
     /// The expected weight support (see [`crate::Patient::expected_support`]).
     pub(super) fn expected_support(&self) -> f64 {
         self.support
+    }
+
+    /// Takes a learned expected support (from a saved state, checked by the caller): the patient has moved
+    /// before, rest no longer sets it.
+    pub(super) fn restore_support(&mut self, support: f64) {
+        self.support = support;
+        self.has_moved = true;
     }
 
     /// Whether a movement target is set.
