@@ -303,8 +303,9 @@ fn error_augmentation_learns_faster_than_plain_practice_and_guidance_learns_leas
         assert!(guided.effort < 0.5, "{name}: guided effort {guided:?}");
         assert!(plain.effort > guided.effort + 0.3 && ea.effort >= plain.effort, "{name}: {plain:?} {ea:?}");
         // The next session's unassisted probe: augmentation at least as good as plain practice (the difference
-        // is small after 20 trials: 1–7 % in final error here), guidance clearly worse (it learned little and
-        // slacked, and the slacked effort carries into the next session).
+        // is small after 20 trials: 1–7 % in final error here), guidance clearly worse: it learned little, it
+        // slacked, and it learned to expect the robot to carry its arm — effort and expected support carry into
+        // the next session.
         assert!(ea_p.final_error < plain_p.final_error, "{name}: probe after EA {ea_p:?} vs plain {plain_p:?}");
         assert!(ea_p.rms < plain_p.rms, "{name}: probe after EA {ea_p:?} vs plain {plain_p:?}");
         assert!(guided_p.final_error > 1.5 * plain_p.final_error, "{name}: {guided_p:?} vs plain {plain_p:?}");
