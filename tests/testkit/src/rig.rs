@@ -190,13 +190,7 @@ impl ClosedLoop {
     /// support, `law`) with the controller restarted, then the passive move [`ClosedLoop::go_home`].
     pub fn enabled_at_home(mut self, law: AanLaw) -> Self {
         self.enable();
-        self.switch_mode(ModeSettings {
-            mode: Mode::Passive,
-            law,
-            space: Space::Joint,
-            arm_support: 1.0,
-            error_gain: None,
-        });
+        self.switch_mode(ModeSettings { law, ..ModeSettings::passive() });
         self.go_home();
         self
     }
