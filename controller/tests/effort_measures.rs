@@ -11,159 +11,47 @@
 // Per-joint index loops mirror the equations over several arrays at once.
 #![allow(clippy::needless_range_loop)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::time::Duration;
-
 use plexo_controller::effort::{
     PassiveTissueFit, PassiveTissueModel, TaskEffortMeter, assistance_torque, effort_share,
 };
-use plexo_controller::{
-    AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome,
-    SafetySupervisor, Session, Space, TaskReference,
-};
-use plexo_hal::{JointArray, JointState, PatientHooks, Robot};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, PlantConfig, SimulatedPlant};
+use plexo_controller::{AanLaw, MinimumJerk, Mode, ModeSettings, Space};
+use plexo_hal::{JointArray, PatientHooks, Robot};
+use plexo_sim::{PatientProfile, PatientState, SimulatedPlant};
+use plexo_testkit::allocations;
+use plexo_testkit::patients::profile;
+use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_testkit::robots::{DT, HOME};
 
-struct CountingAllocator;
+plexo_testkit::install_counting_allocator!();
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls on the current thread.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
 /// The virtual patients' sensorimotor delay [s]: the reference of a voluntary trial starts at movement onset.
 const REACTION_TIME: f64 = 0.13;
 /// Movement duration of every trial [s] and ticks per trial (movement + settling).
 const DURATION: f64 = 1.5;
 const TICKS: usize = 2000;
 
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
+/// The kit's closed loop with the plant's default actuators (identified friction compensated and removed from
+/// the observer's input); [`Setup`] adds this file's set-up and mode switches.
+type Rig = ClosedLoop;
+
+trait Setup: Sized {
+    fn new(profile: PatientProfile) -> Self;
+    fn switch(&mut self, settings: ModeSettings);
 }
 
-struct Rig {
-    robot: Model,
-    plant: ArticulatedPlant,
-    controller: Controller,
-    supervisor: SafetySupervisor,
-    state: JointState,
-    t: f64,
-    rom: Vec<RomLimit>,
-}
-
-impl Rig {
+impl Setup for Rig {
     /// The plant with `profile` strapped in, settled at the patient's rest posture with the drives off, enabled,
     /// and moved passively to the home posture.
     fn new(profile: PatientProfile) -> Self {
-        let robot = arm4();
-        let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-        let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-        let mut plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
-        let mut cfg = ControllerConfig::default_config().unwrap();
-        // The plant's default actuators: identified friction compensated and removed from the observer's input.
-        cfg.friction.coulomb = vec![0.15; 4];
-        cfg.friction.viscous = vec![0.02; 4];
-        cfg.friction.smoothing_velocity = 0.05;
-        cfg.observer.subtract_friction = true;
-        let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
-        let controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
-        let rom: Vec<RomLimit> = robot
-            .joints()
-            .iter()
-            .map(|j| {
-                let r = profile.range_of(&j.name).unwrap();
-                RomLimit { min: r[0], max: r[1] }
-            })
-            .collect();
-        let supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
-        let mut state = JointState::zeros(4);
-        plant.read(&mut state).unwrap();
-        let mut rig = Self { robot, plant, controller, supervisor, state, t: 0.0, rom };
-        for _ in 0..4000 {
-            rig.plant.write(&plexo_hal::JointCommand::zeros(4)).unwrap();
-        }
-        rig.plant.enable().unwrap();
-        rig.plant.read(&mut rig.state).unwrap();
-        rig.controller.start(&rig.state);
-        rig.supervisor.request_enable().unwrap();
-        let hold = TaskReference::hold(&rig.state.position);
-        while !matches!(rig.tick(&hold), SafetyOutcome::Active { .. }) {}
-        rig.set_settings(settings(Mode::Passive, 1.0));
-        rig.plant.read(&mut rig.state).unwrap();
-        let to_home =
-            MinimumJerk { start: rig.state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
-        for k in 0..3500 {
-            rig.tick(&to_home.sample(k as f64 * DT));
-        }
-        rig
-    }
-
-    /// One runtime tick; a safety stop fails the test.
-    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome {
-        self.plant.read(&mut self.state).unwrap();
-        let mut cmd = self.controller.update(&self.state, reference, self.t);
-        let now = Duration::from_secs(1) + self.state.stamp;
-        let outcome = self.supervisor.apply(&self.state, self.controller.report(), &mut cmd, now);
-        assert!(
-            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
-            "unexpected stop at t = {:.3}: {outcome:?}",
-            self.t
-        );
-        self.plant.write(&cmd).unwrap();
-        self.t += DT;
-        outcome
+        ClosedLoop::resting_with(profile, &sim_actuator_config(), None).enabled_at_home(AanLaw::Emken)
     }
 
     /// Switches the mode. When the support is reduced, the patient first takes over its arm's weight (holds its
-    /// arm for 1.5 s with the robot transparent while the support slews down), as in `closed_loop.rs`.
-    fn set_settings(&mut self, settings: ModeSettings) {
-        if settings.arm_support < self.controller.mode().arm_support {
-            let hold = JointArray::from_slice(self.plant.position()).unwrap();
-            let take_over = ModeSettings { mode: Mode::Transparent, law: AanLaw::Fixed, ..settings };
-            self.controller.set_mode(take_over).unwrap();
-            self.plant.patient_mut().unwrap().set_target(&hold, 0.5).unwrap();
-            for _ in 0..1500 {
-                self.tick(&TaskReference::hold(&hold));
-            }
+    /// arm for 1.5 s with the robot transparent while the support slews down), then lets go of the hold target.
+    fn switch(&mut self, settings: ModeSettings) {
+        if self.switch_mode(settings) {
             self.plant.patient_mut().unwrap().clear_target();
         }
-        self.controller.set_mode(settings).unwrap();
-        self.controller.start(&self.state);
-    }
-
-    fn center_out_targets(&self) -> Vec<JointArray<f64>> {
-        let p = Protocol::default_protocol("center-out").unwrap();
-        let session = Session::new(&p, &self.robot, &self.rom).unwrap();
-        session.blocks()[0].trial_targets.iter().step_by(2).copied().collect()
     }
 }
 
@@ -225,8 +113,8 @@ fn block(
     passive: PassiveTissueModel,
     mut fit: Option<&mut PassiveTissueFit>,
 ) -> BlockResult {
-    rig.set_settings(settings);
-    let targets = rig.center_out_targets();
+    rig.switch(settings);
+    let targets = rig.center_out_reaches();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut meter = TaskEffortMeter::new(4, passive);
     let mut result = BlockResult::default();
@@ -242,7 +130,7 @@ fn block(
         let onset = if voluntary { REACTION_TIME } else { 0.0 };
         for k in 0..TICKS {
             let reference = plan.sample((k as f64 * DT - onset).max(0.0));
-            rig.tick(&reference);
+            rig.step_checked(&reference);
             let c = &rig.controller;
             let (q, qd) = (rig.state.position, rig.state.velocity);
             let qd_ref = c.reference().velocity;
@@ -292,7 +180,7 @@ fn passive_calibration(rig: &mut Rig, trials: usize) -> (PassiveTissueModel, Blo
 }
 
 fn paralysed() -> PatientProfile {
-    let mut profile = PatientProfile::builtin("moderate").unwrap();
+    let mut profile = profile("moderate");
     profile.name = "paralysed".into();
     for joint in profile.joints.values_mut() {
         joint.max_torque = 0.0;
@@ -326,7 +214,7 @@ fn a_paralysed_arm_scores_at_most_5_percent_effort_in_an_assisted_block() {
 /// must be removed from that same observer's estimate: it is printed, not compared with the profile.
 #[test]
 fn the_passive_fit_in_closed_loop_finds_the_patients_tissue() {
-    let profile = PatientProfile::builtin("moderate").unwrap();
+    let profile = profile("moderate");
     let mut rig = Rig::new(profile.clone());
     let (model, _) = passive_calibration(&mut rig, 8);
     for (j, joint) in rig.robot.joints().iter().enumerate() {
@@ -354,7 +242,7 @@ fn the_passive_fit_in_closed_loop_finds_the_patients_tissue() {
 fn the_effort_share_sees_a_slacking_patient() {
     let mut shares = Vec::new();
     for effort in [1.0, 0.36] {
-        let mut rig = Rig::new(PatientProfile::builtin("severe").unwrap());
+        let mut rig = Rig::new(profile("severe"));
         let s = *rig.plant.patient().unwrap().state();
         rig.plant.patient_mut().unwrap().restore(PatientState { effort, ..s }).unwrap();
         let (passive, _) = passive_calibration(&mut rig, 4);
@@ -382,16 +270,16 @@ fn the_effort_share_sees_a_slacking_patient() {
 /// The meter, the fit and the assistance torque allocate nothing in the tick.
 #[test]
 fn the_effort_measures_allocate_nothing_in_the_tick() {
-    let mut rig = Rig::new(PatientProfile::builtin("moderate").unwrap());
-    rig.set_settings(settings(Mode::ActiveAssisted, 0.3));
-    let goal = rig.center_out_targets()[0];
+    let mut rig = Rig::new(profile("moderate"));
+    rig.switch(settings(Mode::ActiveAssisted, 0.3));
+    let goal = rig.center_out_reaches()[0];
     let plan = MinimumJerk { start: rig.state.position, target: goal, duration: DURATION };
     let mut meter = TaskEffortMeter::new(4, PassiveTissueModel::none(4));
     let mut fit = PassiveTissueFit::new(4);
     let mut assist = JointArray::splat(4, 0.0);
     let mut work = 0.0;
     for k in 0..TICKS {
-        rig.tick(&plan.sample(k as f64 * DT));
+        rig.step_checked(&plan.sample(k as f64 * DT));
         let c = &rig.controller;
         let (q, qd) = (rig.state.position, rig.state.velocity);
         let before = allocations();
@@ -411,7 +299,7 @@ fn the_effort_measures_allocate_nothing_in_the_tick() {
 #[test]
 fn a_relaxed_arm_in_passive_mode_scores_about_zero() {
     for name in ["moderate", "spastic"] {
-        let mut rig = Rig::new(PatientProfile::builtin(name).unwrap());
+        let mut rig = Rig::new(profile(name));
         let (_, relaxed) = passive_calibration(&mut rig, 4);
         relaxed.print(&format!("{name}, relaxed, passive"));
         assert!(relaxed.true_effort.abs() < 1e-3, "relaxed: true effort {} J", relaxed.true_effort);
@@ -422,7 +310,7 @@ fn a_relaxed_arm_in_passive_mode_scores_about_zero() {
 
 #[test]
 fn a_healthy_arm_in_transparent_mode_scores_at_least_95_percent() {
-    let mut rig = Rig::new(PatientProfile::builtin("healthy").unwrap());
+    let mut rig = Rig::new(profile("healthy"));
     let (passive, _) = passive_calibration(&mut rig, 4);
     let free = block(&mut rig, settings(Mode::Transparent, 0.0), 6, true, passive, None);
     free.print("healthy, transparent");
@@ -436,7 +324,7 @@ fn a_healthy_arm_in_transparent_mode_scores_at_least_95_percent() {
 #[test]
 fn estimated_effort_share_follows_the_virtual_patients_truth_in_assisted_blocks() {
     for name in ["mild", "moderate", "severe", "spastic"] {
-        let mut rig = Rig::new(PatientProfile::builtin(name).unwrap());
+        let mut rig = Rig::new(profile(name));
         let (passive, _) = passive_calibration(&mut rig, 4);
         let assisted = block(&mut rig, settings(Mode::ActiveAssisted, 0.3), 6, true, passive, None);
         assisted.print(&format!("{name}, assisted (Emken, 30 % support)"));

@@ -34,23 +34,19 @@ use std::time::Duration;
 use plexo_can::DriveProtocol;
 use plexo_can::emulated::SimOverCan;
 use plexo_controller::{
-    AanLaw, Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome,
-    SafetySupervisor, Session, Space, TaskReference, TrialMetrics,
+    AanLaw, Controller, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome, SafetySupervisor, Session,
+    Space, TaskReference, TrialMetrics,
 };
 use plexo_hal::{JointArray, JointCommand, JointState, Robot};
 use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PlantConfig, SimulatedPlant, TrialOutcome};
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
+use plexo_sim::{ArticulatedPlant, SimulatedPlant, TrialOutcome};
+use plexo_testkit::patients::{at_rest_config, profile};
+use plexo_testkit::rig::{home_move, patient_rom, sim_actuator_config};
+use plexo_testkit::robots::{DT, HOME, arm4};
 /// Sensorimotor delay of the moderate profile [s]: the reference starts at the patient's movement onset.
 const REACTION_TIME: f64 = 0.13;
 const TRIALS: usize = 6;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
 
 /// The plant directly or behind emulated CAN drives.
 enum Backend {
@@ -112,15 +108,15 @@ struct Rig {
     state: JointState,
     t: f64,
     trajectory: Vec<[f64; 4]>,
+    /// The moderate patient's range of motion given to the supervisor [rad].
+    rom: Vec<RomLimit>,
 }
 
 impl Rig {
     fn new(over_can: Option<DriveProtocol>) -> Self {
         let robot = arm4();
-        let profile = PatientProfile::builtin("moderate").unwrap();
-        let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-        let config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-        let plant = ArticulatedPlant::new(&robot, config.with_patient(profile.clone())).unwrap();
+        let profile = profile("moderate");
+        let plant = ArticulatedPlant::new(&robot, at_rest_config(&robot, &profile)).unwrap();
         let backend = match over_can {
             None => Backend::Direct(Box::new(plant)),
             Some(protocol) => {
@@ -128,22 +124,11 @@ impl Rig {
                 Backend::OverCan(Box::new(SimOverCan::new(plant, can).unwrap()))
             }
         };
-        let mut cfg = ControllerConfig::default_config().unwrap();
         // The plant's default actuators (plexo-sim MotorParams::default): identified friction is compensated.
-        cfg.friction.coulomb = vec![0.15; 4];
-        cfg.friction.viscous = vec![0.02; 4];
-        cfg.friction.smoothing_velocity = 0.05;
-        cfg.observer.subtract_friction = true;
+        let cfg = sim_actuator_config();
         let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
         let controller = Controller::new(&robot, &cfg, &arm, "over_can").unwrap();
-        let rom: Vec<RomLimit> = robot
-            .joints()
-            .iter()
-            .map(|j| {
-                let r = profile.range_of(&j.name).unwrap();
-                RomLimit { min: r[0], max: r[1] }
-            })
-            .collect();
+        let rom = patient_rom(&robot, &profile);
         let supervisor = SafetySupervisor::new(&cfg.safety, &backend.joints(), Some(&rom)).unwrap();
         let mut rig = Self {
             robot,
@@ -153,6 +138,7 @@ impl Rig {
             state: JointState::zeros(4),
             t: 0.0,
             trajectory: Vec::new(),
+            rom,
         };
         // Drives off while the arm settles at rest (over CAN: torque-free polls every period).
         for _ in 0..4000 {
@@ -162,8 +148,7 @@ impl Rig {
         rig.enable();
         rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
         rig.backend.read(&mut rig.state);
-        let to_home =
-            MinimumJerk { start: rig.state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+        let to_home = home_move(rig.state.position);
         for k in 0..3500 {
             rig.tick(&to_home.sample(k as f64 * DT));
         }
@@ -208,8 +193,7 @@ impl Rig {
     fn aan_session(mut self) -> Run {
         self.set_mode(Mode::ActiveAssisted, AanLaw::Emken, 0.0);
         let p = Protocol::default_protocol("center-out").unwrap();
-        let rom: Vec<RomLimit> = self.supervisor_rom();
-        let session = Session::new(&p, &self.robot, &rom).unwrap();
+        let session = Session::new(&p, &self.robot, &self.rom).unwrap();
         let targets: Vec<JointArray<f64>> = session.blocks()[0].trial_targets.iter().step_by(2).copied().collect();
         let home = JointArray::from_slice(&HOME).unwrap();
         self.controller.end_trial();
@@ -240,18 +224,6 @@ impl Rig {
             Backend::OverCan(s) => Some(s.can_robot().stats()),
         };
         Run { trajectory: self.trajectory, trials, can_stats }
-    }
-
-    fn supervisor_rom(&self) -> Vec<RomLimit> {
-        let profile = PatientProfile::builtin("moderate").unwrap();
-        self.robot
-            .joints()
-            .iter()
-            .map(|j| {
-                let r = profile.range_of(&j.name).unwrap();
-                RomLimit { min: r[0], max: r[1] }
-            })
-            .collect()
     }
 }
 

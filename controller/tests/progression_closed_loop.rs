@@ -6,38 +6,16 @@
 //!
 //! `cargo test -p plexo-controller --test progression_closed_loop -- --nocapture` prints the trial logs.
 
-use std::time::Duration;
-
-use plexo_controller::{
-    AdaptationState, Controller, ControllerConfig, MinimumJerk, ModeSettings, Protocol, RomLimit, SafetyOutcome,
-    SafetySupervisor, Session, TaskReference, Therapy, TherapyEvent,
-};
-use plexo_hal::{JointArray, JointCommand, JointState, Robot};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PlantConfig, SimulatedPlant, TrialOutcome};
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
-
-/// The controller configuration for the sim plant's default actuators (friction identified and compensated).
-fn config() -> ControllerConfig {
-    let mut cfg = ControllerConfig::default_config().unwrap();
-    cfg.friction.coulomb = vec![0.15; 4];
-    cfg.friction.viscous = vec![0.02; 4];
-    cfg.friction.smoothing_velocity = 0.05;
-    cfg.observer.subtract_friction = true;
-    cfg
-}
+use plexo_controller::{AdaptationState, ModeSettings, Protocol, SafetyOutcome, TherapyEvent};
+use plexo_sim::{PatientProfile, SimulatedPlant};
+use plexo_testkit::patients::profile;
+use plexo_testkit::rig::{ClosedLoop, home_move, sim_actuator_config};
+use plexo_testkit::robots::DT;
 
 /// A profile that is not shipped: `base` with every joint's strength and passive tissue scaled and the voluntary
 /// delay set, named `name`.
 fn constructed(base: &str, name: &str, strength: f64, tissue: f64, delay: f64) -> PatientProfile {
-    let mut p = PatientProfile::builtin(base).unwrap();
+    let mut p = profile(base);
     p.name = name.into();
     p.neural.delay = delay;
     for j in p.joints.values_mut() {
@@ -80,100 +58,38 @@ fn run(
     protocol: &Protocol,
     drop: Option<(usize, f64)>,
 ) -> Vec<Trial> {
-    let cfg = config();
-    let robot = arm4();
-    let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-    let plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-    let mut plant = ArticulatedPlant::new(&robot, plant_config.with_patient(profile.clone())).unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
-    let mut controller = Controller::new(&robot, &cfg, &arm, "test").unwrap();
-    let rom: Vec<RomLimit> = robot
-        .joints()
-        .iter()
-        .map(|j| {
-            let r = profile.range_of(&j.name).expect("the profile measures every robot joint");
-            RomLimit { min: r[0], max: r[1] }
-        })
-        .collect();
-    let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
-    let mut state = JointState::zeros(4);
-    // Drives off while the arm settles, then enable and move passively to the home posture.
-    for _ in 0..4000 {
-        plant.write(&JointCommand::zeros(4)).unwrap();
-    }
-    plant.enable().unwrap();
-    plant.read(&mut state).unwrap();
-    controller.start(&state);
-    supervisor.request_enable().unwrap();
-    let mut t = 0.0;
-    let mut tick = |plant: &mut ArticulatedPlant, controller: &mut Controller, r: &TaskReference, t: &mut f64| {
-        let mut state = JointState::zeros(4);
-        plant.read(&mut state).unwrap();
-        let mut cmd = controller.update(&state, r, *t);
-        let outcome = supervisor.apply(&state, controller.report(), &mut cmd, Duration::from_secs(1) + state.stamp);
-        plant.write(&cmd).unwrap();
-        *t += DT;
-        outcome
-    };
-    let hold = TaskReference::hold(&state.position);
-    while !matches!(tick(&mut plant, &mut controller, &hold, &mut t), SafetyOutcome::Active { .. }) {}
-    controller.set_mode(ModeSettings::passive()).unwrap();
-    let to_home = MinimumJerk { start: state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+    // Drives off while the arm settles, then enable and move passively to the home posture (from the posture
+    // measured when the drives came on).
+    let mut rig = ClosedLoop::resting_with(profile, &sim_actuator_config(), None);
+    let hold = rig.drives_on();
+    rig.soft_start(&hold);
+    rig.controller.set_mode(ModeSettings::passive()).unwrap();
+    let to_home = home_move(hold.position);
     for k in 0..3500 {
-        let outcome = tick(&mut plant, &mut controller, &to_home.sample(k as f64 * DT), &mut t);
+        let outcome = rig.step(&to_home.sample(k as f64 * DT));
         assert!(matches!(outcome, SafetyOutcome::Active { .. }), "{outcome:?}");
     }
 
-    let session = Session::new(protocol, &robot, &rom).unwrap();
-    let mut therapy = Therapy::new(session, controller);
-    if let Some(saved) = resume {
-        therapy.resume_from(saved).unwrap();
-    }
-    plant.read(&mut state).unwrap();
-    therapy.start(&state);
+    let mut session = rig.into_therapy(protocol, resume);
     let mut log = Vec::new();
-    let mut t = 0.0;
-    loop {
-        plant.read(&mut state).unwrap();
-        let (mut cmd, event) = therapy.update(&state, t);
-        let outcome =
-            supervisor.apply(&state, therapy.controller().report(), &mut cmd, Duration::from_secs(1) + state.stamp);
-        assert!(
-            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
-            "t = {t}: {outcome:?}"
-        );
-        match event {
-            TherapyEvent::TrialStarted { .. } => {
-                let plan = therapy.current_trial_plan().unwrap();
-                plant.patient_mut().unwrap().set_target(&plan.goal, plan.duration).unwrap();
+    session.run_session(|session, event| {
+        if let TherapyEvent::TrialEnded(record) = event {
+            let patient = session.plant.patient_mut().unwrap();
+            if drop.is_some_and(|(at, _)| log.len() + 1 == at) {
+                let mut s = *patient.state();
+                s.capacity *= drop.unwrap().1;
+                patient.restore(s).unwrap();
             }
-            TherapyEvent::TrialEnded(record) => {
-                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-                let duration = record.metrics.duration.max(1e-3);
-                let patient = plant.patient_mut().unwrap();
-                patient.end_trial(&TrialOutcome { error, success: record.reached, duration }).unwrap();
-                patient.clear_target();
-                if drop.is_some_and(|(at, _)| log.len() + 1 == at) {
-                    let mut s = *patient.state();
-                    s.capacity *= drop.unwrap().1;
-                    patient.restore(s).unwrap();
-                }
-                let a = therapy.controller().adaptation();
-                log.push(Trial {
-                    reached: record.reached,
-                    assistance_scale: a.assistance_scale,
-                    duration_scale: a.duration_scale,
-                    help: a.assistance_scale * a.emken_stiffness[..4].iter().sum::<f64>() / 4.0,
-                    capacity: patient.state().capacity,
-                });
-            }
-            TherapyEvent::SessionEnded => break,
-            _ => {}
+            let a = session.therapy.controller().adaptation();
+            log.push(Trial {
+                reached: record.reached,
+                assistance_scale: a.assistance_scale,
+                duration_scale: a.duration_scale,
+                help: a.assistance_scale * a.emken_stiffness[..4].iter().sum::<f64>() / 4.0,
+                capacity: patient.state().capacity,
+            });
         }
-        plant.write(&cmd).unwrap();
-        t += DT;
-        assert!(t < 1200.0, "session did not end");
-    }
+    });
     log
 }
 
@@ -199,7 +115,7 @@ fn success(log: &[Trial]) -> f64 {
 /// after trial 16: help rises within 5 trials, and the success rate over the last 10 trials is back at ≥ 80 %
 /// within 20 trials of the loss.
 fn recovers_after_a_capacity_drop(profile: PatientProfile, factor: f64) {
-    let cfg = config();
+    let cfg = sim_actuator_config();
     let p = &cfg.aan.progression;
     let name = profile.name.clone();
     let late = AdaptationState {
@@ -229,7 +145,7 @@ fn recovers_after_a_capacity_drop(profile: PatientProfile, factor: f64) {
 
 #[test]
 fn moderate_patient_recovers_after_a_sudden_capacity_drop() {
-    recovers_after_a_capacity_drop(PatientProfile::builtin("moderate").unwrap(), 0.2);
+    recovers_after_a_capacity_drop(profile("moderate"), 0.2);
 }
 
 #[test]

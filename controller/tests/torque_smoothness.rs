@@ -7,33 +7,10 @@
 //! the rate-limited ticks come from (mode, moving or resting).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use plexo_controller::{
-    Controller, ControllerConfig, MinimumJerk, Mode, ModeSettings, Protocol, RomLimit, SafetyOutcome, SafetySupervisor,
-    Session, TaskReference, Therapy, TherapyEvent,
-};
-use plexo_hal::{JointArray, JointCommand, JointState, Robot};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_sim::{ArticulatedPlant, PatientProfile, PlantConfig, SimulatedPlant, TrialOutcome};
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
-
-/// The controller configuration for the sim plant's default actuators (friction identified and compensated).
-fn config() -> ControllerConfig {
-    let mut cfg = ControllerConfig::default_config().unwrap();
-    cfg.friction.coulomb = vec![0.15; 4];
-    cfg.friction.viscous = vec![0.02; 4];
-    cfg.friction.smoothing_velocity = 0.05;
-    cfg.observer.subtract_friction = true;
-    cfg
-}
+use plexo_controller::{ControllerConfig, Mode, ModeSettings, Protocol, SafetyOutcome, SafetySupervisor, TherapyEvent};
+use plexo_testkit::rig::{ClosedLoop, sim_actuator_config};
+use plexo_testkit::robots::DT;
 
 /// What a session measured.
 #[derive(Debug, Default)]
@@ -58,42 +35,8 @@ struct Smoothness {
 
 /// Runs the default center-out protocol on `patient` with `cfg`; the patient is asked for each trial's plan.
 fn session(patient: &str, cfg: &ControllerConfig) -> Smoothness {
-    let robot = arm4();
-    let profile = PatientProfile::builtin(patient).unwrap();
-    let rest: Vec<f64> = robot.joints().iter().map(|j| profile.joints[&j.name].rest_position).collect();
-    let plant_config = PlantConfig { initial_position: Some(rest), ..PlantConfig::default() };
-    let mut plant = ArticulatedPlant::new(&robot, plant_config.with_patient(profile.clone())).unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(profile.spec.height, profile.spec.mass).unwrap();
-    let mut controller = Controller::new(&robot, cfg, &arm, "test").unwrap();
-    let rom: Vec<RomLimit> = robot
-        .joints()
-        .iter()
-        .map(|j| {
-            let r = profile.range_of(&j.name).expect("the profile measures every robot joint");
-            RomLimit { min: r[0], max: r[1] }
-        })
-        .collect();
-    let mut supervisor = SafetySupervisor::new(&cfg.safety, plant.joints(), Some(&rom)).unwrap();
-    let mut state = JointState::zeros(4);
-    for _ in 0..4000 {
-        plant.write(&JointCommand::zeros(4)).unwrap();
-    }
-    plant.enable().unwrap();
-    plant.read(&mut state).unwrap();
-    controller.start(&state);
-    supervisor.request_enable().unwrap();
-    let hold = TaskReference::hold(&state.position);
-    let mut t = 0.0;
-    loop {
-        plant.read(&mut state).unwrap();
-        let mut cmd = controller.update(&state, &hold, t);
-        let outcome = supervisor.apply(&state, controller.report(), &mut cmd, Duration::from_secs(1) + state.stamp);
-        plant.write(&cmd).unwrap();
-        t += DT;
-        if matches!(outcome, SafetyOutcome::Active { .. }) {
-            break;
-        }
-    }
+    let mut rig = ClosedLoop::resting(patient, cfg, None);
+    rig.enable();
     // Soft start over: everything from here on counts.
     let mut out = Smoothness::default();
     let count = |supervisor: &SafetySupervisor, before: u64, key: String, since_switch: f64, out: &mut Smoothness| {
@@ -107,39 +50,25 @@ fn session(patient: &str, cfg: &ControllerConfig) -> Smoothness {
             out.after_switch += limited;
         }
     };
-    controller.set_mode(ModeSettings::passive()).unwrap();
-    let to_home = MinimumJerk { start: state.position, target: JointArray::from_slice(&HOME).unwrap(), duration: 3.0 };
+    rig.controller.set_mode(ModeSettings::passive()).unwrap();
+    let to_home = rig.to_home();
     for k in 0..3500 {
-        plant.read(&mut state).unwrap();
-        let mut cmd = controller.update(&state, &to_home.sample(k as f64 * DT), t);
-        let before = supervisor.stats().limited_by.rate;
-        let outcome = supervisor.apply(&state, controller.report(), &mut cmd, Duration::from_secs(1) + state.stamp);
+        let before = rig.supervisor.stats().limited_by.rate;
+        let outcome = rig.step(&to_home.sample(k as f64 * DT));
         assert!(matches!(outcome, SafetyOutcome::Active { .. }), "{outcome:?}");
-        count(&supervisor, before, "to home (passive)".into(), 1.0, &mut out);
-        plant.write(&cmd).unwrap();
-        t += DT;
+        count(&rig.supervisor, before, "to home (passive)".into(), 1.0, &mut out);
     }
 
     let protocol = Protocol::default_protocol("center-out").unwrap();
-    let session = Session::new(&protocol, &robot, &rom).unwrap();
-    let mut therapy = Therapy::new(session, controller);
-    plant.read(&mut state).unwrap();
-    therapy.start(&state);
-    let mut t = 0.0;
-    let mut last_mode = therapy.controller().mode();
+    let mut session = rig.into_therapy(&protocol, None);
+    let mut last_mode = session.therapy.controller().mode();
     let mut since_switch = 1.0;
     let (mut err2, mut assist2, mut n) = (0.0, 0.0, 0.0);
     let (mut passive_err2, mut passive_n) = (0.0, 0.0);
-    loop {
-        plant.read(&mut state).unwrap();
-        let (mut cmd, event) = therapy.update(&state, t);
-        let before = supervisor.stats().limited_by.rate;
-        let outcome =
-            supervisor.apply(&state, therapy.controller().report(), &mut cmd, Duration::from_secs(1) + state.stamp);
-        assert!(
-            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
-            "t = {t}: {outcome:?}"
-        );
+    // The rate limit's count before each tick's supervisor (only the supervisor changes it).
+    let mut before = session.supervisor.stats().limited_by.rate;
+    session.run_session(|session, event| {
+        let therapy = &session.therapy;
         let mode = therapy.controller().mode();
         if mode != last_mode {
             since_switch = 0.0;
@@ -147,39 +76,25 @@ fn session(patient: &str, cfg: &ControllerConfig) -> Smoothness {
         }
         let moving = therapy.session().is_moving();
         let key = format!("{:?} {}", mode.mode, if moving { "moving" } else { "rest" });
-        count(&supervisor, before, key, since_switch, &mut out);
+        count(&session.supervisor, before, key, since_switch, &mut out);
+        before = session.supervisor.stats().limited_by.rate;
         since_switch += DT;
-        match event {
-            TherapyEvent::TrialStarted { .. } => {
-                let plan = therapy.current_trial_plan().unwrap();
-                plant.patient_mut().unwrap().set_target(&plan.goal, plan.duration).unwrap();
+        if let TherapyEvent::TrialEnded(record) = event {
+            let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
+            if therapy.session().blocks()[record.block].spec.mode == Mode::Passive {
+                passive_err2 += error * error * record.metrics.ticks as f64;
+                passive_n += record.metrics.ticks as f64;
             }
-            TherapyEvent::TrialEnded(record) => {
-                let error = record.metrics.rms_error.iter().map(|e| e * e).sum::<f64>().sqrt();
-                let duration = record.metrics.duration.max(1e-3);
-                let patient = plant.patient_mut().unwrap();
-                patient.end_trial(&TrialOutcome { error, success: record.reached, duration }).unwrap();
-                patient.clear_target();
-                if therapy.session().blocks()[record.block].spec.mode == Mode::Passive {
-                    passive_err2 += error * error * record.metrics.ticks as f64;
-                    passive_n += record.metrics.ticks as f64;
-                }
-                if therapy.session().blocks()[record.block].spec.mode == Mode::ActiveAssisted {
-                    out.assisted.0 += u32::from(record.reached);
-                    out.assisted.1 += 1;
-                    let ticks = record.metrics.ticks as f64;
-                    err2 += error * error * ticks;
-                    assist2 += record.metrics.assistance_rms.powi(2) * ticks;
-                    n += ticks;
-                }
+            if therapy.session().blocks()[record.block].spec.mode == Mode::ActiveAssisted {
+                out.assisted.0 += u32::from(record.reached);
+                out.assisted.1 += 1;
+                let ticks = record.metrics.ticks as f64;
+                err2 += error * error * ticks;
+                assist2 += record.metrics.assistance_rms.powi(2) * ticks;
+                n += ticks;
             }
-            TherapyEvent::SessionEnded => break,
-            _ => {}
         }
-        plant.write(&cmd).unwrap();
-        t += DT;
-        assert!(t < 1200.0, "session did not end");
-    }
+    });
     out.assisted_rms_error = (err2 / n).sqrt();
     out.assisted_rms_assistance = (assist2 / n).sqrt();
     out.passive_rms_error = (passive_err2 / passive_n).sqrt();
@@ -214,8 +129,8 @@ fn report(name: &str, s: &Smoothness) -> f64 {
 /// and RMS assistance within 10 %.
 #[test]
 fn rate_limit_acts_on_under_one_percent_of_ticks_after_the_soft_start() {
-    let cfg = config();
-    let mut unshaped = config();
+    let cfg = sim_actuator_config();
+    let mut unshaped = sim_actuator_config();
     unshaped.shaping.velocity_cutoff = 0.0;
     unshaped.shaping.mode_switch_ramp = 0.0;
     for patient in ["moderate", "severe"] {

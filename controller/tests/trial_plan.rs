@@ -2,69 +2,29 @@
 //! the movement the reference actually runs — same goal, start time and (progression-scaled) duration — whatever
 //! the duration scale. Scripted arm (no plant): the reference is a function of time alone.
 
-use plexo_controller::{
-    AanLaw, AdaptationState, BlockSpec, Controller, ControllerConfig, Mode, Protocol, RomLimit, Session, Space,
-    TargetKind, TargetSetSpec, Therapy, TherapyEvent, TrialPlan,
-};
+use plexo_controller::{AanLaw, AdaptationState, BlockSpec, ControllerConfig, Mode, Protocol, TherapyEvent, TrialPlan};
 use plexo_hal::{JointArray, JointState};
-use plexo_kinematics::Model;
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-
-const HOME: [f64; 4] = [0.25, 0.6, 0.0, 1.3];
-const DT: f64 = 0.001;
-
-fn arm4() -> Model {
-    Model::from_urdf_str(plexo_kinematics::default_robot_urdf("plexo-arm4").unwrap()).unwrap()
-}
+use plexo_testkit::rig::{elbow_block, elbow_protocol, scripted_therapy};
+use plexo_testkit::robots::{DT, HOME};
 
 /// One active-assisted Emken block of elbow range-of-motion trials with a 1.5 s movement time.
 fn protocol() -> Protocol {
-    Protocol {
-        name: "plan".into(),
-        description: "elbow range of motion".into(),
-        target_sets: vec![TargetSetSpec {
-            name: "elbow".into(),
-            kind: TargetKind::JointRom,
-            home: HOME.to_vec(),
-            count: None,
-            radius_fraction: None,
-            radius_cap: None,
-            rom_margin: None,
-            joint: Some("elbow_flexion".into()),
-            range_fraction: Some(0.5),
-        }],
-        blocks: vec![BlockSpec {
-            name: "aan".into(),
-            mode: Mode::ActiveAssisted,
-            law: AanLaw::Emken,
-            space: Space::Joint,
-            targets: "elbow".into(),
-            repetitions: 1,
-            movement_time: 1.5,
-            trial_timeout: 6.0,
-            tolerance: 0.05,
-            dwell: 0.3,
-            inter_trial_rest: 0.5,
-            rest_after: 1.0,
-            arm_support: 1.0,
-            error_gain: None,
-            progression: true,
-        }],
-    }
+    let block = BlockSpec {
+        name: "aan".into(),
+        movement_time: 1.5,
+        trial_timeout: 6.0,
+        progression: true,
+        ..elbow_block(Mode::ActiveAssisted, AanLaw::Emken, 1)
+    };
+    Protocol { name: "plan".into(), ..elbow_protocol(vec![block]) }
 }
 
 /// Runs the first trial with the arm held still at home, under `duration_scale`; returns the plan reported at the
 /// trial start and the reference's measured movement time [s] (first tick at which q_d reaches the goal and
 /// q̇_d vanishes, minus the tick that started the trial).
 fn first_trial(duration_scale: f64) -> (TrialPlan, f64, f64) {
-    let model = arm4();
     let cfg = ControllerConfig::default_config().unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
-    let controller = Controller::new(&model, &cfg, &arm, "test").unwrap();
-    let rom: Vec<RomLimit> =
-        model.joints().iter().map(|j| RomLimit { min: j.limits.lower, max: j.limits.upper }).collect();
-    let session = Session::new(&protocol(), &model, &rom).unwrap();
-    let mut therapy = Therapy::new(session, controller);
+    let mut therapy = scripted_therapy(&protocol(), &cfg);
     let saved = AdaptationState { duration_scale, ..AdaptationState::new(4, &cfg.aan) };
     assert!(therapy.resume_from(saved).unwrap().is_empty(), "scale {duration_scale} within the bounds");
     assert!(therapy.current_trial_plan().is_none(), "no plan before the first trial");

@@ -11,8 +11,10 @@
 //!   posture and control period, drive-side impedance commands; a backend's joints from the URDF are `plexo_hal::JointInfo::from_model`.
 //! - feature `sim`: [`patients`], the standard virtual patients and the plant configurations they start in;
 //!   [`plant_step`], the workload of plexo-sim's plant-step benchmarks.
-//! - feature `controller`: [`rig`], the closed loop controller + supervisor + plant as the runtime runs it, the
-//!   shared controller configuration, ranges of motion and target sets, and the benchmarked tick workload.
+//! - feature `controller`: [`rig`], the closed loop controller + supervisor + plant as the runtime runs it (its
+//!   set-up steps from rest to the home posture, mode switches, and the same loop run by a `Therapy` session), the
+//!   shared controller configuration, ranges of motion, target sets and protocols, a scripted (plant-less)
+//!   therapy, and the benchmarked tick workload.
 //!
 //! Test helpers panic (with a message) instead of returning errors: a test whose set-up fails has failed.
 
