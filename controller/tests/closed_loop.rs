@@ -25,14 +25,11 @@ use plexo_testkit::robots::{DT, HOME, arm4};
 /// The kit's closed loop; [`Checked`] adds this file's set-up, checked tick and mode switches.
 type Rig = ClosedLoop;
 
-/// Every tick checked to be no safe stop or fault.
+/// This file's set-up of the kit's rig: the default patient configuration, enabled and moved home.
 trait Checked: Sized {
     fn new(patient: &str) -> Self;
     fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self;
-    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome;
     fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64);
-    fn set_settings(&mut self, settings: ModeSettings);
-    fn center_out_targets(&self) -> Vec<JointArray<f64>>;
 }
 
 impl Checked for Rig {
@@ -55,52 +52,12 @@ impl Checked for Rig {
         assert!(matches!(out, SafetyOutcome::Enabling { .. }));
         // Passive move to the home posture of the center-out task, as a session's first trial would.
         rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
-        rig.plant.read(&mut rig.state).unwrap();
-        let to_home = rig.to_home();
-        for k in 0..3500 {
-            rig.tick(&to_home.sample(k as f64 * DT));
-        }
+        rig.go_home();
         rig
     }
 
-    /// One runtime tick. Returns the supervisor's outcome.
-    fn tick(&mut self, reference: &TaskReference) -> SafetyOutcome {
-        let outcome = self.step(reference);
-        assert!(
-            !matches!(outcome, SafetyOutcome::SafeStop { .. } | SafetyOutcome::Fault { .. }),
-            "unexpected stop at t = {:.3}: {outcome:?}",
-            self.t - DT
-        );
-        outcome
-    }
-
     fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64) {
-        self.set_settings(ModeSettings { mode, law, space: Space::Joint, arm_support, error_gain: None });
-    }
-
-    /// Switches the mode; the test's condition then starts cleanly (the weight support at its new value, the
-    /// controller restarted on the measured state). When the support is reduced, the patient first takes over its
-    /// arm's weight: it is asked to hold its arm while the support slews down with the robot transparent, as
-    /// `Therapy` slews it — the virtual patient reacts one sensorimotor delay after a cue, so support withdrawn at
-    /// the instant of the first target would drop its arm, and it would carry over what it felt at rest.
-    fn set_settings(&mut self, settings: ModeSettings) {
-        if settings.arm_support < self.controller.mode().arm_support {
-            let hold = self.true_q();
-            let take_over = ModeSettings { mode: Mode::Transparent, law: AanLaw::Fixed, ..settings };
-            self.controller.set_mode(take_over).unwrap();
-            self.plant.patient_mut().unwrap().set_target(&hold, 0.5).unwrap();
-            for _ in 0..1500 {
-                self.tick(&TaskReference::hold(&hold));
-            }
-        }
-        self.controller.set_mode(settings).unwrap();
-        self.controller.start(&self.state);
-    }
-
-    fn center_out_targets(&self) -> Vec<JointArray<f64>> {
-        let p = Protocol::default_protocol("center-out").unwrap();
-        let session = Session::new(&p, &self.robot, &self.rom).unwrap();
-        session.blocks()[0].trial_targets.iter().step_by(2).copied().collect()
+        self.switch_mode(ModeSettings { mode, law, space: Space::Joint, arm_support, error_gain: None });
     }
 }
 
@@ -165,7 +122,7 @@ fn enable_does_not_jump() {
 fn passive_tracks_minimum_jerk_reach_within_2_degrees_rms() {
     let mut rig = Rig::new("moderate");
     rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
-    let targets = rig.center_out_targets();
+    let targets = rig.center_out_reaches();
     let mut sum_sq = 0.0;
     let mut count = 0;
     let mut max_err: f64 = 0.0;
@@ -175,7 +132,7 @@ fn passive_tracks_minimum_jerk_reach_within_2_degrees_rms() {
             let reach = MinimumJerk { start: rig.state.position, target: goal, duration: 2.0 };
             for k in 0..2500 {
                 let reference = reach.sample(k as f64 * DT);
-                rig.tick(&reference);
+                rig.step_checked(&reference);
                 let q = rig.true_q();
                 // The plant moved to the new state under the command computed from `reference`.
                 for j in 0..4 {
@@ -209,14 +166,8 @@ fn interaction_torque(robot: &Model, data: &mut Data, q: &[f64], v: &[f64], a: &
 /// all joints and samples, RMS patient active torque [Nm], RMS mode torque [Nm], mode power integral [J],
 /// Σ B q̇² dt [J], RMS tracking error vs the patient's own plan [rad]).
 fn patient_moves(rig: &mut Rig, mode: Mode, gain: Option<f64>, trials: usize) -> [f64; 6] {
-    rig.set_settings(ModeSettings {
-        mode,
-        law: AanLaw::Fixed,
-        space: Space::Joint,
-        arm_support: 0.0,
-        error_gain: gain,
-    });
-    let targets = rig.center_out_targets();
+    rig.switch_mode(ModeSettings { mode, law: AanLaw::Fixed, space: Space::Joint, arm_support: 0.0, error_gain: gain });
+    let targets = rig.center_out_reaches();
     let mut data = Data::new(&rig.robot);
     let (mut int_sq, mut pat_sq, mut mode_sq, mut power, mut damping_work, mut err_sq) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let mut count = 0;
@@ -231,7 +182,7 @@ fn patient_moves(rig: &mut Rig, mode: Mode, gain: Option<f64>, trials: usize) ->
             let mut v_prev = JointArray::from_slice(rig.plant.velocity()).unwrap();
             for k in 0..2000 {
                 let reference = plan.sample((k as f64 * DT - 0.13).max(0.0));
-                rig.tick(&reference);
+                rig.step_checked(&reference);
                 let tau_mode = *rig.controller.mode_torque();
                 let q = rig.true_q();
                 let v = JointArray::from_slice(rig.plant.velocity()).unwrap();
@@ -323,7 +274,7 @@ fn error_augmentation_torque_has_the_sign_of_the_error_on_the_plant() {
     let mut max_mismatch: f64 = 0.0;
     let mut augment = 0.0;
     for _ in 0..50 {
-        rig.tick(&reference);
+        rig.step_checked(&reference);
         // The mode torque from the state the controller saw: friction compensation − residual damping +
         // (G − 1)·K_e·(q − q_d). The augmentation is 0.15 Nm here, the friction compensation up to 0.15 Nm: both
         // are checked exactly instead of within a tolerance larger than the augmentation.
@@ -364,7 +315,7 @@ fn aan_run(law: AanLaw, trials: usize, event: Option<(usize, f64, f64)>) -> Vec<
     // No arm-weight support: the patient carries its own arm, so strength matters.
     let support = 0.0;
     rig.set_mode(Mode::ActiveAssisted, law, support);
-    let targets = rig.center_out_targets();
+    let targets = rig.center_out_reaches();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut log = Vec::with_capacity(trials);
     rig.controller.reset_trial_statistics();
@@ -384,7 +335,7 @@ fn aan_run(law: AanLaw, trials: usize, event: Option<(usize, f64, f64)>) -> Vec<
         for k in 0..2000 {
             // The reference starts at the patient's movement onset (one sensorimotor delay after the go cue), so
             // that the tracking error measures the deficit, not the reaction time.
-            rig.tick(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
+            rig.step_checked(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
             vol_sq += rig.plant.patient().unwrap().torques().voluntary.iter().map(|v| v * v).sum::<f64>();
         }
         let voluntary = (vol_sq / 2000.0).sqrt();
@@ -546,7 +497,7 @@ fn aan_assistance_follows_capacity_and_fatigue_while_fixed_impedance_invites_sla
 fn observer_tracks_the_virtual_patients_true_torque() {
     let mut rig = Rig::new("moderate");
     rig.set_mode(Mode::ActiveAssisted, AanLaw::Emken, 0.0);
-    let targets = rig.center_out_targets();
+    let targets = rig.center_out_reaches();
     let home = JointArray::from_slice(&HOME).unwrap();
     let (mut err_sq, mut true_sq, mut count) = ([0.0; 4], [0.0; 4], 0usize);
     for trial in 0..8 {
@@ -555,7 +506,7 @@ fn observer_tracks_the_virtual_patients_true_torque() {
         let plan = MinimumJerk { start: rig.state.position, target: goal, duration: 1.5 };
         rig.plant.patient_mut().unwrap().set_target(&goal, 1.5).unwrap();
         for k in 0..2000 {
-            rig.tick(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
+            rig.step_checked(&plan.sample((k as f64 * DT - REACTION_TIME).max(0.0)));
             let truth = rig.plant.patient().unwrap().torques().total;
             let estimate = rig.controller.patient_torque();
             for j in 0..4 {
@@ -590,7 +541,7 @@ fn reach(
     rig.plant.patient_mut().unwrap().set_target(&goal, duration).unwrap();
     for k in 0..2000 {
         let reference = plan.sample((k as f64 * DT - REACTION_TIME).max(0.0));
-        rig.tick(&reference);
+        rig.step_checked(&reference);
         each_tick(rig, &reference);
     }
     let q = rig.true_q();
@@ -616,7 +567,7 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
     let mut rig = Rig::new("moderate");
     rig.set_mode(Mode::ActiveAssisted, AanLaw::Rbf, 0.0);
     let c = rig.controller.config().aan.rbf.clone();
-    let targets = rig.center_out_targets();
+    let targets = rig.center_out_reaches();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut drive = [[0.0; MAX_RBF]; 4];
     let mut max_w_seen: f64 = 0.0;
@@ -713,7 +664,7 @@ fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
     rig.set_mode(Mode::ActiveAssisted, AanLaw::Tunnel, 0.0);
     let t = rig.controller.config().aan.tunnel.clone();
     let width = rig.controller.adaptation().tunnel_width;
-    let targets = rig.center_out_targets();
+    let targets = rig.center_out_reaches();
     let home = JointArray::from_slice(&HOME).unwrap();
     let (mut inside, mut outside, mut pushed_back, mut successes) = (0usize, 0usize, 0usize, 0);
     let mut max_inside_normal: f64 = 0.0;

@@ -2,43 +2,12 @@
 //! (no plant): dwell and timeout of a trial, exactly one adaptation per trial, resuming a saved state.
 
 use plexo_controller::{
-    AanLaw, BlockSpec, Controller, ControllerConfig, ControllerError, Mode, Protocol, REST_HOLD, Session, SessionEvent,
-    Space, Therapy, TherapyEvent, aan,
+    AanLaw, BlockSpec, ControllerConfig, ControllerError, Mode, REST_HOLD, Session, SessionEvent, Therapy,
+    TherapyEvent, aan,
 };
 use plexo_hal::{JointArray, JointState};
-use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_testkit::rig::{elbow_rom_targets, urdf_rom};
+use plexo_testkit::rig::{elbow_block as block, elbow_protocol as protocol, scripted_therapy, urdf_rom};
 use plexo_testkit::robots::{DT, HOME, arm4};
-
-fn block(mode: Mode, law: AanLaw, repetitions: u32) -> BlockSpec {
-    BlockSpec {
-        name: format!("{mode:?}/{law:?}"),
-        mode,
-        law,
-        space: Space::Joint,
-        targets: "elbow".into(),
-        repetitions,
-        movement_time: 1.0,
-        trial_timeout: 3.0,
-        tolerance: 0.05,
-        dwell: 0.3,
-        inter_trial_rest: 0.5,
-        rest_after: 1.0,
-        arm_support: 1.0,
-        error_gain: None,
-        progression: mode == Mode::ActiveAssisted,
-    }
-}
-
-/// A protocol of `blocks` on an elbow range-of-motion target set (two trials per repetition: low end, high end).
-fn protocol(blocks: Vec<BlockSpec>) -> Protocol {
-    Protocol {
-        name: "test".into(),
-        description: "elbow range of motion".into(),
-        target_sets: vec![elbow_rom_targets()],
-        blocks,
-    }
-}
 
 fn state_at(q: &JointArray<f64>, t: f64) -> JointState {
     let mut s = JointState::zeros(4);
@@ -154,11 +123,7 @@ fn a_trial_that_never_reaches_the_target_ends_at_the_timeout_as_failed() {
 }
 
 fn therapy(blocks: Vec<BlockSpec>) -> Therapy {
-    let model = arm4();
-    let config = ControllerConfig::default_config().unwrap();
-    let arm = ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
-    let controller = Controller::new(&model, &config, &arm, "test").unwrap();
-    Therapy::new(Session::new(&protocol(blocks), &model, &urdf_rom(&model)).unwrap(), controller)
+    scripted_therapy(&protocol(blocks), &ControllerConfig::default_config().unwrap())
 }
 
 /// Regression: at each trial start `Therapy` switched to the block's mode and then called `end_trial` to discard
