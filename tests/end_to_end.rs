@@ -650,3 +650,13 @@ fn a_paralysed_arm_scores_no_effort_in_the_assisted_blocks() {
         assert_eq!(b["true_patient_effort_share"].as_f64(), Some(0.0), "{name}: {b}");
     }
 }
+
+#[test]
+fn a_healthy_arm_does_the_work_in_the_transparent_block() {
+    let (_, summary, _, _) = no_save_session("healthy-transparent", "healthy", &[]);
+    let b = block(&summary, "active (transparent)");
+    for key in ["patient_effort_share", "true_patient_effort_share"] {
+        let share = b[key].as_f64().unwrap();
+        assert!(share >= 0.95, "{key} {share} of a healthy arm in transparent mode");
+    }
+}
