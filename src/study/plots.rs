@@ -67,7 +67,7 @@ fn draw<DB: DrawingBackend>(
     let sessions = cells.iter().map(|c| c.session).max().unwrap_or(1);
     for (panel, key) in area.split_evenly((2, 2)).iter().zip(PLOTTED) {
         let m = MEASURES.iter().position(|(k, _)| *k == key).expect("plotted measures are measures");
-        let series: Vec<(usize, Vec<(f64, f64, Option<(f64, f64)>)>)> = controllers
+        let series: Vec<(usize, Vec<Point>)> = controllers
             .iter()
             .enumerate()
             .map(|(i, ctrl)| {
@@ -84,7 +84,7 @@ fn draw<DB: DrawingBackend>(
         });
         let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let pad = ((hi - lo) * 0.1).max(0.02 * lo.abs().max(hi.abs())).max(1e-3);
         let mut chart = ChartBuilder::on(panel)
             .caption(MEASURES[m].1, ("sans-serif", 20))
             .margin(12)
@@ -120,6 +120,9 @@ fn draw<DB: DrawingBackend>(
     }
     area.present().map_err(|e| e.to_string())
 }
+
+/// A plotted point: session, mean, 95 % interval.
+type Point = (f64, f64, Option<(f64, f64)>);
 
 /// File stem of a patient's figure.
 pub fn stem(patient: &str) -> String {
