@@ -18,7 +18,7 @@ mod hardware;
 mod model_cmd;
 mod options;
 mod progress;
-pub mod reach_metrics;
+mod reach_metrics;
 mod realtime;
 pub mod replay_cmd;
 mod report;
@@ -36,5 +36,5 @@ pub mod telemetry;
 mod timing;
 
 pub use error::AppError;
-pub use summary::{BlockSummary, SessionSummary};
+pub use summary::{BlockSummary, SessionSummary, TRIAL_COLUMNS, TrialRow, trials_csv};
 pub use timing::TimingSummary;

@@ -28,6 +28,7 @@ use crate::AppError;
 use crate::realtime::{monotonic_ns, sleep_until_ns};
 pub use crate::signals::LoopSignals;
 use crate::telemetry::TelemetrySender;
+use crate::telemetry::analysis::relaxed_block;
 use crate::telemetry::messages::{LoopPhase, TickSample};
 use crate::timing::{LoopStats, TimingSummary};
 
@@ -444,7 +445,13 @@ fn estop_note<E: std::fmt::Display>(result: Result<(), E>) -> String {
 fn on_therapy_event<P: PatientHooks>(rt: &mut Runtime<P>, event: &TherapyEvent) -> Result<(), AppError> {
     match *event {
         TherapyEvent::TrialStarted { block, trial } => {
-            let prepared = &rt.therapy.session().blocks()[block];
+            let blocks = rt.therapy.session().blocks();
+            if relaxed_block(blocks.iter().map(|b| b.spec.mode)) == Some(block) {
+                // The relaxed block: the patient is asked to relax while the robot moves the arm (the effort
+                // estimate's passive-tissue calibration, crate::telemetry::analysis): no goal to move to.
+                return Ok(());
+            }
+            let prepared = &blocks[block];
             let goal = prepared.trial_targets[trial];
             let duration = prepared.spec.movement_time;
             rt.plant.patient_goal(&goal, duration).map_err(|e| patient_error("goal", &e))?;
@@ -479,16 +486,22 @@ fn tick_sample<P: PatientHooks>(
     tick: u64,
 ) -> TickSample {
     let controller = rt.therapy.controller();
+    let mut tau_assist = plexo_hal::JointArray::splat(state.position.len(), 0.0);
+    plexo_controller::effort::assistance_torque(controller, &state.velocity, &mut tau_assist);
     TickSample {
         tick,
         time,
         phase: phase.loop_phase(),
         q: state.position,
+        qd: state.velocity,
         q_ref: controller.reference().position,
+        qd_ref: controller.reference().velocity,
         tau_cmd: cmd.torque,
         tau_patient_est: *controller.patient_torque(),
         tau_mode: *controller.mode_torque(),
+        tau_assist,
         tau_patient_true: rt.plant.true_patient_torque(),
+        tau_voluntary_true: rt.plant.true_voluntary_torque(),
         stiffness: controller.assist_stiffness(),
         therapy,
         safety,
@@ -593,7 +606,8 @@ mod tests {
     #[test]
     fn a_virtual_patient_refusing_a_trial_ends_the_session_torque_free() {
         // Regression: the hook's error returned from the loop with the drives still enabled.
-        let (report, rt) = run_on(RefusingPatient(moderate_plant()), &LoopSignals::default(), 30.0);
+        // The first goal is given after the relaxed passive warm-up block (≈ 50 s of session time).
+        let (report, rt) = run_on(RefusingPatient(moderate_plant()), &LoopSignals::default(), 120.0);
         match &report.end {
             SessionEnd::Robot(text) => assert!(text.contains("virtual patient (goal)"), "{text}"),
             other => panic!("expected a robot error end, got {other:?}"),

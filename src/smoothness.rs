@@ -6,74 +6,14 @@
 
 use std::sync::Arc;
 
-use nalgebra::Vector3;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
-
-/// The hand speed of one trial, decimated to 100 Hz into a buffer allocated once; counts speed peaks at the end
-/// of the trial. Real-time safe after [`SpeedProfile::new`].
-#[derive(Clone, Debug)]
-pub struct SpeedProfile {
-    speeds: Vec<f64>,
-    sparc: Sparc,
-    capacity: usize,
-    decimation: u32,
-    counter: u32,
-    last: Option<Vector3<f64>>,
-    interval: f64,
-}
 
 /// A peak counts only if the speed rose and then fell by at least this share of the trial's peak speed
 /// (hysteresis: encoder noise and tremor make tiny wiggles that are not sub-movements).
 const PEAK_PROMINENCE: f64 = 0.15;
 /// Speeds below this are rest [m/s] (a trial with no movement has no peak).
 const REST_SPEED: f64 = 0.01;
-
-impl SpeedProfile {
-    /// A profile holding `capacity` samples taken every `decimation` ticks of `dt` [s]. Not real-time safe.
-    pub fn new(capacity: usize, decimation: u32, dt: f64) -> Self {
-        Self {
-            speeds: Vec::with_capacity(capacity),
-            sparc: Sparc::new(capacity),
-            capacity,
-            decimation: decimation.max(1),
-            counter: 0,
-            last: None,
-            interval: dt * f64::from(decimation.max(1)),
-        }
-    }
-
-    /// Starts a new trial. Real-time safe.
-    pub fn reset(&mut self) {
-        self.speeds.clear();
-        self.counter = 0;
-        self.last = None;
-    }
-
-    /// Adds the hand position of one tick [m]. Real-time safe (drops samples beyond the capacity).
-    pub fn push(&mut self, hand: &Vector3<f64>) {
-        if self.counter.is_multiple_of(self.decimation) {
-            if let Some(last) = self.last
-                && self.speeds.len() < self.capacity
-            {
-                self.speeds.push((hand - last).norm() / self.interval);
-            }
-            self.last = Some(*hand);
-        }
-        self.counter = self.counter.wrapping_add(1);
-    }
-
-    /// Number of speed peaks of the trial so far, after a 3-point moving average. Real-time safe.
-    pub fn peaks(&self) -> u32 {
-        count_peaks(&self.speeds)
-    }
-
-    /// SPARC of the trial's speed profile so far ([`Sparc::compute`]; `None` without movement). Real-time safe:
-    /// one FFT of a size fixed at [`SpeedProfile::new`] (tens of µs, once per trial).
-    pub fn sparc(&mut self) -> Option<f64> {
-        self.sparc.compute(&self.speeds, 1.0 / self.interval)
-    }
-}
 
 /// SPARC parameters of Balasubramanian et al. 2015: amplitude threshold of the normalised spectrum that sets the
 /// adaptive cut-off, the largest cut-off [Hz] (10 Hz covers voluntary reaching), and the zero-padding level
@@ -269,18 +209,5 @@ mod tests {
         assert_eq!(count_peaks(&[0.0; 50]), 0);
         assert_eq!(count_peaks(&[]), 0);
         assert_eq!(count_peaks(&[0.001, 0.002, 0.001]), 0);
-    }
-
-    #[test]
-    fn speed_profile_differentiates_positions_at_the_decimated_rate() {
-        // 0.2 m/s along x, sampled at 1 kHz, decimated by 10: every speed is 0.2 m/s.
-        let mut p = SpeedProfile::new(100, 10, 0.001);
-        for k in 0..500 {
-            p.push(&Vector3::new(0.2 * k as f64 * 0.001, 0.0, 0.0));
-        }
-        assert_eq!(p.speeds.len(), 49);
-        assert!(p.speeds.iter().all(|v| (v - 0.2).abs() < 1e-9));
-        p.reset();
-        assert_eq!(p.peaks(), 0);
     }
 }

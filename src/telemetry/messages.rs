@@ -41,16 +41,26 @@ pub struct TickSample {
     pub phase: LoopPhase,
     /// Measured joint positions [rad].
     pub q: JointArray<f64>,
+    /// Measured joint velocities [rad/s].
+    pub qd: JointArray<f64>,
     /// Reference joint positions [rad].
     pub q_ref: JointArray<f64>,
+    /// Reference joint velocities q̇_ref [rad/s] (the desired motion the effort is projected on).
+    pub qd_ref: JointArray<f64>,
     /// Commanded joint torques after the safety supervisor [Nm].
     pub tau_cmd: JointArray<f64>,
-    /// Estimated patient joint torques [Nm].
+    /// Estimated patient joint torques (the momentum observer's human torque) [Nm].
     pub tau_patient_est: JointArray<f64>,
     /// Therapy-mode torque (gravity and weight support excluded) [Nm].
     pub tau_mode: JointArray<f64>,
+    /// The robot's assistance torque towards the task [Nm]: the mode torque without the friction compensation
+    /// of the patient-led modes (`plexo_controller::effort::assistance_torque`).
+    pub tau_assist: JointArray<f64>,
     /// True patient joint torques [Nm] (simulation only).
     pub tau_patient_true: Option<JointArray<f64>>,
+    /// True voluntary joint torques of the patient [Nm] (simulation only: the ground truth of the effort
+    /// estimate, `PatientHooks::true_voluntary_torque`).
+    pub tau_voluntary_true: Option<JointArray<f64>>,
     /// Assistance stiffness per joint [Nm/rad].
     pub stiffness: JointArray<f64>,
     /// What the therapy reported this tick (trial and block boundaries).
@@ -68,11 +78,15 @@ impl TickSample {
             time,
             phase: LoopPhase::PreEnable,
             q: zeros,
+            qd: zeros,
             q_ref: zeros,
+            qd_ref: zeros,
             tau_cmd: zeros,
             tau_patient_est: zeros,
             tau_mode: zeros,
+            tau_assist: zeros,
             tau_patient_true: None,
+            tau_voluntary_true: None,
             stiffness: zeros,
             therapy: TherapyEvent::None,
             safety: None,
@@ -101,7 +115,8 @@ pub struct Sample {
     pub stiffness: JointArray<f64>,
     /// Assistance: norm of the therapy-mode torque (gravity and weight support excluded) [Nm].
     pub assistance: f64,
-    /// Patient share of the task-directed effort [0–1].
+    /// Running task-effort share of the current trial so far, W_patient / (W_patient + W_assist) [0–1]
+    /// (`plexo_controller::effort`; NaN outside a trial and before any task work).
     pub patient_effort_share: f64,
     /// Current target of the handle in the world [m], if a trial is running.
     pub target: Option<[f64; 3]>,
