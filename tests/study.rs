@@ -72,6 +72,23 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     assert!(header.starts_with("controller,patient,seed,session,session_seed,end,session_time_s,block,mode,trials"));
     assert!(header.contains("assistance_nm") && header.contains("effort_share_est") && header.contains("sparc"));
     assert_eq!(lines.count(), 8 * 2 * 3, "{sessions}");
+    assert!(header.contains("effort_share_true") && header.contains("stiffness_nm_rad"), "{header}");
+    // The trial table: one row per trial of every session, as many as the block rows count.
+    let col = |header: &str, name: &str| header.split(',').position(|c| c == name).unwrap();
+    let (block, trials) = (col(header, "block"), col(header, "trials"));
+    let counted: usize = sessions
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[block] != "(assisted blocks)")
+        .map(|f| f[trials].parse::<usize>().unwrap())
+        .sum();
+    let trial_table = read(&all.join("trials.csv"));
+    let trial_header = trial_table.lines().next().unwrap();
+    assert!(trial_header.starts_with("controller,patient,seed,session,block,block_name,trial,mode,"), "{trial_header}");
+    assert!(trial_header.contains("true_effort_share") && trial_header.ends_with("rom_elbow_flexion_rad"));
+    assert_eq!(trial_table.lines().count(), 1 + counted);
+    assert!(counted >= 8 * 2 * 12, "every session ran both blocks: {counted} trials");
     let cohort = read(&all.join("cohort.csv"));
     assert!(cohort.starts_with("controller,patient,session,seeds,success_rate_n,success_rate_mean,"));
     assert!(cohort.lines().next().unwrap().contains("assistance_nm_ci95_low,assistance_nm_ci95_high"));
@@ -105,20 +122,28 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
         .unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("shard 2/2"));
     ok(&["study", "merge", s(&a), s(&b), "--out", s(&merged)]);
-    for f in ["sessions.csv", "cohort.csv", "report.md", "plots/mild.svg", "raw/course-00005.toml"] {
+    for f in ["trials.csv", "sessions.csv", "cohort.csv", "report.md", "plots/mild.svg", "raw/course-00005.toml"] {
         assert!(read(&all.join(f)) == read(&merged.join(f)), "{f} differs between the unsharded and merged runs");
     }
 
-    // Direction of the effects (session 1, assisted blocks, mean over seeds): the severe patient needs more help
-    // than the mild one, and carries a smaller share of the work, under either controller.
-    let col = |name: &str| cohort.lines().next().unwrap().split(',').position(|c| c == name).unwrap();
-    let value = |ctrl: &str, patient: &str, key: &str| -> f64 {
-        let row = cohort.lines().find(|l| l.starts_with(&format!("{ctrl},{patient},1,"))).unwrap();
-        row.split(',').nth(col(key)).unwrap().parse().unwrap()
+    // Direction of the effects (assisted blocks, mean over seeds): the severe patient gets more help than the mild
+    // one under either controller; the fixed-impedance baseline (60 Nm/rad) gives more help than Emken, whose
+    // stiffness stays below it and falls from session 1 to 2 (the adaptation is carried over, as with --resume).
+    let cohort_header = cohort.lines().next().unwrap();
+    let value = |ctrl: &str, patient: &str, session: u32, key: &str| -> f64 {
+        let row = cohort.lines().find(|l| l.starts_with(&format!("{ctrl},{patient},{session},"))).unwrap();
+        row.split(',').nth(col(cohort_header, key)).unwrap().parse().unwrap()
     };
     for ctrl in ["emken", "fixed"] {
-        assert!(value(ctrl, "severe", "assistance_nm_mean") > value(ctrl, "mild", "assistance_nm_mean"), "{cohort}");
-        assert!(value(ctrl, "severe", "effort_share_est_mean") < value(ctrl, "mild", "effort_share_est_mean"));
+        let assistance = |p| value(ctrl, p, 1, "assistance_nm_mean");
+        assert!(assistance("severe") > assistance("mild"), "{cohort}");
+    }
+    for patient in ["mild", "severe"] {
+        let v = |ctrl, session, key| value(ctrl, patient, session, key);
+        assert!(v("fixed", 1, "assistance_nm_mean") > v("emken", 1, "assistance_nm_mean"), "{cohort}");
+        assert!((v("fixed", 2, "stiffness_nm_rad_mean") - 60.0).abs() < 1e-9, "{cohort}");
+        assert!(v("emken", 1, "stiffness_nm_rad_mean") < 60.0, "{cohort}");
+        assert!(v("emken", 2, "stiffness_nm_rad_mean") < v("emken", 1, "stiffness_nm_rad_mean"), "{cohort}");
     }
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -179,7 +179,7 @@ pub fn run(args: &StudyArgs) -> Result<(), AppError> {
     );
     if shard.count == 1 {
         merge(std::slice::from_ref(&out), &out)?;
-        println!("outputs in {}: report.md, sessions.csv, cohort.csv, plots/, raw/", out.display());
+        println!("outputs in {}: report.md, trials.csv, sessions.csv, cohort.csv, plots/, raw/", out.display());
     } else {
         println!(
             "shard {}/{}: raw results in {}; combine all shards with `plexo study merge <folders> --out <dir>`",
@@ -275,6 +275,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Writes sessions.csv, cohort.csv, the plots and report.md from the courses (in course order). Not real-time
 /// safe.
 fn write_outputs(study: &Study, courses: &[CourseResult], out: &Path) -> Result<(), AppError> {
+    crate::files::write_atomically(&out.join("trials.csv"), tables::trials_csv(courses).as_bytes())?;
     crate::files::write_atomically(&out.join("sessions.csv"), tables::sessions_csv(courses).as_bytes())?;
     let cells = tables::cells(courses);
     crate::files::write_atomically(&out.join("cohort.csv"), tables::cohort_csv(&cells).as_bytes())?;
@@ -336,14 +337,16 @@ fn report_md(
         study.fingerprint
     ));
     s.push_str(
-        "Files: `sessions.csv` (one row per course × session × block, and the assisted blocks' aggregate), \
+        "Files: `trials.csv` (one row per trial of every session, estimates next to the simulator's truth), \
+         `sessions.csv` (one row per course × session × block, and the assisted blocks' aggregate), \
          `cohort.csv` (per controller × patient × session: mean and 95 % interval across seeds of each measure), \
          `raw/` (the raw result of every course; `plexo study merge` rebuilds these outputs from it). Columns and \
          units: docs/studies.md.\n\n\
          Measures are trial-weighted means over the active-assisted blocks of a session. Intervals are Student-t \
          95 % intervals of the mean across seeds, mean ± t(0.975, n−1)·s/√n (none for one seed). The effort share \
-         is the observer-based estimate ‖τ̂_patient‖ / (‖τ̂_patient‖ + ‖τ_mode‖) of the block table (issue 12 §1: it \
-         is not yet task-directed effort).\n\n",
+         is task-directed: ΣW_patient / (ΣW_patient + ΣW_assist), positive work along the desired motion \
+         (plexo_controller::effort); the estimate comes from the observer minus the passive-tissue model, the true \
+         share from the virtual patient's voluntary torque.\n\n",
     );
     if let Err(why) = plots {
         s.push_str(&format!("No plots were drawn: {why}.\n\n"));
@@ -365,12 +368,14 @@ fn report_md(
                     &c.values[m]
                 };
                 s.push_str(&format!(
-                    "| {ctrl} | {} | {} | {} | {} | {} | {} |\n",
+                    "| {ctrl} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                     c.session,
                     cell_text(v("success_rate"), 2),
                     cell_text(v("assistance_nm"), 2),
                     cell_text(v("effort_share_est"), 2),
+                    cell_text(v("effort_share_true"), 2),
                     cell_text(v("sparc"), 2),
+                    cell_text(v("stiffness_nm_rad"), 1),
                     cell_text(v("final_error_mm"), 1),
                 ));
             }

@@ -1,5 +1,5 @@
-//! The cohort plots (plotters): one figure per patient, four panels — assistance, patient effort share,
-//! success rate and SPARC of the assisted blocks across sessions, one line per controller (mean across seeds,
+//! The cohort plots (plotters): one figure per patient, six panels — assistance, patient effort share
+//! (estimate and true), success rate, SPARC and Emken stiffness of the assisted blocks across sessions, one line per controller (mean across seeds,
 //! with the 95 % interval as thin lines). Written as SVG (text left to the viewer) and PNG (text rendered with
 //! a TrueType font found at run time: `PLEXO_FONT`, else common system paths; without one no plot is drawn
 //! and the report says so).
@@ -14,9 +14,10 @@ use super::tables::{Cell, MEASURES, mean_ci};
 use crate::AppError;
 
 /// The measures plotted (keys of [`MEASURES`]).
-pub const PLOTTED: [&str; 4] = ["assistance_nm", "effort_share_est", "success_rate", "sparc"];
+pub const PLOTTED: [&str; 6] =
+    ["assistance_nm", "effort_share_est", "effort_share_true", "success_rate", "sparc", "stiffness_nm_rad"];
 
-const SIZE: (u32, u32) = (1200, 900);
+const SIZE: (u32, u32) = (1500, 900);
 const FONT_PATHS: [&str; 5] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -65,7 +66,7 @@ fn draw<DB: DrawingBackend>(
         .titled(&format!("patient {patient}: assisted blocks across sessions"), ("sans-serif", 28))
         .map_err(|e| e.to_string())?;
     let sessions = cells.iter().map(|c| c.session).max().unwrap_or(1);
-    for (panel, key) in area.split_evenly((2, 2)).iter().zip(PLOTTED) {
+    for (panel, key) in area.split_evenly((2, 3)).iter().zip(PLOTTED) {
         let m = MEASURES.iter().position(|(k, _)| *k == key).expect("plotted measures are measures");
         let series: Vec<(usize, Vec<Point>)> = controllers
             .iter()

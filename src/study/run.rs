@@ -174,6 +174,7 @@ impl Prepared {
             controller: c.name.clone(),
             patient: p.name.clone(),
             seed: course.seed,
+            joints: self.model.joints().iter().map(|j| j.name.clone()).collect(),
             sessions,
         })
     }
@@ -258,7 +259,8 @@ impl Prepared {
             seed,
             end: report.end.to_string(),
             session_time_s: report.session_time,
-            blocks: summary.blocks.iter().map(BlockResult::from).collect(),
+            blocks: BlockResult::of_session(&summary),
+            trials: summary.trials.iter().map(|r| r.csv_fields().join(",")).collect(),
         };
         Ok((result, state))
     }

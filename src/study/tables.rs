@@ -2,51 +2,26 @@
 //! the assisted blocks' aggregate), `cohort.csv` (mean and 95 % t-interval across seeds per controller ×
 //! patient × session) and the rows the report and the plots use. Columns and units: docs/studies.md.
 
-use super::raw::{BlockResult, CourseResult};
+use super::raw::{ASSISTED, BlockResult, CourseResult};
 
-/// Name of the aggregate row of the active-assisted blocks in `sessions.csv`.
-pub const ASSISTED: &str = "(assisted blocks)";
-
-/// The per-session measures the cohort statistics, the plots and the report use (of the assisted blocks).
-pub const MEASURES: [(&str, &str); 6] = [
+/// The per-session measures the cohort statistics, the plots and the report use (of the assisted blocks'
+/// aggregate): key (CSV column stem) and label with unit.
+pub const MEASURES: [(&str, &str); 10] = [
     ("success_rate", "success rate [-]"),
     ("final_error_mm", "final handle error [mm]"),
-    ("assistance_nm", "assistance, RMS torque norm [Nm]"),
+    ("assistance_nm", "assistance, RMS torque [Nm]"),
+    ("assistance_j", "assistance work per trial [J]"),
     ("effort_share_est", "patient effort share, estimate [-]"),
+    ("effort_share_true", "patient effort share, true [-]"),
     ("sparc", "SPARC [-]"),
     ("speed_peaks", "speed peaks per trial [-]"),
+    ("movement_time_s", "movement time [s]"),
+    ("stiffness_nm_rad", "Emken stiffness [Nm/rad]"),
 ];
 
-/// Merges the active-assisted blocks of a session: every mean weighted by trials (SPARC by the trials of the
-/// blocks that have one).
-pub fn assisted(blocks: &[BlockResult]) -> Option<BlockResult> {
-    let parts: Vec<&BlockResult> = blocks.iter().filter(|b| b.mode.starts_with("ActiveAssisted")).collect();
-    let trials: u32 = parts.iter().map(|b| b.trials).sum();
-    if trials == 0 {
-        return None;
-    }
-    let n = f64::from(trials);
-    let mean = |f: fn(&BlockResult) -> f64| parts.iter().map(|b| f(b) * f64::from(b.trials)).sum::<f64>() / n;
-    let sparc_trials: u32 = parts.iter().filter(|b| b.sparc.is_some()).map(|b| b.trials).sum();
-    let sparc = (sparc_trials > 0).then(|| {
-        parts.iter().filter_map(|b| b.sparc.map(|s| s * f64::from(b.trials))).sum::<f64>() / f64::from(sparc_trials)
-    });
-    let mut modes: Vec<&str> = parts.iter().map(|b| b.mode.as_str()).collect();
-    modes.dedup();
-    Some(BlockResult {
-        name: ASSISTED.into(),
-        mode: modes.join("+"),
-        trials,
-        successes: parts.iter().map(|b| b.successes).sum(),
-        final_error_m: mean(|b| b.final_error_m),
-        rms_error_rad: mean(|b| b.rms_error_rad),
-        assistance_nm: mean(|b| b.assistance_nm),
-        effort_nm: mean(|b| b.effort_nm),
-        effort_share: mean(|b| b.effort_share),
-        speed_peaks: mean(|b| b.speed_peaks),
-        sparc,
-        duration_s: mean(|b| b.duration_s),
-    })
+/// The assisted blocks' aggregate of a session, if it had assisted trials.
+pub fn assisted(blocks: &[BlockResult]) -> Option<&BlockResult> {
+    blocks.iter().find(|b| b.name == ASSISTED)
 }
 
 /// The value of measure `key` ([`MEASURES`]) of a block.
@@ -55,9 +30,13 @@ pub fn measure(b: &BlockResult, key: &str) -> Option<f64> {
         "success_rate" => Some(f64::from(b.successes) / f64::from(b.trials.max(1))),
         "final_error_mm" => Some(b.final_error_m * 1000.0),
         "assistance_nm" => Some(b.assistance_nm),
-        "effort_share_est" => Some(b.effort_share),
+        "assistance_j" => Some(b.assistance_j),
+        "effort_share_est" => b.effort_share,
+        "effort_share_true" => b.true_effort_share,
         "sparc" => b.sparc,
         "speed_peaks" => Some(b.speed_peaks),
+        "movement_time_s" => b.movement_time_s,
+        "stiffness_nm_rad" => Some(b.stiffness_nm_rad),
         _ => None,
     }
 }
@@ -77,16 +56,15 @@ fn opt(v: Option<f64>) -> String {
 
 /// Header of `sessions.csv`.
 pub const SESSIONS_HEADER: &str = "controller,patient,seed,session,session_seed,end,session_time_s,block,mode,trials,\
-successes,success_rate,final_error_mm,rms_error_deg,assistance_nm,effort_nm,effort_share_est,speed_peaks,sparc,\
-duration_s";
+successes,success_rate,final_error_mm,rms_error_deg,assistance_nm,assistance_j,effort_j,effort_share_est,\
+effort_share_true,speed_peaks,sparc,movement_time_s,stiffness_nm_rad,duration_s";
 
-/// `sessions.csv`: per course (in course order), session and block, then the assisted aggregate.
+/// `sessions.csv`: per course (in course order), session and block (the assisted aggregate last).
 pub fn sessions_csv(courses: &[CourseResult]) -> String {
     let mut out = format!("{SESSIONS_HEADER}\n");
     for c in courses {
         for s in &c.sessions {
-            let all = s.blocks.iter().cloned().chain(assisted(&s.blocks));
-            for b in all {
+            for b in &s.blocks {
                 let cols = [
                     field(&c.controller),
                     field(&c.patient),
@@ -99,18 +77,37 @@ pub fn sessions_csv(courses: &[CourseResult]) -> String {
                     field(&b.mode),
                     b.trials.to_string(),
                     b.successes.to_string(),
-                    opt(measure(&b, "success_rate")),
+                    opt(measure(b, "success_rate")),
                     num(b.final_error_m * 1000.0),
                     num(b.rms_error_rad.to_degrees()),
                     num(b.assistance_nm),
-                    num(b.effort_nm),
-                    num(b.effort_share),
+                    num(b.assistance_j),
+                    num(b.effort_j),
+                    opt(b.effort_share),
+                    opt(b.true_effort_share),
                     num(b.speed_peaks),
                     opt(b.sparc),
+                    opt(b.movement_time_s),
+                    num(b.stiffness_nm_rad),
                     num(b.duration_s),
                 ];
                 out.push_str(&cols.join(","));
                 out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// `trials.csv`: the course keys, then the columns of `<session>.trials.csv` ([`crate::TRIAL_COLUMNS`]), one row
+/// per trial of every session of every course.
+pub fn trials_csv(courses: &[CourseResult]) -> String {
+    let joints = courses.first().map(|c| c.joints.clone()).unwrap_or_default();
+    let mut out = format!("controller,patient,seed,session,{}\n", crate::summary::trials_csv_header(&joints).join(","));
+    for c in courses {
+        for s in &c.sessions {
+            for t in &s.trials {
+                out.push_str(&format!("{},{},{},{},{t}\n", field(&c.controller), field(&c.patient), c.seed, s.session));
             }
         }
     }
@@ -188,7 +185,7 @@ pub fn cells(courses: &[CourseResult]) -> Vec<Cell> {
                 let aggregates: Vec<Option<BlockResult>> = group
                     .iter()
                     .filter_map(|c| c.sessions.iter().find(|s| s.session == k))
-                    .map(|s| assisted(&s.blocks))
+                    .map(|s| assisted(&s.blocks).cloned())
                     .collect();
                 let values = MEASURES
                     .iter()
