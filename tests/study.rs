@@ -39,6 +39,7 @@ name = "emken"
 name = "fixed"
 law = "fixed"
 stiffness = 60.0
+progression = false
 "#;
 
 fn study_file(d: &Path) -> PathBuf {
@@ -103,6 +104,10 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     assert!(report.starts_with("# Study: small"), "{report}");
     assert!(report.contains("## Patient severe") && report.contains("(plots/severe.png)"), "{report}");
     assert!(report.contains("| fixed | 2 |"), "{report}");
+    let table_header = report.lines().find(|l| l.starts_with("| controller |")).unwrap();
+    let table_row = report.lines().find(|l| l.starts_with("| fixed | 2 |")).unwrap();
+    assert_eq!(table_header.matches('|').count(), table_row.matches('|').count(), "{report}");
+    assert!(table_header.contains("effort share (true)"), "{table_header}");
     let raw: Vec<_> = std::fs::read_dir(all.join("raw")).unwrap().collect();
     assert_eq!(raw.len(), 8 + 1, "8 course files and the study file");
 

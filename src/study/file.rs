@@ -37,6 +37,10 @@ pub struct ControllerEntry {
     /// law holds this stiffness, scaled by the progression's assistance scale).
     #[serde(default)]
     pub stiffness: Option<f64>,
+    /// Replaces the Krebs progression switch of every active-assisted block (`false` for a fixed baseline whose
+    /// stiffness the progression must not scale).
+    #[serde(default)]
+    pub progression: Option<bool>,
 }
 
 /// Seeds: an explicit list, or a count `n` meaning seeds 1..=n.
@@ -283,6 +287,7 @@ name = "emken"
 name = "fixed"
 law = "fixed"
 stiffness = 20.0
+progression = false
 "#;
 
     #[test]
@@ -293,6 +298,15 @@ stiffness = 20.0
         assert_eq!((c[5].controller, c[5].patient, c[5].seed), (1, 0, 2));
         assert_eq!(s.plant, StudyPlant::Articulated);
         assert_eq!(session_seed(7, 1), 7);
+    }
+
+    #[test]
+    fn the_efficacy_benchmark_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/studies/efficacy.toml");
+        let s = Study::load(&path).unwrap();
+        assert_eq!((s.controllers.len(), s.patients.len(), s.seeds.len(), s.sessions), (4, 4, 5, 10));
+        assert_eq!(s.courses().len(), 80);
+        assert_eq!(s.controllers[1].progression, Some(false));
     }
 
     #[test]

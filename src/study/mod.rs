@@ -358,9 +358,10 @@ fn report_md(
             s.push_str(&format!("![{patient}]({stem}.png)\n\n[SVG]({stem}.svg)\n\n"));
         }
         s.push_str(
-            "| controller | session | success rate | assistance [Nm] | effort share (est.) | SPARC | error [mm] |\n",
+            "| controller | session | success rate | assistance [Nm] | effort share (est.) | effort share (true) \
+             | SPARC | stiffness [Nm/rad] | error [mm] |\n",
         );
-        s.push_str("|---|---|---|---|---|---|---|\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for ctrl in controllers {
             for c in cells.iter().filter(|c| &c.controller == ctrl && &c.patient == patient) {
                 let v = |key: &str| {

@@ -71,12 +71,13 @@ pub fn prepare(study: Study, study_path: &Path) -> Result<Prepared, AppError> {
             config.value.aan.emken.initial = k;
         }
         let mut protocol = Loaded { value: protocol.value.clone(), source: protocol.source.clone() };
-        if let Some(law) = entry.law {
+        if entry.law.is_some() || entry.progression.is_some() {
             for block in protocol.value.blocks.iter_mut().filter(|b| b.mode == Mode::ActiveAssisted) {
-                block.law = law;
+                block.law = entry.law.unwrap_or(block.law);
+                block.progression = entry.progression.unwrap_or(block.progression);
             }
             protocol.source =
-                format!("{} with law {law:?} ({}: controllers[{i}])", protocol.source, study_path.display());
+                format!("{} with the overrides of {}: controllers[{i}]", protocol.source, study_path.display());
         }
         controllers.push(ControllerSetup { name: entry.name.clone(), config, protocol });
     }
