@@ -49,6 +49,11 @@ pub struct OutputArgs {
     /// where they ended and, in simulation, so does the virtual patient (learning, effort, fatigue).
     #[arg(long, value_name = "STATE_FILE")]
     pub resume: Option<PathBuf>,
+    /// Directory of the outputs no other option names [default: out]: the recording of `sim`
+    /// (`<DIR>/<session>.rrd`) and, without a recording (`--no-save`), the summary (`<session>.summary.json`),
+    /// the trial table (`<session>.trials.csv`) and, for `run`, the state.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Where to write this session's state for `--resume` (default: beside the recording as
     /// `<recording>.state.toml`; `plexo run` without a recording: `out/<session>.state.toml`).
     #[arg(long, value_name = "STATE_FILE")]
@@ -71,7 +76,7 @@ pub fn start_telemetry(
 ) -> Result<Telemetry, AppError> {
     let save = match (&args.save, args.no_save, default_save) {
         (Some(p), _, _) => Some(p.clone()),
-        (None, false, true) => Some(PathBuf::from("out").join(format!("{session}.rrd"))),
+        (None, false, true) => Some(args.out_dir().join(format!("{session}.rrd"))),
         _ => None,
     };
     Telemetry::start(TelemetryConfig {
@@ -113,9 +118,14 @@ pub fn positive_seconds(text: &str) -> Result<f64, String> {
 }
 
 impl OutputArgs {
+    /// The directory of the outputs no other option names (`--out`, default `out`).
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("out"))
+    }
+
     /// Refuses, before any file is created, an output path given for two roles or equal to an input: `inputs`
     /// and `extra_outputs` (e.g. `--candump`) as `(option, path)`, besides `--resume` (an input) and `--save`
-    /// (with the summary and state files written beside it) and `--state` (outputs). See
+    /// (with the summary, trial table and state files written beside it) and `--state` (outputs). See
     /// [`crate::files::check_distinct`].
     pub fn check_paths(&self, inputs: &[(&str, &Path)], extra_outputs: &[(&str, &Path)]) -> Result<(), AppError> {
         let mut all_inputs = inputs.to_vec();
@@ -123,10 +133,12 @@ impl OutputArgs {
             all_inputs.push(("--resume", resume));
         }
         let summary = self.save.as_ref().map(|p| p.with_extension("summary.json"));
+        let trials = self.save.as_ref().map(|p| p.with_extension("trials.csv"));
         let state_beside = self.save.as_ref().filter(|_| self.state.is_none()).map(|p| p.with_extension("state.toml"));
         let mut outputs: Vec<(&str, &Path)> = extra_outputs.to_vec();
         outputs.extend(self.save.as_deref().map(|p| ("--save", p)));
         outputs.extend(summary.as_deref().map(|p| ("the summary beside --save", p)));
+        outputs.extend(trials.as_deref().map(|p| ("the trial table beside --save", p)));
         outputs.extend(state_beside.as_deref().map(|p| ("the state beside --save", p)));
         outputs.extend(self.state.as_deref().map(|p| ("--state", p)));
         crate::files::check_distinct(&all_inputs, &outputs)

@@ -1,7 +1,8 @@
 //! The end of a session: the report printed to the operator (block table, loop timing, safety, telemetry), the
-//! `<recording>.summary.json` beside the recording, and the state saved for `--resume`.
+//! `<recording>.summary.json` and the trial table `<recording>.trials.csv` beside the recording (without a
+//! recording: `<out>/<session>.summary.json` and `<out>/<session>.trials.csv`, `--out` default `out`), and the
+//! state saved for `--resume`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::AppError;
@@ -23,9 +24,9 @@ pub struct Outputs<'a> {
 }
 
 /// Stops the telemetry (its analysis yields the block table), prints the end-of-session report (block table,
-/// loop timing, telemetry, where the recording is), writes `<recording>.summary.json` next to the recording and
-/// the state for `--resume` (see [`Outputs`]), and maps the session end to the process result. Not real-time
-/// safe.
+/// loop timing, telemetry, where the recording is), writes the summary JSON and the trial table CSV (next to the
+/// recording, else in `--out`) and the state for `--resume` (see [`Outputs`]), and maps the session end to the
+/// process result. Not real-time safe.
 pub fn finish_session(
     session: &str,
     report: SessionReport,
@@ -93,7 +94,16 @@ pub fn finish_session(
     );
     if let Some(path) = &telemetry_report.saved_to {
         println!("recording saved to {} (open with: rerun {})", path.display(), path.display());
-        let json_path = path.with_extension("summary.json");
+    }
+    // The summary and the trial table: beside the recording, or in --out without one.
+    let (json_path, trials_path) = match &telemetry_report.saved_to {
+        Some(rrd) => (rrd.with_extension("summary.json"), rrd.with_extension("trials.csv")),
+        None => {
+            let dir = outputs.args.out_dir();
+            (dir.join(format!("{session}.summary.json")), dir.join(format!("{session}.trials.csv")))
+        }
+    };
+    {
         let json = serde_json::json!({
             "session": session,
             "end": report.end.to_string(),
@@ -121,11 +131,13 @@ pub fn finish_session(
         let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");
         crate::files::write_atomically(&json_path, text.as_bytes())?;
         println!("summary saved to {}", json_path.display());
+        summary.write_trials_csv(&trials_path)?;
+        println!("trial table saved to {} ({} trials)", trials_path.display(), summary.trials.len());
     }
     let state_path = match (&outputs.args.state, &telemetry_report.saved_to) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(rrd)) => Some(rrd.with_extension("state.toml")),
-        (None, None) if outputs.hardware => Some(PathBuf::from("out").join(format!("{session}.state.toml"))),
+        (None, None) if outputs.hardware => Some(outputs.args.out_dir().join(format!("{session}.state.toml"))),
         (None, None) => None,
     };
     if let Some(path) = state_path {

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use plexo_controller::{AanLaw, Mode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppError;
 
@@ -24,7 +24,7 @@ use crate::AppError;
 /// [`plexo_controller::effort`] (positive work along the desired motion; estimate = observer torque minus the
 /// passive-tissue model fitted on the session's first passive block; truth = the virtual patient's voluntary
 /// torque).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialRow {
     /// Block index in the protocol (0-based).
     pub block: usize,

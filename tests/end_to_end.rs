@@ -539,3 +539,124 @@ fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
     }
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no partial or other file was left behind");
 }
+
+/// A full `plexo sim --no-save --out DIR` session on the articulated plant: its summary and trial table in DIR, no
+/// recording.
+fn no_save_session(name: &str, patient: &str, extra: &[&str]) -> (PathBuf, serde_json::Value, String, String) {
+    let dir = scratch(name);
+    let mut args = vec![
+        "sim",
+        "--plant",
+        "articulated",
+        "--patient",
+        patient,
+        "--seed",
+        "5",
+        "-q",
+        "--no-save",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = plexo(&args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let find = |suffix: &str| {
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        files
+    };
+    assert!(find(".rrd").is_empty(), "--no-save writes no recording");
+    let (json, csv) = (find(".summary.json"), find(".trials.csv"));
+    assert_eq!((json.len(), csv.len()), (1, 1), "one summary and one trial table in --out: {stdout}");
+    assert!(stdout.contains(&format!("trial table saved to {}", csv[0].display())), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json[0]).unwrap()).unwrap();
+    (dir, summary, std::fs::read_to_string(&csv[0]).unwrap(), stdout)
+}
+
+fn block<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["blocks"].as_array().unwrap().iter().find(|b| b["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn sim_without_recording_writes_the_summary_and_a_trial_table_with_honest_effort() {
+    let (_, summary, csv, stdout) = no_save_session("no-save-trials", "moderate", &[]);
+    // The documented header: the columns of TRIAL_COLUMNS, then one range of motion per joint of the robot.
+    let lines: Vec<&str> = csv.lines().collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let fixed = plexo::TRIAL_COLUMNS.len() - 1;
+    assert_eq!(&header[..fixed], &plexo::TRIAL_COLUMNS[..fixed]);
+    let joints = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"];
+    let rom: Vec<String> = joints.iter().map(|j| format!("rom_{j}_rad")).collect();
+    assert_eq!(header[fixed..], rom.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+    // One row per trial of the block table, every field either empty (undefined) or a finite number.
+    let trials: u64 = summary["blocks"].as_array().unwrap().iter().map(|b| b["trials"].as_u64().unwrap()).sum();
+    assert!(trials > 100, "a whole session: {trials} trials");
+    assert_eq!(lines.len() as u64 - 1, trials, "one row per trial");
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), header.len(), "{line}");
+        for (h, f) in header.iter().zip(&fields) {
+            if matches!(*h, "block_name" | "mode") || f.is_empty() {
+                continue;
+            }
+            let v: f64 = f.parse().unwrap_or_else(|_| panic!("{h} = `{f}` is not a number"));
+            assert!(v.is_finite(), "{h} = {v}");
+        }
+        // Measured in every trial (the robot moves the arm in each): never empty.
+        for always in ["duration_s", "final_error_m", "effort_j", "assistance_j", "true_effort_j", "sparc", "ldlj"] {
+            assert!(!fields[col(always)].is_empty(), "{always} empty in {line}");
+        }
+    }
+    // Effort: the relaxed passive warm-up is the robot's work (≤ 5 %), the transparent block the patient's
+    // (high), and the clinic estimate stays within 10 points of the virtual patient's truth in every block.
+    let share = |b: &serde_json::Value, k: &str| b[k].as_f64().unwrap_or_else(|| panic!("{k} of {b}"));
+    let passive = block(&summary, "passive warm-up");
+    assert!(share(passive, "patient_effort_share") <= 0.05, "{passive}");
+    assert!(share(passive, "true_patient_effort_share") <= 0.05, "{passive}");
+    let transparent = block(&summary, "active (transparent)");
+    assert!(share(transparent, "patient_effort_share") >= 0.9, "{transparent}");
+    for b in summary["blocks"].as_array().unwrap() {
+        let (est, truth) = (share(b, "patient_effort_share"), share(b, "true_patient_effort_share"));
+        assert!((est - truth).abs() <= 0.10, "{}: estimated {est}, true {truth}", b["name"]);
+        assert!(share(b, "mean_assistance_work_j") >= 0.0, "{b}");
+    }
+    assert!(stdout.contains("assist[J]") && stdout.contains("true%"), "{stdout}");
+}
+
+#[test]
+fn a_paralysed_arm_scores_no_effort_in_the_assisted_blocks() {
+    // The moderate profile with no strength at all (every max_torque 0): what moves is the robot's doing.
+    let text = std::fs::read_to_string(repo("assets/patients/moderate.toml")).unwrap();
+    let paralysed: String = text
+        .lines()
+        .map(|l| if l.starts_with("max_torque") { "max_torque = 0.0" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = scratch("paralysed-profile");
+    let file = dir.join("paralysed.toml");
+    std::fs::write(&file, paralysed).unwrap();
+    // The passive warm-up and both assisted blocks (16 + 48 + 48 trials): without strength the arm would fall
+    // in the transparent block that follows (a safety stop, as it should).
+    let (_, summary, _, _) = no_save_session("paralysed", file.to_str().unwrap(), &["--trials", "112"]);
+    for name in ["assist-as-needed 1", "assist-as-needed 2"] {
+        let b = block(&summary, name);
+        let est = b["patient_effort_share"].as_f64().unwrap();
+        assert!(est <= 0.05, "{name}: estimated effort share {est} of a paralysed arm");
+        assert_eq!(b["true_patient_effort_share"].as_f64(), Some(0.0), "{name}: {b}");
+    }
+}
+
+#[test]
+fn a_healthy_arm_does_the_work_in_the_transparent_block() {
+    let (_, summary, _, _) = no_save_session("healthy-transparent", "healthy", &[]);
+    let b = block(&summary, "active (transparent)");
+    for key in ["patient_effort_share", "true_patient_effort_share"] {
+        let share = b[key].as_f64().unwrap();
+        assert!(share >= 0.95, "{key} {share} of a healthy arm in transparent mode");
+    }
+}

@@ -398,3 +398,63 @@ impl Analysis {
         SessionSummary::from_blocks(self.blocks, self.trials, joints)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relaxed block's trials are re-estimated from their window integrals once the tissue model is known:
+    /// the result equals the meter's own estimate run with that model from the start (same windows, same
+    /// rectification), for a torque that is tissue plus a voluntary part.
+    #[test]
+    fn deferred_windows_reproduce_the_meter_with_the_fitted_model() {
+        let dof = 2;
+        let dt = 0.001;
+        let mut model = PassiveTissueModel::none(dof);
+        model.stiffness[0] = 2.0;
+        model.damping[0] = 0.3;
+        model.offset[0] = 0.5;
+        model.stiffness[1] = 1.0;
+        model.offset[1] = -0.2;
+        let mut meter = TaskEffortMeter::new(dof, model);
+        let mut calibration = Calibration {
+            block: 0,
+            fit: PassiveTissueFit::new(dof),
+            windows: Vec::with_capacity(64),
+            open: [[0.0; 4]; MAX_JOINTS],
+            elapsed: 0.0,
+            trial_start: 0,
+            pending: Vec::new(),
+            done: false,
+        };
+        for i in 0..2_345 {
+            let t = i as f64 * dt;
+            let mut s = TickSample::zeros(dof, i, t);
+            for j in 0..dof {
+                let w = 2.0 + j as f64;
+                s.q[j] = 0.4 * (w * t).sin();
+                s.qd[j] = 0.4 * w * (w * t).cos();
+                s.qd_ref[j] = 0.35 * w * (w * t + 0.2).cos();
+                let voluntary = 0.8 * (3.0 * t).sin() + 0.1 * j as f64;
+                s.tau_patient_est[j] = model.torque(j, s.q[j], s.qd[j]) + voluntary;
+            }
+            assert!(meter.update(&s.q, &s.qd, &s.qd_ref, &s.tau_patient_est, &s.tau_assist, dt));
+            calibration.add(&s, dof, dt);
+        }
+        calibration.close_window();
+        let expected = meter.finish_trial().effort;
+        let deferred = calibration.effort((0, calibration.windows.len()), &model, dof);
+        assert!(expected > 0.05, "the voluntary part does positive work: {expected}");
+        assert!((deferred - expected).abs() < 1e-9 * expected.max(1.0), "{deferred} J vs {expected} J");
+        // Without the model the same windows give another (larger) effort: the model matters.
+        let raw = calibration.effort((0, calibration.windows.len()), &PassiveTissueModel::none(dof), dof);
+        assert!((raw - expected).abs() > 1e-3, "{raw} vs {expected}");
+    }
+
+    #[test]
+    fn the_relaxed_block_is_the_first_passive_block() {
+        use Mode::*;
+        assert_eq!(relaxed_block([ActiveAssisted, Passive, Transparent, Passive]), Some(1));
+        assert_eq!(relaxed_block([Transparent, Resistive]), None);
+    }
+}
