@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::AppError;
-use crate::{check_cmd, model_cmd, replay_cmd, run_cmd, sim_cmd};
+use crate::{check_cmd, model_cmd, replay_cmd, run_cmd, sim_cmd, study};
 
 /// Plexo: control stack for upper-limb rehabilitation exoskeletons.
 #[derive(Parser, Debug)]
@@ -25,6 +25,9 @@ pub enum Command {
     Check(check_cmd::CheckArgs),
     /// Look back at a session: a Rerun recording (.rrd) or a candump log.
     Replay(replay_cmd::ReplayArgs),
+    /// Run a study: every course (controller × patient × seed) of a study file, sessions chained as `--resume`
+    /// chains them, in parallel; tables, cohort statistics, plots and a report (see docs/studies.md).
+    Study(study::StudyArgs),
     /// Print the parsed kinematic chain of a robot: joints, axes, limits, masses, frames.
     Model {
         /// A URDF file, or an embedded default: plexo-arm4, plexo-arm6, test-arm7.
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Run(args) => run_cmd::run(&args),
         Command::Check(args) => check_cmd::run(&args),
         Command::Replay(args) => replay_cmd::run(&args),
+        Command::Study(args) => study::run(&args),
         Command::Model { robot, json } => {
             let model = model_cmd::load_robot(&robot)?;
             let summary = model_cmd::summarize(&model);

@@ -30,6 +30,7 @@ pub mod setup;
 mod signals;
 mod sim_cmd;
 mod smoothness;
+pub mod study;
 mod summary;
 pub mod telemetry;
 mod timing;

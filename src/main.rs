@@ -1,7 +1,8 @@
 //! `plexo`: the command-line application of the Plexo rehabilitation-exoskeleton control stack.
 //!
 //! Subcommands: `sim` (the main job: a simulated therapy session), `run` (hardware over CAN), `check` (validate
-//! configuration), `model` (print a robot model), `replay` (re-open a recording). See README.md.
+//! configuration), `model` (print a robot model), `replay` (re-open a recording), `study` (courses and
+//! cohorts). See README.md.
 
 use std::process::ExitCode;
 

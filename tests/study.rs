@@ -1,0 +1,171 @@
+//! `plexo study` end to end, as a user runs it: a small seeded study (2 controllers × 2 profiles × 2 seeds × 2
+//! sessions on a short protocol), its outputs and their headers, the sharded (1/2 + 2/2) + merge = unsharded
+//! byte equality (which also shows that results do not depend on the thread count: the shards run on one thread,
+//! the unsharded study on two), the direction of the effects, and study-file errors that name the key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn plexo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = plexo(args);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "plexo {args:?} failed:\n{text}");
+    text
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plexo-study-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const STUDY: &str = r#"
+name = "small"
+description = "Test study: Emken vs a fixed-impedance baseline."
+protocol = "PROTOCOL"
+sessions = 2
+seeds = [3, 4]
+patients = ["mild", "severe"]
+
+[[controllers]]
+name = "emken"
+
+[[controllers]]
+name = "fixed"
+law = "fixed"
+stiffness = 60.0
+progression = false
+"#;
+
+fn study_file(d: &Path) -> PathBuf {
+    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/study/center-out-short.toml");
+    let path = d.join("small.toml");
+    std::fs::write(&path, STUDY.replace("PROTOCOL", &protocol.display().to_string())).unwrap();
+    path
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_the_right_way() {
+    let d = dir("e2e");
+    let file = study_file(&d);
+    let (all, a, b, merged) = (d.join("all"), d.join("a"), d.join("b"), d.join("merged"));
+    let text = ok(&["study", s(&file), "--out", s(&all), "--threads", "2", "-q"]);
+    assert!(text.contains("sessions/hour"), "{text}");
+
+    // Tables: 8 courses × 2 sessions × (2 blocks + the assisted aggregate); 2 controllers × 2 patients × 2
+    // sessions cohort cells.
+    let sessions = read(&all.join("sessions.csv"));
+    let mut lines = sessions.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("controller,patient,seed,session,session_seed,end,session_time_s,block,mode,trials"));
+    assert!(header.contains("assistance_nm") && header.contains("effort_share_est") && header.contains("sparc"));
+    assert_eq!(lines.count(), 8 * 2 * 3, "{sessions}");
+    assert!(header.contains("effort_share_true") && header.contains("stiffness_nm_rad"), "{header}");
+    // The trial table: one row per trial of every session, as many as the block rows count.
+    let col = |header: &str, name: &str| header.split(',').position(|c| c == name).unwrap();
+    let (block, trials) = (col(header, "block"), col(header, "trials"));
+    let counted: usize = sessions
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[block] != "(assisted blocks)")
+        .map(|f| f[trials].parse::<usize>().unwrap())
+        .sum();
+    let trial_table = read(&all.join("trials.csv"));
+    let trial_header = trial_table.lines().next().unwrap();
+    assert!(trial_header.starts_with("controller,patient,seed,session,block,block_name,trial,mode,"), "{trial_header}");
+    assert!(trial_header.contains("true_effort_share") && trial_header.ends_with("rom_elbow_flexion_rad"));
+    assert_eq!(trial_table.lines().count(), 1 + counted);
+    assert!(counted >= 8 * 2 * 12, "every session ran both blocks: {counted} trials");
+    let cohort = read(&all.join("cohort.csv"));
+    assert!(cohort.starts_with("controller,patient,session,seeds,success_rate_n,success_rate_mean,"));
+    assert!(cohort.lines().next().unwrap().contains("assistance_nm_ci95_low,assistance_nm_ci95_high"));
+    assert_eq!(cohort.lines().count(), 1 + 2 * 2 * 2, "{cohort}");
+    for patient in ["mild", "severe"] {
+        for ext in ["png", "svg"] {
+            let plot = all.join(format!("plots/{patient}.{ext}"));
+            assert!(std::fs::metadata(&plot).map(|m| m.len() > 1000).unwrap_or(false), "{}", plot.display());
+        }
+    }
+    let report = read(&all.join("report.md"));
+    assert!(report.starts_with("# Study: small"), "{report}");
+    assert!(report.contains("## Patient severe") && report.contains("(plots/severe.png)"), "{report}");
+    assert!(report.contains("| fixed | 2 |"), "{report}");
+    let table_header = report.lines().find(|l| l.starts_with("| controller |")).unwrap();
+    let table_row = report.lines().find(|l| l.starts_with("| fixed | 2 |")).unwrap();
+    assert_eq!(table_header.matches('|').count(), table_row.matches('|').count(), "{report}");
+    assert!(table_header.contains("effort share (true)"), "{table_header}");
+    let raw: Vec<_> = std::fs::read_dir(all.join("raw")).unwrap().collect();
+    assert_eq!(raw.len(), 8 + 1, "8 course files and the study file");
+
+    // Two shards on one thread each, merged: the unsharded outputs, byte for byte.
+    let text = ok(&["study", s(&file), "--out", s(&a), "--shard", "1/2", "--threads", "1", "-q"]);
+    assert!(text.contains("shard 1/2"), "{text}");
+    assert!(!a.join("sessions.csv").exists(), "a shard writes raw results only");
+    let e = plexo(&["study", "merge", s(&a), "--out", s(&merged)]);
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success() && err.contains("4 of 8 courses are missing"), "{err}");
+    // Through the environment, as a Slurm array task runs it.
+    let out = Command::new(env!("CARGO_BIN_EXE_plexo"))
+        .args(["study", s(&file), "--out", s(&b), "--threads", "1", "-q"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("shard 2/2"));
+    ok(&["study", "merge", s(&a), s(&b), "--out", s(&merged)]);
+    for f in ["trials.csv", "sessions.csv", "cohort.csv", "report.md", "plots/mild.svg", "raw/course-00005.toml"] {
+        assert!(read(&all.join(f)) == read(&merged.join(f)), "{f} differs between the unsharded and merged runs");
+    }
+
+    // Direction of the effects (assisted blocks, mean over seeds): the severe patient gets more help than the mild
+    // one under either controller; the fixed-impedance baseline (60 Nm/rad) gives more help than Emken, whose
+    // stiffness stays below it and falls from session 1 to 2 (the adaptation is carried over, as with --resume).
+    let cohort_header = cohort.lines().next().unwrap();
+    let value = |ctrl: &str, patient: &str, session: u32, key: &str| -> f64 {
+        let row = cohort.lines().find(|l| l.starts_with(&format!("{ctrl},{patient},{session},"))).unwrap();
+        row.split(',').nth(col(cohort_header, key)).unwrap().parse().unwrap()
+    };
+    for ctrl in ["emken", "fixed"] {
+        let assistance = |p| value(ctrl, p, 1, "assistance_nm_mean");
+        assert!(assistance("severe") > assistance("mild"), "{cohort}");
+    }
+    for patient in ["mild", "severe"] {
+        let v = |ctrl, session, key| value(ctrl, patient, session, key);
+        assert!(v("fixed", 1, "assistance_nm_mean") > v("emken", 1, "assistance_nm_mean"), "{cohort}");
+        assert!((v("fixed", 2, "stiffness_nm_rad_mean") - 60.0).abs() < 1e-9, "{cohort}");
+        assert!(v("emken", 1, "stiffness_nm_rad_mean") < 60.0, "{cohort}");
+        assert!(v("emken", 2, "stiffness_nm_rad_mean") < v("emken", 1, "stiffness_nm_rad_mean"), "{cohort}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_study_file_error_names_the_file_and_the_key() {
+    let d = dir("bad");
+    let file = study_file(&d);
+    std::fs::write(&file, read(&file).replace("sessions = 2", "sessions = 2\nsesions = 3")).unwrap();
+    let out = plexo(&["study", s(&file), "--out", s(&d.join("o"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("small.toml") && err.contains("sesions"), "{err}");
+    std::fs::write(&file, read(&file).replace("sesions = 3\n", "").replace("stiffness = 60.0", "stiffness = -1.0"))
+        .unwrap();
+    let out = plexo(&["study", s(&file), "--out", s(&d.join("o"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("controllers[1].stiffness"), "{err}");
+    assert!(!d.join("o").exists(), "nothing is written for a bad study file");
+    std::fs::remove_dir_all(&d).unwrap();
+}
