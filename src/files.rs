@@ -3,10 +3,19 @@
 //! flushed to disk (fsync), then renamed over the target — a crash or `kill -9` leaves either the previous file
 //! or the complete new one, never a truncated file. Before anything is created, the paths a command was given
 //! are checked: one path for two roles, or an output that is also an input, is an error.
+//!
+//! Every output may hold patient data: files are created owner-only (0600) and the directories the app creates
+//! for them owner-only (0700), whatever the umask (the mode is set explicitly, not requested through it).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Mode of every output file: read and write for the owner only.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory the app creates for its outputs: owner only.
+pub const DIR_MODE: u32 = 0o700;
 
 use crate::AppError;
 
@@ -21,18 +30,44 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
-/// Creates the directory of `path` if it has one that does not exist yet.
+/// Creates the directory of `path` if it has one that does not exist yet: every directory created is 0700
+/// ([`DIR_MODE`], whatever the umask); existing directories are left as they are.
 pub fn create_parent(path: &Path) -> Result<(), AppError> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e)),
-        None => Ok(()),
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    for d in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+            Ok(()) => {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE)).map_err(|e| io_error(d, e))?
+            }
+            // Created meanwhile by someone else (another plexo process): not ours to change.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(io_error(d, e)),
+        }
     }
+    Ok(())
 }
 
-/// Makes the finished temporary file `partial` the file `path`: fsync, rename over `path`, fsync of the
-/// directory (so the rename itself survives a power loss). Not real-time safe.
+/// Creates (or truncates) the output file `path` owner-only ([`FILE_MODE`], whatever the umask). Not
+/// real-time safe.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(FILE_MODE).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+/// Makes the finished temporary file `partial` the file `path`: owner-only mode ([`FILE_MODE`], also for a
+/// file another writer created, e.g. the recording), fsync, rename over `path`, fsync of the directory (so the
+/// rename itself survives a power loss). Not real-time safe.
 pub fn commit(partial: &Path, path: &Path) -> Result<(), AppError> {
-    File::open(partial).and_then(|f| f.sync_all()).map_err(|e| io_error(partial, e))?;
+    File::open(partial)
+        .and_then(|f| {
+            f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+            f.sync_all()
+        })
+        .map_err(|e| io_error(partial, e))?;
     std::fs::rename(partial, path).map_err(|e| io_error(path, e))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))
@@ -46,7 +81,7 @@ pub fn write_atomically_with(
 ) -> Result<(), AppError> {
     create_parent(path)?;
     let partial = partial_path(path);
-    let written = File::create(&partial).and_then(|mut f| {
+    let written = create_private(&partial).and_then(|mut f| {
         write(&mut f)?;
         f.flush()
     });
@@ -128,6 +163,25 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no partial file is left behind");
         write_atomically(&path, b"next session").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "next session");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn outputs_are_owner_only_and_so_are_the_directories_created_for_them() {
+        // Issue 13 §2: patient data files were created with the umask's mode (0644: readable by every user).
+        let d = dir("modes");
+        let path = d.join("new/deeper/s.state.toml");
+        write_atomically(&path, b"state").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&d.join("new")), 0o700);
+        assert_eq!(mode(&d.join("new/deeper")), 0o700);
+        // A file another writer created with a wider mode is owner-only once committed.
+        let other = d.join("other.rrd");
+        std::fs::write(partial_path(&other), b"recording").unwrap();
+        std::fs::set_permissions(partial_path(&other), std::fs::Permissions::from_mode(0o666)).unwrap();
+        commit(&partial_path(&other), &other).unwrap();
+        assert_eq!(mode(&other), 0o600);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -70,12 +70,11 @@ impl Patient {
         }
     }
 
-    /// The name in session names: the virtual profile's name, or the clinical patient's pseudonymous id.
+    /// The patient's pseudonymous id ([`PatientSpec::id`], also of a virtual profile's `[spec]`): the only patient
+    /// identifier in session names, output file names and recording ids. Never the profile's `name`, which a
+    /// clinic may fill with a person's name.
     pub fn name(&self) -> &str {
-        match self {
-            Patient::Clinical(spec) => &spec.id,
-            Patient::Virtual(profile) => &profile.name,
-        }
+        &self.spec().id
     }
 
     /// The table of the file that holds the [`PatientSpec`], for error keys (`""`: the top level).
@@ -279,14 +278,15 @@ pub fn build_session(
     Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks })
 }
 
-/// A file-system-safe session name: `<protocol>_<patient>_<UTC yyyymmdd-hhmmss>`.
+/// A file-system-safe session name: `<protocol>_<patient id>_<UTC yyyymmdd-hhmmss>` (`patient`: the pseudonymous
+/// id, [`Patient::name`] or `--patient-id`).
 pub fn session_name(protocol: &str, patient: &str) -> String {
-    let clean = |s: &str| {
-        let stem = Path::new(s).file_stem().and_then(|f| f.to_str()).unwrap_or(s).to_owned();
-        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>()
-    };
+    let clean =
+        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>();
+    let stem = Path::new(protocol).file_stem().and_then(|f| f.to_str()).unwrap_or(protocol);
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format!("{}_{}_{}", clean(protocol), clean(patient), utc_stamp(secs))
+    // The patient is a pseudonymous id, not a path: its dots are kept as dashes, not cut as an extension.
+    format!("{}_{}_{}", clean(stem), clean(patient), utc_stamp(secs))
 }
 
 /// `yyyymmdd-hhmmss` (UTC) of Unix time `secs`, by the proleptic Gregorian calendar.
@@ -320,7 +320,9 @@ mod tests {
     #[test]
     fn session_names_are_file_safe() {
         let name = session_name("assets/protocols/center-out.toml", "my patient.toml");
-        assert!(name.starts_with("center-out_my-patient_"), "{name}");
+        assert!(name.starts_with("center-out_my-patient-toml_"), "{name}");
+        let name = session_name("center-out", "P.0042");
+        assert!(name.starts_with("center-out_P-0042_"), "a pseudonymous id is not cut at its dot: {name}");
         assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 

@@ -52,3 +52,59 @@ fn a_soft_start_of_zero_is_refused_by_check_and_sim() {
         assert!(stderr.contains("safety.soft_start_time") && stderr.contains("[0.1, 10]"), "{args:?}: {stderr}");
     }
 }
+
+/// Runs `plexo args` in `dir` with the umask `umask` (through `sh`, so the process inherits it).
+fn plexo_in(dir: &Path, umask: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_plexo"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("sh runs plexo")
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[test]
+fn patient_outputs_are_owner_only_whatever_the_umask_and_named_by_the_pseudonymous_id() {
+    // Issue 13 §2: outputs were created with the umask's mode (0644/0666: readable by every user of the clinic
+    // PC), and session, file and recording names carried the profile's `name`, which a clinic may fill with a
+    // person's name.
+    let dir = scratch("private-outputs");
+    let profile = std::fs::read_to_string(repo("assets/patients/moderate.toml"))
+        .unwrap()
+        .replace("name = \"moderate\"", "name = \"Jane Doe\"")
+        .replace("id = \"sim-moderate\"", "id = \"P-0042\"");
+    assert!(profile.contains("Jane Doe") && profile.contains("P-0042"));
+    std::fs::write(dir.join("patient.toml"), profile).unwrap();
+    let out = plexo_in(&dir, "000", &["sim", "--patient", "patient.toml", "--duration", "0.3", "-q"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "sim failed:\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("Jane") && !stderr.contains("Jane"), "the profile's name was printed:\n{stdout}");
+    let outputs = dir.join("out");
+    assert_eq!(mode(&outputs), 0o700, "the output directory plexo created");
+    let files: Vec<PathBuf> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "rrd")), "{files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains("P-0042") && !name.contains("Jane"), "output named by the id, not the name: {name}");
+        assert_eq!(mode(f), 0o600, "{name}");
+        let bytes = std::fs::read(f).unwrap();
+        assert!(!bytes.windows(8).any(|w| w == b"Jane Doe"), "{name} holds the profile's name");
+    }
+    // `--patient-id` overrides the file's id; an id that is not a pseudonym (spaces, a path) is refused.
+    let out = plexo_in(
+        &dir,
+        "022",
+        &["sim", "--patient", "patient.toml", "--duration", "0.3", "-q", "--patient-id", "S7.v2"],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(std::fs::read_dir(&outputs).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("S7-v2")));
+    let out = plexo_in(&dir, "022", &["sim", "--no-save", "--patient-id", "Jane Doe"]);
+    assert!(!out.status.success() && text(&out).1.contains("--patient-id"), "{}", text(&out).1);
+}

@@ -204,7 +204,8 @@ fn writer_loop(rx: &Receiver<BusRecord>, done: &Receiver<()>, mut out: Output) -
 }
 
 impl CandumpWriter {
-    /// Creates (truncates) `path` and starts the writer thread. `interfaces` are the names written for bus
+    /// Creates (truncates) `path` owner-only (0600 whatever the umask: CAN traffic is patient data) and starts
+    /// the writer thread. `interfaces` are the names written for bus
     /// index 0, 1, …; `capacity` is the channel's size in records (memory ≈ 100 bytes per record, allocated
     /// now). Not real-time safe.
     pub fn create(path: &Path, interfaces: &[&str], capacity: usize) -> Result<Self, HalError> {
@@ -214,8 +215,17 @@ impl CandumpWriter {
                 reason: format!("{} interfaces, allowed 1..=65535", interfaces.len()),
             });
         }
-        let file = std::fs::File::create(path)
-            .map_err(|source| HalError::Io { context: format!("creating candump log {}", path.display()), source })?;
+        let file = {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)).map(|()| f))
+        }
+        .map_err(|source| HalError::Io { context: format!("creating candump log {}", path.display()), source })?;
         let (tx, rx) = bounded(capacity.max(1));
         let (done_tx, done_rx) = bounded(1);
         let out = Output {
