@@ -100,6 +100,80 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AppError> {
     write_atomically_with(path, |f| f.write_all(contents))
 }
 
+/// Largest configuration-type input accepted [bytes]: robot URDF, patient, protocol, controller and hardware
+/// configuration, calibration and session state files (the shipped ones are below 40 kB; 16 MiB leaves room
+/// for a URDF with inline meshes and stops a mistaken path to a disk image or a log before it fills memory).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Largest candump log `plexo replay` reads [bytes] (read whole: 1 GiB ≈ 25 million frames ≈ 3.5 h of two
+/// buses at 1 kHz with two joints each).
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
+/// What a non-regular file is, for the refusal message.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn input_refused(path: &Path, reason: String) -> AppError {
+    AppError::Config { file: path.display().to_string(), key: "(input file)".into(), reason }
+}
+
+fn check_metadata(path: &Path, meta: &std::fs::Metadata, limit: u64) -> Result<(), AppError> {
+    if !meta.file_type().is_file() {
+        return Err(input_refused(
+            path,
+            format!("is {}: give a regular file (reading it could block or never end)", kind_of(meta.file_type())),
+        ));
+    }
+    if meta.len() > limit {
+        return Err(input_refused(
+            path,
+            format!("is {} bytes; input files of this kind are limited to {limit} bytes", meta.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an input that is not a regular file (a FIFO, a device, a directory, a socket: reading a FIFO hangs,
+/// a device may never end) or is larger than `limit` [bytes] — without opening it. For inputs another crate
+/// reads. Not real-time safe.
+pub fn check_input(path: &Path, limit: u64) -> Result<(), AppError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    check_metadata(path, &meta, limit)
+}
+
+/// Reads the input `path` as text after [`check_input`]'s checks; opened non-blocking and checked again on
+/// the open file (a FIFO swapped in meanwhile is refused, not waited on), and never more than `limit` bytes
+/// read. Not real-time safe.
+pub fn read_input(path: &Path, limit: u64) -> Result<String, AppError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    check_input(path, limit)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    check_metadata(path, &file.metadata().map_err(|e| io_error(path, e))?, limit)?;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text).map_err(|e| io_error(path, e))?;
+    if text.len() as u64 > limit {
+        return Err(input_refused(path, format!("grew beyond the limit of {limit} bytes while being read")));
+    }
+    Ok(text)
+}
+
 /// The file a path names, for comparing paths: canonical if it exists, else its canonical directory joined with
 /// its name, else as given (made absolute).
 fn identity(path: &Path) -> PathBuf {
@@ -182,6 +256,26 @@ mod tests {
         std::fs::set_permissions(partial_path(&other), std::fs::Permissions::from_mode(0o666)).unwrap();
         commit(&partial_path(&other), &other).unwrap();
         assert_eq!(mode(&other), 0o600);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_a_directory_a_device_or_an_oversized_file_is_refused_without_blocking() {
+        // Issue 13 §2: a FIFO given as any input file hung every command.
+        let d = dir("inputs");
+        let fifo = d.join("patient.toml");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_input(&fifo, MAX_CONFIG_BYTES).unwrap_err().to_string();
+        assert!(e.contains("FIFO") && e.contains("patient.toml"), "{e}");
+        assert!(read_input(&d, MAX_CONFIG_BYTES).unwrap_err().to_string().contains("a directory"));
+        assert!(read_input(Path::new("/dev/zero"), MAX_CONFIG_BYTES).unwrap_err().to_string().contains("a device"));
+        let big = d.join("big.toml");
+        std::fs::write(&big, vec![b'#'; 101]).unwrap();
+        let e = read_input(&big, 100).unwrap_err().to_string();
+        assert!(e.contains("101 bytes") && e.contains("limited to 100 bytes"), "{e}");
+        assert_eq!(read_input(&big, 101).unwrap().len(), 101);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

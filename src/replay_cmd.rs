@@ -46,6 +46,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
     crate::files::check_distinct(&inputs, &outputs)?;
     let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
     if is_rrd {
+        crate::files::check_input(&args.file, crate::files::MAX_LOG_BYTES)?;
         let summary = read_rrd(&args.file)?;
         print!("{}", summary.render());
         if args.spawn {
@@ -53,8 +54,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
         }
         return Ok(());
     }
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| AppError::Io { path: args.file.display().to_string(), source: e })?;
+    let text = crate::files::read_input(&args.file, crate::files::MAX_LOG_BYTES)?;
     let records = plexo_can::candump::parse_log(&text).map_err(|e| AppError::Config {
         file: args.file.display().to_string(),
         key: "(candump line)".into(),

@@ -26,8 +26,7 @@ pub struct Loaded<T> {
 pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         let model = Model::from_urdf_str(&text).map_err(|e| e.in_file(path.to_path_buf()))?;
         return Ok(Loaded { value: (model, text), source: path.display().to_string() });
     }
@@ -92,7 +91,7 @@ pub fn load_patient(spec: &str) -> Result<Loaded<Patient>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| AppError::Io { path: source.clone(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| AppError::Config {
             file: source.clone(),
             key: "(document)".into(),
@@ -143,6 +142,7 @@ pub fn virtual_patient(patient: &Loaded<Patient>) -> Result<Loaded<PatientProfil
 pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
     let path = Path::new(spec);
     let (protocol, source) = if path.exists() {
+        crate::files::check_input(path, crate::files::MAX_CONFIG_BYTES)?;
         (Protocol::from_file(path)?, path.display().to_string())
     } else if plexo_controller::DEFAULT_PROTOCOLS.contains(&spec) {
         (Protocol::default_protocol(spec)?, format!("{spec} (embedded)"))
@@ -160,7 +160,10 @@ pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
 /// The controller configuration: a TOML path or the embedded default (`assets/configs/controller.toml`).
 pub fn load_controller(path: Option<&Path>) -> Result<Loaded<ControllerConfig>, AppError> {
     match path {
-        Some(p) => Ok(Loaded { value: ControllerConfig::from_file(p)?, source: p.display().to_string() }),
+        Some(p) => {
+            crate::files::check_input(p, crate::files::MAX_CONFIG_BYTES)?;
+            Ok(Loaded { value: ControllerConfig::from_file(p)?, source: p.display().to_string() })
+        }
         None => Ok(Loaded {
             value: ControllerConfig::default_config()?,
             source: "assets/configs/controller.toml (embedded)".into(),

@@ -108,3 +108,50 @@ fn patient_outputs_are_owner_only_whatever_the_umask_and_named_by_the_pseudonymo
     let out = plexo_in(&dir, "022", &["sim", "--no-save", "--patient-id", "Jane Doe"]);
     assert!(!out.status.success() && text(&out).1.contains("--patient-id"), "{}", text(&out).1);
 }
+
+/// Runs `plexo args`, killing it if it has not ended within 20 s (a hang is the failure being tested).
+fn plexo_within_20_s(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plexo"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the plexo binary runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("plexo {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fifo_or_a_directory_as_an_input_file_is_refused_at_once_naming_it() {
+    // Issue 13 §2: a FIFO given as any input file hung every command.
+    let dir = scratch("fifo-input");
+    let fifo = dir.join("patient.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let f = fifo.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    for args in [
+        vec!["check", "--patient", f],
+        vec!["check", "--controller", f],
+        vec!["check", "--protocol", f],
+        vec!["check", "--robot", f],
+        vec!["check", "--hardware", f],
+        vec!["sim", "--no-save", "--resume", f],
+        vec!["replay", f],
+        vec!["check", "--controller", d],
+    ] {
+        let out = plexo_within_20_s(&args);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} accepted");
+        let what = if args.contains(&d) { "a directory" } else { "a FIFO" };
+        assert!(stderr.contains(what) && stderr.contains(args[args.len() - 1]), "{args:?}: {stderr}");
+    }
+}
