@@ -44,15 +44,24 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
         .collect();
     let outputs: Vec<(&str, &Path)> = args.save.as_deref().map(|p| ("--save", p)).into_iter().collect();
     crate::files::check_distinct(&inputs, &outputs)?;
-    let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
+    crate::files::check_input(&args.file, crate::files::MAX_LOG_BYTES)?;
+    // By content, not only by name: a recording cut by `kill -9` is left under its temporary name
+    // (`.<name>.rrd.partial-<pid>`).
+    let is_rrd = args.file.extension().is_some_and(|e| e == "rrd") || starts_like_rrd(&args.file);
     if is_rrd {
-        crate::files::check_input(&args.file, crate::files::MAX_LOG_BYTES)?;
         let summary = read_rrd(&args.file)?;
         print!("{}", summary.render());
         if args.spawn {
             spawn_viewer(Some(&args.file))?;
         }
-        return Ok(());
+        // A cut recording is shown (what it holds is real) but the command fails, so that no script takes it
+        // for a whole session.
+        return match summary.truncation() {
+            Some(reason) => {
+                Err(AppError::Config { file: args.file.display().to_string(), key: "(rrd)".into(), reason })
+            }
+            None => Ok(()),
+        };
     }
     let text = crate::files::read_input(&args.file, crate::files::MAX_LOG_BYTES)?;
     let records = plexo_can::candump::parse_log(&text).map_err(|e| AppError::Config {
@@ -99,6 +108,15 @@ pub struct RrdSummary {
     pub recordings: Vec<String>,
     /// Messages decoded.
     pub messages: usize,
+    /// The file ends with Rerun's stream footer, which the writer appends when it closes the recording: without
+    /// it the recording was cut (the process killed, the disk full) and holds only the start of the session.
+    pub complete: bool,
+    /// Last session time in the recording (the `sim_time` timeline) [s].
+    pub last_time: Option<f64>,
+    /// Last control tick in the recording (the `tick` timeline).
+    pub last_tick: Option<i64>,
+    /// Size of the file [bytes].
+    pub bytes: u64,
 }
 
 impl RrdSummary {
@@ -114,8 +132,52 @@ impl RrdSummary {
         for (path, (chunks, rows, is_static)) in &self.entities {
             s.push_str(&format!("{path:<45} {chunks:>7} {rows:>9}{}\n", if *is_static { "  (static)" } else { "" }));
         }
+        if let Some(t) = self.last_time {
+            s.push_str(&format!("session time recorded: 0 to {t:.3} s (last tick {})\n", self.last_tick.unwrap_or(0)));
+        }
+        if let Some(warning) = self.truncation() {
+            s.push_str(&format!("WARNING: {warning}\n"));
+        }
         s
     }
+
+    /// Why the recording is incomplete, with how much of the session it holds (`None`: complete).
+    pub fn truncation(&self) -> Option<String> {
+        (!self.complete).then(|| {
+            format!(
+                "the recording is TRUNCATED ({} bytes, no end-of-stream footer: the writing process was killed or \
+                 the disk filled); it holds {} of the session and the rest is missing",
+                self.bytes,
+                match (self.last_time, self.last_tick) {
+                    (Some(t), Some(k)) => format!("the first {t:.3} s (ticks 0 to {k}, {} messages)", self.messages),
+                    _ => format!("no time series ({} messages)", self.messages),
+                }
+            )
+        })
+    }
+}
+
+/// True if `path` starts with Rerun's stream header (`RRF2`).
+fn starts_like_rrd(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == re_log_encoding::RRD_FOURCC
+}
+
+/// True if `path` ends with the 12 fixed bytes of Rerun's stream footer (`RRF2` `FOOT` and the footer count),
+/// which the encoder writes when the recording is closed.
+fn has_stream_footer(path: &Path) -> Result<bool, AppError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| AppError::Io { path: path.display().to_string(), source: e };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 12 {
+        return Ok(false);
+    }
+    let mut tail = [0u8; 12];
+    file.seek(SeekFrom::End(-12)).map_err(io)?;
+    file.read_exact(&mut tail).map_err(io)?;
+    Ok(tail[..4] == re_log_encoding::RRD_FOURCC && &tail[4..8] == b"FOOT")
 }
 
 /// Decodes a .rrd file: every entity path with its chunk and row counts. Errors name the file.
@@ -125,7 +187,11 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
     let file = std::fs::File::open(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
     let decoder = re_log_encoding::DecoderApp::decode_eager(BufReader::new(file))
         .map_err(|e| err(format!("not a Rerun recording: {e}")))?;
-    let mut summary = RrdSummary::default();
+    let mut summary = RrdSummary {
+        complete: has_stream_footer(path)?,
+        bytes: std::fs::metadata(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?.len(),
+        ..RrdSummary::default()
+    };
     for msg in decoder {
         let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
         summary.messages += 1;
@@ -142,7 +208,15 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                 entry.0 += 1;
                 entry.1 += chunk.num_rows();
                 entry.2 |= chunk.is_static();
-                for name in chunk.timelines().keys() {
+                for (name, column) in chunk.timelines() {
+                    let max = column.time_range().max().as_i64();
+                    if name.as_str() == crate::telemetry::entities::SIM_TIME {
+                        // A duration timeline counts nanoseconds.
+                        let t = max as f64 * 1e-9;
+                        summary.last_time = Some(summary.last_time.map_or(t, |l: f64| l.max(t)));
+                    } else if name.as_str() == crate::telemetry::entities::TICK {
+                        summary.last_tick = Some(summary.last_tick.map_or(max, |l| l.max(max)));
+                    }
                     let name = name.to_string();
                     if !summary.timelines.contains(&name) {
                         summary.timelines.push(name);

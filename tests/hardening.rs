@@ -155,3 +155,27 @@ fn a_fifo_or_a_directory_as_an_input_file_is_refused_at_once_naming_it() {
         assert!(stderr.contains(what) && stderr.contains(args[args.len() - 1]), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_recording_cut_short_is_reported_as_truncated_with_how_much_it_holds() {
+    // Issue 13 §2: `plexo replay` of a recording cut by `kill -9` exited 0 without a warning.
+    let dir = scratch("truncated-rrd");
+    let rrd = dir.join("session.rrd");
+    let out = plexo(&["sim", "--duration", "2", "-q", "--save", rrd.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let whole = plexo(&["replay", rrd.to_str().unwrap()]);
+    let (stdout, stderr) = text(&whole);
+    assert!(whole.status.success(), "a complete recording replays: {stderr}");
+    assert!(!stdout.contains("TRUNCATED"), "{stdout}");
+    // The first 60 % of the bytes, as a writer killed mid-session leaves them (under its temporary name).
+    let bytes = std::fs::read(&rrd).unwrap();
+    let cut = dir.join(".session.rrd.partial-4242");
+    std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    let out = plexo(&["replay", cut.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "a truncated recording must not pass as a session:\n{stdout}");
+    assert!(stderr.contains("TRUNCATED") && stderr.contains("of the session"), "{stderr}");
+    let holds = stdout.lines().find(|l| l.starts_with("session time recorded: 0 to ")).expect(&stdout);
+    let t: f64 = holds.trim_start_matches("session time recorded: 0 to ").split(' ').next().unwrap().parse().unwrap();
+    assert!(t > 0.0 && t < 2.6, "it holds part of the 2.5 s (0.5 s check + 2 s session): {t} s");
+}
