@@ -27,7 +27,8 @@ pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
         let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
-        let model = Model::from_urdf_str(&text).map_err(|e| e.in_file(path.to_path_buf()))?;
+        let model = Model::from_urdf_str(&text)
+            .map_err(|e| plexo_kinematics::locate_urdf_error(&text, e).in_file(path.to_path_buf()))?;
         return Ok(Loaded { value: (model, text), source: path.display().to_string() });
     }
     match plexo_kinematics::default_robot_urdf(spec) {
@@ -154,6 +155,19 @@ pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
         });
     };
     protocol.validate(&source)?;
+    // Two target sets of one name: a block's `targets` would silently pick the first.
+    for (i, set) in protocol.target_sets.iter().enumerate() {
+        if let Some(first) = protocol.target_sets[..i].iter().position(|o| o.name == set.name) {
+            return Err(AppError::Config {
+                file: source,
+                key: format!("target_sets[{i}].name"),
+                reason: format!(
+                    "{:?} is already the name of target_sets[{first}]: a block naming it would use only the first",
+                    set.name
+                ),
+            });
+        }
+    }
     Ok(Loaded { value: protocol, source })
 }
 
@@ -375,6 +389,48 @@ mod tests {
         assert_eq!(arm.forearm.length, reference.forearm.length);
         let e = load_virtual_patient(file.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("P-0042.toml") && e.contains("virtual patient profile"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_protocol_with_two_target_sets_of_one_name_is_refused_naming_both() {
+        // Issue 13 §4: the second `center_out_8` was accepted; blocks used the first.
+        let text = include_str!("../assets/protocols/center-out.toml").replace("\"elbow_rom\"", "\"center_out_8\"");
+        let dir = std::env::temp_dir().join(format!("plexo-dup-sets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("protocol.toml");
+        std::fs::write(&file, text).unwrap();
+        let e = load_protocol(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("target_sets[1].name") && e.contains("target_sets[0]") && e.contains("center_out_8"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn urdf_errors_name_the_element_and_its_line() {
+        // Issue 13 §4: about two thirds of URDF errors named no line (duplicate names, missing links, zero axes,
+        // bad masses ...).
+        let good = include_str!("../assets/robots/plexo-arm4.urdf");
+        let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let dir = std::env::temp_dir().join(format!("plexo-urdf-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |text: &str| {
+            let file = dir.join("robot.urdf");
+            std::fs::write(&file, text).unwrap();
+            load_robot(file.to_str().unwrap()).unwrap_err().to_string()
+        };
+        // `good` with the first line containing `what` after the elbow joint's start tag replaced by `by`.
+        let line = line_of("joint name=\"elbow_flexion\"");
+        let edit = |what: &str, by: &str| {
+            let mut lines: Vec<&str> = good.lines().collect();
+            let k = (line..lines.len()).find(|&k| lines[k].contains(what)).unwrap();
+            lines[k] = by;
+            lines.join("\n")
+        };
+        let at = format!("line {line}: <joint name=\"elbow_flexion\">");
+        let e = load(&edit("<axis", "    <axis xyz=\"0 0 0\"/>"));
+        assert!(e.contains(&at) && e.contains("axis has zero length"), "{e}");
+        let e = load(&edit("<child", "    <child link=\"nowhere\"/>"));
+        assert!(e.contains(&at) && e.contains("nowhere"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
