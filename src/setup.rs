@@ -196,13 +196,54 @@ pub fn patient_rom(model: &Model, patient: &Loaded<Patient>) -> Result<Vec<RomLi
                 file: patient.source.clone(),
                 key: dotted(patient.value.spec_table(), &format!("range_of_motion.{}", j.name)),
                 reason: format!(
-                    "missing: the robot has joint `{}`; the patient's range of motion must cover every robot joint",
-                    j.name
+                    "missing: the robot has joint `{}`; the patient's range of motion must cover every robot joint{}",
+                    j.name,
+                    if patient.source.ends_with("(embedded)") {
+                        format!(
+                            " — the embedded patients have ranges for the joints of plexo-arm4 and plexo-arm6 only; for \
+                             this robot write a patient file with a range for each of {} (start from assets/patients/{}.toml) and \
+                             pass it with --patient FILE",
+                            joint_list(model),
+                            patient.source.trim_end_matches(" (embedded)")
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             })?;
             Ok(RomLimit { min, max })
         })
         .collect()
+}
+
+/// The robot's joint names, comma-separated, for messages.
+fn joint_list(model: &Model) -> String {
+    model.joints().iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Refuses the embedded controller configuration for a robot whose joints it does not describe, saying which file
+/// to write: its per-joint values (`[[safety.joints]]`, the arrays of `[friction]`, `[impedance]`, …) are
+/// plexo-arm4's; they cannot be guessed for another robot's joints (torque limits, impedances, spasm
+/// thresholds are per joint and safety-relevant). A user's own file is validated by the controller instead.
+fn embedded_controller_fits(model: &Model, controller: &Loaded<ControllerConfig>) -> Result<(), AppError> {
+    let configured: Vec<&str> = controller.value.safety.joints.iter().map(|j| j.name.as_str()).collect();
+    let robot: Vec<&str> = model.joints().iter().map(|j| j.name.as_str()).collect();
+    if !controller.source.contains("(embedded)") || configured == robot {
+        return Ok(());
+    }
+    Err(AppError::Config {
+        file: controller.source.clone(),
+        key: "safety.joints".into(),
+        reason: format!(
+            "the embedded controller configuration has per-joint values for {} ({}); this robot has {} ({}): write \
+             a controller configuration for it (start from assets/configs/controller.toml: one [[safety.joints]] \
+             table per joint and one value per joint in every per-joint array) and pass it with --controller FILE",
+            configured.len(),
+            configured.join(", "),
+            robot.len(),
+            robot.join(", ")
+        ),
+    })
 }
 
 /// The patient's arm segments from their body size ([`PatientSpec::arm`]); errors name the file.
@@ -259,12 +300,23 @@ pub fn build_session(
     rom: &[RomLimit],
     joints: &[JointInfo],
 ) -> Result<SessionParts, AppError> {
+    embedded_controller_fits(model, controller)?;
     let ctrl = Controller::new(model, &controller.value, arm, &controller.source)?;
     let supervisor = SafetySupervisor::new(&controller.value.safety, joints, Some(rom))?;
     let session = Session::new(&protocol.value, model, rom).map_err(|e| AppError::Config {
         file: protocol.source.clone(),
         key: "blocks".into(),
-        reason: e.to_string(),
+        reason: if protocol.source.ends_with("(embedded)") {
+            format!(
+                "{e} — the embedded protocols are written for plexo-arm4's joints; for this robot write a protocol \
+                 with one value per joint ({}) wherever a posture is given (`home`; start from \
+                 assets/protocols/{}.toml) and pass it with --protocol FILE",
+                joint_list(model),
+                protocol.source.trim_end_matches(" (embedded)")
+            )
+        } else {
+            e.to_string()
+        },
     })?;
     let frame = &controller.value.cartesian.frame;
     let handle = model.frame_id(frame).ok_or_else(|| AppError::Config {

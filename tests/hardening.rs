@@ -5,8 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `plexo` binary under test: `CARGO_BIN_EXE_plexo`, or `PLEXO_TEST_BIN` when set (a target directory
+/// shared by several checkouts uplifts whichever `plexo` was linked last to `target/debug/plexo`).
+fn bin() -> String {
+    std::env::var("PLEXO_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_plexo").to_owned())
+}
+
 fn plexo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
+    Command::new(bin()).args(args).output().expect("the plexo binary runs")
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -58,7 +64,7 @@ fn plexo_in(dir: &Path, umask: &str, args: &[&str]) -> Output {
     Command::new("sh")
         .arg("-c")
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_plexo"))
+        .arg(bin())
         .args(args)
         .current_dir(dir)
         .output()
@@ -111,7 +117,7 @@ fn patient_outputs_are_owner_only_whatever_the_umask_and_named_by_the_pseudonymo
 
 /// Runs `plexo args`, killing it if it has not ended within 20 s (a hang is the failure being tested).
 fn plexo_within_20_s(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plexo"))
+    let mut child = Command::new(bin())
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -178,4 +184,28 @@ fn a_recording_cut_short_is_reported_as_truncated_with_how_much_it_holds() {
     let holds = stdout.lines().find(|l| l.starts_with("session time recorded: 0 to ")).expect(&stdout);
     let t: f64 = holds.trim_start_matches("session time recorded: 0 to ").split(' ').next().unwrap().parse().unwrap();
     assert!(t > 0.0 && t < 2.6, "it holds part of the 2.5 s (0.5 s check + 2 s session): {t} s");
+}
+
+#[test]
+fn a_robot_the_embedded_defaults_do_not_describe_is_refused_saying_which_file_to_write() {
+    // Issue 13 §4: `plexo sim --robot plexo-arm6` failed with "need 6 values" naming no way out.
+    // test-arm7's joints are in no embedded patient: the patient is named first.
+    let out = plexo(&["check", "--robot", "test-arm7"]);
+    assert!(
+        text(&out).1.contains("write a patient file") && text(&out).1.contains("--patient FILE"),
+        "{}",
+        text(&out).1
+    );
+    for robot in ["plexo-arm6", "test-arm7"] {
+        let out = plexo(&["check", "--robot", robot]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success());
+        let says_which = ["--patient FILE", "--controller FILE"].iter().any(|o| stderr.contains(o));
+        assert!(says_which && stderr.contains("write a"), "{robot}: {stderr}");
+        let out = plexo(&["sim", "--no-save", "--robot", robot]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success());
+        let says_which = ["--patient FILE", "--controller FILE"].iter().any(|o| stderr.contains(o));
+        assert!(says_which && stderr.contains("write a"), "{robot}: {stderr}");
+    }
 }
