@@ -27,7 +27,7 @@
 //! bus.stop_recording(); // releases the sink
 //! let summary = writer.finish()?;
 //! assert_eq!((summary.written, summary.dropped), (1, 0));
-//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "(0.000055) can0 080#\n");
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "(0000000000.000055) can0 080#\n");
 //! # std::fs::remove_file(&path).unwrap();
 //! # Ok::<(), plexo_hal::HalError>(())
 //! ```
@@ -148,7 +148,7 @@ impl Output {
         };
         self.last = time;
         let name = self.names.get(usize::from(r.bus)).map_or("can?", String::as_str);
-        writeln!(self.file, "({}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), name, r.frame)?;
+        writeln!(self.file, "({:010}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), name, r.frame)?;
         self.written += 1;
         Ok(())
     }
