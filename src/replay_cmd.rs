@@ -287,12 +287,17 @@ pub struct JointSeries {
     pub tau: Vec<f64>,
 }
 
-/// Decodes MIT replies and CiA 402 TPDO1 frames per joint with the configuration's node ids and mappings.
+/// Decodes MIT replies and CiA 402 TPDO1 frames per joint: a frame is a joint's when it came on the joint's bus
+/// (the interface name as in the configuration) from its node; MIT torque fields are read as `torque_field` says.
 pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSeries> {
     let mut out: Vec<JointSeries> =
         hw.can.joints.iter().map(|j| JointSeries { joint: j.name.clone(), ..Default::default() }).collect();
     for r in records {
         for (k, j) in hw.can.joints.iter().enumerate() {
+            // A frame belongs to a joint by interface AND node: two buses may use the same node ids.
+            if r.ifname != j.bus {
+                continue;
+            }
             let map = j.mapping();
             let t = r.time.as_secs_f64();
             match j.protocol {
@@ -304,11 +309,16 @@ pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSer
                         continue;
                     }
                     if let Some(reply) = plexo_can::mit::MitReply::decode(data, &ranges) {
+                        // As the live driver: a drive that reports current [A] is scaled by the torque constant.
+                        let drive_torque = match j.mit.map(|m| m.torque_field).unwrap_or_default() {
+                            plexo_can::MitTorqueField::Torque => reply.torque,
+                            plexo_can::MitTorqueField::Current => reply.torque * j.torque_constant,
+                        };
                         let s = &mut out[k];
                         s.time.push(t);
                         s.q.push(map.link_position(reply.position));
                         s.qd.push(map.link_velocity(reply.velocity));
-                        s.tau.push(map.link_torque(reply.torque));
+                        s.tau.push(map.link_torque(drive_torque));
                     }
                 }
                 DriveProtocol::Cia402 => {
@@ -344,4 +354,50 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
     rec.flush_blocking().map_err(|e| rr(&e))?;
     drop(rec);
     crate::files::commit(&crate::files::partial_path(out), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexo_can::CanFrame;
+
+    #[test]
+    fn replies_are_attributed_by_interface_and_node_and_current_is_scaled_to_torque() {
+        // Issue 13 §5: MIT replies of both buses were merged into every joint (twice the real count) and
+        // `torque_field = "current"` was ignored.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/plexo-arm4-hardware.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("node_id = 3", "node_id = 1")
+            .replace("node_id = 4", "node_id = 2");
+        let mut hw = HardwareConfig::from_toml(&text, &path).unwrap();
+        let elbow = 3;
+        assert_eq!((hw.can.joints[elbow].bus.as_str(), hw.can.joints[elbow].node_id), ("can1", 2));
+        hw.can.joints[elbow].mit.as_mut().unwrap().torque_field = plexo_can::MitTorqueField::Current;
+        hw.can.joints[elbow].torque_constant = 2.0;
+        let reply = |node: u8| CanFrame::standard(0x000, &[node, 0x90, 0x00, 0x80, 0x0C, 0x00, 40, 0]).unwrap();
+        let record = |ms: u64, ifname: &str, node: u8| LogRecord {
+            time: std::time::Duration::from_millis(ms),
+            ifname: ifname.into(),
+            frame: reply(node),
+        };
+        // Each node id answers on both buses, 3 times on can0 and 2 times on can1.
+        let mut records = Vec::new();
+        for k in 0..3 {
+            records.push(record(k, "can0", 1));
+            records.push(record(k, "can0", 2));
+            if k < 2 {
+                records.push(record(k, "can1", 1));
+                records.push(record(k, "can1", 2));
+            }
+        }
+        let series = decode_joints(&hw, &records);
+        let counts: Vec<usize> = series.iter().map(|s| s.time.len()).collect();
+        assert_eq!(counts, vec![3, 3, 2, 2], "one reply per cycle on the joint's own bus");
+        let j = &hw.can.joints[elbow];
+        let decoded = plexo_can::mit::MitReply::decode(reply(2).data(), &j.mit_ranges().unwrap()).unwrap();
+        let expected = j.mapping().link_torque(decoded.torque * 2.0);
+        assert!(decoded.torque.abs() > 0.1, "the test needs a non-zero torque field");
+        assert!((series[elbow].tau[0] - expected).abs() < 1e-9, "{} vs {expected}", series[elbow].tau[0]);
+    }
 }
