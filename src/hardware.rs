@@ -79,11 +79,55 @@ pub struct Calibration {
     pub zero_offset: BTreeMap<String, f64>,
 }
 
+/// The robot of a hardware configuration at `config`: an embedded robot's name, or a URDF path relative to the
+/// configuration's own directory that stays inside it (after `..` and symbolic links are resolved): a
+/// configuration cannot make `plexo` open a file elsewhere (`robot = "../../../../etc/passwd"`). Errors name the
+/// file and the key `robot`.
+fn resolve_robot(robot: &str, config: &Path) -> Result<String, AppError> {
+    let refuse = |reason: String| AppError::Config { file: config.display().to_string(), key: "robot".into(), reason };
+    if !robot.contains('/') && plexo_kinematics::default_robot_urdf(robot).is_some() {
+        return Ok(robot.to_owned());
+    }
+    // Lexically first (an absolute path, or more `..` than directories below): refused before anything is opened.
+    let mut depth = 0i32;
+    for c in Path::new(robot).components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::ParentDir => depth -= 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => depth = -1,
+        }
+        if depth < 0 {
+            return Err(refuse(format!(
+                "{robot:?} leads outside the configuration's directory: keep the URDF beside the configuration \
+                 or in a directory below it"
+            )));
+        }
+    }
+    let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = dir.canonicalize().map_err(|e| refuse(format!("the configuration's directory: {e}")))?;
+    let resolved = dir.join(robot).canonicalize().map_err(|e| {
+        refuse(format!(
+            "{robot:?} is neither an embedded robot (plexo-arm4, plexo-arm6, test-arm7) nor a URDF relative to {} \
+             ({e})",
+            dir.display()
+        ))
+    })?;
+    if !resolved.starts_with(&dir) {
+        return Err(refuse(format!(
+            "{robot:?} resolves to {}, outside the configuration's directory {}: keep the URDF beside the \
+             configuration or in a directory below it",
+            resolved.display(),
+            dir.display()
+        )));
+    }
+    Ok(resolved.display().to_string())
+}
+
 impl HardwareConfig {
     /// Reads and validates a hardware configuration file. Errors name the file and the key.
     pub fn from_file(path: &Path) -> Result<Self, AppError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         Self::from_toml(&text, path)
     }
 
@@ -102,10 +146,7 @@ impl HardwareConfig {
             key: "can".into(),
             reason: e.to_string(),
         })?;
-        let robot = match path.parent().map(|d| d.join(&file.robot)) {
-            Some(p) if p.exists() => p.display().to_string(),
-            _ => file.robot.clone(),
-        };
+        let robot = resolve_robot(&file.robot, path)?;
         let config = Self { source, robot, can, homing: file.homing };
         config.validate_homing()?;
         Ok(config)
@@ -298,8 +339,7 @@ pub fn load_calibration(path: &Path) -> Result<Option<Calibration>, AppError> {
     if !path.exists() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+    let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
     toml::from_str(&text).map(Some).map_err(|e| AppError::Config {
         file: path.display().to_string(),
         key: "zero_offset".into(),
@@ -385,5 +425,37 @@ mod tests {
         let twice = format!("{text}\n[[homing]]\njoint = \"elbow_flexion\"\nmethod = \"absolute\"\n");
         let e = HardwareConfig::from_toml(&twice, &path).unwrap_err().to_string();
         assert!(e.contains("homed twice"), "{e}");
+    }
+
+    #[test]
+    fn a_robot_path_may_not_leave_the_configuration_directory() {
+        // Issue 13 §2: `robot = "../../../../etc/passwd"` was opened and parsed.
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
+        let text = std::fs::read_to_string(assets.join("plexo-arm4-hardware.toml")).unwrap();
+        let config = assets.join("plexo-arm4-hardware.toml");
+        for escape in ["../../../../etc/passwd", "/etc/passwd", "../robots/plexo-arm4.urdf", "a/../../x.urdf"] {
+            let bad = text.replace("robot = \"plexo-arm4\"", &format!("robot = {escape:?}"));
+            assert_ne!(bad, text);
+            let e = HardwareConfig::from_toml(&bad, &config).unwrap_err().to_string();
+            assert!(e.contains("robot") && e.contains("outside the configuration's directory"), "{escape}: {e}");
+            assert!(!e.contains("root:"), "the file was not read: {e}");
+        }
+        let missing = text.replace("robot = \"plexo-arm4\"", "robot = \"arm.urdf\"");
+        let e = HardwareConfig::from_toml(&missing, &config).unwrap_err().to_string();
+        assert!(e.contains("neither an embedded robot"), "{e}");
+        // A URDF beside the configuration (or below it) resolves against the configuration's directory.
+        let dir = std::env::temp_dir().join(format!("plexo-hw-robot-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("urdf")).unwrap();
+        std::fs::copy(assets.join("../robots/plexo-arm4.urdf"), dir.join("urdf/arm.urdf")).unwrap();
+        let beside = text.replace("robot = \"plexo-arm4\"", "robot = \"urdf/arm.urdf\"");
+        let hw = HardwareConfig::from_toml(&beside, &dir.join("hw.toml")).unwrap();
+        assert_eq!(Path::new(&hw.robot), dir.canonicalize().unwrap().join("urdf/arm.urdf"));
+        assert_eq!(HardwareConfig::from_toml(&text, &config).unwrap().robot, "plexo-arm4", "an embedded name");
+        // A symbolic link below the directory that points outside it is refused as well.
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("urdf/link.urdf")).unwrap();
+        let linked = text.replace("robot = \"plexo-arm4\"", "robot = \"urdf/link.urdf\"");
+        let e = HardwareConfig::from_toml(&linked, &dir.join("hw.toml")).unwrap_err().to_string();
+        assert!(e.contains("resolves to /etc/passwd, outside"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -58,6 +58,24 @@ pub struct OutputArgs {
     /// `<recording>.state.toml`; `plexo run` without a recording: `out/<session>.state.toml`).
     #[arg(long, value_name = "STATE_FILE")]
     pub state: Option<PathBuf>,
+    /// The patient's pseudonymous id in session names, output file names and recording ids (default: the
+    /// patient file's `id`; never a name): 1–64 characters of `A–Z a–z 0–9 - _ .`.
+    #[arg(long, value_name = "ID", value_parser = pseudonymous_id)]
+    pub patient_id: Option<String>,
+}
+
+impl OutputArgs {
+    /// The patient id of this session's outputs: `--patient-id`, else the patient's own pseudonymous id.
+    pub fn patient_id<'a>(&'a self, patient: &'a crate::setup::Patient) -> &'a str {
+        self.patient_id.as_deref().unwrap_or_else(|| patient.name())
+    }
+}
+
+/// Parses `--patient-id`: 1–64 characters of `A–Z a–z 0–9 - _ .` (the rule of `PatientSpec::id`), so that a
+/// name with spaces or a path cannot slip into file names.
+pub fn pseudonymous_id(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok { Ok(s.to_owned()) } else { Err(format!("{s:?}: 1-64 characters of A-Z a-z 0-9 - _ . (a pseudonym)")) }
 }
 
 /// Starts the telemetry pipeline with the sinks the options ask for. `default_save`: save to out/<session>.rrd

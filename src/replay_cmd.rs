@@ -44,17 +44,26 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
         .collect();
     let outputs: Vec<(&str, &Path)> = args.save.as_deref().map(|p| ("--save", p)).into_iter().collect();
     crate::files::check_distinct(&inputs, &outputs)?;
-    let is_rrd = args.file.extension().is_some_and(|e| e == "rrd");
+    crate::files::check_input(&args.file, crate::files::MAX_LOG_BYTES)?;
+    // By content, not only by name: a recording cut by `kill -9` is left under its temporary name
+    // (`.<name>.rrd.partial-<pid>`).
+    let is_rrd = args.file.extension().is_some_and(|e| e == "rrd") || starts_like_rrd(&args.file);
     if is_rrd {
         let summary = read_rrd(&args.file)?;
         print!("{}", summary.render());
         if args.spawn {
             spawn_viewer(Some(&args.file))?;
         }
-        return Ok(());
+        // A cut recording is shown (what it holds is real) but the command fails, so that no script takes it
+        // for a whole session.
+        return match summary.truncation() {
+            Some(reason) => {
+                Err(AppError::Config { file: args.file.display().to_string(), key: "(rrd)".into(), reason })
+            }
+            None => Ok(()),
+        };
     }
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| AppError::Io { path: args.file.display().to_string(), source: e })?;
+    let text = crate::files::read_input(&args.file, crate::files::MAX_LOG_BYTES)?;
     let records = plexo_can::candump::parse_log(&text).map_err(|e| AppError::Config {
         file: args.file.display().to_string(),
         key: "(candump line)".into(),
@@ -99,6 +108,15 @@ pub struct RrdSummary {
     pub recordings: Vec<String>,
     /// Messages decoded.
     pub messages: usize,
+    /// The file ends with Rerun's stream footer, which the writer appends when it closes the recording: without
+    /// it the recording was cut (the process killed, the disk full) and holds only the start of the session.
+    pub complete: bool,
+    /// Last session time in the recording (the `sim_time` timeline) [s].
+    pub last_time: Option<f64>,
+    /// Last control tick in the recording (the `tick` timeline).
+    pub last_tick: Option<i64>,
+    /// Size of the file [bytes].
+    pub bytes: u64,
 }
 
 impl RrdSummary {
@@ -114,8 +132,52 @@ impl RrdSummary {
         for (path, (chunks, rows, is_static)) in &self.entities {
             s.push_str(&format!("{path:<45} {chunks:>7} {rows:>9}{}\n", if *is_static { "  (static)" } else { "" }));
         }
+        if let Some(t) = self.last_time {
+            s.push_str(&format!("session time recorded: 0 to {t:.3} s (last tick {})\n", self.last_tick.unwrap_or(0)));
+        }
+        if let Some(warning) = self.truncation() {
+            s.push_str(&format!("WARNING: {warning}\n"));
+        }
         s
     }
+
+    /// Why the recording is incomplete, with how much of the session it holds (`None`: complete).
+    pub fn truncation(&self) -> Option<String> {
+        (!self.complete).then(|| {
+            format!(
+                "the recording is TRUNCATED ({} bytes, no end-of-stream footer: the writing process was killed or \
+                 the disk filled); it holds {} of the session and the rest is missing",
+                self.bytes,
+                match (self.last_time, self.last_tick) {
+                    (Some(t), Some(k)) => format!("the first {t:.3} s (ticks 0 to {k}, {} messages)", self.messages),
+                    _ => format!("no time series ({} messages)", self.messages),
+                }
+            )
+        })
+    }
+}
+
+/// True if `path` starts with Rerun's stream header (`RRF2`).
+fn starts_like_rrd(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == re_log_encoding::RRD_FOURCC
+}
+
+/// True if `path` ends with the 12 fixed bytes of Rerun's stream footer (`RRF2` `FOOT` and the footer count),
+/// which the encoder writes when the recording is closed.
+fn has_stream_footer(path: &Path) -> Result<bool, AppError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| AppError::Io { path: path.display().to_string(), source: e };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 12 {
+        return Ok(false);
+    }
+    let mut tail = [0u8; 12];
+    file.seek(SeekFrom::End(-12)).map_err(io)?;
+    file.read_exact(&mut tail).map_err(io)?;
+    Ok(tail[..4] == re_log_encoding::RRD_FOURCC && &tail[4..8] == b"FOOT")
 }
 
 /// Decodes a .rrd file: every entity path with its chunk and row counts. Errors name the file.
@@ -125,7 +187,11 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
     let file = std::fs::File::open(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
     let decoder = re_log_encoding::DecoderApp::decode_eager(BufReader::new(file))
         .map_err(|e| err(format!("not a Rerun recording: {e}")))?;
-    let mut summary = RrdSummary::default();
+    let mut summary = RrdSummary {
+        complete: has_stream_footer(path)?,
+        bytes: std::fs::metadata(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?.len(),
+        ..RrdSummary::default()
+    };
     for msg in decoder {
         let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
         summary.messages += 1;
@@ -142,7 +208,15 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                 entry.0 += 1;
                 entry.1 += chunk.num_rows();
                 entry.2 |= chunk.is_static();
-                for name in chunk.timelines().keys() {
+                for (name, column) in chunk.timelines() {
+                    let max = column.time_range().max().as_i64();
+                    if name.as_str() == crate::telemetry::entities::SIM_TIME {
+                        // A duration timeline counts nanoseconds.
+                        let t = max as f64 * 1e-9;
+                        summary.last_time = Some(summary.last_time.map_or(t, |l: f64| l.max(t)));
+                    } else if name.as_str() == crate::telemetry::entities::TICK {
+                        summary.last_tick = Some(summary.last_tick.map_or(max, |l| l.max(max)));
+                    }
                     let name = name.to_string();
                     if !summary.timelines.contains(&name) {
                         summary.timelines.push(name);
@@ -213,12 +287,17 @@ pub struct JointSeries {
     pub tau: Vec<f64>,
 }
 
-/// Decodes MIT replies and CiA 402 TPDO1 frames per joint with the configuration's node ids and mappings.
+/// Decodes MIT replies and CiA 402 TPDO1 frames per joint: a frame is a joint's when it came on the joint's bus
+/// (the interface name as in the configuration) from its node; MIT torque fields are read as `torque_field` says.
 pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSeries> {
     let mut out: Vec<JointSeries> =
         hw.can.joints.iter().map(|j| JointSeries { joint: j.name.clone(), ..Default::default() }).collect();
     for r in records {
         for (k, j) in hw.can.joints.iter().enumerate() {
+            // A frame belongs to a joint by interface AND node: two buses may use the same node ids.
+            if r.ifname != j.bus {
+                continue;
+            }
             let map = j.mapping();
             let t = r.time.as_secs_f64();
             match j.protocol {
@@ -230,11 +309,16 @@ pub fn decode_joints(hw: &HardwareConfig, records: &[LogRecord]) -> Vec<JointSer
                         continue;
                     }
                     if let Some(reply) = plexo_can::mit::MitReply::decode(data, &ranges) {
+                        // As the live driver: a drive that reports current [A] is scaled by the torque constant.
+                        let drive_torque = match j.mit.map(|m| m.torque_field).unwrap_or_default() {
+                            plexo_can::MitTorqueField::Torque => reply.torque,
+                            plexo_can::MitTorqueField::Current => reply.torque * j.torque_constant,
+                        };
                         let s = &mut out[k];
                         s.time.push(t);
                         s.q.push(map.link_position(reply.position));
                         s.qd.push(map.link_velocity(reply.velocity));
-                        s.tau.push(map.link_torque(reply.torque));
+                        s.tau.push(map.link_torque(drive_torque));
                     }
                 }
                 DriveProtocol::Cia402 => {
@@ -270,4 +354,50 @@ fn save_series(out: &Path, source: &Path, series: &[JointSeries]) -> Result<(), 
     rec.flush_blocking().map_err(|e| rr(&e))?;
     drop(rec);
     crate::files::commit(&crate::files::partial_path(out), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexo_can::CanFrame;
+
+    #[test]
+    fn replies_are_attributed_by_interface_and_node_and_current_is_scaled_to_torque() {
+        // Issue 13 §5: MIT replies of both buses were merged into every joint (twice the real count) and
+        // `torque_field = "current"` was ignored.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/plexo-arm4-hardware.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("node_id = 3", "node_id = 1")
+            .replace("node_id = 4", "node_id = 2");
+        let mut hw = HardwareConfig::from_toml(&text, &path).unwrap();
+        let elbow = 3;
+        assert_eq!((hw.can.joints[elbow].bus.as_str(), hw.can.joints[elbow].node_id), ("can1", 2));
+        hw.can.joints[elbow].mit.as_mut().unwrap().torque_field = plexo_can::MitTorqueField::Current;
+        hw.can.joints[elbow].torque_constant = 2.0;
+        let reply = |node: u8| CanFrame::standard(0x000, &[node, 0x90, 0x00, 0x80, 0x0C, 0x00, 40, 0]).unwrap();
+        let record = |ms: u64, ifname: &str, node: u8| LogRecord {
+            time: std::time::Duration::from_millis(ms),
+            ifname: ifname.into(),
+            frame: reply(node),
+        };
+        // Each node id answers on both buses, 3 times on can0 and 2 times on can1.
+        let mut records = Vec::new();
+        for k in 0..3 {
+            records.push(record(k, "can0", 1));
+            records.push(record(k, "can0", 2));
+            if k < 2 {
+                records.push(record(k, "can1", 1));
+                records.push(record(k, "can1", 2));
+            }
+        }
+        let series = decode_joints(&hw, &records);
+        let counts: Vec<usize> = series.iter().map(|s| s.time.len()).collect();
+        assert_eq!(counts, vec![3, 3, 2, 2], "one reply per cycle on the joint's own bus");
+        let j = &hw.can.joints[elbow];
+        let decoded = plexo_can::mit::MitReply::decode(reply(2).data(), &j.mit_ranges().unwrap()).unwrap();
+        let expected = j.mapping().link_torque(decoded.torque * 2.0);
+        assert!(decoded.torque.abs() > 0.1, "the test needs a non-zero torque field");
+        assert!((series[elbow].tau[0] - expected).abs() < 1e-9, "{} vs {expected}", series[elbow].tau[0]);
+    }
 }

@@ -214,7 +214,7 @@ fn run_on<P: PatientHooks>(
 
     // 5. The session.
     let model = &checked.robot.value.0;
-    let session = setup::session_name(&checked.protocol.value.name, checked.patient.value.name());
+    let session = setup::session_name(&checked.protocol.value.name, args.output.patient_id(&checked.patient.value));
     let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
     let mut loop_config = LoopConfig::new(period);
     loop_config.paced = args.emulate.is_none() || args.realtime;

@@ -50,6 +50,31 @@ pub struct LoopConfig {
     pub auto_resume_after: Option<f64>,
     /// Longest time the final safe stop may take before torque is switched off anyway [s].
     pub stop_timeout: f64,
+    /// The wall clock that paces the loop and that the supervisor's watchdog measures whenever the loop is paced
+    /// or drives hardware ([`LoopClock::MONOTONIC`]; tests inject a stall with their own).
+    pub clock: LoopClock,
+}
+
+/// The clock of a paced loop: its time [ns] and an absolute sleep to a deadline [ns]. Plain function pointers
+/// (no allocation, `Copy`) so that a test can substitute a clock it advances itself.
+#[derive(Clone, Copy)]
+pub struct LoopClock {
+    /// Current time [ns], monotonic.
+    pub now_ns: fn() -> u64,
+    /// Returns at (or after) the absolute time `deadline` [ns]; at once if it has passed.
+    pub sleep_until_ns: fn(u64),
+}
+
+impl LoopClock {
+    /// CLOCK_MONOTONIC with `clock_nanosleep(TIMER_ABSTIME)` ([`monotonic_ns`], [`sleep_until_ns`]).
+    pub const MONOTONIC: LoopClock = LoopClock { now_ns: monotonic_ns, sleep_until_ns };
+}
+
+impl std::fmt::Debug for LoopClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let monotonic = std::ptr::fn_addr_eq(self.now_ns, LoopClock::MONOTONIC.now_ns);
+        f.write_str(if monotonic { "LoopClock::MONOTONIC" } else { "LoopClock(custom)" })
+    }
 }
 
 impl LoopConfig {
@@ -64,6 +89,7 @@ impl LoopConfig {
             max_trials: None,
             auto_resume_after: Some(3.0),
             stop_timeout: 3.0,
+            clock: LoopClock::MONOTONIC,
         }
     }
 }
@@ -215,15 +241,23 @@ pub fn run_session<P: PatientHooks>(
     {
         tracing::warn!("timer slack not reduced ({e}): every wake-up may be up to 50 us late");
     }
-    let wall_start = monotonic_ns();
+    let clock = config.clock;
+    let wall_start = (clock.now_ns)();
     let period_ns = config.period.as_nanos() as u64;
+    // The watchdog's clock: simulated time only for an unpaced simulation (no wall clock to keep up with). A
+    // paced loop is measured at wall clock, so a stalled process (`kill -STOP`, a page fault storm) stops the
+    // session even when the plant is simulated (`run --emulate`, `sim --realtime`).
+    let wall_watchdog = config.paced || !rt.plant.is_simulated();
+    let supervisor_now = |state: &JointState| {
+        if wall_watchdog { Duration::from_nanos((clock.now_ns)()) } else { Duration::from_secs(1) + state.stamp }
+    };
 
     loop {
         // --- pace
         let deadline = wall_start + tick * period_ns;
         let lateness = if config.paced {
-            sleep_until_ns(deadline);
-            Duration::from_nanos(monotonic_ns().saturating_sub(deadline))
+            (clock.sleep_until_ns)(deadline);
+            Duration::from_nanos((clock.now_ns)().saturating_sub(deadline))
         } else {
             Duration::ZERO
         };
@@ -242,11 +276,7 @@ pub fn run_session<P: PatientHooks>(
         // --- read
         let read = rt.plant.read(&mut state);
         let read_done = monotonic_ns();
-        let now = if rt.plant.is_simulated() {
-            Duration::from_secs(1) + state.stamp
-        } else {
-            Duration::from_nanos(monotonic_ns())
-        };
+        let now = supervisor_now(&state);
         if let Err(e) = read {
             // The supervisor cannot act on a state it does not have: torque off at once.
             rt.supervisor.estop();
@@ -408,7 +438,7 @@ pub fn run_session<P: PatientHooks>(
         tracing::warn!("supervisor disable refused ({e}); torque is removed below regardless");
     }
     let mut zero = JointCommand::zeros(n);
-    let now = Duration::from_secs(1) + state.stamp;
+    let now = supervisor_now(&state);
     rt.supervisor.apply(&state, rt.therapy.controller().report(), &mut zero, now);
     if rt.plant.lifecycle() == Lifecycle::Active {
         if let Err(e) = rt.plant.write(&zero) {
@@ -679,5 +709,129 @@ mod tests {
             other => panic!("a signal stop maps to AppError::Signal, got {other:?}"),
         }
         telemetry.finish().unwrap();
+    }
+
+    /// The fake wall clock of [`watchdog_trips_on_a_gap_just_above_its_threshold_and_not_just_below`] [ns].
+    static FAKE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000_000);
+    const FAKE_CLOCK: LoopClock = LoopClock {
+        now_ns: || FAKE_NS.load(Ordering::SeqCst),
+        sleep_until_ns: |deadline| {
+            FAKE_NS.fetch_max(deadline, Ordering::SeqCst);
+        },
+    };
+
+    /// A simulated plant whose `stall_at`-th read stalls the process for `stall_ns` of the fake wall clock (as
+    /// `kill -STOP` would).
+    struct StallingPlant {
+        plant: plexo_sim::ArticulatedPlant,
+        reads: u64,
+        stall_at: u64,
+        stall_ns: u64,
+    }
+
+    impl Robot for StallingPlant {
+        type Error = plexo_sim::SimError;
+        fn dof(&self) -> usize {
+            self.plant.dof()
+        }
+        fn joints(&self) -> &[plexo_hal::JointInfo] {
+            self.plant.joints()
+        }
+        fn lifecycle(&self) -> Lifecycle {
+            self.plant.lifecycle()
+        }
+        fn read(&mut self, state: &mut JointState) -> Result<(), Self::Error> {
+            self.reads += 1;
+            if self.reads == self.stall_at {
+                FAKE_NS.fetch_add(self.stall_ns, Ordering::SeqCst);
+            }
+            self.plant.read(state)
+        }
+        fn write(&mut self, command: &JointCommand) -> Result<(), Self::Error> {
+            self.plant.write(command)
+        }
+        fn enable(&mut self) -> Result<(), Self::Error> {
+            self.plant.enable()
+        }
+        fn disable(&mut self) -> Result<(), Self::Error> {
+            self.plant.disable()
+        }
+        fn estop(&mut self) -> Result<(), Self::Error> {
+            self.plant.estop()
+        }
+        fn reset(&mut self) -> Result<(), Self::Error> {
+            self.plant.reset()
+        }
+    }
+
+    impl PatientHooks for StallingPlant {
+        fn is_simulated(&self) -> bool {
+            true
+        }
+    }
+
+    /// A paced session on a simulated plant (as `run --emulate`, `sim --realtime`) whose process stalls once,
+    /// 0.3 s into the session, so that the interval between two supervisor calls is `interval_ns`.
+    fn paced_session_with_a_stall(interval_ns: u64) -> SessionReport {
+        let period_ns = 1_000_000;
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let patient = setup::load_patient("moderate").unwrap();
+        let (model, urdf) = &robot.value;
+        let plant = moderate_plant();
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None).unwrap(),
+            &setup::load_protocol("center-out").unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            plant.joints(),
+        )
+        .unwrap();
+        let telemetry = Telemetry::start(TelemetryConfig {
+            session_name: "stall".into(),
+            model: model.clone(),
+            urdf: urdf.clone(),
+            handle_frame: "handle".into(),
+            blocks: parts.blocks.clone(),
+            period: 0.001,
+            pose_every: 10,
+            capacity: 1024,
+            paced: true,
+            sinks: Sinks::default(),
+        })
+        .unwrap();
+        let mut config = LoopConfig::new(Duration::from_nanos(period_ns));
+        config.paced = true;
+        config.clock = FAKE_CLOCK;
+        config.max_session_time = Some(0.6);
+        // The stalled read comes one period after the previous supervisor call: the stall adds the rest.
+        let plant = StallingPlant {
+            plant,
+            reads: 0,
+            stall_at: config.pre_enable_ticks + 300,
+            stall_ns: interval_ns - period_ns,
+        };
+        let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
+        let report = run_session(&mut rt, &config, &telemetry.sender_for(true), &LoopSignals::default()).unwrap();
+        telemetry.finish().unwrap();
+        report
+    }
+
+    #[test]
+    fn watchdog_trips_on_a_gap_just_above_its_threshold_and_not_just_below() {
+        // Regression (issue 13 §1): a paced loop on a simulated plant measured the watchdog in simulated time, so
+        // a stalled process (`kill -STOP` 0.5 s during `run --emulate`) went unnoticed.
+        let threshold = setup::load_controller(None).unwrap().value.safety.watchdog_timeout;
+        let threshold_ns = (threshold * 1e9).round() as u64;
+        let below = paced_session_with_a_stall(threshold_ns - 1_000);
+        assert_eq!(below.end, SessionEnd::TimeLimit, "a gap 1 us below {threshold} s is tolerated");
+        assert!(below.safety.max_interval < threshold, "{}", below.safety.max_interval);
+        let above = paced_session_with_a_stall(threshold_ns + 1_000);
+        match above.end {
+            SessionEnd::Safety(StopReason::Watchdog { interval }) => {
+                assert!((interval - (threshold + 1e-6)).abs() < 1e-9, "the gap measured: {interval} s")
+            }
+            other => panic!("a gap 1 us above {threshold} s must stop the session (watchdog), got {other:?}"),
+        }
     }
 }

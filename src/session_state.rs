@@ -36,8 +36,7 @@ pub struct SessionState {
 impl SessionState {
     /// Reads a state file. Errors name the file (and the field, for a bad value). Not real-time safe.
     pub fn load(path: &Path) -> Result<Self, AppError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         toml::from_str(&text).map_err(|e| AppError::Config {
             file: path.display().to_string(),
             key: "(session state)".into(),

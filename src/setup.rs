@@ -26,9 +26,9 @@ pub struct Loaded<T> {
 pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
-        let model = Model::from_urdf_str(&text).map_err(|e| e.in_file(path.to_path_buf()))?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
+        let model = Model::from_urdf_str(&text)
+            .map_err(|e| plexo_kinematics::locate_urdf_error(&text, e).in_file(path.to_path_buf()))?;
         return Ok(Loaded { value: (model, text), source: path.display().to_string() });
     }
     match plexo_kinematics::default_robot_urdf(spec) {
@@ -70,12 +70,11 @@ impl Patient {
         }
     }
 
-    /// The name in session names: the virtual profile's name, or the clinical patient's pseudonymous id.
+    /// The patient's pseudonymous id ([`PatientSpec::id`], also of a virtual profile's `[spec]`): the only patient
+    /// identifier in session names, output file names and recording ids. Never the profile's `name`, which a
+    /// clinic may fill with a person's name.
     pub fn name(&self) -> &str {
-        match self {
-            Patient::Clinical(spec) => &spec.id,
-            Patient::Virtual(profile) => &profile.name,
-        }
+        &self.spec().id
     }
 
     /// The table of the file that holds the [`PatientSpec`], for error keys (`""`: the top level).
@@ -93,7 +92,7 @@ pub fn load_patient(spec: &str) -> Result<Loaded<Patient>, AppError> {
     let path = Path::new(spec);
     if path.exists() {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| AppError::Io { path: source.clone(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| AppError::Config {
             file: source.clone(),
             key: "(document)".into(),
@@ -144,6 +143,7 @@ pub fn virtual_patient(patient: &Loaded<Patient>) -> Result<Loaded<PatientProfil
 pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
     let path = Path::new(spec);
     let (protocol, source) = if path.exists() {
+        crate::files::check_input(path, crate::files::MAX_CONFIG_BYTES)?;
         (Protocol::from_file(path)?, path.display().to_string())
     } else if plexo_controller::DEFAULT_PROTOCOLS.contains(&spec) {
         (Protocol::default_protocol(spec)?, format!("{spec} (embedded)"))
@@ -155,13 +155,29 @@ pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
         });
     };
     protocol.validate(&source)?;
+    // Two target sets of one name: a block's `targets` would silently pick the first.
+    for (i, set) in protocol.target_sets.iter().enumerate() {
+        if let Some(first) = protocol.target_sets[..i].iter().position(|o| o.name == set.name) {
+            return Err(AppError::Config {
+                file: source,
+                key: format!("target_sets[{i}].name"),
+                reason: format!(
+                    "{:?} is already the name of target_sets[{first}]: a block naming it would use only the first",
+                    set.name
+                ),
+            });
+        }
+    }
     Ok(Loaded { value: protocol, source })
 }
 
 /// The controller configuration: a TOML path or the embedded default (`assets/configs/controller.toml`).
 pub fn load_controller(path: Option<&Path>) -> Result<Loaded<ControllerConfig>, AppError> {
     match path {
-        Some(p) => Ok(Loaded { value: ControllerConfig::from_file(p)?, source: p.display().to_string() }),
+        Some(p) => {
+            crate::files::check_input(p, crate::files::MAX_CONFIG_BYTES)?;
+            Ok(Loaded { value: ControllerConfig::from_file(p)?, source: p.display().to_string() })
+        }
         None => Ok(Loaded {
             value: ControllerConfig::default_config()?,
             source: "assets/configs/controller.toml (embedded)".into(),
@@ -180,13 +196,54 @@ pub fn patient_rom(model: &Model, patient: &Loaded<Patient>) -> Result<Vec<RomLi
                 file: patient.source.clone(),
                 key: dotted(patient.value.spec_table(), &format!("range_of_motion.{}", j.name)),
                 reason: format!(
-                    "missing: the robot has joint `{}`; the patient's range of motion must cover every robot joint",
-                    j.name
+                    "missing: the robot has joint `{}`; the patient's range of motion must cover every robot joint{}",
+                    j.name,
+                    if patient.source.ends_with("(embedded)") {
+                        format!(
+                            " — the embedded patients have ranges for the joints of plexo-arm4 and plexo-arm6 only; for \
+                             this robot write a patient file with a range for each of {} (start from assets/patients/{}.toml) and \
+                             pass it with --patient FILE",
+                            joint_list(model),
+                            patient.source.trim_end_matches(" (embedded)")
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             })?;
             Ok(RomLimit { min, max })
         })
         .collect()
+}
+
+/// The robot's joint names, comma-separated, for messages.
+fn joint_list(model: &Model) -> String {
+    model.joints().iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Refuses the embedded controller configuration for a robot whose joints it does not describe, saying which file
+/// to write: its per-joint values (`[[safety.joints]]`, the arrays of `[friction]`, `[impedance]`, …) are
+/// plexo-arm4's; they cannot be guessed for another robot's joints (torque limits, impedances, spasm
+/// thresholds are per joint and safety-relevant). A user's own file is validated by the controller instead.
+fn embedded_controller_fits(model: &Model, controller: &Loaded<ControllerConfig>) -> Result<(), AppError> {
+    let configured: Vec<&str> = controller.value.safety.joints.iter().map(|j| j.name.as_str()).collect();
+    let robot: Vec<&str> = model.joints().iter().map(|j| j.name.as_str()).collect();
+    if !controller.source.contains("(embedded)") || configured == robot {
+        return Ok(());
+    }
+    Err(AppError::Config {
+        file: controller.source.clone(),
+        key: "safety.joints".into(),
+        reason: format!(
+            "the embedded controller configuration has per-joint values for {} ({}); this robot has {} ({}): write \
+             a controller configuration for it (start from assets/configs/controller.toml: one [[safety.joints]] \
+             table per joint and one value per joint in every per-joint array) and pass it with --controller FILE",
+            configured.len(),
+            configured.join(", "),
+            robot.len(),
+            robot.join(", ")
+        ),
+    })
 }
 
 /// The patient's arm segments from their body size ([`PatientSpec::arm`]); errors name the file.
@@ -243,12 +300,23 @@ pub fn build_session(
     rom: &[RomLimit],
     joints: &[JointInfo],
 ) -> Result<SessionParts, AppError> {
+    embedded_controller_fits(model, controller)?;
     let ctrl = Controller::new(model, &controller.value, arm, &controller.source)?;
     let supervisor = SafetySupervisor::new(&controller.value.safety, joints, Some(rom))?;
     let session = Session::new(&protocol.value, model, rom).map_err(|e| AppError::Config {
         file: protocol.source.clone(),
         key: "blocks".into(),
-        reason: e.to_string(),
+        reason: if protocol.source.ends_with("(embedded)") {
+            format!(
+                "{e} — the embedded protocols are written for plexo-arm4's joints; for this robot write a protocol \
+                 with one value per joint ({}) wherever a posture is given (`home`; start from \
+                 assets/protocols/{}.toml) and pass it with --protocol FILE",
+                joint_list(model),
+                protocol.source.trim_end_matches(" (embedded)")
+            )
+        } else {
+            e.to_string()
+        },
     })?;
     let frame = &controller.value.cartesian.frame;
     let handle = model.frame_id(frame).ok_or_else(|| AppError::Config {
@@ -279,14 +347,15 @@ pub fn build_session(
     Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks })
 }
 
-/// A file-system-safe session name: `<protocol>_<patient>_<UTC yyyymmdd-hhmmss>`.
+/// A file-system-safe session name: `<protocol>_<patient id>_<UTC yyyymmdd-hhmmss>` (`patient`: the pseudonymous
+/// id, [`Patient::name`] or `--patient-id`).
 pub fn session_name(protocol: &str, patient: &str) -> String {
-    let clean = |s: &str| {
-        let stem = Path::new(s).file_stem().and_then(|f| f.to_str()).unwrap_or(s).to_owned();
-        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>()
-    };
+    let clean =
+        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>();
+    let stem = Path::new(protocol).file_stem().and_then(|f| f.to_str()).unwrap_or(protocol);
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format!("{}_{}_{}", clean(protocol), clean(patient), utc_stamp(secs))
+    // The patient is a pseudonymous id, not a path: its dots are kept as dashes, not cut as an extension.
+    format!("{}_{}_{}", clean(stem), clean(patient), utc_stamp(secs))
 }
 
 /// `yyyymmdd-hhmmss` (UTC) of Unix time `secs`, by the proleptic Gregorian calendar.
@@ -320,7 +389,9 @@ mod tests {
     #[test]
     fn session_names_are_file_safe() {
         let name = session_name("assets/protocols/center-out.toml", "my patient.toml");
-        assert!(name.starts_with("center-out_my-patient_"), "{name}");
+        assert!(name.starts_with("center-out_my-patient-toml_"), "{name}");
+        let name = session_name("center-out", "P.0042");
+        assert!(name.starts_with("center-out_P-0042_"), "a pseudonymous id is not cut at its dot: {name}");
         assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 
@@ -370,6 +441,48 @@ mod tests {
         assert_eq!(arm.forearm.length, reference.forearm.length);
         let e = load_virtual_patient(file.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("P-0042.toml") && e.contains("virtual patient profile"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_protocol_with_two_target_sets_of_one_name_is_refused_naming_both() {
+        // Issue 13 §4: the second `center_out_8` was accepted; blocks used the first.
+        let text = include_str!("../assets/protocols/center-out.toml").replace("\"elbow_rom\"", "\"center_out_8\"");
+        let dir = std::env::temp_dir().join(format!("plexo-dup-sets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("protocol.toml");
+        std::fs::write(&file, text).unwrap();
+        let e = load_protocol(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("target_sets[1].name") && e.contains("target_sets[0]") && e.contains("center_out_8"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn urdf_errors_name_the_element_and_its_line() {
+        // Issue 13 §4: about two thirds of URDF errors named no line (duplicate names, missing links, zero axes,
+        // bad masses ...).
+        let good = include_str!("../assets/robots/plexo-arm4.urdf");
+        let line_of = |needle: &str| good.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let dir = std::env::temp_dir().join(format!("plexo-urdf-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |text: &str| {
+            let file = dir.join("robot.urdf");
+            std::fs::write(&file, text).unwrap();
+            load_robot(file.to_str().unwrap()).unwrap_err().to_string()
+        };
+        // `good` with the first line containing `what` after the elbow joint's start tag replaced by `by`.
+        let line = line_of("joint name=\"elbow_flexion\"");
+        let edit = |what: &str, by: &str| {
+            let mut lines: Vec<&str> = good.lines().collect();
+            let k = (line..lines.len()).find(|&k| lines[k].contains(what)).unwrap();
+            lines[k] = by;
+            lines.join("\n")
+        };
+        let at = format!("line {line}: <joint name=\"elbow_flexion\">");
+        let e = load(&edit("<axis", "    <axis xyz=\"0 0 0\"/>"));
+        assert!(e.contains(&at) && e.contains("axis has zero length"), "{e}");
+        let e = load(&edit("<child", "    <child link=\"nowhere\"/>"));
+        assert!(e.contains(&at) && e.contains("nowhere"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -214,7 +214,7 @@ impl Context<'_> {
     fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
         let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
-        let name = setup::session_name(&self.protocol.value.name, self.patient.value.name());
+        let name = setup::session_name(&self.protocol.value.name, self.args.output.patient_id(&self.patient.value));
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;
         loop_config.max_trials = self.args.trials;

@@ -156,7 +156,7 @@ fn bad_controller_value_exits_nonzero_naming_file_key_and_range() {
         assert!(!out.status.success(), "{cmd} accepted a negative soft start");
         assert!(stderr.contains(file.to_str().unwrap()), "{cmd}: file not named: {stderr}");
         assert!(stderr.contains("safety.soft_start_time"), "{cmd}: key not named: {stderr}");
-        assert!(stderr.contains("[0, 10]"), "{cmd}: range not named: {stderr}");
+        assert!(stderr.contains("[0.1, 10]"), "{cmd}: range not named: {stderr}");
     }
 }
 

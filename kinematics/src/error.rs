@@ -223,6 +223,17 @@ pub enum KinematicsError {
         /// What the specification allows there.
         known: String,
     },
+    /// A URDF error located in the document: the element (`<joint name="elbow">`) and its line.
+    #[error("line {line}: {element}: {source}")]
+    AtUrdfElement {
+        /// Line of the element's start tag (1-based).
+        line: usize,
+        /// The element, e.g. `<joint name="elbow">`.
+        element: String,
+        /// The error.
+        #[source]
+        source: Box<KinematicsError>,
+    },
     /// A patient specification could not be parsed (TOML syntax, unknown key, wrong type).
     #[error("patient spec {file}: {reason}")]
     PatientSpecParse {
@@ -261,5 +272,16 @@ impl KinematicsError {
     /// Wraps this error with the file it was found in (for callers that read the URDF text themselves).
     pub fn in_file(self, path: PathBuf) -> Self {
         KinematicsError::InFile { path, source: Box::new(self) }
+    }
+}
+
+impl KinematicsError {
+    /// The error without its URDF location ([`KinematicsError::AtUrdfElement`] unwrapped), for matching on
+    /// the kind of error.
+    pub fn unlocated(&self) -> &KinematicsError {
+        match self {
+            KinematicsError::AtUrdfElement { source, .. } => source.unlocated(),
+            other => other,
+        }
     }
 }

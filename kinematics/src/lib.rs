@@ -61,6 +61,7 @@ pub use data::Data;
 pub use error::KinematicsError;
 pub use model::{Frame, FrameId, Joint, JointKind, JointLimits, Model, PayloadId, RigidBody, STANDARD_GRAVITY};
 pub use patient_spec::{JointSafetyLimits, MAX_ID_LEN, PATIENT_HEIGHT_RANGE, PATIENT_MASS_RANGE, PatientSpec, Side};
+pub use urdf::locate_urdf_error;
 
 /// Names of the robots embedded in this crate (see [`default_robot_urdf`]).
 pub const DEFAULT_ROBOTS: [&str; 3] = ["plexo-arm4", "plexo-arm6", "test-arm7"];

@@ -155,6 +155,68 @@ const REVOLUTE_LIMIT: f64 = core::f64::consts::TAU + 1e-6;
 type PendingLink = (usize, Option<usize>, Isometry3<f64>, Option<Joint>);
 
 /// Parses and validates a URDF document into a [`Model`].
+/// `e` (an error of [`Model::from_urdf_str`] on `xml`) with the element and line it is about, if it names a
+/// joint or link but not where it is ([`KinematicsError::AtUrdfElement`]); other errors are returned as they
+/// are. Applications call it to report every URDF error at its line; the library's own errors keep their kinds.
+/// Not real-time safe.
+pub fn locate_urdf_error(xml: &str, e: KinematicsError) -> KinematicsError {
+    use KinematicsError as E;
+    if e.to_string().contains("(line ") {
+        return e; // located already (the schema check names the line of the attribute)
+    }
+    // The name between the first pair of quotes of `body` ("link 'forearm'", "joint 'elbow' (everything ...)").
+    let quoted = |body: &str| -> Option<(&'static str, String)> {
+        let tag = if body.starts_with("joint") {
+            "joint"
+        } else if body.starts_with("link") {
+            "link"
+        } else {
+            return None;
+        };
+        let name = body.split('\'').nth(1)?;
+        Some((tag, name.to_owned()))
+    };
+    let (tag, name, nth) = match &e {
+        E::DuplicateName { what, name } if *what == "joint" || *what == "link" => (*what, name.clone(), 2),
+        E::MissingLink { joint, .. }
+        | E::UnsupportedJointType { joint, .. }
+        | E::MissingLimit { joint, .. }
+        | E::ZeroAxis { joint }
+        | E::InvalidLimits { joint, .. }
+        | E::InvalidArmature { joint, .. } => ("joint", joint.clone(), 1),
+        E::SeveralParents { second, .. } => ("joint", second.clone(), 1),
+        E::Cycle { link, .. } => ("link", link.clone(), 1),
+        E::SeveralRoots { roots } if roots.len() > 1 => ("link", roots[1].clone(), 1),
+        E::NonPositiveMass { body, .. }
+        | E::InertiaNotPositiveDefinite { body, .. }
+        | E::InertiaTriangleInequality { body, .. } => match quoted(body) {
+            Some((tag, name)) => (tag, name, 1),
+            None => return e,
+        },
+        _ => return e,
+    };
+    match element_line(xml, tag, &name, nth) {
+        Some(line) => E::AtUrdfElement { line, element: format!("<{tag} name=\"{name}\">"), source: Box::new(e) },
+        None => e,
+    }
+}
+
+/// Line (1-based) of the `nth` start tag `<tag ... name="name" ...>` in `xml`.
+fn element_line(xml: &str, tag: &str, name: &str, nth: usize) -> Option<usize> {
+    let open = format!("<{tag}");
+    let (double, single) = (format!("name=\"{name}\""), format!("name='{name}'"));
+    xml.match_indices(&open)
+        .filter(|(i, _)| xml[i + open.len()..].starts_with(|c: char| c.is_whitespace()))
+        .filter(|(i, _)| {
+            let rest = &xml[*i..];
+            let head = &rest[..rest.find('>').unwrap_or(rest.len())];
+            head.split_whitespace()
+                .any(|a| a == double || a == single || a.starts_with(&double) || a.starts_with(&single))
+        })
+        .nth(nth - 1)
+        .map(|(i, _)| xml[..i].matches('\n').count() + 1)
+}
+
 pub(crate) fn parse(xml: &str) -> Result<Model, KinematicsError> {
     let syntax = prescan_joints(xml)?;
     urdf_schema::check(xml)?;

@@ -112,7 +112,9 @@ impl SafetyConfig {
         check_range(f, "safety.period", c.period, 1e-4, 0.01)?;
         check_range(f, "safety.watchdog_timeout", c.watchdog_timeout, 2.0 * c.period, 0.1)?;
         check_range(f, "safety.overrun_factor", c.overrun_factor, 1.0, 100.0)?;
-        check_range(f, "safety.soft_start_time", c.soft_start_time, 0.0, 10.0)?;
+        // A soft start shorter than 0.1 s is a torque step on enable and resume (the kick the ramp exists to avoid;
+        // Open-Source Leg SDK ~1 s); longer than 10 s and a stop-resume cycle is spent without support.
+        check_range(f, "safety.soft_start_time", c.soft_start_time, 0.1, 10.0)?;
         check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.175)?;
         check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.26)?;
         check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.95)?;
@@ -336,6 +338,19 @@ mod tests {
         refusal(&c, "safety.joints[3] (elbow_flexion).spasm_threshold");
         c.joints[3].spasm_threshold = 0.0;
         refusal(&c, "safety.joints[3] (elbow_flexion).spasm_threshold");
+    }
+
+    #[test]
+    fn a_soft_start_of_zero_is_refused_and_0_1_s_accepted() {
+        // Issue 13 §3: `soft_start_time = 0` switched the enable/resume ramp off and passed `check`.
+        let mut c = default_safety();
+        c.soft_start_time = 0.0;
+        let message = refusal(&c, "safety.soft_start_time");
+        assert!(message.contains("[0.1, 10]"), "{message}");
+        c.soft_start_time = 0.099;
+        refusal(&c, "safety.soft_start_time");
+        c.soft_start_time = 0.1;
+        c.validate(FILE).expect("0.1 s is the shortest accepted soft start");
     }
 
     #[test]

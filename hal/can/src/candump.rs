@@ -2,7 +2,8 @@
 //! `CanutilsLogReader`): one frame per line, `(seconds.micros) ifname FRAME`, where FRAME is
 //! - `123#DEADBEEF` (standard id: 3 hex digits; extended: 8 hex digits), uppercase hex data;
 //! - `123#R` or `123#R3` for a remote request (with its length);
-//! - `123##1DATA` for CAN FD: `##` then one hex digit of flags (bit 0 BRS, bit 1 ESI);
+//! - `123##5DATA` for CAN FD: `##` then one hex digit of flags (bit 0 BRS, bit 1 ESI, bit 2 FDF: can-utils
+//!   ≥ 2023.03 sets CANFD_FDF 0x04 on every FD frame it logs; logs without it are read too);
 //! - error frames carry the error flag 0x20000000 in an 8-digit id.
 //!
 //! Format as defined by can-utils `lib.c` (`snprintf_canframe`, `parse_canframe`).
@@ -24,11 +25,12 @@ pub struct LogRecord {
     pub frame: CanFrame,
 }
 
-/// Formats one candump log line (without newline), e.g. `(0.001000) vcan0 601#2B4060000F000000`.
+/// Formats one candump log line (without newline) as can-utils' `candump -l` writes it (`(%010llu.%06llu)`:
+/// seconds zero-padded to 10 digits), e.g. `(0000000000.001000) vcan0 601#2B4060000F000000`.
 pub fn format_line(time: Duration, ifname: &str, frame: &CanFrame) -> String {
     let mut line = String::with_capacity(40 + 2 * frame.len());
     // Writing to a String cannot fail.
-    let _ = write!(line, "({}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), ifname, frame);
+    let _ = write!(line, "({:010}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), ifname, frame);
     line
 }
 
@@ -138,9 +140,9 @@ mod tests {
         assert_eq!(format_line(t, "vcan0", &f), "(1436509052.249713) vcan0 044#2A366C2BBA");
         let t = Duration::from_micros(1_500);
         let ext = CanFrame::new(CanId::Extended(0x18DAF110), &[]).unwrap();
-        assert_eq!(format_line(t, "can1", &ext), "(0.001500) can1 18DAF110#");
+        assert_eq!(format_line(t, "can1", &ext), "(0000000000.001500) can1 18DAF110#");
         let fd = CanFrame::new_fd(CanId::Standard(0x123), &[0x11, 0x22], true).unwrap();
-        assert_eq!(format_line(Duration::ZERO, "can0", &fd), "(0.000000) can0 123##11122");
+        assert_eq!(format_line(Duration::ZERO, "can0", &fd), "(0000000000.000000) can0 123##51122");
     }
 
     #[test]
@@ -173,5 +175,21 @@ mod tests {
         assert!(parse_line("(0.000000) can0 1234#00", 1).is_err(), "4-digit id");
         assert!(parse_line("(0.000000) can0 123#000000000000000000", 1).is_err(), "9 classic bytes");
         assert!(parse_line("(0.000000) can0 123##1000000000000000000", 1).is_err(), "9 bytes is no FD length");
+    }
+
+    #[test]
+    fn lines_are_written_as_can_utils_writes_them() {
+        // Issue 13 §5: seconds were not zero-padded to 10 digits and the FD flags digit lacked CANFD_FDF (0x04),
+        // as can-utils' `candump -l` (lib.c, `(%010llu.%06llu)`; FDF logged since can-utils 2023.03) writes them.
+        let fd = CanFrame::new_fd(CanId::Standard(0x123), &[0x11, 0x22], true).unwrap();
+        let line = format_line(Duration::new(1_733_140_000, 123_000), "can1", &fd);
+        assert_eq!(line, "(1733140000.000123) can1 123##51122");
+        let classic = CanFrame::new(CanId::Standard(0x80), &[]).unwrap();
+        assert_eq!(format_line(Duration::from_micros(55), "can0", &classic), "(0000000000.000055) can0 080#");
+        // can-utils' lines parse back, with or without the FDF bit.
+        for (text, brs) in [("(1733140000.000123) can1 123##51122", true), ("(0.000000) can0 123##01122", false)] {
+            let r = parse_line(text, 1).unwrap();
+            assert!(r.frame.is_fd() && r.frame.is_brs() == brs && r.frame.data() == [0x11, 0x22], "{text}");
+        }
     }
 }

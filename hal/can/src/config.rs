@@ -125,6 +125,14 @@ pub struct LinkLimits {
 /// improvement (CiA 601-4); ISO 11898-2:2016 transceivers are specified up to 5 Mbit/s.
 pub const MAX_DATA_BITRATE: u32 = 8_000_000;
 
+/// Largest MIT drive (CAN) timeout accepted [ms]: a motor whose host stopped talking keeps its last command at
+/// most this long. 50 ms = 2.5 × the supervisor's 20 ms watchdog (Franka: 20 missed 1 kHz commands).
+pub const MAX_MIT_DRIVE_TIMEOUT_MS: u32 = 50;
+
+/// Largest host heartbeat period on CANopen buses [ms]: the drives' heartbeat consumer (3 × this, 0x1016) with
+/// the abort connection option (0x6007) takes the torque off at most 150 ms after the host's last heartbeat.
+pub const MAX_MASTER_HEARTBEAT_MS: u16 = 50;
+
 /// What the third field of an MIT reply / fifth of a command carries on this firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,8 +368,18 @@ impl CanRobotConfig {
         if self.max_missed_cycles == 0 || self.max_missed_cycles > 100 {
             return Err(cfg("max_missed_cycles".into(), format!("{} must be in 1..=100", self.max_missed_cycles)));
         }
-        if !(1..=127).contains(&self.master_node_id) || self.master_heartbeat_ms == 0 {
-            return Err(cfg("master_node_id".into(), "node id must be 1..=127 and master_heartbeat_ms > 0".into()));
+        if !(1..=127).contains(&self.master_node_id) {
+            return Err(cfg("master_node_id".into(), format!("{} must be 1..=127", self.master_node_id)));
+        }
+        if !(1..=MAX_MASTER_HEARTBEAT_MS).contains(&self.master_heartbeat_ms) {
+            return Err(cfg(
+                "master_heartbeat_ms".into(),
+                format!(
+                    "{} must be in 1..={MAX_MASTER_HEARTBEAT_MS}: CiA 402 drives take the torque off 3 heartbeat \
+                     periods after the host's last one (at most 150 ms)",
+                    self.master_heartbeat_ms
+                ),
+            ));
         }
         if self.temperature_warning_c.partial_cmp(&self.temperature_limit_c) != Some(core::cmp::Ordering::Less) {
             return Err(cfg("temperature_warning_c".into(), "must be below temperature_limit_c".into()));
@@ -442,6 +460,17 @@ impl CanRobotConfig {
                                 .into(),
                         ));
                     }
+                    if m.drive_timeout_ms > MAX_MIT_DRIVE_TIMEOUT_MS {
+                        return Err(cfg(
+                            key("mit.drive_timeout_ms"),
+                            format!(
+                                "{} ms: a motor whose host stopped talking would keep its last command that long; \
+                                 allowed 1..={MAX_MIT_DRIVE_TIMEOUT_MS} ms (set the CAN timeout in the CubeMars tool \
+                                 and enter it here)",
+                                m.drive_timeout_ms
+                            ),
+                        ));
+                    }
                     let Some(r) = j.mit_ranges() else {
                         return Err(cfg(
                             key("motor"),
@@ -469,11 +498,41 @@ impl CanRobotConfig {
                             "encoder_counts_per_rev, heartbeat_ms and max_torque_permille must be > 0".into(),
                         ));
                     }
+                    // 0x6007: 0 = no reaction, negative = manufacturer-specific (unknown): either could leave the
+                    // drive enabled when the host stops talking. 1 = fault (reaction 0x605E), 2 = disable voltage,
+                    // 3 = quick stop (0x605A).
+                    if !(1..=3).contains(&o.abort_connection_option) {
+                        return Err(cfg(
+                            key("cia402.abort_connection_option"),
+                            format!(
+                                "{} must be 1 (fault), 2 (disable voltage) or 3 (quick stop): with 0 or a \
+                                 manufacturer code the drive may stay enabled when the host stops talking",
+                                o.abort_connection_option
+                            ),
+                        ));
+                    }
                 }
             }
         }
         crate::planner::check_bus_load(&self.bus_plans(), self.control_rate_hz, self.bus_load_limit)?;
         Ok(())
+    }
+
+    /// Longest time every drive keeps torque after the host's last frame: the largest MIT drive timeout, and
+    /// for CiA 402 drives their heartbeat consumer time 3 × `master_heartbeat_ms` (0x1016; 0x6007 then takes
+    /// the torque off). At most 150 ms for a validated configuration ([`MAX_MIT_DRIVE_TIMEOUT_MS`],
+    /// [`MAX_MASTER_HEARTBEAT_MS`]). CiA 402 drives that supervise SYNC (0x1006) react sooner.
+    pub fn host_loss_torque_off_bound(&self) -> core::time::Duration {
+        let ms = self
+            .joints
+            .iter()
+            .map(|j| match j.protocol {
+                DriveProtocol::Mit => j.mit.map_or(0, |m| m.drive_timeout_ms),
+                DriveProtocol::Cia402 => 3 * u32::from(self.master_heartbeat_ms),
+            })
+            .max()
+            .unwrap_or(0);
+        core::time::Duration::from_millis(u64::from(ms))
     }
 }
 
@@ -529,6 +588,24 @@ cia402 = { rated_torque_mnm = 320, heartbeat_ms = 100 }
         let bad = EXAMPLE.replace("gear_ratio = 50.0", "gear_ratio = 50.0\ngearratio = 3");
         let e = CanRobotConfig::from_toml(&bad, "robot.toml").unwrap_err().to_string();
         assert!(e.contains("robot.toml") && e.contains("gearratio"), "{e}");
+    }
+
+    #[test]
+    fn drive_timeouts_that_leave_torque_on_too_long_are_rejected() {
+        // Issue 13 §1/§3: `drive_timeout_ms = 60000` was accepted (a motor holding its last command for a minute).
+        let bad = EXAMPLE.replace("drive_timeout_ms = 20", "drive_timeout_ms = 60000");
+        let e = CanRobotConfig::from_toml(&bad, "robot.toml").unwrap_err().to_string();
+        assert!(e.contains("joints[0].mit.drive_timeout_ms") && e.contains("1..=50"), "{e}");
+        let edge = EXAMPLE.replace("drive_timeout_ms = 20", "drive_timeout_ms = 50");
+        assert!(CanRobotConfig::from_toml(&edge, "robot.toml").is_ok());
+        let slow = format!("master_heartbeat_ms = 51\n{EXAMPLE}");
+        let e = CanRobotConfig::from_toml(&slow, "robot.toml").unwrap_err().to_string();
+        assert!(e.contains("master_heartbeat_ms") && e.contains("1..=50"), "{e}");
+        let off = EXAMPLE.replace("heartbeat_ms = 100 }", "heartbeat_ms = 100, abort_connection_option = 0 }");
+        let e = CanRobotConfig::from_toml(&off, "robot.toml").unwrap_err().to_string();
+        assert!(e.contains("joints[1].cia402.abort_connection_option"), "{e}");
+        let c = CanRobotConfig::from_toml(EXAMPLE, "robot.toml").unwrap();
+        assert_eq!(c.host_loss_torque_off_bound(), core::time::Duration::from_millis(150), "3 × 50 ms heartbeat");
     }
 
     #[test]

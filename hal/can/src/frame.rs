@@ -267,7 +267,8 @@ impl fmt::Display for CanFrame {
             return Ok(());
         }
         if self.is_fd() {
-            let flags = u8::from(self.is_brs()) | (u8::from(self.is_esi()) << 1);
+            // can-utils' flags digit: CANFD_BRS 0x01, CANFD_ESI 0x02, CANFD_FDF 0x04 (set on every FD frame).
+            let flags = u8::from(self.is_brs()) | (u8::from(self.is_esi()) << 1) | 0x04;
             write!(f, "#{flags:X}")?;
         }
         for byte in self.data() {
@@ -307,7 +308,7 @@ mod tests {
         assert_eq!(ext.to_string(), "01234567#DEAD");
         assert_eq!(CanFrame::remote(CanId::Standard(0x701), 1).unwrap().to_string(), "701#R1");
         let fd = CanFrame::new_fd(CanId::Standard(0x1), &[0xAB], true).unwrap();
-        assert_eq!(fd.to_string(), "001##1AB");
+        assert_eq!(fd.to_string(), "001##5AB");
         let err = CanFrame::error(error_class::BUS_OFF, [0; 8]);
         assert_eq!(err.to_string(), "20000040#0000000000000000");
         assert_eq!(err.error_class(), error_class::BUS_OFF);

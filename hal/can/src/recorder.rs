@@ -27,7 +27,7 @@
 //! bus.stop_recording(); // releases the sink
 //! let summary = writer.finish()?;
 //! assert_eq!((summary.written, summary.dropped), (1, 0));
-//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "(0.000055) can0 080#\n");
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "(0000000000.000055) can0 080#\n");
 //! # std::fs::remove_file(&path).unwrap();
 //! # Ok::<(), plexo_hal::HalError>(())
 //! ```
@@ -148,7 +148,7 @@ impl Output {
         };
         self.last = time;
         let name = self.names.get(usize::from(r.bus)).map_or("can?", String::as_str);
-        writeln!(self.file, "({}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), name, r.frame)?;
+        writeln!(self.file, "({:010}.{:06}) {} {}", time.as_secs(), time.subsec_micros(), name, r.frame)?;
         self.written += 1;
         Ok(())
     }
@@ -204,7 +204,8 @@ fn writer_loop(rx: &Receiver<BusRecord>, done: &Receiver<()>, mut out: Output) -
 }
 
 impl CandumpWriter {
-    /// Creates (truncates) `path` and starts the writer thread. `interfaces` are the names written for bus
+    /// Creates (truncates) `path` owner-only (0600 whatever the umask: CAN traffic is patient data) and starts
+    /// the writer thread. `interfaces` are the names written for bus
     /// index 0, 1, …; `capacity` is the channel's size in records (memory ≈ 100 bytes per record, allocated
     /// now). Not real-time safe.
     pub fn create(path: &Path, interfaces: &[&str], capacity: usize) -> Result<Self, HalError> {
@@ -214,8 +215,17 @@ impl CandumpWriter {
                 reason: format!("{} interfaces, allowed 1..=65535", interfaces.len()),
             });
         }
-        let file = std::fs::File::create(path)
-            .map_err(|source| HalError::Io { context: format!("creating candump log {}", path.display()), source })?;
+        let file = {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)).map(|()| f))
+        }
+        .map_err(|source| HalError::Io { context: format!("creating candump log {}", path.display()), source })?;
         let (tx, rx) = bounded(capacity.max(1));
         let (done_tx, done_rx) = bounded(1);
         let out = Output {

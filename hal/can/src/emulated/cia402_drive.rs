@@ -219,6 +219,12 @@ impl EmulatedCia402Drive {
         self.refusals.clear();
     }
 
+    /// Stops supervising SYNC (communication cycle period 0x1006 = 0): a drive whose only reaction to a silent
+    /// host is its heartbeat consumer (0x1016 with 0x6007; SYNC supervision is optional in CiA 301). Test hook.
+    pub fn stop_sync_supervision(&mut self) {
+        self.od.cycle_period_us = 0;
+    }
+
     /// Sets the rated torque 0x6076 [mNm] (as after a reflash to factory parameters). Test hook.
     pub fn set_rated_torque(&mut self, mnm: u32) {
         self.rated_torque_mnm = mnm;

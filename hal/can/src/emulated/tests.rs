@@ -953,3 +953,44 @@ fn dof_mismatch_between_config_and_plant_is_refused() {
     let e = SimOverCan::new(plant, config).err().expect("1 joint configured for a 2-joint plant");
     assert!(e.to_string().contains("1 joints configured, the plant has 2"), "{e}");
 }
+
+#[test]
+fn a_host_that_stops_talking_leaves_every_drive_torque_free_within_the_stated_bound_both_protocols() {
+    // Issue 13 §1: a stalled or dead host sends nothing more (no command, no SYNC, no heartbeat). The drives' own
+    // timeouts (MIT CAN timeout; CiA 402 SYNC loss / heartbeat consumer with 0x6007) take the torque off within
+    // `CanRobotConfig::host_loss_torque_off_bound` (≤ 150 ms for any valid configuration) — here checked on the
+    // emulated drives, and also with the SYNC supervision of the CiA 402 drive switched off (heartbeat only).
+    for (protocol, sync_supervised) in
+        [(DriveProtocol::Mit, true), (DriveProtocol::Cia402, true), (DriveProtocol::Cia402, false)]
+    {
+        let (mut s, mut st) = active(protocol, 2);
+        if !sync_supervised {
+            for j in 0..2 {
+                with_cia(&s, j, |d| d.stop_sync_supervision());
+            }
+        }
+        let bound = s.can_robot().config().host_loss_torque_off_bound();
+        assert!(bound <= Duration::from_millis(150), "{bound:?}");
+        let cmd = torque_cmd(2, 0, 2.0);
+        let mut cmd = cmd;
+        cmd.torque[1] = -1.5;
+        cycle(&mut s, &cmd, &mut st).unwrap();
+        assert!(!torque_free(s.applied_torque()), "{protocol:?}: torque applied before the host goes silent");
+        s.buses()[0].inject(FaultRule { fault: Fault::Drop, matches: FrameMatch::FromNode(HOST), count: u32::MAX });
+        let periods = (bound.as_secs_f64() / DT).ceil() as usize + 1;
+        let mut off_after = None;
+        for k in 1..=periods + 50 {
+            let _ = s.write(&cmd); // nothing reaches the bus; the plant and the drives' clocks advance one period
+            let _ = s.read(&mut st);
+            if torque_free(s.applied_torque()) {
+                off_after = Some(k);
+                break;
+            }
+        }
+        let k = off_after.unwrap_or_else(|| panic!("{protocol:?}: the drives kept torque after the host went silent"));
+        assert!(
+            k <= periods,
+            "{protocol:?} (SYNC supervised: {sync_supervised}): torque-free after {k} periods, bound {bound:?} = {periods}"
+        );
+    }
+}

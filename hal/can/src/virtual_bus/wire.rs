@@ -610,7 +610,10 @@ mod tests {
         a.transmit(&CanFrame::standard(0x080, &[]).unwrap()).unwrap();
         a.transmit(&CanFrame::standard(0x601, &[0x2B, 0x40, 0x60, 0x00, 0x0F, 0x00, 0x00, 0x00]).unwrap()).unwrap();
         // SYNC: 55 bits → 1.055 ms; then 135 bits → 1.190 ms.
-        assert_eq!(bus.candump_log(), "(0.001055) vcan0 080#\n(0.001190) vcan0 601#2B4060000F000000\n");
+        assert_eq!(
+            bus.candump_log(),
+            "(0000000000.001055) vcan0 080#\n(0000000000.001190) vcan0 601#2B4060000F000000\n"
+        );
         let parsed = candump::parse_log(&bus.candump_log()).unwrap();
         assert_eq!(parsed[1].frame.data()[4], 0x0F);
     }
