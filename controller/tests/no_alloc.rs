@@ -25,7 +25,7 @@ plexo_testkit::install_counting_allocator!();
 /// mode's code: resistive elastic term, error-augmentation offset, friction compensation.
 fn config(continuous_emken: bool) -> ControllerConfig {
     let mut config = ControllerConfig::default_config().unwrap();
-    config.safety.soft_start_time = 0.01;
+    config.safety.soft_start_time = 0.1; // the shortest allowed
     config.resistive.elastic = vec![5.0; 4];
     config.error_augmentation.offset = vec![0.2; 4];
     config.friction.coulomb = vec![0.1; 4];

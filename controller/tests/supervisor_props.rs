@@ -30,10 +30,11 @@ fn supervisor() -> SafetySupervisor {
     SafetySupervisor::new(&config.safety, &joints(), Some(&rom())).expect("valid supervisor")
 }
 
-/// A supervisor without soft start, so that short random sequences spend most ticks in Active.
+/// A supervisor with the shortest soft start the configuration allows (0.1 s), so that short random sequences
+/// spend most ticks passing the controller's torque (Enabling, then Active).
 fn active_supervisor() -> SafetySupervisor {
     let mut config = ControllerConfig::default_config().expect("embedded default config parses");
-    config.safety.soft_start_time = 0.0;
+    config.safety.soft_start_time = 0.1; // the shortest allowed: 0 would switch the ramp off
     let mut sup = SafetySupervisor::new(&config.safety, &joints(), Some(&rom())).expect("valid supervisor");
     sup.request_enable().expect("disabled at start");
     sup
@@ -312,7 +313,7 @@ mod through_the_controller {
 
     fn configured(g: &Gains) -> ControllerConfig {
         let mut c = ControllerConfig::default_config().expect("embedded default config parses");
-        c.safety.soft_start_time = 0.0;
+        c.safety.soft_start_time = 0.1; // the shortest allowed: 0 would switch the ramp off
         c.impedance.stiffness = g.stiffness.clone();
         c.impedance.damping = g.damping.clone();
         (c.cartesian.stiffness, c.cartesian.damping, c.cartesian.damping_lambda) = g.cartesian;

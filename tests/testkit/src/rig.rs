@@ -400,7 +400,7 @@ impl TickWorkload {
     pub fn new(mode: Mode, law: AanLaw, space: Space) -> Self {
         let model = arm4();
         let mut config = ControllerConfig::default_config().expect("default controller configuration");
-        config.safety.soft_start_time = 0.0;
+        config.safety.soft_start_time = 0.1; // the shortest allowed
         let mut controller = average_patient_controller(&model, &config);
         controller
             .set_mode(ModeSettings { mode, law, space, arm_support: 0.7, error_gain: None })
