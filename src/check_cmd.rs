@@ -61,6 +61,7 @@ pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Check
     let controller = setup::load_controller(args.controller.as_deref())?;
     let model = &robot.value.0;
     let rom = setup::patient_rom(model, &patient)?;
+    let personal = setup::patient_limits(model, &patient);
     let arm = setup::patient_arm(&patient)?;
     let (joints, bus_loads) = match &hardware {
         Some(h) => {
@@ -80,22 +81,9 @@ pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Check
             (h.joints(), loads)
         }
         // Simulation: the plant's joints are the URDF's, with the URDF effort as the motor torque limit.
-        None => (
-            model
-                .joints()
-                .iter()
-                .map(|j| JointInfo {
-                    name: j.name.clone(),
-                    position_min: j.limits.lower,
-                    position_max: j.limits.upper,
-                    velocity_max: j.limits.velocity,
-                    torque_max: j.limits.effort,
-                })
-                .collect(),
-            Vec::new(),
-        ),
+        None => (JointInfo::from_model(model), Vec::new()),
     };
-    let parts = setup::build_session(model, &controller, &protocol, &arm, &rom, &joints)?;
+    let parts = setup::build_session(model, &controller, &protocol, &arm, &rom, &personal, &joints)?;
     Ok(Checked { robot, patient, protocol, controller, hardware, joints, parts, bus_loads })
 }
 

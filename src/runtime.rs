@@ -603,6 +603,7 @@ mod tests {
             &setup::load_protocol("center-out").unwrap(),
             &setup::patient_arm(&patient).unwrap(),
             &setup::patient_rom(model, &patient).unwrap(),
+            &setup::patient_limits(model, &patient),
             plant.joints(),
         )
         .unwrap();
@@ -665,6 +666,7 @@ mod tests {
             &setup::load_protocol("center-out").unwrap(),
             &setup::patient_arm(&patient).unwrap(),
             &setup::patient_rom(model, &patient).unwrap(),
+            &setup::patient_limits(model, &patient),
             plant.joints(),
         )
         .unwrap();
@@ -784,6 +786,7 @@ mod tests {
             &setup::load_protocol("center-out").unwrap(),
             &setup::patient_arm(&patient).unwrap(),
             &setup::patient_rom(model, &patient).unwrap(),
+            &setup::patient_limits(model, &patient),
             plant.joints(),
         )
         .unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use plexo_controller::{Controller, ControllerConfig, Protocol, RomLimit, SafetySupervisor, Session, Therapy};
 use plexo_hal::JointInfo;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
-use plexo_kinematics::{Data, FrameId, Model, PatientSpec, forward_kinematics};
+use plexo_kinematics::{Data, FrameId, JointSafetyLimits, Model, PatientSpec, forward_kinematics};
 use plexo_sim::PatientProfile;
 
 use crate::AppError;
@@ -246,6 +246,30 @@ fn embedded_controller_fits(model: &Model, controller: &Loaded<ControllerConfig>
     })
 }
 
+/// The patient's personal safety limits per robot joint, in the model's joint order ([`PatientSpec::limits_of`]:
+/// none where the clinician set none).
+pub fn patient_limits(model: &Model, patient: &Loaded<Patient>) -> Vec<JointSafetyLimits> {
+    let spec = patient.value.spec();
+    model.joints().iter().map(|j| spec.limits_of(&j.name)).collect()
+}
+
+/// `joints` with each velocity [rad/s] and torque [Nm] limit lowered to the patient's personal limit where the
+/// clinician set a tighter one; `personal` empty = unchanged.
+fn with_personal_limits(joints: &[JointInfo], personal: &[JointSafetyLimits]) -> Vec<JointInfo> {
+    joints
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let p = personal.get(i).copied().unwrap_or_default();
+            JointInfo {
+                velocity_max: p.max_velocity.map_or(j.velocity_max, |v| v.min(j.velocity_max)),
+                torque_max: p.max_torque.map_or(j.torque_max, |t| t.min(j.torque_max)),
+                ..j.clone()
+            }
+        })
+        .collect()
+}
+
 /// The patient's arm segments from their body size ([`PatientSpec::arm`]); errors name the file.
 pub fn patient_arm(patient: &Loaded<Patient>) -> Result<ArmAnthropometrics, AppError> {
     patient.value.spec().arm().map_err(|e| AppError::Config {
@@ -291,18 +315,23 @@ pub struct SessionParts {
 }
 
 /// Builds the session: validates the controller configuration against the robot, the protocol against the robot
-/// and the patient's ROM, and the safety limits against the backend's joints. Not real-time safe.
+/// and the patient's ROM, and the safety limits against the backend's joints tightened by the patient's personal
+/// limits (`personal`: one per joint in the model's order, or empty for none; [`patient_limits`]). Not real-time
+/// safe.
 pub fn build_session(
     model: &Model,
     controller: &Loaded<ControllerConfig>,
     protocol: &Loaded<Protocol>,
     arm: &ArmAnthropometrics,
     rom: &[RomLimit],
+    personal: &[JointSafetyLimits],
     joints: &[JointInfo],
 ) -> Result<SessionParts, AppError> {
     embedded_controller_fits(model, controller)?;
     let ctrl = Controller::new(model, &controller.value, arm, &controller.source)?;
-    let supervisor = SafetySupervisor::new(&controller.value.safety, joints, Some(rom))?;
+    // The supervisor takes the tightest of the configuration, the backend's joints and the patient's own limits.
+    let joints = with_personal_limits(joints, personal);
+    let supervisor = SafetySupervisor::new(&controller.value.safety, &joints, Some(rom))?;
     let session = Session::new(&protocol.value, model, rom).map_err(|e| AppError::Config {
         file: protocol.source.clone(),
         key: "blocks".into(),
@@ -378,6 +407,45 @@ fn utc_stamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the personal limits a clinician writes into the patient's `PatientSpec` (`[spec.limits.*]`)
+    /// were validated and then ignored; they must tighten the supervisor's velocity and torque limits (never loosen
+    /// them).
+    #[test]
+    fn the_patients_personal_limits_tighten_the_supervisor() {
+        let robot = load_robot("plexo-arm4").unwrap();
+        let model = &robot.value.0;
+        let mut patient = load_patient("moderate").unwrap();
+        let Patient::Virtual(profile) = &mut patient.value else { panic!("an embedded virtual patient") };
+        let elbow = JointSafetyLimits { max_velocity: Some(1.2), max_torque: Some(6.0) };
+        profile.spec.limits.insert("elbow_flexion".into(), elbow);
+        // A personal limit above the robot's changes nothing.
+        let loose = JointSafetyLimits { max_velocity: Some(19.0), max_torque: Some(199.0) };
+        profile.spec.limits.insert("shoulder_flexion".into(), loose);
+        let personal = patient_limits(model, &patient);
+        let joints = JointInfo::from_model(model);
+        let build = |personal: &[JointSafetyLimits]| {
+            build_session(
+                model,
+                &load_controller(None).unwrap(),
+                &load_protocol("center-out").unwrap(),
+                &patient_arm(&patient).unwrap(),
+                &patient_rom(model, &patient).unwrap(),
+                personal,
+                &joints,
+            )
+            .unwrap()
+            .supervisor
+        };
+        let (with, without) = (build(&personal), build(&[]));
+        let elbow = model.joints().iter().position(|j| j.name == "elbow_flexion").unwrap();
+        let shoulder = model.joints().iter().position(|j| j.name == "shoulder_flexion").unwrap();
+        assert!(without.torque_max(elbow) > 6.0 && without.velocity_max(elbow) > 1.2, "the test must tighten");
+        assert_eq!(with.torque_max(elbow), 6.0);
+        assert_eq!(with.velocity_max(elbow), 1.2);
+        assert_eq!(with.torque_max(shoulder), without.torque_max(shoulder));
+        assert_eq!(with.velocity_max(shoulder), without.velocity_max(shoulder));
+    }
 
     #[test]
     fn utc_stamp_matches_known_dates() {

@@ -99,6 +99,7 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     }
     let profile = setup::virtual_patient(&patient)?;
     let rom = setup::patient_rom(model, &patient)?;
+    let personal = setup::patient_limits(model, &patient);
     let rest = setup::patient_rest(model, &profile)?;
     let arm = setup::patient_arm(&patient)?;
 
@@ -120,8 +121,16 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     }
     let plant_config = plant_config.with_patient(profile.value);
     let rate_hz = 1.0 / controller.value.safety.period;
-    let ctx =
-        Context { args, robot: &robot, patient: &patient, protocol: &protocol, controller: &controller, arm, rom };
+    let ctx = Context {
+        args,
+        robot: &robot,
+        patient: &patient,
+        protocol: &protocol,
+        controller: &controller,
+        arm,
+        rom,
+        personal,
+    };
     match (args.plant, args.over_can) {
         (PlantKind::Rapier, None) => ctx.run(RapierPlant::new(model, plant_config, RapierOptions::default())?),
         (PlantKind::Articulated, None) => ctx.run(ArticulatedPlant::new(model, plant_config)?),
@@ -186,6 +195,7 @@ struct Context<'a> {
     controller: &'a Loaded<plexo_controller::ControllerConfig>,
     arm: ArmAnthropometrics,
     rom: Vec<plexo_controller::RomLimit>,
+    personal: Vec<plexo_kinematics::JointSafetyLimits>,
 }
 
 impl Context<'_> {
@@ -213,7 +223,15 @@ impl Context<'_> {
 
     fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
-        let parts = setup::build_session(model, self.controller, self.protocol, &self.arm, &self.rom, plant.joints())?;
+        let parts = setup::build_session(
+            model,
+            self.controller,
+            self.protocol,
+            &self.arm,
+            &self.rom,
+            &self.personal,
+            plant.joints(),
+        )?;
         let name = setup::session_name(&self.protocol.value.name, self.args.output.patient_id(&self.patient.value));
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;

@@ -36,6 +36,7 @@ struct PatientSetup {
     name: String,
     profile: Loaded<PatientProfile>,
     rom: Vec<plexo_controller::RomLimit>,
+    personal: Vec<plexo_kinematics::JointSafetyLimits>,
     rest: Vec<f64>,
     arm: ArmAnthropometrics,
 }
@@ -86,15 +87,16 @@ pub fn prepare(study: Study, study_path: &Path) -> Result<Prepared, AppError> {
         let patient = setup::load_patient(&study.patients[i])?;
         let profile = setup::virtual_patient(&patient)?;
         let rom = setup::patient_rom(&model, &patient)?;
+        let personal = setup::patient_limits(&model, &patient);
         let rest = setup::patient_rest(&model, &profile)?;
         let arm = setup::patient_arm(&patient)?;
-        patients.push(PatientSetup { name: study.patient_name(i), profile, rom, rest, arm });
+        patients.push(PatientSetup { name: study.patient_name(i), profile, rom, personal, rest, arm });
     }
     // Every controller × patient combination builds (a bad config fails here, not after an hour of courses).
     for c in &controllers {
         for p in &patients {
             let plant = ArticulatedPlant::new(&model, PlantConfig::default().with_patient(p.profile.value.clone()))?;
-            setup::build_session(&model, &c.config, &c.protocol, &p.arm, &p.rom, plant.joints())?;
+            setup::build_session(&model, &c.config, &c.protocol, &p.arm, &p.rom, &p.personal, plant.joints())?;
         }
     }
     Ok(Prepared { study, model, urdf, controllers, patients })
@@ -219,7 +221,8 @@ impl Prepared {
         previous: Option<&SessionState>,
         mut plant: P,
     ) -> Result<(SessionResult, SessionState), AppError> {
-        let mut parts = setup::build_session(&self.model, &c.config, &c.protocol, &p.arm, &p.rom, plant.joints())?;
+        let mut parts =
+            setup::build_session(&self.model, &c.config, &c.protocol, &p.arm, &p.rom, &p.personal, plant.joints())?;
         if let Some(state) = previous {
             let source = Path::new(&state.session);
             for clamped in state.resume(&mut parts.therapy, source)? {
