@@ -136,7 +136,8 @@ fn run<P: PatientHooks>(
     rom: &[plexo_controller::RomLimit],
     seconds: f64,
 ) -> Allocations {
-    let parts = setup::build_session(model, controller, protocol, arm, rom, plant.joints()).unwrap();
+    // No personal limits: the allocation count does not depend on the limits' values.
+    let parts = setup::build_session(model, controller, protocol, arm, rom, &[], plant.joints()).unwrap();
     let telemetry = Telemetry::start(TelemetryConfig {
         session_name: "no-alloc".into(),
         model: model.clone(),
