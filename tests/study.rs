@@ -132,8 +132,10 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     }
 
     // Direction of the effects (assisted blocks, mean over seeds): the severe patient gets more help than the mild
-    // one under either controller; the fixed-impedance baseline (60 Nm/rad) gives more help than Emken, whose
-    // stiffness stays below it and falls from session 1 to 2 (the adaptation is carried over, as with --resume).
+    // one under either controller; Emken's stiffness stays below the fixed baseline's 60 Nm/rad and falls from
+    // session 1 to 2 (the adaptation is carried over, as with --resume); for the mild patient, who succeeds, the
+    // fixed baseline gives more help than Emken. Not for the severe one: it fails often, so the progression raises
+    // Emken's help (assist-as-needed: never so little that they fail) while the baseline stays fixed.
     let cohort_header = cohort.lines().next().unwrap();
     let value = |ctrl: &str, patient: &str, session: u32, key: &str| -> f64 {
         let row = cohort.lines().find(|l| l.starts_with(&format!("{ctrl},{patient},{session},"))).unwrap();
@@ -145,7 +147,9 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     }
     for patient in ["mild", "severe"] {
         let v = |ctrl, session, key| value(ctrl, patient, session, key);
-        assert!(v("fixed", 1, "assistance_nm_mean") > v("emken", 1, "assistance_nm_mean"), "{cohort}");
+        if patient == "mild" {
+            assert!(v("fixed", 1, "assistance_nm_mean") > v("emken", 1, "assistance_nm_mean"), "{cohort}");
+        }
         assert!((v("fixed", 2, "stiffness_nm_rad_mean") - 60.0).abs() < 1e-9, "{cohort}");
         assert!(v("emken", 1, "stiffness_nm_rad_mean") < 60.0, "{cohort}");
         assert!(v("emken", 2, "stiffness_nm_rad_mean") < v("emken", 1, "stiffness_nm_rad_mean"), "{cohort}");
