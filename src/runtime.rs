@@ -592,8 +592,9 @@ mod tests {
         }
     }
 
-    /// A session on the moderate patient and `plant`, unpaced, with the telemetry pipeline.
-    fn run_on<P: PatientHooks>(plant: P, signals: &LoopSignals, seconds: f64) -> (SessionReport, Runtime<P>) {
+    /// The default center-out session on the moderate patient for `plant` (plexo-arm4), and its telemetry
+    /// pipeline (no sink, unpaced), as `plexo sim` builds them.
+    fn session_on<P: PatientHooks>(plant: &P, name: &str) -> (setup::SessionParts, Telemetry) {
         let robot = setup::load_robot("plexo-arm4").unwrap();
         let patient = setup::load_patient("moderate").unwrap();
         let (model, urdf) = &robot.value;
@@ -608,7 +609,7 @@ mod tests {
         )
         .unwrap();
         let telemetry = Telemetry::start(TelemetryConfig {
-            session_name: "test".into(),
+            session_name: name.into(),
             model: model.clone(),
             urdf: urdf.clone(),
             handle_frame: "handle".into(),
@@ -620,6 +621,12 @@ mod tests {
             sinks: Sinks::default(),
         })
         .unwrap();
+        (parts, telemetry)
+    }
+
+    /// A session on the moderate patient and `plant`, unpaced, with the telemetry pipeline.
+    fn run_on<P: PatientHooks>(plant: P, signals: &LoopSignals, seconds: f64) -> (SessionReport, Runtime<P>) {
+        let (parts, telemetry) = session_on(&plant, "test");
         let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
         let mut config = LoopConfig::new(Duration::from_millis(1));
         config.max_session_time = Some(seconds);
@@ -655,34 +662,12 @@ mod tests {
         let robot = setup::load_robot("plexo-arm4").unwrap();
         let patient = setup::load_patient("moderate").unwrap();
         let profile = setup::virtual_patient(&patient).unwrap();
-        let (model, urdf) = &robot.value;
+        let model = &robot.value.0;
         let rest = setup::patient_rest(model, &profile).unwrap();
         let config =
             plexo_sim::PlantConfig { initial_position: Some(rest), ..Default::default() }.with_patient(profile.value);
         let plant = plexo_sim::ArticulatedPlant::new(model, config).unwrap();
-        let parts = setup::build_session(
-            model,
-            &setup::load_controller(None).unwrap(),
-            &setup::load_protocol("center-out").unwrap(),
-            &setup::patient_arm(&patient).unwrap(),
-            &setup::patient_rom(model, &patient).unwrap(),
-            &setup::patient_limits(model, &patient),
-            plant.joints(),
-        )
-        .unwrap();
-        let telemetry = Telemetry::start(TelemetryConfig {
-            session_name: "signal".into(),
-            model: model.clone(),
-            urdf: urdf.clone(),
-            handle_frame: "handle".into(),
-            blocks: parts.blocks.clone(),
-            period: 0.001,
-            pose_every: 10,
-            capacity: 1024,
-            paced: false,
-            sinks: Sinks::default(),
-        })
-        .unwrap();
+        let (parts, telemetry) = session_on(&plant, "signal");
         let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
         let signals = LoopSignals::default();
         // Two SIGTERMs arrive while the session runs (the watcher sets these flags).
