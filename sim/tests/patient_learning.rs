@@ -6,15 +6,14 @@
 //! transparent (it carries its own weight only), guidance (stiff PD on the robot's minimum-jerk reference, arm
 //! weight carried), error augmentation (its own weight plus a torque pushing away from the reference).
 
-mod common;
-
-use common::{arm4, ideal_config, profile};
 use plexo_hal::{JointCommand, Robot};
 use plexo_kinematics::{Data, Model};
 use plexo_sim::{
     ArticulatedPlant, PatientProfile, PatientState, SimulatedPlant, TrialOutcome, patient_state_from_table,
     patient_state_to_table,
 };
+use plexo_testkit::patients::{ideal_config, profile};
+use plexo_testkit::robots::arm4;
 
 const DT: f64 = 1e-3;
 const HOME: [f64; 4] = [0.2, 0.4, 0.0, 0.9];
