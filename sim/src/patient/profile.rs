@@ -110,7 +110,7 @@ pub struct LearningProfile {
     pub initial_capacity: f64,
     /// Capacity ceiling the patient can reach by practice, in [initial_capacity, 2].
     pub max_capacity: f64,
-    /// Learning rate per successful trial at full effort, in [0, 1].
+    /// Strength gain rate per trial at full effort (success or not: the dose), in [0, 1].
     pub rate: f64,
 }
 
