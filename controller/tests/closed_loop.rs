@@ -265,6 +265,23 @@ fn error_augmentation_pushes_away_from_the_reference_and_enlarges_the_error() {
     assert!(mode_rms > 0.2 * (2.0 - 1.0) * k * err_free, "mode torque {mode_rms} Nm RMS");
 }
 
+/// Issue 12 §2: error augmentation at gain 2 must not drive a mild patient into a safety stop (its first trial
+/// once stopped at 3.0 rad/s at the elbow). Every center-out direction, out and back, through the supervisor
+/// (`step_checked` fails on any safe stop); the augmentation still enlarges the error.
+#[test]
+fn error_augmentation_at_gain_2_moves_a_mild_patient_without_a_safety_stop() {
+    let mut rig = Rig::new("mild");
+    let [.., err_free] = patient_moves(&mut rig, Mode::Transparent, None, 8);
+    let [_, _, mode_rms, _, _, err_augmented] = patient_moves(&mut rig, Mode::ErrorAugmentation, Some(2.0), 8);
+    println!(
+        "mild, error augmentation G = 2, 16 reaches: error {:.2} → {:.2} deg RMS, mode torque {mode_rms:.2} Nm RMS, \
+         no safety stop",
+        err_free.to_degrees(),
+        err_augmented.to_degrees()
+    );
+    assert!(err_augmented > err_free, "augmentation enlarges the error: {err_free} → {err_augmented}");
+}
+
 #[test]
 fn error_augmentation_torque_has_the_sign_of_the_error_on_the_plant() {
     let mut rig = Rig::new("moderate");
