@@ -108,6 +108,13 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     let table_row = report.lines().find(|l| l.starts_with("| fixed | 2 |")).unwrap();
     assert_eq!(table_header.matches('|').count(), table_row.matches('|').count(), "{report}");
     assert!(table_header.contains("effort share (true)"), "{table_header}");
+    // The efficacy criteria (a)–(c) per controller × patient; (d) only with a capacity drop.
+    let criteria = report.split("## Efficacy criteria").nth(1).expect("an efficacy-criteria section");
+    for (ctrl, patient) in [("emken", "mild"), ("fixed", "severe")] {
+        let row = criteria.lines().find(|l| l.starts_with(&format!("| {ctrl} | {patient} |"))).unwrap();
+        assert_eq!(row.matches('|').count(), 8, "{row}");
+        assert!(row.contains('%'), "{row}");
+    }
     let raw: Vec<_> = std::fs::read_dir(all.join("raw")).unwrap().collect();
     assert_eq!(raw.len(), 8 + 1, "8 course files and the study file");
 
@@ -171,5 +178,45 @@ fn a_study_file_error_names_the_file_and_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("controllers[1].stiffness"), "{err}");
     assert!(!d.join("o").exists(), "nothing is written for a bad study file");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A `capacity_drop` weakens the virtual patient before the named session only: session 1 is identical to the
+/// same study without the drop, session 2 differs, and the report's efficacy-criteria table gains the (d) columns.
+#[test]
+fn a_capacity_drop_changes_only_the_sessions_from_the_drop_on_and_the_report_shows_criterion_d() {
+    let d = dir("drop");
+    let protocol = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/study/center-out-short.toml");
+    let study = |drop: &str| {
+        format!(
+            "name = \"drop\"\nprotocol = \"{}\"\nsessions = 2\nseeds = [5]\npatients = [\"moderate\"]\n{drop}\n\
+             [[controllers]]\nname = \"emken\"\n",
+            protocol.display()
+        )
+    };
+    let (with, without) = (d.join("with.toml"), d.join("without.toml"));
+    std::fs::write(&with, study("capacity_drop = { session = 2, factor = 0.2 }")).unwrap();
+    std::fs::write(&without, study("")).unwrap();
+    ok(&["study", s(&with), "--out", s(&d.join("a")), "-q"]);
+    ok(&["study", s(&without), "--out", s(&d.join("b")), "-q"]);
+    let rows = |dir: &str, session: &str| -> Vec<String> {
+        read(&d.join(dir).join("trials.csv"))
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').nth(3) == Some(session))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(!rows("a", "1").is_empty() && rows("a", "1") == rows("b", "1"), "session 1 runs before the drop");
+    assert!(!rows("a", "2").is_empty() && rows("a", "2") != rows("b", "2"), "session 2 runs with less capacity");
+    let report = read(&d.join("a").join("report.md"));
+    assert!(report.contains("## Efficacy criteria") && report.contains("capacity × 0.2 before session 2"), "{report}");
+    let header = report.lines().find(|l| l.starts_with("| controller | patient | (a)")).unwrap();
+    assert!(header.contains("(d) help re-raised"), "{header}");
+    let row = report.lines().find(|l| l.starts_with("| emken | moderate |")).unwrap();
+    assert_eq!(header.matches('|').count(), row.matches('|').count(), "{report}");
+    assert!(row.contains("/1 |"), "one course counted for (d): {row}");
+    let plain = read(&d.join("b").join("report.md"));
+    assert!(plain.contains("## Efficacy criteria") && !plain.contains("(d) help re-raised"), "{plain}");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -176,6 +176,20 @@ pub struct ErrorAugmentationConfig {
     pub offset: Vec<f64>,
     /// Largest augmenting torque per joint [Nm] (before the supervisor).
     pub torque_max: f64,
+    /// Largest error that is augmented [rad]: the augmentation grows with the error up to `error_max`, then fades
+    /// linearly to zero at 2 × `error_max` (see `Controller::error_augmentation_torque`). Optional (default
+    /// [`DEFAULT_EA_ERROR_MAX`]), within [0.01, 0.5] rad.
+    #[serde(default = "default_ea_error_max")]
+    pub error_max: f64,
+}
+
+/// Default largest augmented error [rad] (0.1 rad ≈ 6°: the size of a reaching error a mildly impaired patient
+/// makes and can see; error augmentation magnifies small errors, Patton et al. 2006, Exp Brain Res 168(3), and
+/// pushing an arm that is already far off the path only makes it run away).
+pub const DEFAULT_EA_ERROR_MAX: f64 = 0.1;
+
+fn default_ea_error_max() -> f64 {
+    DEFAULT_EA_ERROR_MAX
 }
 
 /// Assist-as-needed law parameters. Every adapted quantity has configured bounds.
@@ -365,6 +379,7 @@ impl ControllerConfig {
         joints("error_augmentation.stiffness", &e.stiffness, 0.0, 200.0)?;
         joints("error_augmentation.offset", &e.offset, -10.0, 10.0)?;
         check_range(f, "error_augmentation.torque_max", e.torque_max, 0.0, 50.0)?;
+        check_range(f, "error_augmentation.error_max", e.error_max, 0.01, 0.5)?;
         let a = &self.aan;
         joints("aan.damping", &a.damping, 0.0, 50.0)?;
         let m = &a.emken;

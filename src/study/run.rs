@@ -163,6 +163,11 @@ impl Prepared {
         for k in 1..=self.study.sessions {
             let seed = session_seed(course.seed, k);
             let name = format!("{}_{}_{}_seed{}_s{k:02}", c.protocol.value.name, c.name, p.name, course.seed);
+            if let Some(drop) = self.study.capacity_drop.filter(|d| d.session == k)
+                && let Some(state) = previous.as_mut()
+            {
+                drop_capacity(state, drop.factor, &name)?;
+            }
             let (result, state) = self.run_session(c, p, &name, seed, previous.as_ref())?;
             sessions.push(SessionResult { session: k, ..result });
             // Through the state file's text form, exactly as `--resume` reads what the previous session wrote.
@@ -268,6 +273,20 @@ impl Prepared {
         };
         Ok((result, state))
     }
+}
+
+/// Multiplies the virtual patient's saved strength capacity by `factor` (the study's capacity drop), before the
+/// session `session` resumes from it.
+fn drop_capacity(state: &mut SessionState, factor: f64, session: &str) -> Result<(), AppError> {
+    let patient = state
+        .virtual_patient
+        .as_mut()
+        .ok_or_else(|| state_error(session, "capacity_drop: the previous session saved no virtual patient".into()))?;
+    let capacity = patient.get("capacity").and_then(toml::Value::as_float).ok_or_else(|| {
+        state_error(session, "capacity_drop: the saved virtual patient has no numeric capacity".into())
+    })?;
+    patient.insert("capacity".into(), toml::Value::Float(capacity * factor));
+    Ok(())
 }
 
 fn state_error(session: &str, reason: String) -> AppError {

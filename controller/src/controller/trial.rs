@@ -37,6 +37,8 @@ pub(super) struct TrialAccumulator {
     emken_err2: [f64; MAX_JOINTS],
     /// Ticks with the per-trial Emken law in force.
     emken_ticks: u64,
+    /// q_d − q per joint at the last tick with the per-trial Emken law in force: the trial's endpoint error [rad].
+    emken_last_err: [f64; MAX_JOINTS],
     /// Ticks with an adaptive law (Emken, RBF) in force.
     adaptive_ticks: u64,
 }
@@ -64,6 +66,7 @@ impl Controller {
             self.trial.err2[j] += e2;
             if emken_per_trial {
                 self.trial.emken_err2[j] += e2;
+                self.trial.emken_last_err[j] = e(j);
             }
             assist2 += tau[j] * tau[j];
             effort2 += self.report.interaction_torque[j].powi(2);
@@ -77,7 +80,11 @@ impl Controller {
     }
 
     /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness once from
-    /// the RMS error of the ticks in which that law was in force (rests and other modes never adapt it).
+    /// the trial's error over the ticks in which that law was in force (rests and other modes never adapt it):
+    /// per joint the larger of the RMS tracking error and the endpoint error at the last such tick. The endpoint
+    /// term is Plexo's addition to Emken et al. 2007 (whose error is the trial's tracking error): a patient who
+    /// tracks the reference closely but ends off the target (a planning bias, a short reach) fails the trial with
+    /// a small RMS error; counting the endpoint error lets the law raise help for the failure that matters.
     /// Counts the trial in [`AdaptationState::trials`] if an adaptive law (Emken, RBF) acted in it.
     /// Allocation-free.
     pub fn end_trial(&mut self) -> TrialMetrics {
@@ -91,7 +98,8 @@ impl Controller {
             let emken_ticks = self.trial.emken_ticks as f64;
             let mut emken_error = JointArray::splat(n, 0.0);
             for j in 0..n {
-                emken_error[j] = (self.trial.emken_err2[j] / emken_ticks).sqrt();
+                emken_error[j] =
+                    (self.trial.emken_err2[j] / emken_ticks).sqrt().max(self.trial.emken_last_err[j].abs());
             }
             aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &emken_error, &self.config.aan.emken);
         }

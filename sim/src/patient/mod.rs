@@ -5,7 +5,7 @@
 //! τ_patient = τ_voluntary + τ_synergy + τ_reflex + τ_tremor + τ_passive
 //! ```
 //! - **Voluntary** (weakness, delay, minimum-jerk): on [`Patient::set_target`] the patient plans a minimum-jerk
-//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal, starting one sensorimotor delay later
+//!   movement (Flash & Hogan 1985, J Neurosci 5(7)) to the goal (as its skill allows: see "Skill" below), starting one sensorimotor delay later
 //!   (reaction time; until then it keeps doing what it did). From rest, or after the previous movement ended,
 //!   the plan starts at rest where it perceives the arm (Hoff & Arbib 1993, J Mot Behav 25(3)); goal and plan
 //!   stay inside the patient's passive range of motion (nobody plans beyond it); the drive engages
@@ -47,29 +47,58 @@
 //! Every active part (voluntary, synergy, reflex, tremor) is bounded by the joint's `max_torque`: a joint with
 //! `max_torque = 0` is purely passive.
 //!
+//! # Skill: what limits the unassisted movement besides strength ([`SkillProfile`])
+//! The skill `σ = clamp(x_f + x_s, 0, 1)` is the state of the patient's internal model of the task (below). The
+//! profile's deficits are those of the unskilled patient (σ = 0) and shrink with σ:
+//! - **Planning error**: the planned goal carries an endpoint bias `(1 − σ) · endpoint_bias` in a fixed direction
+//!   per patient, and the intermediate submovement goals an aim (initial direction) error `(1 − σ) · aim_error ·
+//!   amplitude` perpendicular to the movement, in a random direction each trial; the last submovement corrects
+//!   the aim error (a single-submovement reach keeps it). Both seeded.
+//! - **Submovements** (Rohrer et al. 2002, J Neurosci 22(18): recovery = fewer, more blended submovements): a
+//!   reach is `1 + round((1 − σ) · submovements)` minimum-jerk submovements to equally spaced sub-goals, each
+//!   started from the state of the previous one (no jump) with overlap `σ · blend`; their durations are set so the
+//!   reach lasts the requested time. Unskilled: separate speed peaks; skilled: one blended movement.
+//! - **Signal-dependent motor noise** (Harris & Wolpert 1998, Nature 394): the voluntary torque is multiplied by
+//!   `1 + c ξ`, `ξ` unit-variance Gaussian noise low-passed by two 40 ms lags (seeded),
+//!   `c = motor_noise · (1 − σ/2)`; bounded by the capacity.
+//!
 //! # Trial-to-trial dynamics ([`Patient::end_trial`])
 //! - **Slacking** (Emken, Bobrow & Reinkensmeyer 2007, J NeuroEng Rehabil 4:8): the effort follows
 //!   `effort ← clamp(f · effort + g · error, min_effort, 1)`; when the robot removes the error the effort
-//!   decays geometrically by the forgetting factor `f`.
-//! - **Motor learning** (use-dependent, after Reinkensmeyer et al. 2012, J NeuroEng Rehabil 9:20): after a
-//!   successful trial `capacity ← capacity + rate · mean_effort · (max_capacity − capacity)`, where
-//!   `mean_effort` is the mean relative voluntary torque over the trial: effortless (robot-driven) success
-//!   teaches nothing.
+//!   decays geometrically by the forgetting factor `f`; it is full from the error `(1 − f)/g` up.
+//! - **Internal model of the task** (two-rate model of Smith, Ghazizadeh & Shadmehr 2006, PLoS Biol 4(6)):
+//!   after every trial `x_f ← clamp(A_f x_f + B_f e, 0, 1)`, `x_s ← clamp(A_s x_s + B_s e, 0, 1)` with
+//!   `e = min(error / error_scale, 3) · min(1, mean_effort / 0.05)`: the task error the patient experienced
+//!   (enlarged by error augmentation, removed by guidance), counted only as far as the patient moved
+//!   voluntarily. Defaults `A_f = 0.92, B_f = 0.03, A_s = 0.996, B_s = 0.004` are Smith et al.'s (force-field
+//!   adaptation); applying them per reaching trial, the error normalisation and the engagement weight are
+//!   modelling choices.
+//! - **Capacity growth with dose** (use-dependent, after Reinkensmeyer et al. 2012, J NeuroEng Rehabil 9:20):
+//!   after every trial, success or not, `capacity ← capacity + rate · mean_effort · (max_capacity − capacity)`,
+//!   where `mean_effort` is the mean relative voluntary torque over the trial: effortless (robot-driven)
+//!   repetitions teach nothing; bounded by `max_capacity`.
 //! - **Fatigue** (one-compartment simplification of Xia & Frey Law 2008, J Biomech 41(14)), integrated every
 //!   period: `dF/dt = rate · u (1 − F) − recovery_rate · (1 − u) F`, with `u` the mean relative voluntary
 //!   torque; it recovers at rest ([`Patient::clear_target`]).
+//! - **Between sessions** ([`Patient::restore`], [`Patient::rest`]): the expected support learned by the last
+//!   trial end is carried over (`PatientState::expected_support`); the patient rests `fatigue.session_gap`
+//!   seconds (default one day) before the first period of the resumed session: `F ← F · exp(−recovery_rate ·
+//!   gap)`, `x_f ← x_f · exp(−gap / 60 s)`, `x_s ← x_s · exp(−gap / 90 days)` (time constants: modelling choices);
+//!   capacity and effort carry over unchanged.
 //!
-//! The state that persists between sessions is [`PatientState`] (serde): save it with [`Patient::state`],
-//! resume with [`Patient::restore`].
+//! The state that persists between sessions is [`PatientState`] (serde; capacity, effort, fatigue, trial
+//! counts and the internal model `model_fast`, `model_slow`): save it with [`Patient::state`], resume with
+//! [`Patient::restore`].
 
 mod profile;
 mod signal;
+mod skill;
 mod tissue;
 mod trial;
 mod voluntary;
 
 pub use profile::{
-    FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SlackingProfile,
+    FatigueProfile, JointProfile, LearningProfile, Mas, NeuralProfile, PatientProfile, SkillProfile, SlackingProfile,
     SpasticityProfile, StretchDirection, SynergyProfile, TremorProfile,
 };
 pub use trial::{PatientState, TrialOutcome};
@@ -79,6 +108,7 @@ use plexo_kinematics::Model;
 
 use crate::SimError;
 use signal::DelayLine;
+use skill::Skill;
 use tissue::{Reflex, Tissue, Tremor};
 use trial::TrialDynamics;
 use voluntary::{Senses, Voluntary};
@@ -144,8 +174,17 @@ pub struct Patient {
     reflex: Reflex,
     tremor: Tremor,
     trial: TrialDynamics,
+    skill: Skill,
+    /// A restored state still has to rest `fatigue.session_gap` before its first period (the next session).
+    rest_pending: bool,
+    /// The voluntary command of the last period before motor noise [Nm] (relaxation and the onset of a new
+    /// movement start from it, so the noise is not applied twice).
+    command: JointArray<f64>,
     torques: PatientTorques,
 }
+
+/// Seed offset of the skill's random parts (planning error, motor noise), so they are independent of the tremor.
+const SKILL_SEED: u64 = 0x5EED_5C11_1A8B_0001;
 
 impl Patient {
     /// Builds the patient for a robot.
@@ -210,6 +249,9 @@ impl Patient {
             reflex,
             tremor: Tremor::new(&profile.tremor, dof, 1.0 / dt, profile.seed),
             trial: TrialDynamics::new(profile),
+            skill: Skill::new(&profile.skill, &max_torque, dt, profile.seed ^ SKILL_SEED),
+            rest_pending: false,
+            command: JointArray::splat(dof, 0.0),
             torques: PatientTorques::zeros(dof),
         })
     }
@@ -251,7 +293,8 @@ impl Patient {
                 allowed: "(0, inf) s",
             });
         }
-        self.voluntary.set_target(goal, duration, self.time(), &self.history, &self.tissue);
+        let sigma = self.trial.state.skill();
+        self.voluntary.set_target(goal, duration, self.time(), &self.history, &self.tissue, &mut self.skill, sigma);
         self.trial.start_trial();
         Ok(())
     }
@@ -259,7 +302,7 @@ impl Patient {
     /// Clears the target: the patient rests — its voluntary torque decays with the deactivation time constant,
     /// fatigue recovers. Real-time safe.
     pub fn clear_target(&mut self) {
-        self.voluntary.clear_target(self.torques.voluntary);
+        self.voluntary.clear_target(self.command);
     }
 
     /// The current target `(goal [rad], duration [s])`, if any.
@@ -272,10 +315,13 @@ impl Patient {
         self.voluntary.planned_position(self.time(), &self.tissue)
     }
 
-    /// Ends a trial: updates effort (slacking), capacity (learning) from the outcome and the effort spent
-    /// during the trial. Returns the new state. Real-time safe.
+    /// Ends a trial: updates effort (slacking), capacity (dose) and the internal model (skill) from the outcome
+    /// (`error`: the task error the patient experienced [rad]) and the effort spent during the trial. Returns the
+    /// new state. Real-time safe.
     pub fn end_trial(&mut self, outcome: &TrialOutcome) -> Result<PatientState, SimError> {
-        self.trial.end_trial(outcome)
+        let state = self.trial.end_trial(outcome)?;
+        self.trial.state.expected_support = Some(self.voluntary.expected_support());
+        Ok(PatientState { expected_support: self.trial.state.expected_support, ..state })
     }
 
     /// Mean relative voluntary torque (0–1) since the trial began (the last `set_target` or `end_trial`).
@@ -288,12 +334,42 @@ impl Patient {
         &self.trial.state
     }
 
-    /// Resumes a saved state (e.g. from the previous session). The noise generator is re-seeded from the
+    /// Resumes a saved state, taken as the end of the previous session, including the support the patient
+    /// learned to expect (if saved). The state reads back exactly as saved;
+    /// before the first period that follows, the patient rests `fatigue.session_gap` seconds ([`Patient::rest`]:
+    /// fatigue recovers, the fast internal-model process decays). The noise generators are re-seeded from the
     /// profile seed and the trial count, so a resumed run is reproducible. Errors name the field at fault.
     pub fn restore(&mut self, state: PatientState) -> Result<(), SimError> {
         self.trial.restore(state)?;
-        self.tremor.reseed(self.profile.seed ^ state.trials.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if let Some(support) = state.expected_support {
+            self.voluntary.restore_support(support);
+        }
+        let seed = self.profile.seed ^ state.trials.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.tremor.reseed(seed);
+        self.skill.reseed(seed ^ SKILL_SEED);
+        self.rest_pending = true;
         Ok(())
+    }
+
+    /// Rest of `seconds` [s] without movement, e.g. between sessions: fatigue recovers by the rest law
+    /// `dF/dt = −recovery_rate · F`, the fast process of the internal model decays (60 s), the slow one barely
+    /// (90 days). Cancels the rest a [`Patient::restore`] would apply. Errors on a negative or non-finite time.
+    pub fn rest(&mut self, seconds: f64) -> Result<(), SimError> {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(SimError::InvalidParameter {
+                key: "rest.seconds".into(),
+                value: seconds,
+                allowed: "[0, inf) s",
+            });
+        }
+        self.trial.rest(seconds);
+        self.rest_pending = false;
+        Ok(())
+    }
+
+    /// Skill in [0, 1]: the fraction of the task its internal model has learned (see [`PatientState::skill`]).
+    pub fn skill(&self) -> f64 {
+        self.trial.state.skill()
     }
 
     /// Maximum voluntary torque of joint `i` right now [Nm]: `max_torque × capacity × (1 − loss × fatigue)`.
@@ -334,6 +410,10 @@ impl Patient {
     /// One control period: takes the true joint state `q` [rad], `v` [rad/s] and returns the patient's torques
     /// [Nm]. Real-time safe (no allocation).
     pub(crate) fn step(&mut self, q: &[f64], v: &[f64]) -> &PatientTorques {
+        if self.rest_pending {
+            self.trial.rest(self.profile.fatigue.session_gap);
+            self.rest_pending = false;
+        }
         self.history.push(q, v);
         let n = self.dof;
 
@@ -349,9 +429,16 @@ impl Patient {
             tissue: &self.tissue,
             capacity: &capacity,
             effort: self.trial.state.effort,
-            previous: self.torques.voluntary,
+            previous: self.command,
         };
-        self.torques.voluntary = self.voluntary.step(&senses);
+        self.command = self.voluntary.step(&senses);
+        self.torques.voluntary = self.command;
+        // Signal-dependent motor noise (Harris & Wolpert 1998), within the capacity.
+        let sigma = self.trial.state.skill();
+        for i in 0..n {
+            let noisy = self.torques.voluntary[i] * self.skill.noise_factor(i, sigma);
+            self.torques.voluntary[i] = noisy.clamp(-capacity[i], capacity[i]);
+        }
         let mut relative_effort = 0.0;
         let mut active_joints = 0usize;
         for i in 0..n {

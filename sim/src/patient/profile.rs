@@ -38,6 +38,10 @@ pub struct PatientProfile {
     pub slacking: SlackingProfile,
     /// Fatigue and recovery.
     pub fatigue: FatigueProfile,
+    /// Motor skill and its two-rate internal model of the task (table `[skill]`; optional: a profile without it
+    /// describes a skilled patient, [`SkillProfile::default`]).
+    #[serde(default)]
+    pub skill: SkillProfile,
     /// Per-joint properties keyed by the robot's joint names. Joints the robot lacks are unused; a robot joint
     /// missing here is an error.
     pub joints: BTreeMap<String, JointProfile>,
@@ -106,7 +110,7 @@ pub struct LearningProfile {
     pub initial_capacity: f64,
     /// Capacity ceiling the patient can reach by practice, in [initial_capacity, 2].
     pub max_capacity: f64,
-    /// Learning rate per successful trial at full effort, in [0, 1].
+    /// Strength gain rate per trial at full effort (success or not: the dose), in [0, 1].
     pub rate: f64,
 }
 
@@ -118,7 +122,10 @@ pub struct SlackingProfile {
     pub initial_effort: f64,
     /// Forgetting factor `f` of the effort per trial, in [0, 1].
     pub forgetting: f64,
-    /// Effort increase per radian of trial error `g` [1/rad], in [0, 100].
+    /// Effort increase per radian of trial error `g` [1/rad], in [0, 100]. The steady-state effort at a constant
+    /// trial error `e` is `g e / (1 − f)`: with `g = (1 − f) / e_full` the effort is full (1) from the error
+    /// `e_full` up and slacks below it (the shipped profiles use `e_full` = 0.15 rad RMS, a modelling choice; with
+    /// a larger `g` the effort sits at its clamp for any error a reach makes).
     pub error_gain: f64,
     /// Effort floor, in [0, initial_effort].
     pub min_effort: f64,
@@ -134,6 +141,81 @@ pub struct FatigueProfile {
     pub recovery_rate: f64,
     /// Fraction of capacity lost at full fatigue, in [0, 1].
     pub max_capacity_loss: f64,
+    /// Rest between two sessions [s], in [0, 1e7] (optional, default 86 400 s = one day; a modelling choice:
+    /// daily therapy). Applied when a saved state is resumed ([`crate::Patient::restore`]): fatigue recovers by
+    /// the rest law `dF/dt = −recovery_rate · F`, the fast internal-model process decays (see [`SkillProfile`]).
+    #[serde(default = "default_session_gap")]
+    pub session_gap: f64,
+}
+
+fn default_session_gap() -> f64 {
+    86_400.0
+}
+
+/// Motor skill: what limits the unassisted movement besides strength, and the error-driven internal model of the
+/// task that improves it (the model and its sources: the [`crate::patient`] module docs, "Skill").
+///
+/// Skill `σ = clamp(x_f + x_s, 0, 1)` is the state of a two-rate internal model (Smith, Ghazizadeh & Shadmehr
+/// 2006, PLoS Biol 4(6)): after every trial `x_f ← A_f x_f + B_f e`, `x_s ← A_s x_s + B_s e`, with `e` the trial's
+/// task error in units of `error_scale`, weighted by the patient's engagement. The deficits below are those of
+/// the unskilled patient (σ = 0) and shrink linearly to zero (the noise to half) at σ = 1.
+///
+/// The default (a profile without `[skill]`) has no deficit: the patient plans as before issue 12 (one
+/// minimum-jerk movement straight to the goal, no motor noise); its internal model still learns.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillProfile {
+    /// Direction (aim) error of the unskilled plan [rad/rad], in [0, 1]: the intermediate submovement goals are
+    /// displaced perpendicular to the movement by `aim_error ×` its joint-space amplitude (tan of the initial
+    /// direction error), in a random direction each trial (seeded). Corrected by the last submovement; a
+    /// single-submovement reach keeps it. A modelling choice (initial direction errors of 10–30° in hemiparetic
+    /// reaching: Levin 1996, Brain 119; Kamper et al. 2002, Exp Brain Res 146).
+    pub aim_error: f64,
+    /// Endpoint bias of the unskilled plan [rad], in [0, 0.5]: the planned goal is displaced by this joint-space
+    /// distance in a fixed direction per patient (seeded). A modelling choice.
+    pub endpoint_bias: f64,
+    /// Extra submovements of the unskilled reach, in [0, 5]: a reach is planned as `1 + round((1 − σ) ×
+    /// submovements)` minimum-jerk submovements (Rohrer et al. 2002, J Neurosci 22(18): early after stroke
+    /// movements are made of more, less blended submovements; recovery merges them).
+    pub submovements: u32,
+    /// Overlap of successive submovements at full skill, as a fraction of a submovement's duration, in
+    /// [0, 0.9]; it grows as `σ × blend` (no overlap, separate speed peaks, at σ = 0; Rohrer et al. 2002). A
+    /// modelling choice.
+    pub blend: f64,
+    /// Signal-dependent motor noise of the unskilled patient: standard deviation of the voluntary torque per unit
+    /// torque, in [0, 0.5] (Harris & Wolpert 1998, Nature 394: noise proportional to the command), low-passed at
+    /// the muscle's bandwidth; halves at full skill (a modelling choice).
+    pub motor_noise: f64,
+    /// Task error [rad] counted as unit error by the internal-model update, in [0.01, 1]. A modelling choice
+    /// (Smith et al. use errors normalised to the perturbation, unit error = nothing learned yet; here the RMS
+    /// task error of an unskilled, clearly segmented reach, ~0.3 rad ≈ 17°).
+    pub error_scale: f64,
+    /// Retention `A_f` of the fast process per trial, in [0, 1), ≤ `slow_retention` (Smith et al. 2006: 0.92).
+    pub fast_retention: f64,
+    /// Learning rate `B_f` of the fast process per trial, in [0, 1], ≥ `slow_rate` (Smith et al. 2006: 0.03).
+    pub fast_rate: f64,
+    /// Retention `A_s` of the slow process per trial, in [0, 1] (Smith et al. 2006: 0.996).
+    pub slow_retention: f64,
+    /// Learning rate `B_s` of the slow process per trial, in [0, 1] (Smith et al. 2006: 0.004).
+    pub slow_rate: f64,
+}
+
+impl Default for SkillProfile {
+    /// No skill deficit; Smith et al. (2006) rates; `error_scale` 0.3 rad.
+    fn default() -> Self {
+        Self {
+            aim_error: 0.0,
+            endpoint_bias: 0.0,
+            submovements: 0,
+            blend: 0.0,
+            motor_noise: 0.0,
+            error_scale: 0.3,
+            fast_retention: 0.92,
+            fast_rate: 0.03,
+            slow_retention: 0.996,
+            slow_rate: 0.004,
+        }
+    }
 }
 
 /// Modified Ashworth Scale grade (Bohannon & Smith 1987, Phys Ther 67(2)). Written as a string in TOML:
@@ -317,6 +399,24 @@ impl PatientProfile {
         c.range("fatigue.rate", f.rate, 0.0, 1.0, "[0, 1] 1/s")?;
         c.range("fatigue.recovery_rate", f.recovery_rate, 0.0, 1.0, "[0, 1] 1/s")?;
         c.range("fatigue.max_capacity_loss", f.max_capacity_loss, 0.0, 1.0, "[0, 1]")?;
+        c.range("fatigue.session_gap", f.session_gap, 0.0, 1e7, "[0, 1e7] s")?;
+        let k = &self.skill;
+        c.range("skill.aim_error", k.aim_error, 0.0, 1.0, "[0, 1] rad/rad")?;
+        c.range("skill.endpoint_bias", k.endpoint_bias, 0.0, 0.5, "[0, 0.5] rad")?;
+        c.range("skill.submovements", f64::from(k.submovements), 0.0, 5.0, "[0, 5]")?;
+        c.range("skill.blend", k.blend, 0.0, 0.9, "[0, 0.9]")?;
+        c.range("skill.motor_noise", k.motor_noise, 0.0, 0.5, "[0, 0.5]")?;
+        c.range("skill.error_scale", k.error_scale, 0.01, 1.0, "[0.01, 1] rad")?;
+        c.range("skill.slow_retention", k.slow_retention, 0.0, 1.0, "[0, 1]")?;
+        c.range(
+            "skill.fast_retention",
+            k.fast_retention,
+            0.0,
+            k.slow_retention.min(1.0 - 1e-9),
+            "[0, slow_retention], < 1",
+        )?;
+        c.range("skill.slow_rate", k.slow_rate, 0.0, 1.0, "[0, 1]")?;
+        c.range("skill.fast_rate", k.fast_rate, k.slow_rate, 1.0, "[slow_rate, 1]")?;
         for (name, j) in &self.joints {
             let key = |field: &str| format!("joints.{name}.{field}");
             c.range(&key("max_torque"), j.max_torque, 0.0, 200.0, "[0, 200] Nm")?;

@@ -7,6 +7,7 @@ use plexo_kinematics::{Data, Model};
 
 use super::profile::NeuralProfile;
 use super::signal::{DelayLine, Quintic};
+use super::skill::{Skill, Submovements};
 use super::tissue::Tissue;
 
 /// Period of the internal-model refreshes (arm gravity at the plan, inertia at the perceived posture) [s]: 50 Hz;
@@ -33,7 +34,7 @@ const SUPPORT_MIN_WEIGHT: f64 = 1.0;
 /// Lower bound of the expected support: −4 = "five times heavier than the internal model" (the load
 /// correction is scaled by the effort, so a slacking patient that still has to lift its arm learns a large
 /// expected load).
-const SUPPORT_MIN: f64 = -4.0;
+pub(super) const SUPPORT_MIN: f64 = -4.0;
 /// Steps over which the relaxed arm's acceleration is estimated (10 ms).
 const SUPPORT_ACCEL_STEPS: usize = 10;
 
@@ -81,6 +82,11 @@ struct Plan {
     duration: f64,
     /// The drive's engagement at the start of a new movement (`None` once it replaced a moving plan).
     onset: Option<Onset>,
+    /// The reach's submovements; `cur` is submovement `next − 1`.
+    subs: Submovements,
+    next: usize,
+    /// Start of submovement `next` [s].
+    next_t0: f64,
 }
 
 /// Engagement of the voluntary drive at the start of a new movement: from the torque exerted at `t0` (captured
@@ -218,6 +224,13 @@ impl Voluntary {
         self.support
     }
 
+    /// Takes a learned expected support (from a saved state, checked by the caller): the patient has moved
+    /// before, rest no longer sets it.
+    pub(super) fn restore_support(&mut self, support: f64) {
+        self.support = support;
+        self.has_moved = true;
+    }
+
     /// Whether a movement target is set.
     pub(super) fn has_target(&self) -> bool {
         self.plan.is_some()
@@ -240,7 +253,21 @@ impl Voluntary {
 
     /// Plans a minimum-jerk movement to `goal` [rad] (checked by the caller) lasting `duration` [s], starting one
     /// delay after `now` [s] (see the module docs of [`crate::patient`]). Real-time safe.
-    pub(super) fn set_target(&mut self, goal: &[f64], duration: f64, now: f64, history: &DelayLine, tissue: &Tissue) {
+    ///
+    /// The reach is planned as the submovements `skill` gives at skill `sigma` (planning error, blending): the
+    /// first starts now, each later one re-plans from the state of the current one (position, velocity,
+    /// acceleration) when it starts, so blended submovements merge into one speed profile.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set_target(
+        &mut self,
+        goal: &[f64],
+        duration: f64,
+        now: f64,
+        history: &DelayLine,
+        tissue: &Tissue,
+        skill: &mut Skill,
+        sigma: f64,
+    ) {
         let n = self.dof;
         // Nobody plans a movement beyond their own range of motion: a goal outside the passive range is reached
         // as far as the range allows (planning into the end range would also feed forward the end-range tissue
@@ -270,7 +297,13 @@ impl Voluntary {
                 (q0[i], v0[i], a0[i]) = old.eval(i, t0);
             }
         }
-        let cur = Quintic::new(t0, duration, &q0, &v0, &a0, &goal_arr);
+        let mut subs = skill.plan(sigma, &q0, &goal_arr, duration);
+        for g in subs.goals.iter_mut().take(subs.count) {
+            for i in 0..n {
+                g[i] = tissue.clamp_to_range(i, g[i]);
+            }
+        }
+        let cur = Quintic::new(t0, subs.each, &q0, &v0, &a0, &subs.goals[0]);
         let prev = match self.plan {
             Some(old) if t0 < old.cur.t0 => old.prev,
             Some(old) => old.cur,
@@ -280,7 +313,8 @@ impl Voluntary {
             Some(old) => old.onset,
             None => Some(Onset { t0, from_rest: self.plan.is_none(), from: None }),
         };
-        self.plan = Some(Plan { prev, cur, goal: goal_arr, duration, onset });
+        self.plan =
+            Some(Plan { prev, cur, goal: goal_arr, duration, onset, subs, next: 1, next_t0: t0 + subs.interval });
         // Refresh the internal model at the plan's start: the last refresh (at 50 Hz) may date from the end of
         // the previous trial, at another posture.
         let start = q0;
@@ -306,6 +340,17 @@ impl Voluntary {
             *x *= self.relax_decay;
         }
         if let Some(mut plan) = self.plan {
+            // The next submovement starts from the current one's state.
+            while plan.next < plan.subs.count && t >= plan.next_t0 {
+                let t0 = plan.next_t0;
+                let (mut q0, mut v0, mut a0) = ([0.0; MAX_JOINTS], [0.0; MAX_JOINTS], [0.0; MAX_JOINTS]);
+                plan.cur.eval_all(t0, &mut q0[..n], &mut v0[..n], &mut a0[..n]);
+                plan.prev = plan.cur;
+                plan.cur = Quintic::new(t0, plan.subs.each, &q0[..n], &v0[..n], &a0[..n], &plan.subs.goals[plan.next]);
+                plan.next += 1;
+                plan.next_t0 += plan.subs.interval;
+            }
+            self.plan = Some(plan);
             let reacting_from_rest = plan.onset.is_some_and(|o| o.from_rest && t < o.t0);
             if reacting_from_rest {
                 // Still relaxed: it keeps feeling the support (also when it is withdrawn as the movement is cued).
