@@ -9,7 +9,7 @@ use plexo_kinematics::Model;
 use crate::AppError;
 use crate::realtime::{RealtimeReport, RealtimeRequest};
 use crate::setup::SessionParts;
-use crate::telemetry::{Sinks, Telemetry, TelemetryConfig};
+use crate::telemetry::{RecordingInfo, Sinks, Telemetry, TelemetryConfig};
 
 /// Output and real-time options shared by `sim` and `run`.
 #[derive(Args, Debug, Clone, Default)]
@@ -26,9 +26,14 @@ pub struct OutputArgs {
     /// Stream to a running Rerun viewer (default rerun+http://127.0.0.1:9876/proxy).
     #[arg(long, num_args = 0..=1, default_missing_value = "rerun+http://127.0.0.1:9876/proxy")]
     pub connect: Option<String>,
-    /// Log the 3D arm every N ticks (time series are logged every tick).
+    /// Log the 3D arm every N ticks.
     #[arg(long, default_value_t = 10)]
     pub pose_every: u64,
+    /// Rate of the joint and session time series in the recording [Hz]: 250 (default) is plenty to view a reach;
+    /// 1000 keeps every tick of a 1 kHz loop (about 4 times the file size). A rate that does not divide the loop's
+    /// rate is rounded to one that does (every n-th tick).
+    #[arg(long, value_name = "HZ", default_value_t = crate::telemetry::DEFAULT_TELEMETRY_RATE, value_parser = positive_rate)]
+    pub telemetry_rate: f64,
     /// Telemetry channel capacity [messages]; when full, a paced loop drops samples (counted) and never blocks, an
     /// unpaced simulation waits for the writer (nothing is lost).
     #[arg(long, default_value_t = 65_536)]
@@ -80,11 +85,12 @@ pub fn pseudonymous_id(s: &str) -> Result<String, String> {
 
 /// Starts the telemetry pipeline with the sinks the options ask for. `default_save`: save to out/<session>.rrd
 /// unless `--no-save` (sim); hardware runs save only when asked. `period`: the control period [s]; `paced`:
-/// the loop runs at wall clock. Not real-time safe.
+/// the loop runs at wall clock; `info`: the recording's properties. Not real-time safe.
 #[allow(clippy::too_many_arguments)]
 pub fn start_telemetry(
     args: &OutputArgs,
     session: &str,
+    info: RecordingInfo,
     model: &Model,
     urdf: &str,
     parts: &SessionParts,
@@ -105,6 +111,8 @@ pub fn start_telemetry(
         blocks: parts.blocks.clone(),
         period,
         pose_every: args.pose_every,
+        telemetry_rate: args.telemetry_rate,
+        info,
         capacity: args.telemetry_capacity,
         paced,
         sinks: Sinks { save, spawn: args.spawn, connect: args.connect.clone() },
@@ -123,6 +131,15 @@ pub fn apply_realtime(args: &OutputArgs) -> RealtimeReport {
         eprintln!("warning: {w}");
     }
     report
+}
+
+/// Parses a command-line rate [Hz]: a finite number above zero.
+pub fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite rate above 0 Hz")),
+        Err(e) => Err(format!("`{text}` is not a number ({e}); expected a rate in Hz above 0")),
+    }
 }
 
 /// Parses a command-line duration [s]: a finite number above zero (`nan`, `inf` and `0` are refused, so a typo

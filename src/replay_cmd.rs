@@ -97,15 +97,36 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
     Ok(())
 }
 
+/// What a recording holds of one entity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EntityStats {
+    /// Chunks.
+    pub chunks: usize,
+    /// Rows (one per logged time point).
+    pub rows: usize,
+    /// Only static (timeless) data.
+    pub is_static: bool,
+    /// Scalar values of a time series, over all rows (rows × instances per row).
+    pub scalars: usize,
+}
+
 /// What a recording holds.
 #[derive(Debug, Default)]
 pub struct RrdSummary {
-    /// Entity path → (chunks, rows, static).
-    pub entities: BTreeMap<String, (usize, usize, bool)>,
-    /// Timeline names seen.
+    /// Entity path of the recording's data (the blueprint excluded) → what it holds.
+    pub entities: BTreeMap<String, EntityStats>,
+    /// Timeline names seen in the recording's data.
     pub timelines: Vec<String>,
     /// Recording (application) ids seen.
     pub recordings: Vec<String>,
+    /// The recording's name (its `RecordingInfo`), if it has one.
+    pub name: Option<String>,
+    /// The recording's text properties, `<group>/<field>` → value (e.g. `session/robot`).
+    pub properties: BTreeMap<String, String>,
+    /// Display names of the views of the blueprint sent with the recording (none: no blueprint).
+    pub blueprint_views: Vec<String>,
+    /// The blueprint was activated (the viewer uses it once it has arrived whole).
+    pub blueprint_activated: bool,
     /// Messages decoded.
     pub messages: usize,
     /// The file ends with Rerun's stream footer, which the writer appends when it closes the recording: without
@@ -113,7 +134,7 @@ pub struct RrdSummary {
     pub complete: bool,
     /// Last session time in the recording (the `sim_time` timeline) [s].
     pub last_time: Option<f64>,
-    /// Last control tick in the recording (the `tick` timeline).
+    /// Last control tick in the recording (the `tick` timeline of recordings written before issue 14).
     pub last_tick: Option<i64>,
     /// Size of the file [bytes].
     pub bytes: u64,
@@ -123,17 +144,28 @@ impl RrdSummary {
     /// The listing printed by `plexo replay`.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "recording {} — {} messages, timelines {}\n",
+            "recording {}{} — {} messages, {:.1} MB, timelines {}\n",
             self.recordings.join(", "),
+            self.name.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default(),
             self.messages,
+            self.bytes as f64 / 1e6,
             self.timelines.join(", ")
         );
+        for (key, value) in &self.properties {
+            s.push_str(&format!("  {key}: {value}\n"));
+        }
+        s.push_str(&match self.blueprint_views.len() {
+            0 => "no blueprint (the viewer invents a layout)\n".to_owned(),
+            n => format!("blueprint: {n} views{}\n", if self.blueprint_activated { "" } else { " (not activated)" }),
+        });
         s.push_str(&format!("{:<45} {:>7} {:>9}\n", "entity", "chunks", "rows"));
-        for (path, (chunks, rows, is_static)) in &self.entities {
-            s.push_str(&format!("{path:<45} {chunks:>7} {rows:>9}{}\n", if *is_static { "  (static)" } else { "" }));
+        for (path, e) in &self.entities {
+            let kind = if e.is_static { "  (static)" } else { "" };
+            s.push_str(&format!("{path:<45} {:>7} {:>9}{kind}\n", e.chunks, e.rows));
         }
         if let Some(t) = self.last_time {
-            s.push_str(&format!("session time recorded: 0 to {t:.3} s (last tick {})\n", self.last_tick.unwrap_or(0)));
+            let tick = self.last_tick.map(|k| format!(" (last tick {k})")).unwrap_or_default();
+            s.push_str(&format!("session time recorded: 0 to {t:.3} s{tick}\n"));
         }
         if let Some(warning) = self.truncation() {
             s.push_str(&format!("WARNING: {warning}\n"));
@@ -150,6 +182,7 @@ impl RrdSummary {
                 self.bytes,
                 match (self.last_time, self.last_tick) {
                     (Some(t), Some(k)) => format!("the first {t:.3} s (ticks 0 to {k}, {} messages)", self.messages),
+                    (Some(t), None) => format!("the first {t:.3} s ({} messages)", self.messages),
                     _ => format!("no time series ({} messages)", self.messages),
                 }
             )
@@ -180,9 +213,15 @@ fn has_stream_footer(path: &Path) -> Result<bool, AppError> {
     Ok(tail[..4] == re_log_encoding::RRD_FOURCC && &tail[4..8] == b"FOOT")
 }
 
-/// Decodes a .rrd file: every entity path with its chunk and row counts. Errors name the file.
+/// The first text of `component` in `chunk`, if it holds one.
+fn first_text(chunk: &re_chunk::Chunk, component: re_chunk::ComponentIdentifier) -> Option<String> {
+    chunk.iter_slices::<String>(component).flatten().next().map(|s| s.to_string())
+}
+
+/// Decodes a .rrd file: every entity path with its chunk and row counts, the recording's name and properties,
+/// the blueprint's views. Errors name the file.
 pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
-    use rerun::external::re_log_types::LogMsg;
+    use rerun::external::re_log_types::{LogMsg, StoreKind};
     let err = |reason: String| AppError::Config { file: path.display().to_string(), key: "(rrd)".into(), reason };
     let file = std::fs::File::open(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
     let decoder = re_log_encoding::DecoderApp::decode_eager(BufReader::new(file))
@@ -192,22 +231,45 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
         bytes: std::fs::metadata(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?.len(),
         ..RrdSummary::default()
     };
+    let view_name: re_chunk::ComponentIdentifier = "ViewBlueprint:display_name".into();
+    let recording_name: re_chunk::ComponentIdentifier = "RecordingInfo:name".into();
+    let scalars: re_chunk::ComponentIdentifier = "Scalars:scalars".into();
     for msg in decoder {
         let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
         summary.messages += 1;
         match msg {
             LogMsg::SetStoreInfo(info) => {
-                let id = format!("{}", info.info.store_id.application_id());
-                if !summary.recordings.contains(&id) {
-                    summary.recordings.push(id);
+                if info.info.store_id.kind() == StoreKind::Recording {
+                    let id = format!("{}", info.info.store_id.application_id());
+                    if !summary.recordings.contains(&id) {
+                        summary.recordings.push(id);
+                    }
                 }
             }
-            LogMsg::ArrowMsg(_, arrow) => {
+            LogMsg::ArrowMsg(store, arrow) => {
                 let chunk = re_chunk::Chunk::from_arrow_msg(&arrow).map_err(|e| err(format!("bad chunk: {e}")))?;
-                let entry = summary.entities.entry(chunk.entity_path().to_string()).or_insert((0, 0, false));
-                entry.0 += 1;
-                entry.1 += chunk.num_rows();
-                entry.2 |= chunk.is_static();
+                let entity = chunk.entity_path().to_string();
+                if store.kind() == StoreKind::Blueprint {
+                    if let Some(name) = first_text(&chunk, view_name) {
+                        summary.blueprint_views.push(name);
+                    }
+                    continue;
+                }
+                if entity == "/__properties" {
+                    summary.name = first_text(&chunk, recording_name).or(summary.name.take());
+                } else if let Some(group) = entity.strip_prefix("/__properties/") {
+                    for descriptor in chunk.component_descriptors() {
+                        if let Some(text) = first_text(&chunk, descriptor.component) {
+                            summary.properties.insert(format!("{group}/{}", descriptor.component), text);
+                        }
+                    }
+                }
+                let entry =
+                    summary.entities.entry(entity).or_insert(EntityStats { is_static: true, ..EntityStats::default() });
+                entry.chunks += 1;
+                entry.rows += chunk.num_rows();
+                entry.is_static &= chunk.is_static();
+                entry.scalars += chunk.raw_component_array(scalars).map_or(0, |values| values.len());
                 for (name, column) in chunk.timelines() {
                     let max = column.time_range().max().as_i64();
                     if name.as_str() == crate::telemetry::entities::SIM_TIME {
@@ -223,7 +285,9 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                     }
                 }
             }
-            LogMsg::BlueprintActivationCommand(_) => {}
+            LogMsg::BlueprintActivationCommand(cmd) => {
+                summary.blueprint_activated |= cmd.make_active || cmd.make_default
+            }
         }
     }
     Ok(summary)

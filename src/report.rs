@@ -93,7 +93,15 @@ pub fn finish_session(
         "loop statistics"
     );
     if let Some(path) = &telemetry_report.saved_to {
-        println!("recording saved to {} (open with: rerun {})", path.display(), path.display());
+        let size = std::fs::metadata(path).map(|m| m.len() as f64 / 1e6).unwrap_or(f64::NAN);
+        println!(
+            "recording saved to {} (open with: rerun {}): {size:.1} MB, time series at {:.0} Hz ({} rows), written in {:.1} s",
+            path.display(),
+            path.display(),
+            telemetry_report.series_rate,
+            telemetry_report.series_rows,
+            telemetry_report.write_seconds
+        );
     }
     // The summary and the trial table: beside the recording, or in --out without one.
     let (json_path, trials_path) = match &telemetry_report.saved_to {
@@ -125,7 +133,8 @@ pub fn finish_session(
             },
             "telemetry": {
                 "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped,
-                "waits": telemetry_report.waits,
+                "waits": telemetry_report.waits, "series_rows": telemetry_report.series_rows,
+                "series_rate_hz": telemetry_report.series_rate, "write_s": telemetry_report.write_seconds,
             },
         });
         let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");

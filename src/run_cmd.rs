@@ -35,6 +35,7 @@ use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup;
 use crate::sim_cmd::PlantKind;
+use crate::telemetry::RecordingInfo;
 
 /// Options of `plexo run`.
 #[derive(Args, Debug, Clone)]
@@ -233,6 +234,17 @@ fn run_on<P: PatientHooks>(
         output: &args.output,
         default_save: false,
         hardware: true,
+        info: RecordingInfo {
+            robot: checked.robot.source.clone(),
+            protocol: checked.protocol.source.clone(),
+            patient: args.output.patient_id(&checked.patient.value).to_owned(),
+            controller: checked.controller.source.clone(),
+            // An emulated dry run's virtual patient has a seed; the real robot has none.
+            seed: match (&args.emulate, &checked.patient.value) {
+                (Some(_), setup::Patient::Virtual(profile)) => Some(profile.seed),
+                _ => None,
+            },
+        },
     };
     session::run(setup, robot)
 }

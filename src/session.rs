@@ -13,6 +13,7 @@ use crate::report::{Outputs, finish_session};
 use crate::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
 use crate::session_state::{resume_session, session_state};
 use crate::setup::SessionParts;
+use crate::telemetry::RecordingInfo;
 use crate::{progress, signals};
 
 /// What a session is run with.
@@ -35,16 +36,19 @@ pub struct SessionSetup<'a> {
     pub default_save: bool,
     /// A hardware session: its state is saved even without a recording.
     pub hardware: bool,
+    /// The recording's properties (robot, protocol, patient id, controller, seed).
+    pub info: RecordingInfo,
 }
 
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
 /// real-time safe around the loop.
 pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(), AppError> {
-    let SessionSetup { name, model, urdf, mut parts, loop_config, nominal, output, default_save, hardware } = setup;
+    let SessionSetup { name, model, urdf, mut parts, loop_config, nominal, output, default_save, hardware, info } =
+        setup;
     // `--resume` is read and applied before any output is created: a bad state file leaves the files alone.
     let resumed = resume_session(output.resume.as_deref(), &mut parts.therapy, &mut plant)?;
     let period = loop_config.period.as_secs_f64();
-    let telemetry = start_telemetry(output, name, model, urdf, &parts, default_save, period, loop_config.paced)?;
+    let telemetry = start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced)?;
     let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
     let loop_signals = LoopSignals::default();
     let watcher = signals::install(&loop_signals);

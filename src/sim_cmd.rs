@@ -19,6 +19,7 @@ use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup::{self, Loaded, Patient};
+use crate::telemetry::RecordingInfo;
 
 /// Which physics engine simulates the robot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -257,6 +258,16 @@ impl Context<'_> {
             output: &self.args.output,
             default_save: true,
             hardware: false,
+            info: RecordingInfo {
+                robot: self.robot.source.clone(),
+                protocol: self.protocol.source.clone(),
+                patient: self.args.output.patient_id(&self.patient.value).to_owned(),
+                controller: self.controller.source.clone(),
+                seed: match &self.patient.value {
+                    Patient::Virtual(profile) => Some(profile.seed),
+                    Patient::Clinical(_) => self.args.seed,
+                },
+            },
         };
         session::run(setup, plant)
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use plexo::telemetry::entities;
+use plexo::telemetry::{entities, layout};
 
 fn plexo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
@@ -50,15 +50,45 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     assert!(stdout.contains("0 dropped"), "telemetry dropped samples:\n{stdout}");
     assert!(stdout.contains(&format!("recording saved to {}", rrd.display())), "{stdout}");
 
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.summary.json")).unwrap()).unwrap();
     let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
+    assert!(summary.complete, "the recording ends with its footer");
     assert_eq!(summary.recordings, vec!["plexo".to_owned()]);
-    for timeline in [entities::TICK, entities::SIM_TIME] {
-        assert!(
-            summary.timelines.iter().any(|t| t == timeline),
-            "timeline {timeline} missing: {:?}",
-            summary.timelines
-        );
+    // One timeline on every row: no `tick`, no wall-clock `log_time`.
+    assert_eq!(summary.timelines, vec![entities::SIM_TIME.to_owned()]);
+    let session = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("session ").and_then(|l| l.split(':').next()))
+        .unwrap_or_else(|| panic!("no session line:\n{stdout}"));
+    assert!(session.starts_with("center-out_"), "{stdout}");
+    assert_eq!(summary.name.as_deref(), Some(session), "the recording is named after the session");
+    let property = |field: &str| summary.properties.get(&format!("session/{field}")).cloned().unwrap_or_default();
+    assert!(property("robot").starts_with("plexo-arm4"), "{:?}", summary.properties);
+    assert_eq!(property("seed"), "7");
+    // The pseudonymous id, as in the session's name.
+    assert_eq!(property("patient"), "sim-moderate", "{:?}", summary.properties);
+    assert!(session.contains("_sim-moderate_"), "{session}");
+    assert!(property("protocol").contains("center-out"), "{:?}", summary.properties);
+    assert!(property("controller").contains("controller"), "{:?}", summary.properties);
+    assert_eq!(property("software"), format!("plexo {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(property("telemetry_rate_hz"), "250");
+
+    // The blueprint: 3D view, session panel, events, and three panels per joint.
+    assert!(summary.blueprint_activated, "the blueprint is activated");
+    let joints = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"];
+    let views = &summary.blueprint_views;
+    assert_eq!(views.len(), layout::view_count(joints.len()), "{views:?}");
+    for joint in joints {
+        for (panel, _) in layout::JOINT_PANELS {
+            let title = layout::joint_panel_title(joint, panel);
+            assert!(views.contains(&title), "view `{title}` missing: {views:?}");
+        }
     }
+    for title in [layout::ARM_PANEL, layout::SESSION_PANEL, layout::EVENTS_PANEL] {
+        assert!(views.iter().any(|v| v == title), "view `{title}` missing: {views:?}");
+    }
+
     let mut expected = vec![
         entities::WORLD.to_owned(),
         entities::robot_link("upper_arm_link"),
@@ -73,23 +103,33 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         entities::EVENTS.to_owned(),
         entities::ANNOTATIONS.to_owned(),
     ];
-    for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"] {
-        for series in entities::JOINT_SERIES {
-            expected.push(entities::joint_series(joint, series));
-        }
-    }
+    expected.extend(entities::JOINT_SERIES.iter().map(|series| entities::joints(series)));
     for path in &expected {
         // Rerun writes entity paths rooted: `/world/hand`.
-        let (_, rows, _) =
-            summary.entities.get(&format!("/{path}")).unwrap_or_else(|| panic!("entity /{path} missing"));
-        assert!(*rows > 0, "entity {path} has no rows");
+        let e = summary.entities.get(&format!("/{path}")).unwrap_or_else(|| panic!("entity /{path} missing"));
+        assert!(e.rows > 0, "entity {path} has no rows");
     }
-    // One time-series row per control tick: ≥ 3 trials of ≥ 2 s at 1 kHz.
-    let (_, q_rows, _) = summary.entities[&format!("/{}", entities::joint_series("elbow_flexion", entities::Q))];
-    assert!(q_rows > 6_000, "only {q_rows} samples of q");
+    // One entity per joint quantity, no per-joint entities.
+    let joint_entities: Vec<&String> = summary.entities.keys().filter(|p| p.starts_with("/joints/")).collect();
+    assert_eq!(joint_entities.len(), entities::JOINT_SERIES.len(), "{joint_entities:?}");
+    // Every 4th sample at 250 Hz of a 1 kHz loop; each row holds the 4 joints; large chunks.
+    let samples = json["telemetry"]["samples"].as_u64().unwrap() as usize;
+    let rows = json["telemetry"]["series_rows"].as_u64().unwrap() as usize;
+    assert_eq!(json["telemetry"]["series_rate_hz"].as_f64(), Some(250.0));
+    assert!(rows.abs_diff(samples / 4) <= 1, "{rows} rows for {samples} samples at a quarter of the loop rate");
+    for series in entities::JOINT_SERIES {
+        let e = summary.entities[&format!("/{}", entities::joints(series))];
+        assert_eq!(e.rows, rows + 1, "rows of {series} (and the one of its static style)");
+        assert_eq!(e.scalars, 4 * rows, "{series}: one scalar per joint and row");
+        assert!(e.chunks <= rows / 200 + 2, "{series}: {} chunks for {rows} rows", e.chunks);
+    }
+    for path in [entities::ASSISTANCE, entities::PATIENT_EFFORT_SHARE] {
+        let e = summary.entities[&format!("/{path}")];
+        assert_eq!((e.rows, e.scalars), (rows + 1, rows), "{path} (and its static style)");
+    }
+    // ≥ 3 trials of ≥ 2 s.
+    assert!(rows > 1_500, "only {rows} rows of time series");
 
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("session.summary.json")).unwrap()).unwrap();
     assert_eq!(json["blocks"][0]["trials"], 3);
     assert_eq!(json["telemetry"]["dropped"], 0);
     // Unpaced: the recording is complete, one sample per tick (and one for the final torque-off).
@@ -113,7 +153,33 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     let out = plexo(&["replay", rrd.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(&entities::joint_series("elbow_flexion", entities::TAU_PATIENT_TRUE)), "{stdout}");
+    assert!(stdout.contains(&entities::joints(entities::TAU_PATIENT_TRUE)), "{stdout}");
+    assert!(stdout.contains(&format!("blueprint: {} views", layout::view_count(4))), "{stdout}");
+}
+
+#[test]
+fn telemetry_rate_1000_keeps_every_tick_and_a_rate_of_zero_is_refused() {
+    let dir = scratch("full-rate");
+    let rrd = dir.join("full.rrd");
+    let args = ["sim", "--plant", "articulated", "--trials", "1", "-q", "--telemetry-rate", "1000", "--save"];
+    let out = plexo(&[&args[..], &[rrd.to_str().unwrap()]].concat());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "sim failed:\n{stdout}\n{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rrd.with_extension("summary.json")).unwrap()).unwrap();
+    let samples = json["telemetry"]["samples"].as_u64().unwrap() as usize;
+    assert_eq!(json["telemetry"]["series_rows"].as_u64().unwrap() as usize, samples, "every sample is a row");
+    let summary = plexo::replay_cmd::read_rrd(&rrd).unwrap();
+    let q = summary.entities[&format!("/{}", entities::joints(entities::Q))];
+    assert_eq!((q.rows, q.scalars), (samples + 1, 4 * samples), "every sample and the static style");
+    assert_eq!(summary.properties.get("session/telemetry_rate_hz").map(String::as_str), Some("1000"));
+
+    for bad in ["0", "-250", "nan"] {
+        let out = plexo(&["sim", "--no-save", "-q", "--trials", "1", &format!("--telemetry-rate={bad}")]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "--telemetry-rate {bad} was accepted");
+        assert!(stderr.contains("--telemetry-rate"), "{stderr}");
+    }
 }
 
 #[test]

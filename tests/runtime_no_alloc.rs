@@ -146,6 +146,8 @@ fn run<P: PatientHooks>(
         blocks: parts.blocks.clone(),
         period: 0.001,
         pose_every: 10,
+        telemetry_rate: plexo::telemetry::DEFAULT_TELEMETRY_RATE,
+        info: Default::default(),
         // Small, so the lossless sender of an unpaced run (the default `plexo sim`) waits for the analysis.
         capacity: 64,
         paced: false,

@@ -254,6 +254,8 @@ impl Prepared {
             blocks: parts.blocks.clone(),
             period,
             pose_every: 10,
+            telemetry_rate: crate::telemetry::DEFAULT_TELEMETRY_RATE,
+            info: Default::default(),
             capacity: 65_536,
             paced: false,
             sinks: Sinks::default(),

@@ -17,6 +17,26 @@ pub struct Sinks {
     pub connect: Option<String>,
 }
 
+/// What the recording says about its session, as the viewer shows it (recording properties). Only the patient's
+/// pseudonymous id: never a name, never the path of the patient file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingInfo {
+    /// The robot (embedded name or URDF path).
+    pub robot: String,
+    /// The protocol (embedded name or file).
+    pub protocol: String,
+    /// The patient's pseudonymous id.
+    pub patient: String,
+    /// The controller configuration (embedded or file).
+    pub controller: String,
+    /// Seed of the simulation's random parts (none on hardware).
+    pub seed: Option<u64>,
+}
+
+/// Default rate of the joint time series in a recording [Hz]: what a viewer needs to follow a reach (the loop's
+/// 1 kHz on request, `--telemetry-rate 1000`).
+pub const DEFAULT_TELEMETRY_RATE: f64 = 250.0;
+
 /// Static context the analysis and the writer need.
 pub struct TelemetryConfig {
     /// Recording name (application id) and session id.
@@ -31,8 +51,13 @@ pub struct TelemetryConfig {
     pub blocks: Vec<BlockPlan>,
     /// Control period [s].
     pub period: f64,
-    /// Every how many ticks the 3D arm pose is logged (time series are logged every tick).
+    /// Every how many ticks the 3D arm pose is logged.
     pub pose_every: u64,
+    /// Rate of the joint and session time series in the recording [Hz]: every tick at or above the loop's rate,
+    /// else every n-th tick, n = round(loop rate / this rate) (the analysis sees every tick regardless).
+    pub telemetry_rate: f64,
+    /// The recording's properties.
+    pub info: RecordingInfo,
     /// Capacity of each channel [messages].
     pub capacity: usize,
     /// The control loop is paced at wall clock: a writer that falls behind loses recording messages (counted)
@@ -53,6 +78,12 @@ pub struct TelemetryReport {
     pub saved_to: Option<PathBuf>,
     /// Sends of the control thread that waited for room in the channel (lossless sender of an unpaced run).
     pub waits: u64,
+    /// Samples logged as time-series rows (every n-th sample, see [`TelemetryConfig::telemetry_rate`]).
+    pub series_rows: u64,
+    /// Rate of the logged time series [Hz] (the requested rate rounded to a divisor of the loop's rate).
+    pub series_rate: f64,
+    /// Wall time the writer thread spent logging and flushing, waiting for messages excluded [s].
+    pub write_seconds: f64,
     /// Messages lost: samples the control thread dropped (channel full or pipeline stopped) plus recording
     /// messages the analysis dropped for a writer that fell behind.
     pub dropped: u64,

@@ -4,10 +4,16 @@
 //! - `world/robot/<link>`: link pose (`Transform3D`, world_T_link) and, below it, `visual_<k>` geometry from the URDF
 //! - `world/hand`: current handle position; `world/hand_path`: the hand path of each trial (line strips)
 //! - `world/target`: the current target; `world/targets`: the upcoming targets of the block
-//! - `joints/<joint>/<series>`: per-joint time series ([`JOINT_SERIES`]; `plexo replay --save` writes
-//!   [`REPLAY_SERIES`] over [`CAN_TIME`])
+//! - `joints/<series>`: the joint time series ([`JOINT_SERIES`]), one entity per quantity with one scalar
+//!   instance per joint (in the model's joint order; the static `SeriesLines` of the entity names each instance
+//!   `<joint> <series> [<unit>]`), over the [`SIM_TIME`] timeline only
+//! - `joints/<joint>/<series>`: what `plexo replay --save` writes from a candump log ([`REPLAY_SERIES`] over
+//!   [`CAN_TIME`])
 //! - `session/assistance`, `session/patient_effort_share`: time series
 //! - `events`: trial, block and safety events (text log); `annotations`: block boundaries
+//!
+//! Recordings written before the joint series were grouped per quantity (issue 14) hold
+//! `joints/<joint>/<series>` in rad, with both the `tick` and the `sim_time` timelines.
 
 /// The world frame (z up).
 pub const WORLD: &str = "world";
@@ -28,9 +34,9 @@ pub const EVENTS: &str = "events";
 /// Block boundaries.
 pub const ANNOTATIONS: &str = "annotations";
 
-/// Measured joint position [rad].
+/// Measured joint position [deg] (`plexo replay --save`: [rad]).
 pub const Q: &str = "q";
-/// Reference joint position [rad].
+/// Reference joint position [deg].
 pub const Q_REF: &str = "q_ref";
 /// Commanded torque after the safety supervisor [Nm].
 pub const TAU_CMD: &str = "tau_cmd";
@@ -40,13 +46,23 @@ pub const TAU_PATIENT_EST: &str = "tau_patient_est";
 pub const TAU_PATIENT_TRUE: &str = "tau_patient_true";
 /// Assistance stiffness [Nm/rad].
 pub const STIFFNESS: &str = "stiffness";
-/// Every per-joint series of a session recording.
+/// Every joint series of a session recording (`joints/<series>`, one instance per joint).
 pub const JOINT_SERIES: [&str; 6] = [Q, Q_REF, TAU_CMD, TAU_PATIENT_EST, TAU_PATIENT_TRUE, STIFFNESS];
+
+/// The unit of a joint series as the recording stores and names it (`deg`, `Nm`, `Nm/rad`).
+pub fn series_unit(series: &str) -> &'static str {
+    match series {
+        Q | Q_REF => "deg",
+        STIFFNESS => "Nm/rad",
+        _ => "Nm",
+    }
+}
 /// The per-joint series `plexo replay --save` decodes from a candump log: position [rad], velocity [rad/s],
 /// torque [Nm].
 pub const REPLAY_SERIES: [&str; 3] = [Q, "qd", "tau"];
 
-/// Timeline: control-loop tick.
+/// Timeline: control-loop tick (recordings written before issue 14; a session recording now has only
+/// [`SIM_TIME`]).
 pub const TICK: &str = "tick";
 /// Timeline: simulated or wall time since the start [s].
 pub const SIM_TIME: &str = "sim_time";
@@ -63,7 +79,13 @@ pub fn link_visual(link: &str, k: usize) -> String {
     format!("{}/visual_{k}", robot_link(link))
 }
 
-/// `joints/<joint>/<series>`: one per-joint time series.
+/// `joints/<series>`: one joint time series of a session recording, one instance per joint.
+pub fn joints(series: &str) -> String {
+    format!("joints/{series}")
+}
+
+/// `joints/<joint>/<series>`: one joint's series as `plexo replay --save` writes it (and as recordings before
+/// issue 14 held them).
 pub fn joint_series(joint: &str, series: &str) -> String {
     format!("joints/{joint}/{series}")
 }

@@ -14,16 +14,19 @@
 //! In a paced session a slow writer (a viewer over the network) makes the analysis drop recording messages
 //! (counted), never samples of the analysis.
 //!
-//! Timelines: `tick` (control-loop sequence) and `sim_time` (simulated or wall time since start [s]).
+//! Timeline: `sim_time` (simulated or wall time since start [s]), the only one on every row. Joint time series
+//! are logged at [`TelemetryConfig::telemetry_rate`] as one entity per quantity with one instance per joint, in
+//! columns of about a second each; every recording carries a blueprint (the viewer's layout) and its properties.
 
 pub mod analysis;
 mod channel;
 mod config;
 pub mod entities;
+pub mod layout;
 pub mod messages;
 mod pipeline;
 mod writer;
 
 pub use self::channel::BoundedSender;
-pub use self::config::{Sinks, TelemetryConfig, TelemetryReport};
+pub use self::config::{DEFAULT_TELEMETRY_RATE, RecordingInfo, Sinks, TelemetryConfig, TelemetryReport};
 pub use self::pipeline::{Telemetry, TelemetrySender};

@@ -120,6 +120,8 @@ mod tests {
             blocks: vec![],
             period: 0.001,
             pose_every: 10,
+            telemetry_rate: crate::telemetry::DEFAULT_TELEMETRY_RATE,
+            info: Default::default(),
             capacity,
             paced,
             sinks: Sinks::default(),

@@ -1,12 +1,18 @@
-//! The Rerun writer: the last stage of the telemetry pipeline, on its own thread. It computes link poses by
-//! forward kinematics on its own `Model`/`Data`, batches the per-joint time series and sends them to Rerun in
-//! columns (one chunk per batch, not one call per sample), and logs events as text. Paths: [`super::entities`].
+//! The Rerun writer: the last stage of the telemetry pipeline, on its own thread. It names the recording, logs
+//! its properties and its blueprint ([`super::layout`]), computes link poses by forward kinematics on its own
+//! `Model`/`Data`, batches the time series at the telemetry rate and sends them to Rerun in columns (one entity
+//! per quantity with one instance per joint, one chunk per entity and second of session, the session time as the
+//! only timeline), and logs events as text. Paths: [`super::entities`].
+//!
+//! Size (issue 14): the recording's bytes are mostly per-row overhead (row id, time, list offset), so the joint
+//! series share rows (4 joints per row instead of 4 entities) and carry one timeline; see BENCHMARKS.md.
 
 use std::path::PathBuf;
 
 use crossbeam::channel::Receiver;
 use plexo_controller::{SafetyOutcome, StopReason};
 use plexo_kinematics::{Data, FrameId, Model};
+use rerun::blueprint::BlueprintActivation;
 
 use super::config::{TelemetryConfig, TelemetryReport};
 use super::entities;
@@ -16,7 +22,9 @@ use crate::AppError;
 /// Opens the Rerun recording stream on the configured sinks (a disabled stream without any). Not real-time safe.
 pub(super) fn open_stream(config: &TelemetryConfig) -> Result<rerun::RecordingStream, AppError> {
     let err = |what: &str, e: &dyn std::fmt::Display| AppError::Telemetry(format!("{what}: {e}"));
-    let builder = rerun::RecordingStreamBuilder::new("plexo").recording_id(config.session_name.clone());
+    let builder = rerun::RecordingStreamBuilder::new("plexo")
+        .recording_id(config.session_name.clone())
+        .recording_name(config.session_name.clone());
     let rec = match (&config.sinks.save, config.sinks.spawn, &config.sinks.connect) {
         (None, false, None) => {
             // No sink: record nothing, but keep the same code path.
@@ -58,71 +66,80 @@ pub(super) fn open_stream(config: &TelemetryConfig) -> Result<rerun::RecordingSt
     Ok(rec)
 }
 
-/// Per-joint columns batched before sending.
+/// The joint quantities every sample carries, in the order of [`Batch::joints`]: measured and reference
+/// position (stored in degrees), commanded and estimated patient torque [Nm], stiffness [Nm/rad].
+const QUANTITIES: [&str; 5] =
+    [entities::Q, entities::Q_REF, entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::STIFFNESS];
+/// Session time covered by one chunk of time series with a live viewer [s]: its plots advance in steps of this.
+const LIVE_BATCH_SECONDS: f64 = 1.0;
+/// Session time covered by one chunk of time series in a recording without a live viewer [s]: each chunk costs
+/// ≈ 1.2 kB (schema, metadata, measured), 5 MB per default session at one chunk per second and entity.
+const FILE_BATCH_SECONDS: f64 = 5.0;
+
+/// Time-series columns batched before sending: one chunk per quantity and batch, one row per logged sample, one
+/// instance per joint (joint-major within a row).
 struct Batch {
-    ticks: Vec<i64>,
+    dof: usize,
+    /// Rows per batch.
+    capacity: usize,
     times: Vec<f64>,
-    series: Vec<[Vec<f64>; SERIES]>, // per joint
-    true_torque: Vec<Vec<f64>>,      // per joint (only when present)
+    joints: [Vec<f64>; QUANTITIES.len()],
+    true_times: Vec<f64>,
+    true_torque: Vec<f64>,
     assistance: Vec<f64>,
     effort_share: Vec<f64>,
-    true_ticks: Vec<i64>,
-    true_times: Vec<f64>,
 }
 
-const SERIES: usize = 5;
-const SERIES_NAMES: [&str; SERIES] =
-    [entities::Q, entities::Q_REF, entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::STIFFNESS];
-/// Samples per batch sent to Rerun (≈ 0.25 s at 1 kHz).
-const BATCH: usize = 250;
-
 impl Batch {
-    fn new(dof: usize) -> Self {
+    fn new(dof: usize, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            ticks: Vec::with_capacity(BATCH),
-            times: Vec::with_capacity(BATCH),
-            series: (0..dof).map(|_| std::array::from_fn(|_| Vec::with_capacity(BATCH))).collect(),
-            true_torque: (0..dof).map(|_| Vec::with_capacity(BATCH)).collect(),
-            assistance: Vec::with_capacity(BATCH),
-            effort_share: Vec::with_capacity(BATCH),
-            true_ticks: Vec::with_capacity(BATCH),
-            true_times: Vec::with_capacity(BATCH),
+            dof,
+            capacity,
+            times: Vec::with_capacity(capacity),
+            joints: std::array::from_fn(|_| Vec::with_capacity(capacity * dof)),
+            true_times: Vec::with_capacity(capacity),
+            true_torque: Vec::with_capacity(capacity * dof),
+            assistance: Vec::with_capacity(capacity),
+            effort_share: Vec::with_capacity(capacity),
         }
     }
 
     fn push(&mut self, s: &Sample) {
-        self.ticks.push(s.tick as i64);
         self.times.push(s.time);
-        for (j, series) in self.series.iter_mut().enumerate() {
-            let values = [s.q[j], s.q_ref[j], s.tau_cmd[j], s.tau_patient_est[j], s.stiffness[j]];
-            for (k, v) in values.into_iter().enumerate() {
-                series[k].push(v);
-            }
+        let n = self.dof;
+        // Exactly `dof` values per row (NaN where a sample would hold fewer), so that rows stay aligned.
+        fn row(v: &[f64], n: usize) -> impl Iterator<Item = f64> + '_ {
+            v.iter().copied().chain(std::iter::repeat(f64::NAN)).take(n)
+        }
+        let values = [&s.q[..], &s.q_ref[..], &s.tau_cmd[..], &s.tau_patient_est[..], &s.stiffness[..]];
+        for (k, (column, values)) in self.joints.iter_mut().zip(values).enumerate() {
+            let degrees = k < 2; // q, q_ref
+            column.extend(row(values, n).map(|v| if degrees { v.to_degrees() } else { v }));
         }
         if let Some(t) = &s.tau_patient_true {
-            self.true_ticks.push(s.tick as i64);
             self.true_times.push(s.time);
-            for (j, col) in self.true_torque.iter_mut().enumerate() {
-                col.push(t[j]);
-            }
+            self.true_torque.extend(row(t, n));
         }
         self.assistance.push(s.assistance);
         self.effort_share.push(s.patient_effort_share);
     }
 
     fn len(&self) -> usize {
-        self.ticks.len()
+        self.times.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() >= self.capacity
     }
 
     fn clear(&mut self) {
-        self.ticks.clear();
         self.times.clear();
-        self.series.iter_mut().flatten().for_each(Vec::clear);
-        self.true_torque.iter_mut().for_each(Vec::clear);
+        self.joints.iter_mut().for_each(Vec::clear);
+        self.true_times.clear();
+        self.true_torque.clear();
         self.assistance.clear();
         self.effort_share.clear();
-        self.true_ticks.clear();
-        self.true_times.clear();
     }
 }
 
@@ -131,12 +148,13 @@ pub(super) struct Writer {
     rec: rerun::RecordingStream,
     model: Model,
     data: Data,
-    joint_names: Vec<String>,
     links: Vec<(String, FrameId)>,
     handle: Option<FrameId>,
     block_names: Vec<String>,
     block_targets: Vec<Vec<[f64; 3]>>,
     pose_every: u64,
+    /// Every how many ticks a sample becomes a time-series row.
+    series_every: u64,
     batch: Batch,
     hand_path: Vec<[f32; 3]>,
     report: TelemetryReport,
@@ -147,12 +165,26 @@ fn rr_err(e: impl std::fmt::Display) -> AppError {
     AppError::Telemetry(e.to_string())
 }
 
+/// Every how many ticks of a loop with `period` [s] a time series at `rate` [Hz] takes a sample: the nearest
+/// whole number, at least 1 (every tick at or above the loop's rate; also for a rate that is not a positive
+/// finite number, which the command line refuses).
+pub(super) fn series_every(period: f64, rate: f64) -> u64 {
+    let every = 1.0 / (period * rate);
+    if every.is_finite() && every > 1.0 { every.round() as u64 } else { 1 }
+}
+
 impl Writer {
     pub(super) fn new(config: &TelemetryConfig, rec: rerun::RecordingStream) -> Result<Self, AppError> {
         let data = Data::new(&config.model);
         let urdf = urdf_rs::read_from_string(&config.urdf).map_err(|e| AppError::Telemetry(format!("urdf: {e}")))?;
+        let joint_names = config.model.joints().iter().map(|j| j.name.clone()).collect::<Vec<_>>();
         let mut links = Vec::new();
         if rec.is_enabled() {
+            // Every row carries the session time only: no wall-clock `log_time` column.
+            rec.set_log_time_enabled(false);
+            log_recording_info(&rec, config)?;
+            super::layout::blueprint(&joint_names).send(&rec, BlueprintActivation::default()).map_err(rr_err)?;
+            log_series_styles(&rec, &joint_names)?;
             rec.log_static(entities::WORLD, &rerun::ViewCoordinates::RIGHT_HAND_Z_UP()).map_err(rr_err)?;
         }
         for link in &urdf.links {
@@ -162,21 +194,24 @@ impl Writer {
             }
             links.push((link.name.clone(), frame));
         }
-        let joint_names = config.model.joints().iter().map(|j| j.name.clone()).collect::<Vec<_>>();
         let handle = config.model.frame_id(&config.handle_frame);
         let dof = config.model.nv();
+        let series_every = series_every(config.period, config.telemetry_rate);
+        let series_rate = 1.0 / (config.period * series_every as f64);
+        let live = config.sinks.spawn || config.sinks.connect.is_some();
+        let rows = (if live { LIVE_BATCH_SECONDS } else { FILE_BATCH_SECONDS } * series_rate).round() as usize;
         Ok(Self {
             rec,
             data,
-            joint_names,
             links,
             handle,
             block_names: config.blocks.iter().map(|b| b.name.clone()).collect(),
             block_targets: config.blocks.iter().map(|b| b.targets.clone()).collect(),
             pose_every: config.pose_every.max(1),
-            batch: Batch::new(dof),
+            series_every,
+            batch: Batch::new(dof, rows),
             hand_path: Vec::new(),
-            report: TelemetryReport::default(),
+            report: TelemetryReport { series_rate, ..TelemetryReport::default() },
             save: config.sinks.save.clone(),
             model: config.model.clone(),
         })
@@ -184,13 +219,17 @@ impl Writer {
 
     /// Logs every message until the analysis ends, then flushes the sinks. Not real-time safe.
     pub(super) fn run(mut self, rx: &Receiver<Message>) -> Result<TelemetryReport, AppError> {
+        let mut busy = std::time::Duration::ZERO;
         // The analysis holds the only sender: the channel disconnects once it has ended and all is received.
         while let Ok(message) = rx.recv() {
+            let start = std::time::Instant::now();
             match message {
                 Message::Sample(s) => self.on_sample(&s)?,
                 Message::Event(e) => self.on_event(&e)?,
             }
+            busy += start.elapsed();
         }
+        let start = std::time::Instant::now();
         if self.rec.is_enabled() {
             self.flush_batch()?;
             self.rec.flush_blocking().map_err(rr_err)?;
@@ -201,12 +240,12 @@ impl Writer {
         if let Some(path) = &save {
             crate::files::commit(&crate::files::partial_path(path), path)?;
         }
+        report.write_seconds = (busy + start.elapsed()).as_secs_f64();
         report.saved_to = save;
         Ok(report)
     }
 
-    fn set_time(&self, tick: u64, time: f64) {
-        self.rec.set_time_sequence(entities::TICK, tick as i64);
+    fn set_time(&self, time: f64) {
         self.rec.set_duration_secs(entities::SIM_TIME, time);
     }
 
@@ -215,12 +254,15 @@ impl Writer {
         if !self.rec.is_enabled() {
             return Ok(()); // no sink: count only (a disabled stream warns on every kind of call)
         }
-        self.batch.push(s);
-        if self.batch.len() >= BATCH {
-            self.flush_batch()?;
+        if s.tick.is_multiple_of(self.series_every) {
+            self.batch.push(s);
+            self.report.series_rows += 1;
+            if self.batch.is_full() {
+                self.flush_batch()?;
+            }
         }
         if s.tick.is_multiple_of(self.pose_every) && s.q.len() == self.model.nv() {
-            self.set_time(s.tick, s.time);
+            self.set_time(s.time);
             plexo_kinematics::forward_kinematics(&self.model, &mut self.data, &s.q);
             for (name, frame) in &self.links {
                 let world_T_link = &self.data.world_T_frame[frame.0];
@@ -248,39 +290,28 @@ impl Writer {
         Ok(())
     }
 
+    /// Sends the batched time series: one chunk per entity, `dof` scalars per row, the session time as the only
+    /// timeline.
     fn flush_batch(&mut self) -> Result<(), AppError> {
-        if self.batch.len() == 0 {
+        let b = &self.batch;
+        if b.len() == 0 {
             return Ok(());
         }
-        let b = &self.batch;
-        let indexes = || {
-            [
-                rerun::TimeColumn::new_sequence(entities::TICK, b.ticks.iter().copied()),
-                rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, b.times.iter().copied()),
-            ]
+        let send = |path: &str, times: &[f64], values: &[f64], per_row: usize| -> Result<(), AppError> {
+            let index = [rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, times.iter().copied())];
+            let column = rerun::Scalars::new(values.iter().copied())
+                .columns(std::iter::repeat_n(per_row, times.len()))
+                .map_err(rr_err)?;
+            self.rec.send_columns(path, index, column).map_err(rr_err)
         };
-        for (j, name) in self.joint_names.iter().enumerate() {
-            for (k, series) in SERIES_NAMES.iter().enumerate() {
-                let column =
-                    rerun::Scalars::new(b.series[j][k].iter().copied()).columns_of_unit_batches().map_err(rr_err)?;
-                self.rec.send_columns(entities::joint_series(name, series), indexes(), column).map_err(rr_err)?;
-            }
-            if !b.true_ticks.is_empty() {
-                let idx = [
-                    rerun::TimeColumn::new_sequence(entities::TICK, b.true_ticks.iter().copied()),
-                    rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, b.true_times.iter().copied()),
-                ];
-                let column =
-                    rerun::Scalars::new(b.true_torque[j].iter().copied()).columns_of_unit_batches().map_err(rr_err)?;
-                self.rec
-                    .send_columns(entities::joint_series(name, entities::TAU_PATIENT_TRUE), idx, column)
-                    .map_err(rr_err)?;
-            }
+        for (quantity, values) in QUANTITIES.iter().zip(&b.joints) {
+            send(&entities::joints(quantity), &b.times, values, b.dof)?;
         }
-        let column = rerun::Scalars::new(b.assistance.iter().copied()).columns_of_unit_batches().map_err(rr_err)?;
-        self.rec.send_columns(entities::ASSISTANCE, indexes(), column).map_err(rr_err)?;
-        let column = rerun::Scalars::new(b.effort_share.iter().copied()).columns_of_unit_batches().map_err(rr_err)?;
-        self.rec.send_columns(entities::PATIENT_EFFORT_SHARE, indexes(), column).map_err(rr_err)?;
+        if !b.true_times.is_empty() {
+            send(&entities::joints(entities::TAU_PATIENT_TRUE), &b.true_times, &b.true_torque, b.dof)?;
+        }
+        send(entities::ASSISTANCE, &b.times, &b.assistance, 1)?;
+        send(entities::PATIENT_EFFORT_SHARE, &b.times, &b.effort_share, 1)?;
         self.batch.clear();
         Ok(())
     }
@@ -294,20 +325,20 @@ impl Writer {
         if !self.rec.is_enabled() {
             return Ok(());
         }
-        let (text, level, tick, time) = match *e {
-            Event::BlockStart { block, time, tick } => {
-                self.set_time(tick, time);
+        let (text, level, time) = match *e {
+            Event::BlockStart { block, time, .. } => {
+                self.set_time(time);
                 let name = self.block_name(block).to_owned();
                 tracing::info!(block, name, "block starts");
                 self.rec
                     .log(entities::ANNOTATIONS, &rerun::TextLog::new(format!("block {block} '{name}' starts")))
                     .map_err(rr_err)?;
                 self.log_targets(block, 0)?;
-                (format!("block {block} '{name}' starts"), rerun::TextLogLevel::INFO, tick, time)
+                (format!("block {block} '{name}' starts"), rerun::TextLogLevel::INFO, time)
             }
-            Event::TrialStart { block, trial, target, time, tick } => {
+            Event::TrialStart { block, trial, target, time, .. } => {
                 self.hand_path.clear();
-                self.set_time(tick, time);
+                self.set_time(time);
                 self.log_targets(block, trial + 1)?;
                 (
                     format!(
@@ -318,12 +349,11 @@ impl Writer {
                         target[2]
                     ),
                     rerun::TextLogLevel::DEBUG,
-                    tick,
                     time,
                 )
             }
-            Event::TrialEnd { block, trial, success, final_error_m, duration, peaks, sparc, time, tick } => {
-                self.set_time(tick, time);
+            Event::TrialEnd { block, trial, success, final_error_m, duration, peaks, sparc, time, .. } => {
+                self.set_time(time);
                 if self.hand_path.len() >= 2 {
                     let color = if success { [60, 200, 90] } else { [220, 60, 60] };
                     self.rec
@@ -353,20 +383,19 @@ impl Writer {
                         final_error_m * 1000.0
                     ),
                     if success { rerun::TextLogLevel::INFO } else { rerun::TextLogLevel::WARN },
-                    tick,
                     time,
                 )
             }
-            Event::BlockEnd { block, trials, successes, time, tick } => {
-                self.set_time(tick, time);
+            Event::BlockEnd { block, trials, successes, time, .. } => {
+                self.set_time(time);
                 let name = self.block_name(block).to_owned();
                 let text = format!("block {block} '{name}' ends: {successes}/{trials} reached");
                 tracing::info!(block, name, trials, successes, "block ends");
                 self.rec.log(entities::ANNOTATIONS, &rerun::TextLog::new(text.clone())).map_err(rr_err)?;
                 self.rec.log(entities::TARGETS, &rerun::Clear::flat()).map_err(rr_err)?;
-                (text, rerun::TextLogLevel::INFO, tick, time)
+                (text, rerun::TextLogLevel::INFO, time)
             }
-            Event::Safety { outcome, time, tick } => {
+            Event::Safety { outcome, time, .. } => {
                 let level = match outcome {
                     SafetyOutcome::Disabled | SafetyOutcome::Enabling { .. } | SafetyOutcome::Active { .. } => {
                         tracing::info!(?outcome, "safety supervisor");
@@ -385,10 +414,10 @@ impl Writer {
                         rerun::TextLogLevel::ERROR
                     }
                 };
-                (format!("safety: {outcome:?}"), level, tick, time)
+                (format!("safety: {outcome:?}"), level, time)
             }
         };
-        self.set_time(tick, time);
+        self.set_time(time);
         self.rec.log(entities::EVENTS, &rerun::TextLog::new(text).with_level(level)).map_err(rr_err)?;
         Ok(())
     }
@@ -402,6 +431,53 @@ impl Writer {
             .log(entities::TARGETS, &rerun::Points3D::new(upcoming).with_radii([0.012]).with_colors([[120, 120, 140]]))
             .map_err(rr_err)
     }
+}
+
+/// Property group of a session recording (`__properties/session` in the recording).
+pub const SESSION_PROPERTIES: &str = "session";
+
+/// Logs the recording's properties: robot, protocol, patient (pseudonymous id), controller, seed, software
+/// version, control and time-series rates.
+fn log_recording_info(rec: &rerun::RecordingStream, config: &TelemetryConfig) -> Result<(), AppError> {
+    use rerun::components::Text;
+    let info = &config.info;
+    let seed = info.seed.map_or_else(|| "none (hardware)".to_owned(), |s| s.to_string());
+    let rate = 1.0 / (config.period * series_every(config.period, config.telemetry_rate) as f64);
+    let fields = [
+        ("robot", info.robot.clone()),
+        ("protocol", info.protocol.clone()),
+        ("patient", info.patient.clone()),
+        ("controller", info.controller.clone()),
+        ("seed", seed),
+        ("software", format!("plexo {}", env!("CARGO_PKG_VERSION"))),
+        ("control_rate_hz", format!("{:.0}", 1.0 / config.period)),
+        ("telemetry_rate_hz", format!("{rate:.0}")),
+    ];
+    let values = fields
+        .into_iter()
+        .fold(rerun::AnyValues::default(), |v, (field, text)| v.with_component::<Text>(field, [text]));
+    rec.send_property(SESSION_PROPERTIES, &values).map_err(rr_err)?;
+    // Also in the data stream, so that the file carries it whichever way the viewer reads the store info.
+    rec.send_recording_name(config.session_name.clone()).map_err(rr_err)
+}
+
+/// Logs the static style of every time series: each instance named with its joint, quantity and unit.
+fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String]) -> Result<(), AppError> {
+    for series in entities::JOINT_SERIES {
+        let unit = entities::series_unit(series);
+        let names = joints.iter().map(|j| format!("{j} {series} [{unit}]"));
+        let lines = rerun::SeriesLines::new()
+            .with_names(names)
+            .with_colors(std::iter::repeat_n(super::layout::series_color(series), joints.len()));
+        rec.log_static(entities::joints(series), &lines).map_err(rr_err)?;
+    }
+    for (path, name) in
+        [(entities::ASSISTANCE, "assistance [Nm]"), (entities::PATIENT_EFFORT_SHARE, "patient effort share [0-1]")]
+    {
+        let lines = rerun::SeriesLines::new().with_names([name]).with_colors([super::layout::series_color(path)]);
+        rec.log_static(path, &lines).map_err(rr_err)?;
+    }
+    Ok(())
 }
 
 fn to_rr_transform(iso: &nalgebra::Isometry3<f64>) -> rerun::Transform3D {
@@ -459,4 +535,19 @@ fn log_link_geometry(rec: &rerun::RecordingStream, link: &str, visuals: &[urdf_r
         .map_err(rr_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::series_every;
+
+    #[test]
+    fn the_series_take_every_nth_tick_rounded_never_less_than_every_tick() {
+        assert_eq!(series_every(0.001, 250.0), 4);
+        assert_eq!(series_every(0.001, 1000.0), 1);
+        assert_eq!(series_every(0.001, 300.0), 3, "333 Hz, the nearest divisor of 1 kHz");
+        assert_eq!(series_every(0.001, 5000.0), 1, "above the loop's rate: every tick");
+        assert_eq!(series_every(0.002, 250.0), 2);
+        assert_eq!(series_every(0.001, 0.0), 1, "a rate the command line refuses is not a division by zero");
+    }
 }
