@@ -331,29 +331,14 @@ pub fn rbf_adapt(weights: &mut [f64; MAX_RBF], phi: &[f64; MAX_RBF], sliding: f6
     }
 }
 
-/// Fraction of the path `σ` from which the tunnel narrows towards the target (see [`tunnel_half_width`]).
-pub const TUNNEL_FUNNEL_START: f64 = 0.7;
-
-/// Half-width of the tunnel [rad] at path fraction `sigma` ∈ [0, 1] for the tunnel's (adapted) half-width
-/// `width` [rad]: `width` along the path, narrowing smoothly (quintic smoothstep) from σ =
-/// [`TUNNEL_FUNNEL_START`] to `min(width, c.width_min)` at the target. The funnel is what makes a tunnel a reaching
-/// aid: a patient may take any route and any time, but the reach ends at the target — with a tunnel as wide at
-/// the target as along the path, an endpoint error smaller than the width would never be corrected (a patient
-/// with a planning bias of 0.05–0.1 rad fails every trial inside it). Duschau-Wicke et al. 2010 (IEEE TNSRE
-/// 18(1)) define the tunnel for a cyclic gait path without an end; the funnel is Plexo's adaptation to
-/// point-to-point reaching (a modelling choice). Real-time safe.
-pub fn tunnel_half_width(sigma: f64, width: f64, c: &TunnelConfig) -> f64 {
-    let end = width.min(c.width_min);
-    let s = ((sigma - TUNNEL_FUNNEL_START) / (1.0 - TUNNEL_FUNNEL_START)).clamp(0.0, 1.0);
-    let blend = s * s * s * (10.0 - 15.0 * s + 6.0 * s * s);
-    width - (width - end) * blend
-}
-
 /// Path-control torque [Nm] for joint state `q`, `qd` on the straight joint-space path `start` → `target`
-/// (a minimum-jerk movement in joint space follows this line) with half-width `width` [rad], narrowing to a
-/// funnel at the target ([`tunnel_half_width`]). Inside the tunnel only the supportive flow acts; outside, a
-/// spring pulls back to the tunnel wall and a damper acts on the velocity normal to the path. Timing is free: the
-/// path point is the projection of `q`, not a time reference. Real-time safe.
+/// (a minimum-jerk movement in joint space follows this line) with half-width `width` [rad]. Inside the
+/// tunnel only the supportive flow acts; outside, a spring pulls back to the tunnel wall and a damper acts on
+/// the velocity normal to the path. Timing is free: the path point is the projection of `q`, not a time
+/// reference. The tunnel is as wide at the target as along the path, so an endpoint error smaller than the width
+/// is not corrected (a funnel narrowing to the target was tried and reverted: closing the wall on a weak arm
+/// resting off the path at the target kicked it into the 2.5–3 rad/s velocity stop, severe profile, every
+/// session). Real-time safe.
 pub fn tunnel_torque(
     q: &[f64],
     qd: &[f64],
@@ -384,7 +369,6 @@ pub fn tunnel_torque(
     for j in 0..n {
         out[j] = 0.0;
     }
-    let width = tunnel_half_width(sigma, width, c);
     if dist > width && dist > 1e-12 {
         let push = c.stiffness * (dist - width) / dist;
         // Velocity component along the deviation direction (normal to the path, towards outside).
@@ -600,27 +584,6 @@ mod tests {
         let mut out2 = JointArray::splat(2, 0.0);
         tunnel_torque(&[0.2, c.width + 0.1], &[0.0, 0.0], &start, &target, c.width, &c, &mut out2);
         assert!((out2[1] - out[1]).abs() < 1e-12);
-    }
-
-    #[test]
-    fn tunnel_narrows_to_a_funnel_at_the_target() {
-        let c = cfg().aan.tunnel;
-        let w = c.width;
-        assert_eq!(tunnel_half_width(0.0, w, &c), w);
-        assert_eq!(tunnel_half_width(TUNNEL_FUNNEL_START, w, &c), w, "full width until the funnel starts");
-        assert!((tunnel_half_width(1.0, w, &c) - c.width_min.min(w)).abs() < 1e-12);
-        let mid = tunnel_half_width(0.5 * (1.0 + TUNNEL_FUNNEL_START), w, &c);
-        assert!(c.width_min < mid && mid < w, "narrows smoothly: {mid}");
-        // An endpoint error inside the tunnel's width but outside the funnel is pushed back towards the target.
-        let (start, target) = ([0.0, 0.0], [1.0, 0.0]);
-        let mut out = JointArray::splat(2, 0.0);
-        let off = 0.5 * (c.width_min + w);
-        tunnel_torque(&[0.3, off], &[0.0, 0.0], &start, &target, w, &c, &mut out);
-        assert!(out[1].abs() < 1e-12, "mid-path: free inside the tunnel");
-        tunnel_torque(&[1.0, off], &[0.0, 0.0], &start, &target, w, &c, &mut out);
-        assert!((out[1] + c.stiffness * (off - c.width_min)).abs() < 1e-9, "at the target: {}", out[1]);
-        // A tunnel already narrower than the funnel's end keeps its width.
-        assert_eq!(tunnel_half_width(1.0, 0.5 * c.width_min, &c), 0.5 * c.width_min);
     }
 
     #[test]

@@ -691,13 +691,16 @@ fn rbf_law_learns_the_deficit_decays_when_it_is_gone_and_stays_bounded() {
     assert!((capped_max - 0.3).abs() < 1e-12, "the bound is reached and never exceeded: {capped_max}");
 }
 
-/// The path-control law (Duschau-Wicke 2010) in closed loop with the moderate patient: inside the tunnel (which
-/// narrows to a funnel at the target, `aan::tunnel_half_width`) only the supportive flow along the path acts
-/// (free timing, no corrective force), outside it the wall pushes back towards the path, and the patient — who
-/// plans with an endpoint bias and aim errors — reaches the targets.
+/// The path-control law (Duschau-Wicke 2010) in closed loop with the moderate patient: inside the tunnel only the
+/// supportive flow along the path acts (free timing, no corrective force), outside it the wall pushes back
+/// towards the path, and the patient reaches the targets. The patient plans without skill deficits: the tunnel
+/// does not correct an endpoint bias smaller than its width (with the moderate profile's unskilled bias 10 of 24
+/// reaches end inside the tolerance; EFFICACY.md has the cohort figures).
 #[test]
 fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
-    let mut rig = Rig::new("moderate");
+    let mut skilled = profile("moderate");
+    skilled.skill = plexo_sim::SkillProfile::default();
+    let mut rig = Rig::with_profile(skilled);
     rig.set_mode(Mode::ActiveAssisted, AanLaw::Tunnel, 0.0);
     let t = rig.controller.config().aan.tunnel.clone();
     let width = rig.controller.adaptation().tunnel_width;
@@ -722,7 +725,6 @@ fn tunnel_law_is_force_free_inside_and_pushes_back_outside_in_closed_loop() {
             // The flow part of the torque (along the path while the projection is short of the target).
             let flow: Vec<f64> =
                 (0..4).map(|j| if sigma < 1.0 { t.flow_torque * dir[j] / len2.sqrt() } else { 0.0 }).collect();
-            let width = plexo_controller::aan::tunnel_half_width(sigma, width, &t);
             if dist <= width {
                 inside += 1;
                 let corrective = (0..4).map(|j| (tau[j] - flow[j]).abs()).fold(0.0, f64::max);
