@@ -250,9 +250,18 @@ fn error_augmentation_offset_adds_a_constant_bias_within_the_torque_bound() {
     let k = config.error_augmentation.stiffness[3];
     let tau = mode_torque(&mut c, &s, &r);
     assert!((tau[3] - (2.0 - k * 0.05)).abs() < 1e-12, "{}", tau[3]);
-    // The sum is bounded by torque_max: a large error cannot push harder than 2.5 Nm.
+    // Beyond twice `error_max` the error is not augmented: an arm 1 rad off its path feels the offset only.
     r.position[3] = Q[3] - 1.0;
-    assert!((mode_torque(&mut c, &s, &r)[3] - 2.5).abs() < 1e-12);
+    assert!((mode_torque(&mut c, &s, &r)[3] - 2.0).abs() < 1e-12, "{}", mode_torque(&mut c, &s, &r)[3]);
+    // The sum is bounded by torque_max: with a stiff augmentation, an error at `error_max` cannot push harder
+    // than 2.5 Nm.
+    config.error_augmentation.stiffness[3] = 50.0;
+    let mut c = Controller::new(&arm4(), &config, &arm, "test").unwrap();
+    c.set_mode(ModeSettings { error_gain: Some(2.0), ..settings(Mode::ErrorAugmentation) }).unwrap();
+    r.position[3] = Q[3] + config.error_augmentation.error_max;
+    assert!((mode_torque(&mut c, &s, &r)[3] - (-2.5)).abs() < 1e-12, "{}", mode_torque(&mut c, &s, &r)[3]);
+    r.position[3] = Q[3] - config.error_augmentation.error_max;
+    assert!((mode_torque(&mut c, &s, &r)[3] - 2.5).abs() < 1e-12, "{}", mode_torque(&mut c, &s, &r)[3]);
 }
 
 /// Jacobian (linear rows, LocalWorldAligned) and position of the handle at `q` on the coupled model.
