@@ -339,6 +339,10 @@ progression = false
         let setback = Study::load(&path.with_file_name("setback.toml")).unwrap();
         assert_eq!(setback.capacity_drop, Some(CapacityDrop { session: 3, factor: 0.4 }));
         assert_eq!(setback.courses().len(), 48);
+        let quick = Study::load(&path.with_file_name("efficacy-quick.toml")).unwrap();
+        assert_eq!((quick.seeds.len(), quick.sessions, quick.courses().len()), (2, 10, 32));
+        assert_eq!(quick.controllers, s.controllers, "the quick form runs the benchmark's controllers");
+        assert_eq!(quick.patients, s.patients);
     }
 
     #[test]
