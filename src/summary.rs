@@ -128,8 +128,28 @@ fn opt(v: Option<f64>) -> String {
     v.filter(|x| x.is_finite()).map_or_else(String::new, |x| x.to_string())
 }
 
-fn csv_text(s: &str) -> String {
+/// A CSV field: quoted (with doubled quotes) when it holds a comma, a quote or a line break (RFC 4180). The
+/// writer of every Plexo CSV file ([`split_csv_line`] reads it back).
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+/// The fields of one CSV line as [`csv_field`] writes them (RFC 4180 quotes).
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 impl TrialRow {
@@ -137,9 +157,9 @@ impl TrialRow {
     pub fn csv_fields(&self) -> Vec<String> {
         let mut f = vec![
             self.block.to_string(),
-            csv_text(&self.block_name),
+            csv_field(&self.block_name),
             self.trial.to_string(),
-            csv_text(&self.mode),
+            csv_field(&self.mode),
             self.target_m[0].to_string(),
             self.target_m[1].to_string(),
             self.target_m[2].to_string(),

@@ -27,24 +27,6 @@ pub struct AssistedTrial {
     pub reached: bool,
 }
 
-/// Splits one CSV line into fields (RFC 4180 quotes).
-fn split_csv(line: &str) -> Vec<String> {
-    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
 /// The assisted trials of session `session` (1-based) of a course, in trial order, read from its trial rows.
 pub fn assisted_trials(course: &CourseResult, session: u32) -> Vec<AssistedTrial> {
     let header = crate::summary::trials_csv_header(&course.joints);
@@ -53,7 +35,7 @@ pub fn assisted_trials(course: &CourseResult, session: u32) -> Vec<AssistedTrial
     let Some(s) = course.sessions.iter().find(|s| s.session == session) else { return Vec::new() };
     s.trials
         .iter()
-        .map(|line| split_csv(line))
+        .map(|line| crate::summary::split_csv_line(line))
         .filter(|f| f.get(mode).is_some_and(|m| m.starts_with("ActiveAssisted")))
         .filter_map(|f| {
             Some(AssistedTrial { assistance_nm: f.get(assistance)?.parse().ok()?, reached: f.get(reached)? == "1" })
@@ -205,9 +187,13 @@ mod tests {
     use crate::study::raw::SessionResult;
 
     #[test]
-    fn csv_lines_split_with_quoted_commas_and_quotes() {
-        assert_eq!(split_csv(r#"1,"a, ""b""",c"#), vec!["1", r#"a, "b""#, "c"]);
-        assert_eq!(split_csv(""), vec![""]);
+    fn csv_lines_split_back_into_the_fields_written() {
+        use crate::summary::{csv_field, split_csv_line};
+        assert_eq!(split_csv_line(r#"1,"a, ""b""",c"#), vec!["1", r#"a, "b""#, "c"]);
+        assert_eq!(split_csv_line(""), vec![""]);
+        let fields = ["plain", "a,b", "say \"x\"", "", "line\nbreak"];
+        let line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+        assert_eq!(split_csv_line(&line), fields);
     }
 
     fn row(mode: &str, reached: bool, assistance: f64, joints: usize) -> String {

@@ -41,10 +41,9 @@ pub fn measure(b: &BlockResult, key: &str) -> Option<f64> {
     }
 }
 
-/// A CSV field: quoted (with doubled quotes) when it holds a comma, a quote or a line break (RFC 4180).
-pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
-}
+/// A CSV field: quoted (with doubled quotes) when it holds a comma, a quote or a line break (RFC 4180); the same
+/// writer as the session's trial table.
+pub use crate::summary::csv_field as field;
 
 fn num(v: f64) -> String {
     format!("{v:.6}")
