@@ -139,10 +139,10 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
     }
 
     // Direction of the effects (assisted blocks, mean over seeds): the severe patient gets more help than the mild
-    // one under either controller; Emken's stiffness stays below the fixed baseline's 60 Nm/rad and falls from
-    // session 1 to 2 (the adaptation is carried over, as with --resume); for the mild patient, who succeeds, the
-    // fixed baseline gives more help than Emken. Not for the severe one: it fails often, so the progression raises
-    // Emken's help (assist-as-needed: never so little that they fail) while the baseline stays fixed.
+    // one under either controller; Emken's stiffness falls from session 1 to 2 (the adaptation is carried over, as
+    // with --resume); for the mild patient, who succeeds, it stays below the fixed baseline's 60 Nm/rad and the
+    // baseline gives more help than Emken. Not for the severe one: it fails often, so Emken's stiffness and the
+    // progression raise its help (assist-as-needed: never so little that they fail) while the baseline stays fixed.
     let cohort_header = cohort.lines().next().unwrap();
     let value = |ctrl: &str, patient: &str, session: u32, key: &str| -> f64 {
         let row = cohort.lines().find(|l| l.starts_with(&format!("{ctrl},{patient},{session},"))).unwrap();
@@ -156,9 +156,9 @@ fn a_small_study_runs_shards_merge_to_the_unsharded_outputs_and_effects_point_th
         let v = |ctrl, session, key| value(ctrl, patient, session, key);
         if patient == "mild" {
             assert!(v("fixed", 1, "assistance_nm_mean") > v("emken", 1, "assistance_nm_mean"), "{cohort}");
+            assert!(v("emken", 1, "stiffness_nm_rad_mean") < 60.0, "{cohort}");
         }
         assert!((v("fixed", 2, "stiffness_nm_rad_mean") - 60.0).abs() < 1e-9, "{cohort}");
-        assert!(v("emken", 1, "stiffness_nm_rad_mean") < 60.0, "{cohort}");
         assert!(v("emken", 2, "stiffness_nm_rad_mean") < v("emken", 1, "stiffness_nm_rad_mean"), "{cohort}");
     }
     std::fs::remove_dir_all(&d).unwrap();
@@ -218,5 +218,58 @@ fn a_capacity_drop_changes_only_the_sessions_from_the_drop_on_and_the_report_sho
     assert!(row.contains("/1 |"), "one course counted for (d): {row}");
     let plain = read(&d.join("b").join("report.md"));
     assert!(plain.contains("## Efficacy criteria") && !plain.contains("(d) help re-raised"), "{plain}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Each controller of a study may run its own protocol (`controllers[i].protocol`, relative to the study file):
+/// a guidance arm and a plain-practice arm between unassisted probe blocks. The sessions run each arm's blocks,
+/// and the report gains the probe table, one row per arm, with the probes' numbers from the session table.
+#[test]
+fn each_controller_runs_its_own_protocol_and_the_report_compares_the_probes() {
+    let d = dir("probes");
+    let template = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/study/probe-short.toml"));
+    for mode in ["passive", "transparent"] {
+        std::fs::write(d.join(format!("probe-{mode}.toml")), template.replace("MODE", mode)).unwrap();
+    }
+    let file = d.join("probes.toml");
+    std::fs::write(
+        &file,
+        "name = \"probes\"\nsessions = 2\nseeds = [2]\npatients = [\"mild\"]\n\
+         [[controllers]]\nname = \"guidance\"\nprotocol = \"probe-passive.toml\"\n\
+         [[controllers]]\nname = \"plain\"\nprotocol = \"probe-transparent.toml\"\n",
+    )
+    .unwrap();
+    let out = d.join("out");
+    ok(&["study", s(&file), "--out", s(&out), "-q"]);
+    let sessions = read(&out.join("sessions.csv"));
+    let header = sessions.lines().next().unwrap();
+    let col = |name: &str| header.split(',').position(|c| c == name).unwrap();
+    let (block, mode) = (col("block"), col("mode"));
+    let training_mode = |ctrl: &str| -> Vec<String> {
+        sessions
+            .lines()
+            .filter(|l| l.starts_with(&format!("{ctrl},")))
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[block] == "training")
+            .map(|f| f[mode].to_owned())
+            .collect()
+    };
+    assert_eq!(training_mode("guidance"), ["Passive", "Passive"], "{sessions}");
+    assert_eq!(training_mode("plain"), ["Transparent", "Transparent"], "{sessions}");
+    let report = read(&out.join("report.md"));
+    assert!(report.contains("## Probe blocks"), "{report}");
+    // The plain arm's first probe (session 1, "probe before") as the report prints it: the session table's
+    // final error in mm, one decimal (one seed: no interval).
+    let first_probe = sessions
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f[0] == "plain" && f[3] == "1" && f[block] == "probe before")
+        .unwrap()[col("final_error_mm")]
+    .parse::<f64>()
+    .unwrap();
+    let probes = &report[report.find("## Probe blocks").unwrap()..];
+    let row = probes.lines().find(|l| l.starts_with("| plain | mild |")).expect("a row per arm");
+    assert!(row.starts_with(&format!("| plain | mild | {first_probe:.1} → ")), "{row}");
+    assert!(probes.lines().any(|l| l.starts_with("| guidance | mild |")), "{report}");
     std::fs::remove_dir_all(&d).unwrap();
 }

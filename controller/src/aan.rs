@@ -291,6 +291,46 @@ pub fn emken_update(stiffness: &mut [f64], error: &[f64], c: &EmkenConfig) {
     }
 }
 
+/// The task error of one trial for the Emken law ([`crate::EmkenError::Task`]), per joint, into `excess` [rad]:
+/// with e_j the larger of |`arrival[j]`| (the error q_d − q when the reference arrived, i.e. the planned movement
+/// time had elapsed) and |`last[j]`| (the error at the trial's end), the joint-space distance ‖e‖ beyond
+/// `deadband` [rad] is shared among the joints in proportion to |e_j|:
+/// excess_j = |e_j|/‖e‖ · max(‖e‖ − deadband, 0). Zero when the arm is within the deadband of the target on time.
+/// Real-time safe.
+pub fn emken_task_error(arrival: &[f64], last: &[f64], deadband: f64, excess: &mut [f64]) {
+    let mut norm2 = 0.0;
+    for ((x, a), l) in excess.iter_mut().zip(arrival).zip(last) {
+        *x = a.abs().max(l.abs());
+        norm2 += *x * *x;
+    }
+    let norm = norm2.sqrt();
+    let share = if norm > deadband && norm > 0.0 { (norm - deadband) / norm } else { 0.0 };
+    for x in excess.iter_mut() {
+        *x *= share;
+    }
+}
+
+/// One trial-level Emken update per joint on an error already past its deadband, `excess[j]` [rad]:
+/// K ← clamp(f·K + g·excess, k_min, k_max). Real-time safe.
+pub fn emken_update_excess(stiffness: &mut [f64], excess: &[f64], c: &EmkenConfig) {
+    for (k, e) in stiffness.iter_mut().zip(excess) {
+        *k = (c.forgetting * *k + c.gain * e.max(0.0)).clamp(c.k_min, c.k_max);
+    }
+}
+
+/// Damping of the Emken law for joint stiffness `stiffness` [Nm/rad] under the progression's assistance `scale`
+/// [-], from the configured damping `damping` [Nm s/rad] (which holds at the initial stiffness): with
+/// `constant_damping_ratio` D = damping·√(scale·K / initial) — the damping ratio of the impedance stays that of the
+/// initial one as the stiffness adapts, so the help's velocity term fades with its position term — else
+/// `damping`. Real-time safe.
+pub fn emken_damping(damping: f64, stiffness: f64, scale: f64, c: &EmkenConfig) -> f64 {
+    if c.constant_damping_ratio && c.initial > 0.0 {
+        damping * (scale * stiffness / c.initial).max(0.0).sqrt()
+    } else {
+        damping
+    }
+}
+
 /// Continuous Emken adaptation over `dt` [s]: K̇ = −(1 − f)/T·K + g/T·max(|e| − deadband, 0), T the nominal trial
 /// time, so that one nominal trial of constant error matches one trial-level update to first order.
 /// Real-time safe.
@@ -411,12 +451,21 @@ pub enum Progression {
     Easier,
 }
 
-/// Applies a progression decision to the scales: "harder" shrinks assistance, movement duration and tunnel width
-/// by the `*_step_down` factors, "easier" grows them by the `*_step_up` factors; each stays within its bounds.
+/// Applies a progression decision to the scales. "Easier" grows assistance, movement duration and tunnel width
+/// by the `*_step_up` factors at once (a rescue helps in every way). "Harder" withdraws help first and speeds the
+/// movement up only once the help is gone: while the assistance scale is above `assistance_min` it shrinks the
+/// assistance and the tunnel width by the `*_step_down` factors; at the floor it shrinks the movement duration.
+/// Why in that order: a shorter movement makes every patient lag the reference more, which every
+/// assist-as-needed law answers with more help — shortening it while help is still being withdrawn makes the two
+/// rules fight (measured with the Emken law over 10-session courses: the duration fell to its floor and the
+/// adapted stiffness rose with it, so the assistance barely fell). Each scale stays within its bounds.
 /// Real-time safe.
 fn apply_progression(state: &mut AdaptationState, decision: Progression, c: &ProgressionConfig, tunnel: &TunnelConfig) {
     let (assist, duration, width) = match decision {
-        Progression::Harder => (1.0 - c.assistance_step_down, 1.0 - c.duration_step_down, 1.0 - c.width_step_down),
+        Progression::Harder if state.assistance_scale > c.assistance_min * (1.0 + 1e-9) => {
+            (1.0 - c.assistance_step_down, 1.0, 1.0 - c.width_step_down)
+        }
+        Progression::Harder => (1.0, 1.0 - c.duration_step_down, 1.0),
         Progression::Same => return,
         Progression::Easier => (1.0 + c.assistance_step_up, 1.0 + c.duration_step_up, 1.0 + c.width_step_up),
     };
@@ -593,7 +642,8 @@ mod tests {
         let mut s = AdaptationState::new(4, &c.aan);
         let good = BlockPerformance { trials: 10, successes: 10 };
         assert_eq!(progress_between_blocks(&mut s, &good, p, &c.aan.tunnel), Progression::Harder);
-        assert!(s.assistance_scale < 1.0 && s.duration_scale < 1.0);
+        assert!(s.assistance_scale < 1.0 && s.tunnel_width < c.aan.tunnel.width);
+        assert_eq!(s.duration_scale, 1.0, "help is withdrawn before the movement is sped up");
         for _ in 0..100 {
             progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
         }
@@ -603,6 +653,67 @@ mod tests {
         let bad = BlockPerformance { trials: 10, successes: 1 };
         assert_eq!(progress_between_blocks(&mut s, &bad, p, &c.aan.tunnel), Progression::Easier);
         assert!(s.assistance_scale > p.assistance_min);
+    }
+
+    #[test]
+    fn harder_speeds_the_movement_up_only_once_the_help_is_at_its_floor() {
+        // Regression: withdrawal shortened the movement while it withdrew help, so patients lagged the faster
+        // reference and the Emken stiffness rose as the patient improved.
+        let c = cfg();
+        let p = &c.aan.progression;
+        let mut s = AdaptationState::new(4, &c.aan);
+        let good = BlockPerformance { trials: 10, successes: 10 };
+        let mut withdrawals = 0;
+        while s.assistance_scale > p.assistance_min {
+            progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
+            assert_eq!(s.duration_scale, 1.0, "withdrawal {withdrawals}: {s:?}");
+            withdrawals += 1;
+            assert!(withdrawals < 100);
+        }
+        // 0.9^n reaches 0.2 after ceil(ln 0.2 / ln 0.9) = 16 withdrawals.
+        let expected = (p.assistance_min.ln() / (1.0 - p.assistance_step_down).ln()).ceil() as usize;
+        assert_eq!(withdrawals, expected);
+        progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
+        assert!((s.duration_scale - (1.0 - p.duration_step_down)).abs() < 1e-12, "{s:?}");
+        assert_eq!(s.assistance_scale, p.assistance_min);
+        // A rescue adds help and time at once.
+        let bad = BlockPerformance { trials: 10, successes: 1 };
+        progress_between_blocks(&mut s, &bad, p, &c.aan.tunnel);
+        assert!(s.assistance_scale > p.assistance_min && s.duration_scale > 1.0 - p.duration_step_down, "{s:?}");
+    }
+
+    #[test]
+    fn emken_task_error_is_zero_within_the_deadband_and_shared_by_joint_beyond_it() {
+        let mut x = [1.0; 3];
+        // ||(0.03, 0.04, 0)|| = 0.05: on the deadband edge, no error.
+        emken_task_error(&[0.03, -0.04, 0.0], &[0.0, 0.0, 0.0], 0.05, &mut x);
+        assert_eq!(x, [0.0; 3]);
+        // The larger of arrival and last error per joint: e = (0.3, 0.4, 0), ||e|| = 0.5, excess 0.45 shared 3:4.
+        emken_task_error(&[0.3, 0.0, 0.0], &[0.1, -0.4, 0.0], 0.05, &mut x);
+        assert!((x[0] - 0.6 * 0.45).abs() < 1e-12 && (x[1] - 0.8 * 0.45).abs() < 1e-12 && x[2] == 0.0, "{x:?}");
+        let norm = (x[0] * x[0] + x[1] * x[1]).sqrt();
+        assert!((norm - 0.45).abs() < 1e-12, "the shares add up to the distance beyond the deadband");
+        // On target: the stiffness only forgets.
+        let c = cfg().aan.emken;
+        let mut k = [100.0, 50.0];
+        emken_task_error(&[0.0, 0.0], &[0.0, 0.0], 0.0, &mut x[..2]);
+        emken_update_excess(&mut k, &x[..2], &c);
+        assert_eq!(k, [c.forgetting * 100.0, c.forgetting * 50.0]);
+        emken_update_excess(&mut k, &[0.1, 0.0], &c);
+        assert!((k[0] - (c.forgetting * c.forgetting * 100.0 + c.gain * 0.1)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn emken_damping_keeps_the_damping_ratio_of_the_initial_impedance() {
+        let mut c = cfg().aan.emken;
+        c.constant_damping_ratio = true;
+        assert!((emken_damping(3.0, c.initial, 1.0, &c) - 3.0).abs() < 1e-12, "configured at the initial K");
+        // A quarter of the stiffness (or of the scale) halves the damping: D / (2 sqrt(K)) stays constant.
+        assert!((emken_damping(3.0, 0.25 * c.initial, 1.0, &c) - 1.5).abs() < 1e-12);
+        assert!((emken_damping(3.0, c.initial, 0.25, &c) - 1.5).abs() < 1e-12);
+        assert_eq!(emken_damping(3.0, 0.0, 1.0, &c), 0.0, "no stiffness, no damping");
+        c.constant_damping_ratio = false;
+        assert_eq!(emken_damping(3.0, 0.0, 0.2, &c), 3.0);
     }
 
     #[test]

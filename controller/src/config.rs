@@ -228,6 +228,47 @@ pub struct EmkenConfig {
     pub continuous: bool,
     /// Nominal trial duration used to convert f and g to per-second rates in continuous mode [s].
     pub nominal_trial_time: f64,
+    /// Which error of a trial drives the per-trial update (see [`EmkenError`]). Default: the task error.
+    #[serde(default)]
+    pub error: EmkenError,
+    /// Deadband of the task error as a fraction of the trial's reach tolerance [-], 0..=2 (used with
+    /// [`EmkenError::Task`]): a patient within this fraction of the tolerance when the reference arrives needs
+    /// no help, and the stiffness only forgets.
+    #[serde(default = "default_deadband_fraction")]
+    pub deadband_fraction: f64,
+    /// Scale the law's damping with its adapted stiffness at a constant damping ratio,
+    /// D_j = damping_j·√(s·K_j / initial) with s the progression's assistance scale, so that the whole impedance
+    /// fades with the help (true, default); false keeps `aan.damping` fixed whatever the stiffness.
+    #[serde(default = "default_true")]
+    pub constant_damping_ratio: bool,
+}
+
+/// Default [`EmkenConfig::deadband_fraction`] [-].
+pub const DEFAULT_EMKEN_DEADBAND_FRACTION: f64 = 0.0;
+
+fn default_deadband_fraction() -> f64 {
+    DEFAULT_EMKEN_DEADBAND_FRACTION
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The trial error that drives the per-trial Emken update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmkenError {
+    /// The task error (Plexo's choice): how far from the target the arm is, in joint space, when the reference
+    /// arrives (the planned movement time has elapsed) or when the trial ends, whichever is larger, beyond
+    /// `deadband_fraction` × the trial's reach tolerance; each joint adapts by its share of that distance. Help
+    /// is what the patient needs to be on target on time, and no more: a patient who reaches on time with a
+    /// wobbly path gets no help, so its own errors stay its own (Emken et al. 2007: the robot must let errors
+    /// happen, or the patient slacks).
+    #[default]
+    Task,
+    /// The tracking error of Emken et al. 2007, per joint: the larger of the trial's RMS tracking error and the
+    /// endpoint error, beyond `deadband` [rad].
+    Tracking,
 }
 
 /// τ_j = Σ_k w_jk φ_k(s), φ_k Gaussian in the movement phase s ∈ [0, 1];
@@ -390,6 +431,7 @@ impl ControllerConfig {
         check_range(f, "aan.emken.k_max", m.k_max, m.k_min, 5000.0)?;
         check_range(f, "aan.emken.initial", m.initial, m.k_min, m.k_max)?;
         check_range(f, "aan.emken.nominal_trial_time", m.nominal_trial_time, 0.1, 60.0)?;
+        check_range(f, "aan.emken.deadband_fraction", m.deadband_fraction, 0.0, 2.0)?;
         let r = &a.rbf;
         check_range(f, "aan.rbf.centers", r.centers as f64, 2.0, MAX_RBF as f64)?;
         check_range(f, "aan.rbf.width", r.width, 0.01, 1.0)?;

@@ -37,11 +37,13 @@ mod therapy;
 
 pub use aan::{ADAPTATION_STATE_VERSION, AanLaw, AdaptationState, BlockPerformance, ClampedValue, Progression};
 pub use config::{
-    AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, EmkenConfig, ErrorAugmentationConfig,
-    FrictionConfig, GravityConfig, ImpedanceConfig, MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig,
-    ResistiveConfig, TunnelConfig,
+    AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, DEFAULT_EMKEN_DEADBAND_FRACTION,
+    EmkenConfig, EmkenError, ErrorAugmentationConfig, FrictionConfig, GravityConfig, ImpedanceConfig,
+    MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig, TunnelConfig,
 };
-pub use controller::{Controller, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm};
+pub use controller::{
+    Controller, DEFAULT_TRIAL_TOLERANCE, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm,
+};
 pub use error::ControllerError;
 pub use observer::MomentumObserver;
 pub use protocol::{BlockSpec, DEFAULT_PROTOCOLS, Protocol, TargetKind, TargetSetSpec, default_protocol_toml};

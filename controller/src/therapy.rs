@@ -156,13 +156,15 @@ impl Therapy {
                 // The block's mode acts during the movement only. Its settings were validated when the session
                 // was prepared (`Session::new`), so the switch cannot fail.
                 self.controller.set_validated_mode(self.session.blocks()[block].settings());
+                // The protocol validated the tolerance (0.005..=0.5 rad) when the session was prepared.
+                self.controller.set_validated_trial_tolerance(self.session.blocks()[block].spec.tolerance);
                 // The rest before the trial must neither adapt a law nor enter the trial's metrics.
                 self.controller.reset_trial_statistics();
                 out = TherapyEvent::TrialStarted { block, trial };
             }
             SessionEvent::TrialEnded { block, trial, reached, .. } => {
                 // Close the trial on its own ticks (the movement), before this tick's rest hold.
-                let metrics = self.controller.end_trial();
+                let metrics = self.controller.end_trial_with_outcome(Some(reached));
                 self.performance.trials += 1;
                 self.performance.successes += u32::from(reached);
                 if self.progression_applies(block) {

@@ -157,6 +157,11 @@ fn second_session_resumes_the_first_sessions_assistance() {
     // certainly change in session 1 and their carry-over is tested, whatever the patient's success rate.
     cfg.aan.progression.success_low = 0.0;
     cfg.aan.progression.success_high = 0.0;
+    // A withdrawal every 2 trials and an assistance floor one withdrawal away: help reaches its floor first, then
+    // the movement is shortened (the progression's order), so both scales change within the 8 trials.
+    cfg.aan.progression.window = 2;
+    cfg.aan.progression.rescue_window = 2;
+    cfg.aan.progression.assistance_min = 0.9;
     let protocol = short_protocol();
     let (first_1, saved, patient) = run_session(at_home("moderate", &cfg, None), &protocol, None);
     let defaults = AdaptationState::new(4, &cfg.aan);

@@ -2,7 +2,7 @@
 //! (no plant): dwell and timeout of a trial, exactly one adaptation per trial, resuming a saved state.
 
 use plexo_controller::{
-    AanLaw, BlockSpec, ControllerConfig, ControllerError, Mode, REST_HOLD, Session, SessionEvent, Therapy,
+    AanLaw, BlockSpec, ControllerConfig, ControllerError, EmkenError, Mode, REST_HOLD, Session, SessionEvent, Therapy,
     TherapyEvent, aan,
 };
 use plexo_hal::{JointArray, JointState};
@@ -132,7 +132,10 @@ fn therapy(blocks: Vec<BlockSpec>) -> Therapy {
 /// and rests must adapt nothing.
 #[test]
 fn regression_therapy_adapted_emken_twice_per_trial() {
-    let mut therapy = therapy(vec![block(Mode::ActiveAssisted, AanLaw::Emken, 3)]);
+    // The tracking error is a function of the trial's RMS error, which the record carries.
+    let mut cfg = ControllerConfig::default_config().unwrap();
+    cfg.aan.emken.error = EmkenError::Tracking;
+    let mut therapy = scripted_therapy(&protocol(vec![block(Mode::ActiveAssisted, AanLaw::Emken, 3)]), &cfg);
     let emken = therapy.controller().config().aan.emken.clone();
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut state = state_at(&home, 0.0);
@@ -195,6 +198,67 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
     assert!(adapted >= 3, "the error grew the stiffness in most trials ({adapted} of 6 changed it)");
 }
 
+/// Runs the first trial of a one-block Emken session (default configuration: the task error) with the scripted
+/// arm either held at home or following the reference; returns the stiffness before and after the trial, the
+/// trial's target and the reach tolerance.
+fn emken_task_trial(cfg: &ControllerConfig, follow_reference: bool) -> ([f64; 4], [f64; 4], JointArray<f64>, f64) {
+    let mut therapy = scripted_therapy(&protocol(vec![block(Mode::ActiveAssisted, AanLaw::Emken, 1)]), cfg);
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut state = state_at(&home, 0.0);
+    therapy.start(&state);
+    let mut t = 0.0;
+    let mut before = None;
+    loop {
+        t += DT;
+        state.stamp = std::time::Duration::from_secs_f64(t);
+        let (_, event) = therapy.update(&state, t);
+        let k = therapy.controller().adaptation().emken_stiffness;
+        match event {
+            TherapyEvent::TrialStarted { .. } => before = Some(k),
+            TherapyEvent::TrialEnded(record) => {
+                let spec = &therapy.session().blocks()[0];
+                let target = spec.trial_targets[0];
+                let tolerance = spec.spec.tolerance;
+                assert_eq!(record.reached, follow_reference, "reached only when following");
+                let before = before.expect("the trial started");
+                return (before[..4].try_into().unwrap(), k[..4].try_into().unwrap(), target, tolerance);
+            }
+            _ => {}
+        }
+        if follow_reference && therapy.session().is_moving() {
+            state.position = therapy.controller().reference().position;
+        }
+        assert!(t < 20.0, "the trial never ended");
+    }
+}
+
+/// The task-error Emken law ([`EmkenError::Task`], the default) adapts on how far from the target the arm is when
+/// the reference arrives: with a deadband of half the tolerance an arm that follows the reference onto the target
+/// gets only forgetting; an arm that stays at home fails the trial and gets stiffness in proportion to its whole
+/// distance (a failure is never inside the deadband).
+#[test]
+fn emken_task_error_adapts_on_the_distance_from_the_target_when_the_reference_arrives() {
+    let mut cfg = ControllerConfig::default_config().unwrap();
+    assert_eq!(cfg.aan.emken.error, EmkenError::Task);
+    cfg.aan.emken.deadband_fraction = 0.5;
+    let emken = &cfg.aan.emken;
+    let (before, after, _, _) = emken_task_trial(&cfg, true);
+    for j in 0..4 {
+        assert!((after[j] - emken.forgetting * before[j]).abs() < 1e-9, "joint {j}: {after:?} from {before:?}");
+    }
+    let (before, after, target, _) = emken_task_trial(&cfg, false);
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let error: Vec<f64> = (0..4).map(|j| target[j] - home[j]).collect();
+    let mut excess = [0.0; 4];
+    aan::emken_task_error(&error, &error, 0.0, &mut excess);
+    assert!(excess.iter().any(|&x| x > 0.1), "the elbow target is far from home: {excess:?}");
+    let mut expected = before;
+    aan::emken_update_excess(&mut expected, &excess, emken);
+    for j in 0..4 {
+        assert!((after[j] - expected[j]).abs() < 1e-9, "joint {j}: {} vs {}", after[j], expected[j]);
+    }
+    assert!(after[3] > before[3], "the elbow, which missed its target, is stiffened");
+}
 #[test]
 fn resume_is_only_allowed_before_the_session_starts() {
     let mut therapy = therapy(vec![block(Mode::Passive, AanLaw::Fixed, 1)]);

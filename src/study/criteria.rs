@@ -5,7 +5,7 @@
 //! across seeds (mean and 95 % interval, [`super::tables::mean_ci`]). Definitions: docs/studies.md.
 
 use super::file::CapacityDrop;
-use super::raw::CourseResult;
+use super::raw::{BlockResult, CourseResult};
 use super::tables::{self, ordered};
 
 /// Assisted trials after the drop within which the help must rise (issue 12 §2).
@@ -181,6 +181,88 @@ pub fn criteria_md(courses: &[CourseResult], drop: Option<CapacityDrop>) -> Stri
     s
 }
 
+/// Whether a block is an unassisted probe: its name starts with "probe" (any case).
+pub fn is_probe(block: &BlockResult) -> bool {
+    block.name.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("probe"))
+}
+
+/// The probes of a course: the first session's first probe block (before training), the last session's last
+/// (after all training) and the first session's last (after one session's training); `None` without two probes.
+pub fn course_probes(course: &CourseResult) -> Option<(&BlockResult, &BlockResult, &BlockResult)> {
+    fn probes(blocks: &[BlockResult]) -> Vec<&BlockResult> {
+        blocks.iter().filter(|b| is_probe(b)).collect()
+    }
+    let all: Vec<&BlockResult> = course.sessions.iter().flat_map(|s| probes(&s.blocks)).collect();
+    let first_session = course.sessions.first().map(|s| probes(&s.blocks)).unwrap_or_default();
+    match (&all[..], first_session.last()) {
+        ([first, .., last], Some(after_first)) => Some((first, last, after_first)),
+        _ => None,
+    }
+}
+
+fn num(values: &[f64], scale: f64, decimals: usize) -> String {
+    match tables::mean_ci(values) {
+        None => "–".into(),
+        Some((m, None)) => format!("{:.*}", decimals, scale * m),
+        Some((m, Some((lo, hi)))) => {
+            format!("{:.*} [{:.*}, {:.*}]", decimals, scale * m, decimals, scale * lo, decimals, scale * hi)
+        }
+    }
+}
+
+/// The probes of one course: first, last, after the first session.
+type Probes<'a> = (&'a BlockResult, &'a BlockResult, &'a BlockResult);
+
+/// The probe section of the report, when the protocols have probe blocks (name starting with "probe": blocks in
+/// which the robot does not help, to measure what the patient learned): per controller × patient, the final
+/// error of the course's first probe, of the first session's last and of the course's last, the change from the
+/// first to the last, RMS tracking error and success, mean [95 % interval] across seeds. Empty without probes.
+pub fn probes_md(courses: &[CourseResult]) -> String {
+    let with: Vec<(&CourseResult, Probes)> = courses.iter().filter_map(|c| course_probes(c).map(|p| (c, p))).collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let controllers = ordered(with.iter().map(|(c, _)| c.controller.clone()));
+    let patients = ordered(with.iter().map(|(c, _)| c.patient.clone()));
+    let mut s = String::from("## Probe blocks: what the patient learned\n\n");
+    s.push_str(
+        "Blocks named `probe…`: the course's first probe (session 1, before training), the first session's last \
+         probe (after one session's training: the immediate effect) and the course's last probe (last session, \
+         after all training), mean [95 % interval] across seeds: final error [mm] (distance of the handle from the \
+         target at the trial end), its change from the first probe to the last (learning: negative), RMS tracking \
+         error [deg] and targets reached, first → last.\n\n",
+    );
+    s.push_str(
+        "| controller | patient | final error [mm] first → after session 1 → last | change | RMS error [deg] first → \
+         last | success first → last |\n|---|---|---|---|---|---|\n",
+    );
+    let deg = 180.0 / std::f64::consts::PI;
+    let rate = |b: &BlockResult| f64::from(b.successes) / f64::from(b.trials.max(1));
+    for ctrl in &controllers {
+        for patient in &patients {
+            let ps: Vec<Probes> =
+                with.iter().filter(|(c, _)| &c.controller == ctrl && &c.patient == patient).map(|(_, p)| *p).collect();
+            if ps.is_empty() {
+                continue;
+            }
+            let of = |f: &dyn Fn(&Probes) -> f64| ps.iter().map(f).collect::<Vec<f64>>();
+            s.push_str(&format!(
+                "| {ctrl} | {patient} | {} → {} → {} | {} | {} → {} | {} → {} |\n",
+                num(&of(&|p| p.0.final_error_m), 1e3, 1),
+                num(&of(&|p| p.2.final_error_m), 1e3, 1),
+                num(&of(&|p| p.1.final_error_m), 1e3, 1),
+                pct(&of(&|p| p.1.final_error_m / p.0.final_error_m - 1.0)),
+                num(&of(&|p| p.0.rms_error_rad), deg, 2),
+                num(&of(&|p| p.1.rms_error_rad), deg, 2),
+                pct(&of(&|p| rate(p.0))),
+                pct(&of(&|p| rate(p.1))),
+            ));
+        }
+    }
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +284,78 @@ mod tests {
         f[7] = u8::from(reached).to_string();
         f[26] = assistance.to_string();
         f.join(",")
+    }
+
+    fn block(name: &str, final_error_m: f64, successes: u32) -> BlockResult {
+        BlockResult {
+            name: name.into(),
+            mode: "Transparent".into(),
+            trials: 10,
+            successes,
+            final_error_m,
+            rms_error_rad: 0.1,
+            assistance_nm: 0.0,
+            assistance_j: 0.0,
+            effort_j: 1.0,
+            effort_share: None,
+            true_effort_share: None,
+            speed_peaks: 1.0,
+            sparc: None,
+            movement_time_s: None,
+            stiffness_nm_rad: 0.0,
+            duration_s: 2.0,
+        }
+    }
+
+    #[test]
+    fn the_probes_of_a_course_are_the_first_sessions_first_and_the_last_sessions_last() {
+        let session = |k: u32, blocks: Vec<BlockResult>| SessionResult {
+            session: k,
+            seed: 1,
+            end: "completed".into(),
+            session_time_s: 1.0,
+            blocks,
+            trials: Vec::new(),
+        };
+        let course = |controller: &str, seed: u64, last_error: f64| CourseResult {
+            study: String::new(),
+            courses: 2,
+            index: 0,
+            controller: controller.into(),
+            patient: "p".into(),
+            seed,
+            joints: vec!["j".into()],
+            sessions: vec![
+                session(
+                    1,
+                    vec![block("Probe before", 0.02, 5), block("training", 0.5, 0), block("probe after", 0.015, 6)],
+                ),
+                session(
+                    2,
+                    vec![
+                        block("probe before", 0.014, 7),
+                        block("training", 0.5, 0),
+                        block("probe after", last_error, 9),
+                    ],
+                ),
+            ],
+        };
+        let c = course("ea", 1, 0.01);
+        let (first, last, after_first) = course_probes(&c).expect("two probes");
+        assert_eq!(after_first.final_error_m, 0.015, "the first session's last probe");
+        assert_eq!((first.name.as_str(), first.final_error_m), ("Probe before", 0.02), "case-insensitive, first");
+        assert_eq!((last.name.as_str(), last.final_error_m), ("probe after", 0.01), "the last session's last");
+        assert!(!is_probe(&block("training", 0.0, 0)) && !is_probe(&block("prob", 0.0, 0)));
+        let md = probes_md(&[c, course("ea", 2, 0.014)]);
+        // Final error 20 mm -> 12 mm on average (10 and 14), a 40 % fall; success 50 % -> 90 %.
+        assert!(
+            md.contains("| ea | p | 20.0 [20.0, 20.0] → 15.0 [15.0, 15.0] → 12.0 [-13.4, 37.4] | -40 % [-167, 87] |"),
+            "{md}"
+        );
+        assert!(md.contains("| 50 % [50, 50] → 90 % [90, 90] |"), "{md}");
+        let without =
+            CourseResult { sessions: vec![session(1, vec![block("training", 0.5, 0)])], ..course("x", 1, 0.0) };
+        assert_eq!(probes_md(&[without]), "", "no probe blocks, no section");
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub struct ControllerEntry {
     /// stiffness the progression must not scale).
     #[serde(default)]
     pub progression: Option<bool>,
+    /// This controller's protocol (.toml path, relative to the study file, or an embedded name) instead of the
+    /// study's `protocol`: arms that differ in what the robot does in each block (error augmentation, plain
+    /// practice, guidance between unassisted probe blocks). `law` and `progression` apply to it as to the study's.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// Seeds: an explicit list, or a count `n` meaning seeds 1..=n.
@@ -227,6 +232,7 @@ impl Study {
                 return Err(err(path, &key("stiffness"), "only with law = \"fixed\" (the fixed-impedance baseline)"));
             }
             controllers[i].config = c.config.as_ref().map(|p| if p.is_relative() { dir.join(p) } else { p.clone() });
+            controllers[i].protocol = controllers[i].protocol.as_ref().map(|p| resolve(dir, p));
         }
         let patients = raw.patients.iter().map(|p| resolve(dir, p)).collect::<Vec<_>>();
         if let Some((i, p)) = patients.iter().enumerate().find(|(i, p)| patients[..*i].contains(p)) {
@@ -343,6 +349,17 @@ progression = false
         assert_eq!((quick.seeds.len(), quick.sessions, quick.courses().len()), (2, 10, 32));
         assert_eq!(quick.controllers, s.controllers, "the quick form runs the benchmark's controllers");
         assert_eq!(quick.patients, s.patients);
+        // The training-modes study: each arm its own protocol (resolved next to the study file), which loads.
+        let modes = Study::load(&path.with_file_name("training-modes.toml")).unwrap();
+        assert_eq!(modes.courses().len(), 3 * 2 * 3);
+        for c in &modes.controllers {
+            let protocol = c.protocol.as_deref().expect("each arm names its protocol");
+            assert!(Path::new(protocol).is_file(), "{protocol}");
+            let p = crate::setup::load_protocol(protocol).unwrap().value;
+            let probes: Vec<_> = p.blocks.iter().filter(|b| b.name.starts_with("probe")).collect();
+            assert_eq!(probes.len(), 2, "{protocol}: a probe before and after the training");
+            assert!(probes.iter().all(|b| b.mode == plexo_controller::Mode::Transparent && b.arm_support == 0.0));
+        }
     }
 
     #[test]

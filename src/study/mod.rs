@@ -288,6 +288,7 @@ fn write_outputs(study: &Study, courses: &[CourseResult], out: &Path) -> Result<
     }
     let mut report = report_md(study, courses.len(), &controllers, &patients, &cells, &plots);
     report.push_str(&criteria::criteria_md(courses, study.capacity_drop));
+    report.push_str(&criteria::probes_md(courses));
     crate::files::write_atomically(&out.join("report.md"), report.as_bytes())
 }
 

@@ -71,7 +71,10 @@ pub fn prepare(study: Study, study_path: &Path) -> Result<Prepared, AppError> {
         if let Some(k) = entry.stiffness {
             config.value.aan.emken.initial = k;
         }
-        let mut protocol = Loaded { value: protocol.value.clone(), source: protocol.source.clone() };
+        let mut protocol = match &entry.protocol {
+            Some(own) => setup::load_protocol(own)?,
+            None => Loaded { value: protocol.value.clone(), source: protocol.source.clone() },
+        };
         if entry.law.is_some() || entry.progression.is_some() {
             for block in protocol.value.blocks.iter_mut().filter(|b| b.mode == Mode::ActiveAssisted) {
                 block.law = entry.law.unwrap_or(block.law);

@@ -38,8 +38,9 @@ impl Controller {
                     aan::emken_update_continuous(&mut self.adaptation.emken_stiffness[..n], &err[..n], dt, &a.emken);
                 }
                 for j in 0..n {
-                    tau[j] = scale * self.adaptation.emken_stiffness[j] * (r.position[j] - q[j])
-                        + self.gains.aan_d[j] * (r.velocity[j] - qd[j]);
+                    let k = self.adaptation.emken_stiffness[j];
+                    let d = aan::emken_damping(self.gains.aan_d[j], k, scale, &a.emken);
+                    tau[j] = scale * k * (r.position[j] - q[j]) + d * (r.velocity[j] - qd[j]);
                 }
             }
             AanLaw::Rbf => {

@@ -34,6 +34,10 @@ use crate::observer::MomentumObserver;
 use crate::safety::ControllerReport;
 use crate::tasks::TaskReference;
 
+/// Reach tolerance assumed until [`Controller::set_trial_tolerance`] is called [rad] (the shipped protocols'
+/// assisted blocks use it).
+pub const DEFAULT_TRIAL_TOLERANCE: f64 = 0.05;
+
 /// Runtime copies of the per-joint configuration arrays (no heap on the hot path).
 #[derive(Clone, Copy, Debug)]
 struct Gains {
@@ -85,6 +89,9 @@ pub struct Controller {
     mode_torque: JointArray<f64>,
     reference: TaskReference,
     trial: TrialAccumulator,
+    /// Reach tolerance of the running trial: joint-space distance to the target [rad] (the task-error Emken
+    /// deadband is a fraction of it).
+    trial_tolerance: f64,
     /// Velocity filter of the damping terms: the two cascaded first-order sections [rad/s]; `None` until the
     /// first tick after `start` (initialised to the measured velocity, so the filter does not step).
     velocity_filter: Option<[JointArray<f64>; 2]>,
@@ -209,12 +216,28 @@ impl Controller {
             mode_torque: JointArray::splat(dof, 0.0),
             reference: TaskReference::hold(&JointArray::splat(dof, 0.0)),
             trial: TrialAccumulator::default(),
+            trial_tolerance: DEFAULT_TRIAL_TOLERANCE,
             velocity_filter: None,
             last_settings: settings,
             switch_offset: JointArray::splat(dof, 0.0),
             switch_left: 0.0,
             config: config.clone(),
         })
+    }
+
+    /// Sets the reach tolerance of the trials to come: the joint-space distance to the target [rad] within which
+    /// a trial counts as reached (the protocol block's `tolerance`, 0.005..=0.5). The task-error Emken law
+    /// ([`crate::EmkenError::Task`]) scales its deadband with it. [`crate::Therapy`] sets it at every trial start.
+    /// Real-time safe (allocates only the error).
+    pub fn set_trial_tolerance(&mut self, tolerance: f64) -> Result<(), ControllerError> {
+        crate::error::check_range("trial", "tolerance", tolerance, 0.005, 0.5)?;
+        self.set_validated_trial_tolerance(tolerance);
+        Ok(())
+    }
+
+    /// [`Controller::set_trial_tolerance`] for a tolerance a protocol has validated. Real-time safe.
+    pub(crate) fn set_validated_trial_tolerance(&mut self, tolerance: f64) {
+        self.trial_tolerance = tolerance;
     }
 
     /// Number of joints.
@@ -598,6 +621,18 @@ mod tests {
     /// Passive damping acts on the filtered velocity: a one-tick velocity pulse of one encoder count per tick
     /// (2π/16384 rad in 1 ms) moves the torque by α² of the unfiltered step in its first tick; other modes keep
     /// the measured velocity.
+    #[test]
+    fn trial_tolerance_outside_its_range_is_refused_naming_it() {
+        let mut c = controller();
+        for bad in [0.0, 0.001, 0.6, f64::NAN] {
+            let err = c.set_trial_tolerance(bad).unwrap_err().to_string();
+            assert!(err.contains("tolerance"), "{bad}: {err}");
+        }
+        assert_eq!(c.trial_tolerance, DEFAULT_TRIAL_TOLERANCE, "a refused tolerance changes nothing");
+        c.set_trial_tolerance(0.1).unwrap();
+        assert_eq!(c.trial_tolerance, 0.1);
+    }
+
     #[test]
     fn passive_damping_uses_the_filtered_velocity() {
         let mut c = controller();

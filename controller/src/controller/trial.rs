@@ -5,6 +5,7 @@ use plexo_hal::{JointArray, JointState, MAX_JOINTS};
 
 use super::{Controller, Mode};
 use crate::aan::{self, AanLaw};
+use crate::config::EmkenError;
 use crate::tasks::TaskReference;
 
 /// Per-trial metrics, returned by [`Controller::end_trial`].
@@ -39,6 +40,11 @@ pub(super) struct TrialAccumulator {
     emken_ticks: u64,
     /// q_d − q per joint at the last tick with the per-trial Emken law in force: the trial's endpoint error [rad].
     emken_last_err: [f64; MAX_JOINTS],
+    /// q_d − q per joint at the first tick with the per-trial Emken law in force at which the reference had
+    /// arrived (phase 1: the planned movement time elapsed) [rad].
+    emken_arrival_err: [f64; MAX_JOINTS],
+    /// True once `emken_arrival_err` holds the arrival error.
+    emken_arrived: bool,
     /// Ticks with an adaptive law (Emken, RBF) in force.
     adaptive_ticks: u64,
 }
@@ -61,12 +67,17 @@ impl Controller {
         let emken_per_trial = assisted && self.settings.law == AanLaw::Emken && !self.config.aan.emken.continuous;
         let mut assist2 = 0.0;
         let mut effort2 = 0.0;
+        let arrives = emken_per_trial && !self.trial.emken_arrived && reference.phase >= 1.0;
+        self.trial.emken_arrived |= arrives;
         for j in 0..n {
             let e2 = e(j) * e(j);
             self.trial.err2[j] += e2;
             if emken_per_trial {
                 self.trial.emken_err2[j] += e2;
                 self.trial.emken_last_err[j] = e(j);
+                if arrives {
+                    self.trial.emken_arrival_err[j] = e(j);
+                }
             }
             assist2 += tau[j] * tau[j];
             effort2 += self.report.interaction_torque[j].powi(2);
@@ -79,15 +90,26 @@ impl Controller {
         self.trial.adaptive_ticks += u64::from(assisted && matches!(self.settings.law, AanLaw::Emken | AanLaw::Rbf));
     }
 
-    /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness once from
-    /// the trial's error over the ticks in which that law was in force (rests and other modes never adapt it):
-    /// per joint the larger of the RMS tracking error and the endpoint error at the last such tick. The endpoint
-    /// term is Plexo's addition to Emken et al. 2007 (whose error is the trial's tracking error): a patient who
-    /// tracks the reference closely but ends off the target (a planning bias, a short reach) fails the trial with
-    /// a small RMS error; counting the endpoint error lets the law raise help for the failure that matters.
-    /// Counts the trial in [`AdaptationState::trials`] if an adaptive law (Emken, RBF) acted in it.
-    /// Allocation-free.
+    /// Ends a trial whose outcome the caller does not know (tests, tools): [`Controller::end_trial_with_outcome`]
+    /// with the outcome unknown, so the task error's deadband applies. Allocation-free.
     pub fn end_trial(&mut self) -> TrialMetrics {
+        self.end_trial_with_outcome(None)
+    }
+
+    /// Ends a trial: returns its metrics and, for the Emken law in per-trial mode, adapts the stiffness once from
+    /// the trial's error over the ticks in which that law was in force (rests and other modes never adapt it).
+    /// With [`crate::EmkenError::Task`] (default) the error is the joint-space distance from the target when the
+    /// reference arrived or at the end, whichever is larger, beyond the deadband (`deadband_fraction` × the
+    /// trial's tolerance); a trial known to have failed (`reached == Some(false)`) counts its whole distance —
+    /// the deadband is a tolerance for patients who reach, never for a failure. With
+    /// [`crate::EmkenError::Tracking`] it is per joint the larger of the RMS tracking error and the endpoint
+    /// error. The endpoint term in both is Plexo's addition to Emken et al. 2007 (whose error is the trial's
+    /// tracking error): a patient who tracks the reference closely but ends off the target (a planning bias, a
+    /// short reach) fails the trial with a small RMS error. Counts the trial in [`AdaptationState::trials`] if an
+    /// adaptive law (Emken, RBF) acted in it. Allocation-free.
+    ///
+    /// [`AdaptationState::trials`]: crate::AdaptationState::trials
+    pub fn end_trial_with_outcome(&mut self, reached: Option<bool>) -> TrialMetrics {
         let n = self.dof;
         let ticks = self.trial.ticks.max(1) as f64;
         let mut rms_error = JointArray::splat(n, 0.0);
@@ -95,13 +117,30 @@ impl Controller {
             rms_error[j] = (self.trial.err2[j] / ticks).sqrt();
         }
         if self.trial.emken_ticks > 0 {
-            let emken_ticks = self.trial.emken_ticks as f64;
+            let c = &self.config.aan.emken;
             let mut emken_error = JointArray::splat(n, 0.0);
-            for j in 0..n {
-                emken_error[j] =
-                    (self.trial.emken_err2[j] / emken_ticks).sqrt().max(self.trial.emken_last_err[j].abs());
+            match c.error {
+                EmkenError::Task => {
+                    // A trial that ended before its reference arrived: its last error is its arrival error.
+                    let arrival = if self.trial.emken_arrived {
+                        &self.trial.emken_arrival_err
+                    } else {
+                        &self.trial.emken_last_err
+                    };
+                    let deadband =
+                        if reached == Some(false) { 0.0 } else { c.deadband_fraction * self.trial_tolerance };
+                    aan::emken_task_error(&arrival[..n], &self.trial.emken_last_err[..n], deadband, &mut emken_error);
+                    aan::emken_update_excess(&mut self.adaptation.emken_stiffness[..n], &emken_error, c);
+                }
+                EmkenError::Tracking => {
+                    let emken_ticks = self.trial.emken_ticks as f64;
+                    for j in 0..n {
+                        emken_error[j] =
+                            (self.trial.emken_err2[j] / emken_ticks).sqrt().max(self.trial.emken_last_err[j].abs());
+                    }
+                    aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &emken_error, c);
+                }
             }
-            aan::emken_update(&mut self.adaptation.emken_stiffness[..n], &emken_error, &self.config.aan.emken);
         }
         if self.trial.adaptive_ticks > 0 {
             self.adaptation.trials += 1;
