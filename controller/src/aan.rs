@@ -1,7 +1,11 @@
 //! Assist-as-needed laws and their serializable adaptation state.
 //!
 //! - [`emken_update`]: error-based stiffness adaptation with forgetting, Emken, Bobrow & Reinkensmeyer 2007
-//!   (J NeuroEng Rehabil 4:8): K_{i+1} = f·K_i + g·|e_i|, here with a deadband on |e_i|.
+//!   (J NeuroEng Rehabil 4:8): K_{i+1} = f·K_i + g·|e_i|, here with a deadband on |e_i|. By default the error
+//!   is Plexo's task error ([`emken_task_error`], [`crate::EmkenError::Task`]): the joint-space distance from
+//!   the target when the reference arrives or the trial ends, shared among the joints; the law's damping keeps
+//!   the initial damping ratio as the stiffness adapts ([`emken_damping`]). Why, with the measurements:
+//!   EFFICACY.md.
 //! - [`rbf_torque`] / [`rbf_adapt`]: Gaussian RBF model of the patient's deficit along the movement with a
 //!   decay term, Wolbrecht, Chan, Reinkensmeyer & Bobrow 2008 (IEEE TNSRE 16(3)). Wolbrecht placed the RBFs
 //!   over the workspace; Plexo places them over the movement phase s ∈ [0, 1] of the current trial, which is
@@ -10,7 +14,7 @@
 //!   tunnel around the path, a spring–damper wall outside it, free timing along it, optional supportive flow.
 //! - [`record_trial_outcome`] / [`progress_between_blocks`]: performance-based progression of assistance,
 //!   movement duration and tunnel width on a sliding window of recent trials, Krebs et al. 2003 (Autonomous
-//!   Robots 15).
+//!   Robots 15); a withdrawal lowers the help first and shortens the movement only once the help is at its floor.
 //!
 //! Every adapted parameter is clamped to configured bounds after every update.
 
