@@ -86,13 +86,22 @@ pub struct RunArgs {
 
 /// Runs `plexo run`.
 pub fn run(args: &RunArgs) -> Result<(), AppError> {
-    // 0. No output may overwrite an input or another output.
-    let mut inputs = file_inputs(&[("--patient", &args.patient), ("--protocol", &args.protocol)]);
+    // 0. No output may overwrite an input or another output — the files the hardware configuration names
+    // included (its robot URDF and its calibration file: a `--state` onto the URDF overwrote it).
+    let mut hw = HardwareConfig::from_file(&args.hardware)?;
+    let calibration = hw.calibration_path();
+    let mut inputs = file_inputs(&[
+        ("--patient", &args.patient),
+        ("--protocol", &args.protocol),
+        ("the robot of --hardware", &hw.robot),
+    ]);
     inputs.push(("--hardware", &args.hardware));
     inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    if calibration.exists() {
+        inputs.push(("the calibration of --hardware", &calibration));
+    }
     args.output.check_paths(&inputs, &[])?;
     // 1. The same validation as `plexo check`.
-    let mut hw = HardwareConfig::from_file(&args.hardware)?;
     let check_args = CheckArgs {
         robot: hw.robot.clone(),
         patient: args.patient.clone(),

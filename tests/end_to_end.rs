@@ -606,6 +606,48 @@ fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no partial or other file was left behind");
 }
 
+/// Regression (issue 13 §2): `plexo run` did not count the files its hardware configuration names as inputs, so
+/// `--state` onto the configuration's robot URDF overwrote the robot description with a state file. The URDF and
+/// the calibration file are inputs: an output onto either is refused before anything runs, and both stay intact.
+#[test]
+fn run_refuses_an_output_onto_the_robot_or_calibration_its_hardware_configuration_names() {
+    let dir = scratch("hardware-inputs");
+    let urdf = dir.join("arm.urdf");
+    std::fs::copy(repo("assets/robots/plexo-arm4.urdf"), &urdf).unwrap();
+    let config = std::fs::read_to_string(repo("assets/configs/plexo-arm4-hardware.toml")).unwrap();
+    let config: String = config
+        .lines()
+        .map(|l| if l.starts_with("robot =") { "robot = \"arm.urdf\"".to_owned() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let hw = dir.join("hw.toml");
+    std::fs::write(&hw, config).unwrap();
+    let calibration = dir.join("hw.calibration.toml");
+    std::fs::write(&calibration, "# a clinic's calibration\n").unwrap();
+    let urdf_before = std::fs::read(&urdf).unwrap();
+    for target in [&urdf, &calibration] {
+        let t = target.to_str().unwrap();
+        let out = plexo(&[
+            "run",
+            "--hardware",
+            hw.to_str().unwrap(),
+            "--emulate",
+            "articulated",
+            "--patient",
+            "moderate",
+            "--i-confirm-the-patient-is-safe",
+            "-q",
+            "--state",
+            t,
+        ]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "--state {t} was accepted");
+        assert!(stderr.contains(t) && stderr.contains(" and "), "{t}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&urdf).unwrap(), urdf_before, "the robot URDF was overwritten");
+    assert_eq!(std::fs::read_to_string(&calibration).unwrap(), "# a clinic's calibration\n");
+}
+
 /// A full `plexo sim --no-save --out DIR` session on the articulated plant: its summary and trial table in DIR, no
 /// recording.
 fn no_save_session(name: &str, patient: &str, extra: &[&str]) -> (PathBuf, serde_json::Value, String, String) {

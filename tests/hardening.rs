@@ -152,6 +152,7 @@ fn a_fifo_or_a_directory_as_an_input_file_is_refused_at_once_naming_it() {
         vec!["check", "--hardware", f],
         vec!["sim", "--no-save", "--resume", f],
         vec!["replay", f],
+        vec!["study", f],
         vec!["check", "--controller", d],
     ] {
         let out = plexo_within_20_s(&args);
@@ -160,6 +161,17 @@ fn a_fifo_or_a_directory_as_an_input_file_is_refused_at_once_naming_it() {
         let what = if args.contains(&d) { "a directory" } else { "a FIFO" };
         assert!(stderr.contains(what) && stderr.contains(args[args.len() - 1]), "{args:?}: {stderr}");
     }
+    // `study merge` reads a shard folder's raw/study.toml: a FIFO there is refused too (it hung `plexo study`).
+    let shard = dir.join("shard");
+    std::fs::create_dir_all(shard.join("raw")).unwrap();
+    let raw_fifo = shard.join("raw").join("study.toml");
+    let c = std::ffi::CString::new(raw_fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let out_dir = dir.join("merged");
+    let out = plexo_within_20_s(&["study", "merge", shard.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success() && stderr.contains("a FIFO") && stderr.contains("study.toml"), "{stderr}");
 }
 
 #[test]

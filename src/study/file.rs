@@ -178,8 +178,7 @@ fn resolve(dir: &Path, spec: &str) -> String {
 impl Study {
     /// Reads and validates a study file. Errors name the file and the key. Not real-time safe.
     pub fn load(path: &Path) -> Result<Self, AppError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
         Self::parse(&text, path)
     }
 

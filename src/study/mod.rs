@@ -125,8 +125,8 @@ pub fn run(args: &StudyArgs) -> Result<(), AppError> {
     }
     let path = args.file.as_deref().ok_or_else(|| shard_error("FILE", "a study file is required".into()))?;
     let shard = shard(args.shard.as_deref(), |k| std::env::var(k).ok())?;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+    // As every input: a regular file within the size limit (a FIFO is refused, not waited on).
+    let text = crate::files::read_input(path, crate::files::MAX_CONFIG_BYTES)?;
     let study = Study::parse(&text, path)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("out").join(format!(
@@ -199,8 +199,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, AppError> {
     let mut found: Vec<(CourseResult, PathBuf, String)> = Vec::new();
     for dir in dirs {
         let study_path = dir.join("raw").join("study.toml");
-        let text = std::fs::read_to_string(&study_path)
-            .map_err(|e| AppError::Io { path: study_path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(&study_path, crate::files::MAX_CONFIG_BYTES)?;
         match &study {
             Some((first, first_path)) if *first != text => {
                 return Err(AppError::Config {
@@ -216,8 +215,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, AppError> {
             None => study = Some((text, study_path.clone())),
         }
         for path in raw::course_files(dir)? {
-            let bytes = std::fs::read_to_string(&path)
-                .map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+            let bytes = crate::files::read_input(&path, raw::MAX_COURSE_BYTES)?;
             found.push((CourseResult::load(&path)?, path, bytes));
         }
     }

@@ -57,6 +57,10 @@ pub struct BlockResult {
 /// Name of the aggregate row of the active-assisted blocks of a session.
 pub const ASSISTED: &str = "(assisted blocks)";
 
+/// Largest course file `study merge` reads [bytes]: a course's trial rows are ≈ 0.5 kB each, ≈ 65 kB per
+/// default session, so 1 GiB holds ≈ 15,000 sessions per course.
+pub const MAX_COURSE_BYTES: u64 = crate::files::MAX_LOG_BYTES;
+
 impl BlockResult {
     /// A block of the block table, with the mean stiffness of its trial rows `rows`.
     pub fn new(b: &BlockSummary, rows: &[&TrialRow]) -> Self {
@@ -168,10 +172,9 @@ impl CourseResult {
         crate::files::write_atomically(&path, text.as_bytes())
     }
 
-    /// Reads a course file; errors name it. Not real-time safe.
+    /// Reads a course file (a regular file of at most [`MAX_COURSE_BYTES`]); errors name it. Not real-time safe.
     pub fn load(path: &Path) -> Result<Self, AppError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?;
+        let text = crate::files::read_input(path, MAX_COURSE_BYTES)?;
         toml::from_str(&text).map_err(|e| AppError::Config {
             file: path.display().to_string(),
             key: "(course result)".into(),
