@@ -365,8 +365,32 @@ impl CanRobotConfig {
         if !(self.control_rate_hz.is_finite() && self.control_rate_hz > 0.0 && self.control_rate_hz <= 10_000.0) {
             return Err(cfg("control_rate_hz".into(), format!("{} must be in (0, 10000]", self.control_rate_hz)));
         }
-        if self.max_missed_cycles == 0 || self.max_missed_cycles > 100 {
-            return Err(cfg("max_missed_cycles".into(), format!("{} must be in 1..=100", self.max_missed_cycles)));
+        // Both bounds follow from the control period: `read` waits for the replies within the cycle it serves (a
+        // longer wait overruns every cycle with a late reply and delays the stop), and the host must stop on a
+        // silent bus within the time the drives themselves would keep torque ([`MAX_MIT_DRIVE_TIMEOUT_MS`]).
+        let period_us = 1e6 / self.control_rate_hz;
+        if self.reply_timeout_us == 0 || self.reply_timeout_us as f64 > period_us {
+            return Err(cfg(
+                "reply_timeout_us".into(),
+                format!(
+                    "{} µs must be in 1..={} µs (one control period at {} Hz: the replies are awaited within the \
+                     cycle they serve)",
+                    self.reply_timeout_us,
+                    period_us.floor(),
+                    self.control_rate_hz
+                ),
+            ));
+        }
+        let max_missed = ((f64::from(MAX_MIT_DRIVE_TIMEOUT_MS) * 1e3 / period_us).floor() as u32).max(1);
+        if self.max_missed_cycles == 0 || self.max_missed_cycles > max_missed {
+            return Err(cfg(
+                "max_missed_cycles".into(),
+                format!(
+                    "{} must be in 1..={max_missed}: at {} Hz more missed cycles leave a silent bus unnoticed for \
+                     longer than {MAX_MIT_DRIVE_TIMEOUT_MS} ms, the longest a drive may keep torque without the host",
+                    self.max_missed_cycles, self.control_rate_hz
+                ),
+            ));
         }
         if !(1..=127).contains(&self.master_node_id) {
             return Err(cfg("master_node_id".into(), format!("{} must be 1..=127", self.master_node_id)));
@@ -613,6 +637,27 @@ cia402 = { rated_torque_mnm = 320, heartbeat_ms = 100 }
         let bad = EXAMPLE.replace("drive_timeout_ms = 20", "drive_timeout_ms = 0");
         let e = CanRobotConfig::from_toml(&bad, "robot.toml").unwrap_err().to_string();
         assert!(e.contains("joints[0].mit.drive_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn reply_timeout_and_missed_cycles_cannot_leave_a_silent_bus_unnoticed() {
+        // Regression (issue 13 §3): `reply_timeout_us` was not checked (60 s passed `check`) and 100 missed cycles
+        // were accepted (200 ms of silence at 500 Hz before the stop).
+        let with = |line: &str| EXAMPLE.replace("control_rate_hz = 500.0", &format!("control_rate_hz = 500.0\n{line}"));
+        for (line, key) in [
+            ("reply_timeout_us = 60000000", "reply_timeout_us"),
+            ("reply_timeout_us = 2001", "reply_timeout_us"),
+            ("reply_timeout_us = 0", "reply_timeout_us"),
+            ("max_missed_cycles = 100", "max_missed_cycles"),
+            ("max_missed_cycles = 26", "max_missed_cycles"),
+        ] {
+            let e = CanRobotConfig::from_toml(&with(line), "r.toml").unwrap_err().to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        // The edges: one full period of 2 ms, and 25 cycles = 50 ms at 500 Hz.
+        for line in ["reply_timeout_us = 2000", "max_missed_cycles = 25"] {
+            CanRobotConfig::from_toml(&with(line), "r.toml").unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
     }
 
     #[test]

@@ -27,8 +27,8 @@ use socketcan::{CanErrorFrame, CanSocket, Socket};
 
 const CONFIG: &str = r#"
 control_rate_hz = 200.0
-# A responder thread on a loaded test machine can be late: a generous reply timeout.
-reply_timeout_us = 20000
+# A responder thread on a loaded test machine can be late: a generous reply timeout (at most one period).
+reply_timeout_us = 5000
 [[buses]]
 name = "vcan0"
 bitrate = 1000000

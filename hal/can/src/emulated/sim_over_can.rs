@@ -236,7 +236,8 @@ impl<P: Robot> SimOverCan<P> {
             .collect();
         let config = CanRobotConfig {
             control_rate_hz: rate_hz,
-            reply_timeout_us: 500,
+            // At most one control period (the configuration's bound), 500 µs at 1 kHz.
+            reply_timeout_us: ((1e6 / rate_hz).floor() as u64).clamp(1, 500),
             max_missed_cycles: 3,
             bus_load_limit: crate::planner::DEFAULT_LOAD_LIMIT,
             master_node_id: 0x7F,
