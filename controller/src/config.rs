@@ -233,7 +233,7 @@ pub struct EmkenConfig {
     pub error: EmkenError,
     /// Deadband of the task error as a fraction of the trial's reach tolerance [-], 0..=2 (used with
     /// [`EmkenError::Task`]): a patient within this fraction of the tolerance when the reference arrives needs
-    /// no help, and the stiffness only forgets.
+    /// no help, and the stiffness only forgets; a failed trial counts its whole distance.
     #[serde(default = "default_deadband_fraction")]
     pub deadband_fraction: f64,
     /// Scale the law's damping with its adapted stiffness at a constant damping ratio,

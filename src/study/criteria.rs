@@ -200,16 +200,6 @@ pub fn course_probes(course: &CourseResult) -> Option<(&BlockResult, &BlockResul
     }
 }
 
-fn num(values: &[f64], scale: f64, decimals: usize) -> String {
-    match tables::mean_ci(values) {
-        None => "–".into(),
-        Some((m, None)) => format!("{:.*}", decimals, scale * m),
-        Some((m, Some((lo, hi)))) => {
-            format!("{:.*} [{:.*}, {:.*}]", decimals, scale * m, decimals, scale * lo, decimals, scale * hi)
-        }
-    }
-}
-
 /// The probes of one course: first, last, after the first session.
 type Probes<'a> = (&'a BlockResult, &'a BlockResult, &'a BlockResult);
 
@@ -248,12 +238,12 @@ pub fn probes_md(courses: &[CourseResult]) -> String {
             let of = |f: &dyn Fn(&Probes) -> f64| ps.iter().map(f).collect::<Vec<f64>>();
             s.push_str(&format!(
                 "| {ctrl} | {patient} | {} → {} → {} | {} | {} → {} | {} → {} |\n",
-                num(&of(&|p| p.0.final_error_m), 1e3, 1),
-                num(&of(&|p| p.2.final_error_m), 1e3, 1),
-                num(&of(&|p| p.1.final_error_m), 1e3, 1),
+                tables::mean_ci_text(&of(&|p| 1e3 * p.0.final_error_m), 1),
+                tables::mean_ci_text(&of(&|p| 1e3 * p.2.final_error_m), 1),
+                tables::mean_ci_text(&of(&|p| 1e3 * p.1.final_error_m), 1),
                 pct(&of(&|p| p.1.final_error_m / p.0.final_error_m - 1.0)),
-                num(&of(&|p| p.0.rms_error_rad), deg, 2),
-                num(&of(&|p| p.1.rms_error_rad), deg, 2),
+                tables::mean_ci_text(&of(&|p| deg * p.0.rms_error_rad), 2),
+                tables::mean_ci_text(&of(&|p| deg * p.1.rms_error_rad), 2),
                 pct(&of(&|p| rate(p.0))),
                 pct(&of(&|p| rate(p.1))),
             ));

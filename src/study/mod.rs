@@ -290,14 +290,6 @@ fn write_outputs(study: &Study, courses: &[CourseResult], out: &Path) -> Result<
     crate::files::write_atomically(&out.join("report.md"), report.as_bytes())
 }
 
-fn cell_text(values: &[f64], digits: usize) -> String {
-    match tables::mean_ci(values) {
-        None => "–".into(),
-        Some((m, None)) => format!("{m:.digits$}"),
-        Some((m, Some((lo, hi)))) => format!("{m:.digits$} [{lo:.digits$}, {hi:.digits$}]"),
-    }
-}
-
 /// The Markdown report: what was run, the measures, and per patient the plot and the cohort table.
 fn report_md(
     study: &Study,
@@ -372,13 +364,13 @@ fn report_md(
                 s.push_str(&format!(
                     "| {ctrl} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                     c.session,
-                    cell_text(v("success_rate"), 2),
-                    cell_text(v("assistance_nm"), 2),
-                    cell_text(v("effort_share_est"), 2),
-                    cell_text(v("effort_share_true"), 2),
-                    cell_text(v("sparc"), 2),
-                    cell_text(v("stiffness_nm_rad"), 1),
-                    cell_text(v("final_error_mm"), 1),
+                    tables::mean_ci_text(v("success_rate"), 2),
+                    tables::mean_ci_text(v("assistance_nm"), 2),
+                    tables::mean_ci_text(v("effort_share_est"), 2),
+                    tables::mean_ci_text(v("effort_share_true"), 2),
+                    tables::mean_ci_text(v("sparc"), 2),
+                    tables::mean_ci_text(v("stiffness_nm_rad"), 1),
+                    tables::mean_ci_text(v("final_error_mm"), 1),
                 ));
             }
         }

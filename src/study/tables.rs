@@ -144,6 +144,16 @@ pub fn mean_ci(values: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
     Some((mean, Some((mean - half, mean + half))))
 }
 
+/// The mean [95 % interval] of `values` as a table cell with `digits` decimals: "m [lo, hi]", "m" with one value,
+/// "–" with none.
+pub fn mean_ci_text(values: &[f64], digits: usize) -> String {
+    match mean_ci(values) {
+        None => "–".into(),
+        Some((m, None)) => format!("{m:.digits$}"),
+        Some((m, Some((lo, hi)))) => format!("{m:.digits$} [{lo:.digits$}, {hi:.digits$}]"),
+    }
+}
+
 /// One cohort cell: a controller × patient × session, each measure's values across seeds.
 #[derive(Clone, Debug)]
 pub struct Cell {
