@@ -77,7 +77,8 @@ pub struct CanRobotConfig {
     /// limit, design notes).
     #[serde(default = "default_temp_warning")]
     pub temperature_warning_c: f64,
-    /// Motor temperature above which the joint faults [°C] (case hard limit, design notes).
+    /// Motor temperature above which the joint faults [°C] (case hard limit, design notes). Finite, above
+    /// `temperature_warning_c` and at most [`MAX_TEMPERATURE_LIMIT_C`] (why: there).
     #[serde(default = "default_temp_limit")]
     pub temperature_limit_c: f64,
     /// The CAN interfaces.
@@ -132,6 +133,16 @@ pub const MAX_MIT_DRIVE_TIMEOUT_MS: u32 = 50;
 /// Largest host heartbeat period on CANopen buses [ms]: the drives' heartbeat consumer (3 × this, 0x1016) with
 /// the abort connection option (0x6007) takes the torque off at most 150 ms after the host's last heartbeat.
 pub const MAX_MASTER_HEARTBEAT_MS: u16 = 50;
+
+/// Highest `temperature_limit_c` accepted [°C]. The temperature a drive reports is an estimate — a sensor on the
+/// driver board or in the end winding, or a thermal model — not the winding hot spot, which it lags under load
+/// and may under-read by tens of kelvin. The hot-spot limits of the insulation classes (IEC 60085) are 130 °C
+/// for class B and 155 °C for class F; 100 °C keeps at least 30 K between the reported value and the class-B
+/// limit (a motor of unknown class is assumed to be class B, the lower of the two common ones), and a
+/// housing around such a winding is far above the ≈ 43 °C skin-contact limit of IEC 60601-1, so the motors
+/// must not touch the patient whatever the setting. Above this bound a configuration would let a drive go on
+/// heating until its own protection (if any) cuts out.
+pub const MAX_TEMPERATURE_LIMIT_C: f64 = 100.0;
 
 /// What the third field of an MIT reply / fifth of a command carries on this firmware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -405,6 +416,16 @@ impl CanRobotConfig {
                 ),
             ));
         }
+        if !(self.temperature_limit_c.is_finite() && self.temperature_limit_c <= MAX_TEMPERATURE_LIMIT_C) {
+            return Err(cfg(
+                "temperature_limit_c".into(),
+                format!(
+                    "{} °C must be at most {MAX_TEMPERATURE_LIMIT_C} °C: the reported temperature is a winding or \
+                     driver estimate, and 100 °C keeps ≥ 30 K to the class-B insulation limit of 130 °C",
+                    self.temperature_limit_c
+                ),
+            ));
+        }
         if self.temperature_warning_c.partial_cmp(&self.temperature_limit_c) != Some(core::cmp::Ordering::Less) {
             return Err(cfg("temperature_warning_c".into(), "must be below temperature_limit_c".into()));
         }
@@ -673,6 +694,26 @@ cia402 = { rated_torque_mnm = 320, heartbeat_ms = 100 }
             let e = CanRobotConfig::from_toml(&EXAMPLE.replace(from, to), "r.toml").unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn a_temperature_limit_above_the_insulation_margin_is_refused_naming_the_key() {
+        // Regression (clinic hardening): `temperature_limit_c = 500` passed validation (a drive would have been
+        // driven until its own protection, if any, cut out).
+        let with = |line: &str| format!("{line}\n{EXAMPLE}");
+        for value in ["500.0", "100.5", "inf", "nan"] {
+            let e = CanRobotConfig::from_toml(&with(&format!("temperature_limit_c = {value}")), "r.toml").unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("temperature_limit_c") && text.contains("100"), "{value}: {text}");
+            assert_eq!(plexo_hal::RobotError::kind(&e), plexo_hal::ErrorKind::Configuration);
+        }
+        // The bound itself passes; the warning must still be below the limit.
+        let c = CanRobotConfig::from_toml(&with("temperature_limit_c = 100.0"), "r.toml").unwrap();
+        assert_eq!(c.temperature_limit_c, MAX_TEMPERATURE_LIMIT_C);
+        let e = CanRobotConfig::from_toml(&with("temperature_limit_c = 90.0\ntemperature_warning_c = 95.0"), "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("temperature_warning_c"), "{e}");
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub mod virtual_bus;
 pub use bus::{BusState, CanBus, ErrorFrameInfo};
 pub use can_robot::{CanRobot, CanRobotStats};
 pub use config::{
-    BusConfig, CanRobotConfig, Cia402Options, JointConfig, JointMapping, LinkLimits, MAX_DATA_BITRATE, MitOptions,
-    MitTorqueField,
+    BusConfig, CanRobotConfig, Cia402Options, JointConfig, JointMapping, LinkLimits, MAX_DATA_BITRATE,
+    MAX_TEMPERATURE_LIMIT_C, MitOptions, MitTorqueField,
 };
 pub use frame::{CanFrame, CanId, FD_LENGTHS, controller, error_class};
 pub use planner::DriveProtocol;
