@@ -45,6 +45,13 @@
 //!   request (the reply to the last cycle's poll when `enable` runs between `write` and `read`) is handled first
 //!   and discarded ([`CanRobotStats::replies_before_exchange`]), so the enable sequence never takes an older reply
 //!   for the measurement its hold command is built on;
+//! - while a blocking exchange waits for a drive, the CiA 402 buses keep their cyclic keep-alive: SYNC alone
+//!   at the control period on every bus whose cyclic SYNC runs, and the host heartbeat when due
+//!   ([`CanRobotStats::keep_alive_syncs`], [`CanRobotStats::keep_alive_heartbeats`]); the wait is sliced so
+//!   neither is late by more than the frames queued before it on the wire. A drive enabled by SDO early in
+//!   `enable()` thus keeps its SYNC watchdog and heartbeat consumer fed while the next drives' SDOs run (with
+//!   1 ms per SDO answer a 7-SDO enable left an 18 ms gap and the first drive dropped out). Not during
+//!   start-up or reset: why in `CanRobot::keep_alive`;
 //! - `enable()` starts from the measured position with zero torque: MIT sends a zero-gain zero-torque command
 //!   at the measured position *before* entering motor mode (a stale command in the drive would otherwise kick
 //!   the arm); CiA 402 writes target torque 0 before the enable sequence;
@@ -115,6 +122,10 @@ pub struct CanRobotStats {
     pub no_ack: u64,
     /// Error frames reporting bus-off.
     pub bus_off: u64,
+    /// SYNC frames a blocking exchange sent to keep the control period while it waited (CiA 402 buses).
+    pub keep_alive_syncs: u64,
+    /// Host heartbeats a blocking exchange sent while it waited (CiA 402 buses).
+    pub keep_alive_heartbeats: u64,
 }
 
 struct BusSlot<B> {
@@ -126,6 +137,9 @@ struct BusSlot<B> {
     joints: Vec<usize>,
     /// Controller state as the last error frame reported it (ErrorActive until one arrives).
     reported: BusState,
+    /// Bus time of the last SYNC queued on this bus since start-up or the last reset (`None`: the cyclic SYNC
+    /// has not started; blocking exchanges then send none, see [`CanRobot::keep_alive`]).
+    last_sync: Option<Duration>,
 }
 
 /// Severity order of bus states.
@@ -147,6 +161,8 @@ struct JointSlot {
 /// Attempts of a blocking exchange before giving up; each waits `EXCHANGE_SLICE` on hardware (100 ms total).
 const EXCHANGE_ATTEMPTS: u32 = 100;
 const EXCHANGE_SLICE: Duration = Duration::from_millis(1);
+/// How long a blocking exchange waits for its reply (on a clock that advances).
+const EXCHANGE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Most frames one `read` takes from one bus (bounds the loop under a frame flood).
 const MAX_FRAMES_PER_READ: usize = 256;
 
@@ -158,6 +174,8 @@ pub struct CanRobot<B: CanBus<Error = HalError>> {
     info: Vec<JointInfo>,
     lifecycle: Lifecycle,
     reply_timeout: Duration,
+    /// Control period (SYNC cadence of the blocking exchanges' keep-alive).
+    period: Duration,
     last_master_heartbeat: Option<Duration>,
     all_report_temperature: bool,
     stats: CanRobotStats,
@@ -197,6 +215,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                 fd: bc.data_bitrate.is_some(),
                 joints,
                 reported: BusState::ErrorActive,
+                last_sync: None,
             });
         }
         let joints: Vec<JointSlot> = config
@@ -215,6 +234,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         let info = config.joints.iter().map(|j| j.info()).collect();
         let all_report_temperature = joints.iter().all(|j| j.driver.reports_temperature());
         let reply_timeout = Duration::from_micros(config.reply_timeout_us);
+        let period = config.period();
         let mut robot = Self {
             config,
             buses: slots,
@@ -222,6 +242,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             info,
             lifecycle: Lifecycle::Fault,
             reply_timeout,
+            period,
             last_master_heartbeat: None,
             all_report_temperature,
             stats: CanRobotStats::default(),
@@ -453,12 +474,68 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         }
     }
 
-    /// Ends a bus's cycle: a SYNC on a CANopen bus. Returns false if it could not be queued.
+    /// Ends a bus's cycle: a SYNC on a CANopen bus. Returns false if it could not be queued (the attempt still
+    /// counts as this period's SYNC for the keep-alive: the failure is counted, not retried at once).
     fn sync(&mut self, b: usize, first: &mut Option<HalError>) -> bool {
         if self.buses[b].canopen && !self.buses[b].joints.is_empty() {
+            self.buses[b].last_sync = Some(self.buses[b].bus.now());
             return self.transmit(b, &canopen::sync_frame(), first);
         }
         true
+    }
+
+    /// Keep-alive of a blocking exchange (start-up, enable, reset) while it waits for a drive: what the cyclic
+    /// loop would have sent on the CANopen buses had it run. Returns how long until the next one is due.
+    ///
+    /// - SYNC, alone, on every CiA 402 bus whose cyclic SYNC runs (a SYNC was sent since start-up or the last
+    ///   reset), whenever a control period has passed since the last one: a drive already in *operation
+    ///   enabled* supervises SYNC (0x1006; the emulated drive faults after 3 periods without) while the next
+    ///   drive's SDOs run — before, a 7-SDO enable sequence left an 18 ms gap and the first drive dropped out.
+    ///   No RPDO goes with it, so a SYNC applies no new command (CiA 301: a synchronous RPDO's data is taken
+    ///   over at the first SYNC after its reception, once; the last idle cycle's RPDO was taken over by that
+    ///   cycle's SYNC): a drive enabled by SDO holds the target torque 0 written before its enable sequence,
+    ///   a drive not yet enabled only answers with its TPDOs, as in an idle cycle. Plexo leaves the RPDO event
+    ///   timer (0x1400:5) at 0, so drives do not expect an RPDO with each SYNC. During start-up and reset the
+    ///   cyclic SYNC has not (re)started and none is sent: the drives are being reconfigured in
+    ///   pre-operational, where CiA 301 processes no PDO, and starting a drive's SYNC supervision before the
+    ///   cyclic loop runs would only arm a watchdog that the pause until the first cycle (an operator's
+    ///   confirmation) could trip.
+    /// - The host heartbeat on every CiA 402 bus once the host has started it (the first cycle), when due: a
+    ///   drive's heartbeat consumer (0x1016, 3 × `master_heartbeat_ms`) must not expire during a long enable or
+    ///   a reset's reconfiguration. Not during start-up: the consumer starts with the first heartbeat
+    ///   received (CiA 301 §7.2.8.3.2.2), and should start with the cyclic loop that keeps it.
+    ///
+    /// MIT buses get nothing (no SYNC, no heartbeat in that protocol). Transmit failures are counted in
+    /// `stats.transmit_errors`; the exchange's own bus-off check reports a dead bus. Not real-time safe.
+    fn keep_alive(&mut self) -> Duration {
+        let mut first = None;
+        let mut next = EXCHANGE_SLICE;
+        let canopen = self.buses.iter().any(|b| b.canopen && !b.joints.is_empty());
+        if let (true, Some(last), Some(now)) =
+            (canopen, self.last_master_heartbeat, self.buses.first().map(|b| b.bus.now()))
+        {
+            let period = Duration::from_millis(u64::from(self.config.master_heartbeat_ms));
+            let since = now.saturating_sub(last);
+            if since >= period {
+                self.maybe_master_heartbeat(&mut first);
+                self.stats.keep_alive_heartbeats += 1;
+                next = next.min(period);
+            } else {
+                next = next.min(period - since);
+            }
+        }
+        for b in 0..self.buses.len() {
+            let Some(last) = self.buses[b].last_sync else { continue };
+            let since = self.buses[b].bus.now().saturating_sub(last);
+            if since >= self.period {
+                self.sync(b, &mut first);
+                self.stats.keep_alive_syncs += 1;
+                next = next.min(self.period);
+            } else {
+                next = next.min(self.period - since);
+            }
+        }
+        next
     }
 
     /// Torque-free polling frames (lifecycle not Active): MIT exit motor mode (the motor answers with its
@@ -580,16 +657,30 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
         self.before_command = false;
         self.before_exchange = false;
         drained?;
+        self.keep_alive();
         self.buses[b].bus.transmit(request)?;
-        for _ in 0..EXCHANGE_ATTEMPTS {
-            match self.buses[b].bus.receive(EXCHANGE_SLICE)? {
+        // Bounded twice: by time on a clock that advances (hardware, a wall-clock bus), by the number of polls
+        // on one that does not (a stepped virtual bus, whose receive never waits). The keep-alive may shorten
+        // the waits below `EXCHANGE_SLICE`, so the poll bound allows for as many waits as fit in the timeout.
+        let deadline = start + EXCHANGE_TIMEOUT;
+        let max_polls =
+            EXCHANGE_ATTEMPTS as u128 * (1 + EXCHANGE_SLICE.as_nanos() / self.period.as_nanos().max(1)).max(1);
+        let (mut empty, mut frames) = (0u128, 0u128);
+        while empty < max_polls
+            && frames < max_polls * MAX_FRAMES_PER_READ as u128
+            && self.buses[b].bus.now() < deadline
+        {
+            let slice = self.keep_alive().min(EXCHANGE_SLICE);
+            match self.buses[b].bus.receive(slice)? {
                 Some(frame) => {
+                    frames += 1;
                     self.handle_frame(b, &frame);
                     if let Some(t) = matcher(&frame) {
                         return Ok(t);
                     }
                 }
                 None => {
+                    empty += 1;
                     if self.buses[b].bus.state() == BusState::BusOff {
                         return Err(HalError::BusOff { bus: self.bus_name(b) });
                     }

@@ -187,6 +187,9 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
                 self.buses[b].bus.recover()?;
             }
             self.buses[b].reported = BusState::ErrorActive;
+            // The cyclic SYNC restarts with the first cycle after the reset: none while the drives are
+            // reconfigured (see `CanRobot::keep_alive`).
+            self.buses[b].last_sync = None;
             // Error frames and stale replies from before the reset are not news any more.
             for _ in 0..MAX_FRAMES_PER_READ {
                 if self.buses[b].bus.receive(Duration::ZERO)?.is_none() {
