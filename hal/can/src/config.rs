@@ -352,18 +352,28 @@ impl CanRobotConfig {
         core::time::Duration::from_secs_f64(1.0 / self.control_rate_hz)
     }
 
-    /// The planner's view of the buses.
+    /// The planner's view of the buses: per bus its bitrates, protocol and joints, and on CiA 402 buses the
+    /// host heartbeat period and each drive's heartbeat producer period (the acyclic traffic it plans for).
     pub fn bus_plans(&self) -> Vec<BusPlan> {
         self.buses
             .iter()
             .map(|b| {
                 let joints: Vec<&JointConfig> = self.joints.iter().filter(|j| j.bus == b.name).collect();
+                let protocol = joints.first().map_or(DriveProtocol::Mit, |j| j.protocol);
+                let canopen = protocol == DriveProtocol::Cia402;
+                let ms = |ms: u16| core::time::Duration::from_millis(u64::from(ms));
                 BusPlan {
                     name: b.name.clone(),
                     bitrates: b.bitrates(),
                     fd_brs: b.data_bitrate.is_some(),
-                    protocol: joints.first().map_or(DriveProtocol::Mit, |j| j.protocol),
+                    protocol,
                     joints: joints.len(),
+                    master_heartbeat: canopen.then(|| ms(self.master_heartbeat_ms)),
+                    drive_heartbeats: if canopen {
+                        joints.iter().map(|j| ms(j.cia402.unwrap_or_default().heartbeat_ms)).collect()
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect()

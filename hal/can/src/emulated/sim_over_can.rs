@@ -166,6 +166,9 @@ pub struct SimOverCan<P: Robot> {
     candump: Option<CandumpWriter>,
 }
 
+/// Host heartbeat period of [`SimOverCan::default_config`] [ms].
+const MASTER_HEARTBEAT_MS: u16 = 50;
+
 /// Records the channel of a candump file recording holds (≈ 100 bytes each): ≈ 3 s of a 4-joint MIT session at
 /// 1 kHz, far more than the writer thread needs to catch up.
 pub const CANDUMP_CHANNEL_RECORDS: usize = 1 << 14;
@@ -173,19 +176,28 @@ pub const CANDUMP_CHANNEL_RECORDS: usize = 1 << 14;
 impl<P: Robot> SimOverCan<P> {
     /// A default configuration for `joints` over `protocol` at `rate_hz`: MIT joints as AK80-9 (AK10-9 above
     /// 18 Nm, AK80-64 above 65 Nm) on classic 1 Mbit/s buses; CiA 402 drives on CAN FD 1/5 Mbit/s; joints fill
-    /// buses up to the 70 % load limit (`can0`, `can1`, …). Ratio 1, node ids 1.., drive timeout 3 periods.
+    /// buses up to the 70 % worst-case load limit of the planner (`can0`, `can1`, …; CiA 402 heartbeats and the
+    /// EMCY allowance included, so at 1 kHz one CiA 402 drive per bus). Ratio 1, node ids 1.., drive timeout
+    /// 3 periods.
     pub fn default_config(
         joints: &[JointInfo],
         protocol: DriveProtocol,
         rate_hz: f64,
     ) -> Result<CanRobotConfig, HalError> {
         let data_bitrate = (protocol == DriveProtocol::Cia402).then_some(5_000_000);
+        let canopen = protocol == DriveProtocol::Cia402;
         let plan = |n: usize| BusPlan {
             name: String::new(),
             bitrates: crate::timing::Bitrates { nominal: 1_000_000, data: data_bitrate.unwrap_or(1_000_000) },
             fd_brs: data_bitrate.is_some(),
             protocol,
             joints: n,
+            master_heartbeat: canopen.then(|| Duration::from_millis(u64::from(MASTER_HEARTBEAT_MS))),
+            drive_heartbeats: if canopen {
+                vec![Duration::from_millis(u64::from(Cia402Options::default().heartbeat_ms)); n]
+            } else {
+                Vec::new()
+            },
         };
         let per_bus = (1..=joints.len().max(1))
             .rev()
@@ -241,7 +253,7 @@ impl<P: Robot> SimOverCan<P> {
             max_missed_cycles: 3,
             bus_load_limit: crate::planner::DEFAULT_LOAD_LIMIT,
             master_node_id: 0x7F,
-            master_heartbeat_ms: 50,
+            master_heartbeat_ms: MASTER_HEARTBEAT_MS,
             temperature_warning_c: 60.0,
             temperature_limit_c: 80.0,
             buses,
