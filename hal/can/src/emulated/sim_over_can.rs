@@ -1,14 +1,21 @@
 //! [`SimOverCan`]: a plant driven through the whole CAN stack — `CanRobot` frames on stepped virtual buses,
 //! emulated drives decoding them and applying torque to any [`Robot`] plant, replies decoded by `CanRobot`.
 //!
-//! Recording the traffic (off by default):
-//! - a session (`plexo sim --over-can mit --candump <path>`): [`SimOverCan::record_candump`] before the first
-//!   cycle, [`SimOverCan::finish_candump`] at the end. The buses push `Copy` records into a bounded channel that
-//!   a writer thread drains into the can-utils candump file (`(seconds.micros) canN ID#DATA`, all buses in one
+//! Recording the traffic (off by default). A recording that should hold the start-up — the drives' boot-up
+//! messages, CiA 402 NMT and SDO configuration, MIT polls — starts before the first frame, in the constructor:
+//! - a session (`plexo sim --over-can mit --candump <path>`): [`SimOverCan::new_with_candump`], then
+//!   [`SimOverCan::finish_candump`] at the end. The buses push `Copy` records into a bounded channel that a
+//!   writer thread drains into the can-utils candump file (`(seconds.micros) canN ID#DATA`, all buses in one
 //!   time-ordered file): the tick never allocates or blocks, memory stays a few MB however long the session, a
 //!   full channel drops records and `finish_candump` reports how many were written and dropped;
-//! - a test that reads the log back: [`SimOverCan::record_in_memory`] (bounded, excess counted in
+//! - a recorder of the caller's own (the app's candump file written beside its target and renamed when
+//!   complete): [`SimOverCan::with_recording`], whose closure gets the buses before any frame is sent;
+//! - a test that reads the log back: [`SimOverCan::with_recording`] with `VirtualBus::start_recording`, or
+//!   [`SimOverCan::record_in_memory`] after the start-up (bounded, excess counted in
 //!   `VirtualBus::stats().record_dropped`), then [`SimOverCan::candump_log`] or `buses()[b].recorded()`.
+//!
+//! [`SimOverCan::record_candump`] and [`SimOverCan::record_in_memory`] on a constructed `SimOverCan` still work,
+//! but start after the start-up: their logs begin with the first cycle.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -143,6 +150,20 @@ fn lock(d: &Mutex<DriveSet>) -> MutexGuard<'_, DriveSet> {
     d.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A candump file writer for `buses` at `path`, every bus recording into it from now on. Not real-time safe.
+fn candump_writer(buses: &[VirtualBus], path: &std::path::Path) -> Result<CandumpWriter, HalError> {
+    let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let writer = CandumpWriter::create(path, &refs, CANDUMP_CHANNEL_RECORDS)?;
+    for (i, bus) in buses.iter().enumerate() {
+        let sink = writer
+            .sink(i)
+            .ok_or_else(|| HalError::Config { key: "candump".into(), reason: format!("no sink for bus {i}") })?;
+        bus.record_to(sink);
+    }
+    Ok(writer)
+}
+
 fn plant_error<E: RobotError>(context: &'static str) -> impl FnOnce(E) -> HalError {
     move |e| HalError::Backend { context, kind: e.kind(), detail: e.to_string() }
 }
@@ -265,25 +286,59 @@ impl<P: Robot> SimOverCan<P> {
 
     /// Builds the emulated drives for `config` on stepped virtual buses, enables the plant (the physics is
     /// always "powered"; torque comes only from the drives) and brings `CanRobot` up (SDO configuration, polls)
-    /// — ending in `Disabled`. `config.joints` must be in the plant's joint order. Nothing is recorded until
-    /// [`SimOverCan::record_candump`] or [`SimOverCan::record_in_memory`]. Not real-time safe.
+    /// — ending in `Disabled`. `config.joints` must be in the plant's joint order. Nothing is recorded: a
+    /// recording of the start-up begins in [`SimOverCan::new_with_candump`] or [`SimOverCan::with_recording`];
+    /// [`SimOverCan::record_candump`] or [`SimOverCan::record_in_memory`] afterwards record from the first
+    /// cycle on. Not real-time safe.
     pub fn new(plant: P, config: CanRobotConfig) -> Result<Self, HalError> {
         Self::with_drives(plant, config, |_| {})
     }
 
     /// As [`SimOverCan::new`], with `setup` applied to the emulated drives before `CanRobot` configures them
     /// (fault injection at start-up: an SDO abort, a drive with another rated torque). Not real-time safe.
-    pub fn with_drives(
+    pub fn with_drives(plant: P, config: CanRobotConfig, setup: impl FnOnce(&mut DriveSet)) -> Result<Self, HalError> {
+        Self::build(plant, config, setup, |_| Ok::<(), HalError>(())).map(|(s, ())| s)
+    }
+
+    /// As [`SimOverCan::new`], with `start` called on the freshly made virtual buses (in `config.buses` order)
+    /// before any frame is sent — before the drives' boot-up messages and `CanRobot`'s start-up (CiA 402 NMT and
+    /// SDO configuration, MIT polls) — so that a recording it starts there (`VirtualBus::record_to` a
+    /// [`CandumpWriter`] sink, `VirtualBus::start_recording`) holds the whole start-up. Returns what `start`
+    /// returned (e.g. the recorder to finish at the end). If the start-up fails, that value is dropped with the
+    /// error (a `CandumpWriter` flushes what it got when dropped); to keep the recording of a failed start-up,
+    /// let `start` store it outside and return `()`. Not real-time safe.
+    pub fn with_recording<T, E: From<HalError>>(
+        plant: P,
+        config: CanRobotConfig,
+        start: impl FnOnce(&[VirtualBus]) -> Result<T, E>,
+    ) -> Result<(Self, T), E> {
+        Self::build(plant, config, |_| {}, start)
+    }
+
+    /// As [`SimOverCan::new`], recording every bus into the candump file `path` (created or truncated, 0600) from
+    /// before the first frame: the log holds the start-up traffic (boot-up, NMT, SDO configuration) and then the
+    /// session. Finish with [`SimOverCan::finish_candump`]; see [`SimOverCan::record_candump`] for the channel.
+    /// If the start-up fails, the file keeps what was sent until then (the writer flushes when dropped). Not
+    /// real-time safe.
+    pub fn new_with_candump(plant: P, config: CanRobotConfig, path: &std::path::Path) -> Result<Self, HalError> {
+        let (mut sim, writer) = Self::with_recording(plant, config, |buses| candump_writer(buses, path))?;
+        sim.candump = Some(writer);
+        Ok(sim)
+    }
+
+    fn build<T, E: From<HalError>>(
         mut plant: P,
         config: CanRobotConfig,
         setup: impl FnOnce(&mut DriveSet),
-    ) -> Result<Self, HalError> {
+        start: impl FnOnce(&[VirtualBus]) -> Result<T, E>,
+    ) -> Result<(Self, T), E> {
         config.validate()?;
         if config.joints.len() != plant.dof() {
             return Err(HalError::Config {
                 key: "joints".into(),
                 reason: format!("{} joints configured, the plant has {}", config.joints.len(), plant.dof()),
-            });
+            }
+            .into());
         }
         let buses: Vec<VirtualBus> = config
             .buses
@@ -294,6 +349,8 @@ impl<P: Robot> SimOverCan<P> {
                 VirtualBus::new(c)
             })
             .collect();
+        // Before the first frame (the boot-up messages below): a recording started here holds the start-up.
+        let started = start(&buses)?;
         let period = config.period();
         let drive_nodes: Vec<VirtualNode> = buses.iter().map(|b| b.node("drives")).collect();
         let host_nodes: Vec<VirtualNode> = buses.iter().map(|b| b.node("plexo")).collect();
@@ -346,7 +403,7 @@ impl<P: Robot> SimOverCan<P> {
         let pumped = host_nodes.into_iter().map(|n| PumpedNode::new(n, Arc::clone(&set))).collect();
         let robot = CanRobot::new(config, pumped)?;
         let dof = plant.dof();
-        Ok(Self {
+        let sim = Self {
             robot,
             drives: set,
             buses,
@@ -355,7 +412,8 @@ impl<P: Robot> SimOverCan<P> {
             plant_command: JointCommand::zeros(dof),
             period,
             candump: None,
-        })
+        };
+        Ok((sim, started))
     }
 
     /// The CAN robot (stats, config, EMCY).
@@ -394,8 +452,9 @@ impl<P: Robot> SimOverCan<P> {
     }
 
     /// Starts recording every bus into the candump file `path` (created or truncated), all buses in one
-    /// time-ordered file. Call before the session's first cycle; the tick then only pushes `Copy` records into a
-    /// bounded channel ([`CANDUMP_CHANNEL_RECORDS`]) that a writer thread drains: no allocation, no blocking, a
+    /// time-ordered file, from now on: the start-up traffic (NMT, SDO configuration) is already over and not in
+    /// the file — [`SimOverCan::new_with_candump`] records it too. The tick then only pushes `Copy` records into
+    /// a bounded channel ([`CANDUMP_CHANNEL_RECORDS`]) that a writer thread drains: no allocation, no blocking, a
     /// full channel drops and counts. Finish with [`SimOverCan::finish_candump`] (dropping the `SimOverCan` also
     /// flushes the file, without reporting). Replaces an in-memory recording. Not real-time safe.
     pub fn record_candump(&mut self, path: &std::path::Path) -> Result<(), HalError> {
@@ -405,16 +464,7 @@ impl<P: Robot> SimOverCan<P> {
                 reason: format!("already recording; finish_candump before recording to {}", path.display()),
             });
         }
-        let names: Vec<String> = self.buses.iter().map(VirtualBus::name).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let writer = CandumpWriter::create(path, &refs, CANDUMP_CHANNEL_RECORDS)?;
-        for (i, bus) in self.buses.iter().enumerate() {
-            let sink = writer
-                .sink(i)
-                .ok_or_else(|| HalError::Config { key: "candump".into(), reason: format!("no sink for bus {i}") })?;
-            bus.record_to(sink);
-        }
-        self.candump = Some(writer);
+        self.candump = Some(candump_writer(&self.buses, path)?);
         Ok(())
     }
 
@@ -431,7 +481,8 @@ impl<P: Robot> SimOverCan<P> {
         writer.finish()
     }
 
-    /// Records every bus in memory, at most `capacity_per_bus` frames each (reserved now; the excess is dropped
+    /// Records every bus in memory from now on (after the start-up; [`SimOverCan::with_recording`] starts before
+    /// it), at most `capacity_per_bus` frames each (reserved now; the excess is dropped
     /// and counted in `VirtualBus::stats().record_dropped`). For tests and short runs that read the log back
     /// ([`SimOverCan::candump_log`], `buses()[b].recorded()`). Not real-time safe.
     pub fn record_in_memory(&mut self, capacity_per_bus: usize) {

@@ -4,7 +4,7 @@
 
 use core::time::Duration;
 
-use crate::canopen::{Cia402State, Rpdo1, abort, od};
+use crate::canopen::{Cia402State, NmtCommand, Rpdo1, SdoRequest, SdoResponse, abort, od};
 use crate::config::JointMapping;
 use crate::frame::{CanFrame, CanId, controller, error_class};
 use crate::mit::{self, AkModel, MitCommand, MitErrorCode};
@@ -245,6 +245,128 @@ fn candump_file_recording_writes_every_frame_of_both_buses_in_time_order() {
         assert!(s.finish_candump().is_err(), "nothing left to finish");
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+/// `(index, subindex)` of every SDO request `CanRobot`'s CiA 402 start-up sends to `node`, in order: the
+/// configuration writes (controlword, target torque, mode, options, watchdogs, max torque), the PDO mapping
+/// (CiA 301 procedure), then the reads of the rated torque and the mode display.
+fn cia402_startup_sdo_objects(node: u8) -> Vec<(u16, u8)> {
+    let mut objects = vec![
+        (od::CONTROLWORD, 0),
+        (od::TARGET_TORQUE, 0),
+        (od::MODES_OF_OPERATION, 0),
+        (od::QUICK_STOP_OPTION, 0),
+        (od::FAULT_REACTION_OPTION, 0),
+        (od::ABORT_CONNECTION_OPTION, 0),
+        (od::COMMUNICATION_CYCLE_PERIOD, 0),
+        (od::PRODUCER_HEARTBEAT, 0),
+        (od::CONSUMER_HEARTBEAT, 1),
+        (od::MAX_TORQUE, 0),
+    ];
+    objects.extend(crate::canopen::pdo_mapping_writes(node).iter().map(|w| match *w {
+        SdoRequest::Download { index, subindex, .. } | SdoRequest::Upload { index, subindex } => (index, subindex),
+    }));
+    objects.extend([(od::MOTOR_RATED_TORQUE, 0), (od::MODES_OF_OPERATION_DISPLAY, 0)]);
+    objects
+}
+
+/// Checks that `log` (one bus, in time order) holds the whole CiA 402 start-up of every node in `nodes` before
+/// its first PDO: the boot-up message, NMT pre-operational, every configuration SDO in order, each answered
+/// before the next, and NMT start. Returns how many frames came before the first PDO.
+fn assert_cia402_startup_before_the_first_pdo(log: &[CanFrame], nodes: &[u8], what: &str) -> usize {
+    let pdo = |f: &CanFrame| matches!(f.id(), CanId::Standard(id) if (0x180..0x580).contains(&id));
+    let first_pdo = log.iter().position(pdo).unwrap_or_else(|| panic!("{what}: no PDO in the log"));
+    let startup = &log[..first_pdo];
+    for &node in nodes {
+        let n = u16::from(node);
+        let boot = startup.iter().position(|f| f.id() == CanId::Standard(0x700 + n) && f.data() == [0]);
+        let nmt = |cmd: NmtCommand| startup.iter().position(|f| NmtCommand::decode(f) == Some((cmd, node)));
+        let (Some(boot), Some(pre_op), Some(start)) =
+            (boot, nmt(NmtCommand::EnterPreOperational), nmt(NmtCommand::Start))
+        else {
+            panic!("{what}: node {node}: boot-up, NMT pre-operational or NMT start missing before the first PDO");
+        };
+        assert!(boot < pre_op && pre_op < start, "{what}: node {node}: boot-up {boot}, pre-op {pre_op}, start {start}");
+        let mut objects = Vec::new();
+        let mut answered = true;
+        for f in &startup[pre_op..start] {
+            if let Some(req) = SdoRequest::decode(f, node) {
+                assert!(answered, "{what}: node {node}: SDO request {req:?} before the previous one was answered");
+                objects.push(match req {
+                    SdoRequest::Download { index, subindex, .. } | SdoRequest::Upload { index, subindex } => {
+                        (index, subindex)
+                    }
+                });
+                answered = false;
+            } else if SdoResponse::decode(f, node).is_some() {
+                answered = true;
+            }
+        }
+        assert!(answered, "{what}: node {node}: the last SDO was not answered before NMT start");
+        assert_eq!(objects, cia402_startup_sdo_objects(node), "{what}: node {node}: SDO configuration in order");
+    }
+    first_pdo
+}
+
+#[test]
+fn regression_a_sim_over_can_recording_lacked_the_start_up_nmt_and_sdo_frames() {
+    // Before: `plexo sim --over-can cia402 --candump FILE` started the recording on a constructed `SimOverCan`,
+    // after `CanRobot` had configured the drives: the log began with the first cycle's PDOs.
+    let plant = || TestPlant::new(4, 0.05, 0.2, DT);
+    let config = SimOverCan::<TestPlant>::default_config(plant().joints(), DriveProtocol::Cia402, RATE).unwrap();
+    assert_eq!(config.buses.len(), 2, "3 drives on can0, 1 on can1 at 500 Hz");
+    let nodes_on =
+        |bus: &str| -> Vec<u8> { config.joints.iter().filter(|j| j.bus == bus).map(|j| j.node_id).collect() };
+    let run = |s: &mut SimOverCan<TestPlant>| {
+        let mut st = JointState::zeros(4);
+        for _ in 0..3 {
+            cycle(s, &JointCommand::zeros(4), &mut st).unwrap();
+        }
+        s.enable().unwrap();
+        for k in 0..20 {
+            cycle(s, &torque_cmd(4, k % 4, 0.5), &mut st).unwrap();
+        }
+    };
+
+    // In memory, started by `with_recording` before the first frame.
+    let (mut s, ()) = SimOverCan::with_recording(plant(), config.clone(), |buses| {
+        for bus in buses {
+            bus.start_recording(LOG);
+        }
+        Ok::<(), HalError>(())
+    })
+    .unwrap();
+    run(&mut s);
+    for (b, bus) in s.buses().iter().enumerate() {
+        let log: Vec<CanFrame> = bus.recorded().into_iter().map(|(_, f)| f).collect();
+        let nodes = nodes_on(&bus.name());
+        assert_cia402_startup_before_the_first_pdo(&log, &nodes, "in memory");
+        // The very first frame on the bus is a drive's boot-up message, at time 0.
+        assert_eq!(log[0].id(), CanId::Standard(0x700 + u16::from(nodes[0])), "bus {b}");
+        assert_eq!(bus.recorded()[0].0, core::time::Duration::from_micros(65), "end of the first frame");
+    }
+
+    // The candump file of `new_with_candump`, as `plexo sim --candump` writes it: all buses in one file.
+    let path = temp("startup");
+    let mut s = SimOverCan::new_with_candump(plant(), config.clone(), &path).unwrap();
+    run(&mut s);
+    let on_wire: u64 = s.buses().iter().map(|b| b.stats().frames).sum();
+    let summary = s.finish_candump().unwrap();
+    assert_eq!((summary.written, summary.dropped), (on_wire, 0), "every frame since the first is in the file");
+    let records = crate::candump::parse_log(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "time-ordered");
+    for bus in ["can0", "can1"] {
+        let log: Vec<CanFrame> = records.iter().filter(|r| r.ifname == bus).map(|r| r.frame).collect();
+        assert_cia402_startup_before_the_first_pdo(&log, &nodes_on(bus), "candump file");
+    }
+
+    // The old way still works and still starts at the first cycle (documented): no SDO in its log.
+    let mut s = SimOverCan::new(plant(), config).unwrap();
+    s.record_in_memory(LOG);
+    run(&mut s);
+    let log = s.buses()[0].recorded();
+    assert!(matches!(log[0].1.id(), CanId::Standard(id) if (0x180..0x580).contains(&id) || id == 0x77F));
 }
 
 // ---------------------------------------------------------------------------------------------------------
