@@ -52,7 +52,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
         let summary = read_rrd(&args.file)?;
         print!("{}", summary.render());
         if args.spawn {
-            spawn_viewer(Some(&args.file))?;
+            let url = crate::telemetry::live::spawn_viewer(Some(&args.file)).map_err(AppError::Telemetry)?;
+            println!("opened in the viewer at {url}");
         }
         // A cut recording is shown (what it holds is real) but the command fails, so that no script takes it
         // for a whole session.
@@ -291,17 +292,6 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
         }
     }
     Ok(summary)
-}
-
-/// Starts a Rerun viewer bound to loopback (a plainly started 0.36 viewer listens on 0.0.0.0:9876, exposing
-/// patient data to the clinic network), optionally opening `file`.
-pub fn spawn_viewer(file: Option<&Path>) -> Result<rerun::SpawnOptions, AppError> {
-    let mut opts = rerun::SpawnOptions { extra_args: vec!["--bind".into(), "127.0.0.1".into()], ..Default::default() };
-    if let Some(f) = file {
-        opts.extra_args.push(f.display().to_string());
-    }
-    rerun::spawn(&opts).map_err(|e| AppError::Telemetry(format!("cannot start the Rerun viewer: {e}")))?;
-    Ok(opts)
 }
 
 /// Frames per interface and CAN id, with rates.

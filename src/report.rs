@@ -3,6 +3,7 @@
 //! recording: `<out>/<session>.summary.json` and `<out>/<session>.trials.csv`, `--out` default `out`), and the
 //! state saved for `--resume`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::AppError;
@@ -10,7 +11,7 @@ use crate::options::OutputArgs;
 use crate::realtime::RealtimeReport;
 use crate::runtime::SessionReport;
 use crate::session_state::SessionState;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Finished, Telemetry};
 
 /// What a session leaves behind besides the recording.
 pub struct Outputs<'a> {
@@ -36,7 +37,13 @@ pub fn finish_session(
     paced: bool,
     outputs: Outputs<'_>,
 ) -> Result<(), AppError> {
-    let (telemetry_report, summary) = telemetry.finish()?;
+    // The rrd path asked for: summary, trial table and state go beside it even if the writer failed.
+    let save = telemetry.save_path().map(Path::to_path_buf);
+    let Finished { report: telemetry_report, summary, writer_error } = telemetry.finish_all()?;
+    if let Some(e) = &writer_error {
+        // Reported now, returned after the summary and the state are safe.
+        tracing::error!("the recording was not completed: {e}");
+    }
     let dropped = telemetry_report.dropped;
     let t = &report.timing;
     println!(
@@ -103,8 +110,20 @@ pub fn finish_session(
             telemetry_report.write_seconds
         );
     }
+    for live in &telemetry_report.live {
+        println!(
+            "live viewer {}: {} messages streamed{}",
+            live.url,
+            live.forwarded,
+            if live.failed {
+                format!(", {} dropped (stream given up, see the warning)", live.dropped)
+            } else {
+                String::new()
+            }
+        );
+    }
     // The summary and the trial table: beside the recording, or in --out without one.
-    let (json_path, trials_path) = match &telemetry_report.saved_to {
+    let (json_path, trials_path) = match &save {
         Some(rrd) => (rrd.with_extension("summary.json"), rrd.with_extension("trials.csv")),
         None => {
             let dir = outputs.args.out_dir();
@@ -135,6 +154,10 @@ pub fn finish_session(
                 "samples": telemetry_report.samples, "events": telemetry_report.events, "dropped": dropped,
                 "waits": telemetry_report.waits, "series_rows": telemetry_report.series_rows,
                 "series_rate_hz": telemetry_report.series_rate, "write_s": telemetry_report.write_seconds,
+                "recording_complete": save.as_ref().map(|_| writer_error.is_none() && telemetry_report.saved_to.is_some()),
+                "live_viewers": telemetry_report.live.iter().map(|l| serde_json::json!({
+                    "url": l.url, "forwarded": l.forwarded, "dropped": l.dropped, "given_up": l.failed,
+                })).collect::<Vec<_>>(),
             },
         });
         let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");
@@ -143,7 +166,7 @@ pub fn finish_session(
         summary.write_trials_csv(&trials_path)?;
         println!("trial table saved to {} ({} trials)", trials_path.display(), summary.trials.len());
     }
-    let state_path = match (&outputs.args.state, &telemetry_report.saved_to) {
+    let state_path = match (&outputs.args.state, &save) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(rrd)) => Some(rrd.with_extension("state.toml")),
         (None, None) if outputs.hardware => Some(outputs.args.out_dir().join(format!("{session}.state.toml"))),
@@ -152,6 +175,9 @@ pub fn finish_session(
     if let Some(path) = state_path {
         outputs.state.save(&path)?;
         println!("session state saved to {} (continue with --resume {})", path.display(), path.display());
+    }
+    if let Some(e) = writer_error {
+        return Err(e);
     }
     report.end.into_result()
 }

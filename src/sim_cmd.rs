@@ -208,8 +208,10 @@ impl Context<'_> {
         rate_hz: f64,
     ) -> Result<(), AppError> {
         let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
-        let sim = SimOverCan::new(plant, config)?;
-        let recording = self.args.candump.as_deref().map(|path| BusRecording::start(path, sim.buses())).transpose()?;
+        // The recording starts before the drives boot: the log holds the NMT and SDO start-up, not only the cycles.
+        let (sim, recording) = SimOverCan::with_recording(plant, config, |buses| {
+            self.args.candump.as_deref().map(|path| BusRecording::start(path, buses)).transpose()
+        })?;
         let result = self.run(sim);
         if let Some(recording) = recording {
             let can = recording.finish()?;

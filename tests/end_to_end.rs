@@ -431,6 +431,14 @@ fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
     assert!(records.len() > 5_000, "only {} frames", records.len());
     assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "timestamps must not go backwards");
     assert!(content.lines().any(|l| l.ends_with("080#")), "SYNC frames (0x080, no data) are in the log");
+    // Regression (issue 13): the recording started after the drives were configured: no start-up in the log.
+    // Now the boot-up (0x700 + node, 00), the SDO configuration (0x600 + node) and the NMT start (000#01..) of
+    // the drives come before the first SYNC.
+    let first_sync = content.lines().position(|l| l.ends_with("080#")).unwrap();
+    let start_up = &content.lines().take(first_sync).collect::<Vec<_>>();
+    assert!(start_up.iter().any(|l| l.contains(" 701#00")), "boot-up of node 1 before the first SYNC");
+    assert!(start_up.iter().any(|l| l.contains(" 601#")), "SDO configuration of node 1 before the first SYNC");
+    assert!(start_up.iter().any(|l| l.contains(" 000#01")), "NMT start before the first SYNC");
     let out = plexo(&["replay", log.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(text(&out).0.contains("080"), "replay lists the SYNC id:\n{}", text(&out).0);
@@ -766,5 +774,145 @@ fn a_healthy_arm_does_the_work_in_the_transparent_block() {
     for key in ["patient_effort_share", "true_patient_effort_share"] {
         let share = b[key].as_f64().unwrap();
         assert!(share >= 0.95, "{key} {share} of a healthy arm in transparent mode");
+    }
+}
+
+/// A stand-in for a Rerun viewer that accepts connections and reads what it is sent without ever answering (a
+/// viewer that hangs); `kill` closes every connection and the listening socket, as the kernel does when the
+/// viewer's process is killed. Returns the URL, a count of the bytes received and the kill switch.
+fn fake_viewer() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::mpsc::Sender<()>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rerun+http://127.0.0.1:{}/proxy", listener.local_addr().unwrap().port());
+    listener.set_nonblocking(true).unwrap();
+    let received = std::sync::Arc::new(AtomicUsize::new(0));
+    let (kill, killed) = std::sync::mpsc::channel::<()>();
+    let count = received.clone();
+    std::thread::spawn(move || {
+        let mut connections: Vec<std::net::TcpStream> = Vec::new();
+        let mut buf = [0u8; 65536];
+        while killed.try_recv().is_err() {
+            if let Ok((c, _)) = listener.accept() {
+                c.set_nonblocking(true).unwrap();
+                connections.push(c);
+            }
+            for c in &mut connections {
+                if let Ok(n) = c.read(&mut buf) {
+                    count.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for c in &connections {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        // The listener and the connections drop here: the port is closed, as after a kill.
+    });
+    (url, received, kill)
+}
+
+#[test]
+fn a_viewer_that_dies_mid_session_or_cannot_be_reached_costs_the_live_stream_only() {
+    // Regression (issue 14 §3): the live viewer sat in the recording's path. With a viewer that was unreachable
+    // (`--connect rerun+http://127.0.0.1:1/proxy`) the session hung before its first line, ignored SIGTERM, and
+    // wrote neither a complete recording nor a summary nor a state.
+    use std::sync::atomic::Ordering;
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for case in ["killed", "unreachable"] {
+        let dir = scratch(&format!("viewer-{case}"));
+        let rrd = dir.join("s.rrd");
+        let (url, received, kill) = match case {
+            "killed" => {
+                let (url, received, kill) = fake_viewer();
+                (url, Some(received), Some(kill))
+            }
+            _ => (format!("rerun+http://127.0.0.1:{closed_port}/proxy"), None, None),
+        };
+        let started = std::time::Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_plexo"))
+            .args(["sim", "--plant", "articulated", "--realtime", "--duration", "5", "-q", "--connect", &url])
+            .arg("--save")
+            .arg(&rrd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let (Some(received), Some(kill)) = (&received, &kill) {
+            // Mid-session: the viewer has been sent data, then its process dies.
+            std::thread::sleep(std::time::Duration::from_millis(2000));
+            assert!(received.load(Ordering::Relaxed) > 0, "the viewer was connected to and sent data");
+            kill.send(()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let elapsed = started.elapsed();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{case}: the session ends normally:\n{stdout}\n{stderr}");
+        // 5 s of session, the live stream's bounded wait (3 s), start-up and a debug build's slack.
+        assert!(elapsed.as_secs_f64() < 25.0, "{case}: the session took {elapsed:?}");
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 1, "{case}: one warning for the live viewer:\n{stderr}");
+        assert!(warnings[0].contains("live viewer") && warnings[0].contains(&url), "{case}: {stderr}");
+        let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
+        assert!(summary.complete, "{case}: the recording is complete");
+        assert!(summary.entities.contains_key(&format!("/{}", entities::joints(entities::Q))), "{case}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(rrd.with_extension("summary.json")).unwrap()).unwrap();
+        assert_eq!(json["telemetry"]["recording_complete"], true, "{case}: {json}");
+        let live = &json["telemetry"]["live_viewers"][0];
+        assert_eq!(live["url"], url.as_str(), "{case}: {json}");
+        assert_eq!(live["given_up"], true, "{case}: {json}");
+        assert!(rrd.with_extension("state.toml").exists(), "{case}: the state is written");
+    }
+}
+
+#[test]
+fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_never_listens_costs_only_the_live_stream()
+ {
+    // Regression (issue 14 §3): `--spawn` reused whatever process listened on Rerun's port 9876 ("assuming it's a
+    // Rerun Viewer") and streamed patient data into it; a viewer that failed to start stopped the session.
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("spawn");
+    // A `rerun` that records how it was started and exits without ever listening.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let args_file = dir.join("rerun-args.txt");
+    let script = bin.join("rerun");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\n", args_file.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another process's server on the default viewer port (if the port is free to take here).
+    let squatter = std::net::TcpListener::bind("127.0.0.1:9876").ok();
+    let rrd = dir.join("s.rrd");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_plexo"))
+        .args(["sim", "--plant", "articulated", "--duration", "1", "-q", "--spawn", "--save"])
+        .arg(&rrd)
+        .env("PATH", path)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "the session runs without its viewer:\n{stdout}\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN") && l.contains("--spawn") && l.contains("did not listen")),
+        "one warning says the viewer never listened:\n{stderr}"
+    );
+    assert!(plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes").complete);
+    let started_with = std::fs::read_to_string(&args_file).unwrap_or_default();
+    let run_line = started_with.lines().find(|l| l.contains("--port=")).unwrap_or_else(|| panic!("{started_with}"));
+    assert!(run_line.contains("--bind 127.0.0.1"), "the viewer is bound to loopback: {run_line}");
+    if let Some(squatter) = squatter {
+        assert!(!run_line.contains("--port=9876"), "a port of our own, not the one held: {run_line}");
+        // Whatever connected to the held port (rerun's probe) sent it nothing.
+        squatter.set_nonblocking(true).unwrap();
+        while let Ok((mut c, _)) = squatter.accept() {
+            let mut buf = [0u8; 1024];
+            c.set_nonblocking(true).unwrap();
+            assert!(!matches!(c.read(&mut buf), Ok(n) if n > 0), "patient data was sent to the port's holder");
+        }
     }
 }

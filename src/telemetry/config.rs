@@ -87,4 +87,19 @@ pub struct TelemetryReport {
     /// Messages lost: samples the control thread dropped (channel full or pipeline stopped) plus recording
     /// messages the analysis dropped for a writer that fell behind.
     pub dropped: u64,
+    /// What each live viewer's stream did (`--spawn`, `--connect`).
+    pub live: Vec<LiveReport>,
+}
+
+/// What one live viewer's stream did ([`super::live`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveReport {
+    /// The viewer's address.
+    pub url: String,
+    /// Messages handed to the viewer's connection.
+    pub forwarded: u64,
+    /// Messages the live stream dropped (the viewer did not read, was gone or unreachable).
+    pub dropped: u64,
+    /// The live stream was given up during the session (one WARN said why).
+    pub failed: bool,
 }

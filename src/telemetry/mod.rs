@@ -23,10 +23,11 @@ mod channel;
 mod config;
 pub mod entities;
 pub mod layout;
+pub mod live;
 pub mod messages;
 mod pipeline;
 mod writer;
 
 pub use self::channel::BoundedSender;
-pub use self::config::{DEFAULT_TELEMETRY_RATE, RecordingInfo, Sinks, TelemetryConfig, TelemetryReport};
-pub use self::pipeline::{Telemetry, TelemetrySender};
+pub use self::config::{DEFAULT_TELEMETRY_RATE, LiveReport, RecordingInfo, Sinks, TelemetryConfig, TelemetryReport};
+pub use self::pipeline::{Finished, Telemetry, TelemetrySender};

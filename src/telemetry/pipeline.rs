@@ -10,7 +10,8 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::analysis::Analysis;
 use super::channel::{self, BoundedSender};
-use super::config::{TelemetryConfig, TelemetryReport};
+use super::config::{LiveReport, TelemetryConfig, TelemetryReport};
+use super::live::LiveStatus;
 use super::messages::{Message, TickSample};
 use super::writer;
 use crate::AppError;
@@ -27,6 +28,20 @@ pub struct Telemetry {
     closing: Arc<AtomicBool>,
     analysis: JoinHandle<(SessionSummary, u64)>,
     writer: JoinHandle<Result<TelemetryReport, AppError>>,
+    /// The live viewers' addresses and what their streams did.
+    live: Vec<(String, Arc<LiveStatus>)>,
+    /// Where the recording is being saved (`None`: not saved).
+    save: Option<std::path::PathBuf>,
+}
+
+/// What [`Telemetry::finish_all`] yields: the report and the block table even when the writer failed.
+pub struct Finished {
+    /// What the pipeline did (without `saved_to` if the writer failed).
+    pub report: TelemetryReport,
+    /// The session's block table (from the analysis, which does not depend on the writer).
+    pub summary: SessionSummary,
+    /// The writer's error (the recording is then incomplete; summary and state can still be written).
+    pub writer_error: Option<AppError>,
 }
 
 impl Telemetry {
@@ -36,7 +51,8 @@ impl Telemetry {
             .model
             .frame_id(&config.handle_frame)
             .ok_or_else(|| AppError::Telemetry(format!("the robot has no handle frame `{}`", config.handle_frame)))?;
-        let rec = writer::open_stream(&config)?;
+        let (rec, live) = writer::open_stream(&config)?;
+        let save = config.sinks.save.clone();
         let mut analysis = Analysis::new(&config.model, handle, &config.blocks, config.period);
         let (sender, rx) = channel::channel::<TickSample>(config.capacity);
         let (to_writer, writer_rx) = channel::channel::<Message>(config.capacity);
@@ -54,7 +70,7 @@ impl Telemetry {
                 (analysis.finish(), to_writer.dropped())
             })
             .map_err(|e| AppError::Telemetry(format!("cannot start the analysis thread: {e}")))?;
-        Ok(Self { sender, closing, analysis, writer })
+        Ok(Self { sender, closing, analysis, writer, live, save })
     }
 
     /// A non-blocking sender for a paced control thread: a full channel drops (and counts) the sample.
@@ -73,19 +89,51 @@ impl Telemetry {
         if paced { self.sender() } else { self.lossless_sender() }
     }
 
+    /// Where the recording is being saved: the `.rrd` path asked for, whether or not the writer gets there.
+    pub fn save_path(&self) -> Option<&std::path::Path> {
+        self.save.as_deref()
+    }
+
     /// Stops the pipeline: the analysis handles everything sent so far, the writer writes it, flushes the sinks
     /// and ends; returns the report (drops and waits included; samples sent after this call are counted as
-    /// dropped) and the session's block table. Not real-time safe.
+    /// dropped) and the session's block table. A writer error is an error here; see [`Self::finish_all`] to
+    /// keep the block table regardless. Not real-time safe.
     pub fn finish(self) -> Result<(TelemetryReport, SessionSummary), AppError> {
+        let finished = self.finish_all()?;
+        match finished.writer_error {
+            Some(e) => Err(e),
+            None => Ok((finished.report, finished.summary)),
+        }
+    }
+
+    /// Like [`Self::finish`], but the block table and the counts come back even when the writer failed (its
+    /// error in [`Finished::writer_error`]), so that the summary and the session state can still be written.
+    /// The live viewers never hold this up ([`super::live`]). Errors only if a pipeline thread panicked. Not
+    /// real-time safe.
+    pub fn finish_all(self) -> Result<Finished, AppError> {
         let control = self.sender.clone();
         self.closing.store(true, Ordering::Release);
         drop(self.sender);
         let (summary, writer_dropped) =
             self.analysis.join().map_err(|_| AppError::Telemetry("analysis thread panicked".into()))?;
-        let mut report = self.writer.join().map_err(|_| AppError::Telemetry("telemetry thread panicked".into()))??;
+        let written = self.writer.join().map_err(|_| AppError::Telemetry("telemetry thread panicked".into()))?;
+        let (mut report, writer_error) = match written {
+            Ok(report) => (report, None),
+            Err(e) => (TelemetryReport::default(), Some(e)),
+        };
         report.waits = control.waits();
         report.dropped = control.dropped() + writer_dropped;
-        Ok((report, summary))
+        report.live = self
+            .live
+            .iter()
+            .map(|(url, status)| LiveReport {
+                url: url.clone(),
+                forwarded: status.forwarded.load(Ordering::Relaxed),
+                dropped: status.dropped(),
+                failed: status.failed(),
+            })
+            .collect();
+        Ok(Finished { report, summary, writer_error })
     }
 }
 

@@ -8,6 +8,7 @@
 //! series share rows (4 joints per row instead of 4 entities) and carry one timeline; see BENCHMARKS.md.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crossbeam::channel::Receiver;
 use plexo_controller::{SafetyOutcome, StopReason};
@@ -16,54 +17,60 @@ use rerun::blueprint::BlueprintActivation;
 
 use super::config::{TelemetryConfig, TelemetryReport};
 use super::entities;
+use super::live::{LIVE_QUEUE_MESSAGES, LiveSink, LiveStatus};
 use super::messages::{Event, Message, Sample};
 use crate::AppError;
 
-/// Opens the Rerun recording stream on the configured sinks (a disabled stream without any). Not real-time safe.
-pub(super) fn open_stream(config: &TelemetryConfig) -> Result<rerun::RecordingStream, AppError> {
+/// The recording stream and the live viewers' status ([`super::live`]: one per live sink, with its address).
+pub(super) type OpenStream = (rerun::RecordingStream, Vec<(String, Arc<LiveStatus>)>);
+
+/// Opens the Rerun recording stream on the configured sinks (a disabled stream without any). The file sink is
+/// written directly; each viewer (`--spawn`, `--connect`) sits behind a [`LiveSink`] so that it can never hold
+/// the file up. A viewer that cannot be spawned costs the live stream only (one WARN). Not real-time safe.
+pub(super) fn open_stream(config: &TelemetryConfig) -> Result<OpenStream, AppError> {
     let err = |what: &str, e: &dyn std::fmt::Display| AppError::Telemetry(format!("{what}: {e}"));
     let builder = rerun::RecordingStreamBuilder::new("plexo")
         .recording_id(config.session_name.clone())
         .recording_name(config.session_name.clone());
-    let rec = match (&config.sinks.save, config.sinks.spawn, &config.sinks.connect) {
-        (None, false, None) => {
-            // No sink: record nothing, but keep the same code path.
-            return Ok(rerun::RecordingStream::disabled());
+    let mut viewers: Vec<String> = Vec::new();
+    if config.sinks.spawn {
+        match super::live::spawn_viewer(None) {
+            Ok(url) => viewers.push(url),
+            Err(why) => tracing::warn!(
+                "--spawn: {why}; the session goes on without a live viewer (the recording file is not affected)"
+            ),
         }
-        (save, spawn, connect) => {
-            let rec = builder.buffered().map_err(|e| err("cannot create the recording", &e))?;
-            let mut sinks: Vec<Box<dyn rerun::sink::LogSink>> = Vec::new();
-            if let Some(path) = save {
-                // Written beside the target and renamed over it when complete (crate::files).
-                crate::files::create_parent(path)?;
-                let partial = crate::files::partial_path(path);
-                let sink = rerun::sink::FileSink::new(&partial)
-                    .map_err(|e| err(&format!("cannot write {}", partial.display()), &e))?;
-                sinks.push(Box::new(sink));
-            }
-            if spawn {
-                // A plainly started Rerun 0.36 viewer listens on 0.0.0.0:9876, exposing patient data to the clinic
-                // network: bind the viewer we spawn to loopback only.
-                let opts =
-                    rerun::SpawnOptions { extra_args: vec!["--bind".into(), "127.0.0.1".into()], ..Default::default() };
-                rerun::spawn(&opts).map_err(|e| err("cannot spawn the Rerun viewer", &e))?;
-                let url = format!("rerun+http://127.0.0.1:{}/proxy", opts.port);
-                let sink = rerun::sink::GrpcSink::new(
-                    url.parse::<rerun::external::re_uri::ProxyUri>().map_err(|e| err("viewer url", &e))?,
-                );
-                sinks.push(Box::new(sink));
-            }
-            if let Some(url) = connect {
-                let uri = url
-                    .parse::<rerun::external::re_uri::ProxyUri>()
-                    .map_err(|e| err(&format!("--connect {url}"), &e))?;
-                sinks.push(Box::new(rerun::sink::GrpcSink::new(uri)));
-            }
-            rec.set_sinks(sinks);
-            rec
-        }
-    };
-    Ok(rec)
+    }
+    if let Some(url) = &config.sinks.connect {
+        // A malformed address is the user's error, refused before the session starts.
+        url.parse::<rerun::external::re_uri::ProxyUri>().map_err(|e| err(&format!("--connect {url}"), &e))?;
+        viewers.push(url.clone());
+    }
+    if config.sinks.save.is_none() && viewers.is_empty() {
+        // No sink: record nothing, but keep the same code path.
+        return Ok((rerun::RecordingStream::disabled(), Vec::new()));
+    }
+    let rec = builder.buffered().map_err(|e| err("cannot create the recording", &e))?;
+    let mut sinks: Vec<Box<dyn rerun::sink::LogSink>> = Vec::new();
+    if let Some(path) = &config.sinks.save {
+        // Written beside the target and renamed over it when complete (crate::files).
+        crate::files::create_parent(path)?;
+        let partial = crate::files::partial_path(path);
+        let sink = rerun::sink::FileSink::new(&partial)
+            .map_err(|e| err(&format!("cannot write {}", partial.display()), &e))?;
+        sinks.push(Box::new(sink));
+    }
+    let mut live = Vec::new();
+    for url in viewers {
+        let uri = url.parse::<rerun::external::re_uri::ProxyUri>().map_err(|e| err(&format!("viewer {url}"), &e))?;
+        let status = Arc::new(LiveStatus::default());
+        let sink = LiveSink::new(rerun::sink::GrpcSink::new(uri), url.clone(), LIVE_QUEUE_MESSAGES, status.clone())
+            .map_err(|e| err("cannot start the live viewer's thread", &e))?;
+        sinks.push(Box::new(sink));
+        live.push((url, status));
+    }
+    rec.set_sinks(sinks);
+    Ok((rec, live))
 }
 
 /// The joint quantities every sample carries, in the order of [`Batch::joints`]: measured and reference
