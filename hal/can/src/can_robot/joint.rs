@@ -188,6 +188,11 @@ pub(super) trait DriveLink<D> {
     /// Bus time of joint `j`'s bus.
     fn now(&self, j: usize) -> Duration;
 
+    /// From now until the running `enable()` ends (or torque goes off), the blocking exchanges of the other
+    /// joints re-send `frame` (last sent to joint `j` at bus time `sent`) at the control period: joint `j`'s drive
+    /// is enabled and supervises its command stream (MIT CAN timeout).
+    fn hold_during_exchanges(&mut self, j: usize, frame: &CanFrame, sent: Duration);
+
     /// Sends `request` to joint `j`'s bus and waits (bounded) for the first frame `matcher` accepts; every
     /// frame received meanwhile is handled as usual (heartbeats, EMCY, error frames).
     fn exchange<T>(

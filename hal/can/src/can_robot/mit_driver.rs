@@ -153,7 +153,8 @@ impl JointDriver for MitDriver {
     }
 
     /// Measures the position torque-free, overwrites whatever command the drive holds with a zero-gain
-    /// zero-torque one at that position, enters motor mode and sends the hold again.
+    /// zero-torque one at that position, enters motor mode and sends the hold again; the later joints'
+    /// exchanges then repeat that hold at the control period until `enable()` ends.
     fn enable<L: DriveLink<Self>>(link: &mut L, j: usize) -> Result<(), HalError> {
         let node = link.joint(j).node;
         let measured = Self::exchange(link, j, mit::special_frame(node, mit::EXIT_MOTOR_MODE))?;
@@ -169,7 +170,12 @@ impl JointDriver for MitDriver {
             .ok_or(HalError::Protocol { joint: j, node_id: node, detail: "measured position not finite".into() })?;
         Self::exchange(link, j, hold)?;
         Self::exchange(link, j, mit::special_frame(node, mit::ENTER_MOTOR_MODE))?;
+        let sent = link.now(j);
         Self::exchange(link, j, hold)?;
+        // In motor mode from here on: its CAN timeout runs from the hold just sent. Until the cyclic commands
+        // start, the next joints' exchanges keep sending it this hold at the control period
+        // (`CanRobot::keep_alive`).
+        link.hold_during_exchanges(j, &hold, sent);
         Ok(())
     }
 

@@ -51,7 +51,12 @@
 //!   neither is late by more than the frames queued before it on the wire. A drive enabled by SDO early in
 //!   `enable()` thus keeps its SYNC watchdog and heartbeat consumer fed while the next drives' SDOs run (with
 //!   1 ms per SDO answer a 7-SDO enable left an 18 ms gap and the first drive dropped out). Not during
-//!   start-up or reset: why in `CanRobot::keep_alive`;
+//!   start-up or reset: why in `CanRobot::keep_alive`. Likewise every MIT motor that `enable()` already put in
+//!   motor mode gets its hold command (zero gains, zero torque, at the position measured before it entered
+//!   motor mode) again at the control period while the later joints are enabled
+//!   ([`CanRobotStats::keep_alive_commands`]): before, it got no frame at all until the first cycle, and with
+//!   0.5 ms per MIT reply four joints' enable (4 exchanges each) outlasted a 3 ms drive CAN timeout, so the
+//!   first motors dropped out of motor mode before the session started;
 //! - `enable()` starts from the measured position with zero torque: MIT sends a zero-gain zero-torque command
 //!   at the measured position *before* entering motor mode (a stale command in the drive would otherwise kick
 //!   the arm); CiA 402 writes target torque 0 before the enable sequence;
@@ -126,6 +131,9 @@ pub struct CanRobotStats {
     pub keep_alive_syncs: u64,
     /// Host heartbeats a blocking exchange sent while it waited (CiA 402 buses).
     pub keep_alive_heartbeats: u64,
+    /// Hold commands a blocking exchange re-sent to MIT motors already in motor mode while it waited (the
+    /// enable of the next joints), so that their CAN timeout never expires during `enable()`.
+    pub keep_alive_commands: u64,
 }
 
 struct BusSlot<B> {
@@ -184,6 +192,10 @@ pub struct CanRobot<B: CanBus<Error = HalError>> {
     before_command: bool,
     /// Set while a blocking exchange drains what arrived before its request.
     before_exchange: bool,
+    /// Per joint: the hold command an MIT motor already in motor mode gets again at the control period while
+    /// later joints are enabled, with the bus time it was last sent (see [`CanRobot::keep_alive`]). Set by the
+    /// MIT enable, cleared when `enable()` ends (the cyclic commands take over) or torque goes off.
+    holds: Vec<Option<(CanFrame, Duration)>>,
 }
 
 impl<B: CanBus<Error = HalError>> CanRobot<B> {
@@ -248,7 +260,9 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
             stats: CanRobotStats::default(),
             before_command: false,
             before_exchange: false,
+            holds: Vec::new(),
         };
+        robot.holds = vec![None; robot.joints.len()];
         for j in 0..robot.joints.len() {
             robot.configure_joint(j)?;
         }
@@ -505,8 +519,15 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     ///   a reset's reconfiguration. Not during start-up: the consumer starts with the first heartbeat
     ///   received (CiA 301 §7.2.8.3.2.2), and should start with the cyclic loop that keeps it.
     ///
-    /// MIT buses get nothing (no SYNC, no heartbeat in that protocol). Transmit failures are counted in
-    /// `stats.transmit_errors`; the exchange's own bus-off check reports a dead bus. Not real-time safe.
+    /// - On MIT buses (no SYNC, no heartbeat in that protocol): the hold command of every motor the running
+    ///   `enable()` already put in motor mode, whenever a control period has passed since its last frame. The
+    ///   drive's CAN timeout (`mit.drive_timeout_ms`, 3 ms on the plexo-arm4 hardware) takes it out of motor
+    ///   mode after that long without a frame; the hold is the zero-gain, zero-torque command at the position
+    ///   measured before it entered motor mode — the command its enable established — so re-sending it applies
+    ///   nothing new. Each re-send is answered by a reply, which the exchange handles as usual.
+    ///
+    /// Transmit failures are counted in `stats.transmit_errors`; the exchange's own bus-off check reports a
+    /// dead bus. Not real-time safe.
     fn keep_alive(&mut self) -> Duration {
         let mut first = None;
         let mut next = EXCHANGE_SLICE;
@@ -522,6 +543,20 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
                 next = next.min(period);
             } else {
                 next = next.min(period - since);
+            }
+        }
+        for j in 0..self.holds.len() {
+            let Some((frame, last)) = self.holds[j] else { continue };
+            let b = self.joints[j].core.bus;
+            let now = self.buses[b].bus.now();
+            let since = now.saturating_sub(last);
+            if since >= self.period {
+                self.transmit(b, &frame, &mut first);
+                self.holds[j] = Some((frame, now));
+                self.stats.keep_alive_commands += 1;
+                next = next.min(self.period);
+            } else {
+                next = next.min(self.period - since);
             }
         }
         for b in 0..self.buses.len() {
@@ -583,6 +618,7 @@ impl<B: CanBus<Error = HalError>> CanRobot<B> {
     /// `stats.transmit_errors`).
     fn torque_off(&mut self, quick_stop: bool) -> Result<(), HalError> {
         let mut first = None;
+        self.holds.iter_mut().for_each(|h| *h = None);
         for b in 0..self.buses.len() {
             match self.buses[b].bus.discard_pending_tx() {
                 Ok(n) => self.stats.discarded_frames += n as u64,
@@ -714,6 +750,9 @@ macro_rules! drive_link {
             }
             fn now(&self, j: usize) -> Duration {
                 self.buses[self.joints[j].core.bus].bus.now()
+            }
+            fn hold_during_exchanges(&mut self, j: usize, frame: &CanFrame, sent: Duration) {
+                self.holds[j] = Some((*frame, sent));
             }
             fn exchange<T>(
                 &mut self,

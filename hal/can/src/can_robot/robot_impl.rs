@@ -127,6 +127,7 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
         for b in 0..self.buses.len() {
             self.stats.discarded_frames += self.buses[b].bus.discard_pending_tx()? as u64;
         }
+        self.holds.iter_mut().for_each(|h| *h = None);
         for j in 0..self.joints.len() {
             if let Err(e) = driver::enable(self, j) {
                 // Torque-off failures are counted in `stats.torque_off_failures`; the enable failure is the
@@ -135,6 +136,8 @@ impl<B: CanBus<Error = HalError>> Robot for CanRobot<B> {
                 return Err(e);
             }
         }
+        // The cyclic commands take over from the enable's hold keep-alive.
+        self.holds.iter_mut().for_each(|h| *h = None);
         for slot in &mut self.joints {
             let joint = &mut slot.core;
             joint.missed = 0;
