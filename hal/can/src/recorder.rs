@@ -44,6 +44,7 @@ use core::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded, select};
 
+use super::bus::{BusState, CanBus};
 use super::frame::CanFrame;
 use plexo_hal::HalError;
 
@@ -301,6 +302,102 @@ impl Drop for CandumpWriter {
     }
 }
 
+/// A [`CanBus`] that records every frame it transmits and every frame it receives (error frames included)
+/// into a [`RecordSink`], timestamped on the wall clock as UNIX time (seconds since 1970-01-01 UTC), as
+/// can-utils `candump -l` writes its logs — for real interfaces, whose own [`CanBus::now`] only counts from
+/// when they were opened. Wrap each bus before handing it to [`crate::CanRobot::new`] and the log starts with
+/// the first frame of the start-up (MIT polls, CiA 402 NMT and SDO configuration).
+///
+/// Timestamps: the wall clock is read once, at construction, and mapped onto the bus's monotonic clock
+/// (`epoch = SystemTime::now() − bus.now()`); every record is `epoch + bus.now()` at the moment the frame was
+/// handed to the bus (transmit) or taken from it (receive). So the log is monotonic whatever the system clock
+/// does later (an NTP step), and stays within the bus clock's drift of UNIX time over a session. They are
+/// host times, not the controller's: a received frame is stamped when `receive` returned it, not with the
+/// kernel's receive timestamp that `candump` uses (at most the time the host took to come back to the socket
+/// later: one control period in the cyclic loop); a transmitted frame when it was queued, before it won
+/// arbitration. A frame queued and then discarded by [`CanBus::discard_pending_tx`] (e-stop) is in the log
+/// although it never reached the wire (on SocketCAN nothing is discarded in user space, see
+/// `crate::socketcan`).
+///
+/// Real-time safe as the inner bus is: [`RecordSink::record`] never blocks or allocates (a full channel drops
+/// the record and counts it in [`CandumpWriter::dropped`]). With no sink it only forwards.
+pub struct RecordingBus<B> {
+    inner: B,
+    sink: Option<RecordSink>,
+    /// UNIX time at which the inner bus's clock read zero.
+    epoch: Duration,
+}
+
+impl<B: CanBus> RecordingBus<B> {
+    /// Wraps `inner`, recording into `sink` (`None`: forwards only). Reads the wall clock once. Not real-time
+    /// safe.
+    pub fn new(inner: B, sink: Option<RecordSink>) -> Self {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let epoch = wall.saturating_sub(inner.now());
+        Self { inner, sink, epoch }
+    }
+
+    /// The wrapped bus.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Stops recording (drops the sink, so the writer can finish); the bus goes on forwarding.
+    pub fn stop_recording(&mut self) {
+        self.sink = None;
+    }
+
+    /// The UNIX time [since 1970-01-01 UTC] the next record would carry. Real-time safe.
+    pub fn wall_time(&self) -> Duration {
+        self.epoch + self.inner.now()
+    }
+
+    fn record(&self, frame: &CanFrame) {
+        if let Some(sink) = &self.sink {
+            // A drop is counted by the sink; the bus never waits for the recording.
+            sink.record(self.wall_time(), frame);
+        }
+    }
+}
+
+impl<B: CanBus> CanBus for RecordingBus<B> {
+    type Error = B::Error;
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn transmit(&mut self, frame: &CanFrame) -> Result<(), Self::Error> {
+        self.inner.transmit(frame)?;
+        self.record(frame);
+        Ok(())
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, Self::Error> {
+        let frame = self.inner.receive(timeout)?;
+        if let Some(f) = &frame {
+            self.record(f);
+        }
+        Ok(frame)
+    }
+
+    fn state(&self) -> BusState {
+        self.inner.state()
+    }
+
+    fn discard_pending_tx(&mut self) -> Result<usize, Self::Error> {
+        self.inner.discard_pending_tx()
+    }
+
+    fn recover(&mut self) -> Result<(), Self::Error> {
+        self.inner.recover()
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +478,46 @@ mod tests {
         let bad = Path::new("/nonexistent-dir/plexo.log");
         let e = CandumpWriter::create(bad, &["can0"], 8).err().unwrap();
         assert!(e.to_string().contains("/nonexistent-dir/plexo.log"), "{e}");
+    }
+
+    #[test]
+    fn a_recording_bus_logs_what_it_sends_and_receives_with_monotonic_unix_timestamps() {
+        let path = temp("wall");
+        let writer = CandumpWriter::create(&path, &["can0"], 256).unwrap();
+        let bus = VirtualBus::new(VirtualBusConfig::stepped("can0", 1_000_000));
+        let mut host = RecordingBus::new(bus.node("host"), writer.sink(0));
+        let mut drive = bus.node("drive");
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        for k in 0..20u8 {
+            host.transmit(&CanFrame::standard(0x001, &[k; 8]).unwrap()).unwrap();
+            assert_eq!(drive.receive(Duration::ZERO).unwrap().unwrap().data(), &[k; 8]);
+            drive.transmit(&CanFrame::standard(0x000, &[1, k, 0, 0, 0, 0, 30, 0]).unwrap()).unwrap();
+            assert_eq!(host.receive(Duration::ZERO).unwrap().unwrap().data()[1], k);
+            bus.advance(Duration::from_millis(1));
+        }
+        // Something the host never takes from the bus is not in its log.
+        drive.transmit(&CanFrame::standard(0x000, &[9; 8]).unwrap()).unwrap();
+        host.stop_recording();
+        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let summary = writer.finish().unwrap();
+        assert_eq!((summary.written, summary.dropped), (40, 0));
+        let records = candump::parse_log(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(records.len(), 40);
+        for (k, pair) in records.chunks(2).enumerate() {
+            assert_eq!((pair[0].frame.id().raw(), pair[0].frame.data()[0]), (0x001, k as u8), "sent");
+            assert_eq!((pair[1].frame.id().raw(), pair[1].frame.data()[1]), (0x000, k as u8), "received");
+            assert!(pair.iter().all(|r| r.ifname == "can0"));
+        }
+        assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "monotonic");
+        // UNIX time: within the test's wall-clock span, plus the 20 ms of bus time the test stepped.
+        let first = records[0].time;
+        let last = records[39].time;
+        assert!(first + Duration::from_millis(1) >= before && first <= after, "{first:?} not in {before:?}..{after:?}");
+        assert!(last <= after + Duration::from_millis(25), "{last:?} after {after:?}");
+        // The bus clock's intervals are kept: 19 steps of 1 ms between the first and the last exchange.
+        let span = records[38].time - records[0].time;
+        assert!(span >= Duration::from_millis(19) && span < Duration::from_millis(20), "{span:?}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
