@@ -14,10 +14,10 @@
 //! protocol = "mit"
 //! motor = "AK80-9"
 //! limits = { position_min = -0.1, position_max = 2.4, velocity_max = 6.0, torque_max = 12.0 }
-//! mit = { drive_timeout_ms = 20 }
+//! mit = { drive_timeout_ms = 20, firmware = "V1.1" }
 //! ```
 
-use crate::mit::{AkModel, MitRanges};
+use crate::mit::{AkModel, MitFirmware, MitRanges};
 use crate::planner::{BusPlan, DEFAULT_LOAD_LIMIT, DriveProtocol};
 use crate::timing::Bitrates;
 use plexo_hal::HalError;
@@ -163,7 +163,14 @@ pub struct MitOptions {
     /// greater than 0: the factory value 0 means "no timeout", and the motor then keeps its last command when
     /// the link drops (design notes, field failure). The emulated drive enforces it.
     pub drive_timeout_ms: u32,
-    /// Ranges override when the firmware differs from the model table.
+    /// The drive's firmware version (`"V1.1"`, `"V2.0"`), which selects the model's range table
+    /// ([`AkModel::ranges_for`]; the tables differ between versions). Required for AK80-9 and AK60-6 unless
+    /// `ranges` is given ([`AkModel::firmware_dependent`]); V1.1 when absent for the other models, whose only
+    /// table found is the V1.1 one. Ignored for the ranges when `ranges` is given.
+    #[serde(default)]
+    pub firmware: Option<MitFirmware>,
+    /// Ranges override (a firmware whose table Plexo does not know, or a custom one): must match the table in
+    /// the motor's firmware.
     #[serde(default)]
     pub ranges: Option<MitRanges>,
     /// Meaning of the torque field.
@@ -314,16 +321,61 @@ impl JointConfig {
         JointMapping { ratio: self.gear_ratio, direction: f64::from(self.direction), zero_offset: self.zero_offset }
     }
 
-    /// MIT ranges: the override if given, else the model table.
+    /// MIT ranges: the override if given, else the model's table for the configured firmware; `None` if neither
+    /// gives one (see [`JointConfig::mit_table`] for why).
     pub fn mit_ranges(&self) -> Option<MitRanges> {
-        if let Some(r) = self.mit.and_then(|m| m.ranges) {
-            return Some(r);
+        self.mit_table().ok()
+    }
+
+    /// MIT ranges, or the key at fault and why: the override `mit.ranges` if given; else the model's table
+    /// ([`AkModel::ranges_for`]) for `mit.firmware` — which a firmware-dependent model (AK80-9, AK60-6) must
+    /// name, and V1.1 otherwise when absent; a model without a table or a firmware without one is refused.
+    pub fn mit_table(&self) -> Result<MitRanges, (&'static str, String)> {
+        let options = self.mit;
+        if let Some(r) = options.and_then(|m| m.ranges) {
+            return Ok(r);
         }
         let model: AkModel = serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
             serde::de::value::Error,
         >::new(&self.motor))
-        .ok()?;
-        Some(model.ranges())
+        .map_err(|_| {
+            (
+                "motor",
+                format!(
+                    "{:?} has no MIT range table (AK10-9, AK60-6, AK70-10, AK80-9, AK80-64); give mit.ranges",
+                    self.motor
+                ),
+            )
+        })?;
+        let firmware = match options.and_then(|m| m.firmware) {
+            Some(f) => f,
+            None if model.firmware_dependent() => {
+                let v1 = model.ranges();
+                let v2 = model.ranges_for(MitFirmware::V2_0).map_or_else(
+                    || "±50 rad/s in another source, firmware not named".to_owned(),
+                    |r| format!("±{} rad/s on V2.0", r.velocity_max),
+                );
+                return Err((
+                    "mit.firmware",
+                    format!(
+                        "required for {}: its MIT velocity range differs between firmware versions (±{} rad/s on                          V1.1, {v2}); set mit.firmware = \"V1.1\" or \"V2.0\" (the version the CubeMars tool shows),                          or give mit.ranges",
+                        model.name(),
+                        v1.velocity_max
+                    ),
+                ));
+            }
+            None => MitFirmware::V1_1,
+        };
+        model.ranges_for(firmware).ok_or_else(|| {
+            (
+                "mit.firmware",
+                format!(
+                    "no MIT range table for {} on firmware {} is published in the sources Plexo knows (only V1.1;                      V2.0 for AK80-9): give mit.ranges from CubeMars' documentation for that firmware",
+                    model.name(),
+                    firmware.name()
+                ),
+            )
+        })
     }
 
     /// The joint description for the runtime.
@@ -526,15 +578,7 @@ impl CanRobotConfig {
                             ),
                         ));
                     }
-                    let Some(r) = j.mit_ranges() else {
-                        return Err(cfg(
-                            key("motor"),
-                            format!(
-                                "{:?} has no MIT range table (AK10-9, AK60-6, AK70-10, AK80-9, AK80-64); give mit.ranges",
-                                j.motor
-                            ),
-                        ));
-                    };
+                    let r = j.mit_table().map_err(|(k, reason)| cfg(key(k), reason))?;
                     if ![r.position_max, r.velocity_max, r.torque_max, r.kp_max, r.kd_max]
                         .iter()
                         .all(|v| v.is_finite() && *v > 0.0)
@@ -613,7 +657,7 @@ motor = "AK80-9"
 direction = -1
 zero_offset = 0.1
 limits = { position_min = -0.5, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }
-mit = { drive_timeout_ms = 20 }
+mit = { drive_timeout_ms = 20, firmware = "V1.1" }
 
 [[joints]]
 name = "elbow_flexion"
@@ -689,6 +733,52 @@ cia402 = { rated_torque_mnm = 320, heartbeat_ms = 100 }
         for line in ["reply_timeout_us = 2000", "max_missed_cycles = 25"] {
             CanRobotConfig::from_toml(&with(line), "r.toml").unwrap_or_else(|e| panic!("{line}: {e}"));
         }
+    }
+
+    #[test]
+    fn regression_an_ak80_9_without_its_firmware_version_was_read_with_the_v1_1_table() {
+        // Before, every AK80-9 got the manual's (V1.1) ±50 rad/s table: on V2.0 firmware (±25.64 rad/s) every
+        // velocity was read and commanded at about twice its value.
+        for model in ["AK80-9", "AK60-6"] {
+            let toml = EXAMPLE
+                .replace("motor = \"AK80-9\"", &format!("motor = \"{model}\""))
+                .replace(", firmware = \"V1.1\"", "");
+            let e = CanRobotConfig::from_toml(&toml, "r.toml").unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("joints[0].mit.firmware") && text.contains(model), "{text}");
+            assert_eq!(plexo_hal::RobotError::kind(&e), plexo_hal::ErrorKind::Configuration);
+            // Explicit ranges do without the version.
+            let ranged = toml.replace(
+                "mit = { drive_timeout_ms = 20 }",
+                "mit = { drive_timeout_ms = 20, ranges = { position_max = 12.5, velocity_max = 30.0, torque_max = 18.0, kp_max = 500.0, kd_max = 5.0 } }",
+            );
+            let c = CanRobotConfig::from_toml(&ranged, "r.toml").unwrap();
+            assert_eq!(c.joints[0].mit_ranges().unwrap().velocity_max, 30.0);
+        }
+        // The firmware selects the table.
+        let v2 = EXAMPLE.replace("firmware = \"V1.1\"", "firmware = \"V2.0\"");
+        let c = CanRobotConfig::from_toml(&v2, "r.toml").unwrap();
+        assert_eq!(c.joints[0].mit_ranges(), AkModel::Ak80_9.ranges_for(MitFirmware::V2_0));
+        assert_eq!(c.joints[0].mit_ranges().unwrap().velocity_max, 25.64);
+        // Models with one known table default to it (the plexo-arm4 hardware configuration names none).
+        let ak80_64 = EXAMPLE.replace("motor = \"AK80-9\"", "motor = \"AK80-64\"").replace(", firmware = \"V1.1\"", "");
+        let c = CanRobotConfig::from_toml(&ak80_64, "r.toml").unwrap();
+        assert_eq!(c.joints[0].mit_ranges(), Some(AkModel::Ak80_64.ranges()));
+    }
+
+    #[test]
+    fn a_firmware_without_a_published_table_is_refused_naming_mit_firmware() {
+        for model in ["AK80-64", "AK70-10", "AK10-9", "AK60-6"] {
+            let toml = EXAMPLE
+                .replace("motor = \"AK80-9\"", &format!("motor = \"{model}\""))
+                .replace("firmware = \"V1.1\"", "firmware = \"V2.0\"");
+            let text = CanRobotConfig::from_toml(&toml, "r.toml").unwrap_err().to_string();
+            assert!(text.contains("joints[0].mit.firmware") && text.contains(model) && text.contains("V2.0"), "{text}");
+        }
+        // An unknown version is a parse error naming the key.
+        let toml = EXAMPLE.replace("firmware = \"V1.1\"", "firmware = \"V3\"");
+        let text = CanRobotConfig::from_toml(&toml, "r.toml").unwrap_err().to_string();
+        assert!(text.contains("firmware") && text.contains("V3"), "{text}");
     }
 
     #[test]

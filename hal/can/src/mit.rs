@@ -2,10 +2,38 @@
 //! decoding and the per-model range table.
 //!
 //! Source: CubeMars, *AK Series Actuator Driver Manual*, V1.0.8, §5.3 "MIT power mode communication protocol"
-//! (pp. 48–50): special CAN codes, the command layout (standard id = motor id, 8 bytes: position 16 bit,
-//! velocity 12, Kp 12, Kd 12, torque 12, big-endian bit packing), the reply layout (data[0] = driver id,
-//! position 16, velocity 12, current/torque 12, data[6] = temperature, data[7] = error code) and the per-model
-//! ranges. Each value is mapped linearly from `[min, max]` to `0 ..= 2^bits − 1`.
+//! (pp. 48–50 of the 52-page document; the copy read is the one manualshelf.com hosts under "AK80-64 AK Series
+//! Actuator Driver Manual V1.0.8"): special CAN codes, the command layout (standard id = motor id, 8 bytes:
+//! position 16 bit, velocity 12, Kp 12, Kd 12, torque 12, big-endian bit packing), the reply layout (data[0] =
+//! driver id, position 16, velocity 12, current/torque 12, data[6] = "motor temperature", data[7] = "an error
+//! code"; the same page gives the reply's DLC as 6 while listing 8 bytes) and the module range table (p. 50).
+//! Each value is mapped linearly from `[min, max]` to `0 ..= 2^bits − 1`.
+//!
+//! **The ranges are firmware settings** ([`AkModel::ranges_for`], [`MitFirmware`]): the motor decodes a
+//! command and encodes its reply with the table compiled into its firmware, so a host using another table
+//! reads and commands every value scaled wrongly (AK80-9: a velocity of 20 rad/s sent with the V2.0 table
+//! decodes as 39 rad/s on V1.1 firmware). What the reachable sources say, per model and firmware:
+//!
+//! | model | V1.1 (manual V1.0.8 p. 50) | V2.0 | other figures found |
+//! |---|---|---|---|
+//! | AK10-9 | ±50 rad/s, ±65 Nm | not found | — |
+//! | AK60-6 | ±45 rad/s, ±15 Nm | not found | ±50 rad/s, ±15 Nm in TMotorCANControl `mit_can.py` ("thresholds are in the datasheet for the motor on cubemars.com", no firmware named) |
+//! | AK70-10 | ±50 rad/s, ±25 Nm | not found | ±24 Nm for "V1.1" in DFKI `canmotorlib.py` |
+//! | AK80-9 | ±50 rad/s, ±18 Nm | ±25.64 rad/s, ±18 Nm (DFKI) | DFKI issue #4: with V1.1 firmware ±22.5 rad/s "works best"; IHMC tMotorCore: "25.64 according to data sheet" |
+//! | AK80-64 | ±8 rad/s, ±144 Nm | not found | — |
+//!
+//! Position ±12.5 rad, Kp 0–500 Nm/rad and Kd 0–5 Nm·s/rad in every table found. The manual names no firmware
+//! version for its table; Plexo files it under V1.1 because the per-firmware table T-Motor sent to the DFKI
+//! Underactuated Lab (dfki-ric-underactuated-lab/mini-cheetah-tmotor-python-can issue #4, "T-Motor AK80 series
+//! different motor parameters for firmware versions V1.0, V1.1., V2.0", 2022; their `src/motor_driver/
+//! canmotorlib.py` holds it as `AK10_9_V1p1_PARAMS` … `AK80_9_V2_PARAMS`) gives the same AK10-9 and AK80-9
+//! figures for V1.1 and a different AK80-9 velocity range (±25.64 rad/s) for V2.0; the manual's own example code
+//! (p. 50, `pack_cmd`) still uses the older ±95.5 rad / ±30 rad/s / ±18 Nm (V1.0-era) ranges. No reachable
+//! source gives a V2.0 table for AK10-9, AK60-6, AK70-10 or AK80-64, nor assigns AK60-6's ±50 rad/s to a
+//! firmware version: Plexo refuses those combinations (a configuration must then give `mit.ranges`), and
+//! requires `mit.firmware` for AK80-9 and AK60-6, whose velocity range differs between sources
+//! ([`AkModel::firmware_dependent`]). Verify the velocity scale on the bench (the reply's velocity against the
+//! position's change over time) before the first session: the sources disagree.
 //!
 //! Out-of-range values are **clamped, never wrapped** ([`MitCommand::encode`] reports which fields were clamped)
 //! and NaN is refused before packing.
@@ -36,6 +64,27 @@ pub struct MitRanges {
     pub kd_max: f64,
 }
 
+/// Firmware versions of the AK drives whose MIT range tables differ (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+pub enum MitFirmware {
+    /// V1.1: the table of the *AK Series Actuator Driver Manual* V1.0.8, p. 50.
+    #[serde(rename = "V1.1")]
+    V1_1,
+    /// V2.0: AK80-9 only (DFKI mini-cheetah-tmotor-python-can, `AK80_9_V2_PARAMS`, from T-Motor's table).
+    #[serde(rename = "V2.0")]
+    V2_0,
+}
+
+impl MitFirmware {
+    /// The name used in configurations (`"V1.1"`, `"V2.0"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            MitFirmware::V1_1 => "V1.1",
+            MitFirmware::V2_0 => "V2.0",
+        }
+    }
+}
+
 /// CubeMars AK motor models with a known MIT range table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 pub enum AkModel {
@@ -57,13 +106,13 @@ pub enum AkModel {
 }
 
 impl AkModel {
-    /// The model's MIT-mode ranges.
+    /// The model's MIT-mode ranges on firmware V1.1 (= `ranges_for(MitFirmware::V1_1)`).
     ///
     /// CubeMars *AK Series Actuator Driver Manual* V1.0.8, §5.3, module range table (p. 50): position
     /// ±12.5 rad for all models; velocity / torque: AK10-9 ±50 rad/s / ±65 Nm, AK60-6 ±45 / ±15, AK70-10 ±50 /
-    /// ±25, AK80-9 ±50 / ±18, AK80-64 ±8 / ±144; Kp 0–500, Kd 0–5. Older firmware used other ranges (e.g.
-    /// ±95.5 rad); the ranges are firmware settings, so a joint config may override them (`mit.ranges`) and
-    /// must match the motor's firmware.
+    /// ±25, AK80-9 ±50 / ±18, AK80-64 (the manual's "AK80-80") ±8 / ±144; Kp 0–500, Kd 0–5. Other firmware
+    /// uses other ranges (module docs): a joint config names its firmware (`mit.firmware`) or overrides the
+    /// ranges (`mit.ranges`).
     pub const fn ranges(self) -> MitRanges {
         let (velocity_max, torque_max) = match self {
             AkModel::Ak10_9 => (50.0, 65.0),
@@ -73,6 +122,43 @@ impl AkModel {
             AkModel::Ak80_64 => (8.0, 144.0),
         };
         MitRanges { position_max: 12.5, velocity_max, torque_max, kp_max: 500.0, kd_max: 5.0 }
+    }
+
+    /// The model's MIT-mode ranges on `firmware`, `None` where no reachable source gives that table (module
+    /// docs). V2.0: AK80-9 ±12.5 rad, ±25.64 rad/s, ±18 Nm, Kp 0–500, Kd 0–5 (DFKI
+    /// mini-cheetah-tmotor-python-can `src/motor_driver/canmotorlib.py`, `AK80_9_V2_PARAMS`, and its README
+    /// "Working parameters for AK80-9 V2.0 firmware"; IHMC tMotorCore `TMotorAK809Parameters` notes the same
+    /// ±25.64 rad/s "according to data sheet").
+    pub const fn ranges_for(self, firmware: MitFirmware) -> Option<MitRanges> {
+        match (self, firmware) {
+            (_, MitFirmware::V1_1) => Some(self.ranges()),
+            (AkModel::Ak80_9, MitFirmware::V2_0) => Some(MitRanges {
+                position_max: 12.5,
+                velocity_max: 25.64,
+                torque_max: 18.0,
+                kp_max: 500.0,
+                kd_max: 5.0,
+            }),
+            (AkModel::Ak10_9 | AkModel::Ak60_6 | AkModel::Ak70_10 | AkModel::Ak80_64, MitFirmware::V2_0) => None,
+        }
+    }
+
+    /// True for the models whose range table differs between firmware versions or between sources (AK80-9:
+    /// ±50 rad/s on V1.1, ±25.64 rad/s on V2.0; AK60-6: ±45 rad/s in the manual, ±50 rad/s in
+    /// TMotorCANControl): their configuration must name the firmware (`mit.firmware`) or give `mit.ranges`.
+    pub const fn firmware_dependent(self) -> bool {
+        matches!(self, AkModel::Ak80_9 | AkModel::Ak60_6)
+    }
+
+    /// The name used in configurations (`"AK80-9"`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            AkModel::Ak10_9 => "AK10-9",
+            AkModel::Ak60_6 => "AK60-6",
+            AkModel::Ak70_10 => "AK70-10",
+            AkModel::Ak80_9 => "AK80-9",
+            AkModel::Ak80_64 => "AK80-64",
+        }
     }
 }
 
@@ -96,12 +182,11 @@ pub fn uint_to_float(v: u16, min: f64, max: f64, bits: u32) -> f64 {
     FieldMap::new(min, max, bits).value(v)
 }
 
-/// Temperature [°C] as the reply's signed byte: clamped to −128..=127, rounded half away from zero like
-/// `f64::round` but without its libm call.
+/// Temperature [°C] as the reply's unsigned byte (see [`MitReply::temperature`]): clamped to 0..=255, rounded
+/// half up like `f64::round` on non-negative values but without its libm call.
 #[inline(always)]
-fn round_temperature(t: f64) -> i8 {
-    let t = t.clamp(-128.0, 127.0);
-    (if t >= 0.0 { t + 0.5 } else { t - 0.5 }) as i8
+fn round_temperature(t: f64) -> u8 {
+    (t.clamp(0.0, 255.0) + 0.5) as u8
 }
 
 /// The linear map of one packed field, precomputed (no division on the hot path).
@@ -272,7 +357,7 @@ impl MitCodec {
             (v >> 4) as u8,
             (((v & 0xF) << 4) | (t >> 8)) as u8,
             t as u8,
-            round_temperature(finite(reply.temperature)) as u8,
+            round_temperature(finite(reply.temperature)),
             reply.error.to_byte(),
         ]
     }
@@ -292,7 +377,7 @@ impl MitCodec {
             position: self.position.value(p),
             velocity: self.velocity.value(v),
             torque: self.torque.value(t),
-            temperature: data.get(6).map_or(0.0, |b| f64::from(*b as i8)),
+            temperature: data.get(6).map_or(0.0, |b| f64::from(*b)),
             error: MitErrorCode::from_byte(data.get(7).copied().unwrap_or(0)),
         })
     }
@@ -379,7 +464,16 @@ pub fn special_frame(motor_id: u8, payload: [u8; 8]) -> CanFrame {
     CanFrame::new(CanId::Standard(u16::from(motor_id)), &payload).unwrap_or_default()
 }
 
-/// Error codes of the reply's data[7] (manual V1.0.8 §5.3 / AK driver error table).
+/// Error codes of the reply's data[7].
+///
+/// The manual (V1.0.8 p. 49) only names data[7] "an error code" and lists no meanings for MIT mode (its
+/// servo-mode fault list, `mc_fault_code` p. 42–43, is another numbering: 1 = over-voltage, 2 = under-voltage,
+/// …, and belongs to the serial protocol). The meanings below are what the open-source MIT drivers document:
+/// codes 0–5 agree between neurobionics/TMotorCANControl (`mit_can.py`, `MIT_Params['ERROR_CODES']`) and
+/// NaCl-Salt-12/Cubemars-V2-Motor-Control (`motor_node.py`, `MOTOR_ERROR_CODES`, "from CubeMars
+/// documentation"); for 6 they disagree (TMotorCANControl: "phase current unbalance fault (the hardware may be
+/// damaged)"; Cubemars-V2-Motor-Control: "MOSFET over-temperature"), and 7 ("motor lock-up") is in the second
+/// only. Every code other than 0 is a drive fault whatever its meaning (`Fault` in the read that sees it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MitErrorCode {
     /// 0: no fault.
@@ -394,9 +488,9 @@ pub enum MitErrorCode {
     UnderVoltage,
     /// 5: encoder fault.
     Encoder,
-    /// 6: MOSFET over-temperature.
+    /// 6: MOSFET over-temperature, or phase current unbalance (the sources disagree, see the type's docs).
     MosfetOverTemperature,
-    /// 7: motor stall / lock-up.
+    /// 7: motor stall / lock-up (one source).
     Stall,
     /// Any other code.
     Unknown(u8),
@@ -433,15 +527,33 @@ impl MitErrorCode {
         }
     }
 
-    /// The joint flags this code implies.
+    /// What the code means, as the sources state it (see the type's docs).
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Self::None => "no fault",
+            Self::OverTemperature => "motor over-temperature",
+            Self::OverCurrent => "over-current",
+            Self::OverVoltage => "over-voltage",
+            Self::UnderVoltage => "under-voltage",
+            Self::Encoder => "encoder fault",
+            Self::MosfetOverTemperature => {
+                "MOSFET over-temperature or phase current unbalance (sources disagree; the hardware may be damaged)"
+            }
+            Self::Stall => "motor lock-up",
+            Self::Unknown(_) => "undocumented error code",
+        }
+    }
+
+    /// The joint flags this code implies (every one but 0 is a fault flag). Code 6 is flagged as a drive fault,
+    /// not as over-temperature: the sources disagree on its meaning.
     pub const fn flags(self) -> plexo_hal::JointFlags {
         use plexo_hal::JointFlags as F;
         match self {
             Self::None => F::NONE,
-            Self::OverTemperature | Self::MosfetOverTemperature => F::OVER_TEMPERATURE,
+            Self::OverTemperature => F::OVER_TEMPERATURE,
             Self::OverCurrent | Self::OverVoltage | Self::UnderVoltage => F::POWER,
             Self::Encoder => F::ENCODER,
-            Self::Stall | Self::Unknown(_) => F::DRIVE_FAULT,
+            Self::MosfetOverTemperature | Self::Stall | Self::Unknown(_) => F::DRIVE_FAULT,
         }
     }
 }
@@ -457,7 +569,16 @@ pub struct MitReply {
     pub velocity: f64,
     /// Torque [Nm] (or current [A] on firmware that reports current; see the joint config).
     pub torque: f64,
-    /// Temperature [°C] (data[6], signed).
+    /// Temperature [°C]: data[6] read as an unsigned byte, 0–255 °C, no offset.
+    ///
+    /// The manual (V1.0.8 p. 49) names data[6] "motor temperature" and gives no unit, offset or signedness; no
+    /// reachable source documents an offset (an OBD-style "raw − 40 °C" encoding appears in none of them), so
+    /// none is applied. The open-source MIT drivers read the byte unsigned in °C (neurobionics/TMotorCANControl
+    /// `mit_can.py` `parse_MIT_message`: `int(data[6])`; KM-RoBoTa/KMR_CubeMars `listener.cpp`;
+    /// NaCl-Salt-12/Cubemars-V2-Motor-Control `motor_node.py`), and so does Plexo since it read it signed before:
+    /// a byte ≥ 0x80 then came out negative, so a motor reporting 150 °C (0x96) read −106 °C and never reached
+    /// the temperature limit. Unsigned fails safe: a (clinically impossible) sub-zero reading of a signed
+    /// firmware would read ≥ 236 °C and fault. A 6-byte reply (old firmware) carries no temperature: 0.
     pub temperature: f64,
     /// Error code (data[7]).
     pub error: MitErrorCode,
@@ -561,10 +682,149 @@ mod tests {
 
     #[test]
     fn reply_temperature_byte_rounds_like_f64_round_and_clamps() {
-        for t in [-200.0f64, -128.6, -10.5, -10.49, -0.5, -0.49, 0.0, 0.49, 0.5, 41.5, 126.6, 127.4, 300.0] {
-            let want = t.clamp(-128.0, 127.0).round() as i8;
+        for t in [-200.0f64, -0.49, 0.0, 0.49, 0.5, 41.5, 126.6, 127.4, 254.4, 254.5, 300.0] {
+            let want = t.clamp(0.0, 255.0).round() as u8;
             assert_eq!(round_temperature(t), want, "{t} °C");
         }
+    }
+
+    #[test]
+    fn regression_a_temperature_byte_above_127_was_read_as_negative_and_hid_an_overheated_motor() {
+        // 0x96 = 150: read as a signed byte it was −106 °C, below every limit. Unsigned, no offset (the manual
+        // documents none; the open-source drivers read `int(data[6])`).
+        let r = MitReply::decode(&[0x01, 0x80, 0x00, 0x80, 0x08, 0x00, 0x96, 0x00], &AK80_9).unwrap();
+        assert_eq!(r.temperature, 150.0);
+        assert_eq!(MitReply::decode(&[0x01, 0, 0, 0, 0, 0, 0x00, 0], &AK80_9).unwrap().temperature, 0.0);
+        assert_eq!(MitReply::decode(&[0x01, 0, 0, 0, 0, 0, 0xFF, 0], &AK80_9).unwrap().temperature, 255.0);
+        // A 6-byte reply (old firmware) has no temperature byte.
+        assert_eq!(MitReply::decode(&[0x01, 0, 0, 0, 0, 0], &AK80_9).unwrap().temperature, 0.0);
+        // Round trip through the emulated drive's encoder.
+        let reply = MitReply {
+            motor_id: 1,
+            position: 0.0,
+            velocity: 0.0,
+            torque: 0.0,
+            temperature: 150.0,
+            error: MitErrorCode::None,
+        };
+        assert_eq!(reply.encode(&AK80_9)[6], 0x96);
+    }
+
+    #[test]
+    fn error_codes_decode_to_the_documented_meanings() {
+        use plexo_hal::JointFlags as F;
+        let want = [
+            (0, MitErrorCode::None, "no fault", F::NONE),
+            (1, MitErrorCode::OverTemperature, "motor over-temperature", F::OVER_TEMPERATURE),
+            (2, MitErrorCode::OverCurrent, "over-current", F::POWER),
+            (3, MitErrorCode::OverVoltage, "over-voltage", F::POWER),
+            (4, MitErrorCode::UnderVoltage, "under-voltage", F::POWER),
+            (5, MitErrorCode::Encoder, "encoder fault", F::ENCODER),
+            (7, MitErrorCode::Stall, "motor lock-up", F::DRIVE_FAULT),
+            (8, MitErrorCode::Unknown(8), "undocumented error code", F::DRIVE_FAULT),
+            (255, MitErrorCode::Unknown(255), "undocumented error code", F::DRIVE_FAULT),
+        ];
+        for (byte, code, meaning, flags) in want {
+            let reply = MitReply::decode(&[0x01, 0, 0, 0, 0, 0, 30, byte], &AK80_9).unwrap();
+            assert_eq!(reply.error, code, "byte {byte}");
+            assert_eq!(code.meaning(), meaning, "byte {byte}");
+            assert_eq!(code.flags(), flags, "byte {byte}");
+            assert_eq!(code.to_byte(), byte);
+            assert_eq!(code.flags().is_fault(), byte != 0, "byte {byte}: every code but 0 faults");
+        }
+        // 6: the sources disagree (MOSFET over-temperature / phase current unbalance): a drive fault either way.
+        let six = MitErrorCode::from_byte(6);
+        assert_eq!(six, MitErrorCode::MosfetOverTemperature);
+        assert!(six.meaning().contains("MOSFET over-temperature") && six.meaning().contains("phase current unbalance"));
+        assert!(six.flags().is_fault());
+    }
+
+    #[test]
+    fn regression_ak80_9_firmware_v2_velocity_range_differs_from_v1_1() {
+        let v1 = AkModel::Ak80_9.ranges_for(MitFirmware::V1_1).unwrap();
+        let v2 = AkModel::Ak80_9.ranges_for(MitFirmware::V2_0).unwrap();
+        assert_eq!((v1.velocity_max, v2.velocity_max), (50.0, 25.64));
+        assert_eq!((v1.torque_max, v2.torque_max), (18.0, 18.0));
+        // 20 rad/s packed with the V2.0 table: (20 + 25.64)·4095/51.28 = 3644.6 → 3645 = 0xE3D. A V2.0 motor decodes
+        // it as 20.0 rad/s; read with the V1.1 table the same code is 3645·100/4095 − 50 = 39.0 rad/s.
+        let cmd = MitCommand { velocity: 20.0, ..MitCommand::hold_free(0.0) };
+        let (data, clamped) = cmd.encode(&v2).unwrap();
+        assert_eq!(clamped.fields, 0);
+        assert_eq!((u16::from(data[2]) << 4) | u16::from(data[3] >> 4), 0xE3D);
+        let on_v2 = MitCommand::decode(&data, &v2).unwrap().velocity;
+        let on_v1 = MitCommand::decode(&data, &v1).unwrap().velocity;
+        assert!((on_v2 - 20.0).abs() <= 51.28 / 4095.0, "{on_v2}");
+        assert!((on_v1 - 39.0).abs() < 0.02, "{on_v1}");
+        // The same for a reply: the V2.0 table's top velocity code is 25.64 rad/s, not 50.
+        let top = [0x01, 0x80, 0x00, 0xFF, 0xF8, 0x00, 30, 0];
+        assert!((MitReply::decode(&top, &v2).unwrap().velocity - 25.64).abs() < 1e-9);
+        assert!((MitReply::decode(&top, &v1).unwrap().velocity - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn every_model_and_firmware_table_encodes_and_decodes_its_own_ranges() {
+        // (model, firmware, velocity_max, torque_max): manual V1.0.8 p. 50 for V1.1, DFKI for AK80-9 V2.0.
+        let tables = [
+            (AkModel::Ak10_9, MitFirmware::V1_1, Some((50.0, 65.0))),
+            (AkModel::Ak60_6, MitFirmware::V1_1, Some((45.0, 15.0))),
+            (AkModel::Ak70_10, MitFirmware::V1_1, Some((50.0, 25.0))),
+            (AkModel::Ak80_9, MitFirmware::V1_1, Some((50.0, 18.0))),
+            (AkModel::Ak80_64, MitFirmware::V1_1, Some((8.0, 144.0))),
+            (AkModel::Ak80_9, MitFirmware::V2_0, Some((25.64, 18.0))),
+            (AkModel::Ak10_9, MitFirmware::V2_0, None),
+            (AkModel::Ak60_6, MitFirmware::V2_0, None),
+            (AkModel::Ak70_10, MitFirmware::V2_0, None),
+            (AkModel::Ak80_64, MitFirmware::V2_0, None),
+        ];
+        for (model, fw, want) in tables {
+            let got = model.ranges_for(fw);
+            assert_eq!(got.map(|r| (r.velocity_max, r.torque_max)), want, "{} {}", model.name(), fw.name());
+            let Some(r) = got else { continue };
+            assert_eq!((r.position_max, r.kp_max, r.kd_max), (12.5, 500.0, 5.0));
+            let codec = MitCodec::new(&r);
+            // Both ends of every field survive encode → decode exactly; beyond them the value is clamped.
+            for sign in [-1.0, 1.0] {
+                let cmd = MitCommand {
+                    position: sign * r.position_max,
+                    velocity: sign * r.velocity_max,
+                    kp: if sign > 0.0 { r.kp_max } else { 0.0 },
+                    kd: if sign > 0.0 { r.kd_max } else { 0.0 },
+                    torque: sign * r.torque_max,
+                };
+                let same = |a: &MitCommand, b: &MitCommand| {
+                    [
+                        (a.position, b.position),
+                        (a.velocity, b.velocity),
+                        (a.kp, b.kp),
+                        (a.kd, b.kd),
+                        (a.torque, b.torque),
+                    ]
+                    .iter()
+                    .all(|(x, y)| (x - y).abs() < 1e-9)
+                };
+                let (data, clamped) = codec.encode_command(&cmd).unwrap();
+                assert_eq!(clamped.fields, 0);
+                let back = codec.decode_command(&data).unwrap();
+                assert!(same(&back, &cmd), "{} {}: {back:?} vs {cmd:?}", model.name(), fw.name());
+                let beyond = MitCommand { velocity: 2.0 * cmd.velocity, torque: 2.0 * cmd.torque, ..cmd };
+                let (data, clamped) = codec.encode_command(&beyond).unwrap();
+                assert_eq!(clamped.fields, 2);
+                assert!(same(&codec.decode_command(&data).unwrap(), &cmd));
+                let reply = MitReply {
+                    motor_id: 1,
+                    position: cmd.position,
+                    velocity: cmd.velocity,
+                    torque: cmd.torque,
+                    temperature: 40.0,
+                    error: MitErrorCode::None,
+                };
+                let back = codec.decode_reply(&codec.encode_reply(&reply)).unwrap();
+                assert!((back.position - cmd.position).abs() < 1e-9 && (back.velocity - cmd.velocity).abs() < 1e-9);
+                assert!((back.torque - cmd.torque).abs() < 1e-9 && back.temperature == 40.0);
+            }
+        }
+        assert!(AkModel::Ak80_9.firmware_dependent() && AkModel::Ak60_6.firmware_dependent());
+        assert!(![AkModel::Ak10_9, AkModel::Ak70_10, AkModel::Ak80_64].iter().any(|m| m.firmware_dependent()));
     }
 
     #[test]
@@ -613,9 +873,9 @@ mod tests {
         assert_eq!(r.torque, -18.0);
         assert_eq!(r.temperature, 30.0);
         assert_eq!(r.error, MitErrorCode::None);
-        // Negative temperature byte and a fault code.
+        // A temperature byte above 127 (unsigned, see `regression_a_temperature_byte_above_127_…`) and a fault code.
         let r = MitReply::decode(&[0x02, 0, 0, 0, 0, 0, 0xF6, 0x05], &AK80_9).unwrap();
-        assert_eq!(r.temperature, -10.0);
+        assert_eq!(r.temperature, 246.0);
         assert_eq!(r.error, MitErrorCode::Encoder);
         assert!(r.error.flags().contains(plexo_hal::JointFlags::ENCODER));
     }

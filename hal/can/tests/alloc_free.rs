@@ -21,7 +21,7 @@ node_id = 1
 protocol = "mit"
 motor = "AK80-9"
 limits = { position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }
-mit = { drive_timeout_ms = 6 }
+mit = { drive_timeout_ms = 6, firmware = "V1.1" }
 [[joints]]
 name = "shoulder_flexion"
 bus = "can0"
@@ -30,7 +30,7 @@ protocol = "mit"
 motor = "AK80-9"
 direction = -1
 limits = { position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }
-mit = { drive_timeout_ms = 6 }
+mit = { drive_timeout_ms = 6, firmware = "V1.1" }
 [[joints]]
 name = "shoulder_rotation"
 bus = "can0"
@@ -39,7 +39,7 @@ protocol = "mit"
 motor = "AK60-6"
 gear_ratio = 2.0
 limits = { position_min = -1.0, position_max = 1.0, velocity_max = 6.0, torque_max = 10.0 }
-mit = { drive_timeout_ms = 6 }
+mit = { drive_timeout_ms = 6, firmware = "V1.1" }
 [[joints]]
 name = "elbow_flexion"
 bus = "can0"
@@ -47,7 +47,7 @@ node_id = 4
 protocol = "mit"
 motor = "AK70-10"
 limits = { position_min = -0.1, position_max = 2.4, velocity_max = 6.0, torque_max = 12.0 }
-mit = { drive_timeout_ms = 6 }
+mit = { drive_timeout_ms = 6, firmware = "V1.1" }
 "#;
 
 #[test]

@@ -27,7 +27,7 @@ fn config(joints: u8) -> CanRobotConfig {
         text += &format!(
             "[[joints]]\nname = \"j{j}\"\nbus = \"can0\"\nnode_id = {j}\nprotocol = \"mit\"\nmotor = \"AK80-9\"\n\
              limits = {{ position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }}\n\
-             mit = {{ drive_timeout_ms = 6 }}\n"
+             mit = {{ drive_timeout_ms = 6, firmware = \"V1.1\" }}\n"
         );
     }
     CanRobotConfig::from_toml(&text, "can_robot.rs").unwrap()

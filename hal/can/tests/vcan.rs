@@ -39,7 +39,7 @@ node_id = 1
 protocol = "mit"
 motor = "AK80-9"
 limits = { position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 15.0 }
-mit = { drive_timeout_ms = 20 }
+mit = { drive_timeout_ms = 20, firmware = "V1.1" }
 [[joints]]
 name = "j2"
 bus = "vcan0"
@@ -47,7 +47,7 @@ node_id = 2
 protocol = "mit"
 motor = "AK70-10"
 limits = { position_min = -1.0, position_max = 2.0, velocity_max = 6.0, torque_max = 12.0 }
-mit = { drive_timeout_ms = 20 }
+mit = { drive_timeout_ms = 20, firmware = "V1.1" }
 "#;
 
 /// Echo motors on their own vcan0 socket, answering until stopped.

@@ -26,6 +26,7 @@ use crate::can_robot::CanRobot;
 use crate::candump;
 use crate::config::{BusConfig, CanRobotConfig, Cia402Options, JointConfig, LinkLimits, MitOptions};
 use crate::frame::CanFrame;
+use crate::mit::MitFirmware;
 use crate::planner::{BusPlan, DriveProtocol, bus_load};
 use crate::recorder::{CandumpSummary, CandumpWriter};
 use crate::virtual_bus::{Pump, PumpedNode, VirtualBus, VirtualBusConfig, VirtualNode};
@@ -255,6 +256,8 @@ impl<P: Robot> SimOverCan<P> {
                     },
                     mit: (protocol == DriveProtocol::Mit).then_some(MitOptions {
                         drive_timeout_ms: timeout_ms,
+                        // The emulated motors use the same table: the manual's (V1.1).
+                        firmware: Some(MitFirmware::V1_1),
                         ranges: None,
                         torque_field: Default::default(),
                         reply_can_id: 0,
@@ -361,6 +364,7 @@ impl<P: Robot> SimOverCan<P> {
                 DriveProtocol::Mit => {
                     let m = j.mit.unwrap_or(MitOptions {
                         drive_timeout_ms: 0,
+                        firmware: None,
                         ranges: None,
                         torque_field: Default::default(),
                         reply_can_id: 0,
