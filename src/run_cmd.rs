@@ -16,14 +16,23 @@
 //! with the profile's virtual patient: a dry run of the clinic configuration, homing included, before anyone
 //! touches the robot. Everything else — validation, confirmation, calibration, read-back, loop, supervisor — is
 //! the same code.
+//!
+//! `--candump FILE` records every frame sent and received on every bus, from the drives' start-up (MIT polls,
+//! CiA 402 NMT and SDO configuration) to the last torque-off frame, in the can-utils candump log format: on
+//! hardware each socket is wrapped in a [`RecordingBus`] (UNIX-time stamps, as `candump -l` writes), with
+//! `--emulate` the virtual buses record from before the emulated drives boot (bus time from 0, as `plexo sim
+//! --candump`). The recorder never blocks the loop (a full channel drops and counts, reported at the end), and
+//! the file is written beside its target and renamed over it when complete (`crate::files`), also after a
+//! failed start-up or session, whose traffic is the most useful to have.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use plexo_can::emulated::SimOverCan;
+use plexo_can::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
+use plexo_can::recorder::{CandumpSummary, CandumpWriter, RecordSink, RecordingBus};
 use plexo_can::socketcan::SocketCanBus;
-use plexo_can::{CanRobot, CanRobotConfig};
+use plexo_can::{CanRobot, CanRobotConfig, VirtualBus};
 use plexo_hal::{PatientHooks, WithoutPatient};
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
@@ -79,6 +88,10 @@ pub struct RunArgs {
     /// Stop after this much session time [s] (a finite number above 0).
     #[arg(long, value_parser = crate::options::positive_seconds)]
     pub duration: Option<f64>,
+    /// Record every frame sent and received on every bus, from the drives' start-up on, to this file in the
+    /// can-utils candump log format (UNIX-time stamps on hardware, as `candump -l`; bus time with --emulate).
+    #[arg(long, value_name = "FILE")]
+    pub candump: Option<PathBuf>,
     /// Outputs and real-time settings.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -100,7 +113,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     if calibration.exists() {
         inputs.push(("the calibration of --hardware", &calibration));
     }
-    args.output.check_paths(&inputs, &[])?;
+    let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
+    args.output.check_paths(&inputs, &candump)?;
     // 1. The same validation as `plexo check`.
     let check_args = CheckArgs {
         robot: hw.robot.clone(),
@@ -129,9 +143,12 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     }
     match args.emulate {
         None => {
-            // Hardware: no virtual patient behind the drives.
-            let robot = WithoutPatient(open_can_robot(args, &hw)?);
-            run_on(args, &hw, calibration.as_ref(), checked, robot)
+            let log = args.candump.as_deref().map(|path| CanLog::start(path, &args.can)).transpose()?;
+            // Hardware: no virtual patient behind the drives. The robot (and with it every recording sink) is
+            // gone when `run_on` returns or the start-up fails, so the log can be finished then.
+            let result = open_can_robot(args, &hw, log.as_ref())
+                .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, WithoutPatient(robot)));
+            CanLog::finish_after(log, result)
         }
         Some(kind) => {
             let model = &checked.robot.value.0;
@@ -148,26 +165,102 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             if !args.home {
                 plant_config = plant_config.with_patient(setup::virtual_patient(&checked.patient)?.value);
             }
-            match kind {
-                PlantKind::Articulated => {
-                    let plant = ArticulatedPlant::new(model, plant_config)?;
-                    run_on(args, &hw, calibration.as_ref(), checked, emulated(plant, can)?)
-                }
-                PlantKind::Rapier => {
-                    let plant = RapierPlant::new(model, plant_config, RapierOptions::default())?;
-                    run_on(args, &hw, calibration.as_ref(), checked, emulated(plant, can)?)
-                }
-            }
+            // The log is kept outside the robot, so that a failed start-up's traffic is committed too.
+            let mut log = None;
+            let result = match kind {
+                PlantKind::Articulated => ArticulatedPlant::new(model, plant_config)
+                    .map_err(AppError::from)
+                    .and_then(|plant| emulated(args, plant, can, &mut log))
+                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot)),
+                PlantKind::Rapier => RapierPlant::new(model, plant_config, RapierOptions::default())
+                    .map_err(AppError::from)
+                    .and_then(|plant| emulated(args, plant, can, &mut log))
+                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot)),
+            };
+            CanLog::finish_after(log, result)
         }
     }
 }
 
-fn emulated<P: SimulatedPlant + PatientHooks>(plant: P, can: CanRobotConfig) -> Result<SimOverCan<P>, AppError> {
-    Ok(SimOverCan::new(plant, can)?)
+/// The plant behind emulated drives on virtual buses; with `--candump` the buses record into `log` from before
+/// the drives boot.
+fn emulated<P: SimulatedPlant + PatientHooks>(
+    args: &RunArgs,
+    plant: P,
+    can: CanRobotConfig,
+    log: &mut Option<CanLog>,
+) -> Result<SimOverCan<P>, AppError> {
+    let (sim, ()) = SimOverCan::with_recording(plant, can, |buses| {
+        if let Some(path) = args.candump.as_deref() {
+            let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
+            let started = log.insert(CanLog::start(path, &names)?);
+            for (i, bus) in buses.iter().enumerate() {
+                bus.record_to(started.sink(i)?);
+            }
+        }
+        Ok::<(), AppError>(())
+    })?;
+    Ok(sim)
 }
 
-/// Opens the configured buses on the `--can` interfaces (in order) and brings the drives up torque-free.
-fn open_can_robot(args: &RunArgs, hw: &HardwareConfig) -> Result<CanRobot<SocketCanBus>, AppError> {
+/// The `--candump` file of a run: one candump writer for every bus, written beside the target
+/// ([`crate::files::partial_path`]) and committed over it when finished.
+struct CanLog {
+    writer: CandumpWriter,
+    path: PathBuf,
+}
+
+impl CanLog {
+    /// Creates the writer for `interfaces` (bus index order; the names written in the log). Not real-time safe.
+    fn start(path: &Path, interfaces: &[String]) -> Result<Self, AppError> {
+        crate::files::create_parent(path)?;
+        let names: Vec<&str> = interfaces.iter().map(String::as_str).collect();
+        let writer = CandumpWriter::create(&crate::files::partial_path(path), &names, CANDUMP_CHANNEL_RECORDS)?;
+        Ok(Self { writer, path: path.to_owned() })
+    }
+
+    /// The sink of bus `i`.
+    fn sink(&self, i: usize) -> Result<RecordSink, AppError> {
+        self.writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))
+    }
+
+    /// Waits for the writer to write everything queued (every sink must be gone: the robot dropped), flushes
+    /// and renames the file over its target. Not real-time safe.
+    fn finish(self) -> Result<CandumpSummary, AppError> {
+        let summary = self.writer.finish()?;
+        crate::files::commit(&crate::files::partial_path(&self.path), &self.path)?;
+        Ok(summary)
+    }
+
+    /// Finishes `log` (if any) after the run that ended with `result`, reports it, and returns the run's error
+    /// first, else the log's.
+    fn finish_after(log: Option<Self>, result: Result<(), AppError>) -> Result<(), AppError> {
+        let Some(log) = log else { return result };
+        let path = log.path.display().to_string();
+        let saved = log.finish();
+        match &saved {
+            Ok(can) => {
+                println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
+                if can.dropped > 0 {
+                    eprintln!(
+                        "warning: {} CAN frames were not recorded (the log writer could not keep up)",
+                        can.dropped
+                    );
+                }
+            }
+            Err(e) => eprintln!("error: the CAN log {path} could not be written: {e}"),
+        }
+        result.and(saved.map(|_| ()))
+    }
+}
+
+/// Opens the configured buses on the `--can` interfaces (in order), each recording into `log` if given (before
+/// the first frame), and brings the drives up torque-free.
+fn open_can_robot(
+    args: &RunArgs,
+    hw: &HardwareConfig,
+    log: Option<&CanLog>,
+) -> Result<CanRobot<RecordingBus<SocketCanBus>>, AppError> {
     if args.can.len() != hw.can.buses.len() {
         return Err(AppError::Config {
             file: hw.source.clone(),
@@ -181,11 +274,11 @@ fn open_can_robot(args: &RunArgs, hw: &HardwareConfig) -> Result<CanRobot<Socket
         });
     }
     let mut buses = Vec::with_capacity(args.can.len());
-    for (iface, bus) in args.can.iter().zip(&hw.can.buses) {
+    for (i, (iface, bus)) in args.can.iter().zip(&hw.can.buses).enumerate() {
         let fd = bus.data_bitrate.is_some();
         let socket = SocketCanBus::open(iface, fd)
             .map_err(|e| AppError::Robot(format!("cannot open CAN interface `{iface}` for bus `{}`: {e}", bus.name)))?;
-        buses.push(socket);
+        buses.push(RecordingBus::new(socket, log.map(|l| l.sink(i)).transpose()?));
     }
     // The configuration's bus names stay the logical names; the sockets are matched in order.
     let mut can_config = hw.can.clone();
@@ -256,4 +349,60 @@ fn run_on<P: PatientHooks>(
         },
     };
     session::run(setup, robot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use plexo_can::{CanBus as _, CanFrame, VirtualBusConfig};
+
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("plexo-run-cmd-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_candump_of_a_failed_run_is_committed_with_unix_time_stamps_from_the_first_frame() {
+        let d = dir("candump");
+        let path = d.join("logs/run.log");
+        let log = CanLog::start(&path, &["can0".to_owned(), "can1".to_owned()]).unwrap();
+        let buses: Vec<VirtualBus> =
+            ["can0", "can1"].iter().map(|n| VirtualBus::new(VirtualBusConfig::stepped(n, 1_000_000))).collect();
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        {
+            // What `open_can_robot` does with each socket: the recording starts before the first frame.
+            let mut hosts: Vec<_> = buses
+                .iter()
+                .enumerate()
+                .map(|(i, b)| RecordingBus::new(b.node("plexo"), Some(log.sink(i).unwrap())))
+                .collect();
+            let mut drives: Vec<_> = buses.iter().map(|b| b.node("drive")).collect();
+            for (host, drive) in hosts.iter_mut().zip(&mut drives) {
+                host.transmit(&CanFrame::standard(0x000, &[0x80, 0]).unwrap()).unwrap(); // NMT start-up
+                drive.transmit(&CanFrame::standard(0x701, &[0x7F]).unwrap()).unwrap();
+                assert!(host.receive(Duration::ZERO).unwrap().is_some());
+            }
+        } // the robot and its sinks are gone
+        assert!(!path.exists(), "written beside the target until finished");
+        let failed = CanLog::finish_after(Some(log), Err(AppError::Robot("start-up failed".into())));
+        assert!(matches!(failed, Err(AppError::Robot(m)) if m == "start-up failed"), "the run's error comes first");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records = plexo_can::candump::parse_log(&text).unwrap();
+        assert_eq!(records.len(), 4, "{text}");
+        assert_eq!(records[0].frame.id().raw(), 0x000, "from the first frame: {text}");
+        assert!(records.iter().any(|r| r.ifname == "can1" && r.frame.id().raw() == 0x701), "received frames: {text}");
+        assert!(records.windows(2).all(|w| w[0].time <= w[1].time));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.time + Duration::from_secs(1) >= before && r.time < before + Duration::from_secs(60))
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no partial file left");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
