@@ -55,10 +55,10 @@ pub struct Checked {
 /// Loads and cross-checks everything; the first error of each stage is returned (it names file and key).
 pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Checked, AppError> {
     let robot_spec = hardware.as_ref().map_or(args.robot.clone(), |h| h.robot.clone());
-    let robot = setup::load_robot(&robot_spec)?;
+    let robot = setup::load_session_robot(&robot_spec)?;
     let patient = setup::load_patient(&args.patient)?;
     let protocol = setup::load_protocol(&args.protocol)?;
-    let controller = setup::load_controller(args.controller.as_deref())?;
+    let controller = setup::load_controller(args.controller.as_deref(), &robot_spec)?;
     let model = &robot.value.0;
     let rom = setup::patient_rom(model, &patient)?;
     let personal = setup::patient_limits(model, &patient);

@@ -600,7 +600,7 @@ mod tests {
         let (model, urdf) = &robot.value;
         let parts = setup::build_session(
             model,
-            &setup::load_controller(None).unwrap(),
+            &setup::load_controller(None, "plexo-arm4").unwrap(),
             &setup::load_protocol("center-out").unwrap(),
             &setup::patient_arm(&patient).unwrap(),
             &setup::patient_rom(model, &patient).unwrap(),
@@ -769,7 +769,7 @@ mod tests {
         let plant = moderate_plant();
         let parts = setup::build_session(
             model,
-            &setup::load_controller(None).unwrap(),
+            &setup::load_controller(None, "plexo-arm4").unwrap(),
             &setup::load_protocol("center-out").unwrap(),
             &setup::patient_arm(&patient).unwrap(),
             &setup::patient_rom(model, &patient).unwrap(),
@@ -813,7 +813,7 @@ mod tests {
     fn watchdog_trips_on_a_gap_just_above_its_threshold_and_not_just_below() {
         // Regression (issue 13 §1): a paced loop on a simulated plant measured the watchdog in simulated time, so
         // a stalled process (`kill -STOP` 0.5 s during `run --emulate`) went unnoticed.
-        let threshold = setup::load_controller(None).unwrap().value.safety.watchdog_timeout;
+        let threshold = setup::load_controller(None, "plexo-arm4").unwrap().value.safety.watchdog_timeout;
         let threshold_ns = (threshold * 1e9).round() as u64;
         let below = paced_session_with_a_stall(threshold_ns - 1_000);
         assert_eq!(below.end, SessionEnd::TimeLimit, "a gap 1 us below {threshold} s is tolerated");

@@ -43,6 +43,29 @@ pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
     }
 }
 
+/// The embedded robots a therapy session runs on with the embedded defaults (controller configuration,
+/// patients, protocols): the exoskeletons. `test-arm7` is embedded as a kinematics test model (a generic 7-joint
+/// arm: `plexo model test-arm7`), not an exoskeleton a patient's arm can be attached to.
+pub const EXOSKELETONS: [&str; 2] = ["plexo-arm4", "plexo-arm6"];
+
+/// [`load_robot`] for a therapy session (`sim`, `check`, `study`): an embedded robot must be one of
+/// [`EXOSKELETONS`]; a URDF file is taken as the user's exoskeleton (the joints it needs values for are named
+/// later, with the file to write).
+pub fn load_session_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
+    if !Path::new(spec).exists()
+        && plexo_kinematics::default_robot_urdf(spec).is_some()
+        && !EXOSKELETONS.contains(&spec)
+    {
+        return Err(AppError::NotFound {
+            what: "exoskeleton",
+            name: spec.to_owned(),
+            hint: "plexo-arm4 or plexo-arm6 (embedded), or your own URDF file; test-arm7 is a kinematics test model, \
+                   a generic arm no patient can be attached to (`plexo model test-arm7` shows it)",
+        });
+    }
+    load_robot(spec)
+}
+
 /// The patient of a session: a real patient as the clinic describes them, or a virtual patient (whose profile
 /// contains such a description and adds the impairment model the simulator runs).
 #[derive(Clone, Debug)]
@@ -171,17 +194,25 @@ pub fn load_protocol(spec: &str) -> Result<Loaded<Protocol>, AppError> {
     Ok(Loaded { value: protocol, source })
 }
 
-/// The controller configuration: a TOML path or the embedded default (`assets/configs/controller.toml`).
-pub fn load_controller(path: Option<&Path>) -> Result<Loaded<ControllerConfig>, AppError> {
+/// The controller configuration: a TOML path, or the embedded configuration written for `robot` (an embedded
+/// robot's name: [`plexo_controller::default_controller_toml`]; any other robot gets plexo-arm4's, which
+/// [`build_session`] refuses for joints it does not describe, saying which file to write).
+pub fn load_controller(path: Option<&Path>, robot: &str) -> Result<Loaded<ControllerConfig>, AppError> {
     match path {
         Some(p) => {
             crate::files::check_input(p, crate::files::MAX_CONFIG_BYTES)?;
             Ok(Loaded { value: ControllerConfig::from_file(p)?, source: p.display().to_string() })
         }
-        None => Ok(Loaded {
-            value: ControllerConfig::default_config()?,
-            source: "assets/configs/controller.toml (embedded)".into(),
-        }),
+        None => match plexo_controller::default_controller_toml(robot) {
+            Some((_, asset)) => Ok(Loaded {
+                value: ControllerConfig::default_for_robot(robot).expect("an embedded robot's configuration")?,
+                source: format!("{asset} (embedded)"),
+            }),
+            None => Ok(Loaded {
+                value: ControllerConfig::default_config()?,
+                source: "assets/configs/controller.toml (embedded)".into(),
+            }),
+        },
     }
 }
 
@@ -236,12 +267,13 @@ fn embedded_controller_fits(model: &Model, controller: &Loaded<ControllerConfig>
         key: "safety.joints".into(),
         reason: format!(
             "the embedded controller configuration has per-joint values for {} ({}); this robot has {} ({}): write \
-             a controller configuration for it (start from assets/configs/controller.toml: one [[safety.joints]] \
+             a controller configuration for it (start from {}: one [[safety.joints]] \
              table per joint and one value per joint in every per-joint array) and pass it with --controller FILE",
             configured.len(),
             configured.join(", "),
             robot.len(),
-            robot.join(", ")
+            robot.join(", "),
+            controller.source.trim_end_matches(" (embedded)")
         ),
     })
 }
@@ -427,7 +459,7 @@ mod tests {
         let build = |personal: &[JointSafetyLimits]| {
             build_session(
                 model,
-                &load_controller(None).unwrap(),
+                &load_controller(None, "plexo-arm4").unwrap(),
                 &load_protocol("center-out").unwrap(),
                 &patient_arm(&patient).unwrap(),
                 &patient_rom(model, &patient).unwrap(),

@@ -42,7 +42,8 @@ pub enum OverCanProtocol {
 /// Options of `plexo sim`.
 #[derive(Args, Debug, Clone)]
 pub struct SimArgs {
-    /// Robot: a URDF file, or an embedded default (plexo-arm4, plexo-arm6, test-arm7).
+    /// Robot: a URDF file, or an embedded exoskeleton (plexo-arm4, plexo-arm6), each with its embedded controller
+    /// configuration
     #[arg(long, default_value = "plexo-arm4")]
     pub robot: String,
     /// Virtual patient: a profile .toml, or an embedded profile (healthy, mild, moderate, severe, spastic).
@@ -90,10 +91,10 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
     let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
     args.output.check_paths(&inputs, &candump)?;
-    let robot = setup::load_robot(&args.robot)?;
+    let robot = setup::load_session_robot(&args.robot)?;
     let mut patient = setup::load_patient(&args.patient)?;
     let protocol = setup::load_protocol(&args.protocol)?;
-    let mut controller = setup::load_controller(args.controller.as_deref())?;
+    let mut controller = setup::load_controller(args.controller.as_deref(), &args.robot)?;
     let model = &robot.value.0;
     if let (Some(seed), Patient::Virtual(profile)) = (args.seed, &mut patient.value) {
         profile.seed = seed;

@@ -916,3 +916,44 @@ fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_
         }
     }
 }
+
+#[test]
+fn every_shipped_exoskeleton_runs_a_session_on_the_embedded_defaults() {
+    // Regression (issue 13 §4): `plexo sim --robot plexo-arm6` failed with the embedded controller configuration
+    // ("need 6 values") and the center-out protocol (a 4-value home posture).
+    for robot in plexo::setup::EXOSKELETONS {
+        for protocol in plexo_controller::DEFAULT_PROTOCOLS {
+            let dir = scratch(&format!("robot-{robot}-{protocol}"));
+            let out = plexo(&[
+                "sim",
+                "--robot",
+                robot,
+                "--protocol",
+                protocol,
+                "--plant",
+                "articulated",
+                "--trials",
+                "4",
+                "-q",
+                "--no-save",
+                "--out",
+                dir.to_str().unwrap(),
+            ]);
+            let (stdout, stderr) = text(&out);
+            assert!(out.status.success(), "{robot} / {protocol}:\n{stdout}\n{stderr}");
+            assert!(stdout.contains("trial limit reached"), "{robot} / {protocol}: {stdout}");
+            let summary = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().ends_with(".summary.json"))
+                .unwrap_or_else(|| panic!("{robot} / {protocol}: no summary in {}", dir.display()));
+            let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+            let blocks = json["blocks"].as_array().unwrap();
+            let trials: u64 = blocks.iter().map(|b| b["trials"].as_u64().unwrap()).sum();
+            let reached: f64 =
+                blocks.iter().map(|b| b["trials"].as_f64().unwrap() * b["success_rate"].as_f64().unwrap()).sum();
+            assert_eq!(trials, 4, "{robot} / {protocol}: {json}");
+            assert!(reached >= 3.5, "{robot} / {protocol}: the passive trials reach their targets: {json}");
+        }
+    }
+}

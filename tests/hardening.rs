@@ -200,24 +200,27 @@ fn a_recording_cut_short_is_reported_as_truncated_with_how_much_it_holds() {
 
 #[test]
 fn a_robot_the_embedded_defaults_do_not_describe_is_refused_saying_which_file_to_write() {
-    // Issue 13 §4: `plexo sim --robot plexo-arm6` failed with "need 6 values" naming no way out.
+    // Issue 13 §4: `plexo sim --robot plexo-arm6` failed with "need 6 values" naming no way out. plexo-arm6 now has
+    // embedded defaults (end_to_end::every_shipped_exoskeleton_runs_a_session_on_the_embedded_defaults); a URDF
+    // of the user's own gets the message naming the file to write.
+    let urdf = |name: &str| format!("{}/assets/robots/{name}.urdf", env!("CARGO_MANIFEST_DIR"));
     // test-arm7's joints are in no embedded patient: the patient is named first.
-    let out = plexo(&["check", "--robot", "test-arm7"]);
-    assert!(
-        text(&out).1.contains("write a patient file") && text(&out).1.contains("--patient FILE"),
-        "{}",
-        text(&out).1
-    );
-    for robot in ["plexo-arm6", "test-arm7"] {
-        let out = plexo(&["check", "--robot", robot]);
+    let out = plexo(&["check", "--robot", &urdf("test-arm7")]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("write a patient file") && stderr.contains("--patient FILE"), "{stderr}");
+    // A URDF file of the user's own with arm6's joints: the embedded configuration (plexo-arm4's) is refused,
+    // naming the file to start from.
+    let arm6 = urdf("plexo-arm6");
+    for args in [vec!["check", "--robot", &arm6], vec!["sim", "--no-save", "--robot", &arm6]] {
+        let out = plexo(&args);
         let (_, stderr) = text(&out);
-        assert!(!out.status.success());
-        let says_which = ["--patient FILE", "--controller FILE"].iter().any(|o| stderr.contains(o));
-        assert!(says_which && stderr.contains("write a"), "{robot}: {stderr}");
-        let out = plexo(&["sim", "--no-save", "--robot", robot]);
-        let (_, stderr) = text(&out);
-        assert!(!out.status.success());
-        let says_which = ["--patient FILE", "--controller FILE"].iter().any(|o| stderr.contains(o));
-        assert!(says_which && stderr.contains("write a"), "{robot}: {stderr}");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains("--controller FILE") && stderr.contains("write a controller"), "{args:?}: {stderr}");
     }
+    // The embedded kinematics test model is no exoskeleton: refused naming the ones that are.
+    let out = plexo(&["sim", "--no-save", "--robot", "test-arm7"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("plexo-arm4 or plexo-arm6"), "{stderr}");
 }

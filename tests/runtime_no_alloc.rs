@@ -107,7 +107,7 @@ fn session_allocations(physics: Physics, seconds: f64) -> Allocations {
     let patient = setup::load_patient("moderate").unwrap();
     let profile = setup::virtual_patient(&patient).unwrap();
     let protocol = setup::load_protocol("center-out").unwrap();
-    let controller = setup::load_controller(None).unwrap();
+    let controller = setup::load_controller(None, "plexo-arm4").unwrap();
     let (model, urdf) = &robot.value;
     let rom = setup::patient_rom(model, &patient).unwrap();
     let rest = setup::patient_rest(model, &profile).unwrap();

@@ -8,8 +8,24 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ControllerError, check_range};
 use crate::safety::SafetyConfig;
 
-/// The embedded default `controller.toml` (for plexo-arm4; arm6 needs per-joint arrays of length 6).
+/// The embedded default `controller.toml` (for plexo-arm4's four joints; see [`default_controller_toml`] for the
+/// other robots Plexo ships).
 pub const DEFAULT_CONTROLLER_TOML: &str = include_str!("../../assets/configs/controller.toml");
+
+/// The embedded controller configuration written for an embedded robot (`plexo-arm4`:
+/// `assets/configs/controller.toml`, `plexo-arm6`: `assets/configs/controller-plexo-arm6.toml`) and its asset
+/// path; `None` for a robot Plexo ships no configuration for. Per-joint values (torque limits, impedances, spasm
+/// thresholds) are safety-relevant and cannot be derived from another robot's joints.
+pub fn default_controller_toml(robot: &str) -> Option<(&'static str, &'static str)> {
+    match robot {
+        "plexo-arm4" => Some((DEFAULT_CONTROLLER_TOML, "assets/configs/controller.toml")),
+        "plexo-arm6" => Some((
+            include_str!("../../assets/configs/controller-plexo-arm6.toml"),
+            "assets/configs/controller-plexo-arm6.toml",
+        )),
+        _ => None,
+    }
+}
 
 /// Most RBF centres per joint: the upper bound of `aan.rbf.centers` and the size of the RBF weight arrays of
 /// [`AdaptationState`](crate::AdaptationState) (fixed-size, so the tick allocates nothing).
@@ -365,9 +381,14 @@ impl ControllerConfig {
         Self::from_toml_str(&text, &file)
     }
 
-    /// The embedded default (`assets/configs/controller.toml`).
+    /// The embedded default (`assets/configs/controller.toml`, plexo-arm4's).
     pub fn default_config() -> Result<Self, ControllerError> {
         Self::from_toml_str(DEFAULT_CONTROLLER_TOML, "<embedded default: controller.toml>")
+    }
+
+    /// The embedded configuration for an embedded robot ([`default_controller_toml`]); `None` for another robot.
+    pub fn default_for_robot(robot: &str) -> Option<Result<Self, ControllerError>> {
+        default_controller_toml(robot).map(|(text, asset)| Self::from_toml_str(text, &format!("<embedded: {asset}>")))
     }
 
     /// Checks every range and the length of every per-joint array against `dof`. `file` names the source.

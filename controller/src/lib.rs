@@ -40,13 +40,14 @@ pub use config::{
     AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, DEFAULT_EMKEN_DEADBAND_FRACTION,
     EmkenConfig, EmkenError, ErrorAugmentationConfig, FrictionConfig, GravityConfig, ImpedanceConfig,
     MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig, TunnelConfig,
+    default_controller_toml,
 };
 pub use controller::{
     Controller, DEFAULT_TRIAL_TOLERANCE, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm,
 };
 pub use error::ControllerError;
 pub use observer::MomentumObserver;
-pub use protocol::{BlockSpec, DEFAULT_PROTOCOLS, Protocol, TargetKind, TargetSetSpec, default_protocol_toml};
+pub use protocol::{BlockSpec, DEFAULT_PROTOCOLS, Posture, Protocol, TargetKind, TargetSetSpec, default_protocol_toml};
 pub use safety::{
     ControllerReport, JointSafetyConfig, LimitCounts, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
     SafetySupervisor, StopReason,

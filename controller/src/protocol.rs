@@ -40,8 +40,9 @@ pub struct TargetSetSpec {
     pub name: String,
     /// Kind.
     pub kind: TargetKind,
-    /// Home posture [rad], one value per joint (the centre of center-out, the rest posture of ROM exercises).
-    pub home: Vec<f64>,
+    /// Home posture [rad] (the centre of center-out, the rest posture of ROM exercises): one value per joint, or
+    /// values by joint name so that one protocol serves robots with more joints ([`Posture`]).
+    pub home: Posture,
     /// center_out: number of targets, 1..=32.
     #[serde(default)]
     pub count: Option<usize>,
@@ -60,6 +61,76 @@ pub struct TargetSetSpec {
     /// joint_rom: fraction of the ROM used [-], (0, 1].
     #[serde(default)]
     pub range_fraction: Option<f64>,
+}
+
+/// A posture in a protocol [rad]: `[0.25, 0.6, 0.0, 1.3]` (one value per joint of the robot, in its order) or
+/// `{ shoulder_abduction = 0.25, elbow_flexion = 1.3 }` (by joint name; a joint not named is at 0 rad — the
+/// anatomical neutral of the Plexo convention: arm hanging, forearm and wrist neutral — clamped into the range the
+/// target set allows it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Posture {
+    /// One value per joint, in the robot's joint order [rad].
+    Ordered(Vec<f64>),
+    /// Values by joint name [rad].
+    Named(std::collections::BTreeMap<String, f64>),
+}
+
+impl Posture {
+    /// The values named or listed, with a label each (`home[1]`, `home.elbow_flexion`) for range checks.
+    fn labelled(&self) -> Vec<(String, f64)> {
+        match self {
+            Self::Ordered(v) => v.iter().enumerate().map(|(j, x)| (format!("home[{j}]"), *x)).collect(),
+            Self::Named(m) => m.iter().map(|(name, x)| (format!("home.{name}"), *x)).collect(),
+        }
+    }
+
+    /// Which of `joints` the posture names (all of them for a list).
+    pub fn names(&self, joints: &[&str]) -> Vec<bool> {
+        match self {
+            Self::Ordered(_) => vec![true; joints.len()],
+            Self::Named(m) => joints.iter().map(|j| m.contains_key(*j)).collect(),
+        }
+    }
+
+    /// The posture for the robot whose joints are `joints` (names, in order): a joint not named is at 0 rad
+    /// clamped into `range[j]` = (min, max) [rad]. Errors name the key: a list of the wrong length, or a name that
+    /// is not a joint of the robot. Not real-time safe.
+    pub fn resolve(
+        &self,
+        joints: &[&str],
+        range: &[(f64, f64)],
+        file: &str,
+        key: &str,
+    ) -> Result<Vec<f64>, ControllerError> {
+        match self {
+            Self::Ordered(v) if v.len() == joints.len() => Ok(v.clone()),
+            Self::Ordered(v) => Err(ControllerError::range(
+                file,
+                key,
+                format!("{v:?}"),
+                format!(
+                    "need {} values, one per joint ({}), or a table by joint name",
+                    joints.len(),
+                    joints.join(", ")
+                ),
+            )),
+            Self::Named(m) => {
+                if let Some(unknown) = m.keys().find(|k| !joints.contains(&k.as_str())) {
+                    return Err(ControllerError::JointMismatch {
+                        file: file.to_owned(),
+                        joint: unknown.clone(),
+                        reason: format!("{key}: not a joint of the robot ({})", joints.join(", ")),
+                    });
+                }
+                Ok(joints
+                    .iter()
+                    .zip(range)
+                    .map(|(j, &(lo, hi))| m.get(*j).copied().unwrap_or_else(|| 0.0_f64.clamp(lo, hi.max(lo))))
+                    .collect())
+            }
+        }
+    }
 }
 
 /// One block of trials.
@@ -180,8 +251,8 @@ impl Protocol {
                     need(s.range_fraction, "range_fraction", 0.05, 1.0)?;
                 }
             }
-            for (j, h) in s.home.iter().enumerate() {
-                check_range(file, &k(&format!("home[{j}]")), *h, -std::f64::consts::PI, std::f64::consts::PI)?;
+            for (label, h) in s.home.labelled() {
+                check_range(file, &k(&label), h, -std::f64::consts::PI, std::f64::consts::PI)?;
             }
         }
         for (i, b) in self.blocks.iter().enumerate() {

@@ -157,24 +157,24 @@ impl Session {
         let mut blocks = Vec::with_capacity(protocol.blocks.len());
         for b in &protocol.blocks {
             let set = protocol.target_sets.iter().find(|s| s.name == b.targets).expect("validated reference");
-            if set.home.len() != n {
-                return Err(ControllerError::range(
-                    &file,
-                    format!("target_sets ({}).home", set.name),
-                    format!("{:?}", set.home),
-                    format!("need {n} values (one per joint of `{}`)", model.name()),
-                ));
-            }
+            // Joints the protocol does not name rest at neutral, inside the range the target set may use, and
+            // center-out reaches leave them there.
+            let margin = if set.kind == TargetKind::CenterOut { set.rom_margin.unwrap_or(0.1) } else { 0.0 };
+            let range: Vec<(f64, f64)> = effective.iter().map(|r| (r.min + margin, r.max - margin)).collect();
+            let names: Vec<&str> = model.joints().iter().map(|j| j.name.as_str()).collect();
+            let home = set.home.resolve(&names, &range, &file, &format!("target_sets ({}).home", set.name))?;
             let (targets, radius) = match set.kind {
                 TargetKind::CenterOut => center_out_targets(
                     model,
                     handle,
-                    &set.home,
+                    &home,
                     &effective,
                     set.count.unwrap_or(8),
                     set.radius_fraction.unwrap_or(0.8),
                     set.radius_cap.unwrap_or(0.15),
                     set.rom_margin.unwrap_or(0.1),
+                    // Joints a by-name home leaves out are not exercised: held at their neutral home.
+                    &set.home.names(&names).iter().map(|named| !named).collect::<Vec<_>>(),
                 )?,
                 TargetKind::JointRom => {
                     let name = set.joint.as_deref().unwrap_or_default();
@@ -183,11 +183,11 @@ impl Session {
                         joint: name.into(),
                         reason: format!("target set `{}`: not a joint of `{}`", set.name, model.name()),
                     })?;
-                    let pair = joint_rom_targets(&set.home, &effective, j, set.range_fraction.unwrap_or(0.8))?;
+                    let pair = joint_rom_targets(&home, &effective, j, set.range_fraction.unwrap_or(0.8))?;
                     (pair.to_vec(), 0.0)
                 }
             };
-            let home = JointArray::from_slice(&set.home).expect("n <= MAX_JOINTS");
+            let home = JointArray::from_slice(&home).expect("n <= MAX_JOINTS");
             let mut trial_targets = Vec::new();
             for _ in 0..b.repetitions {
                 for t in &targets {

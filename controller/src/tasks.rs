@@ -161,8 +161,9 @@ pub fn inverse_kinematics_position(
 
 /// Center-out targets: `count` points on a circle of radius `radius_fraction × r_max` around the handle position
 /// at `home`, in the horizontal plane through it, where r_max is the largest radius (≤ `radius_cap` [m]) at which
-/// every target is reachable inside the patient's ROM shrunk by `rom_margin` [rad] on each side.
-/// Returns the joint-space targets and the radius used [m]. Not real-time safe.
+/// every target is reachable inside the patient's ROM shrunk by `rom_margin` [rad] on each side. Joints with
+/// `held[j]` stay at their home value in every target (a forearm and wrist the protocol does not exercise);
+/// `held` empty = none held. Returns the joint-space targets and the radius used [m]. Not real-time safe.
 #[allow(clippy::too_many_arguments)]
 pub fn center_out_targets(
     model: &Model,
@@ -173,6 +174,7 @@ pub fn center_out_targets(
     radius_fraction: f64,
     radius_cap: f64,
     rom_margin: f64,
+    held: &[bool],
 ) -> Result<(Vec<JointArray<f64>>, f64), ControllerError> {
     let task = "center_out";
     if count == 0 || count > 32 {
@@ -194,6 +196,13 @@ pub fn center_out_targets(
             });
         }
     }
+    // A held joint's bounds shrink to its home value: the inverse kinematics cannot move it.
+    let inner: Vec<RomLimit> = inner
+        .iter()
+        .zip(home)
+        .enumerate()
+        .map(|(j, (r, &h))| if held.get(j).copied().unwrap_or(false) { RomLimit { min: h, max: h } } else { *r })
+        .collect();
     forward_kinematics(model, &mut data, home);
     let centre = data.world_T_frame[frame.0].translation.vector;
     let solve = |radius: f64, data: &mut Data| -> Option<Vec<JointArray<f64>>> {

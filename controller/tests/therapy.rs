@@ -2,8 +2,8 @@
 //! (no plant): dwell and timeout of a trial, exactly one adaptation per trial, resuming a saved state.
 
 use plexo_controller::{
-    AanLaw, BlockSpec, ControllerConfig, ControllerError, EmkenError, Mode, REST_HOLD, Session, SessionEvent, Therapy,
-    TherapyEvent, aan,
+    AanLaw, BlockSpec, ControllerConfig, ControllerError, EmkenError, Mode, Protocol, REST_HOLD, Session, SessionEvent,
+    Therapy, TherapyEvent, aan,
 };
 use plexo_hal::{JointArray, JointState};
 use plexo_testkit::rig::{elbow_block as block, elbow_protocol as protocol, scripted_therapy, urdf_rom};
@@ -270,4 +270,51 @@ fn resume_is_only_allowed_before_the_session_starts() {
     let err = therapy.resume_from(saved).unwrap_err();
     assert!(matches!(err, ControllerError::InvalidRequest { .. }), "{err}");
     assert!(err.to_string().contains("already started"), "{err}");
+}
+
+#[test]
+fn a_home_by_joint_name_serves_robots_with_more_joints_and_the_joints_it_leaves_out_are_held_at_neutral() {
+    // Regression (issue 13 §4): the embedded center-out protocol's 4-value home refused plexo-arm6 ("need 6
+    // values"). A home by joint name fits both robots; on arm6 the forearm and wrist stay at 0 rad in every
+    // center-out target (the inverse kinematics may not use them).
+    let protocol = Protocol::default_protocol("center-out").unwrap();
+    let arm4 = arm4();
+    let four = Session::new(&protocol, &arm4, &urdf_rom(&arm4)).unwrap();
+    let model = plexo_testkit::robots::arm6();
+    let six = Session::new(&protocol, &model, &urdf_rom(&model)).unwrap();
+    let (pronation, wrist) =
+        (model.joint_index("forearm_pronation").unwrap(), model.joint_index("wrist_flexion").unwrap());
+    for block in six.blocks() {
+        assert!(!block.trial_targets.is_empty(), "{}", block.spec.name);
+        for target in &block.trial_targets {
+            assert_eq!((target[pronation], target[wrist]), (0.0, 0.0), "{}: {target:?}", block.spec.name);
+        }
+    }
+    // The shoulder and elbow return to the same centre (every second center-out target is the home).
+    let centre = |s: &Session| s.blocks()[0].trial_targets[1];
+    for j in 0..4 {
+        assert!(
+            (centre(&four)[j] - centre(&six)[j]).abs() < 1e-12,
+            "joint {j}: {:?} / {:?}",
+            centre(&four),
+            centre(&six)
+        );
+    }
+    // A name that is not a joint of the robot is refused, naming it.
+    let text = plexo_controller::default_protocol_toml("center-out")
+        .unwrap()
+        .replace("shoulder_rotation = 0.0", "shoulder_rot = 0.0");
+    let typo = Protocol::from_toml_str(&text, "typo.toml").unwrap();
+    let err = Session::new(&typo, &arm4, &urdf_rom(&arm4)).unwrap_err().to_string();
+    assert!(err.contains("shoulder_rot") && err.contains("not a joint"), "{err}");
+    // A list of the wrong length says how many values and which joints.
+    let text = plexo_controller::default_protocol_toml("center-out").unwrap().replacen(
+        "home = { shoulder_abduction = 0.25, shoulder_flexion = 0.6, shoulder_rotation = 0.0, elbow_flexion = 1.3 }",
+        "home = [0.25, 0.6, 0.0, 1.3]",
+        2,
+    );
+    let listed = Protocol::from_toml_str(&text, "listed.toml").unwrap();
+    assert!(Session::new(&listed, &arm4, &urdf_rom(&arm4)).is_ok());
+    let err = Session::new(&listed, &model, &urdf_rom(&model)).unwrap_err().to_string();
+    assert!(err.contains("need 6 values") && err.contains("wrist_flexion"), "{err}");
 }

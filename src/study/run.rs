@@ -52,12 +52,12 @@ pub struct Prepared {
 
 /// Loads and validates every file the study names, before any course runs. Not real-time safe.
 pub fn prepare(study: Study, study_path: &Path) -> Result<Prepared, AppError> {
-    let robot = setup::load_robot(&study.robot)?;
+    let robot = setup::load_session_robot(&study.robot)?;
     let (model, urdf) = robot.value;
     let protocol = setup::load_protocol(&study.protocol)?;
     let mut controllers = Vec::new();
     for (i, entry) in study.controllers.iter().enumerate() {
-        let mut config = setup::load_controller(entry.config.as_deref())?;
+        let mut config = setup::load_controller(entry.config.as_deref(), &study.robot)?;
         if entry.config.is_none() {
             // As `plexo sim` without --controller: the simulated actuators' friction is the identified friction.
             let motor = plexo_sim::MotorParams::default();

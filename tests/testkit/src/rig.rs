@@ -52,7 +52,7 @@ pub fn elbow_rom_targets() -> TargetSetSpec {
     TargetSetSpec {
         name: "elbow".into(),
         kind: TargetKind::JointRom,
-        home: HOME.to_vec(),
+        home: plexo_controller::Posture::Ordered(HOME.to_vec()),
         count: None,
         radius_fraction: None,
         radius_cap: None,
