@@ -10,6 +10,7 @@
 // Transform names carry their frames (`world_T_link`), as in plexo-kinematics.
 #![allow(non_snake_case)]
 
+mod can_log;
 mod check_cmd;
 pub mod cli;
 mod error;

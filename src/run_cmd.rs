@@ -29,14 +29,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use plexo_can::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
-use plexo_can::recorder::{CandumpSummary, CandumpWriter, RecordSink, RecordingBus};
+use plexo_can::emulated::SimOverCan;
+use plexo_can::recorder::RecordingBus;
 use plexo_can::socketcan::SocketCanBus;
-use plexo_can::{CanRobot, CanRobotConfig, VirtualBus};
+use plexo_can::{CanRobot, CanRobotConfig};
 use plexo_hal::{PatientHooks, WithoutPatient};
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
+use crate::can_log::CanLog;
 use crate::check_cmd::{self, CheckArgs};
 use crate::hardware::{self, HardwareConfig};
 use crate::options::{OutputArgs, file_inputs};
@@ -190,68 +191,11 @@ fn emulated<P: SimulatedPlant + PatientHooks>(
     can: CanRobotConfig,
     log: &mut Option<CanLog>,
 ) -> Result<SimOverCan<P>, AppError> {
-    let (sim, ()) = SimOverCan::with_recording(plant, can, |buses| {
-        if let Some(path) = args.candump.as_deref() {
-            let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
-            let started = log.insert(CanLog::start(path, &names)?);
-            for (i, bus) in buses.iter().enumerate() {
-                bus.record_to(started.sink(i)?);
-            }
-        }
-        Ok::<(), AppError>(())
+    let (sim, ()) = SimOverCan::with_recording(plant, can, |buses| match args.candump.as_deref() {
+        Some(path) => CanLog::record_virtual(path, buses, log),
+        None => Ok(()),
     })?;
     Ok(sim)
-}
-
-/// The `--candump` file of a run: one candump writer for every bus, written beside the target
-/// ([`crate::files::partial_path`]) and committed over it when finished.
-struct CanLog {
-    writer: CandumpWriter,
-    path: PathBuf,
-}
-
-impl CanLog {
-    /// Creates the writer for `interfaces` (bus index order; the names written in the log). Not real-time safe.
-    fn start(path: &Path, interfaces: &[String]) -> Result<Self, AppError> {
-        crate::files::create_parent(path)?;
-        let names: Vec<&str> = interfaces.iter().map(String::as_str).collect();
-        let writer = CandumpWriter::create(&crate::files::partial_path(path), &names, CANDUMP_CHANNEL_RECORDS)?;
-        Ok(Self { writer, path: path.to_owned() })
-    }
-
-    /// The sink of bus `i`.
-    fn sink(&self, i: usize) -> Result<RecordSink, AppError> {
-        self.writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))
-    }
-
-    /// Waits for the writer to write everything queued (every sink must be gone: the robot dropped), flushes
-    /// and renames the file over its target. Not real-time safe.
-    fn finish(self) -> Result<CandumpSummary, AppError> {
-        let summary = self.writer.finish()?;
-        crate::files::commit(&crate::files::partial_path(&self.path), &self.path)?;
-        Ok(summary)
-    }
-
-    /// Finishes `log` (if any) after the run that ended with `result`, reports it, and returns the run's error
-    /// first, else the log's.
-    fn finish_after(log: Option<Self>, result: Result<(), AppError>) -> Result<(), AppError> {
-        let Some(log) = log else { return result };
-        let path = log.path.display().to_string();
-        let saved = log.finish();
-        match &saved {
-            Ok(can) => {
-                println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
-                if can.dropped > 0 {
-                    eprintln!(
-                        "warning: {} CAN frames were not recorded (the log writer could not keep up)",
-                        can.dropped
-                    );
-                }
-            }
-            Err(e) => eprintln!("error: the CAN log {path} could not be written: {e}"),
-        }
-        result.and(saved.map(|_| ()))
-    }
 }
 
 /// Opens the configured buses on the `--can` interfaces (in order), each recording into `log` if given (before
@@ -355,7 +299,7 @@ fn run_on<P: PatientHooks>(
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use plexo_can::{CanBus as _, CanFrame, VirtualBusConfig};
+    use plexo_can::{CanBus as _, CanFrame, VirtualBus, VirtualBusConfig};
 
     use super::*;
 

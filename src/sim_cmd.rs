@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use plexo_can::DriveProtocol;
-use plexo_can::VirtualBus;
-use plexo_can::emulated::{CANDUMP_CHANNEL_RECORDS, SimOverCan};
-use plexo_can::recorder::{CandumpSummary, CandumpWriter};
+use plexo_can::emulated::SimOverCan;
 use plexo_hal::PatientHooks;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 use plexo_sim::{ArticulatedPlant, PlantConfig, RapierOptions, RapierPlant, SimulatedPlant};
 
 use crate::AppError;
+use crate::can_log::CanLog;
 use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
@@ -154,41 +153,6 @@ fn can_protocol(p: OverCanProtocol) -> DriveProtocol {
     }
 }
 
-/// A recording of every virtual bus's traffic into one candump file (`--candump`), held by the app beside the
-/// plant.
-struct BusRecording {
-    writer: CandumpWriter,
-    buses: Vec<VirtualBus>,
-    path: PathBuf,
-}
-
-impl BusRecording {
-    /// Records every bus of `buses` into the candump file `path` (created, with its directory). Not real-time safe.
-    fn start(path: &Path, buses: &[VirtualBus]) -> Result<Self, AppError> {
-        crate::files::create_parent(path)?;
-        let names: Vec<String> = buses.iter().map(VirtualBus::name).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        // Written beside the target and renamed over it when complete (crate::files).
-        let writer = CandumpWriter::create(&crate::files::partial_path(path), &refs, CANDUMP_CHANNEL_RECORDS)?;
-        for (i, bus) in buses.iter().enumerate() {
-            let sink = writer.sink(i).ok_or_else(|| AppError::Robot(format!("no candump sink for bus {i}")))?;
-            bus.record_to(sink);
-        }
-        Ok(Self { writer, buses: buses.to_vec(), path: path.to_owned() })
-    }
-
-    /// Stops recording, waits for the writer to write everything queued and flush, and reports what was written
-    /// and dropped. Not real-time safe.
-    fn finish(self) -> Result<CandumpSummary, AppError> {
-        for bus in &self.buses {
-            bus.stop_recording();
-        }
-        let summary = self.writer.finish()?;
-        crate::files::commit(&crate::files::partial_path(&self.path), &self.path)?;
-        Ok(summary)
-    }
-}
-
 struct Context<'a> {
     args: &'a SimArgs,
     robot: &'a Loaded<(plexo_kinematics::Model, String)>,
@@ -210,19 +174,13 @@ impl Context<'_> {
     ) -> Result<(), AppError> {
         let config = SimOverCan::<P>::default_config(plant.joints(), can_protocol(protocol), rate_hz)?;
         // The recording starts before the drives boot: the log holds the NMT and SDO start-up, not only the cycles.
-        let (sim, recording) = SimOverCan::with_recording(plant, config, |buses| {
-            self.args.candump.as_deref().map(|path| BusRecording::start(path, buses)).transpose()
-        })?;
-        let result = self.run(sim);
-        if let Some(recording) = recording {
-            let can = recording.finish()?;
-            let path = self.args.candump.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-            println!("CAN traffic saved to {path}: {} frames, {} dropped", can.written, can.dropped);
-            if can.dropped > 0 {
-                eprintln!("warning: {} CAN frames were not recorded (the log writer could not keep up)", can.dropped);
-            }
-        }
-        result
+        let mut log = None;
+        let result = SimOverCan::with_recording(plant, config, |buses| match self.args.candump.as_deref() {
+            Some(path) => CanLog::record_virtual(path, buses, &mut log),
+            None => Ok(()),
+        })
+        .and_then(|(sim, ())| self.run(sim));
+        CanLog::finish_after(log, result)
     }
 
     fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {

@@ -489,6 +489,27 @@ fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("trial limit reached") && stdout.contains("bus-load plan"), "{stdout}");
     assert!(state.exists(), "a hardware session always saves its state");
+
+    // Issue 13 §5: `plexo run --candump` records every bus from the drives' start-up on (before: no recorder on
+    // the run path at all); the log may not overwrite an input.
+    let log = dir.join("logs").join("run.log");
+    let out = with(&["--i-confirm-the-patient-is-safe", "--trials", "1", "-q", "--candump", log.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{stdout}
+{stderr}"
+    );
+    assert!(stdout.contains(&format!("CAN traffic saved to {}", log.display())) && stdout.contains(", 0 dropped"));
+    let records = plexo_can::candump::parse_log(&std::fs::read_to_string(&log).unwrap()).expect("a candump log");
+    assert!(records.windows(2).all(|w| w[0].time <= w[1].time), "timestamps never go backwards");
+    let first = format!("{}", records[0].frame);
+    assert!(first.ends_with("#FFFFFFFFFFFFFFFD"), "the log starts with the start-up's exit-motor-mode poll: {first}");
+    for bus in ["can0", "can1"] {
+        assert!(records.iter().any(|r| r.ifname == bus), "{bus} is recorded");
+    }
+    let out = with(&["--i-confirm-the-patient-is-safe", "--trials", "1", "-q", "--candump", hw.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).1.contains("--candump"), "{}", text(&out).1);
 }
 
 #[test]
