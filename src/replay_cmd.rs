@@ -139,6 +139,8 @@ pub struct RrdSummary {
     pub last_tick: Option<i64>,
     /// Size of the file [bytes].
     pub bytes: u64,
+    /// Trials the recording holds (points of its per-trial series; `None`: a recording without them).
+    pub trials: Option<usize>,
 }
 
 impl RrdSummary {
@@ -163,6 +165,9 @@ impl RrdSummary {
         for (path, e) in &self.entities {
             let kind = if e.is_static { "  (static)" } else { "" };
             s.push_str(&format!("{path:<45} {:>7} {:>9}{kind}\n", e.chunks, e.rows));
+        }
+        if let Some(n) = self.trials {
+            s.push_str(&format!("trials recorded: {n}\n"));
         }
         if let Some(t) = self.last_time {
             let tick = self.last_tick.map(|k| format!(" (last tick {k})")).unwrap_or_default();
@@ -291,6 +296,8 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
             }
         }
     }
+    let trial_points = format!("/{}", crate::telemetry::entities::TRIAL_SUCCESS);
+    summary.trials = summary.entities.get(&trial_points).map(|e| e.scalars);
     Ok(summary)
 }
 

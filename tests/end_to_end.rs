@@ -85,7 +85,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
             assert!(views.contains(&title), "view `{title}` missing: {views:?}");
         }
     }
-    for title in [layout::ARM_PANEL, layout::SESSION_PANEL, layout::EVENTS_PANEL] {
+    for title in [layout::ARM_PANEL, layout::SESSION_PANEL, layout::TRIALS_PANEL, layout::EVENTS_PANEL] {
         assert!(views.iter().any(|v| v == title), "view `{title}` missing: {views:?}");
     }
 
@@ -127,6 +127,12 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         let e = summary.entities[&format!("/{path}")];
         assert_eq!((e.rows, e.scalars), (rows + 1, rows), "{path} (and its static style)");
     }
+    // One point per trial on the trial plots (and the static style), as many as the summary's trials.
+    for (path, _) in entities::TRIAL_SERIES {
+        let e = summary.entities[&format!("/{path}")];
+        assert_eq!((e.rows, e.scalars), (3 + 1, 3), "{path}: one point per trial");
+    }
+    assert_eq!(summary.trials, Some(3), "replay counts the trials");
     // ≥ 3 trials of ≥ 2 s.
     assert!(rows > 1_500, "only {rows} rows of time series");
 
@@ -155,6 +161,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains(&entities::joints(entities::TAU_PATIENT_TRUE)), "{stdout}");
     assert!(stdout.contains(&format!("blueprint: {} views", layout::view_count(4))), "{stdout}");
+    assert!(stdout.contains("trials recorded: 3"), "{stdout}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! - `joints/<joint>/<series>`: what `plexo replay --save` writes from a candump log ([`REPLAY_SERIES`] over
 //!   [`CAN_TIME`])
 //! - `session/assistance`, `session/patient_effort_share`: time series
+//! - `session/trials/{success,final_error_mm,sparc}`: one point per trial at its end ([`TRIAL_SERIES`])
 //! - `events`: trial, block and safety events (text log); `annotations`: block boundaries
 //!
 //! Recordings written before the joint series were grouped per quantity (issue 14) hold
@@ -29,6 +30,18 @@ pub const TARGETS: &str = "world/targets";
 pub const ASSISTANCE: &str = "session/assistance";
 /// Patient share of the task-directed effort [0–1].
 pub const PATIENT_EFFORT_SHARE: &str = "session/patient_effort_share";
+/// Per trial, at its end: 1 if the target was reached, 0 if not (one point per trial).
+pub const TRIAL_SUCCESS: &str = "session/trials/success";
+/// Per trial, at its end: final distance of the handle to the target [mm].
+pub const TRIAL_FINAL_ERROR: &str = "session/trials/final_error_mm";
+/// Per trial, at its end: SPARC smoothness of the hand speed [-] (≈ −1.6 for one smooth reach).
+pub const TRIAL_SPARC: &str = "session/trials/sparc";
+/// The per-trial series with their display names.
+pub const TRIAL_SERIES: [(&str, &str); 3] = [
+    (TRIAL_SUCCESS, "trial reached [1/0]"),
+    (TRIAL_FINAL_ERROR, "trial final error [mm]"),
+    (TRIAL_SPARC, "trial SPARC [-]"),
+];
 /// Trial, block and safety events.
 pub const EVENTS: &str = "events";
 /// Block boundaries.

@@ -51,6 +51,8 @@ pub fn joint_panel_title(joint: &str, panel: &str) -> String {
 
 /// Title of the session panel.
 pub const SESSION_PANEL: &str = "session: assistance [Nm], patient effort share [0-1]";
+/// Title of the per-trial panel (one point per trial at its end).
+pub const TRIALS_PANEL: &str = "trials: reached [1/0], final error [mm], SPARC [-]";
 /// Title of the 3D view.
 pub const ARM_PANEL: &str = "arm";
 /// Title of the event log.
@@ -58,7 +60,7 @@ pub const EVENTS_PANEL: &str = "events";
 
 /// The number of views [`blueprint`] lays out for `dof` joints.
 pub fn view_count(dof: usize) -> usize {
-    3 + JOINT_PANELS.len() * dof
+    4 + JOINT_PANELS.len() * dof
 }
 
 /// The blueprint of a session recording with the joints `joints` (in the model's order, which is the instance
@@ -86,9 +88,12 @@ pub fn blueprint(joints: &[String]) -> Blueprint {
     let arm = Spatial3DView::new(ARM_PANEL).with_origin("/world");
     let session = TimeSeriesView::new(SESSION_PANEL)
         .with_contents([rooted(entities::ASSISTANCE), rooted(entities::PATIENT_EFFORT_SHARE)]);
+    let trials = TimeSeriesView::new(TRIALS_PANEL)
+        .with_contents(entities::TRIAL_SERIES.iter().map(|(path, _)| rooted(path)).collect::<Vec<_>>());
     let events =
         TextLogView::new(EVENTS_PANEL).with_contents([rooted(entities::EVENTS), rooted(entities::ANNOTATIONS)]);
-    let left = Vertical::new([arm.into(), session.into(), events.into()]).with_row_shares([2.0, 1.0, 1.0]);
+    let left =
+        Vertical::new([arm.into(), session.into(), trials.into(), events.into()]).with_row_shares([2.0, 1.0, 1.0, 1.0]);
     Blueprint::new(Horizontal::new([left.into(), joints_grid.into()]).with_column_shares([1.0, 2.0]))
         .with_time_panel(TimePanel::new().with_timeline(entities::SIM_TIME))
 }

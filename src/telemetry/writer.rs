@@ -373,6 +373,11 @@ impl Writer {
                         .map_err(rr_err)?;
                 }
                 self.rec.log(entities::TARGET, &rerun::Clear::flat()).map_err(rr_err)?;
+                // One point per trial on the session's plots: outcome, final error, smoothness.
+                let per_trial = [f64::from(u8::from(success)), final_error_m * 1000.0, sparc];
+                for ((path, _), value) in entities::TRIAL_SERIES.iter().zip(per_trial) {
+                    self.rec.log(*path, &rerun::Scalars::single(value)).map_err(rr_err)?;
+                }
                 tracing::debug!(
                     block,
                     trial,
@@ -483,6 +488,11 @@ fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String]) -> Result<
     {
         let lines = rerun::SeriesLines::new().with_names([name]).with_colors([super::layout::series_color(path)]);
         rec.log_static(path, &lines).map_err(rr_err)?;
+    }
+    for (path, name) in entities::TRIAL_SERIES {
+        // Markers, not lines: each trial is one outcome.
+        let points = rerun::SeriesPoints::new().with_names([name]).with_colors([super::layout::series_color(path)]);
+        rec.log_static(path, &points).map_err(rr_err)?;
     }
     Ok(())
 }
