@@ -9,14 +9,17 @@
 //! (heartbeat producer, heartbeat consumer, SYNC watchdog) run whenever the clock moves. Everything on the wire
 //! is recorded with its end-of-transmission time from before the first frame.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use core::time::Duration;
 
+use common::{DiscreteWorld, HostNode};
 use plexo_can::canopen::{COB_SYNC, Cia402State};
 use plexo_can::emulated::EmulatedCia402Drive;
-use plexo_can::{CanBus, CanFrame, CanId, CanRobot, CanRobotConfig, VirtualBus, VirtualBusConfig, VirtualNode};
-use plexo_hal::{HalError, JointCommand, JointState, Lifecycle, Robot};
+use plexo_can::{CanBus as _, CanFrame, CanId, CanRobot, CanRobotConfig, VirtualBus, VirtualBusConfig, VirtualNode};
+use plexo_hal::{JointCommand, JointState, Lifecycle, Robot};
 
 /// Time a drive takes to answer an SDO request.
 const SDO_LATENCY: Duration = Duration::from_millis(1);
@@ -70,24 +73,18 @@ struct World {
     scheduled: Vec<(Duration, usize, CanFrame)>,
 }
 
-impl World {
-    fn now(&self) -> Duration {
-        self.buses[0].now()
+impl DiscreteWorld for World {
+    fn buses(&self) -> &[VirtualBus] {
+        &self.buses
     }
 
-    /// Moves every bus's clock to `t` (one shared clock).
-    fn advance_to(&mut self, t: Duration) {
-        for bus in &self.buses {
-            let now = bus.now();
-            if t > now {
-                bus.advance(t - now);
-            }
-        }
+    fn scheduled(&self) -> &[(Duration, usize, CanFrame)] {
+        &self.scheduled
     }
 
     /// Hands every frame on the drives' nodes to the drives (SDO answers scheduled `SDO_LATENCY` later, the
     /// rest at once), runs their timers and sends what is due.
-    fn run(&mut self) {
+    fn step(&mut self) {
         let now = self.now();
         for b in 0..self.nodes.len() {
             while let Some(frame) = self.nodes[b].try_receive() {
@@ -120,60 +117,6 @@ impl World {
                 i += 1;
             }
         }
-    }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.scheduled.iter().map(|s| s.0).min()
-    }
-}
-
-/// The host's node on bus `b`: a `receive(timeout)` that finds nothing lets the clock run to the next drive
-/// answer or to the end of the timeout.
-struct HostNode {
-    node: VirtualNode,
-    world: Arc<Mutex<World>>,
-}
-
-impl CanBus for HostNode {
-    type Error = HalError;
-
-    fn name(&self) -> &str {
-        self.node.name()
-    }
-    fn transmit(&mut self, frame: &CanFrame) -> Result<(), HalError> {
-        self.node.transmit(frame)
-    }
-    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
-        let mut world = self.world.lock().unwrap();
-        let until = world.now() + timeout;
-        loop {
-            world.run();
-            if let Some(frame) = self.node.receive(Duration::ZERO)? {
-                return Ok(Some(frame));
-            }
-            let now = world.now();
-            match world.next_due() {
-                Some(due) if due <= until && due > now => world.advance_to(due),
-                _ if until > now => {
-                    world.advance_to(until);
-                    world.run();
-                    return self.node.receive(Duration::ZERO);
-                }
-                _ => return Ok(None),
-            }
-        }
-    }
-    fn state(&self) -> plexo_can::BusState {
-        self.node.state()
-    }
-    fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
-        self.node.discard_pending_tx()
-    }
-    fn recover(&mut self) -> Result<(), HalError> {
-        self.node.recover()
-    }
-    fn now(&self) -> Duration {
-        self.node.now()
     }
 }
 
@@ -213,7 +156,7 @@ fn regression_enable_sdos_starved_sync_and_host_heartbeat_of_drives_already_enab
 
     let n = robot.dof();
     let mut state = JointState::zeros(n);
-    let mut cycle = |robot: &mut CanRobot<HostNode>, command: &JointCommand| {
+    let mut cycle = |robot: &mut CanRobot<HostNode<World>>, command: &JointCommand| {
         let start = buses[0].now();
         robot.write(command).unwrap();
         robot.read(&mut state).unwrap();

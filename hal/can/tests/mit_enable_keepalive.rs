@@ -11,14 +11,17 @@
 //! timeout, whichever comes first, and the motors' CAN timeout is checked whenever the clock moves. Everything
 //! on the wire is recorded with its end-of-transmission time from before the first frame.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use core::time::Duration;
 
+use common::{DiscreteWorld, HostNode};
 use plexo_can::emulated::EmulatedMitMotor;
 use plexo_can::mit::{self, AkModel};
-use plexo_can::{CanBus, CanFrame, CanId, CanRobot, CanRobotConfig, VirtualBus, VirtualBusConfig, VirtualNode};
-use plexo_hal::{HalError, JointCommand, JointState, Lifecycle, Robot};
+use plexo_can::{CanBus as _, CanFrame, CanId, CanRobot, CanRobotConfig, VirtualBus, VirtualBusConfig, VirtualNode};
+use plexo_hal::{JointCommand, JointState, Lifecycle, Robot};
 
 /// Time a motor takes to answer a frame.
 const REPLY_LATENCY: Duration = Duration::from_micros(500);
@@ -78,24 +81,18 @@ struct World {
     scheduled: Vec<(Duration, usize, CanFrame)>,
 }
 
-impl World {
-    fn now(&self) -> Duration {
-        self.buses[0].now()
+impl DiscreteWorld for World {
+    fn buses(&self) -> &[VirtualBus] {
+        &self.buses
     }
 
-    /// Moves every bus's clock to `t` (one shared clock).
-    fn advance_to(&mut self, t: Duration) {
-        for bus in &self.buses {
-            let now = bus.now();
-            if t > now {
-                bus.advance(t - now);
-            }
-        }
+    fn scheduled(&self) -> &[(Duration, usize, CanFrame)] {
+        &self.scheduled
     }
 
     /// Runs the motors' CAN timeout, hands every frame on the motors' nodes to them (replies scheduled
     /// `REPLY_LATENCY` later) and sends what is due.
-    fn run(&mut self) {
+    fn step(&mut self) {
         let now = self.now();
         for (_, m) in &mut self.motors {
             // Checks the CAN timeout (the motor leaves motor mode when no frame came for that long).
@@ -124,60 +121,6 @@ impl World {
             }
         }
     }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.scheduled.iter().map(|s| s.0).min()
-    }
-}
-
-/// The host's node on bus `b`: a `receive(timeout)` that finds nothing lets the clock run to the next motor
-/// answer or to the end of the timeout.
-struct HostNode {
-    node: VirtualNode,
-    world: Arc<Mutex<World>>,
-}
-
-impl CanBus for HostNode {
-    type Error = HalError;
-
-    fn name(&self) -> &str {
-        self.node.name()
-    }
-    fn transmit(&mut self, frame: &CanFrame) -> Result<(), HalError> {
-        self.node.transmit(frame)
-    }
-    fn receive(&mut self, timeout: Duration) -> Result<Option<CanFrame>, HalError> {
-        let mut world = self.world.lock().unwrap();
-        let until = world.now() + timeout;
-        loop {
-            world.run();
-            if let Some(frame) = self.node.receive(Duration::ZERO)? {
-                return Ok(Some(frame));
-            }
-            let now = world.now();
-            match world.next_due() {
-                Some(due) if due <= until && due > now => world.advance_to(due),
-                _ if until > now => {
-                    world.advance_to(until);
-                    world.run();
-                    return self.node.receive(Duration::ZERO);
-                }
-                _ => return Ok(None),
-            }
-        }
-    }
-    fn state(&self) -> plexo_can::BusState {
-        self.node.state()
-    }
-    fn discard_pending_tx(&mut self) -> Result<usize, HalError> {
-        self.node.discard_pending_tx()
-    }
-    fn recover(&mut self) -> Result<(), HalError> {
-        self.node.recover()
-    }
-    fn now(&self) -> Duration {
-        self.node.now()
-    }
 }
 
 #[test]
@@ -204,7 +147,7 @@ fn regression_mit_motors_in_motor_mode_got_no_command_while_the_next_joints_were
 
     let n = robot.dof();
     let mut state = JointState::zeros(n);
-    let mut cycle = |robot: &mut CanRobot<HostNode>| {
+    let mut cycle = |robot: &mut CanRobot<HostNode<World>>| {
         let start = buses[0].now();
         robot.write(&JointCommand::zeros(n)).unwrap();
         robot.read(&mut state).unwrap();
