@@ -322,6 +322,34 @@ pub fn emken_update_excess(stiffness: &mut [f64], excess: &[f64], c: &EmkenConfi
     }
 }
 
+/// Factor [-] on the Emken impedance torque for a joint-space tracking error of norm `error_norm` [rad] and a
+/// window of free movement of half-width `window` [rad]: φ = max(0, 1 − window/‖e‖). The position term φ·K·e is
+/// then K·(‖e‖ − w) along e — a radial dead zone around the moving reference, continuous at its edge (no torque
+/// step) — and the velocity term is blended in with it, so that inside the window the law does no work at all.
+/// Cai et al. 2006 (J Neurosci 26(41)) trained with such a window of allowed deviation around the moving
+/// reference; the dead-zone form and the blended damping are Plexo's. `window` ≤ 0 gives 1 (no window).
+/// Real-time safe.
+pub fn emken_window_factor(error_norm: f64, window: f64) -> f64 {
+    if window <= 0.0 {
+        1.0
+    } else if error_norm > window {
+        1.0 - window / error_norm
+    } else {
+        0.0
+    }
+}
+
+/// Half-width of the Emken law's window of free movement [rad] for a trial of reach tolerance `tolerance` [rad]
+/// under the progression's assistance scale `scale` [-]: `min(window_fraction / scale, window_max_fraction)` ×
+/// `tolerance` (0 without a window). The window is the patient's freedom and moves opposite to the help: the
+/// progression's withdrawals (scale ↓) widen it up to its cap, a rescue (scale ↑) narrows it. Real-time safe.
+pub fn emken_window_half_width(c: &EmkenConfig, scale: f64, tolerance: f64) -> f64 {
+    if c.window_fraction <= 0.0 || scale.is_nan() || scale <= 0.0 {
+        return 0.0;
+    }
+    (c.window_fraction / scale).min(c.window_max_fraction.max(c.window_fraction)) * tolerance
+}
+
 /// Damping of the Emken law for joint stiffness `stiffness` [Nm/rad] under the progression's assistance `scale`
 /// [-], from the configured damping `damping` [Nm s/rad] (which holds at the initial stiffness): with
 /// `constant_damping_ratio` D = damping·√(scale·K / initial) — the damping ratio of the impedance stays that of the
@@ -641,7 +669,9 @@ mod tests {
 
     #[test]
     fn progression_is_bounded_and_directional() {
-        let c = cfg();
+        let mut c = cfg();
+        // The mechanism with a speed-up allowed (the shipped duration_min = 1 never speeds past the prescription).
+        c.aan.progression.duration_min = 0.6;
         let p = &c.aan.progression;
         let mut s = AdaptationState::new(4, &c.aan);
         let good = BlockPerformance { trials: 10, successes: 10 };
@@ -660,10 +690,33 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_progression_never_speeds_the_movement_past_its_prescription() {
+        // Regression (EFFICACY.md): sped up to 0.6 x the movement time once help was at its floor, the mild
+        // patient lagged the faster reference, the assistance rose again and its effort share fell.
+        let c = cfg();
+        let p = &c.aan.progression;
+        let mut s = AdaptationState::new(4, &c.aan);
+        let good = BlockPerformance { trials: 10, successes: 10 };
+        for _ in 0..100 {
+            progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
+        }
+        assert_eq!(s.assistance_scale, p.assistance_min);
+        assert_eq!(s.duration_scale, 1.0, "{s:?}");
+        // A rescue slows the movement; withdrawals bring it back to the prescription, not beyond.
+        progress_between_blocks(&mut s, &BlockPerformance { trials: 10, successes: 1 }, p, &c.aan.tunnel);
+        assert!(s.duration_scale > 1.0);
+        for _ in 0..100 {
+            progress_between_blocks(&mut s, &good, p, &c.aan.tunnel);
+        }
+        assert_eq!(s.duration_scale, 1.0, "{s:?}");
+    }
+
+    #[test]
     fn harder_speeds_the_movement_up_only_once_the_help_is_at_its_floor() {
         // Regression: withdrawal shortened the movement while it withdrew help, so patients lagged the faster
         // reference and the Emken stiffness rose as the patient improved.
-        let c = cfg();
+        let mut c = cfg();
+        c.aan.progression.duration_min = 0.6;
         let p = &c.aan.progression;
         let mut s = AdaptationState::new(4, &c.aan);
         let good = BlockPerformance { trials: 10, successes: 10 };
@@ -705,6 +758,39 @@ mod tests {
         assert_eq!(k, [c.forgetting * 100.0, c.forgetting * 50.0]);
         emken_update_excess(&mut k, &[0.1, 0.0], &c);
         assert!((k[0] - (c.forgetting * c.forgetting * 100.0 + c.gain * 0.1)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn emken_window_leaves_errors_inside_it_to_the_patient_and_is_continuous_at_its_edge() {
+        let w = 0.02;
+        assert_eq!(emken_window_factor(0.0, w), 0.0);
+        assert_eq!(emken_window_factor(0.5 * w, w), 0.0, "inside the window the law does no work");
+        assert_eq!(emken_window_factor(w, w), 0.0, "no torque step at the edge");
+        assert!(emken_window_factor(w * (1.0 + 1e-9), w) < 1e-8, "continuous just outside the edge");
+        // Outside: the position term K phi e has the magnitude K (|e| - w), a spring from the window's edge.
+        for e in [0.03, 0.1, 1.0] {
+            let k = 40.0;
+            assert!((k * emken_window_factor(e, w) * e - k * (e - w)).abs() < 1e-12, "e = {e}");
+        }
+        assert!(emken_window_factor(10.0, w) > 0.99, "far outside, the whole impedance");
+        assert_eq!(emken_window_factor(0.001, 0.0), 1.0, "no window: the impedance acts on every error");
+        assert_eq!(emken_window_factor(0.001, -1.0), 1.0);
+    }
+
+    #[test]
+    fn emken_window_widens_as_the_progression_withdraws_help_and_narrows_on_a_rescue() {
+        let mut c = cfg().aan.emken;
+        c.window_fraction = 0.4;
+        c.window_max_fraction = 0.8;
+        let tol = 0.05;
+        assert!((emken_window_half_width(&c, 1.0, tol) - 0.02).abs() < 1e-12, "at full help: window_fraction");
+        assert!((emken_window_half_width(&c, 0.8, tol) - 0.025).abs() < 1e-12, "help withdrawn: wider");
+        assert!((emken_window_half_width(&c, 0.2, tol) - 0.04).abs() < 1e-12, "capped at window_max_fraction");
+        assert!((emken_window_half_width(&c, 1.5, tol) - 0.4 / 1.5 * tol).abs() < 1e-12, "a rescue narrows it");
+        assert!(emken_window_half_width(&c, 1.0, tol) < tol, "the window stays inside the tolerance");
+        assert_eq!(emken_window_half_width(&c, 0.0, tol), 0.0, "a degenerate scale gives no window, not infinity");
+        c.window_fraction = 0.0;
+        assert_eq!(emken_window_half_width(&c, 0.2, tol), 0.0, "no window configured");
     }
 
     #[test]

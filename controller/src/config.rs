@@ -252,6 +252,20 @@ pub struct EmkenConfig {
     /// no help, and the stiffness only forgets; a failed trial counts its whole distance.
     #[serde(default = "default_deadband_fraction")]
     pub deadband_fraction: f64,
+    /// Half-width of the window of free movement around the moving reference, as a fraction of the trial's reach
+    /// tolerance [-], 0..=1 (0: no window, the impedance acts on every error). Inside the window (joint-space
+    /// tracking error ‖q_d − q‖ ≤ w) the law applies no torque; outside, its impedance acts on the error beyond
+    /// the window (see [`crate::aan::emken_window_factor`]). The window of allowed deviation around the moving
+    /// reference is the assist-as-needed of Cai et al. 2006 (J Neurosci 26(41)): variability the patient can
+    /// correct alone is left to the patient.
+    #[serde(default = "default_window_fraction")]
+    pub window_fraction: f64,
+    /// Widest window as a fraction of the trial's reach tolerance [-], `window_fraction`..=1. The window in force
+    /// is `window_fraction / s` (capped here), s the progression's assistance scale: as the progression withdraws
+    /// help it widens the patient's freedom with it, and a rescue narrows it (see
+    /// [`crate::aan::emken_window_half_width`]).
+    #[serde(default = "default_window_max_fraction")]
+    pub window_max_fraction: f64,
     /// Scale the law's damping with its adapted stiffness at a constant damping ratio,
     /// D_j = damping_j·√(s·K_j / initial) with s the progression's assistance scale, so that the whole impedance
     /// fades with the help (true, default); false keeps `aan.damping` fixed whatever the stiffness.
@@ -264,6 +278,20 @@ pub const DEFAULT_EMKEN_DEADBAND_FRACTION: f64 = 0.0;
 
 fn default_deadband_fraction() -> f64 {
     DEFAULT_EMKEN_DEADBAND_FRACTION
+}
+
+/// Default [`EmkenConfig::window_fraction`] [-].
+pub const DEFAULT_EMKEN_WINDOW_FRACTION: f64 = 0.0;
+
+fn default_window_fraction() -> f64 {
+    DEFAULT_EMKEN_WINDOW_FRACTION
+}
+
+/// Default [`EmkenConfig::window_max_fraction`] [-].
+pub const DEFAULT_EMKEN_WINDOW_MAX_FRACTION: f64 = 0.0;
+
+fn default_window_max_fraction() -> f64 {
+    DEFAULT_EMKEN_WINDOW_MAX_FRACTION
 }
 
 fn default_true() -> bool {
@@ -453,6 +481,8 @@ impl ControllerConfig {
         check_range(f, "aan.emken.initial", m.initial, m.k_min, m.k_max)?;
         check_range(f, "aan.emken.nominal_trial_time", m.nominal_trial_time, 0.1, 60.0)?;
         check_range(f, "aan.emken.deadband_fraction", m.deadband_fraction, 0.0, 2.0)?;
+        check_range(f, "aan.emken.window_fraction", m.window_fraction, 0.0, 1.0)?;
+        check_range(f, "aan.emken.window_max_fraction", m.window_max_fraction, m.window_fraction, 1.0)?;
         let r = &a.rbf;
         check_range(f, "aan.rbf.centers", r.centers as f64, 2.0, MAX_RBF as f64)?;
         check_range(f, "aan.rbf.width", r.width, 0.01, 1.0)?;

@@ -47,11 +47,14 @@ pub use controller::{
 };
 pub use error::ControllerError;
 pub use observer::MomentumObserver;
-pub use protocol::{BlockSpec, DEFAULT_PROTOCOLS, Posture, Protocol, TargetKind, TargetSetSpec, default_protocol_toml};
+pub use protocol::{
+    BlockSpec, DEFAULT_ONSET_DISTANCE, DEFAULT_PROTOCOLS, Posture, Protocol, TargetKind, TargetSetSpec,
+    default_protocol_toml,
+};
 pub use safety::{
     ControllerReport, JointSafetyConfig, LimitCounts, RomLimit, SafetyConfig, SafetyOutcome, SafetyState, SafetyStats,
     SafetySupervisor, StopReason,
 };
 pub use session::{PreparedBlock, Session, SessionEvent, TrialPlan};
-pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_profile};
+pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_phase_of, minimum_jerk_profile};
 pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord};

@@ -171,6 +171,26 @@ pub struct BlockSpec {
     /// Apply the performance-based progression (Krebs 2003) after this block.
     #[serde(default)]
     pub progression: bool,
+    /// Patient-initiated movement: the longest wait for the patient's movement onset after the go cue [s],
+    /// 0..=`trial_timeout` − `movement_time` (default 0: the reference starts at the cue). With a wait, the
+    /// reference holds the start posture until the arm has moved `onset_distance` towards the goal and then starts
+    /// where the patient is on its way; if the patient has not started after the wait, the robot starts the
+    /// movement. A reference that starts at the cue leads every patient by its reaction time, and an impedance that
+    /// tracks it pulls the arm through that lead (see [`crate::Session`]).
+    #[serde(default)]
+    pub onset_timeout: f64,
+    /// Movement onset: joint-space displacement from the start towards the goal [rad], 0.001..=`tolerance`
+    /// (default [`DEFAULT_ONSET_DISTANCE`]); used with `onset_timeout` > 0.
+    #[serde(default = "default_onset_distance")]
+    pub onset_distance: f64,
+}
+
+/// Default [`BlockSpec::onset_distance`] [rad] (0.3°: above encoder noise and tremor at rest, well inside every
+/// shipped tolerance).
+pub const DEFAULT_ONSET_DISTANCE: f64 = 0.005;
+
+fn default_onset_distance() -> f64 {
+    DEFAULT_ONSET_DISTANCE
 }
 
 fn default_law() -> AanLaw {
@@ -275,6 +295,8 @@ impl Protocol {
             if let Some(g) = b.error_gain {
                 check_range(file, &k("error_gain"), g, 1.0, 3.0)?;
             }
+            check_range(file, &k("onset_timeout"), b.onset_timeout, 0.0, b.trial_timeout - b.movement_time)?;
+            check_range(file, &k("onset_distance"), b.onset_distance, 0.001, b.tolerance)?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::controller::ModeSettings;
 use crate::error::ControllerError;
 use crate::protocol::{BlockSpec, Protocol, TargetKind};
 use crate::safety::RomLimit;
-use crate::tasks::{MinimumJerk, TaskReference, center_out_targets, joint_rom_targets};
+use crate::tasks::{MinimumJerk, TaskReference, center_out_targets, joint_rom_targets, minimum_jerk_phase_of};
 
 /// A block ready to run: settings and the sequence of trial targets.
 #[derive(Clone, Debug)]
@@ -99,9 +99,18 @@ pub enum SessionEvent {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     NotStarted,
-    Moving { start: f64 },
-    InterTrialRest { until: f64 },
-    BlockRest { until: f64 },
+    /// A trial: `start` is the go cue's time [s]; `origin` the time at which the reference's own clock reads 0
+    /// (`None` while a patient-initiated trial waits for the movement onset).
+    Moving {
+        start: f64,
+        origin: Option<f64>,
+    },
+    InterTrialRest {
+        until: f64,
+    },
+    BlockRest {
+        until: f64,
+    },
     BlockFinished,
     Done,
 }
@@ -287,7 +296,34 @@ impl Session {
         self.movement = MinimumJerk { start: plan.start, target: plan.goal, duration: plan.duration };
         self.plan = Some(plan);
         self.in_tolerance_since = None;
-        self.phase = Phase::Moving { start: t };
+        // Without an onset wait the reference starts at the cue.
+        let origin = (self.blocks[self.block].spec.onset_timeout <= 0.0).then_some(t);
+        self.phase = Phase::Moving { start: t, origin };
+    }
+
+    /// The reference's clock origin [s] for a trial cued at `start` that has no origin yet, at time `t` [s] with
+    /// the arm at `q`: the onset of the patient's movement, or the end of the wait. At the onset, the arm has moved
+    /// d = (q − q₀)·u towards the goal (u the unit direction from the start q₀ to the goal, A the distance);
+    /// the reference then starts from the minimum-jerk phase τ₀ with s(τ₀) = d/A, i.e. where a minimum-jerk
+    /// movement of the planned duration T that has covered d would be, so it neither pulls the patient back to
+    /// the start nor leads it: origin = t − τ₀·T. `None` while the patient has not started and the wait lasts.
+    /// Real-time safe.
+    fn reference_origin(&self, q: &JointArray<f64>, start: f64, t: f64) -> Option<f64> {
+        let spec = &self.blocks[self.block].spec;
+        let m = &self.movement;
+        let (mut along, mut distance2) = (0.0, 0.0);
+        for j in 0..q.len() {
+            let delta = m.target[j] - m.start[j];
+            along += (q[j] - m.start[j]) * delta;
+            distance2 += delta * delta;
+        }
+        let distance = distance2.sqrt();
+        if distance > 0.0 && along / distance >= spec.onset_distance {
+            // The covered fraction is capped at the mid-point: past it the patient is not starting but moving.
+            let covered = (along / distance2).min(0.5);
+            return Some(t - minimum_jerk_phase_of(covered) * m.duration);
+        }
+        (t - start >= spec.onset_timeout).then_some(t)
     }
 
     /// Advances the sequencer at time `t` [s] with the measured state and returns the reference and what
@@ -315,9 +351,12 @@ impl Session {
                 let r = self.movement.sample(0.0);
                 (r, SessionEvent::TrialStarted { block: self.block, trial: self.trial })
             }
-            Phase::Moving { start } => {
+            Phase::Moving { start, origin } => {
                 let elapsed = t - start;
-                let reference = self.movement.sample(elapsed);
+                let origin = origin.or_else(|| self.reference_origin(q, start, t));
+                self.phase = Phase::Moving { start, origin };
+                // Waiting for the onset, the reference holds the start (phase 0).
+                let reference = self.movement.sample(origin.map_or(0.0, |o| t - o));
                 let spec = &self.blocks[self.block].spec;
                 let dist2: f64 = q.iter().zip(self.movement.target.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
                 if dist2.sqrt() <= spec.tolerance {

@@ -70,6 +70,22 @@ pub fn minimum_jerk_profile(tau: f64) -> (f64, f64, f64) {
     (s, ds, dds)
 }
 
+/// The normalised time τ ∈ [0, 1] at which the minimum-jerk position s(τ) = `fraction` (clamped to [0, 1]); the
+/// inverse of [`minimum_jerk_profile`]'s position, by bisection to 1e-9 (s is monotonic). Real-time safe.
+pub fn minimum_jerk_phase_of(fraction: f64) -> f64 {
+    let target = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if minimum_jerk_profile(mid).0 < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// A minimum-jerk point-to-point movement in joint space.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MinimumJerk {

@@ -162,6 +162,8 @@ fn second_session_resumes_the_first_sessions_assistance() {
     cfg.aan.progression.window = 2;
     cfg.aan.progression.rescue_window = 2;
     cfg.aan.progression.assistance_min = 0.9;
+    // A movement that may be sped up past its prescription (the shipped floor is 1: never faster).
+    cfg.aan.progression.duration_min = 0.6;
     let protocol = short_protocol();
     let (first_1, saved, patient) = run_session(at_home("moderate", &cfg, None), &protocol, None);
     let defaults = AdaptationState::new(4, &cfg.aan);

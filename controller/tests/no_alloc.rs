@@ -158,6 +158,8 @@ fn block(name: &str, mode: Mode, law: AanLaw, space: Space) -> BlockSpec {
         arm_support: 0.7,
         error_gain: None,
         progression: mode == Mode::ActiveAssisted,
+        onset_timeout: 0.0,
+        onset_distance: plexo_controller::DEFAULT_ONSET_DISTANCE,
     }
 }
 

@@ -125,8 +125,8 @@ fn report(name: &str, s: &Smoothness) -> f64 {
 
 /// With the shipped shaping the rate limit acts on < 1 % of the ticks after the soft start; with the shaping
 /// off (no velocity filter, no bumpless transfer) it acts on > 10 % — the measurement
-/// tells the two apart — and the shaping keeps the task: targets reached within 2 trials, RMS tracking errors
-/// and RMS assistance within 10 %.
+/// tells the two apart — and the shaping keeps the task: targets reached within 2 trials, RMS tracking errors no
+/// more than 10 % larger and RMS assistance within 10 %.
 #[test]
 fn rate_limit_acts_on_under_one_percent_of_ticks_after_the_soft_start() {
     let cfg = sim_actuator_config();
@@ -142,8 +142,10 @@ fn rate_limit_acts_on_under_one_percent_of_ticks_after_the_soft_start() {
         assert!(unshaped_share > 0.1, "{patient}: unshaped, the rate limit acts on {:.2} %", 100.0 * unshaped_share);
         assert!(s.assisted.0 + 2 >= u.assisted.0, "{patient}: {:?} vs {:?} reached", s.assisted, u.assisted);
         let close = |a: f64, b: f64| (a - b).abs() <= 0.1 * b;
-        assert!(close(s.assisted_rms_error, u.assisted_rms_error), "{patient}: assisted RMS error {s:?} vs {u:?}");
+        // Tracking no more than 10 % worse with the shaping (better is allowed: the unshaped command is rougher).
+        let not_worse = |a: f64, b: f64| a <= 1.1 * b;
+        assert!(not_worse(s.assisted_rms_error, u.assisted_rms_error), "{patient}: assisted RMS error {s:?} vs {u:?}");
         assert!(close(s.assisted_rms_assistance, u.assisted_rms_assistance), "{patient}: assistance {s:?} vs {u:?}");
-        assert!(close(s.passive_rms_error, u.passive_rms_error), "{patient}: passive RMS error {s:?} vs {u:?}");
+        assert!(not_worse(s.passive_rms_error, u.passive_rms_error), "{patient}: passive RMS error {s:?} vs {u:?}");
     }
 }

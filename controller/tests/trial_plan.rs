@@ -19,11 +19,19 @@ fn protocol() -> Protocol {
     Protocol { name: "plan".into(), ..elbow_protocol(vec![block]) }
 }
 
+/// The default configuration with movements that may be sped up to 0.6 × their prescribed time (the shipped floor
+/// is 1: never faster), so that scales below 1 are tested too.
+fn speed_up_config() -> ControllerConfig {
+    let mut cfg = ControllerConfig::default_config().unwrap();
+    cfg.aan.progression.duration_min = 0.6;
+    cfg
+}
+
 /// Runs the first trial with the arm held still at home, under `duration_scale`; returns the plan reported at the
 /// trial start and the reference's measured movement time [s] (first tick at which q_d reaches the goal and
 /// q̇_d vanishes, minus the tick that started the trial).
 fn first_trial(duration_scale: f64) -> (TrialPlan, f64, f64) {
-    let cfg = ControllerConfig::default_config().unwrap();
+    let cfg = speed_up_config();
     let mut therapy = scripted_therapy(&protocol(), &cfg);
     let saved = AdaptationState { duration_scale, ..AdaptationState::new(4, &cfg.aan) };
     assert!(therapy.resume_from(saved).unwrap().is_empty(), "scale {duration_scale} within the bounds");
@@ -59,7 +67,7 @@ fn first_trial(duration_scale: f64) -> (TrialPlan, f64, f64) {
 /// configured bounds, and it is `movement_time × duration_scale`, not the protocol's unscaled `movement_time`.
 #[test]
 fn trial_plan_duration_is_the_references_movement_time_under_any_duration_scale() {
-    let cfg = ControllerConfig::default_config().unwrap();
+    let cfg = speed_up_config();
     let p = &cfg.aan.progression;
     let movement_time = protocol().blocks[0].movement_time;
     for scale in [p.duration_min, 0.73, 1.0, 1.21, p.duration_max] {

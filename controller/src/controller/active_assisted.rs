@@ -37,10 +37,16 @@ impl Controller {
                     }
                     aan::emken_update_continuous(&mut self.adaptation.emken_stiffness[..n], &err[..n], dt, &a.emken);
                 }
+                let mut norm2 = 0.0;
+                for j in 0..n {
+                    norm2 += (r.position[j] - q[j]).powi(2);
+                }
+                let half_width = aan::emken_window_half_width(&a.emken, scale, self.trial_tolerance);
+                let window = aan::emken_window_factor(norm2.sqrt(), half_width);
                 for j in 0..n {
                     let k = self.adaptation.emken_stiffness[j];
                     let d = aan::emken_damping(self.gains.aan_d[j], k, scale, &a.emken);
-                    tau[j] = scale * k * (r.position[j] - q[j]) + d * (r.velocity[j] - qd[j]);
+                    tau[j] = window * (scale * k * (r.position[j] - q[j]) + d * (r.velocity[j] - qd[j]));
                 }
             }
             AanLaw::Rbf => {

@@ -82,6 +82,8 @@ pub fn elbow_block(mode: Mode, law: AanLaw, repetitions: u32) -> BlockSpec {
         arm_support: 1.0,
         error_gain: None,
         progression: mode == Mode::ActiveAssisted,
+        onset_timeout: 0.0,
+        onset_distance: plexo_controller::DEFAULT_ONSET_DISTANCE,
     }
 }
 
