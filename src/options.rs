@@ -11,6 +11,10 @@ use crate::realtime::{RealtimeReport, RealtimeRequest};
 use crate::setup::SessionParts;
 use crate::telemetry::{RecordingInfo, Sinks, Telemetry, TelemetryConfig};
 
+/// Default of `--pose-every` [ticks]: the 3D view at 25 Hz on a 1 kHz loop. At 100 Hz (every 10 ticks, before
+/// issue 14) the link transforms were 10 % of a 1 kHz recording (BENCHMARKS.md).
+pub const DEFAULT_POSE_EVERY: u64 = 40;
+
 /// Output and real-time options shared by `sim` and `run`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OutputArgs {
@@ -26,8 +30,9 @@ pub struct OutputArgs {
     /// Stream to a running Rerun viewer (default rerun+http://127.0.0.1:9876/proxy).
     #[arg(long, num_args = 0..=1, default_missing_value = "rerun+http://127.0.0.1:9876/proxy")]
     pub connect: Option<String>,
-    /// Log the 3D arm every N ticks.
-    #[arg(long, default_value_t = 10)]
+    /// Log the 3D view (link poses, hand, target; the drawn hand paths are sampled with it) every N ticks:
+    /// 40 = 25 Hz on a 1 kHz loop, a film's frame rate (the time series have their own rate, --telemetry-rate).
+    #[arg(long, default_value_t = DEFAULT_POSE_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
     pub pose_every: u64,
     /// Rate of the joint and session time series in the recording [Hz]: 250 (default) is plenty to view a reach;
     /// 1000 keeps every tick of a 1 kHz loop (about 4 times the file size). A rate that does not divide the loop's
@@ -107,6 +112,8 @@ pub fn start_telemetry(
         session_name: session.to_owned(),
         model: model.clone(),
         urdf: urdf.to_owned(),
+        urdf_dir: crate::setup::robot_dir(&info.robot),
+        patient_arm: Some(parts.arm),
         handle_frame: model.frames()[parts.handle.0].name.clone(),
         blocks: parts.blocks.clone(),
         period,

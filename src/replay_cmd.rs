@@ -99,7 +99,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), AppError> {
 }
 
 /// What a recording holds of one entity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EntityStats {
     /// Chunks.
     pub chunks: usize,
@@ -109,6 +109,10 @@ pub struct EntityStats {
     pub is_static: bool,
     /// Scalar values of a time series, over all rows (rows × instances per row).
     pub scalars: usize,
+    /// First and last session time of its rows (the `sim_time` timeline) [s]; `None`: static or other timelines.
+    pub time_range: Option<(f64, f64)>,
+    /// Bytes of its chunks as the file stores them (encoded and compressed as Rerun writes them).
+    pub bytes: u64,
 }
 
 /// What a recording holds.
@@ -141,6 +145,13 @@ pub struct RrdSummary {
     pub bytes: u64,
     /// Trials the recording holds (points of its per-trial series; `None`: a recording without them).
     pub trials: Option<usize>,
+    /// Legend names of the time series, per entity (its static `SeriesLines`/`SeriesPoints` names).
+    pub series_names: BTreeMap<String, Vec<String>>,
+    /// Single-precision values of the static components, per `(entity, component)` (e.g.
+    /// `Capsules3D:lengths`): the geometry of the 3D view.
+    pub static_values: BTreeMap<(String, String), Vec<f32>>,
+    /// Static components per entity (e.g. `Asset3D:blob`).
+    pub static_components: BTreeMap<String, Vec<String>>,
 }
 
 impl RrdSummary {
@@ -161,10 +172,10 @@ impl RrdSummary {
             0 => "no blueprint (the viewer invents a layout)\n".to_owned(),
             n => format!("blueprint: {n} views{}\n", if self.blueprint_activated { "" } else { " (not activated)" }),
         });
-        s.push_str(&format!("{:<45} {:>7} {:>9}\n", "entity", "chunks", "rows"));
+        s.push_str(&format!("{:<45} {:>7} {:>9} {:>9}\n", "entity", "chunks", "rows", "MB"));
         for (path, e) in &self.entities {
             let kind = if e.is_static { "  (static)" } else { "" };
-            s.push_str(&format!("{path:<45} {:>7} {:>9}{kind}\n", e.chunks, e.rows));
+            s.push_str(&format!("{path:<45} {:>7} {:>9} {:>9.2}{kind}\n", e.chunks, e.rows, e.bytes as f64 / 1e6));
         }
         if let Some(n) = self.trials {
             s.push_str(&format!("trials recorded: {n}\n"));
@@ -237,12 +248,20 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
         bytes: std::fs::metadata(path).map_err(|e| AppError::Io { path: path.display().to_string(), source: e })?.len(),
         ..RrdSummary::default()
     };
+    // Each message re-encoded as the file sink encodes it: its size in the file, per entity.
+    let mut encoder = re_log_encoding::Encoder::new_eager(
+        re_log_encoding::CrateVersion::LOCAL,
+        re_log_encoding::EncodingOptions::PROTOBUF_COMPRESSED,
+        std::io::sink(),
+    )
+    .map_err(|e| err(format!("cannot measure the recording: {e}")))?;
     let view_name: re_chunk::ComponentIdentifier = "ViewBlueprint:display_name".into();
     let recording_name: re_chunk::ComponentIdentifier = "RecordingInfo:name".into();
     let scalars: re_chunk::ComponentIdentifier = "Scalars:scalars".into();
     for msg in decoder {
         let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
         summary.messages += 1;
+        let bytes = encoder.append(&msg).map_err(|e| err(format!("cannot measure the recording: {e}")))?;
         match msg {
             LogMsg::SetStoreInfo(info) => {
                 if info.info.store_id.kind() == StoreKind::Recording {
@@ -261,6 +280,9 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                     }
                     continue;
                 }
+                if chunk.is_static() {
+                    read_static(&chunk, &entity, &mut summary);
+                }
                 if entity == "/__properties" {
                     summary.name = first_text(&chunk, recording_name).or(summary.name.take());
                 } else if let Some(group) = entity.strip_prefix("/__properties/") {
@@ -276,11 +298,14 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                 entry.rows += chunk.num_rows();
                 entry.is_static &= chunk.is_static();
                 entry.scalars += chunk.raw_component_array(scalars).map_or(0, |values| values.len());
+                entry.bytes += bytes;
                 for (name, column) in chunk.timelines() {
                     let max = column.time_range().max().as_i64();
                     if name.as_str() == crate::telemetry::entities::SIM_TIME {
                         // A duration timeline counts nanoseconds.
                         let t = max as f64 * 1e-9;
+                        let first = column.time_range().min().as_i64() as f64 * 1e-9;
+                        entry.time_range = Some(entry.time_range.map_or((first, t), |(a, b)| (a.min(first), b.max(t))));
                         summary.last_time = Some(summary.last_time.map_or(t, |l: f64| l.max(t)));
                     } else if name.as_str() == crate::telemetry::entities::TICK {
                         summary.last_tick = Some(summary.last_tick.map_or(max, |l| l.max(max)));
@@ -299,6 +324,36 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
     let trial_points = format!("/{}", crate::telemetry::entities::TRIAL_SUCCESS);
     summary.trials = summary.entities.get(&trial_points).map(|e| e.scalars);
     Ok(summary)
+}
+
+/// Collects what a static chunk of `entity` holds: its components, series names and single-precision values.
+fn read_static(chunk: &re_chunk::Chunk, entity: &str, summary: &mut RrdSummary) {
+    use re_chunk::external::arrow::array::AsArray as _;
+    use re_chunk::external::arrow::datatypes::{DataType, Float32Type};
+    for descriptor in chunk.component_descriptors() {
+        let component = descriptor.component.to_string();
+        let components = summary.static_components.entry(entity.to_owned()).or_default();
+        if !components.contains(&component) {
+            components.push(component.clone());
+        }
+        if component.ends_with(":names") && component.starts_with("Series") {
+            let names: Vec<String> =
+                chunk.iter_slices::<String>(descriptor.component).flatten().map(|s| s.to_string()).collect();
+            summary.series_names.insert(entity.to_owned(), names);
+        }
+        let Some(values) = chunk.raw_component_array(descriptor.component) else { continue };
+        // Scalars (lengths, radii) or fixed-size vectors of them (translations, scales), flattened.
+        let values = match values.data_type() {
+            DataType::FixedSizeList(_, _) => values.as_fixed_size_list().values(),
+            _ => values,
+        };
+        if values.data_type() == &DataType::Float32 {
+            let floats = values.as_primitive::<Float32Type>();
+            summary
+                .static_values
+                .insert((entity.to_owned(), component), floats.iter().map(|v| v.unwrap_or(f32::NAN)).collect());
+        }
+    }
 }
 
 /// Frames per interface and CAN id, with rates.

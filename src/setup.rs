@@ -2,7 +2,7 @@
 //! session: controller, safety supervisor, therapy. Shared by `sim`, `run` and `check`, so all three validate
 //! identically. Every error names the file (or the embedded default), the key and the allowed range.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plexo_controller::{Controller, ControllerConfig, Protocol, RomLimit, SafetySupervisor, Session, Therapy};
 use plexo_hal::JointInfo;
@@ -41,6 +41,13 @@ pub fn load_robot(spec: &str) -> Result<Loaded<(Model, String)>, AppError> {
             hint: "a URDF file path, or one of plexo-arm4, plexo-arm6, test-arm7",
         }),
     }
+}
+
+/// The directory of a robot loaded from a URDF file (its `source`), against which the URDF's mesh file names are
+/// resolved; `None` for an embedded robot.
+pub fn robot_dir(source: &str) -> Option<PathBuf> {
+    let path = Path::new(source);
+    path.is_file().then(|| path.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
 /// The embedded robots a therapy session runs on with the embedded defaults (controller configuration,
@@ -344,6 +351,8 @@ pub struct SessionParts {
     /// The protocol's blocks with the handle position of every trial target [m], for the analysis and the
     /// recording.
     pub blocks: Vec<BlockPlan>,
+    /// The patient's arm the controller was built with (drawn in the recording's 3D view).
+    pub arm: ArmAnthropometrics,
 }
 
 /// Builds the session: validates the controller configuration against the robot, the protocol against the robot
@@ -405,7 +414,7 @@ pub fn build_session(
             longest_trial: b.spec.trial_timeout + b.spec.dwell,
         })
         .collect();
-    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks })
+    Ok(SessionParts { therapy: Therapy::new(session, ctrl), supervisor, handle, blocks, arm: *arm })
 }
 
 /// A file-system-safe session name: `<protocol>_<patient id>_<UTC yyyymmdd-hhmmss>` (`patient`: the pseudonymous

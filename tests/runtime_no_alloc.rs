@@ -142,6 +142,8 @@ fn run<P: PatientHooks>(
         session_name: "no-alloc".into(),
         model: model.clone(),
         urdf: urdf.to_owned(),
+        urdf_dir: None,
+        patient_arm: Some(parts.arm),
         handle_frame: "handle".into(),
         blocks: parts.blocks.clone(),
         period: 0.001,

@@ -253,6 +253,8 @@ impl Prepared {
             session_name: name.to_owned(),
             model: self.model.clone(),
             urdf: self.urdf.clone(),
+            urdf_dir: None,
+            patient_arm: None,
             handle_frame: self.model.frames()[parts.handle.0].name.clone(),
             blocks: parts.blocks.clone(),
             period,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use plexo_kinematics::Model;
+use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 
 use super::analysis::BlockPlan;
 
@@ -45,13 +46,18 @@ pub struct TelemetryConfig {
     pub model: Model,
     /// The URDF text, for link geometry.
     pub urdf: String,
+    /// Directory of the URDF file: its mesh file names are resolved against it (`None`: an embedded robot, whose
+    /// visuals are primitives).
+    pub urdf_dir: Option<PathBuf>,
+    /// The patient's arm, drawn in the 3D view as capsules attached to the robot's links (`None`: not drawn).
+    pub patient_arm: Option<ArmAnthropometrics>,
     /// Name of the handle frame.
     pub handle_frame: String,
     /// The protocol's blocks, in order.
     pub blocks: Vec<BlockPlan>,
     /// Control period [s].
     pub period: f64,
-    /// Every how many ticks the 3D arm pose is logged.
+    /// Every how many ticks the 3D arm pose (moving links, hand, target) is logged.
     pub pose_every: u64,
     /// Rate of the joint and session time series in the recording [Hz]: every tick at or above the loop's rate,
     /// else every n-th tick, n = round(loop rate / this rate) (the analysis sees every tick regardless).

@@ -1,8 +1,11 @@
 //! The Rerun entity paths and timelines of a Plexo recording: the one place that names them, for the writer,
 //! `plexo replay` and the tests that read a recording back. Stable: recordings of earlier sessions use them.
 //!
-//! - `world/robot/<link>`: link pose (`Transform3D`, world_T_link) and, below it, `visual_<k>` geometry from the URDF
-//! - `world/hand`: current handle position; `world/hand_path`: the hand path of each trial (line strips)
+//! - `world/robot/<link>`: link pose (`Transform3D`, world_T_link; static for links on the fixed base) and, below
+//!   it, `visual_<k>` geometry from the URDF (primitives, and meshes as `Asset3D`) and `patient_<segment>`: the
+//!   patient's upper arm, forearm and hand as capsules sized from the anthropometric model ([`patient_segment`])
+//! - `world/hand`: current handle position; `world/hand_paths/<block>/<trial>`: the hand path of every trial
+//!   (line strips, logged at the trial's end; [`hand_path`])
 //! - `world/target`: the current target; `world/targets`: the upcoming targets of the block
 //! - `joints/<series>`: the joint time series ([`JOINT_SERIES`]), one entity per quantity with one scalar
 //!   instance per joint (in the model's joint order; the static `SeriesLines` of the entity names each instance
@@ -11,6 +14,8 @@
 //!   [`CAN_TIME`])
 //! - `session/assistance`, `session/patient_effort_share`: time series
 //! - `session/trials/{success,final_error_mm,sparc}`: one point per trial at its end ([`TRIAL_SERIES`])
+//! - `session/blocks/<block>`: one bar per block at height = block index, from its start to its end, named
+//!   `block <k>: <name>` ([`block_marker`])
 //! - `events`: trial, block and safety events (text log); `annotations`: block boundaries
 //!
 //! Recordings written before the joint series were grouped per quantity (issue 14) hold
@@ -20,8 +25,8 @@
 pub const WORLD: &str = "world";
 /// The handle's current position.
 pub const HAND: &str = "world/hand";
-/// The hand path of each trial.
-pub const HAND_PATH: &str = "world/hand_path";
+/// Parent of the hand paths of every trial ([`hand_path`]).
+pub const HAND_PATHS: &str = "world/hand_paths";
 /// The current trial's target.
 pub const TARGET: &str = "world/target";
 /// The block's upcoming targets.
@@ -42,6 +47,8 @@ pub const TRIAL_SERIES: [(&str, &str); 3] = [
     (TRIAL_FINAL_ERROR, "trial final error [mm]"),
     (TRIAL_SPARC, "trial SPARC [-]"),
 ];
+/// Parent of the block markers ([`block_marker`]).
+pub const BLOCKS: &str = "session/blocks";
 /// Trial, block and safety events.
 pub const EVENTS: &str = "events";
 /// Block boundaries.
@@ -101,4 +108,24 @@ pub fn joints(series: &str) -> String {
 /// issue 14 held them).
 pub fn joint_series(joint: &str, series: &str) -> String {
     format!("joints/{joint}/{series}")
+}
+
+/// `world/hand_paths/<block>/<trial>`: the hand path of one trial (block and trial indices, 0-based).
+pub fn hand_path(block: usize, trial: usize) -> String {
+    format!("{HAND_PATHS}/{block}/{trial}")
+}
+
+/// `session/blocks/<block>`: the marker of one block (a bar at height `block` from the block's start to its end).
+pub fn block_marker(block: usize) -> String {
+    format!("{BLOCKS}/{block}")
+}
+
+/// The patient's arm segments and the robot links they are attached to (as `plexo_controller::attach_patient_arm`
+/// attaches them): upper arm to `upper_arm_link`, forearm to `forearm_link`, hand to `handle`.
+pub const PATIENT_SEGMENTS: [(&str, &str); 3] =
+    [("upper_arm", "upper_arm_link"), ("forearm", "forearm_link"), ("hand", "handle")];
+
+/// `world/robot/<link>/patient_<segment>`: one segment of the patient's arm, in its link's frame.
+pub fn patient_segment(link: &str, segment: &str) -> String {
+    format!("{}/patient_{segment}", robot_link(link))
 }

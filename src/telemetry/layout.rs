@@ -14,7 +14,10 @@
 //!
 //! The joint series are one entity per quantity with one instance per joint ([`super::entities`]); a joint's
 //! panel shows only that joint's instance of each entity (a `SeriesLines` visible-series override per view).
-//! The default timeline is `sim_time`.
+//! The block markers (`session/blocks/<k>`: a bar at height k over block k, named after it) are in the session,
+//! trials and joint position panels, so block boundaries show on the plots. The 3D view (origin `world`) holds
+//! the robot, the patient's arm, the hand, the targets and every trial's hand path. The default timeline is
+//! `sim_time`.
 
 use rerun::blueprint::{
     Blueprint, ContainerLike, Grid, Horizontal, Spatial3DView, TextLogView, TimePanel, TimeSeriesView, Vertical,
@@ -35,6 +38,26 @@ pub fn series_color(series: &str) -> [u8; 3] {
         entities::ASSISTANCE => [127, 127, 127],
         _ => [23, 190, 207],
     }
+}
+
+/// Colour of block `block`'s marker (a qualitative palette, repeating after eight blocks).
+pub fn block_color(block: usize) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 8] = [
+        [102, 194, 165],
+        [252, 141, 98],
+        [141, 160, 203],
+        [231, 138, 195],
+        [166, 216, 84],
+        [255, 217, 47],
+        [229, 196, 148],
+        [179, 179, 179],
+    ];
+    PALETTE[block % PALETTE.len()]
+}
+
+/// Legend name of block `block`'s marker: `block <k>: <name>`.
+pub fn block_marker_name(block: usize, name: &str) -> String {
+    format!("block {block}: {name}")
 }
 
 /// The panels of one joint: each shows the joint's instance of the entities of `series`.
@@ -67,12 +90,16 @@ pub fn view_count(dof: usize) -> usize {
 /// order of the joint series).
 pub fn blueprint(joints: &[String]) -> Blueprint {
     let rooted = |path: &str| format!("/{path}");
+    let blocks = format!("/{}/**", entities::BLOCKS);
     let per_joint = joints.iter().enumerate().map(|(j, joint)| {
         let visible: Vec<bool> = (0..joints.len()).map(|k| k == j).collect();
         let panels = JOINT_PANELS.iter().map(|(title, series)| {
             let mut contents: Vec<String> = series.iter().map(|s| rooted(&entities::joints(s))).collect();
             if series.contains(&entities::STIFFNESS) {
                 contents.push(rooted(entities::ASSISTANCE));
+            }
+            if series.contains(&entities::Q) {
+                contents.push(blocks.clone());
             }
             let mut view = TimeSeriesView::new(joint_panel_title(joint, title)).with_contents(contents);
             for s in *series {
@@ -86,10 +113,14 @@ pub fn blueprint(joints: &[String]) -> Blueprint {
     let columns = (joints.len() as f64).sqrt().ceil().max(1.0) as u32;
     let joints_grid = Grid::new(per_joint).with_name("joints").with_grid_columns(columns);
     let arm = Spatial3DView::new(ARM_PANEL).with_origin("/world");
-    let session = TimeSeriesView::new(SESSION_PANEL)
-        .with_contents([rooted(entities::ASSISTANCE), rooted(entities::PATIENT_EFFORT_SHARE)]);
-    let trials = TimeSeriesView::new(TRIALS_PANEL)
-        .with_contents(entities::TRIAL_SERIES.iter().map(|(path, _)| rooted(path)).collect::<Vec<_>>());
+    let session = TimeSeriesView::new(SESSION_PANEL).with_contents([
+        rooted(entities::ASSISTANCE),
+        rooted(entities::PATIENT_EFFORT_SHARE),
+        blocks.clone(),
+    ]);
+    let trials = TimeSeriesView::new(TRIALS_PANEL).with_contents(
+        entities::TRIAL_SERIES.iter().map(|(path, _)| rooted(path)).chain([blocks.clone()]).collect::<Vec<_>>(),
+    );
     let events =
         TextLogView::new(EVENTS_PANEL).with_contents([rooted(entities::EVENTS), rooted(entities::ANNOTATIONS)]);
     let left =

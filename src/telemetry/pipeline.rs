@@ -164,6 +164,8 @@ mod tests {
             session_name: "test".into(),
             model,
             urdf,
+            urdf_dir: None,
+            patient_arm: None,
             handle_frame: "handle".into(),
             blocks: vec![],
             period: 0.001,

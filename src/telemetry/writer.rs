@@ -4,10 +4,16 @@
 //! per quantity with one instance per joint, one chunk per entity and second of session, the session time as the
 //! only timeline), and logs events as text. Paths: [`super::entities`].
 //!
-//! Size (issue 14): the recording's bytes are mostly per-row overhead (row id, time, list offset), so the joint
-//! series share rows (4 joints per row instead of 4 entities) and carry one timeline; see BENCHMARKS.md.
+//! Static once: the fixed base's links, the URDF's visuals (primitives and meshes), the patient's arm (capsules in
+//! the frames of the links it is strapped to) and the series' styles. Per trial: its hand path (one entity each)
+//! and its outcome points; per block: a marker bar from its start to its end.
+//!
+//! Size (issue 14): a row costs ≈ 14 bytes of row id, time and list offset in the file whatever it holds, so the
+//! joint series share rows (4 joints per row instead of 4 entities) and carry one timeline; rows inside a run of
+//! unchanged values are left out ([`rows_to_send`]) and values are rounded to single precision, which LZ4
+//! compresses ([`single_precision`]); the 3D view is logged at its own, lower rate. Figures in BENCHMARKS.md.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crossbeam::channel::Receiver;
@@ -122,14 +128,14 @@ impl Batch {
         let values = [&s.q[..], &s.q_ref[..], &s.tau_cmd[..], &s.tau_patient_est[..], &s.stiffness[..]];
         for (k, (column, values)) in self.joints.iter_mut().zip(values).enumerate() {
             let degrees = k < 2; // q, q_ref
-            column.extend(row(values, n).map(|v| if degrees { v.to_degrees() } else { v }));
+            column.extend(row(values, n).map(|v| single_precision(if degrees { v.to_degrees() } else { v })));
         }
         if let Some(t) = &s.tau_patient_true {
             self.true_times.push(s.time);
-            self.true_torque.extend(row(t, n));
+            self.true_torque.extend(row(t, n).map(single_precision));
         }
-        self.assistance.push(s.assistance);
-        self.effort_share.push(s.patient_effort_share);
+        self.assistance.push(single_precision(s.assistance));
+        self.effort_share.push(single_precision(s.patient_effort_share));
     }
 
     fn len(&self) -> usize {
@@ -155,7 +161,9 @@ pub(super) struct Writer {
     rec: rerun::RecordingStream,
     model: Model,
     data: Data,
-    links: Vec<(String, FrameId)>,
+    /// The links that move with the joints, logged every `pose_every` ticks (links on the fixed base are logged
+    /// once, static).
+    moving_links: Vec<(String, FrameId)>,
     handle: Option<FrameId>,
     block_names: Vec<String>,
     block_targets: Vec<Vec<[f64; 3]>>,
@@ -163,13 +171,39 @@ pub(super) struct Writer {
     /// Every how many ticks a sample becomes a time-series row.
     series_every: u64,
     batch: Batch,
+    /// The current trial's hand path, logged as `world/hand_paths/<block>/<trial>` at its end.
     hand_path: Vec<[f32; 3]>,
+    /// The block whose marker is open (started, not yet ended).
+    open_block: Option<usize>,
+    /// Session time of the last message [s].
+    last_time: f64,
     report: TelemetryReport,
     save: Option<PathBuf>,
 }
 
 fn rr_err(e: impl std::fmt::Display) -> AppError {
     AppError::Telemetry(e.to_string())
+}
+
+/// `value` rounded to single precision (24 significant bits: 6e-8 relative, 1e-5 deg of a joint angle, 1e-6 Nm of
+/// a 10 Nm torque — far below any sensor's resolution), still stored as the f64 the viewer's time series read.
+/// Why: the file's LZ4 compression finds nothing to share in a double's 8 noisy bytes; with the low 29 bits zero,
+/// consecutive values share byte runs and compress (measured in BENCHMARKS.md). NaN stays NaN.
+pub(super) fn single_precision(value: f64) -> f64 {
+    f64::from(value as f32)
+}
+
+/// The rows of a batch of `values` (`per_row` instances per row) that a plot needs: every row whose values differ
+/// from the previous or the next row's, and the batch's first and last rows. A row inside a run of bit-identical
+/// rows (NaN included: a gap stays a gap) is left out — the line a viewer draws through the run's first and last
+/// rows is the flat line it drew through all of them — so a signal that holds (the stiffness between trials, the
+/// reference at rest, the effort share outside trials) costs two rows per run instead of one per sample.
+pub(super) fn rows_to_send(values: &[f64], per_row: usize) -> Vec<usize> {
+    let per_row = per_row.max(1);
+    let rows = values.len() / per_row;
+    let row = |r: usize| &values[r * per_row..(r + 1) * per_row];
+    let same = |a: usize, b: usize| row(a).iter().zip(row(b)).all(|(x, y)| x.to_bits() == y.to_bits());
+    (0..rows).filter(|&r| r == 0 || r + 1 == rows || !same(r, r - 1) || !same(r, r + 1)).collect()
 }
 
 /// Every how many ticks of a loop with `period` [s] a time series at `rate` [Hz] takes a sample: the nearest
@@ -182,24 +216,35 @@ pub(super) fn series_every(period: f64, rate: f64) -> u64 {
 
 impl Writer {
     pub(super) fn new(config: &TelemetryConfig, rec: rerun::RecordingStream) -> Result<Self, AppError> {
-        let data = Data::new(&config.model);
+        let mut data = Data::new(&config.model);
         let urdf = urdf_rs::read_from_string(&config.urdf).map_err(|e| AppError::Telemetry(format!("urdf: {e}")))?;
         let joint_names = config.model.joints().iter().map(|j| j.name.clone()).collect::<Vec<_>>();
-        let mut links = Vec::new();
+        let mut moving_links = Vec::new();
         if rec.is_enabled() {
             // Every row carries the session time only: no wall-clock `log_time` column.
             rec.set_log_time_enabled(false);
             log_recording_info(&rec, config)?;
             super::layout::blueprint(&joint_names).send(&rec, BlueprintActivation::default()).map_err(rr_err)?;
-            log_series_styles(&rec, &joint_names)?;
+            let block_names: Vec<&str> = config.blocks.iter().map(|b| b.name.as_str()).collect();
+            log_series_styles(&rec, &joint_names, &block_names)?;
             rec.log_static(entities::WORLD, &rerun::ViewCoordinates::RIGHT_HAND_Z_UP()).map_err(rr_err)?;
         }
+        // Links on the fixed base (no joint carries them) are logged once, static, at their only pose.
+        plexo_kinematics::forward_kinematics(&config.model, &mut data, &vec![0.0; config.model.nv()]);
         for link in &urdf.links {
             let Some(frame) = config.model.frame_id(&link.name) else { continue };
             if rec.is_enabled() {
-                log_link_geometry(&rec, &link.name, &link.visual)?;
+                log_link_geometry(&rec, &link.name, &link.visual, config.urdf_dir.as_deref())?;
             }
-            links.push((link.name.clone(), frame));
+            if config.model.frames()[frame.0].joint.is_some() {
+                moving_links.push((link.name.clone(), frame));
+            } else if rec.is_enabled() {
+                let world_T_link = to_rr_transform(&data.world_T_frame[frame.0]);
+                rec.log_static(entities::robot_link(&link.name), &world_T_link).map_err(rr_err)?;
+            }
+        }
+        if let (Some(arm), true) = (&config.patient_arm, rec.is_enabled()) {
+            log_patient_arm(&rec, &config.model, &data, arm)?;
         }
         let handle = config.model.frame_id(&config.handle_frame);
         let dof = config.model.nv();
@@ -210,7 +255,7 @@ impl Writer {
         Ok(Self {
             rec,
             data,
-            links,
+            moving_links,
             handle,
             block_names: config.blocks.iter().map(|b| b.name.clone()).collect(),
             block_targets: config.blocks.iter().map(|b| b.targets.clone()).collect(),
@@ -218,6 +263,8 @@ impl Writer {
             series_every,
             batch: Batch::new(dof, rows),
             hand_path: Vec::new(),
+            open_block: None,
+            last_time: 0.0,
             report: TelemetryReport { series_rate, ..TelemetryReport::default() },
             save: config.sinks.save.clone(),
             model: config.model.clone(),
@@ -238,6 +285,10 @@ impl Writer {
         }
         let start = std::time::Instant::now();
         if self.rec.is_enabled() {
+            // A session that stops inside a block (trial or time limit, a stop): its marker ends at the last time.
+            if let Some(block) = self.open_block {
+                self.end_block_marker(block, self.last_time)?;
+            }
             self.flush_batch()?;
             self.rec.flush_blocking().map_err(rr_err)?;
         }
@@ -252,8 +303,28 @@ impl Writer {
         Ok(report)
     }
 
-    fn set_time(&self, time: f64) {
+    fn set_time(&mut self, time: f64) {
+        self.last_time = self.last_time.max(time);
         self.rec.set_duration_secs(entities::SIM_TIME, time);
+    }
+
+    /// Starts block `block`'s marker at `time` [s]: the bar's first point.
+    fn start_block_marker(&mut self, block: usize, time: f64) -> Result<(), AppError> {
+        if let Some(open) = self.open_block {
+            self.end_block_marker(open, time)?;
+        }
+        self.set_time(time);
+        self.rec.log(entities::block_marker(block), &rerun::Scalars::single(block as f64)).map_err(rr_err)?;
+        self.open_block = Some(block);
+        Ok(())
+    }
+
+    /// Ends block `block`'s marker at `time` [s]: the bar's last point.
+    fn end_block_marker(&mut self, block: usize, time: f64) -> Result<(), AppError> {
+        self.set_time(time);
+        self.rec.log(entities::block_marker(block), &rerun::Scalars::single(block as f64)).map_err(rr_err)?;
+        self.open_block = None;
+        Ok(())
     }
 
     fn on_sample(&mut self, s: &Sample) -> Result<(), AppError> {
@@ -261,6 +332,7 @@ impl Writer {
         if !self.rec.is_enabled() {
             return Ok(()); // no sink: count only (a disabled stream warns on every kind of call)
         }
+        self.last_time = self.last_time.max(s.time);
         if s.tick.is_multiple_of(self.series_every) {
             self.batch.push(s);
             self.report.series_rows += 1;
@@ -271,7 +343,7 @@ impl Writer {
         if s.tick.is_multiple_of(self.pose_every) && s.q.len() == self.model.nv() {
             self.set_time(s.time);
             plexo_kinematics::forward_kinematics(&self.model, &mut self.data, &s.q);
-            for (name, frame) in &self.links {
+            for (name, frame) in &self.moving_links {
                 let world_T_link = &self.data.world_T_frame[frame.0];
                 self.rec.log(entities::robot_link(name), &to_rr_transform(world_T_link)).map_err(rr_err)?;
             }
@@ -298,17 +370,17 @@ impl Writer {
     }
 
     /// Sends the batched time series: one chunk per entity, `dof` scalars per row, the session time as the only
-    /// timeline.
+    /// timeline; rows inside a run of unchanged rows are left out ([`rows_to_send`]: the plotted line is the same).
     fn flush_batch(&mut self) -> Result<(), AppError> {
         let b = &self.batch;
         if b.len() == 0 {
             return Ok(());
         }
         let send = |path: &str, times: &[f64], values: &[f64], per_row: usize| -> Result<(), AppError> {
-            let index = [rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, times.iter().copied())];
-            let column = rerun::Scalars::new(values.iter().copied())
-                .columns(std::iter::repeat_n(per_row, times.len()))
-                .map_err(rr_err)?;
+            let rows = rows_to_send(values, per_row);
+            let index = [rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, rows.iter().map(|&r| times[r]))];
+            let kept = rows.iter().flat_map(|&r| values[r * per_row..(r + 1) * per_row].iter().copied());
+            let column = rerun::Scalars::new(kept).columns(std::iter::repeat_n(per_row, rows.len())).map_err(rr_err)?;
             self.rec.send_columns(path, index, column).map_err(rr_err)
         };
         for (quantity, values) in QUANTITIES.iter().zip(&b.joints) {
@@ -334,7 +406,7 @@ impl Writer {
         }
         let (text, level, time) = match *e {
             Event::BlockStart { block, time, .. } => {
-                self.set_time(time);
+                self.start_block_marker(block, time)?;
                 let name = self.block_name(block).to_owned();
                 tracing::info!(block, name, "block starts");
                 self.rec
@@ -362,11 +434,12 @@ impl Writer {
             Event::TrialEnd { block, trial, success, final_error_m, duration, peaks, sparc, time, .. } => {
                 self.set_time(time);
                 if self.hand_path.len() >= 2 {
+                    // Every trial's path is kept (one entity per trial), green if reached, red if not.
                     let color = if success { [60, 200, 90] } else { [220, 60, 60] };
                     self.rec
                         .log(
-                            entities::HAND_PATH,
-                            &rerun::LineStrips3D::new([self.hand_path.clone()])
+                            entities::hand_path(block, trial),
+                            &rerun::LineStrips3D::new([std::mem::take(&mut self.hand_path)])
                                 .with_colors([color])
                                 .with_radii([0.003]),
                         )
@@ -399,7 +472,7 @@ impl Writer {
                 )
             }
             Event::BlockEnd { block, trials, successes, time, .. } => {
-                self.set_time(time);
+                self.end_block_marker(block, time)?;
                 let name = self.block_name(block).to_owned();
                 let text = format!("block {block} '{name}' ends: {successes}/{trials} reached");
                 tracing::info!(block, name, trials, successes, "block ends");
@@ -473,8 +546,9 @@ fn log_recording_info(rec: &rerun::RecordingStream, config: &TelemetryConfig) ->
     rec.send_recording_name(config.session_name.clone()).map_err(rr_err)
 }
 
-/// Logs the static style of every time series: each instance named with its joint, quantity and unit.
-fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String]) -> Result<(), AppError> {
+/// Logs the static style of every time series: each instance named with its joint, quantity and unit; each
+/// block's marker named with the block.
+fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String], blocks: &[&str]) -> Result<(), AppError> {
     for series in entities::JOINT_SERIES {
         let unit = entities::series_unit(series);
         let names = joints.iter().map(|j| format!("{j} {series} [{unit}]"));
@@ -493,6 +567,83 @@ fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String]) -> Result<
         // Markers, not lines: each trial is one outcome.
         let points = rerun::SeriesPoints::new().with_names([name]).with_colors([super::layout::series_color(path)]);
         rec.log_static(path, &points).map_err(rr_err)?;
+    }
+    for (k, name) in blocks.iter().enumerate() {
+        let lines = rerun::SeriesLines::new()
+            .with_names([super::layout::block_marker_name(k, name)])
+            .with_colors([super::layout::block_color(k)])
+            .with_widths([4.0]);
+        rec.log_static(entities::block_marker(k), &lines).map_err(rr_err)?;
+    }
+    Ok(())
+}
+
+/// Density of the arm's segments [kg/m³] for the capsules' radii: Dempster's cadaver segment densities are
+/// 1.07 (upper arm), 1.13 (forearm) and 1.16 g/cm³ (hand) (Dempster 1955, WADC TR 55-159; as tabulated in
+/// D. A. Winter, *Biomechanics and Motor Control of Human Movement*, 4th ed., Table 4.1); one value for all three is
+/// close enough for a drawing.
+const ARM_SEGMENT_DENSITY: f64 = 1100.0;
+
+/// A patient arm segment as the 3D view draws it: a capsule in its link's frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct SegmentCapsule {
+    /// Proximal end (the joint centre) in the link frame [m].
+    pub start: nalgebra::Vector3<f64>,
+    /// Unit direction from proximal to distal in the link frame.
+    pub axis: nalgebra::Unit<nalgebra::Vector3<f64>>,
+    /// Length from the proximal to the distal joint centre [m].
+    pub length: f64,
+    /// Radius of a cylinder of the segment's mass, length and [`ARM_SEGMENT_DENSITY`] [m].
+    pub radius: f64,
+}
+
+/// The patient's upper arm, forearm and hand placed as `plexo_controller::attach_patient_arm` attaches them (and
+/// the virtual patient's plant): each along the direction of world −z at q = 0 in its link's frame (`data` holds
+/// the zero-posture kinematics), the upper arm from `upper_arm_link`'s origin (the shoulder), the forearm from
+/// `forearm_link`'s (the elbow), the hand with its centre of mass at the `handle` (the palm). Links the robot
+/// lacks are skipped.
+pub(super) fn patient_arm_capsules(
+    model: &Model,
+    data: &Data,
+    arm: &plexo_kinematics::anthropometrics::ArmAnthropometrics,
+) -> Vec<(&'static str, &'static str, SegmentCapsule)> {
+    let down = nalgebra::Vector3::new(0.0, 0.0, -1.0);
+    let segments = [arm.upper_arm, arm.forearm, arm.hand];
+    entities::PATIENT_SEGMENTS
+        .iter()
+        .zip(segments)
+        .filter_map(|(&(segment, link), s)| {
+            let frame = model.frame_id(link)?;
+            let axis = nalgebra::Unit::new_normalize(data.world_T_frame[frame.0].rotation.inverse() * down);
+            let start = if segment == "hand" { -axis.into_inner() * s.com_from_proximal } else { Default::default() };
+            let radius = (s.mass / (ARM_SEGMENT_DENSITY * std::f64::consts::PI * s.length)).sqrt();
+            Some((segment, link, SegmentCapsule { start, axis, length: s.length, radius }))
+        })
+        .collect()
+}
+
+/// Logs the patient's arm once (static) as capsules under `world/robot/<link>/patient_<segment>`: they move with
+/// their links' poses.
+fn log_patient_arm(
+    rec: &rerun::RecordingStream,
+    model: &Model,
+    data: &Data,
+    arm: &plexo_kinematics::anthropometrics::ArmAnthropometrics,
+) -> Result<(), AppError> {
+    const SKIN: [u8; 4] = [224, 172, 138, 200];
+    for (segment, link, c) in patient_arm_capsules(model, data, arm) {
+        // Rerun's capsules run from their origin along +z.
+        let z = nalgebra::Vector3::z();
+        let rotation = nalgebra::UnitQuaternion::rotation_between(&z, &c.axis).unwrap_or_else(|| {
+            nalgebra::UnitQuaternion::from_axis_angle(&nalgebra::Vector3::x_axis(), std::f64::consts::PI)
+        });
+        let q = rotation.coords;
+        let capsule = rerun::Capsules3D::from_lengths_and_radii([c.length as f32], [c.radius as f32])
+            .with_translations([[c.start.x as f32, c.start.y as f32, c.start.z as f32]])
+            .with_quaternions([rerun::Quaternion::from_xyzw([q.x as f32, q.y as f32, q.z as f32, q.w as f32])])
+            .with_colors([rerun::Color::from_unmultiplied_rgba(SKIN[0], SKIN[1], SKIN[2], SKIN[3])])
+            .with_labels([segment.replace('_', " ")]);
+        rec.log_static(entities::patient_segment(link, segment), &capsule).map_err(rr_err)?;
     }
     Ok(())
 }
@@ -516,38 +667,93 @@ fn urdf_pose_to_transform(pose: &urdf_rs::Pose) -> rerun::Transform3D {
     to_rr_transform(&iso)
 }
 
-/// Logs each visual of a link once (static) under `world/robot/<link>/visual_<k>`, in the link frame.
-fn log_link_geometry(rec: &rerun::RecordingStream, link: &str, visuals: &[urdf_rs::Visual]) -> Result<(), AppError> {
+/// Mesh formats the viewer's `Asset3D` reads, by file extension (lower case).
+const MESH_FORMATS: [&str; 5] = ["stl", "obj", "glb", "gltf", "dae"];
+
+/// Where a URDF mesh file is: `file://` URIs and absolute paths as they are, other paths relative to the URDF
+/// file's directory `urdf_dir`. `package://` URIs (ROS packages) are refused: Plexo does not search a ROS package
+/// path. The error says why, for the warning that names the file and the link.
+pub(super) fn resolve_mesh(filename: &str, urdf_dir: Option<&Path>) -> Result<PathBuf, String> {
+    if filename.starts_with("package://") {
+        return Err("a ROS `package://` URI, which Plexo does not resolve: give the mesh's path relative to the URDF \
+                    file"
+            .to_owned());
+    }
+    let path = PathBuf::from(filename.strip_prefix("file://").unwrap_or(filename));
+    if path.is_absolute() {
+        return Ok(path);
+    }
+    match urdf_dir {
+        Some(dir) => Ok(dir.join(path)),
+        None => Err("a relative path in an embedded robot, which has no directory to resolve it against".to_owned()),
+    }
+}
+
+/// The mesh of a URDF visual as an `Asset3D` (`filename` resolved by [`resolve_mesh`]); why not, if it cannot be
+/// drawn (refused URI, unknown format, file missing or unreadable).
+fn mesh_asset(filename: &str, urdf_dir: Option<&Path>) -> Result<rerun::Asset3D, String> {
+    let path = resolve_mesh(filename, urdf_dir)?;
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).unwrap_or_default();
+    if !MESH_FORMATS.contains(&extension.as_str()) {
+        return Err(format!("`{extension}` is not a mesh format the viewer reads ({})", MESH_FORMATS.join(", ")));
+    }
+    rerun::Asset3D::from_file_path(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Logs each visual of a link once (static) under `world/robot/<link>/visual_<k>`, in the link frame: primitives
+/// as Rerun shapes, meshes as `Asset3D` (resolved against `urdf_dir`, the URDF file's directory). A mesh that
+/// cannot be drawn is skipped with a warning naming the file and the link.
+fn log_link_geometry(
+    rec: &rerun::RecordingStream,
+    link: &str,
+    visuals: &[urdf_rs::Visual],
+    urdf_dir: Option<&Path>,
+) -> Result<(), AppError> {
     const COLOR: [u8; 3] = [170, 180, 195];
     for (k, visual) in visuals.iter().enumerate() {
         let path = entities::link_visual(link, k);
-        rec.log_static(path.as_str(), &urdf_pose_to_transform(&visual.origin)).map_err(rr_err)?;
+        let origin = urdf_pose_to_transform(&visual.origin);
         match &visual.geometry {
             urdf_rs::Geometry::Box { size } => {
                 let [x, y, z] = size.0;
+                rec.log_static(path.as_str(), &origin).and_then(|()| {
+                    rec.log_static(
+                        path.as_str(),
+                        &rerun::Boxes3D::from_sizes([[x as f32, y as f32, z as f32]]).with_colors([COLOR]),
+                    )
+                })
+            }
+            urdf_rs::Geometry::Cylinder { radius, length } => rec.log_static(path.as_str(), &origin).and_then(|()| {
                 rec.log_static(
                     path.as_str(),
-                    &rerun::Boxes3D::from_sizes([[x as f32, y as f32, z as f32]]).with_colors([COLOR]),
+                    &rerun::Cylinders3D::from_lengths_and_radii([*length as f32], [*radius as f32])
+                        .with_colors([COLOR]),
                 )
-            }
-            urdf_rs::Geometry::Cylinder { radius, length } => rec.log_static(
-                path.as_str(),
-                &rerun::Cylinders3D::from_lengths_and_radii([*length as f32], [*radius as f32]).with_colors([COLOR]),
-            ),
-            urdf_rs::Geometry::Capsule { radius, length } => rec.log_static(
-                path.as_str(),
-                // URDF capsules are centred on the origin along z; Rerun's start at the origin.
-                &rerun::Capsules3D::from_lengths_and_radii([*length as f32], [*radius as f32])
-                    .with_translations([[0.0, 0.0, -(*length as f32) / 2.0]])
-                    .with_colors([COLOR]),
-            ),
-            urdf_rs::Geometry::Sphere { radius } => {
+            }),
+            urdf_rs::Geometry::Capsule { radius, length } => rec.log_static(path.as_str(), &origin).and_then(|()| {
+                rec.log_static(
+                    path.as_str(),
+                    // URDF capsules are centred on the origin along z; Rerun's start at the origin.
+                    &rerun::Capsules3D::from_lengths_and_radii([*length as f32], [*radius as f32])
+                        .with_translations([[0.0, 0.0, -(*length as f32) / 2.0]])
+                        .with_colors([COLOR]),
+                )
+            }),
+            urdf_rs::Geometry::Sphere { radius } => rec.log_static(path.as_str(), &origin).and_then(|()| {
                 rec.log_static(path.as_str(), &rerun::Ellipsoids3D::from_radii([*radius as f32]).with_colors([COLOR]))
-            }
-            urdf_rs::Geometry::Mesh { filename, .. } => {
-                tracing::warn!(link, filename, "mesh visuals are not drawn; use primitives in the URDF");
-                Ok(())
-            }
+            }),
+            urdf_rs::Geometry::Mesh { filename, scale } => match mesh_asset(filename, urdf_dir) {
+                Ok(asset) => {
+                    // The URDF's per-axis scale applies in the visual's frame, after its origin.
+                    let [sx, sy, sz] = scale.as_ref().map_or([1.0; 3], |s| s.0);
+                    let origin = origin.with_scale([sx as f32, sy as f32, sz as f32]);
+                    rec.log_static(path.as_str(), &origin).and_then(|()| rec.log_static(path.as_str(), &asset))
+                }
+                Err(why) => {
+                    tracing::warn!("link `{link}`: mesh `{filename}` is not drawn: {why}");
+                    Ok(())
+                }
+            },
         }
         .map_err(rr_err)?;
     }
@@ -556,7 +762,77 @@ fn log_link_geometry(rec: &rerun::RecordingStream, link: &str, visuals: &[urdf_r
 
 #[cfg(test)]
 mod tests {
-    use super::series_every;
+    use std::path::Path;
+
+    use super::{patient_arm_capsules, resolve_mesh, rows_to_send, series_every};
+
+    #[test]
+    fn the_patient_arm_hangs_down_from_shoulder_and_elbow_at_zero_with_the_palm_at_the_handle() {
+        let (model, _) = crate::setup::load_robot("plexo-arm4").unwrap().value;
+        let mut data = plexo_kinematics::Data::new(&model);
+        plexo_kinematics::forward_kinematics(&model, &mut data, &vec![0.0; model.nv()]);
+        let arm = plexo_kinematics::anthropometrics::ArmAnthropometrics::from_height_mass(1.75, 75.0).unwrap();
+        let capsules = patient_arm_capsules(&model, &data, &arm);
+        assert_eq!(capsules.len(), 3);
+        for (segment, link, c) in capsules {
+            let pose = data.world_T_frame[model.frame_id(link).unwrap().0];
+            let world_axis = pose.rotation * c.axis.into_inner();
+            assert!((world_axis - nalgebra::Vector3::new(0.0, 0.0, -1.0)).norm() < 1e-9, "{segment}: {world_axis}");
+            let (proximal, length) = match segment {
+                "upper_arm" => (nalgebra::Vector3::zeros(), arm.upper_arm.length),
+                "forearm" => (nalgebra::Vector3::zeros(), arm.forearm.length),
+                // The hand's centre of mass is at the handle: its wrist end above it.
+                _ => (-c.axis.into_inner() * arm.hand.com_from_proximal, arm.hand.length),
+            };
+            assert!((c.start - proximal).norm() < 1e-12 && c.length == length, "{segment}: {c:?}");
+            assert!((0.02..0.07).contains(&c.radius), "{segment}: radius {} m", c.radius);
+        }
+    }
+
+    #[test]
+    fn meshes_resolve_against_the_urdf_directory_and_package_uris_are_refused() {
+        let dir = Path::new("/robots/arm");
+        assert_eq!(resolve_mesh("meshes/a.stl", Some(dir)).unwrap(), dir.join("meshes/a.stl"));
+        assert_eq!(resolve_mesh("file:///abs/b.obj", Some(dir)).unwrap(), Path::new("/abs/b.obj"));
+        assert_eq!(resolve_mesh("/abs/c.glb", None).unwrap(), Path::new("/abs/c.glb"));
+        assert!(resolve_mesh("package://arm/meshes/a.stl", Some(dir)).unwrap_err().contains("package://"));
+        assert!(resolve_mesh("meshes/a.stl", None).unwrap_err().contains("embedded robot"));
+    }
+
+    #[test]
+    fn held_values_keep_the_ends_of_each_run_and_the_line_through_them_is_unchanged() {
+        // Two instances per row: rows 1-4 hold (2, 3), rows 5-7 are NaN (a gap), then it moves every row.
+        let nan = f64::NAN;
+        let rows: [[f64; 2]; 11] = [
+            [1.0, 1.0],
+            [2.0, 3.0],
+            [2.0, 3.0],
+            [2.0, 3.0],
+            [2.0, 3.0],
+            [nan, nan],
+            [nan, nan],
+            [nan, nan],
+            [4.0, 5.0],
+            [5.0, 6.0],
+            [6.0, 7.0],
+        ];
+        let values: Vec<f64> = rows.iter().flatten().copied().collect();
+        let kept = rows_to_send(&values, 2);
+        assert_eq!(kept, vec![0, 1, 4, 5, 7, 8, 9, 10]);
+        // Every left-out row equals the linear interpolation of the kept rows around it.
+        for r in 0..rows.len() {
+            let Err(at) = kept.binary_search(&r) else { continue };
+            let (a, b) = (kept[at - 1], kept[at]);
+            let t = (r - a) as f64 / (b - a) as f64;
+            for ((start, end), value) in rows[a].iter().zip(rows[b]).zip(rows[r]) {
+                let line = start + t * (end - start);
+                assert!(line.to_bits() == value.to_bits() || (line.is_nan() && value.is_nan()), "row {r}");
+            }
+        }
+        // A row changes if any one instance changes.
+        assert_eq!(rows_to_send(&[1.0, 1.0, 1.0, 2.0, 1.0, 1.0], 2), vec![0, 1, 2]);
+        assert_eq!(rows_to_send(&[], 4), Vec::<usize>::new());
+    }
 
     #[test]
     fn the_series_take_every_nth_tick_rounded_never_less_than_every_tick() {
