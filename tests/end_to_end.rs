@@ -1131,3 +1131,34 @@ fn urdf_mesh_visuals_are_drawn_and_a_missing_or_package_mesh_is_a_warning_naming
     assert!(!components(entities::link_visual("forearm_link", 0)).iter().any(|c| c.starts_with("Asset3D")));
     assert!(components(entities::link_visual("forearm_link", 1)).iter().any(|c| c.starts_with("Cylinders3D")));
 }
+
+#[test]
+fn block_markers_span_each_block_from_its_start_to_its_end() {
+    // Issue 14 §1: block boundaries were only text in the event log. 90 s of the default protocol end inside its
+    // second block: the first block's bar ends before the second's starts, the second's at the session's end.
+    let dir = scratch("blocks");
+    let rrd = dir.join("blocks.rrd");
+    let out = plexo(&["sim", "--plant", "articulated", "--duration", "90", "-q", "--save", rrd.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "sim failed:\n{stdout}\n{stderr}");
+    let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
+    let span = |block: usize| {
+        let e = summary.entities[&format!("/{}", entities::block_marker(block))];
+        assert_eq!(e.rows, 2 + 1, "block {block}: start, end (and the static style)");
+        e.time_range.unwrap()
+    };
+    let (first, second) = (span(0), span(1));
+    assert!(first.0 < first.1 && first.1 <= second.0 && second.0 < second.1, "{first:?} then {second:?}");
+    assert!(second.0 - first.1 < 30.0, "the second block starts after the first's rest: {first:?}, {second:?}");
+    assert!((second.1 - summary.last_time.unwrap()).abs() < 0.1, "open at the end: {second:?}");
+    let third = summary.entities[&format!("/{}", entities::block_marker(2))];
+    assert_eq!((third.rows, third.time_range), (1, None), "a block not reached has its style only");
+    // Every trial of both blocks has its hand path.
+    let trials: u64 = {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(rrd.with_extension("summary.json")).unwrap()).unwrap();
+        json["blocks"].as_array().unwrap().iter().map(|b| b["trials"].as_u64().unwrap()).sum()
+    };
+    let paths = summary.entities.keys().filter(|p| p.starts_with(&format!("/{}/", entities::HAND_PATHS))).count();
+    assert_eq!(paths as u64, trials, "one hand path per trial of the summary");
+}
