@@ -30,8 +30,8 @@ pub struct OutputArgs {
     /// Stream to a running Rerun viewer (default rerun+http://127.0.0.1:9876/proxy).
     #[arg(long, num_args = 0..=1, default_missing_value = "rerun+http://127.0.0.1:9876/proxy")]
     pub connect: Option<String>,
-    /// Log the 3D view (link poses, hand, target; the drawn hand paths are sampled with it) every N ticks:
-    /// 40 = 25 Hz on a 1 kHz loop, a film's frame rate (the time series have their own rate, --telemetry-rate).
+    /// Log the 3D view (link poses, hand, target) every N ticks: 40 = 25 Hz on a 1 kHz loop, a film's frame rate
+    /// (the time series have their own rate, --telemetry-rate; the drawn hand paths take a point every 10 ticks).
     #[arg(long, default_value_t = DEFAULT_POSE_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
     pub pose_every: u64,
     /// Rate of the joint and session time series in the recording [Hz]: 250 (default) is plenty to view a reach;

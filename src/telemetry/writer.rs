@@ -89,6 +89,10 @@ const LIVE_BATCH_SECONDS: f64 = 1.0;
 /// ≈ 1.2 kB (schema, metadata, measured), 5 MB per default session at one chunk per second and entity.
 const FILE_BATCH_SECONDS: f64 = 5.0;
 
+/// Every how many ticks a trial's drawn hand path takes a point (100 Hz on a 1 kHz loop), whatever the 3D view's
+/// rate (`--pose-every`): a reach's path stays smooth when the link poses are logged less often.
+const HAND_PATH_EVERY: u64 = 10;
+
 /// Time-series columns batched before sending: one chunk per quantity and batch, one row per logged sample, one
 /// instance per joint (joint-major within a row).
 struct Batch {
@@ -340,17 +344,26 @@ impl Writer {
                 self.flush_batch()?;
             }
         }
-        if s.tick.is_multiple_of(self.pose_every) && s.q.len() == self.model.nv() {
-            self.set_time(s.time);
+        let pose = s.tick.is_multiple_of(self.pose_every);
+        let path = s.tick.is_multiple_of(HAND_PATH_EVERY);
+        if (pose || path) && s.q.len() == self.model.nv() {
             plexo_kinematics::forward_kinematics(&self.model, &mut self.data, &s.q);
+            let hand = self.handle.map(|handle| {
+                let p = self.data.world_T_frame[handle.0].translation.vector;
+                [p.x as f32, p.y as f32, p.z as f32]
+            });
+            if let (true, Some(p)) = (path, hand) {
+                self.hand_path.push(p);
+            }
+            if !pose {
+                return Ok(());
+            }
+            self.set_time(s.time);
             for (name, frame) in &self.moving_links {
                 let world_T_link = &self.data.world_T_frame[frame.0];
                 self.rec.log(entities::robot_link(name), &to_rr_transform(world_T_link)).map_err(rr_err)?;
             }
-            if let Some(handle) = self.handle {
-                let p = self.data.world_T_frame[handle.0].translation.vector;
-                let p = [p.x as f32, p.y as f32, p.z as f32];
-                self.hand_path.push(p);
+            if let Some(p) = hand {
                 self.rec
                     .log(entities::HAND, &rerun::Points3D::new([p]).with_radii([0.012]).with_colors([[40, 120, 255]]))
                     .map_err(rr_err)?;
