@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::AppError;
-use crate::{check_cmd, model_cmd, replay_cmd, run_cmd, sim_cmd, study};
+use crate::{check_cmd, model_cmd, replay_cmd, run_cmd, sim_cmd, study, tune};
 
 /// Plexo: control stack for upper-limb rehabilitation exoskeletons.
 #[derive(Parser, Debug)]
@@ -28,6 +28,9 @@ pub enum Command {
     /// Run a study: every course (controller × patient × seed) of a study file, sessions chained as `--resume`
     /// chains them, in parallel; tables, cohort statistics, plots and a report (see docs/studies.md).
     Study(study::StudyArgs),
+    /// Search controller parameters over a virtual cohort (random, grid, CMA-ES) on the study engine: best
+    /// configuration, evaluations.csv, plots, report (see docs/tuning.md).
+    Tune(tune::TuneArgs),
     /// Print the parsed kinematic chain of a robot: joints, axes, limits, masses, frames.
     Model {
         /// A URDF file, or an embedded default: plexo-arm4, plexo-arm6, test-arm7.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Check(args) => check_cmd::run(&args),
         Command::Replay(args) => replay_cmd::run(&args),
         Command::Study(args) => study::run(&args),
+        Command::Tune(args) => tune::run(&args),
         Command::Model { robot, json } => {
             let model = model_cmd::load_robot(&robot)?;
             let summary = model_cmd::summarize(&model);

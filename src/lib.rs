@@ -35,6 +35,7 @@ pub mod study;
 mod summary;
 pub mod telemetry;
 mod timing;
+pub mod tune;
 
 pub use error::AppError;
 pub use summary::{BlockSummary, SessionSummary, TRIAL_COLUMNS, TrialRow, trials_csv};

@@ -132,6 +132,18 @@ pub fn stem(patient: &str) -> String {
     format!("plots/{safe}")
 }
 
+/// Writes an RGB image of `size` (8 bits per channel) as a PNG file, atomically. Not real-time safe.
+pub fn write_png(path: &Path, rgb: &[u8], size: (u32, u32)) -> Result<(), AppError> {
+    crate::files::write_atomically_with(path, |f| {
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(f), size.0, size.1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        writer.write_image_data(rgb).map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
+    })
+}
+
 /// Writes `plots/<patient>.svg` and `.png` for every patient (atomically). Returns the written files relative to
 /// `dir`, or why there are no plots (no font). Not real-time safe.
 pub fn write_plots(
@@ -163,14 +175,7 @@ pub fn write_plots(
             let area = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
             draw(&area, patient, controllers, cells).map_err(|e| plot_error(&png_path, e))?;
         }
-        crate::files::write_atomically_with(&png_path, |f| {
-            let mut encoder = png::Encoder::new(std::io::BufWriter::new(f), SIZE.0, SIZE.1);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-            writer.write_image_data(&rgb).map_err(std::io::Error::other)?;
-            writer.finish().map_err(std::io::Error::other)
-        })?;
+        write_png(&png_path, &rgb, SIZE)?;
         written.push(png_rel);
     }
     Ok(Ok(written))

@@ -52,13 +52,39 @@ pub struct Prepared {
 
 /// Loads and validates every file the study names, before any course runs. Not real-time safe.
 pub fn prepare(study: Study, study_path: &Path) -> Result<Prepared, AppError> {
+    prepare_with(study, study_path, None)
+}
+
+/// As [`prepare`]; with `configs`, controller `i` of the study runs `configs[i]` (already parsed, e.g. a
+/// candidate of `plexo tune`) instead of loading its `config` file. Every configuration still passes
+/// `build_session` for every patient here, as in `plexo check`. Not real-time safe.
+pub fn prepare_with(
+    study: Study,
+    study_path: &Path,
+    configs: Option<Vec<Loaded<ControllerConfig>>>,
+) -> Result<Prepared, AppError> {
     let robot = setup::load_session_robot(&study.robot)?;
     let (model, urdf) = robot.value;
     let protocol = setup::load_protocol(&study.protocol)?;
+    if let Some(c) = &configs
+        && c.len() != study.controllers.len()
+    {
+        return Err(AppError::Config {
+            file: study_path.display().to_string(),
+            key: "controllers".into(),
+            reason: format!("{} configurations for {} controllers", c.len(), study.controllers.len()),
+        });
+    }
+    let mut given = configs.map(|c| c.into_iter());
     let mut controllers = Vec::new();
     for (i, entry) in study.controllers.iter().enumerate() {
-        let mut config = setup::load_controller(entry.config.as_deref(), &study.robot)?;
-        if entry.config.is_none() {
+        let given_config = given.as_mut().and_then(Iterator::next);
+        let from_file = given_config.is_none();
+        let mut config = match given_config {
+            Some(c) => c,
+            None => setup::load_controller(entry.config.as_deref(), &study.robot)?,
+        };
+        if from_file && entry.config.is_none() {
             // As `plexo sim` without --controller: the simulated actuators' friction is the identified friction.
             let motor = plexo_sim::MotorParams::default();
             let n = model.nv();
@@ -120,17 +146,20 @@ impl Prepared {
         quiet: bool,
         done: impl Fn(&CourseResult) -> Result<(), AppError> + Sync,
     ) -> Result<Vec<CourseResult>, AppError> {
-        let total = courses.len() as u64 * u64::from(self.study.sessions);
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} sessions, {elapsed_precise} elapsed, ETA {eta}")
-                    .expect("a valid progress template"),
-            );
-            bar
-        };
+        let bar = session_bar(courses.len() as u64 * u64::from(self.study.sessions), quiet);
+        let results = self.run_courses_on(courses, &bar, done);
+        bar.finish_and_clear();
+        results
+    }
+
+    /// As [`Prepared::run_courses`], counting finished sessions on `bar` (one bar over several batches of
+    /// courses, as `plexo tune` runs them); the bar is left running. Not real-time safe.
+    pub fn run_courses_on(
+        &self,
+        courses: &[Course],
+        bar: &ProgressBar,
+        done: impl Fn(&CourseResult) -> Result<(), AppError> + Sync,
+    ) -> Result<Vec<CourseResult>, AppError> {
         let first_error: Mutex<Option<AppError>> = Mutex::new(None);
         let results: Vec<Option<CourseResult>> = courses
             .par_iter()
@@ -138,7 +167,7 @@ impl Prepared {
                 if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
                     return None;
                 }
-                let result = self.run_course(course, &bar).and_then(|r| done(&r).map(|()| r));
+                let result = self.run_course(course, bar).and_then(|r| done(&r).map(|()| r));
                 match result {
                     Ok(r) => Some(r),
                     Err(e) => {
@@ -150,7 +179,6 @@ impl Prepared {
                 }
             })
             .collect();
-        bar.finish_and_clear();
         if let Some(e) = first_error.into_inner().ok().flatten() {
             return Err(e);
         }
@@ -280,6 +308,19 @@ impl Prepared {
         };
         Ok((result, state))
     }
+}
+
+/// A progress bar over `total` sessions with elapsed time and ETA (hidden when `quiet`).
+pub fn session_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} sessions, {elapsed_precise} elapsed, ETA {eta}")
+            .expect("a valid progress template"),
+    );
+    bar
 }
 
 /// Multiplies the virtual patient's saved strength capacity by `factor` (the study's capacity drop), before the
