@@ -480,7 +480,8 @@ impl Context {
             error,
             metrics: cohort_metrics(courses.iter()),
             sessions: courses.iter().map(|c| c.sessions.len()).sum(),
-            session_time_s: courses.iter().flat_map(|c| &c.sessions).map(|s| s.session_time_s).sum(),
+            // A fold from +0 (an empty f64 `sum` is −0, which would print as "-0").
+            session_time_s: courses.iter().flat_map(|c| &c.sessions).fold(0.0, |t, s| t + s.session_time_s),
         };
         let mut out = Vec::new();
         let mut valid = Vec::new();
