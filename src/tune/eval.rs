@@ -522,3 +522,49 @@ impl Context {
 pub fn law_name(law: AanLaw) -> String {
     toml::Value::try_from(law).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{law:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluation(index: usize, metrics: &[(&str, f64)], error: Option<&str>) -> Evaluation {
+        Evaluation {
+            tuning: "t".into(),
+            index,
+            generation: 1,
+            values: Vec::new(),
+            error: error.map(str::to_owned),
+            metrics: metrics.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            sessions: 2,
+            session_time_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn feasible_candidates_rank_before_infeasible_ones_and_invalid_ones_last() {
+        // objective = assistance_change − success, subject to success ≥ 0.9 (the test file's).
+        let tuning = super::super::file::tests_support::tuning();
+        let feasible = evaluation(1, &[("assistance_change", 0.2), ("success", 0.95)], None);
+        let better_but_infeasible = evaluation(2, &[("assistance_change", -0.5), ("success", 0.8)], None);
+        let invalid = evaluation(3, &[], Some("aan.emken.gain: allowed range …"));
+        let undefined = evaluation(4, &[("success", 1.0)], None);
+        let s = score(&tuning, &better_but_infeasible);
+        assert!((s.objective.unwrap() - (-0.5 - 0.8)).abs() < 1e-12 && (s.violation - 0.1).abs() < 1e-12);
+        assert!(!s.feasible() && score(&tuning, &feasible).feasible());
+        assert_eq!(score(&tuning, &invalid), Score { objective: None, violation: f64::INFINITY });
+        assert_eq!(score(&tuning, &undefined).objective, None, "a weighted metric is undefined");
+        let mut all = [invalid.clone(), undefined.clone(), better_but_infeasible.clone(), feasible.clone()];
+        all.sort_by(|a, b| better(&tuning, a, b));
+        assert_eq!(all.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2, 4, 3]);
+    }
+
+    #[test]
+    fn an_evaluation_round_trips_through_its_file_exactly() {
+        let dir = std::env::temp_dir().join(format!("plexo-tune-eval-{}", std::process::id()));
+        let mut e = evaluation(7, &[("success", 0.1 + 0.2), ("sparc", -2.123456789012345)], None);
+        e.values = vec![Value::Real(0.1 + 0.7), Value::Int(16), Value::Text("rbf".into()), Value::Bool(true)];
+        e.save(&dir).unwrap();
+        assert_eq!(Evaluation::load(&evaluation_path(&dir, 7)).unwrap(), e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

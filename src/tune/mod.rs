@@ -193,7 +193,8 @@ pub fn run(args: &TuneArgs) -> Result<(), AppError> {
     };
     // A fresh raw/ folder for a whole search; one generation replaces only its own evaluations.
     if args.generation.is_none() {
-        for stale in eval::evaluation_files(&out).unwrap_or_default() {
+        let checks = ["verify.csv", "verify.md"].map(|f| out.join(f)).into_iter().filter(|p| p.exists());
+        for stale in eval::evaluation_files(&out).unwrap_or_default().into_iter().chain(checks) {
             std::fs::remove_file(&stale).map_err(|e| AppError::Io { path: stale.display().to_string(), source: e })?;
         }
     }
