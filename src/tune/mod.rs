@@ -758,7 +758,8 @@ pub fn verify(ctx: &Context, dir: &Path, plant: Option<CheckPlant>, top: usize, 
     csv.push('\n');
     let mut md = format!(
         "# Final check: {}\n\nThe start and the {} best configuration(s) on the {} plant: the tuning cohort ({}) and the \
-         held-out profiles ({}), same seeds and sessions. Rows: the group's mean over its courses, then per patient.\n\n\
+         held-out profiles ({}), same seeds and sessions. Rows: the group's mean over its courses (for a group of more \
+         than one patient), then per patient.\n\n\
          | config | eval | group | patient | objective | feasible |",
         tuning.name,
         chosen.len() - 1,
@@ -776,8 +777,11 @@ pub fn verify(ctx: &Context, dir: &Path, plant: Option<CheckPlant>, top: usize, 
         let mut rows: Vec<(String, String, Vec<&crate::study::raw::CourseResult>)> = Vec::new();
         let tuned: Vec<_> = courses.iter().filter(|c| tuning_names.contains(&c.patient)).collect();
         let held: Vec<_> = courses.iter().filter(|c| !tuning_names.contains(&c.patient)).collect();
-        rows.push(("tuning".into(), "(all)".into(), tuned));
-        if !held.is_empty() {
+        // A group's mean row only where it has more than one patient (else it repeats the patient's row).
+        if tuning.cohort.patients.len() > 1 {
+            rows.push(("tuning".into(), "(all)".into(), tuned));
+        }
+        if tuning.cohort.holdout.len() > 1 {
             rows.push(("held-out".into(), "(all)".into(), held));
         }
         for name in &names {
