@@ -1,7 +1,8 @@
 //! `plexo tune` end to end, as a user runs it, on a small seeded cohort (one profile × one seed × two sessions
 //! of the short test protocol): a grid search whose invalid candidates are reported, not run; sharded (1/2 +
 //! 2/2) + merge = unsharded byte for byte (the shards on one thread, the unsharded run on two); the best
-//! configuration accepted as is by `check`, `sim --controller` and `run --controller`; CMA-ES from a slacking
+//! configuration accepted as is by `check`, `sim --controller` and `run --controller`, and checked on the rapier
+//! plant; CMA-ES from a slacking
 //! Emken start (no forgetting) improving the objective, the result holding on a held-out profile written here,
 //! and its generations sharded + merged = unsharded.
 
@@ -182,7 +183,17 @@ evaluations = 4"#,
     let out = ok(&[&run[..], &["--i-confirm-the-patient-is-safe", "--trials", "1", "-q", "--no-save"]].concat());
     assert!(out.contains("trial limit reached"), "{out}");
 
-    // A bad tuning file names the key; CMA-ES sharding needs a generation.
+    // The final check on the other physics engine: the start and the best on rapier.
+    ok(&["tune", "verify", s(&file), s(&merged), "--plant", "rapier", "-q"]);
+    let check = read(&merged.join("verify.md"));
+    assert!(check.contains("on the rapier plant"), "{check}");
+    let rows: Vec<&str> = check.lines().filter(|l| l.starts_with("| start |") || l.starts_with("| best-1 |")).collect();
+    assert_eq!(rows.len(), 2, "one tuning patient, no held-out ones: {check}");
+    assert!(rows.iter().all(|r| r.contains("| tuning | moderate |") && r.contains("| yes |")), "{check}");
+    let e = fails(&["tune", "verify", s(&file), s(&d.join("nothing")), "-q"]);
+    assert!(e.contains("nothing"), "{e}");
+
+    // A bad tuning file names the key.
     let bad = d.join("bad.toml");
     std::fs::write(&bad, read(&file).replace("key = \"aan.emken.forgetting\"", "key = \"aan.emken.forgeting\""))
         .unwrap();
