@@ -559,6 +559,29 @@ mod tests {
     }
 
     #[test]
+    fn values_go_to_their_keys_in_the_type_of_the_configuration() {
+        let text = super::super::file::tests_support::tuning_text()
+            .replace("key = \"aan.emken.gain\"", "key = \"aan.damping[3]\"")
+            .replace("key = \"law\"\nvalues = [\"emken\", \"rbf\"]", "key = \"aan.emken.continuous\"\nvalues = [true]");
+        let tuning = Tuning::parse(&text, Path::new("t.toml")).unwrap();
+        let base: toml::Table = plexo_controller::default_controller_toml("plexo-arm4").unwrap().0.parse().unwrap();
+        let ctx = Context::offline(tuning, base);
+        let out = ctx.config_text(&[Value::Real(0.5), Value::Real(2.5), Value::Bool(true)]).unwrap();
+        let config = ControllerConfig::from_toml_str(&out, "candidate").unwrap();
+        assert_eq!(config.aan.emken.forgetting, 0.5);
+        assert_eq!(config.aan.damping, vec![3.0, 3.0, 1.0, 2.5], "only element 3");
+        assert!(config.aan.emken.continuous);
+        // A whole array without an index, and a value that does not fit the field's type.
+        let mut whole = ctx.tuning.clone();
+        whole.parameters[1].target = Target::Config { path: vec!["aan".into(), "damping".into()], index: None };
+        let ctx = Context::offline(whole, ctx.base.clone());
+        let out = ctx.config_text(&[Value::Real(0.5), Value::Real(2.0), Value::Bool(false)]).unwrap();
+        assert_eq!(ControllerConfig::from_toml_str(&out, "c").unwrap().aan.damping, vec![2.0; 4]);
+        let e = ctx.config_text(&[Value::Text("x".into()), Value::Real(2.0), Value::Bool(false)]).unwrap_err();
+        assert!(e.contains("aan.emken.forgetting"), "{e}");
+    }
+
+    #[test]
     fn an_evaluation_round_trips_through_its_file_exactly() {
         let dir = std::env::temp_dir().join(format!("plexo-tune-eval-{}", std::process::id()));
         let mut e = evaluation(7, &[("success", 0.1 + 0.2), ("sparc", -2.123456789012345)], None);
