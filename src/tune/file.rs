@@ -676,6 +676,19 @@ evaluations = 10
     }
 
     #[test]
+    fn the_shipped_tuning_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tuning");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let t = Tuning::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!t.cohort.holdout.is_empty() && !t.start.is_empty(), "{}", path.display());
+            files += 1;
+        }
+        assert!(files >= 1);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (from, to, key) in [
             ("seed = 7", "seed = 7\nsed = 1", "sed"),
