@@ -46,11 +46,12 @@ fn repo(path: &str) -> String {
 }
 
 /// The start: Emken without forgetting (f = 1: the stiffness only ratchets up, so help never fades and the
-/// patient slacks) and a high gain.
+/// patient slacks), a high gain, and no window of free movement (issue 12's remedy for slacking, off).
 const COMMON: &str = r#"
 [start]
 "aan.emken.forgetting" = 1.0
 "aan.emken.gain" = 1500.0
+"aan.emken.window_fraction" = 0.0
 
 [cohort]
 patients = ["moderate"]
