@@ -54,9 +54,21 @@ pub struct Checked {
 
 /// Loads and cross-checks everything; the first error of each stage is returned (it names file and key).
 pub fn check(args: &CheckArgs, hardware: Option<HardwareConfig>) -> Result<Checked, AppError> {
+    check_with_patient(args, hardware, None)
+}
+
+/// [`check`] with the patient already loaded (`Some`: from the patient store; `args.patient` is then unused).
+pub fn check_with_patient(
+    args: &CheckArgs,
+    hardware: Option<HardwareConfig>,
+    patient: Option<Loaded<Patient>>,
+) -> Result<Checked, AppError> {
     let robot_spec = hardware.as_ref().map_or(args.robot.clone(), |h| h.robot.clone());
     let robot = setup::load_session_robot(&robot_spec)?;
-    let patient = setup::load_patient(&args.patient)?;
+    let patient = match patient {
+        Some(p) => p,
+        None => setup::load_patient(&args.patient)?,
+    };
     let protocol = setup::load_protocol(&args.protocol)?;
     let controller = setup::load_controller(args.controller.as_deref(), &robot_spec)?;
     let model = &robot.value.0;

@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 
 use crate::AppError;
-use crate::{check_cmd, model_cmd, replay_cmd, run_cmd, sim_cmd, study, tune};
+use crate::{
+    analyze_cmd, check_cmd, model_cmd, patient_cmd, patient_report, replay_cmd, run_cmd, sim_cmd, study, tune,
+};
 
 /// Plexo: control stack for upper-limb rehabilitation exoskeletons.
 #[derive(Parser, Debug)]
@@ -31,6 +33,13 @@ pub enum Command {
     /// Search controller parameters over a virtual cohort (random, grid, CMA-ES) on the study engine: best
     /// configuration, evaluations.csv, plots, report (see docs/tuning.md).
     Tune(tune::TuneArgs),
+    /// The clinic's patients in the store (SQLite, default plexo-data/plexo.db): add, list, show, set-rom, export,
+    /// delete.
+    Patient(patient_cmd::PatientArgs),
+    /// A patient's longitudinal report: one self-contained HTML file with per-session metrics, trends and plots.
+    Report(patient_report::ReportArgs),
+    /// Movement metrics of an external recording (CSV: t and x,y,z [m], or t and joint angles [rad]).
+    Analyze(analyze_cmd::AnalyzeArgs),
     /// Print the parsed kinematic chain of a robot: joints, axes, limits, masses, frames.
     Model {
         /// A URDF file, or an embedded default: plexo-arm4, plexo-arm6, test-arm7.
@@ -50,6 +59,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Replay(args) => replay_cmd::run(&args),
         Command::Study(args) => study::run(&args),
         Command::Tune(args) => tune::run(&args),
+        Command::Patient(args) => patient_cmd::run(&args),
+        Command::Report(args) => patient_report::run(&args),
+        Command::Analyze(args) => analyze_cmd::run(&args),
         Command::Model { robot, json } => {
             let model = model_cmd::load_robot(&robot)?;
             let summary = model_cmd::summarize(&model);

@@ -51,6 +51,24 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// The patient store (SQLite database) failed or refused an operation.
+    #[error("patient store {db}: {reason}")]
+    Store {
+        /// The database file.
+        db: String,
+        /// What failed, and why.
+        reason: String,
+    },
+    /// A recording given to `plexo analyze` is malformed (the message names the line).
+    #[error("{file}:{line}: {reason}")]
+    Recording {
+        /// The file.
+        file: String,
+        /// The 1-based line number (0: the file as a whole).
+        line: usize,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
     /// Telemetry could not be set up or written.
     #[error("telemetry: {0}")]
     Telemetry(String),

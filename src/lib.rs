@@ -10,6 +10,7 @@
 // Transform names carry their frames (`world_T_link`), as in plexo-kinematics.
 #![allow(non_snake_case)]
 
+mod analyze_cmd;
 mod can_log;
 mod check_cmd;
 pub mod cli;
@@ -18,6 +19,8 @@ mod files;
 mod hardware;
 mod model_cmd;
 mod options;
+mod patient_cmd;
+mod patient_report;
 mod progress;
 mod reach_metrics;
 mod realtime;
@@ -31,6 +34,7 @@ pub mod setup;
 mod signals;
 mod sim_cmd;
 mod smoothness;
+pub mod store;
 pub mod study;
 mod summary;
 pub mod telemetry;

@@ -68,10 +68,18 @@ pub struct OutputArgs {
     /// `<recording>.state.toml`; `plexo run` without a recording: `out/<session>.state.toml`).
     #[arg(long, value_name = "STATE_FILE")]
     pub state: Option<PathBuf>,
-    /// The patient's pseudonymous id in session names, output file names and recording ids (default: the
-    /// patient file's `id`; never a name): 1–64 characters of `A–Z a–z 0–9 - _ .`.
-    #[arg(long, value_name = "ID", value_parser = pseudonymous_id)]
+    /// A patient of the store (`--db`; `plexo patient add`): the session loads their spec (and, for `sim`,
+    /// their virtual profile) and their last adaptation state (unless `--resume` names a file), stores each
+    /// trial as it ends and the new state at the end. The id is the session's patient id in names and
+    /// recordings. Conflicts with `--patient`.
+    #[arg(long, value_name = "ID", value_parser = pseudonymous_id, conflicts_with = "patient")]
     pub patient_id: Option<String>,
+    /// The patient store (SQLite) of `--patient-id`.
+    #[arg(long, value_name = "FILE", default_value = crate::store::DEFAULT_DB)]
+    pub db: PathBuf,
+    /// The operator's notes on this session, stored with it (`--patient-id` only; never a name).
+    #[arg(long, value_name = "TEXT", requires = "patient_id")]
+    pub notes: Option<String>,
 }
 
 impl OutputArgs {
@@ -84,13 +92,13 @@ impl OutputArgs {
 /// Parses `--patient-id`: 1–64 characters of `A–Z a–z 0–9 - _ .` (the rule of `PatientSpec::id`), so that a
 /// name with spaces or a path cannot slip into file names.
 pub fn pseudonymous_id(s: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok { Ok(s.to_owned()) } else { Err(format!("{s:?}: 1-64 characters of A-Z a-z 0-9 - _ . (a pseudonym)")) }
+    crate::store::validate_patient_id(s).map(|()| s.to_owned())
 }
 
 /// Starts the telemetry pipeline with the sinks the options ask for. `default_save`: save to out/<session>.rrd
 /// unless `--no-save` (sim); hardware runs save only when asked. `period`: the control period [s]; `paced`:
-/// the loop runs at wall clock; `info`: the recording's properties. Not real-time safe.
+/// the loop runs at wall clock; `info`: the recording's properties; `trials`: the patient store's writer. Not
+/// real-time safe.
 #[allow(clippy::too_many_arguments)]
 pub fn start_telemetry(
     args: &OutputArgs,
@@ -102,6 +110,7 @@ pub fn start_telemetry(
     default_save: bool,
     period: f64,
     paced: bool,
+    trials: Option<crate::telemetry::TrialSink>,
 ) -> Result<Telemetry, AppError> {
     let save = match (&args.save, args.no_save, default_save) {
         (Some(p), _, _) => Some(p.clone()),
@@ -122,7 +131,7 @@ pub fn start_telemetry(
         info,
         capacity: args.telemetry_capacity,
         paced,
-        sinks: Sinks { save, spawn: args.spawn, connect: args.connect.clone() },
+        sinks: Sinks { save, spawn: args.spawn, connect: args.connect.clone(), trials },
     })
 }
 
@@ -171,6 +180,9 @@ impl OutputArgs {
     /// [`crate::files::check_distinct`].
     pub fn check_paths(&self, inputs: &[(&str, &Path)], extra_outputs: &[(&str, &Path)]) -> Result<(), AppError> {
         let mut all_inputs = inputs.to_vec();
+        if self.patient_id.is_some() {
+            all_inputs.push(("--db", &self.db));
+        }
         if let Some(resume) = &self.resume {
             all_inputs.push(("--resume", resume));
         }

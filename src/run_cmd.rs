@@ -45,6 +45,7 @@ use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup;
 use crate::sim_cmd::PlantKind;
+use crate::store::binding::StoreBinding;
 use crate::telemetry::RecordingInfo;
 
 /// Options of `plexo run`.
@@ -65,8 +66,9 @@ pub struct RunArgs {
     pub realtime: bool,
     /// The patient: a clinical patient file (.toml: pseudonymous id, body height and mass, measured range of
     /// motion per joint, personal limits), or with --emulate a virtual patient profile (.toml or embedded name).
-    #[arg(long)]
-    pub patient: String,
+    /// With --patient-id, the patient comes from the store instead.
+    #[arg(long, required_unless_present = "patient_id")]
+    pub patient: Option<String>,
     /// Protocol (.toml or embedded name).
     #[arg(long, default_value = "center-out")]
     pub protocol: String,
@@ -104,8 +106,9 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     // included (its robot URDF and its calibration file: a `--state` onto the URDF overwrote it).
     let mut hw = HardwareConfig::from_file(&args.hardware)?;
     let calibration = hw.calibration_path();
+    let patient_arg = args.patient.clone().unwrap_or_default();
     let mut inputs = file_inputs(&[
-        ("--patient", &args.patient),
+        ("--patient", &patient_arg),
         ("--protocol", &args.protocol),
         ("the robot of --hardware", &hw.robot),
     ]);
@@ -119,12 +122,19 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     // 1. The same validation as `plexo check`.
     let check_args = CheckArgs {
         robot: hw.robot.clone(),
-        patient: args.patient.clone(),
+        patient: patient_arg.clone(),
         protocol: args.protocol.clone(),
         controller: args.controller.clone(),
         hardware: Some(args.hardware.clone()),
     };
-    let checked = check_cmd::check(&check_args, Some(hw.clone()))?;
+    // `--patient-id`: the patient (a virtual one for --emulate) comes from the store.
+    let stored = crate::store::binding::open_for_session(&args.output)?;
+    let patient = match &stored {
+        Some((store, p)) => Some(crate::store::binding::session_patient(p, store.path(), args.emulate.is_some())?),
+        None => None,
+    };
+    let checked = check_cmd::check_with_patient(&check_args, Some(hw.clone()), patient)?;
+    let store = std::cell::Cell::new(stored.map(|(store, _)| store));
     println!("{}", check_cmd::render(&checked));
     // 2. Confirmation.
     if !args.confirmed {
@@ -148,7 +158,7 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             // Hardware: no virtual patient behind the drives. The robot (and with it every recording sink) is
             // gone when `run_on` returns or the start-up fails, so the log can be finished then.
             let result = open_can_robot(args, &hw, log.as_ref())
-                .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, WithoutPatient(robot)));
+                .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, WithoutPatient(robot), &store));
             CanLog::finish_after(log, result)
         }
         Some(kind) => {
@@ -172,11 +182,11 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
                 PlantKind::Articulated => ArticulatedPlant::new(model, plant_config)
                     .map_err(AppError::from)
                     .and_then(|plant| emulated(args, plant, can, &mut log))
-                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot)),
+                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot, &store)),
                 PlantKind::Rapier => RapierPlant::new(model, plant_config, RapierOptions::default())
                     .map_err(AppError::from)
                     .and_then(|plant| emulated(args, plant, can, &mut log))
-                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot)),
+                    .and_then(|robot| run_on(args, &hw, calibration.as_ref(), checked, robot, &store)),
             };
             CanLog::finish_after(log, result)
         }
@@ -244,6 +254,7 @@ fn run_on<P: PatientHooks>(
     calibration: Option<&hardware::Calibration>,
     checked: check_cmd::Checked,
     mut robot: P,
+    store: &std::cell::Cell<Option<crate::store::Store>>,
 ) -> Result<(), AppError> {
     // 4. Torque-off read-back.
     let state = hardware::settle_read(&mut robot, 20)?;
@@ -290,6 +301,16 @@ fn run_on<P: PatientHooks>(
                 (Some(_), setup::Patient::Virtual(profile)) => Some(profile.seed),
                 _ => None,
             },
+        },
+        store: match (store.take(), &args.output.patient_id) {
+            (Some(store), Some(id)) => Some(StoreBinding {
+                store,
+                patient_id: id.clone(),
+                kind: "run",
+                notes: args.output.notes.clone(),
+                controller_toml: toml::to_string(&checked.controller.value).unwrap_or_default(),
+            }),
+            _ => None,
         },
     };
     session::run(setup, robot)

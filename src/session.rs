@@ -11,8 +11,12 @@ use crate::AppError;
 use crate::options::{OutputArgs, apply_realtime, start_telemetry};
 use crate::report::{Outputs, finish_session};
 use crate::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
-use crate::session_state::{resume_session, session_state};
+use crate::session_state::{SessionState, apply_state, resume_session, session_state};
 use crate::setup::SessionParts;
+use crate::store::NewSession;
+use crate::store::binding::StoreBinding;
+use crate::store::recorder::Recorder;
+use crate::summary::mode_label;
 use crate::telemetry::RecordingInfo;
 use crate::{progress, signals};
 
@@ -38,17 +42,42 @@ pub struct SessionSetup<'a> {
     pub hardware: bool,
     /// The recording's properties (robot, protocol, patient id, controller, seed).
     pub info: RecordingInfo,
+    /// The patient store this session records itself in (`--patient-id`), if any.
+    pub store: Option<StoreBinding>,
 }
 
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
 /// real-time safe around the loop.
 pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(), AppError> {
-    let SessionSetup { name, model, urdf, mut parts, loop_config, nominal, output, default_save, hardware, info } =
-        setup;
-    // `--resume` is read and applied before any output is created: a bad state file leaves the files alone.
-    let resumed = resume_session(output.resume.as_deref(), &mut parts.therapy, &mut plant)?;
+    let SessionSetup {
+        name,
+        model,
+        urdf,
+        mut parts,
+        loop_config,
+        nominal,
+        output,
+        default_save,
+        hardware,
+        info,
+        store,
+    } = setup;
+    // `--resume` (or the stored patient's last state) is read and applied before any output is created: a bad
+    // state leaves the files alone.
+    let resumed = match (&output.resume, &store) {
+        (None, Some(binding)) => resume_from_store(binding, &mut parts.therapy, &mut plant)?,
+        _ => resume_session(output.resume.as_deref(), &mut parts.therapy, &mut plant)?,
+    };
+    // The store records the session's start before the loop: a database that cannot be written refuses the
+    // session before any torque, never during it.
+    let recorder = match store {
+        Some(binding) => Some(start_recording(binding, name, model, &info, &parts)?),
+        None => None,
+    };
     let period = loop_config.period.as_secs_f64();
-    let telemetry = start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced)?;
+    let sink = recorder.as_ref().map(|(r, _)| r.sink());
+    let telemetry =
+        start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced, sink)?;
     let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
     let loop_signals = LoopSignals::default();
     let watcher = signals::install(&loop_signals);
@@ -61,8 +90,96 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
     if let Some(p) = progress {
         p.finish();
     }
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            drop(telemetry);
+            if let Some(recorder) = recorder {
+                finish_recording(recorder, &format!("failed: {e}"), None);
+            }
+            return Err(e);
+        }
+    };
     let state = session_state(name, resumed.as_ref(), &rt);
+    let state_toml = toml::to_string(&state).ok();
+    let end = report.end.to_string();
     let outputs = Outputs { args: output, state, hardware };
-    finish_session(name, report, telemetry, wall.elapsed(), realtime, loop_config.paced, outputs)
+    let result = finish_session(name, report, telemetry, wall.elapsed(), realtime, loop_config.paced, outputs);
+    // After the session's files: a store failure is reported, never costs them.
+    if let Some(recorder) = recorder {
+        finish_recording(recorder, &end, state_toml.as_deref());
+    }
+    result
+}
+
+/// Resumes the therapy (and the virtual patient) from the stored patient's last state, if they have one.
+fn resume_from_store<P: PatientHooks>(
+    binding: &StoreBinding,
+    therapy: &mut plexo_controller::Therapy,
+    plant: &mut P,
+) -> Result<Option<SessionState>, AppError> {
+    let Some((session, text)) = binding.store.last_state(&binding.patient_id)? else {
+        println!("patient {}: first stored session (no adaptation state yet)", binding.patient_id);
+        return Ok(None);
+    };
+    let source =
+        format!("{} (patient {}, state after session {session})", binding.store.path().display(), binding.patient_id);
+    let state: SessionState = toml::from_str(&text).map_err(|e| AppError::Config {
+        file: source.clone(),
+        key: "(session state)".into(),
+        reason: e.to_string(),
+    })?;
+    apply_state(&state, std::path::Path::new(&source), therapy, plant)?;
+    Ok(Some(state))
+}
+
+/// Records the session's start and its blocks, and starts the writer of its trials.
+fn start_recording(
+    mut binding: StoreBinding,
+    name: &str,
+    model: &Model,
+    info: &RecordingInfo,
+    parts: &crate::setup::SessionParts,
+) -> Result<(Recorder, i64), AppError> {
+    let new = NewSession {
+        patient_id: binding.patient_id.clone(),
+        name: name.to_owned(),
+        kind: binding.kind.to_owned(),
+        robot: info.robot.clone(),
+        protocol: info.protocol.clone(),
+        controller: info.controller.clone(),
+        controller_toml: std::mem::take(&mut binding.controller_toml),
+        seed: info.seed,
+        joints: model.joints().iter().map(|j| j.name.clone()).collect(),
+        notes: binding.notes.clone(),
+        blocks: parts.blocks.iter().map(|b| (b.name.clone(), mode_label(b.mode, b.law), b.targets.len())).collect(),
+    };
+    let id = binding.store.begin_session(&new)?;
+    println!("patient store {}: session {name} of patient {}", binding.store.path().display(), binding.patient_id);
+    Ok((Recorder::start(binding.store, id)?, id))
+}
+
+/// Waits for the trial writer and records the session's end and state; failures are reported, not returned (the
+/// session's own files are already written).
+fn finish_recording((recorder, id): (Recorder, i64), end: &str, state_toml: Option<&str>) {
+    let result = recorder.finish().and_then(|(mut store, report)| {
+        store.end_session(id, end, state_toml)?;
+        Ok((store, report))
+    });
+    match result {
+        Ok((store, report)) => println!(
+            "patient store {}: {} trial writes committed{}",
+            store.path().display(),
+            report.stored,
+            if report.failed > 0 {
+                format!(", {} FAILED (first: {})", report.failed, report.first_error.unwrap_or_default())
+            } else {
+                String::new()
+            }
+        ),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e} (the session's files are written; the store misses its end)");
+        }
+    }
 }

@@ -99,8 +99,20 @@ pub fn resume_session<P: PatientHooks>(
 ) -> Result<Option<SessionState>, AppError> {
     let Some(path) = resume else { return Ok(None) };
     let state = SessionState::load(path)?;
+    apply_state(&state, path, therapy, plant)?;
+    Ok(Some(state))
+}
+
+/// Applies a loaded state: the therapy's adaptation and, when the plant has one, the virtual patient's state;
+/// `path` names the source in messages. Not real-time safe.
+pub fn apply_state<P: PatientHooks>(
+    state: &SessionState,
+    path: &Path,
+    therapy: &mut plexo_controller::Therapy,
+    plant: &mut P,
+) -> Result<(), AppError> {
     let clamped = state.resume(therapy, path)?;
-    report_resume(path, &state, &clamped);
+    report_resume(path, state, &clamped);
     match &state.virtual_patient {
         Some(patient) => {
             let restored = plant.restore_patient(patient).map_err(|e| AppError::Config {
@@ -117,7 +129,7 @@ pub fn resume_session<P: PatientHooks>(
         }
         None => {}
     }
-    Ok(Some(state))
+    Ok(())
 }
 
 /// This session's state to carry to the next one: the therapy's adaptation and the plant's virtual patient.

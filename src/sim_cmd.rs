@@ -18,6 +18,7 @@ use crate::options::{OutputArgs, file_inputs};
 use crate::runtime::LoopConfig;
 use crate::session::{self, SessionSetup};
 use crate::setup::{self, Loaded, Patient};
+use crate::store::binding::StoreBinding;
 use crate::telemetry::RecordingInfo;
 
 /// Which physics engine simulates the robot.
@@ -91,7 +92,12 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
     args.output.check_paths(&inputs, &candump)?;
     let robot = setup::load_session_robot(&args.robot)?;
-    let mut patient = setup::load_patient(&args.patient)?;
+    // `--patient-id`: the virtual patient bound to the id comes from the store, with the stored spec.
+    let stored = crate::store::binding::open_for_session(&args.output)?;
+    let mut patient = match &stored {
+        Some((store, p)) => crate::store::binding::session_patient(p, store.path(), true)?,
+        None => setup::load_patient(&args.patient)?,
+    };
     let protocol = setup::load_protocol(&args.protocol)?;
     let mut controller = setup::load_controller(args.controller.as_deref(), &args.robot)?;
     let model = &robot.value.0;
@@ -131,6 +137,7 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         arm,
         rom,
         personal,
+        store: std::cell::Cell::new(stored.map(|(store, _)| store)),
     };
     match (args.plant, args.over_can) {
         (PlantKind::Rapier, None) => ctx.run(RapierPlant::new(model, plant_config, RapierOptions::default())?),
@@ -162,6 +169,8 @@ struct Context<'a> {
     arm: ArmAnthropometrics,
     rom: Vec<plexo_controller::RomLimit>,
     personal: Vec<plexo_kinematics::JointSafetyLimits>,
+    /// The patient store of `--patient-id` (taken by the one session that runs).
+    store: std::cell::Cell<Option<crate::store::Store>>,
 }
 
 impl Context<'_> {
@@ -228,6 +237,16 @@ impl Context<'_> {
                     Patient::Virtual(profile) => Some(profile.seed),
                     Patient::Clinical(_) => self.args.seed,
                 },
+            },
+            store: match (self.store.take(), &self.args.output.patient_id) {
+                (Some(store), Some(id)) => Some(StoreBinding {
+                    store,
+                    patient_id: id.clone(),
+                    kind: "sim",
+                    notes: self.args.output.notes.clone(),
+                    controller_toml: toml::to_string(&self.controller.value).unwrap_or_default(),
+                }),
+                _ => None,
             },
         };
         session::run(setup, plant)

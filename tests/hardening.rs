@@ -103,14 +103,19 @@ fn patient_outputs_are_owner_only_whatever_the_umask_and_named_by_the_pseudonymo
         let bytes = std::fs::read(f).unwrap();
         assert!(!bytes.windows(8).any(|w| w == b"Jane Doe"), "{name} holds the profile's name");
     }
-    // `--patient-id` overrides the file's id; an id that is not a pseudonym (spaces, a path) is refused.
-    let out = plexo_in(
-        &dir,
-        "022",
-        &["sim", "--patient", "patient.toml", "--duration", "0.3", "-q", "--patient-id", "S7.v2"],
-    );
+    // A patient of the store (`--patient-id`) is named by their id; the store is private and holds no name; an
+    // id that is not a pseudonym (spaces, a path) is refused.
+    let out = plexo_in(&dir, "022", &["patient", "add", "S7.v2", "--virtual", "patient.toml"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = plexo_in(&dir, "022", &["sim", "--duration", "0.3", "-q", "--patient-id", "S7.v2"]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(std::fs::read_dir(&outputs).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("S7-v2")));
+    let db = dir.join("plexo-data/plexo.db");
+    assert_eq!((mode(&db), mode(db.parent().unwrap())), (0o600, 0o700), "the store is owner-only");
+    let bytes = std::fs::read(&db).unwrap();
+    assert!(!bytes.windows(8).any(|w| w == b"Jane Doe"), "the store holds the profile's name");
+    let out = plexo_in(&dir, "022", &["patient", "add", "Jane Doe", "--virtual", "moderate"]);
+    assert!(!out.status.success() && text(&out).1.contains("pseudonymous"), "{}", text(&out).1);
     let out = plexo_in(&dir, "022", &["sim", "--no-save", "--patient-id", "Jane Doe"]);
     assert!(!out.status.success() && text(&out).1.contains("--patient-id"), "{}", text(&out).1);
 }

@@ -25,6 +25,7 @@ use plexo_controller::{AanLaw, Mode, TherapyEvent, TrialRecord};
 use plexo_hal::{JointArray, MAX_JOINTS};
 use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
 
+use super::config::{FinishedTrial, TrialSink};
 use super::messages::{Event, Message, Sample, TickSample};
 use crate::reach_metrics::{ReachAnalyzer, low_pass_zero_phase, range_of_motion};
 use crate::summary::{BlockAccumulator, SessionSummary, TRIAL_PATH_CUTOFF, TRIAL_PATH_RATE, TrialRow, mode_label};
@@ -140,6 +141,8 @@ pub struct Analysis {
     in_trial: bool,
     start: Vector3<f64>,
     target: Option<Vector3<f64>>,
+    /// The patient store's writer, if any: each trial is sent when it ends (off the control thread).
+    trial_sink: Option<TrialSink>,
 }
 
 impl Analysis {
@@ -187,6 +190,20 @@ impl Analysis {
             in_trial: false,
             start: Vector3::zeros(),
             target: None,
+            trial_sink: None,
+        }
+    }
+
+    /// Sends every finished trial to `sink` too (the patient store's writer; `None`: nowhere).
+    pub fn set_trial_sink(&mut self, sink: Option<TrialSink>) {
+        self.trial_sink = sink;
+    }
+
+    /// Hands a finished trial to the store's writer. A writer that has gone is not the session's problem: its
+    /// own report says what was stored.
+    fn send_trial(&self, index: usize, effort_provisional: bool) {
+        if let Some(sink) = &self.trial_sink {
+            let _ = sink.send(FinishedTrial { row: self.trials[index].clone(), effort_provisional });
         }
     }
 
@@ -356,17 +373,20 @@ impl Analysis {
         };
         let index = self.trials.len();
         self.trials.push(row);
-        match self.calibration.as_mut().filter(|c| c.block == record.block && !c.done) {
+        let provisional = match self.calibration.as_mut().filter(|c| c.block == record.block && !c.done) {
             Some(c) => {
                 c.close_window();
                 c.pending.push(PendingTrial { row: index, windows: (c.trial_start, c.windows.len()) });
+                true
             }
             None => {
                 if let Some(acc) = self.blocks.get_mut(record.block) {
                     acc.add_trial(&self.trials[index]);
                 }
+                false
             }
-        }
+        };
+        self.send_trial(index, provisional);
         &self.trials[index]
     }
 
@@ -385,6 +405,11 @@ impl Analysis {
             row.effort_share = effort_share(row.effort_j, row.assistance_j);
             if let Some(acc) = self.blocks.get_mut(row.block) {
                 acc.add_trial(row);
+            }
+        }
+        if let Some(sink) = &self.trial_sink {
+            for p in &c.pending {
+                let _ = sink.send(FinishedTrial { row: self.trials[p.row].clone(), effort_provisional: false });
             }
         }
         self.meter.set_passive_model(model);

@@ -54,6 +54,7 @@ impl Telemetry {
         let (rec, live) = writer::open_stream(&config)?;
         let save = config.sinks.save.clone();
         let mut analysis = Analysis::new(&config.model, handle, &config.blocks, config.period);
+        analysis.set_trial_sink(config.sinks.trials.clone());
         let (sender, rx) = channel::channel::<TickSample>(config.capacity);
         let (to_writer, writer_rx) = channel::channel::<Message>(config.capacity);
         let to_writer = to_writer.with_mode(!config.paced);

@@ -1,0 +1,278 @@
+//! The patient store (issue 15) through the `plexo` binary: a course of sessions stored under a pseudonymous id and
+//! its report checked against the store, a session killed with SIGKILL mid-way, a second process reading during
+//! a session, export and delete, and `plexo analyze` of an external recording.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use plexo::store::Store;
+
+/// The `plexo` binary under test (`PLEXO_TEST_BIN` overrides, as in the other end-to-end tests).
+fn bin() -> String {
+    std::env::var("PLEXO_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_plexo").to_owned())
+}
+
+fn plexo(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(dir).output().expect("the plexo binary runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = plexo(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "plexo {args:?}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plexo-store").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+}
+
+/// The values of the cells `data-key="key"` of the report's session rows, in session order.
+fn report_column(html: &str, key: &str) -> Vec<Option<f64>> {
+    let table = &html[html.find("id=\"sessions\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let marker = format!("<td data-key=\"{key}\">");
+    table
+        .match_indices(&marker)
+        .map(|(i, _)| {
+            let rest = &table[i + marker.len()..];
+            rest[..rest.find('<').unwrap()].parse().ok()
+        })
+        .collect()
+}
+
+fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().filter(|v| v.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn close(report: Option<f64>, store: Option<f64>, what: &str, session: usize) {
+    match (report, store) {
+        (Some(r), Some(s)) => {
+            assert!((r - s).abs() <= 1e-4 * s.abs().max(1.0), "{what} of session {session}: report {r}, store {s}")
+        }
+        (r, s) => assert_eq!(r.is_some(), s.is_some(), "{what} of session {session}: report {r:?}, store {s:?}"),
+    }
+}
+
+#[test]
+fn a_ten_session_course_under_an_id_gives_a_report_whose_numbers_are_the_stores() {
+    let dir = scratch("course");
+    let short = repo("tests/study/center-out-short.toml");
+    ok(&dir, &["patient", "add", "C-01", "--virtual", "moderate"]);
+    let session = |extra: &[&str]| {
+        let mut args =
+            vec!["sim", "--patient-id", "C-01", "--protocol", &short, "--plant", "articulated", "--no-save", "-q"];
+        args.extend_from_slice(extra);
+        ok(&dir, &args)
+    };
+    let first = session(&[]);
+    assert!(first.contains("first stored session"), "{first}");
+    for _ in 1..5 {
+        let out = session(&[]);
+        assert!(out.contains("resuming from plexo-data/plexo.db (patient C-01"), "the stored state resumes: {out}");
+    }
+    // The therapist narrows the elbow's range after a measurement, then changes the controller configuration.
+    ok(&dir, &["patient", "set-rom", "C-01", "elbow_flexion", "0.3", "2.0"]);
+    let controller = repo("assets/configs/controller.toml");
+    for _ in 5..10 {
+        session(&["--controller", &controller, "--notes", "new gains"]);
+    }
+
+    ok(&dir, &["report", "--patient-id", "C-01", "--out", "report.html"]);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let store = Store::open(&dir.join("plexo-data/plexo.db")).unwrap();
+    store.check_integrity().unwrap();
+    let sessions = store.sessions("C-01").unwrap();
+    assert_eq!(sessions.len(), 10);
+    let columns = [
+        "trials",
+        "success",
+        "sparc",
+        "movement_time_s",
+        "path_length_ratio",
+        "assistance_j",
+        "effort_share",
+        "rom_elbow_flexion",
+    ];
+    let report: Vec<Vec<Option<f64>>> = columns.iter().map(|k| report_column(&html, k)).collect();
+    for (i, s) in sessions.iter().enumerate() {
+        let trials = store.trials(s.id).unwrap();
+        assert!(s.outcome.as_deref() == Some("completed") && s.state_toml.is_some(), "{s:?}");
+        assert_eq!(trials.len(), 16, "every trial of the short protocol is stored");
+        assert!(trials.iter().all(|t| !t.effort_provisional), "the relaxed block's trials were re-estimated");
+        let rows = || trials.iter().map(|t| &t.row);
+        let effort: f64 = rows().map(|r| r.effort_j).sum();
+        let assist: f64 = rows().map(|r| r.assistance_j).sum();
+        let elbow = s.joints.iter().position(|j| j == "elbow_flexion").unwrap();
+        let expected = [
+            Some(trials.len() as f64),
+            Some(rows().filter(|r| r.reached).count() as f64 / trials.len() as f64),
+            mean(rows().map(|r| r.sparc)),
+            mean(rows().map(|r| r.movement_time_s)),
+            mean(rows().map(|r| r.path_length_ratio)),
+            mean(rows().map(|r| Some(r.assistance_j))),
+            Some(effort / (effort + assist)),
+            rows().map(|r| r.rom_rad[elbow]).reduce(f64::max),
+        ];
+        for (c, key) in columns.iter().enumerate() {
+            close(report[c][i], expected[c], key, i + 1);
+        }
+    }
+    assert!(report[2].iter().all(Option::is_some), "SPARC is defined in every session");
+    // The controller change is marked at session 6 and only there; the new range is the spec's, with its history.
+    assert_ne!(sessions[5].controller_hash, sessions[4].controller_hash);
+    assert_eq!(html.matches("class=\"changed\"").count(), 1, "one controller change");
+    let changed_row = html.find("class=\"changed\"").unwrap();
+    assert!(html[changed_row..].starts_with("class=\"changed\"><td>6</td>"), "marked at session 6");
+    assert!(html.contains("set-rom elbow_flexion [0.3, 2] rad"), "the spec history");
+    assert!(html.contains("<td class=\"l\">elbow_flexion</td><td>0.300</td><td>2.000</td>"), "the current spec");
+    assert!(html.matches("<figure data-plot=").count() == 7 || html.contains("No plots:"), "plots or the reason");
+    assert!(sessions[9].notes.as_deref() == Some("new gains"));
+
+    // Export: JSON with everything, CSV with one row per trial; files 0600.
+    ok(&dir, &["patient", "export", "C-01", "--out", "c01.json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("c01.json")).unwrap()).unwrap();
+    assert_eq!(json["sessions"].as_array().unwrap().len(), 10);
+    assert_eq!(json["sessions"][3]["trials"].as_array().unwrap().len(), 16);
+    assert_eq!(json["spec_history"].as_array().unwrap().len(), 2);
+    let csv = ok(&dir, &["patient", "export", "C-01", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 1 + 160, "a header and one row per trial");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(dir.join("c01.json")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Delete removes everything about the id.
+    let refused = plexo(&dir, &["patient", "delete", "C-01"]);
+    assert!(!refused.status.success(), "delete needs --yes");
+    ok(&dir, &["patient", "delete", "C-01", "--yes"]);
+    let counts = store.counts().unwrap();
+    assert!(counts.values().all(|n| *n == 0), "nothing left: {counts:?}");
+    let gone = plexo(&dir, &["report", "--patient-id", "C-01"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no patient \"C-01\""));
+}
+
+#[test]
+fn a_session_killed_with_sigkill_keeps_its_finished_trials_while_another_process_reads() {
+    let dir = scratch("kill");
+    ok(&dir, &["patient", "add", "K-01", "--virtual", "moderate"]);
+    // Paced at wall clock, the short protocol lasts ~50 s: time to read and to kill it mid-way.
+    let mut child = Command::new(bin())
+        .args(["sim", "--patient-id", "K-01", "--protocol", &repo("tests/study/center-out-short.toml")])
+        .args(["--plant", "articulated", "--realtime", "--no-save", "-q"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A second process reads the store while the session writes it (an export, as a clinic's script would).
+    let start = Instant::now();
+    let mut reads = 0;
+    let stored = loop {
+        let out = plexo(&dir, &["patient", "export", "K-01", "--format", "csv"]);
+        assert!(out.status.success(), "a reader is never refused: {}", String::from_utf8_lossy(&out.stderr));
+        reads += 1;
+        let trials = String::from_utf8_lossy(&out.stdout).lines().count() - 1;
+        if trials >= 10 {
+            break trials;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the session ended before it was killed");
+        assert!(start.elapsed() < Duration::from_secs(60), "no trial stored in 60 s ({trials} so far)");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(reads > 1, "the store was read while the session ran");
+
+    let store = Store::open(&dir.join("plexo-data/plexo.db")).unwrap();
+    store.check_integrity().unwrap();
+    let sessions = store.sessions("K-01").unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!((sessions[0].ended_at.as_deref(), sessions[0].outcome.as_deref()), (None, None), "no end recorded");
+    let trials = store.trials(sessions[0].id).unwrap();
+    assert!(trials.len() >= stored, "every trial committed before the kill is there: {} < {stored}", trials.len());
+    assert!(trials.len() < 16, "the session was killed before its end");
+    // Trials arrive in order: the first `n` of the protocol, none missing.
+    for (i, t) in trials.iter().enumerate() {
+        assert_eq!((t.row.block, t.row.trial), (i / 8, i % 8), "trial {i}");
+    }
+    assert!(trials.iter().all(|t| t.row.duration_s > 0.0 && t.row.final_error_m.is_finite()));
+    // The report says the session has no end; the next session resumes from the last state recorded (none yet).
+    ok(&dir, &["report", "--patient-id", "K-01", "--out", "k.html"]);
+    assert!(std::fs::read_to_string(dir.join("k.html")).unwrap().contains("no end recorded"));
+}
+
+#[test]
+fn a_reader_holding_the_store_for_a_whole_session_neither_blocks_nor_corrupts_it() {
+    let dir = scratch("reader");
+    ok(&dir, &["patient", "add", "R-01", "--virtual", "mild"]);
+    let db = dir.join("plexo-data/plexo.db");
+    // An open read transaction for the whole session (a long export), in another connection.
+    let reader = rusqlite_reader(&db);
+    let start = Instant::now();
+    let out = ok(
+        &dir,
+        &[
+            "sim",
+            "--patient-id",
+            "R-01",
+            "--protocol",
+            &repo("tests/study/center-out-short.toml"),
+            "--plant",
+            "articulated",
+            "--no-save",
+            "-q",
+        ],
+    );
+    assert!(start.elapsed() < Duration::from_secs(120));
+    assert!(out.contains("16 trial writes committed") || out.contains("trial writes committed"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+    drop(reader);
+    let store = Store::open(&db).unwrap();
+    store.check_integrity().unwrap();
+    let s = &store.sessions("R-01").unwrap()[0];
+    assert_eq!(s.outcome.as_deref(), Some("completed"));
+    assert_eq!(store.trials(s.id).unwrap().len(), 16);
+}
+
+/// A store connection inside an open read transaction (what a long-running reader holds).
+fn rusqlite_reader(db: &Path) -> Store {
+    let store = Store::open(db).unwrap();
+    store.begin_read().unwrap();
+    assert!(store.patients().unwrap().iter().any(|p| p.id == "R-01"));
+    store
+}
+
+#[test]
+fn plexo_analyze_measures_a_minimum_jerk_reach_and_names_the_bad_line() {
+    let dir = scratch("analyze");
+    let mut csv = String::from("t,x,y,z\n");
+    for i in 0..=300 {
+        let t = i as f64 / 200.0;
+        let s = ((t - 0.25) / 1.0).clamp(0.0, 1.0);
+        csv.push_str(&format!("{t},{},0.0,0.0\n", 0.15 * (10.0 * s.powi(3) - 15.0 * s.powi(4) + 6.0 * s.powi(5))));
+    }
+    std::fs::write(dir.join("reach.csv"), &csv).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&dir, &["analyze", "reach.csv", "--json"])).unwrap();
+    assert_eq!(json["kind"], "hand");
+    let m = &json["metrics"];
+    // Minimum-jerk: peak speed 1.875 d/T; onset/offset at 10 % of it, phase p with 30 p²(1−p)² = 0.1875.
+    let p = (1.0 - (1.0 - 4.0 * (0.1875f64 / 30.0).sqrt()).sqrt()) / 2.0;
+    assert!((m["movement_time"].as_f64().unwrap() - (1.0 - 2.0 * p)).abs() < 0.03, "{m}");
+    assert!((m["peak_speed"].as_f64().unwrap() - 1.875 * 0.15).abs() < 0.01, "{m}");
+    assert_eq!(m["speed_peaks"], 1);
+    let table = ok(&dir, &["analyze", "reach.csv"]);
+    assert!(table.contains("movement time") && table.contains("SPARC"), "{table}");
+    std::fs::write(dir.join("bad.csv"), "t,x,y,z\n0,0,0,0\n0.01,0,0\n").unwrap();
+    let bad = plexo(&dir, &["analyze", "bad.csv"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("bad.csv:3:"), "{err}");
+}
