@@ -276,3 +276,40 @@ fn plexo_analyze_measures_a_minimum_jerk_reach_and_names_the_bad_line() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && err.contains("bad.csv:3:"), "{err}");
 }
+
+#[test]
+fn plexo_run_with_a_stored_patient_records_the_session_and_resumes_from_the_store_or_a_file() {
+    let dir = scratch("run");
+    std::fs::copy(repo("assets/configs/plexo-arm4-hardware.toml"), dir.join("hw.toml")).unwrap();
+    ok(&dir, &["patient", "add", "H-01", "--virtual", "mild"]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--hardware", "hw.toml", "--emulate", "articulated", "--patient-id", "H-01"];
+        args.extend_from_slice(&["--i-confirm-the-patient-is-safe", "-q"]);
+        args.extend_from_slice(extra);
+        ok(&dir, &args)
+    };
+    run(&["--home"]);
+    let short = repo("tests/study/center-out-short.toml");
+    let first = run(&["--protocol", &short, "--trials", "10", "--notes", "dry run"]);
+    assert!(first.contains("first stored session"), "{first}");
+    // Kept aside: a session started within the same second has the same name and would overwrite it.
+    let state = first.lines().find_map(|l| l.strip_prefix("session state saved to ")).unwrap();
+    std::fs::copy(dir.join(state.split(' ').next().unwrap()), dir.join("first.state.toml")).unwrap();
+    let state = "first.state.toml";
+    let second = run(&["--protocol", &short, "--trials", "3"]);
+    assert!(second.contains("resuming from plexo-data/plexo.db (patient H-01"), "{second}");
+    // `--resume FILE` still works with a stored patient, and wins over the store's state.
+    let third = run(&["--protocol", &short, "--trials", "2", "--resume", state]);
+    assert!(third.contains(&format!("resuming from {state}")), "{third}");
+    let store = Store::open(&dir.join("plexo-data/plexo.db")).unwrap();
+    let sessions = store.sessions("H-01").unwrap();
+    assert_eq!(sessions.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["run"; 3]);
+    assert_eq!(sessions[0].notes.as_deref(), Some("dry run"));
+    assert_eq!(sessions[0].outcome.as_deref(), Some("trial limit reached"));
+    let counts: Vec<usize> = sessions.iter().map(|s| store.trials(s.id).unwrap().len()).collect();
+    assert_eq!(counts, [10, 3, 2]);
+    // The state stored after the first session is the one its file holds.
+    let file = std::fs::read_to_string(dir.join(state)).unwrap();
+    let stored: toml::Table = toml::from_str(sessions[0].state_toml.as_deref().unwrap()).unwrap();
+    assert_eq!(toml::from_str::<toml::Table>(&file).unwrap(), stored);
+}
