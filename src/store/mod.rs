@@ -344,6 +344,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(path, "cannot switch to WAL"))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql(path, "synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql(path, "foreign keys"))?;
+        // Deleted rows are overwritten with zeros, not left in free pages (`patient delete`).
+        conn.pragma_update(None, "secure_delete", "ON").map_err(sql(path, "secure delete"))?;
         let mut store = Self { conn, path: path.to_path_buf() };
         store.migrate(version)?;
         Ok(store)
@@ -530,8 +532,11 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(sql(&self.path, "spec history"))
     }
 
-    /// Deletes everything stored about `id` (spec, history, sessions, blocks, trials, states) and reclaims the
-    /// space (`VACUUM`, so the deleted rows do not linger in free pages). Returns the sessions removed.
+    /// Deletes everything stored about `id` (spec, history, sessions, blocks, trials, states): the rows are
+    /// overwritten with zeros (`secure_delete`), then the write-ahead log is checkpointed and the file vacuumed so
+    /// that no old page of theirs lingers. Returns the sessions removed. When another process holds the store
+    /// (a session running), the deletion is done and committed but the checkpoint may not finish: a warning says
+    /// so.
     pub fn delete_patient(&mut self, id: &str) -> Result<i64, AppError> {
         let path = self.path.clone();
         let sessions: i64 = self
@@ -542,7 +547,13 @@ impl Store {
         if n == 0 {
             return Err(self.not_found(id));
         }
-        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;").map_err(sql(&path, "vacuum"))?;
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;") {
+            eprintln!(
+                "warning: {}: patient {id:?} deleted, but the file could not be compacted now ({e}; another process \
+                 is using it): its rows are zeroed; older copies in the write-ahead log are overwritten as the log is reused",
+                path.display()
+            );
+        }
         Ok(sessions)
     }
 
