@@ -46,7 +46,7 @@ pub struct Finished {
 
 impl Telemetry {
     /// Starts the analysis and writer threads with the Rerun recording stream. Not real-time safe.
-    pub fn start(config: TelemetryConfig) -> Result<Self, AppError> {
+    pub fn start(mut config: TelemetryConfig) -> Result<Self, AppError> {
         let handle = config
             .model
             .frame_id(&config.handle_frame)
@@ -54,7 +54,8 @@ impl Telemetry {
         let (rec, live) = writer::open_stream(&config)?;
         let save = config.sinks.save.clone();
         let mut analysis = Analysis::new(&config.model, handle, &config.blocks, config.period);
-        analysis.set_trial_sink(config.sinks.trials.clone());
+        // Only the analysis holds the store's sink: the recorder ends as soon as the analysis has.
+        analysis.set_trial_sink(config.sinks.trials.take());
         let (sender, rx) = channel::channel::<TickSample>(config.capacity);
         let (to_writer, writer_rx) = channel::channel::<Message>(config.capacity);
         let to_writer = to_writer.with_mode(!config.paced);
