@@ -77,7 +77,16 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
     let period = loop_config.period.as_secs_f64();
     let sink = recorder.as_ref().map(|(r, _)| r.sink());
     let telemetry =
-        start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced, sink)?;
+        match start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced, sink) {
+            Ok(telemetry) => telemetry,
+            Err(e) => {
+                // No torque was ever on: the stored session says why it did not run.
+                if let Some(recorder) = recorder {
+                    finish_recording(recorder, &format!("failed before the start: {e}"), None);
+                }
+                return Err(e);
+            }
+        };
     let mut rt = Runtime { plant, therapy: parts.therapy, supervisor: parts.supervisor };
     let loop_signals = LoopSignals::default();
     let watcher = signals::install(&loop_signals);
@@ -101,7 +110,14 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
         }
     };
     let state = session_state(name, resumed.as_ref(), &rt);
-    let state_toml = toml::to_string(&state).ok();
+    let state_toml = match toml::to_string(&state) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            // Not expected (the state file is written from the same serialization); the store misses the state.
+            eprintln!("warning: the session state cannot be serialized for the patient store: {e}");
+            None
+        }
+    };
     let end = report.end.to_string();
     let outputs = Outputs { args: output, state, hardware };
     let result = finish_session(name, report, telemetry, wall.elapsed(), realtime, loop_config.paced, outputs);
