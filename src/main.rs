@@ -2,7 +2,8 @@
 //!
 //! Subcommands: `sim` (the main job: a simulated therapy session), `run` (hardware over CAN), `check` (validate
 //! configuration), `model` (print a robot model), `replay` (re-open a recording), `study` (courses and
-//! cohorts). See README.md.
+//! cohorts), `patient` (the patient store), `report` (a patient's longitudinal report), `analyze` (measures of an
+//! external recording). See README.md.
 
 use std::process::ExitCode;
 
