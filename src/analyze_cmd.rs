@@ -210,6 +210,29 @@ pub fn analyze(rec: &Recording, filter: bool) -> Analysis {
     }
 }
 
+/// The smallest and largest angle [rad] of each joint column of a joint-angle recording (low-passed at 10 Hz
+/// first when `filter`, so a noise spike does not widen a range); `None` for a hand path.
+pub fn joint_extents(rec: &Recording, filter: bool) -> Option<Vec<(String, [f64; 2])>> {
+    if rec.columns.iter().any(|c| c == "x") {
+        return None;
+    }
+    let (rows, rate) = resample(rec);
+    let cutoff = if filter { TRIAL_PATH_CUTOFF } else { f64::INFINITY };
+    Some(
+        rec.columns
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let mut col: Vec<Vector3<f64>> = rows.iter().map(|r| Vector3::new(r[j], 0.0, 0.0)).collect();
+                low_pass_zero_phase(&mut col, rate, cutoff);
+                let (lo, hi) =
+                    col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v.x), h.max(v.x)));
+                (name.clone(), [lo, hi])
+            })
+            .collect(),
+    )
+}
+
 fn opt(v: Option<f64>, unit: &str) -> String {
     v.map_or_else(|| "- (no movement)".to_owned(), |v| format!("{v:.4} {unit}"))
 }

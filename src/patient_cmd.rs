@@ -77,6 +77,15 @@ pub enum PatientAction {
         #[arg(allow_negative_numbers = true)]
         upper: f64,
     },
+    /// Set the measured range of motion from a range-of-motion assessment recorded as joint angles (CSV: `t` [s]
+    /// and one column per joint [rad], as `plexo analyze` reads): each joint's range becomes the smallest and
+    /// largest angle recorded (after the 10 Hz zero-phase low-pass of `plexo analyze`); recorded in the history.
+    AssessRom {
+        /// The patient's id.
+        id: String,
+        /// The assessment recording (.csv).
+        file: PathBuf,
+    },
     /// Export everything stored about a patient (JSON) or their trials (CSV), for the clinic's own records.
     Export {
         /// The patient's id.
@@ -161,6 +170,36 @@ pub fn run(args: &PatientArgs) -> Result<(), AppError> {
                 "patient {id}: {joint} range of motion {:?} -> [{lower}, {upper}] rad (recorded in the spec history)",
                 before.unwrap_or([f64::NAN; 2])
             );
+            Ok(())
+        }
+        PatientAction::AssessRom { id, file } => {
+            let mut store = Store::open_existing(&args.db)?;
+            let mut spec = store.patient(id)?.spec;
+            let source = file.display().to_string();
+            let rec = crate::analyze_cmd::parse(&crate::files::read_input(file, 512 * 1024 * 1024)?, &source)?;
+            let measured = crate::analyze_cmd::joint_extents(&rec, true).ok_or_else(|| AppError::Recording {
+                file: source.clone(),
+                line: 1,
+                reason: "a hand path (x, y, z): an assessment needs joint angles, one column per joint [rad]".into(),
+            })?;
+            for (joint, [lo, hi]) in &measured {
+                if !spec.range_of_motion.contains_key(joint) {
+                    return Err(AppError::Recording {
+                        file: source.clone(),
+                        line: 1,
+                        reason: format!(
+                            "column `{joint}` is not a joint of patient {id} ({:?})",
+                            spec.range_of_motion.keys().collect::<Vec<_>>()
+                        ),
+                    });
+                }
+                let before = spec.range_of_motion.insert(joint.clone(), [*lo, *hi]).unwrap_or([f64::NAN; 2]);
+                println!("{joint:<20} [{:.3}, {:.3}] -> [{lo:.3}, {hi:.3}] rad", before[0], before[1]);
+            }
+            spec.validate(&source, "")?;
+            let joints: Vec<&str> = measured.iter().map(|(j, _)| j.as_str()).collect();
+            store.update_spec(&spec, &format!("assessment {source}: {}", joints.join(", ")))?;
+            println!("patient {id}: range of motion of {} joints set from {source}", measured.len());
             Ok(())
         }
         PatientAction::Export { id, format, out } => {

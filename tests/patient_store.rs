@@ -317,3 +317,31 @@ fn plexo_run_with_a_stored_patient_records_the_session_and_resumes_from_the_stor
     let stored: toml::Table = toml::from_str(sessions[0].state_toml.as_deref().unwrap()).unwrap();
     assert_eq!(toml::from_str::<toml::Table>(&file).unwrap(), stored);
 }
+
+#[test]
+fn a_range_of_motion_assessment_recording_sets_the_measured_ranges() {
+    let dir = scratch("assess");
+    ok(&dir, &["patient", "add", "A-01", "--virtual", "severe"]);
+    // The elbow swept from 0.35 to 1.95 rad and back (a cosine over 4 s at 100 Hz); the wrist held at -0.2..0.3.
+    let mut csv = String::from("t,elbow_flexion,wrist_flexion\n");
+    for i in 0..=400 {
+        let t = i as f64 / 100.0;
+        let phase = (std::f64::consts::PI * t / 2.0).cos();
+        csv.push_str(&format!("{t},{},{}\n", 1.15 - 0.8 * phase, 0.05 - 0.25 * phase));
+    }
+    std::fs::write(dir.join("rom.csv"), csv).unwrap();
+    ok(&dir, &["patient", "assess-rom", "A-01", "rom.csv"]);
+    let store = Store::open(&dir.join("plexo-data/plexo.db")).unwrap();
+    let spec = store.patient("A-01").unwrap().spec;
+    let [lo, hi] = spec.range_of("elbow_flexion").unwrap();
+    assert!((lo - 0.35).abs() < 2e-3 && (hi - 1.95).abs() < 2e-3, "[{lo}, {hi}]");
+    let [lo, hi] = spec.range_of("wrist_flexion").unwrap();
+    assert!((lo + 0.2).abs() < 2e-3 && (hi - 0.3).abs() < 2e-3, "[{lo}, {hi}]");
+    let history = store.spec_history("A-01").unwrap();
+    assert!(history.last().unwrap().reason.starts_with("assessment rom.csv: elbow_flexion, wrist_flexion"));
+    // A column that is not one of the patient's joints is refused, naming it; the spec is unchanged.
+    std::fs::write(dir.join("bad.csv"), "t,knee\n0,0\n0.1,0.1\n0.2,0.2\n").unwrap();
+    let bad = plexo(&dir, &["patient", "assess-rom", "A-01", "bad.csv"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("`knee`"));
+    assert_eq!(store.spec_history("A-01").unwrap().len(), history.len());
+}
