@@ -8,7 +8,25 @@ use std::process::{Command, Output};
 
 use plexo::telemetry::{entities, layout};
 
+/// Sessions paced at the wall clock (`--realtime`) share the 2 CI cores with the other tests' unpaced sessions, which
+/// run flat out: with both cores busy the paced loop woke 20–30 ms late and its watchdog stopped it (regression:
+/// `a_viewer_that_dies_…` and `sigterm_and_sighup_…` failed in a full run and passed alone). A paced test holds this
+/// lock exclusively ([`wall_clock_exclusive`]); every other child `plexo` holds it shared ([`unpaced`]).
+static WALL_CLOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Shared hold of [`WALL_CLOCK`] for a child process that is not paced (a test that failed while holding the lock
+/// does not poison it for the others).
+fn unpaced() -> std::sync::RwLockReadGuard<'static, ()> {
+    WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Exclusive hold of [`WALL_CLOCK`] for a test that runs a session paced at the wall clock.
+fn wall_clock_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    WALL_CLOCK.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn plexo(args: &[&str]) -> Output {
+    let _shared = unpaced();
     Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
 }
 
@@ -422,7 +440,10 @@ fn a_second_session_resumes_the_adaptation_and_the_virtual_patient_of_the_first(
         if let Some(r) = resume {
             args.extend(["--resume".to_owned(), r.display().to_string()]);
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_plexo")).args(&args).output().unwrap();
+        let out = {
+            let _shared = unpaced();
+            Command::new(env!("CARGO_BIN_EXE_plexo")).args(&args).output().unwrap()
+        };
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{name}:\n{stdout}\n{stderr}");
         let state_path = rrd.with_extension("state.toml");
@@ -641,6 +662,7 @@ fn non_finite_or_non_positive_cli_durations_are_refused_before_anything_runs() {
 fn sigterm_and_sighup_stop_the_session_like_ctrl_c_torque_off_and_outputs_written() {
     // Regression (issue 13 §1): SIGTERM and SIGHUP ended the process at once: no safe stop, no torque-off, no
     // state file.
+    let _exclusive = wall_clock_exclusive();
     for (signal, name, code) in [(libc::SIGTERM, "SIGTERM", 143), (libc::SIGHUP, "SIGHUP", 129)] {
         let dir = scratch(&format!("signal-{name}"));
         let rrd = dir.join("s.rrd");
@@ -913,6 +935,7 @@ fn a_viewer_that_dies_mid_session_or_cannot_be_reached_costs_the_live_stream_onl
     // (`--connect rerun+http://127.0.0.1:1/proxy`) the session hung before its first line, ignored SIGTERM, and
     // wrote neither a complete recording nor a summary nor a state.
     use std::sync::atomic::Ordering;
+    let _exclusive = wall_clock_exclusive();
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -983,6 +1006,7 @@ fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_
     let squatter = std::net::TcpListener::bind("127.0.0.1:9876").ok();
     let rrd = dir.join("s.rrd");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let _shared = unpaced();
     let out = Command::new(env!("CARGO_BIN_EXE_plexo"))
         .args(["sim", "--plant", "articulated", "--duration", "1", "-q", "--spawn", "--save"])
         .arg(&rrd)
