@@ -25,10 +25,22 @@ use plexo_controller::{AanLaw, Mode, TherapyEvent, TrialRecord};
 use plexo_hal::{JointArray, MAX_JOINTS};
 use plexo_kinematics::{Data, FrameId, Model, forward_kinematics};
 
-use super::config::{FinishedTrial, TrialSink};
 use super::messages::{Event, Message, Sample, TickSample};
 use crate::reach_metrics::{ReachAnalyzer, low_pass_zero_phase, range_of_motion};
 use crate::summary::{BlockAccumulator, SessionSummary, TRIAL_PATH_CUTOFF, TRIAL_PATH_RATE, TrialRow, mode_label};
+
+/// A trial the analysis has finished, for the patient store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinishedTrial {
+    /// The trial's measures.
+    pub row: TrialRow,
+    /// Its effort is provisional: a trial of the relaxed first passive block, sent at once and sent again with
+    /// the final estimate when the block's end has fitted the passive-tissue model.
+    pub effort_provisional: bool,
+}
+
+/// The analysis thread's sender of finished trials (unbounded: a slow store never holds up the analysis).
+pub type TrialSink = crossbeam::channel::Sender<FinishedTrial>;
 
 /// One block of the protocol as the analysis and the recording need it.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use plexo_kinematics::Model;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
 
-use super::analysis::BlockPlan;
+use super::analysis::{BlockPlan, TrialSink};
 
 /// Where the recording goes.
 #[derive(Clone, Debug, Default)]
@@ -20,19 +20,6 @@ pub struct Sinks {
     /// ([`crate::store::recorder`]), `None` without a store.
     pub trials: Option<TrialSink>,
 }
-
-/// A trial the analysis has finished, for the patient store.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FinishedTrial {
-    /// The trial's measures.
-    pub row: crate::summary::TrialRow,
-    /// Its effort is provisional: a trial of the relaxed first passive block, sent at once and sent again with
-    /// the final estimate when the block's end has fitted the passive-tissue model.
-    pub effort_provisional: bool,
-}
-
-/// The analysis thread's sender of finished trials (unbounded: a slow store never holds up the analysis).
-pub type TrialSink = crossbeam::channel::Sender<FinishedTrial>;
 
 /// What the recording says about its session, as the viewer shows it (recording properties). Only the patient's
 /// pseudonymous id: never a name, never the path of the patient file.

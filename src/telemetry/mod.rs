@@ -28,9 +28,7 @@ pub mod messages;
 mod pipeline;
 mod writer;
 
+pub use self::analysis::{FinishedTrial, TrialSink};
 pub use self::channel::BoundedSender;
-pub use self::config::{
-    DEFAULT_TELEMETRY_RATE, FinishedTrial, LiveReport, RecordingInfo, Sinks, TelemetryConfig, TelemetryReport,
-    TrialSink,
-};
+pub use self::config::{DEFAULT_TELEMETRY_RATE, LiveReport, RecordingInfo, Sinks, TelemetryConfig, TelemetryReport};
 pub use self::pipeline::{Finished, Telemetry, TelemetrySender};
