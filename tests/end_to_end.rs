@@ -11,10 +11,12 @@ use plexo::telemetry::{entities, layout};
 /// Sessions paced at the wall clock (`--realtime`) share the 2 CI cores with the other tests' unpaced sessions, which
 /// run flat out: with both cores busy the paced loop woke 20–30 ms late and its watchdog stopped it (regression:
 /// `a_viewer_that_dies_…` and `sigterm_and_sighup_…` failed in a full run and passed alone). A paced test holds this
-/// lock exclusively ([`wall_clock_exclusive`]); every other child `plexo` holds it shared ([`unpaced`]).
+/// lock exclusively ([`wall_clock_exclusive`]); every other test holds it shared for its whole run ([`unpaced`]), its
+/// child processes and its own work (reading recordings back) included: a paced session held only against the other
+/// children still met a 49 ms watchdog stop while other tests decoded recordings in-process.
 static WALL_CLOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Shared hold of [`WALL_CLOCK`] for a child process that is not paced (a test that failed while holding the lock
+/// Shared hold of [`WALL_CLOCK`] for a test that runs no paced session (a test that failed while holding the lock
 /// does not poison it for the others).
 fn unpaced() -> std::sync::RwLockReadGuard<'static, ()> {
     WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner())
@@ -26,7 +28,6 @@ fn wall_clock_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
 }
 
 fn plexo(args: &[&str]) -> Output {
-    let _shared = unpaced();
     Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
 }
 
@@ -47,6 +48,7 @@ fn repo(path: &str) -> String {
 
 #[test]
 fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary() {
+    let _shared = unpaced();
     let dir = scratch("sim");
     let rrd = dir.join("session.rrd");
     let out = plexo(&[
@@ -246,6 +248,7 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
 
 #[test]
 fn telemetry_rate_1000_keeps_every_tick_and_a_rate_of_zero_is_refused() {
+    let _shared = unpaced();
     let dir = scratch("full-rate");
     let rrd = dir.join("full.rrd");
     let args = ["sim", "--plant", "articulated", "--trials", "1", "-q", "--telemetry-rate", "1000", "--save"];
@@ -276,6 +279,7 @@ fn telemetry_rate_1000_keeps_every_tick_and_a_rate_of_zero_is_refused() {
 
 #[test]
 fn sim_over_emulated_mit_drives_runs_the_hardware_code_path() {
+    let _shared = unpaced();
     let dir = scratch("over-can");
     let rrd = dir.join("can.rrd");
     let out = plexo(&[
@@ -297,6 +301,7 @@ fn sim_over_emulated_mit_drives_runs_the_hardware_code_path() {
 
 #[test]
 fn bad_controller_value_exits_nonzero_naming_file_key_and_range() {
+    let _shared = unpaced();
     let dir = scratch("bad-controller");
     let original = std::fs::read_to_string(repo("assets/configs/controller.toml")).unwrap();
     let bad: String = original
@@ -320,6 +325,7 @@ fn bad_controller_value_exits_nonzero_naming_file_key_and_range() {
 
 #[test]
 fn unknown_key_exits_nonzero_naming_file_and_key() {
+    let _shared = unpaced();
     let dir = scratch("unknown-key");
     let original = std::fs::read_to_string(repo("assets/configs/controller.toml")).unwrap();
     let file = dir.join("controller.toml");
@@ -332,6 +338,7 @@ fn unknown_key_exits_nonzero_naming_file_and_key() {
 
 #[test]
 fn check_prints_limits_safety_settings_and_the_bus_load_plan() {
+    let _shared = unpaced();
     let out = plexo(&["check", "--hardware", &repo("assets/configs/plexo-arm4-hardware.toml")]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -342,6 +349,7 @@ fn check_prints_limits_safety_settings_and_the_bus_load_plan() {
 
 #[test]
 fn run_refuses_to_start_without_confirmation_and_on_an_invalid_config() {
+    let _shared = unpaced();
     let hw = repo("assets/configs/plexo-arm4-hardware.toml");
     let out = plexo(&["run", "--hardware", &hw, "--can", "can0,can1", "--patient", "moderate", "-q"]);
     let (_, stderr) = text(&out);
@@ -372,6 +380,7 @@ fn run_refuses_to_start_without_confirmation_and_on_an_invalid_config() {
 
 #[test]
 fn model_prints_the_chain_as_text_and_json() {
+    let _shared = unpaced();
     let out = plexo(&["model", "plexo-arm4"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -401,6 +410,7 @@ fn model_prints_the_chain_as_text_and_json() {
 
 #[test]
 fn model_of_a_bad_urdf_exits_nonzero_naming_the_file_and_the_link() {
+    let _shared = unpaced();
     let dir = scratch("bad-urdf");
     let file = dir.join("broken.urdf");
     let urdf = r#"<robot name="broken">
@@ -429,6 +439,7 @@ const RESUME_TRIALS: &str = "18";
 
 #[test]
 fn a_second_session_resumes_the_adaptation_and_the_virtual_patient_of_the_first() {
+    let _shared = unpaced();
     let dir = scratch("resume");
     let run = |name: &str, resume: Option<&Path>| {
         let rrd = dir.join(format!("{name}.rrd"));
@@ -440,10 +451,7 @@ fn a_second_session_resumes_the_adaptation_and_the_virtual_patient_of_the_first(
         if let Some(r) = resume {
             args.extend(["--resume".to_owned(), r.display().to_string()]);
         }
-        let out = {
-            let _shared = unpaced();
-            Command::new(env!("CARGO_BIN_EXE_plexo")).args(&args).output().unwrap()
-        };
+        let out = Command::new(env!("CARGO_BIN_EXE_plexo")).args(&args).output().unwrap();
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{name}:\n{stdout}\n{stderr}");
         let state_path = rrd.with_extension("state.toml");
@@ -474,6 +482,7 @@ fn a_second_session_resumes_the_adaptation_and_the_virtual_patient_of_the_first(
 
 #[test]
 fn resuming_a_state_for_another_robot_fails_naming_the_file_and_the_field() {
+    let _shared = unpaced();
     let dir = scratch("resume-bad");
     let rrd = dir.join("s.rrd");
     let out = plexo(&["sim", "--plant", "articulated", "--trials", "1", "-q", "--save", rrd.to_str().unwrap()]);
@@ -499,6 +508,7 @@ fn resuming_a_state_for_another_robot_fails_naming_the_file_and_the_field() {
 
 #[test]
 fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
+    let _shared = unpaced();
     let dir = scratch("candump");
     let log = dir.join("bus.log");
     let out = plexo(&[
@@ -545,6 +555,7 @@ fn sim_over_cia402_saves_a_candump_log_that_replay_reads() {
 
 #[test]
 fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
+    let _shared = unpaced();
     let dir = scratch("emulated-run");
     let hw = dir.join("hw.toml");
     std::fs::copy(repo("assets/configs/plexo-arm4-hardware.toml"), &hw).unwrap();
@@ -609,6 +620,7 @@ fn run_dry_runs_the_clinic_configuration_on_emulated_drives_homing_included() {
 
 #[test]
 fn check_and_sim_take_the_patient_from_a_clinical_file_or_refuse_it_for_a_simulation() {
+    let _shared = unpaced();
     let dir = scratch("clinical");
     let file = dir.join("P-0042.toml");
     std::fs::write(
@@ -632,6 +644,7 @@ fn check_and_sim_take_the_patient_from_a_clinical_file_or_refuse_it_for_a_simula
 
 #[test]
 fn non_finite_or_non_positive_cli_durations_are_refused_before_anything_runs() {
+    let _shared = unpaced();
     // Regression (issue 13 §3): `--duration nan` ran the full session.
     for bad in ["nan", "inf", "-inf", "NaN", "-2", "0"] {
         let duration = format!("--duration={bad}");
@@ -691,6 +704,7 @@ fn sigterm_and_sighup_stop_the_session_like_ctrl_c_torque_off_and_outputs_writte
 
 #[test]
 fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
+    let _shared = unpaced();
     // Regression (issue 13 §2): a failed --resume truncated an existing --save file (2.9 MB -> 294 B); the same
     // path given for two roles was silently overwritten.
     let dir = scratch("two-roles");
@@ -736,6 +750,7 @@ fn a_failed_resume_or_a_path_in_two_roles_leaves_every_existing_file_intact() {
 /// the calibration file are inputs: an output onto either is refused before anything runs, and both stay intact.
 #[test]
 fn run_refuses_an_output_onto_the_robot_or_calibration_its_hardware_configuration_names() {
+    let _shared = unpaced();
     let dir = scratch("hardware-inputs");
     let urdf = dir.join("arm.urdf");
     std::fs::copy(repo("assets/robots/plexo-arm4.urdf"), &urdf).unwrap();
@@ -816,6 +831,7 @@ fn block<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
 
 #[test]
 fn sim_without_recording_writes_the_summary_and_a_trial_table_with_honest_effort() {
+    let _shared = unpaced();
     let (_, summary, csv, stdout) = no_save_session("no-save-trials", "moderate", &[]);
     // The documented header: the columns of TRIAL_COLUMNS, then one range of motion per joint of the robot.
     let lines: Vec<&str> = csv.lines().collect();
@@ -863,6 +879,7 @@ fn sim_without_recording_writes_the_summary_and_a_trial_table_with_honest_effort
 
 #[test]
 fn a_paralysed_arm_scores_no_effort_in_the_assisted_blocks() {
+    let _shared = unpaced();
     // The moderate profile with no strength at all (every max_torque 0): what moves is the robot's doing.
     let text = std::fs::read_to_string(repo("assets/patients/moderate.toml")).unwrap();
     let paralysed: String = text
@@ -886,6 +903,7 @@ fn a_paralysed_arm_scores_no_effort_in_the_assisted_blocks() {
 
 #[test]
 fn a_healthy_arm_does_the_work_in_the_transparent_block() {
+    let _shared = unpaced();
     let (_, summary, _, _) = no_save_session("healthy-transparent", "healthy", &[]);
     let b = block(&summary, "active (transparent)");
     for key in ["patient_effort_share", "true_patient_effort_share"] {
@@ -990,6 +1008,7 @@ fn a_viewer_that_dies_mid_session_or_cannot_be_reached_costs_the_live_stream_onl
 #[test]
 fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_never_listens_costs_only_the_live_stream()
  {
+    let _shared = unpaced();
     // Regression (issue 14 §3): `--spawn` reused whatever process listened on Rerun's port 9876 ("assuming it's a
     // Rerun Viewer") and streamed patient data into it; a viewer that failed to start stopped the session.
     use std::io::Read;
@@ -1006,7 +1025,6 @@ fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_
     let squatter = std::net::TcpListener::bind("127.0.0.1:9876").ok();
     let rrd = dir.join("s.rrd");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let _shared = unpaced();
     let out = Command::new(env!("CARGO_BIN_EXE_plexo"))
         .args(["sim", "--plant", "articulated", "--duration", "1", "-q", "--spawn", "--save"])
         .arg(&rrd)
@@ -1038,6 +1056,7 @@ fn spawn_never_streams_into_a_process_holding_the_viewer_port_and_a_viewer_that_
 
 #[test]
 fn every_shipped_exoskeleton_runs_a_session_on_the_embedded_defaults() {
+    let _shared = unpaced();
     // Regression (issue 13 §4): `plexo sim --robot plexo-arm6` failed with the embedded controller configuration
     // ("need 6 values") and the center-out protocol (a 4-value home posture).
     for robot in plexo::setup::EXOSKELETONS {
@@ -1079,6 +1098,7 @@ fn every_shipped_exoskeleton_runs_a_session_on_the_embedded_defaults() {
 
 #[test]
 fn urdf_mesh_visuals_are_drawn_and_a_missing_or_package_mesh_is_a_warning_naming_file_and_link() {
+    let _shared = unpaced();
     // Issue 14 §1: mesh visuals were skipped with a warning; now they are logged as Asset3D, resolved relative to
     // the URDF file. The robot is plexo-arm4 from a file of its own, with three visuals turned into meshes.
     let dir = scratch("meshes");
@@ -1158,6 +1178,7 @@ fn urdf_mesh_visuals_are_drawn_and_a_missing_or_package_mesh_is_a_warning_naming
 
 #[test]
 fn block_markers_span_each_block_from_its_start_to_its_end() {
+    let _shared = unpaced();
     // Issue 14 §1: block boundaries were only text in the event log. 90 s of the default protocol end inside its
     // second block: the first block's bar ends before the second's starts, the second's at the session's end.
     let dir = scratch("blocks");
