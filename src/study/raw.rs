@@ -163,38 +163,54 @@ pub fn course_path(dir: &Path, index: usize) -> PathBuf {
 impl CourseResult {
     /// Writes the course atomically under `dir/raw/`. Not real-time safe.
     pub fn save(&self, dir: &Path) -> Result<(), AppError> {
-        let path = course_path(dir, self.index);
-        let text = toml::to_string(self).map_err(|e| AppError::Config {
-            file: path.display().to_string(),
-            key: "(course result)".into(),
-            reason: format!("cannot serialize: {e}"),
-        })?;
-        crate::files::write_atomically(&path, text.as_bytes())
+        save_raw(&course_path(dir, self.index), self, "(course result)")
     }
 
     /// Reads a course file (a regular file of at most [`MAX_COURSE_BYTES`]); errors name it. Not real-time safe.
     pub fn load(path: &Path) -> Result<Self, AppError> {
-        let text = crate::files::read_input(path, MAX_COURSE_BYTES)?;
-        toml::from_str(&text).map_err(|e| AppError::Config {
-            file: path.display().to_string(),
-            key: "(course result)".into(),
-            reason: e.to_string(),
-        })
+        load_raw(path, MAX_COURSE_BYTES, "(course result)")
     }
 }
 
-/// Every course file under `dir/raw/`, sorted by name. Not real-time safe.
-pub fn course_files(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+/// Writes one raw result file (`value` as TOML) atomically; errors name the file and `what` as the key. Shared by
+/// the study's courses and the tuner's evaluations. Not real-time safe.
+pub fn save_raw<T: Serialize>(path: &Path, value: &T, what: &str) -> Result<(), AppError> {
+    let text = toml::to_string(value).map_err(|e| AppError::Config {
+        file: path.display().to_string(),
+        key: what.into(),
+        reason: format!("cannot serialize: {e}"),
+    })?;
+    crate::files::write_atomically(path, text.as_bytes())
+}
+
+/// Reads one raw result file (a regular file of at most `max_bytes`); errors name the file and `what` as the key.
+/// Not real-time safe.
+pub fn load_raw<T: serde::de::DeserializeOwned>(path: &Path, max_bytes: u64, what: &str) -> Result<T, AppError> {
+    let text = crate::files::read_input(path, max_bytes)?;
+    toml::from_str(&text).map_err(|e| AppError::Config {
+        file: path.display().to_string(),
+        key: what.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Every file `dir/raw/<prefix>*.toml`, sorted by name. Not real-time safe.
+pub fn raw_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, AppError> {
     let raw = dir.join("raw");
     let entries = std::fs::read_dir(&raw).map_err(|e| AppError::Io { path: raw.display().to_string(), source: e })?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| AppError::Io { path: raw.display().to_string(), source: e })?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("course-") && name.ends_with(".toml") {
+        if name.starts_with(prefix) && name.ends_with(".toml") {
             files.push(path);
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Every course file under `dir/raw/`, sorted by name. Not real-time safe.
+pub fn course_files(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+    raw_files(dir, "course-")
 }

@@ -55,40 +55,18 @@ pub fn evaluation_path(dir: &Path, index: usize) -> PathBuf {
 impl Evaluation {
     /// Writes the evaluation atomically under `dir/raw/`. Not real-time safe.
     pub fn save(&self, dir: &Path) -> Result<(), AppError> {
-        let path = evaluation_path(dir, self.index);
-        let text = toml::to_string(self).map_err(|e| AppError::Config {
-            file: path.display().to_string(),
-            key: "(evaluation)".into(),
-            reason: format!("cannot serialize: {e}"),
-        })?;
-        crate::files::write_atomically(&path, text.as_bytes())
+        crate::study::raw::save_raw(&evaluation_path(dir, self.index), self, "(evaluation)")
     }
 
     /// Reads an evaluation file; errors name it. Not real-time safe.
     pub fn load(path: &Path) -> Result<Self, AppError> {
-        let text = crate::files::read_input(path, MAX_EVALUATION_BYTES)?;
-        toml::from_str(&text).map_err(|e| AppError::Config {
-            file: path.display().to_string(),
-            key: "(evaluation)".into(),
-            reason: e.to_string(),
-        })
+        crate::study::raw::load_raw(path, MAX_EVALUATION_BYTES, "(evaluation)")
     }
 }
 
 /// Every evaluation file under `dir/raw/`, sorted by name. Not real-time safe.
 pub fn evaluation_files(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
-    let raw = dir.join("raw");
-    let entries = std::fs::read_dir(&raw).map_err(|e| AppError::Io { path: raw.display().to_string(), source: e })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| AppError::Io { path: raw.display().to_string(), source: e })?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("eval-") && name.ends_with(".toml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::study::raw::raw_files(dir, "eval-")
 }
 
 /// A candidate waiting to be evaluated.
