@@ -158,6 +158,20 @@ fn err(file: &Path, key: &str, reason: impl Into<String>) -> AppError {
     AppError::Config { file: file.display().to_string(), key: key.into(), reason: reason.into() }
 }
 
+/// Parses the TOML `text` of the file `path` into `T`; an error names the file and the key at fault (toml names the
+/// unknown or bad key in its message; the key column says where). Shared by study and tuning files. Not real-time
+/// safe.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, AppError> {
+    toml::from_str(text).map_err(|e| {
+        let key = e
+            .span()
+            .and_then(|s| text[s].lines().next().and_then(|l| l.split('=').next()).map(|k| k.trim().to_owned()))
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "(document)".to_owned());
+        err(path, &key, e.message().to_owned())
+    })
+}
+
 /// FNV-1a (64 bit) of `bytes`, in hex.
 pub fn fingerprint(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -184,15 +198,7 @@ impl Study {
 
     /// Parses and validates the text of a study file; `path` names it in errors and resolves relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Self, AppError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            // toml names the unknown or bad key in its message; the key column says where.
-            let key = e
-                .span()
-                .and_then(|s| text[s].lines().next().and_then(|l| l.split('=').next()).map(|k| k.trim().to_owned()))
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| "(document)".to_owned());
-            err(path, &key, e.message().to_owned())
-        })?;
+        let raw: Raw = parse_toml(text, path)?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if raw.sessions == 0 {
             return Err(err(path, "sessions", "must be at least 1"));

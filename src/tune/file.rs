@@ -327,14 +327,7 @@ impl Tuning {
 
     /// Parses and validates the text of a tuning file; `path` names it in errors and resolves relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Self, AppError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .and_then(|s| text[s].lines().next().and_then(|l| l.split('=').next()).map(|k| k.trim().to_owned()))
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| "(document)".to_owned());
-            err(path, &key, e.message().to_owned())
-        })?;
+        let raw: Raw = crate::study::file::parse_toml(text, path)?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if raw.name.is_empty() || raw.name.contains(['\n', '|']) {
             return Err(err(path, "name", "must be non-empty, without line breaks or `|`"));
