@@ -80,6 +80,18 @@ pub struct TrialRow {
     pub assistance_rms_nm: f64,
     /// Mean adapted Emken stiffness over the joints at trial end [Nm/rad].
     pub emken_stiffness_nm_rad: f64,
+    /// Mean share of the arm's weight the robot's weight support carried over the trial [-] (not in the
+    /// assistance: `plexo_controller::SupportAdaptationConfig`).
+    #[serde(default = "nan")]
+    pub arm_support: f64,
+    /// Share of the arm's weight the assist-as-needed law carried on top of the support [-] (what adapts the
+    /// support); NaN outside assisted blocks.
+    #[serde(default = "nan")]
+    pub law_weight_share: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Rate at which the hand path of a trial is sampled for [`TrialRow`]'s movement measures [Hz] (every 5th tick of
@@ -92,7 +104,7 @@ pub const TRIAL_PATH_CUTOFF: f64 = 10.0;
 
 /// The columns of `<session>.trials.csv` in order, with their unit, before the per-joint `rom_<joint>_rad`
 /// columns that end each row (see [`TrialRow`] for the meaning of each).
-pub const TRIAL_COLUMNS: [&str; 29] = [
+pub const TRIAL_COLUMNS: [&str; 31] = [
     "block",
     "block_name",
     "trial",
@@ -121,6 +133,8 @@ pub const TRIAL_COLUMNS: [&str; 29] = [
     "true_effort_share",
     "assistance_rms_nm",
     "emken_stiffness_nm_rad",
+    "arm_support",
+    "law_weight_share",
     "rom",
 ];
 
@@ -184,6 +198,8 @@ impl TrialRow {
             opt(self.true_effort_share),
             opt(Some(self.assistance_rms_nm)),
             opt(Some(self.emken_stiffness_nm_rad)),
+            opt(Some(self.arm_support)),
+            opt(Some(self.law_weight_share)),
         ];
         f.extend(self.rom_rad.iter().map(|r| opt(Some(*r))));
         f
@@ -482,6 +498,8 @@ mod tests {
             true_effort_share: plexo_controller::effort::effort_share(effort_j, assistance_j),
             assistance_rms_nm: 2.0,
             emken_stiffness_nm_rad: 10.0,
+            arm_support: 0.3,
+            law_weight_share: 0.05,
         }
     }
 

@@ -21,7 +21,7 @@
 use plexo_hal::{JointArray, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AanConfig, EmkenConfig, ProgressionConfig, RbfConfig, TunnelConfig};
+use crate::config::{AanConfig, EmkenConfig, ProgressionConfig, RbfConfig, SupportAdaptationConfig, TunnelConfig};
 pub use crate::config::{MAX_RBF, MAX_WINDOW};
 use crate::error::ControllerError;
 
@@ -80,6 +80,11 @@ pub struct AdaptationState {
     /// Trials [count] since the last progression decision (≤ [`MAX_WINDOW`]): the evidence not yet used.
     #[serde(default)]
     pub pending_outcomes: u32,
+    /// Adapted arm-weight support [-] in 0..=1 ([`crate::SupportAdaptationConfig`]); `None` until a block with
+    /// the progression rule adapted it (its blocks then start from their own `arm_support`). Absent in states
+    /// written before support adaptation existed, which therefore still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_support: Option<f64>,
 }
 
 /// A value of a saved [`AdaptationState`] that lay outside the current configuration's bounds and was clamped on
@@ -112,6 +117,7 @@ impl AdaptationState {
             blocks: 0,
             recent_outcomes: 0,
             pending_outcomes: 0,
+            arm_support: None,
         }
     }
 
@@ -136,6 +142,7 @@ impl AdaptationState {
             && self.tunnel_width.is_finite()
             && self.assistance_scale.is_finite()
             && self.duration_scale.is_finite()
+            && self.arm_support.is_none_or(f64::is_finite)
     }
 
     /// True if every number the laws use for `dof` joints and `centers` RBF centres is finite (the tick's check;
@@ -144,7 +151,7 @@ impl AdaptationState {
         let (dof, centers) = (dof.min(MAX_JOINTS), centers.min(MAX_RBF));
         // One sum instead of a branch per value: a NaN or ±∞ anywhere makes the sum non-finite. Every value is
         // clamped to a bound ≤ 1e4 in magnitude whenever it is written, so a finite sum cannot overflow.
-        let mut sum = self.tunnel_width + self.assistance_scale + self.duration_scale;
+        let mut sum = self.tunnel_width + self.assistance_scale + self.duration_scale + self.arm_support.unwrap_or(0.0);
         for j in 0..dof {
             sum += self.emken_stiffness[j];
             sum += self.rbf_weights[j][..centers].iter().sum::<f64>();
@@ -254,6 +261,9 @@ impl AdaptationState {
         finite_non_negative("tunnel_width".into(), self.tunnel_width)?;
         finite_non_negative("assistance_scale".into(), self.assistance_scale)?;
         finite_non_negative("duration_scale".into(), self.duration_scale)?;
+        if let Some(support) = self.arm_support {
+            finite_non_negative("arm_support".into(), support)?;
+        }
         if self.pending_outcomes as usize > MAX_WINDOW {
             return Err(err(
                 "pending_outcomes".into(),
@@ -281,8 +291,27 @@ impl AdaptationState {
         clamp("tunnel_width".into(), &mut self.tunnel_width, t.width_min, t.width_max);
         clamp("assistance_scale".into(), &mut self.assistance_scale, p.assistance_min, p.assistance_max);
         clamp("duration_scale".into(), &mut self.duration_scale, p.duration_min, p.duration_max);
+        if let Some(support) = self.arm_support.as_mut() {
+            clamp("arm_support".into(), support, config.support.min, config.support.max);
+        }
         Ok((self, clamped))
     }
+}
+
+/// The share of the arm's weight [-] the assist-as-needed law carried over a trial, from the sums
+/// `law_dot_gravity` = Σ τ_assist·g_arm [Nm²] and `gravity_dot_gravity` = Σ g_arm·g_arm [Nm²] over its ticks (g_arm
+/// the torque that holds the patient's arm against gravity): the least-squares δα of τ_assist ≈ δα·g_arm. `None`
+/// when the arm's weight loads the joints too little to tell (Σ g·g below `min_gravity2` [Nm²]).
+/// Real-time safe.
+pub fn law_weight_share(law_dot_gravity: f64, gravity_dot_gravity: f64, min_gravity2: f64) -> Option<f64> {
+    (gravity_dot_gravity > min_gravity2 && law_dot_gravity.is_finite()).then(|| law_dot_gravity / gravity_dot_gravity)
+}
+
+/// One trial's arm-weight support update: α ← clamp(f·α + g·(δα − δ₀), min, max), δα the share of the arm's weight
+/// the law carried ([`law_weight_share`]), δ₀ the share it may carry; see [`crate::SupportAdaptationConfig`].
+/// Real-time safe.
+pub fn support_update(support: f64, law_share: f64, c: &SupportAdaptationConfig) -> f64 {
+    (c.forgetting * support + c.gain * (law_share - c.tolerated_share)).clamp(c.min, c.max)
 }
 
 /// One trial-level Emken update per joint: K ← clamp(f·K + g·max(|e| − deadband, 0), k_min, k_max), where
@@ -890,6 +919,63 @@ mod tests {
         let mut c = cfg();
         c.aan.progression.rescue_window = c.aan.progression.window + 1;
         assert!(c.validate(4, "cfg").unwrap_err().to_string().contains("rescue_window"));
+    }
+
+    #[test]
+    fn support_rises_when_the_law_carries_the_arm_and_is_forgotten_when_it_does_not() {
+        let c = cfg().aan.support;
+        // The law's torque is 0.4 x the arm's gravity torque at every tick: it carried 40 % of the weight.
+        let g = [3.0, -1.0, 0.5];
+        let (mut lg, mut gg) = (0.0, 0.0);
+        for _ in 0..100 {
+            for gj in g {
+                lg += 0.4 * gj * gj;
+                gg += gj * gj;
+            }
+        }
+        let share = law_weight_share(lg, gg, 1e-6).unwrap();
+        assert!((share - 0.4).abs() < 1e-12, "{share}");
+        assert!(law_weight_share(1.0, 0.0, 1e-6).is_none(), "no weight on the joints: nothing to tell");
+        assert!(law_weight_share(f64::NAN, 1.0, 1e-6).is_none());
+        let raised = support_update(0.3, share, &c);
+        let expected = c.forgetting * 0.3 + c.gain * (0.4 - c.tolerated_share);
+        assert!((raised - expected).abs() < 1e-12 && raised > 0.3, "{raised}");
+        // A patient who carries its arm (the law carries no more than it may): the support falls.
+        let mut a = 0.3;
+        for _ in 0..96 {
+            a = support_update(a, c.tolerated_share, &c);
+        }
+        assert!((a - 0.3 * c.forgetting.powi(96)).abs() < 1e-12 && a < 0.3, "{a}");
+        assert!(support_update(0.3, 0.0, &c) < 0.3 * c.forgetting, "carrying nothing withdraws faster");
+        // A support that lifts the arm: the law pushes down and the support falls at once; bounded both ways.
+        assert!(support_update(0.5, -0.2, &c) < 0.5 * c.forgetting);
+        assert_eq!(support_update(0.1, -5.0, &c), c.min);
+        assert_eq!(support_update(0.9, 5.0, &c), c.max);
+        // Equilibrium: the law carries tolerated_share + (1 - f) a / g of the weight.
+        let eq = c.tolerated_share + (1.0 - c.forgetting) * 0.5 / c.gain;
+        assert!((support_update(0.5, eq, &c) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_state_without_arm_support_resumes_and_a_bad_one_is_refused_naming_it() {
+        let c = cfg();
+        let mut s = AdaptationState::new(4, &c.aan);
+        let text = toml::to_string(&s).unwrap();
+        assert!(!text.contains("arm_support"), "not written until adapted: {text}");
+        let back = AdaptationState::from_toml_str(&text, "old.toml").unwrap();
+        assert_eq!(back.arm_support, None);
+        s.arm_support = Some(0.45);
+        let back = AdaptationState::from_toml_str(&toml::to_string(&s).unwrap(), "new.toml").unwrap();
+        assert_eq!(back.arm_support, Some(0.45));
+        s.arm_support = Some(-0.1);
+        let err = s.clone().validated(4, &c.aan, "state.toml").unwrap_err().to_string();
+        assert!(err.contains("arm_support") && err.contains("state.toml"), "{err}");
+        let mut narrow = c.aan.clone();
+        narrow.support.max = 0.4;
+        s.arm_support = Some(0.9);
+        let (state, clamped) = s.validated(4, &narrow, "state.toml").unwrap();
+        assert_eq!(state.arm_support, Some(0.4));
+        assert!(clamped.iter().any(|v| v.field == "arm_support" && v.saved == 0.9), "{clamped:?}");
     }
 
     #[test]

@@ -91,8 +91,15 @@ pub struct ShapingConfig {
 pub struct GravityConfig {
     /// Default share of the patient's arm weight the robot carries [-], 0..=1 (a block may override it).
     pub arm_support: f64,
-    /// Rate at which the weight support follows a change of the setting [1/s] (2 = a full change in 0.5 s).
+    /// Rate at which the weight support rises to a higher setting [1/s] (2 = a full change in 0.5 s).
     pub support_rate: f64,
+    /// Rate at which the weight support is withdrawn to a lower setting [1/s], 0.01..=1000 (default 0.1: from
+    /// full support to 30 % in 7 s, over the first trials of a block). Slower than `support_rate` on purpose:
+    /// a patient who has relaxed into a support takes over the load it loses over seconds (the virtual patient
+    /// consolidates a load change with a 2 s time constant), and a support withdrawn within 0.35 s let a forearm
+    /// fall to the supervisor's velocity stop under the force-free tunnel law (EFFICACY.md, "Safety stops").
+    #[serde(default = "default_support_withdraw_rate")]
+    pub support_withdraw_rate: f64,
     /// Patient body height for the anthropometric arm model [m] (overridden by the patient profile).
     pub patient_height: f64,
     /// Patient body mass for the anthropometric arm model [kg] (overridden by the patient profile).
@@ -222,6 +229,54 @@ pub struct AanConfig {
     pub tunnel: TunnelConfig,
     /// Krebs et al. 2003 performance-based progression on a sliding window of trials.
     pub progression: ProgressionConfig,
+    /// Arm-weight support adapted to the patient in the blocks with the progression rule.
+    #[serde(default)]
+    pub support: SupportAdaptationConfig,
+}
+
+/// Arm-weight support as needed: in an assisted block with the progression rule the share α of the arm's weight
+/// the robot carries adapts once per trial, α ← clamp(f·α + g·(δα − δ₀), min, max), where δα is the share of the
+/// arm's weight the assist-as-needed law itself carried during the trial — the least-squares fit of the law's
+/// torque on the arm's gravity torque, δα = Σ τ_assist·g_arm / Σ g_arm·g_arm over the trial's ticks — and δ₀
+/// (`tolerated_share`) the share the law may carry as part of its job. A patient who cannot hold its arm sags, the
+/// law holds it up (δα > δ₀) and the support rises, so the patient's own torque is free for the movement; a
+/// patient who carries its arm leaves δα < δ₀ and the support falls, so it carries more; a support that lifts the
+/// arm above the reference makes the law push down (δα < 0) and it falls at once. Equilibrium: the law carries
+/// δα = δ₀ + (1 − f)·α/g of the arm's weight. Why δ₀: every patient sags a little under an impedance (feedback
+/// delay) and learns to expect the support it feels (people do not push against a support), so without it the
+/// support crept up for a strong patient too (measured: a strong constructed profile, law share 0.005–0.07 per
+/// trial, support 0.3 → 0.78 over 32 trials). Why: arm-weight support reduces the flexor
+/// synergy and enlarges the reachable workspace after stroke (Sukal, Ellis & Dewald 2007, Exp Brain Res 183;
+/// Ellis, Sukal-Moulton & Dewald 2009, Neurorehabil Neural Repair 23(8)), and withdrawing it as the patient
+/// recovers is progressive loading (Ellis et al. 2009 trained with progressively reduced support). The rule's form
+/// (Emken-like forgetting plus an error term) and its defaults are Plexo's modelling choices, measured in
+/// EFFICACY.md. The support is arm-weight compensation, not assistance along the task: it is reported beside the
+/// assistance (per trial `arm_support`), never counted in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupportAdaptationConfig {
+    /// Adapt the support in blocks with the progression rule (false: every block uses its `arm_support`).
+    pub adaptive: bool,
+    /// Forgetting factor f per trial [-], 0.5..=1 (0.99: an unused support falls to 38 % over 96 trials).
+    pub forgetting: f64,
+    /// Gain g on the share of the arm's weight the law carried [-], 0..=2.
+    pub gain: f64,
+    /// Share δ₀ of the arm's weight the law may carry without raising the support [-], 0..=0.5.
+    pub tolerated_share: f64,
+    /// Lower bound of the adapted support [-], 0..=1.
+    pub min: f64,
+    /// Upper bound of the adapted support [-], `min`..=1.
+    pub max: f64,
+}
+
+impl Default for SupportAdaptationConfig {
+    fn default() -> Self {
+        Self { adaptive: true, forgetting: 0.99, gain: 0.5, tolerated_share: 0.05, min: 0.0, max: 1.0 }
+    }
+}
+
+fn default_support_withdraw_rate() -> f64 {
+    0.1
 }
 
 /// K_{i+1} = f·K_i + g·max(|e_i| − deadband, 0), per joint, bounded to [k_min, k_max].
@@ -440,6 +495,7 @@ impl ControllerConfig {
         let g = &self.gravity;
         check_range(f, "gravity.arm_support", g.arm_support, 0.0, 1.0)?;
         check_range(f, "gravity.support_rate", g.support_rate, 0.1, 1000.0)?;
+        check_range(f, "gravity.support_withdraw_rate", g.support_withdraw_rate, 0.01, 1000.0)?;
         check_range(f, "gravity.patient_height", g.patient_height, 1.0, 2.5)?;
         check_range(f, "gravity.patient_mass", g.patient_mass, 20.0, 250.0)?;
         let o = &self.observer;
@@ -498,6 +554,12 @@ impl ControllerConfig {
         check_range(f, "aan.tunnel.stiffness", t.stiffness, 0.0, 2000.0)?;
         check_range(f, "aan.tunnel.damping", t.damping, 0.0, 100.0)?;
         check_range(f, "aan.tunnel.flow_torque", t.flow_torque, 0.0, 10.0)?;
+        let w = &a.support;
+        check_range(f, "aan.support.forgetting", w.forgetting, 0.5, 1.0)?;
+        check_range(f, "aan.support.gain", w.gain, 0.0, 2.0)?;
+        check_range(f, "aan.support.tolerated_share", w.tolerated_share, 0.0, 0.5)?;
+        check_range(f, "aan.support.min", w.min, 0.0, 1.0)?;
+        check_range(f, "aan.support.max", w.max, w.min, 1.0)?;
         let p = &a.progression;
         check_range(f, "aan.progression.success_low", p.success_low, 0.0, 1.0)?;
         check_range(f, "aan.progression.success_high", p.success_high, p.success_low, 1.0)?;

@@ -39,8 +39,8 @@ pub use aan::{ADAPTATION_STATE_VERSION, AanLaw, AdaptationState, BlockPerformanc
 pub use config::{
     AanConfig, CartesianConfig, ControllerConfig, DEFAULT_CONTROLLER_TOML, DEFAULT_EMKEN_DEADBAND_FRACTION,
     EmkenConfig, EmkenError, ErrorAugmentationConfig, FrictionConfig, GravityConfig, ImpedanceConfig,
-    MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig, TunnelConfig,
-    default_controller_toml,
+    MIN_DAMPING_LAMBDA, ObserverConfig, ProgressionConfig, RbfConfig, ResistiveConfig, SupportAdaptationConfig,
+    TunnelConfig, default_controller_toml,
 };
 pub use controller::{
     Controller, DEFAULT_TRIAL_TOLERANCE, Mode, ModeSettings, Space, TrialMetrics, attach_patient_arm,
@@ -57,4 +57,4 @@ pub use safety::{
 };
 pub use session::{PreparedBlock, Session, SessionEvent, TrialPlan};
 pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_phase_of, minimum_jerk_profile};
-pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord};
+pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord, rest_hold};

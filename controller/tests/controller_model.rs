@@ -65,6 +65,7 @@ fn mode_torque(c: &mut Controller, s: &JointState, r: &TaskReference) -> JointAr
     *c.mode_torque()
 }
 
+/// The support rises at `gravity.support_rate` and is withdrawn at the slower `gravity.support_withdraw_rate`.
 #[test]
 fn arm_support_slews_to_a_new_setting_at_the_configured_rate() {
     let mut c = controller();
@@ -77,17 +78,28 @@ fn arm_support_slews_to_a_new_setting_at_the_configured_rate() {
     c.start(&s);
     let full = c.update(&s, &r, 0.0).torque[1];
     c.set_mode(ModeSettings { arm_support: 0.0, ..settings(Mode::Transparent) }).unwrap();
-    let rate = c.config().gravity.support_rate;
+    let g = &c.config().gravity;
+    let (rate, withdraw) = (g.support_rate, g.support_withdraw_rate);
+    assert!(withdraw < rate, "withdrawn more slowly than added");
     let mut t = 0.0;
     let mut torque = full;
-    // After a quarter of the slew time, a quarter of the way.
-    let ticks = (0.25 / rate / 0.001).round() as usize;
+    // After a quarter of the withdrawal time, a quarter of the way.
+    let ticks = (0.25 / withdraw / 0.001).round() as usize;
     for _ in 0..ticks {
         t += 0.001;
         torque = c.update(&s, &r, t).torque[1];
     }
     let expected = full - 0.25 * (full - zero);
     assert!((torque - expected).abs() < 0.01 * (full - zero).abs(), "{torque} vs {expected}");
+    assert!((c.arm_support() - 0.75).abs() < 0.01, "{}", c.arm_support());
+    // Back up: a quarter of the full range in a quarter of the rise time.
+    c.set_mode(ModeSettings { arm_support: 1.0, ..settings(Mode::Transparent) }).unwrap();
+    let ticks = (0.25 / rate / 0.001).round() as usize;
+    for _ in 0..ticks {
+        t += 0.001;
+        c.update(&s, &r, t);
+    }
+    assert!((c.arm_support() - 1.0).abs() < 0.01, "{}", c.arm_support());
 }
 
 #[test]

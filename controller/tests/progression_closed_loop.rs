@@ -48,6 +48,12 @@ struct Trial {
     help: f64,
     /// Patient capacity at the trial end [-].
     capacity: f64,
+    /// Mean arm-weight support over the trial [-].
+    support: f64,
+    /// Adapted arm-weight support after the trial [-] (`None` before the first adaptation).
+    adapted_support: Option<f64>,
+    /// Share of the arm's weight the law carried in the trial [-].
+    law_weight_share: f64,
 }
 
 /// Runs `protocol` on `profile` from `resume`; after trial `drop.0` the patient's capacity is multiplied by
@@ -87,6 +93,9 @@ fn run(
                 duration_scale: a.duration_scale,
                 help: a.assistance_scale * a.emken_stiffness[..4].iter().sum::<f64>() / 4.0,
                 capacity: patient.state().capacity,
+                support: record.metrics.arm_support,
+                adapted_support: a.arm_support,
+                law_weight_share: record.metrics.law_weight_share,
             });
         }
     });
@@ -96,13 +105,17 @@ fn run(
 fn print_log(name: &str, log: &[Trial]) {
     for (i, l) in log.iter().enumerate() {
         println!(
-            "{name} trial {:2}: reached {:5} assistance scale {:.3} duration scale {:.3} help {:6.1} Nm/rad capacity {:.3}",
+            "{name} trial {:2}: reached {:5} assistance scale {:.3} duration scale {:.3} help {:6.1} Nm/rad capacity \
+             {:.3} support {:.3} (law carried {:+.3}, adapted to {:?})",
             i + 1,
             l.reached,
             l.assistance_scale,
             l.duration_scale,
             l.help,
-            l.capacity
+            l.capacity,
+            l.support,
+            l.law_weight_share,
+            l.adapted_support,
         );
     }
 }
@@ -171,4 +184,41 @@ fn assistance_falls_when_the_patient_succeeds_easily() {
     let floor = sim_actuator_config().aan.progression.assistance_min;
     assert!(last.assistance_scale < 1.0, "{last:?}");
     assert!(last.duration_scale == 1.0 || last.assistance_scale == floor, "sped up before help was gone: {last:?}");
+}
+
+/// Arm-weight support as needed (`aan.support`, `plexo_controller::SupportAdaptationConfig`), from the block's 30 %:
+/// the shipped severe profile, whose arm is too weak to hold its unsupported weight, and a constructed profile at
+/// half its strength get more support — the weaker the more — and the law stops carrying the arm; a strong patient
+/// who carries its arm ends with less support than either, falling. Regression: EFFICACY.md, the severe patient's
+/// effort share stayed at 43 % because its voluntary torque went into holding the 70 % of its arm the robot did
+/// not support. No support adapts on the first trials, while it is still withdrawn from the warm-up's 100 %.
+#[test]
+fn weight_support_rises_for_an_arm_too_weak_to_hold_and_falls_for_one_that_carries_itself() {
+    let block = protocol(2).blocks[0].arm_support;
+    let mut finals = Vec::new();
+    for (name, weak) in
+        [("severe", profile("severe")), ("half-severe", constructed("severe", "half-severe", 0.5, 1.0, 0.15))]
+    {
+        let log = run(weak, None, &protocol(2), None);
+        print_log(name, &log);
+        assert_eq!(log[0].adapted_support, None, "{name}: adapted while the support was still being withdrawn");
+        let last = log.last().unwrap().adapted_support.expect("adapted");
+        assert!(last > block + 0.1, "{name}: support {block} -> {last}");
+        let early = log[..4].iter().map(|l| l.law_weight_share).sum::<f64>() / 4.0;
+        let late = log[log.len() - 8..].iter().map(|l| l.law_weight_share).sum::<f64>() / 8.0;
+        assert!(
+            early > 0.1 && late < 0.5 * early,
+            "{name}: the law carried {early:.3} of the arm early, {late:.3} late"
+        );
+        assert!(success(&log[log.len() - 16..]) >= 0.8, "{name}: success {}", success(&log[log.len() - 16..]));
+        finals.push(last);
+    }
+    assert!(finals[1] > finals[0], "the weaker arm gets more support: {finals:?}");
+    let strong = run(constructed("mild", "strong-light", 1.3, 0.7, 0.11), None, &protocol(2), None);
+    print_log("strong-light", &strong);
+    let at = |k: usize| strong[k - 1].adapted_support.expect("adapted");
+    assert!(at(32) < finals[0] - 0.05, "strong-light: support {} vs severe {}", at(32), finals[0]);
+    assert!(at(32) < at(16) - 0.03, "strong-light: the support falls: {} -> {}", at(16), at(32));
+    assert!(success(&strong) >= 0.8, "success {}", success(&strong));
+    assert!(strong.iter().all(|l| (0.0..=1.0).contains(&l.support)));
 }

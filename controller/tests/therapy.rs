@@ -3,7 +3,7 @@
 
 use plexo_controller::{
     AanLaw, BlockSpec, ControllerConfig, ControllerError, EmkenError, Mode, Protocol, REST_HOLD, Session, SessionEvent,
-    Therapy, TherapyEvent, aan,
+    Therapy, TherapyEvent, aan, rest_hold,
 };
 use plexo_hal::{JointArray, JointState};
 use plexo_testkit::rig::{elbow_block as block, elbow_protocol as protocol, scripted_therapy, urdf_rom};
@@ -145,6 +145,8 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
     let mut k_last = k_before_trial;
     let mut trials_before = therapy.controller().adaptation().trials;
     let (mut moving_ticks, mut ended, mut adapted) = (0u64, 0, 0);
+    // Before the first trial the controller holds with its initial (full) support.
+    let mut trial_support = REST_HOLD.arm_support;
     while ended < 6 {
         t += DT;
         state.stamp = std::time::Duration::from_secs_f64(t);
@@ -156,6 +158,7 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
                 assert_eq!(therapy.controller().adaptation().trials, trials_before);
                 k_before_trial = k_now;
                 moving_ticks = 1;
+                trial_support = therapy.controller().mode().arm_support;
             }
             TherapyEvent::TrialEnded(record) => {
                 ended += 1;
@@ -181,7 +184,8 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
                     moving_ticks += 1;
                 } else {
                     assert_eq!(k_now, k_last, "rests adapt nothing");
-                    assert_eq!(therapy.controller().mode(), REST_HOLD);
+                    // The rest holds the posture with the support of the trial before it.
+                    assert_eq!(therapy.controller().mode(), rest_hold(trial_support));
                 }
             }
         }

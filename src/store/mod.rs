@@ -7,7 +7,7 @@
 //!
 //! - **Schema versions**: `PRAGMA user_version` holds the version; [`MIGRATIONS`] lists the SQL that brings a
 //!   database from version `i` to `i + 1`, each applied in one transaction on open, so a database written by an
-//!   older Plexo opens and migrates (tested from version 1).
+//!   older Plexo opens and migrates (tested from versions 1 and 2).
 //! - **Durability**: WAL journal with `synchronous = FULL`: every committed trial survives a `kill -9` or a power
 //!   cut; a crash mid-transaction leaves the previous consistent state. Trials are written by a thread of their
 //!   own ([`recorder`]), never by the control thread.
@@ -40,7 +40,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema's migrations: entry `i` brings a database from version `i` to `i + 1` (version 0 = empty file).
 /// Never edit a released entry: add one.
-pub const MIGRATIONS: [&str; 2] = [
+pub const MIGRATIONS: [&str; 3] = [
     // Version 1: patients, sessions, blocks, trials.
     "CREATE TABLE patients (
         id TEXT PRIMARY KEY NOT NULL,
@@ -120,6 +120,10 @@ pub const MIGRATIONS: [&str; 2] = [
     CREATE INDEX spec_history_by_patient ON spec_history(patient_id, id);
     INSERT INTO spec_history (patient_id, changed_at, reason, spec_toml)
         SELECT id, created_at, 'stored before schema version 2', spec_toml FROM patients;",
+    // Version 3: per trial, the arm-weight support the robot carried and the share of the arm's weight the
+    // assist-as-needed law carried on top (what adapts the support); NULL for trials stored before.
+    "ALTER TABLE trials ADD COLUMN arm_support REAL;
+    ALTER TABLE trials ADD COLUMN law_weight_share REAL;",
 ];
 
 /// The schema version this build writes.
@@ -604,7 +608,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO trials VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-                    ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+                    ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
                 params![
                     session,
                     row.block as i64,
@@ -636,7 +640,9 @@ impl Store {
                     opt_f64(row.true_effort_share),
                     finite(row.assistance_rms_nm),
                     finite(row.emken_stiffness_nm_rad),
-                    effort_provisional
+                    effort_provisional,
+                    finite(row.arm_support),
+                    finite(row.law_weight_share)
                 ],
             )
             .map_err(sql(&self.path, &format!("store trial {} of block {}", row.trial, row.block)))?;
@@ -743,6 +749,8 @@ impl Store {
                         true_effort_share: r.get(27)?,
                         assistance_rms_nm: nan(r.get(28)?),
                         emken_stiffness_nm_rad: nan(r.get(29)?),
+                        arm_support: nan(r.get(31)?),
+                        law_weight_share: nan(r.get(32)?),
                     },
                     effort_provisional: r.get(30)?,
                 })
@@ -838,6 +846,21 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_database_gains_the_trials_weight_support_columns() {
+        let d = dir("migrate2");
+        let path = d.join("v2.db");
+        {
+            let store = Store::open_at(&path, 2).unwrap();
+            assert!(store.conn.prepare("SELECT arm_support FROM trials").is_err(), "no support column at version 2");
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.conn.prepare("SELECT arm_support, law_weight_share FROM trials").unwrap();
+        store.check_integrity().unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn a_database_newer_than_this_build_is_refused() {
         let d = dir("newer");
         let path = d.join("new.db");
@@ -890,6 +913,8 @@ mod tests {
             true_effort_share: None,
             assistance_rms_nm: 1.2,
             emken_stiffness_nm_rad: 20.0,
+            arm_support: 0.35,
+            law_weight_share: f64::NAN,
         }
     }
 
@@ -923,6 +948,8 @@ mod tests {
         assert!(!trials[0].effort_provisional);
         assert_eq!(trials[1].row.sparc, row(0, 1).sparc);
         assert!(trials[1].row.rom_rad[1].is_nan() && trials[1].row.movement_time_s.is_none());
+        assert_eq!(trials[1].row.arm_support, 0.35, "the weight support is stored (schema version 3)");
+        assert!(trials[1].row.law_weight_share.is_nan());
         let sessions = store.sessions("P3").unwrap();
         assert_eq!((sessions[0].outcome.as_deref(), sessions[0].joints.len()), (Some("completed"), 2));
         assert_eq!(sessions[0].controller_hash.len(), 16);

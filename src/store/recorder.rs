@@ -107,6 +107,8 @@ mod tests {
             true_effort_share: None,
             assistance_rms_nm: 0.0,
             emken_stiffness_nm_rad: 0.0,
+            arm_support: 0.3,
+            law_weight_share: 0.0,
         }
     }
 

@@ -293,6 +293,7 @@ mod tests {
             sparc: None,
             movement_time_s: None,
             stiffness_nm_rad: 0.0,
+            arm_support: None,
             duration_s: 2.0,
         }
     }

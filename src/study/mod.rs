@@ -352,9 +352,9 @@ fn report_md(
         }
         s.push_str(
             "| controller | session | success rate | assistance [Nm] | effort share (est.) | effort share (true) \
-             | SPARC | stiffness [Nm/rad] | error [mm] |\n",
+             | SPARC | stiffness [Nm/rad] | weight support | error [mm] |\n",
         );
-        s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         for ctrl in controllers {
             for c in cells.iter().filter(|c| &c.controller == ctrl && &c.patient == patient) {
                 let v = |key: &str| {
@@ -362,7 +362,7 @@ fn report_md(
                     &c.values[m]
                 };
                 s.push_str(&format!(
-                    "| {ctrl} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    "| {ctrl} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                     c.session,
                     tables::mean_ci_text(v("success_rate"), 2),
                     tables::mean_ci_text(v("assistance_nm"), 2),
@@ -370,6 +370,7 @@ fn report_md(
                     tables::mean_ci_text(v("effort_share_true"), 2),
                     tables::mean_ci_text(v("sparc"), 2),
                     tables::mean_ci_text(v("stiffness_nm_rad"), 1),
+                    tables::mean_ci_text(v("arm_support"), 2),
                     tables::mean_ci_text(v("final_error_mm"), 1),
                 ));
             }

@@ -50,6 +50,10 @@ pub struct BlockResult {
     pub movement_time_s: Option<f64>,
     /// Mean adapted Emken stiffness at trial end (mean over joints) [Nm/rad].
     pub stiffness_nm_rad: f64,
+    /// Mean arm-weight support over the trials [-] (the share of the arm's weight the robot carried; not in the
+    /// assistance); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_support: Option<f64>,
     /// Mean trial duration [s].
     pub duration_s: f64,
 }
@@ -65,6 +69,8 @@ impl BlockResult {
     /// A block of the block table, with the mean stiffness of its trial rows `rows`.
     pub fn new(b: &BlockSummary, rows: &[&TrialRow]) -> Self {
         let stiffness = rows.iter().map(|r| r.emken_stiffness_nm_rad).sum::<f64>() / rows.len().max(1) as f64;
+        let supports: Vec<f64> = rows.iter().map(|r| r.arm_support).filter(|v| v.is_finite()).collect();
+        let arm_support = (!supports.is_empty()).then(|| supports.iter().sum::<f64>() / supports.len() as f64);
         Self {
             name: b.name.clone(),
             mode: b.mode.clone(),
@@ -81,6 +87,7 @@ impl BlockResult {
             sparc: b.mean_sparc,
             movement_time_s: b.mean_movement_time_s,
             stiffness_nm_rad: stiffness,
+            arm_support,
             duration_s: b.mean_duration_s,
         }
     }

@@ -6,7 +6,7 @@ use super::raw::{ASSISTED, BlockResult, CourseResult};
 
 /// The per-session measures the cohort statistics, the plots and the report use (of the assisted blocks'
 /// aggregate): key (CSV column stem) and label with unit.
-pub const MEASURES: [(&str, &str); 10] = [
+pub const MEASURES: [(&str, &str); 11] = [
     ("success_rate", "success rate [-]"),
     ("final_error_mm", "final handle error [mm]"),
     ("assistance_nm", "assistance, RMS torque [Nm]"),
@@ -17,6 +17,7 @@ pub const MEASURES: [(&str, &str); 10] = [
     ("speed_peaks", "speed peaks per trial [-]"),
     ("movement_time_s", "movement time [s]"),
     ("stiffness_nm_rad", "Emken stiffness [Nm/rad]"),
+    ("arm_support", "arm-weight support [-]"),
 ];
 
 /// The assisted blocks' aggregate of a session, if it had assisted trials.
@@ -37,6 +38,7 @@ pub fn measure(b: &BlockResult, key: &str) -> Option<f64> {
         "speed_peaks" => Some(b.speed_peaks),
         "movement_time_s" => b.movement_time_s,
         "stiffness_nm_rad" => Some(b.stiffness_nm_rad),
+        "arm_support" => b.arm_support,
         _ => None,
     }
 }
@@ -56,7 +58,7 @@ fn opt(v: Option<f64>) -> String {
 /// Header of `sessions.csv`.
 pub const SESSIONS_HEADER: &str = "controller,patient,seed,session,session_seed,end,session_time_s,block,mode,trials,\
 successes,success_rate,final_error_mm,rms_error_deg,assistance_nm,assistance_j,effort_j,effort_share_est,\
-effort_share_true,speed_peaks,sparc,movement_time_s,stiffness_nm_rad,duration_s";
+effort_share_true,speed_peaks,sparc,movement_time_s,stiffness_nm_rad,arm_support,duration_s";
 
 /// `sessions.csv`: per course (in course order), session and block (the assisted aggregate last).
 pub fn sessions_csv(courses: &[CourseResult]) -> String {
@@ -88,6 +90,7 @@ pub fn sessions_csv(courses: &[CourseResult]) -> String {
                     opt(b.sparc),
                     opt(b.movement_time_s),
                     num(b.stiffness_nm_rad),
+                    opt(b.arm_support),
                     num(b.duration_s),
                 ];
                 out.push_str(&cols.join(","));

@@ -382,6 +382,8 @@ impl Analysis {
             true_effort_share: effort.true_share,
             assistance_rms_nm: m.assistance_rms,
             emken_stiffness_nm_rad: m.mean_stiffness,
+            arm_support: m.arm_support,
+            law_weight_share: m.law_weight_share,
         };
         let index = self.trials.len();
         self.trials.push(row);

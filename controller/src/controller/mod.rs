@@ -101,6 +101,9 @@ pub struct Controller {
     switch_offset: JointArray<f64>,
     /// Time left of the bumpless transfer [s].
     switch_left: f64,
+    /// The arm-weight support of the running trial adapts at its end ([`crate::SupportAdaptationConfig`]); set by
+    /// [`crate::Therapy`] at each trial start.
+    support_adaptive: bool,
 }
 
 /// A per-joint configuration array as a fixed-size runtime copy. `validate` has already checked the length
@@ -221,6 +224,7 @@ impl Controller {
             last_settings: settings,
             switch_offset: JointArray::splat(dof, 0.0),
             switch_left: 0.0,
+            support_adaptive: false,
             config: config.clone(),
         })
     }
@@ -294,6 +298,19 @@ impl Controller {
     /// The current mode settings.
     pub fn mode(&self) -> ModeSettings {
         self.settings
+    }
+
+    /// The share of the patient's arm weight the robot carries now [-] (0..=1): the setting in force, reached at
+    /// the configured slew rates. Real-time safe.
+    pub fn arm_support(&self) -> f64 {
+        self.support
+    }
+
+    /// Whether the running trial's arm-weight support adapts at the trial end ([`crate::SupportAdaptationConfig`];
+    /// [`crate::Therapy`] sets it at every trial start for the assisted blocks with the progression rule).
+    /// Real-time safe.
+    pub(crate) fn set_support_adaptation(&mut self, adaptive: bool) {
+        self.support_adaptive = adaptive;
     }
 
     /// The adaptation state (serialize it to resume in the next session).
@@ -446,9 +463,11 @@ impl Controller {
         self.report.interaction_torque = *self.observer.estimate();
 
         // --- gravity compensation + arm-weight support
-        // Weight support slews towards the block's setting (no torque step when the mode changes).
-        let max_step = self.config.gravity.support_rate * dt;
-        self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
+        // Weight support slews towards the block's setting (no torque step when the mode changes); it is
+        // withdrawn more slowly than it is added (see `gravity.support_withdraw_rate`).
+        let g = &self.config.gravity;
+        let (up, down) = (g.support_rate * dt, g.support_withdraw_rate * dt);
+        self.support += (self.settings.arm_support - self.support).clamp(-down, up);
         self.set_hold_torque(&g_coupled, &g_arm);
 
         // --- mode torque; passive mode damps the filtered velocity (the observer above used the raw one)
@@ -468,7 +487,7 @@ impl Controller {
 
         // --- trial statistics (allocation-free accumulators); the per-trial Emken law adapts at the trial end
         // on the error of the ticks in which it was in force only
-        self.accumulate_trial(state, reference, &tau, dt);
+        self.accumulate_trial(state, reference, &tau, &g_arm, dt);
 
         for j in 0..n {
             command.torque[j] = self.report.hold_torque[j] + tau[j];

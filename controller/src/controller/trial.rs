@@ -19,6 +19,12 @@ pub struct TrialMetrics {
     pub effort_rms: f64,
     /// Mean adapted Emken stiffness over the joints at trial end [Nm/rad].
     pub mean_stiffness: f64,
+    /// Mean share of the patient's arm weight the robot carried over the trial [-] (the weight support, which is
+    /// not in the assistance).
+    pub arm_support: f64,
+    /// Share of the arm's weight the assist-as-needed law carried on top of the support over the trial [-]
+    /// ([`crate::aan::law_weight_share`]); NaN outside the assisted modes or with no weight on the joints.
+    pub law_weight_share: f64,
     /// Duration of the trial [s].
     pub duration: f64,
     /// Ticks accumulated.
@@ -47,17 +53,38 @@ pub(super) struct TrialAccumulator {
     emken_arrived: bool,
     /// Ticks with an adaptive law (Emken, RBF) in force.
     adaptive_ticks: u64,
+    /// Σ weight support over the ticks [-·ticks].
+    support_sum: f64,
+    /// Σ τ_assist·g_arm over the assisted ticks [Nm²] (the law's torque against the arm's weight).
+    law_dot_gravity: f64,
+    /// Σ g_arm·g_arm over the assisted ticks [Nm²].
+    gravity_dot_gravity: f64,
+    /// Largest distance of the support in force from its setting over the trial [-] (still slewing).
+    support_lag: f64,
 }
+
+/// A trial whose support was more than this [-] from its setting at any tick (still slewing to a new setting) says
+/// nothing about the setting: the support does not adapt on it. Why: at a block start the support is withdrawn over
+/// the first trials (`gravity.support_withdraw_rate`) while the patient still expects the old one; the law then
+/// carries the difference, and adapting on it raised the support of a strong patient (measured: 0.3 → 0.54 over
+/// the first 4 trials of a block after the full-support warm-up).
+const MAX_SUPPORT_LAG: f64 = 0.02;
+
+/// Below this Σ g_arm·g_arm over a trial [Nm²] the arm's weight loads the joints too little to tell how much of it
+/// the law carried (an arm hanging straight down): the support does not adapt.
+const MIN_GRAVITY2: f64 = 1e-3;
 
 impl Controller {
     /// Adds this tick to the running trial: the tracking error against `reference` [rad], the mode torque `tau`
-    /// [Nm] and the estimated patient torque [Nm], over `dt` [s]; the error also counts for the per-trial Emken
-    /// law when that law is in force. Real-time safe.
+    /// [Nm], the estimated patient torque [Nm] and, in the assisted mode, the law's torque against the arm's
+    /// gravity torque `g_arm` [Nm], over `dt` [s]; the error also counts for the per-trial Emken law when that law
+    /// is in force. Real-time safe.
     pub(super) fn accumulate_trial(
         &mut self,
         state: &JointState,
         reference: &TaskReference,
         tau: &JointArray<f64>,
+        g_arm: &[f64; MAX_JOINTS],
         dt: f64,
     ) {
         let n = self.dof;
@@ -81,7 +108,13 @@ impl Controller {
             }
             assist2 += tau[j] * tau[j];
             effort2 += self.report.interaction_torque[j].powi(2);
+            if assisted {
+                self.trial.law_dot_gravity += tau[j] * g_arm[j];
+                self.trial.gravity_dot_gravity += g_arm[j] * g_arm[j];
+            }
         }
+        self.trial.support_sum += self.support;
+        self.trial.support_lag = self.trial.support_lag.max((self.support - self.settings.arm_support).abs());
         self.trial.assist2 += assist2;
         self.trial.effort2 += effort2;
         self.trial.ticks += 1;
@@ -145,11 +178,22 @@ impl Controller {
         if self.trial.adaptive_ticks > 0 {
             self.adaptation.trials += 1;
         }
+        let law_share = aan::law_weight_share(self.trial.law_dot_gravity, self.trial.gravity_dot_gravity, MIN_GRAVITY2);
+        if self.support_adaptive
+            && self.trial.support_lag <= MAX_SUPPORT_LAG
+            && let Some(share) = law_share
+        {
+            // From the support in force in the trial (the setting; the slew only delays it).
+            let adapted = aan::support_update(self.settings.arm_support, share, &self.config.aan.support);
+            self.adaptation.arm_support = Some(adapted);
+        }
         let metrics = TrialMetrics {
             rms_error,
             assistance_rms: (self.trial.assist2 / ticks).sqrt(),
             effort_rms: (self.trial.effort2 / ticks).sqrt(),
             mean_stiffness: self.adaptation.emken_stiffness[..n].iter().sum::<f64>() / n.max(1) as f64,
+            arm_support: self.trial.support_sum / ticks,
+            law_weight_share: law_share.unwrap_or(f64::NAN),
             duration: self.trial.time,
             ticks: self.trial.ticks,
         };
