@@ -115,6 +115,16 @@ pub struct EntityStats {
     pub bytes: u64,
 }
 
+/// One view of the blueprint sent with a recording, as the file holds it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlueprintView {
+    /// Its entity queries (e.g. `/joints/torque`, `/session/blocks/**`).
+    pub contents: Vec<String>,
+    /// Per entity with a visible-series override (`SeriesLines:visible_series`): which of its instances the
+    /// view draws.
+    pub visible_series: BTreeMap<String, Vec<bool>>,
+}
+
 /// What a recording holds.
 #[derive(Debug, Default)]
 pub struct RrdSummary {
@@ -130,6 +140,8 @@ pub struct RrdSummary {
     pub properties: BTreeMap<String, String>,
     /// Display names of the views of the blueprint sent with the recording (none: no blueprint).
     pub blueprint_views: Vec<String>,
+    /// The views of the blueprint by display name: what each one queries and shows.
+    pub blueprint: BTreeMap<String, BlueprintView>,
     /// The blueprint was activated (the viewer uses it once it has arrived whole).
     pub blueprint_activated: bool,
     /// Messages decoded.
@@ -258,6 +270,8 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
     let view_name: re_chunk::ComponentIdentifier = "ViewBlueprint:display_name".into();
     let recording_name: re_chunk::ComponentIdentifier = "RecordingInfo:name".into();
     let scalars: re_chunk::ComponentIdentifier = "Scalars:scalars".into();
+    // View id → (display name, contents and overrides), named at the end.
+    let mut views: BTreeMap<String, (Option<String>, BlueprintView)> = BTreeMap::new();
     for msg in decoder {
         let msg = msg.map_err(|e| err(format!("corrupt recording: {e}")))?;
         summary.messages += 1;
@@ -276,8 +290,12 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                 let entity = chunk.entity_path().to_string();
                 if store.kind() == StoreKind::Blueprint {
                     if let Some(name) = first_text(&chunk, view_name) {
-                        summary.blueprint_views.push(name);
+                        summary.blueprint_views.push(name.clone());
+                        if let Some(id) = entity.strip_prefix("/view/") {
+                            views.entry(id.to_owned()).or_default().0 = Some(name);
+                        }
                     }
+                    read_blueprint_view(&chunk, &entity, &mut views);
                     continue;
                 }
                 if chunk.is_static() {
@@ -321,9 +339,33 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
             }
         }
     }
+    summary.blueprint = views.into_iter().map(|(id, (name, view))| (name.unwrap_or(id), view)).collect();
     let trial_points = format!("/{}", crate::telemetry::entities::TRIAL_SUCCESS);
     summary.trials = summary.entities.get(&trial_points).map(|e| e.scalars);
     Ok(summary)
+}
+
+/// Collects what a blueprint chunk of `entity` says of a view: its queries (`/view/<id>/ViewContents`) or an
+/// entity's visible series (`/view/<id>/ViewContents/overrides/<entity>/visualizers/<visualizer>`).
+fn read_blueprint_view(
+    chunk: &re_chunk::Chunk,
+    entity: &str,
+    views: &mut BTreeMap<String, (Option<String>, BlueprintView)>,
+) {
+    let Some((id, rest)) = entity.strip_prefix("/view/").and_then(|e| e.split_once('/')) else { return };
+    if rest == "ViewContents" {
+        let queries = chunk.iter_slices::<String>("ViewContents:query".into()).flatten().map(|q| q.to_string());
+        views.entry(id.to_owned()).or_default().1.contents.extend(queries);
+    } else if let Some(overridden) = rest.strip_prefix("ViewContents/overrides/") {
+        let Some((overridden, _)) = overridden.rsplit_once("/visualizers") else { return };
+        let visible: Vec<bool> = chunk
+            .iter_slices::<bool>("SeriesLines:visible_series".into())
+            .flat_map(|b| b.iter().collect::<Vec<_>>())
+            .collect();
+        if !visible.is_empty() {
+            views.entry(id.to_owned()).or_default().1.visible_series.insert(format!("/{overridden}"), visible);
+        }
+    }
 }
 
 /// Collects what a static chunk of `entity` holds: its components, series names and single-precision values.

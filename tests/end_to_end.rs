@@ -117,44 +117,39 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
         entities::HAND.to_owned(),
         entities::TARGET.to_owned(),
         entities::TARGETS.to_owned(),
-        entities::ASSISTANCE.to_owned(),
-        entities::PATIENT_EFFORT_SHARE.to_owned(),
         entities::EVENTS.to_owned(),
         entities::ANNOTATIONS.to_owned(),
     ];
-    expected.extend(entities::JOINT_SERIES.iter().map(|series| entities::joints(series)));
+    expected.extend(entities::SERIES_GROUPS.iter().map(|group| group.path.to_owned()));
     for path in &expected {
         // Rerun writes entity paths rooted: `/world/hand`.
         let e = summary.entities.get(&format!("/{path}")).unwrap_or_else(|| panic!("entity /{path} missing"));
         assert!(e.rows > 0, "entity {path} has no rows");
     }
-    // One entity per joint quantity, no per-joint entities.
+    // One entity per plot group (position, torque, stiffness), no per-joint or per-quantity entities.
     let joint_entities: Vec<&String> = summary.entities.keys().filter(|p| p.starts_with("/joints/")).collect();
-    assert_eq!(joint_entities.len(), entities::JOINT_SERIES.len(), "{joint_entities:?}");
+    assert_eq!(joint_entities.len(), 3, "{joint_entities:?}");
     // Every 4th sample at 250 Hz of a 1 kHz loop; each row holds the 4 joints; large chunks.
     let samples = json["telemetry"]["samples"].as_u64().unwrap() as usize;
     let rows = json["telemetry"]["series_rows"].as_u64().unwrap() as usize;
     assert_eq!(json["telemetry"]["series_rate_hz"].as_f64(), Some(250.0));
     assert!(rows.abs_diff(samples / 4) <= 1, "{rows} rows for {samples} samples at a quarter of the loop rate");
     // Rows inside a run of unchanged rows are left out (the plotted line is the same): a moving signal keeps
-    // (almost) every row, a held one (the stiffness of a passive block) a handful.
-    for series in entities::JOINT_SERIES {
-        let e = summary.entities[&format!("/{}", entities::joints(series))];
-        assert!(e.rows <= rows + 1, "rows of {series}: {} for {rows} samples (and its static style)", e.rows);
-        assert_eq!(e.scalars, 4 * (e.rows - 1), "{series}: one scalar per joint and row");
-        assert!(e.chunks <= rows / 200 + 2, "{series}: {} chunks for {rows} rows", e.chunks);
+    // (almost) every row, a held one (the stiffness of a passive block) a handful. Every row holds all of its
+    // group's instances (the torque's 12: simulation has the true patient torque).
+    for group in entities::SERIES_GROUPS {
+        let e = summary.entities[&format!("/{}", group.path)];
+        assert!(e.rows <= rows + 1, "rows of {}: {} for {rows} samples (and its static style)", group.path, e.rows);
+        assert_eq!(e.scalars, group.instances(4) * (e.rows - 1), "{}: every instance in every row", group.path);
+        assert!(e.chunks <= rows / 200 + 2, "{}: {} chunks for {rows} rows", group.path, e.chunks);
     }
-    let rows_of = |series: &str| summary.entities[&format!("/{}", entities::joints(series))].rows;
-    assert!(rows_of(entities::Q) > rows * 9 / 10, "q moves: {} of {rows} rows", rows_of(entities::Q));
+    let rows_of = |group: entities::SeriesGroup| summary.entities[&format!("/{}", group.path)].rows;
+    assert!(rows_of(entities::POSITION) > rows * 9 / 10, "q moves: {} of {rows} rows", rows_of(entities::POSITION));
     assert!(
-        rows_of(entities::STIFFNESS) < rows / 20,
+        rows_of(entities::STIFFNESS_GROUP) < rows / 20,
         "stiffness holds: {} of {rows} rows",
-        rows_of(entities::STIFFNESS)
+        rows_of(entities::STIFFNESS_GROUP)
     );
-    for path in [entities::ASSISTANCE, entities::PATIENT_EFFORT_SHARE] {
-        let e = summary.entities[&format!("/{path}")];
-        assert!(e.rows <= rows + 1 && e.scalars == e.rows - 1, "{path} (and its static style): {e:?}");
-    }
     // One point per trial on the trial plots (and the static style), as many as the summary's trials.
     for (path, _) in entities::TRIAL_SERIES {
         let e = summary.entities[&format!("/{path}")];
@@ -241,13 +236,16 @@ fn short_sim_session_writes_a_recording_with_the_expected_entities_and_a_summary
     let out = plexo(&["replay", rrd.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(&entities::joints(entities::TAU_PATIENT_TRUE)), "{stdout}");
+    assert!(stdout.contains(entities::TORQUE.path), "{stdout}");
     assert!(stdout.contains(&format!("blueprint: {} views", layout::view_count(4))), "{stdout}");
     assert!(stdout.contains("trials recorded: 3"), "{stdout}");
 }
 
+/// Issue 14's size at full rate, on a short session (a full one is too slow for a test): the 1 kHz series take
+/// three rows per tick (position, torque, effort; the stiffness holds), every row of a group holds its named
+/// instances, values lie on their documented grids, and every series a blueprint panel shows is in the file.
 #[test]
-fn telemetry_rate_1000_keeps_every_tick_and_a_rate_of_zero_is_refused() {
+fn a_full_rate_recording_holds_three_rows_per_tick_and_every_series_the_blueprint_shows() {
     let _shared = unpaced();
     let dir = scratch("full-rate");
     let rrd = dir.join("full.rrd");
@@ -260,15 +258,84 @@ fn telemetry_rate_1000_keeps_every_tick_and_a_rate_of_zero_is_refused() {
     let samples = json["telemetry"]["samples"].as_u64().unwrap() as usize;
     assert_eq!(json["telemetry"]["series_rows"].as_u64().unwrap() as usize, samples, "every sample is a row");
     let summary = plexo::replay_cmd::read_rrd(&rrd).unwrap();
-    // The virtual patient's true torque moves on every tick: every sample is a row (and the static style).
-    let moving = summary.entities[&format!("/{}", entities::joints(entities::TAU_PATIENT_TRUE))];
-    assert_eq!((moving.rows, moving.scalars), (samples + 1, 4 * samples), "every sample and the static style");
+    assert_eq!(summary.properties.get("session/telemetry_rate_hz").map(String::as_str), Some("1000"));
+    let joints: Vec<String> = ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation", "elbow_flexion"]
+        .iter()
+        .map(|j| (*j).to_owned())
+        .collect();
+
+    // Rows per tick: every time-series row of the recording (per-trial points and block bars included, static
+    // styles excluded) is at most 3 per sample and a little: before the grouping it was ≈ 6 (q, q_ref, 3 torques,
+    // assistance, effort share), and each row costs ≈ 14 bytes in the file whatever it holds.
+    let series_rows: usize = summary
+        .entities
+        .iter()
+        .filter(|(path, e)| e.scalars > 0 && !path.starts_with("/__"))
+        .map(|(_, e)| e.rows - 1)
+        .sum();
+    assert!(series_rows <= 3 * samples + samples / 50, "{series_rows} series rows for {samples} samples");
+    // The true patient torque moves on every tick: every sample is a torque row (and the static style), each
+    // with the 12 instances: 3 torques × 4 joints.
+    let torque = summary.entities[&format!("/{}", entities::TORQUE.path)];
+    assert_eq!((torque.rows, torque.scalars), (samples + 1, 12 * samples), "{torque:?}");
     // The measured position holds only while the arm rests (the torque-off sensor check): the ends of the hold
     // are kept, the rows between them left out.
-    let q = summary.entities[&format!("/{}", entities::joints(entities::Q))];
-    assert!(q.rows <= samples + 1 && q.rows > samples * 9 / 10 && q.scalars == 4 * (q.rows - 1), "{q:?}");
-    assert_eq!(summary.properties.get("session/telemetry_rate_hz").map(String::as_str), Some("1000"));
+    let position = summary.entities[&format!("/{}", entities::POSITION.path)];
+    assert!(position.rows <= samples + 1 && position.rows > samples * 9 / 10, "{position:?}");
+    assert_eq!(position.scalars, 8 * (position.rows - 1), "q and q_ref of 4 joints per row: {position:?}");
 
+    // Each grouped entity names its instances: joint, quantity and unit, in instance order.
+    for group in entities::SERIES_GROUPS {
+        let names = &summary.series_names[&format!("/{}", group.path)];
+        assert_eq!(names, &group.names(&joints), "{}", group.path);
+    }
+    let torque_names = &summary.series_names[&format!("/{}", entities::TORQUE.path)];
+    assert_eq!(torque_names[11], "elbow_flexion tau_patient_true [Nm]");
+    assert_eq!(
+        summary.series_names[&format!("/{}", entities::EFFORT.path)],
+        vec!["assistance [Nm]".to_owned(), "patient effort share [0-1]".to_owned()]
+    );
+
+    // Every series the file's blueprint shows exists in the file: each time-series view queries entities that
+    // hold rows, its visible-series override covers exactly the entity's named instances, and a joint's panels
+    // show that joint's instances of the panel's quantities — the same panels as the layout lists.
+    let panels = layout::time_series_panels(&joints);
+    assert_eq!(panels.len(), 3 * 4 + 2);
+    for panel in &panels {
+        let view = summary.blueprint.get(&panel.title).unwrap_or_else(|| panic!("no view `{}`", panel.title));
+        for series in &panel.series {
+            let path = format!("/{}", series.path);
+            assert!(view.contents.contains(&path), "{}: {path} not queried: {view:?}", panel.title);
+            let e = summary.entities.get(&path).unwrap_or_else(|| panic!("{}: {path} not in the file", panel.title));
+            assert!(e.scalars > 0 && !e.is_static, "{}: {path} holds no series: {e:?}", panel.title);
+            let names = summary.series_names.get(&path).unwrap_or_else(|| panic!("{path} has no names"));
+            assert_eq!(names.len(), series.of, "{path}");
+            let shown: Vec<&String> = match view.visible_series.get(&path) {
+                Some(visible) => {
+                    assert_eq!(visible.len(), names.len(), "{}: {path}: {visible:?}", panel.title);
+                    names.iter().zip(visible).filter(|(_, v)| **v).map(|(n, _)| n).collect()
+                }
+                None => names.iter().collect(),
+            };
+            let expected: Vec<&String> = series.shown.iter().map(|&k| &names[k]).collect();
+            assert_eq!(shown, expected, "{}: {path}", panel.title);
+        }
+        if let Some(joint) = panel.title.split(':').next().filter(|j| joints.contains(&(*j).to_owned())) {
+            for series in panel.series.iter().filter(|s| s.path.starts_with("joints/")) {
+                for &k in &series.shown {
+                    let name = &summary.series_names[&format!("/{}", series.path)][k];
+                    assert!(name.starts_with(&format!("{joint} ")), "{}: shows {name}", panel.title);
+                }
+            }
+        }
+    }
+    let torque_panel = &summary.blueprint[&layout::joint_panel_title("elbow_flexion", "torque [Nm]")];
+    let visible = &torque_panel.visible_series[&format!("/{}", entities::TORQUE.path)];
+    assert_eq!(visible.iter().filter(|v| **v).count(), 3, "three torques of one joint: {visible:?}");
+}
+
+#[test]
+fn a_telemetry_rate_of_zero_or_below_is_refused() {
     for bad in ["0", "-250", "nan"] {
         let out = plexo(&["sim", "--no-save", "-q", "--trials", "1", &format!("--telemetry-rate={bad}")]);
         let (_, stderr) = text(&out);
@@ -994,7 +1061,7 @@ fn a_viewer_that_dies_mid_session_or_cannot_be_reached_costs_the_live_stream_onl
         assert!(warnings[0].contains("live viewer") && warnings[0].contains(&url), "{case}: {stderr}");
         let summary = plexo::replay_cmd::read_rrd(&rrd).expect("the recording decodes");
         assert!(summary.complete, "{case}: the recording is complete");
-        assert!(summary.entities.contains_key(&format!("/{}", entities::joints(entities::Q))), "{case}");
+        assert!(summary.entities.contains_key(&format!("/{}", entities::POSITION.path)), "{case}");
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(rrd.with_extension("summary.json")).unwrap()).unwrap();
         assert_eq!(json["telemetry"]["recording_complete"], true, "{case}: {json}");

@@ -12,8 +12,10 @@
 //! └──────────────┴────────────────────────────────────────────────┘
 //! ```
 //!
-//! The joint series are one entity per quantity with one instance per joint ([`super::entities`]); a joint's
-//! panel shows only that joint's instance of each entity (a `SeriesLines` visible-series override per view).
+//! The time series are one entity per plot group with the group's quantities as instances
+//! ([`entities::SERIES_GROUPS`]: `joints/position`, `joints/torque`, `joints/stiffness`, `session/effort`); a
+//! panel shows exactly the instances it lists ([`time_series_panels`]: a `SeriesLines` visible-series override per
+//! view and entity), so a joint's torque panel draws that joint's three torques out of the entity's twelve.
 //! The block markers (`session/blocks/<k>`: a bar at height k over block k, named after it) are in the session,
 //! trials and joint position panels, so block boundaries show on the plots. The 3D view (origin `world`) holds
 //! the robot, the patient's arm, the hand, the targets and every trial's hand path. The default timeline is
@@ -23,9 +25,9 @@ use rerun::blueprint::{
     Blueprint, ContainerLike, Grid, Horizontal, Spatial3DView, TextLogView, TimePanel, TimeSeriesView, Vertical,
 };
 
-use super::entities;
+use super::entities::{self, SeriesGroup};
 
-/// Colour of a time series (a joint quantity of [`entities::JOINT_SERIES`], or a session series path), so that a
+/// Colour of a time-series quantity (of [`entities::SERIES_GROUPS`]), or of a per-trial series path, so that a
 /// quantity has the same colour in every joint's panel.
 pub fn series_color(series: &str) -> [u8; 3] {
     match series {
@@ -60,11 +62,15 @@ pub fn block_marker_name(block: usize, name: &str) -> String {
     format!("block {block}: {name}")
 }
 
-/// The panels of one joint: each shows the joint's instance of the entities of `series`.
-pub const JOINT_PANELS: [(&str, &[&str]); 3] = [
-    ("position [deg]", &[entities::Q, entities::Q_REF]),
-    ("torque [Nm]", &[entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::TAU_PATIENT_TRUE]),
-    ("stiffness [Nm/rad], assistance [Nm]", &[entities::STIFFNESS]),
+/// The panels of one joint: each shows, of each listed entity, the joint's instances of the listed quantities
+/// (the session group's quantities have one instance for all joints).
+pub const JOINT_PANELS: [(&str, &[(SeriesGroup, &[&str])]); 3] = [
+    ("position [deg]", &[(entities::POSITION, &[entities::Q, entities::Q_REF])]),
+    ("torque [Nm]", &[(entities::TORQUE, &[entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::TAU_PATIENT_TRUE])]),
+    (
+        "stiffness [Nm/rad], assistance [Nm]",
+        &[(entities::STIFFNESS_GROUP, &[entities::STIFFNESS]), (entities::EFFORT, &[entities::ASSISTANCE])],
+    ),
 ];
 
 /// Title of joint `joint`'s panel `panel` (a title of [`JOINT_PANELS`]).
@@ -81,46 +87,103 @@ pub const ARM_PANEL: &str = "arm";
 /// Title of the event log.
 pub const EVENTS_PANEL: &str = "events";
 
+/// What one time-series panel shows of one entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PanelSeries {
+    /// Entity path (unrooted, as in [`entities`]).
+    pub path: String,
+    /// The instances shown (indices into a full row).
+    pub shown: Vec<usize>,
+    /// Instances of a full row: when more than shown, the others are hidden by an override.
+    pub of: usize,
+}
+
+/// A time-series panel of the blueprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Panel {
+    /// Title.
+    pub title: String,
+    /// Its series.
+    pub series: Vec<PanelSeries>,
+    /// The block markers are drawn in it.
+    pub blocks: bool,
+}
+
+/// The time-series panels of the blueprint for the joints `joints` (in the model's order, the instance order of
+/// the joint groups): per joint its [`JOINT_PANELS`], then the session and trials panels. The blueprint shows
+/// exactly these series; the tests check every one of them against a recording.
+pub fn time_series_panels(joints: &[String]) -> Vec<Panel> {
+    let dof = joints.len();
+    let mut panels = Vec::new();
+    for (j, joint) in joints.iter().enumerate() {
+        for (title, groups) in JOINT_PANELS {
+            let series = groups
+                .iter()
+                .map(|(group, quantities)| {
+                    let joint = group.per_joint.then_some(j);
+                    let shown = quantities.iter().filter_map(|q| group.instance(q, joint, dof)).collect();
+                    PanelSeries { path: group.path.to_owned(), shown, of: group.instances(dof) }
+                })
+                .collect();
+            panels.push(Panel {
+                title: joint_panel_title(joint, title),
+                series,
+                blocks: groups[0].0 == entities::POSITION,
+            });
+        }
+    }
+    let effort = entities::EFFORT.instances(dof);
+    panels.push(Panel {
+        title: SESSION_PANEL.to_owned(),
+        series: vec![PanelSeries { path: entities::EFFORT.path.to_owned(), shown: (0..effort).collect(), of: effort }],
+        blocks: true,
+    });
+    panels.push(Panel {
+        title: TRIALS_PANEL.to_owned(),
+        series: entities::TRIAL_SERIES
+            .iter()
+            .map(|(path, _)| PanelSeries { path: (*path).to_owned(), shown: vec![0], of: 1 })
+            .collect(),
+        blocks: true,
+    });
+    panels
+}
+
 /// The number of views [`blueprint`] lays out for `dof` joints.
 pub fn view_count(dof: usize) -> usize {
     4 + JOINT_PANELS.len() * dof
 }
 
 /// The blueprint of a session recording with the joints `joints` (in the model's order, which is the instance
-/// order of the joint series).
+/// order of the joint series). Not real-time safe.
 pub fn blueprint(joints: &[String]) -> Blueprint {
     let rooted = |path: &str| format!("/{path}");
     let blocks = format!("/{}/**", entities::BLOCKS);
-    let per_joint = joints.iter().enumerate().map(|(j, joint)| {
-        let visible: Vec<bool> = (0..joints.len()).map(|k| k == j).collect();
-        let panels = JOINT_PANELS.iter().map(|(title, series)| {
-            let mut contents: Vec<String> = series.iter().map(|s| rooted(&entities::joints(s))).collect();
-            if series.contains(&entities::STIFFNESS) {
-                contents.push(rooted(entities::ASSISTANCE));
-            }
-            if series.contains(&entities::Q) {
-                contents.push(blocks.clone());
-            }
-            let mut view = TimeSeriesView::new(joint_panel_title(joint, title)).with_contents(contents);
-            for s in *series {
-                let only_this_joint = rerun::SeriesLines::new().with_visible_series(visible.iter().copied());
-                view = view.with_override(rooted(&entities::joints(s)), &only_this_joint);
-            }
-            ContainerLike::from(view)
-        });
-        ContainerLike::from(Vertical::new(panels).with_name(joint.clone()))
-    });
+    let view = |panel: &Panel| {
+        let mut contents: Vec<String> = panel.series.iter().map(|s| rooted(&s.path)).collect();
+        if panel.blocks {
+            contents.push(blocks.clone());
+        }
+        let mut view = TimeSeriesView::new(panel.title.clone()).with_contents(contents);
+        for s in panel.series.iter().filter(|s| s.shown.len() < s.of) {
+            let visible = (0..s.of).map(|k| s.shown.contains(&k));
+            view = view.with_override(rooted(&s.path), &rerun::SeriesLines::new().with_visible_series(visible));
+        }
+        view
+    };
+    let mut panels = time_series_panels(joints).into_iter();
+    let per_joint: Vec<ContainerLike> = joints
+        .iter()
+        .map(|joint| {
+            let views = panels.by_ref().take(JOINT_PANELS.len()).map(|p| ContainerLike::from(view(&p)));
+            ContainerLike::from(Vertical::new(views.collect::<Vec<_>>()).with_name(joint.clone()))
+        })
+        .collect();
+    let (session, trials) =
+        (view(&panels.next().expect("the session panel")), view(&panels.next().expect("the trials panel")));
     let columns = (joints.len() as f64).sqrt().ceil().max(1.0) as u32;
     let joints_grid = Grid::new(per_joint).with_name("joints").with_grid_columns(columns);
     let arm = Spatial3DView::new(ARM_PANEL).with_origin("/world");
-    let session = TimeSeriesView::new(SESSION_PANEL).with_contents([
-        rooted(entities::ASSISTANCE),
-        rooted(entities::PATIENT_EFFORT_SHARE),
-        blocks.clone(),
-    ]);
-    let trials = TimeSeriesView::new(TRIALS_PANEL).with_contents(
-        entities::TRIAL_SERIES.iter().map(|(path, _)| rooted(path)).chain([blocks.clone()]).collect::<Vec<_>>(),
-    );
     let events =
         TextLogView::new(EVENTS_PANEL).with_contents([rooted(entities::EVENTS), rooted(entities::ANNOTATIONS)]);
     let left =

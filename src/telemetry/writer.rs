@@ -1,17 +1,19 @@
 //! The Rerun writer: the last stage of the telemetry pipeline, on its own thread. It names the recording, logs
 //! its properties and its blueprint ([`super::layout`]), computes link poses by forward kinematics on its own
 //! `Model`/`Data`, batches the time series at the telemetry rate and sends them to Rerun in columns (one entity
-//! per quantity with one instance per joint, one chunk per entity and second of session, the session time as the
-//! only timeline), and logs events as text. Paths: [`super::entities`].
+//! per plot group with its quantities as instances, one chunk per entity and 5 s of session, the session time as
+//! the only timeline), and logs events as text. Paths: [`super::entities`].
 //!
 //! Static once: the fixed base's links, the URDF's visuals (primitives and meshes), the patient's arm (capsules in
 //! the frames of the links it is strapped to) and the series' styles. Per trial: its hand path (one entity each)
 //! and its outcome points; per block: a marker bar from its start to its end.
 //!
 //! Size (issue 14): a row costs ≈ 14 bytes of row id, time and list offset in the file whatever it holds, so the
-//! joint series share rows (4 joints per row instead of 4 entities) and carry one timeline; rows inside a run of
-//! unchanged values are left out ([`rows_to_send`]) and values are rounded to single precision, which LZ4
-//! compresses ([`single_precision`]); the 3D view is logged at its own, lower rate. Figures in BENCHMARKS.md.
+//! series of one plot group share rows (`joints/torque`: 3 torques × 4 joints per row instead of 12 entities) and
+//! carry one timeline; rows inside a run of unchanged values are left out ([`rows_to_send`]) and values are put
+//! on a binary grid far below what a plot shows ([`quantise`]: [`ANGLE_GRID`], [`TORQUE_GRID`], [`SHARE_GRID`]),
+//! whose zero low bytes the file's LZ4 compresses; the 3D view is logged at its own, lower rate. Figures in
+//! BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,10 +81,6 @@ pub(super) fn open_stream(config: &TelemetryConfig) -> Result<OpenStream, AppErr
     Ok((rec, live))
 }
 
-/// The joint quantities every sample carries, in the order of [`Batch::joints`]: measured and reference
-/// position (stored in degrees), commanded and estimated patient torque [Nm], stiffness [Nm/rad].
-const QUANTITIES: [&str; 5] =
-    [entities::Q, entities::Q_REF, entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::STIFFNESS];
 /// Session time covered by one chunk of time series with a live viewer [s]: its plots advance in steps of this.
 const LIVE_BATCH_SECONDS: f64 = 1.0;
 /// Session time covered by one chunk of time series in a recording without a live viewer [s]: each chunk costs
@@ -93,53 +91,60 @@ const FILE_BATCH_SECONDS: f64 = 5.0;
 /// rate (`--pose-every`): a reach's path stays smooth when the link poses are logged less often.
 const HAND_PATH_EVERY: u64 = 10;
 
-/// Time-series columns batched before sending: one chunk per quantity and batch, one row per logged sample, one
-/// instance per joint (joint-major within a row).
+/// Time-series columns batched before sending: one chunk per entity of [`entities::SERIES_GROUPS`] and batch, one
+/// row per logged sample, the group's quantities as instances (quantity-major within a row). Each row holds
+/// exactly its group's instances (NaN where a sample holds fewer joints), so that rows stay aligned.
 struct Batch {
     dof: usize,
     /// Rows per batch.
     capacity: usize,
     times: Vec<f64>,
-    joints: [Vec<f64>; QUANTITIES.len()],
-    true_times: Vec<f64>,
-    true_torque: Vec<f64>,
-    assistance: Vec<f64>,
-    effort_share: Vec<f64>,
+    /// `q`, `q_ref` [deg]: 2 × dof per row.
+    position: Vec<f64>,
+    /// `tau_cmd`, `tau_patient_est`, `tau_patient_true` [Nm]: 3 × dof per row (NaN where a sample has no true
+    /// torque).
+    torque: Vec<f64>,
+    /// Some row of the batch holds the true patient torque (simulation); else its instances are not sent.
+    has_true_torque: bool,
+    /// [Nm/rad]: dof per row.
+    stiffness: Vec<f64>,
+    /// assistance [Nm], patient effort share [0-1]: 2 per row.
+    effort: Vec<f64>,
 }
 
 impl Batch {
     fn new(dof: usize, capacity: usize) -> Self {
         let capacity = capacity.max(1);
+        let column = |group: entities::SeriesGroup| Vec::with_capacity(capacity * group.instances(dof));
         Self {
             dof,
             capacity,
             times: Vec::with_capacity(capacity),
-            joints: std::array::from_fn(|_| Vec::with_capacity(capacity * dof)),
-            true_times: Vec::with_capacity(capacity),
-            true_torque: Vec::with_capacity(capacity * dof),
-            assistance: Vec::with_capacity(capacity),
-            effort_share: Vec::with_capacity(capacity),
+            position: column(entities::POSITION),
+            torque: column(entities::TORQUE),
+            has_true_torque: false,
+            stiffness: column(entities::STIFFNESS_GROUP),
+            effort: column(entities::EFFORT),
         }
     }
 
     fn push(&mut self, s: &Sample) {
         self.times.push(s.time);
         let n = self.dof;
-        // Exactly `dof` values per row (NaN where a sample would hold fewer), so that rows stay aligned.
+        // Exactly `dof` values per quantity and row (NaN where a sample would hold fewer).
         fn row(v: &[f64], n: usize) -> impl Iterator<Item = f64> + '_ {
             v.iter().copied().chain(std::iter::repeat(f64::NAN)).take(n)
         }
-        let values = [&s.q[..], &s.q_ref[..], &s.tau_cmd[..], &s.tau_patient_est[..], &s.stiffness[..]];
-        for (k, (column, values)) in self.joints.iter_mut().zip(values).enumerate() {
-            let degrees = k < 2; // q, q_ref
-            column.extend(row(values, n).map(|v| single_precision(if degrees { v.to_degrees() } else { v })));
+        for values in [&s.q[..], &s.q_ref[..]] {
+            self.position.extend(row(values, n).map(|v| quantise(v.to_degrees(), ANGLE_GRID)));
         }
-        if let Some(t) = &s.tau_patient_true {
-            self.true_times.push(s.time);
-            self.true_torque.extend(row(t, n).map(single_precision));
+        for values in [&s.tau_cmd[..], &s.tau_patient_est[..], s.tau_patient_true.as_ref().map_or(&[][..], |t| &t[..])]
+        {
+            self.torque.extend(row(values, n).map(|v| quantise(v, TORQUE_GRID)));
         }
-        self.assistance.push(single_precision(s.assistance));
-        self.effort_share.push(single_precision(s.patient_effort_share));
+        self.has_true_torque |= s.tau_patient_true.is_some();
+        self.stiffness.extend(row(&s.stiffness, n).map(single_precision));
+        self.effort.extend([quantise(s.assistance, TORQUE_GRID), quantise(s.patient_effort_share, SHARE_GRID)]);
     }
 
     fn len(&self) -> usize {
@@ -152,11 +157,11 @@ impl Batch {
 
     fn clear(&mut self) {
         self.times.clear();
-        self.joints.iter_mut().for_each(Vec::clear);
-        self.true_times.clear();
-        self.true_torque.clear();
-        self.assistance.clear();
-        self.effort_share.clear();
+        self.position.clear();
+        self.torque.clear();
+        self.has_true_torque = false;
+        self.stiffness.clear();
+        self.effort.clear();
     }
 }
 
@@ -189,12 +194,27 @@ fn rr_err(e: impl std::fmt::Display) -> AppError {
     AppError::Telemetry(e.to_string())
 }
 
-/// `value` rounded to single precision (24 significant bits: 6e-8 relative, 1e-5 deg of a joint angle, 1e-6 Nm of
-/// a 10 Nm torque — far below any sensor's resolution), still stored as the f64 the viewer's time series read.
-/// Why: the file's LZ4 compression finds nothing to share in a double's 8 noisy bytes; with the low 29 bits zero,
-/// consecutive values share byte runs and compress (measured in BENCHMARKS.md). NaN stays NaN.
+/// `value` rounded to single precision (24 significant bits: 6e-8 relative), still stored as the f64 the viewer's
+/// time series read: for the stiffness, which holds for a trial and compresses away whatever its precision.
 pub(super) fn single_precision(value: f64) -> f64 {
     f64::from(value as f32)
+}
+
+/// Grid of the recorded joint angles [deg]: 2⁻¹⁶ deg ≈ 1.5·10⁻⁵ deg (0.27 µrad), ≈ 15× finer than a 2¹⁴-count
+/// encoder behind a 100:1 gear (2.2·10⁻⁴ deg) and ≈ 10⁻⁷ of a 100° range.
+pub(super) const ANGLE_GRID: f64 = 1.0 / 65_536.0;
+/// Grid of the recorded torques and assistance [Nm]: 2⁻¹⁴ Nm ≈ 6.1·10⁻⁵ Nm, ≈ 10⁻⁵ of a 10 Nm range and far
+/// below a joint torque sensor's resolution (≈ 10⁻² Nm) or a plot's pixel.
+pub(super) const TORQUE_GRID: f64 = 1.0 / 16_384.0;
+/// Grid of the recorded patient effort share [0-1]: 2⁻¹⁶ ≈ 1.5·10⁻⁵.
+pub(super) const SHARE_GRID: f64 = 1.0 / 65_536.0;
+
+/// `value` on the grid of `step` [the value's unit], a power of two: the nearest multiple (an error of at most
+/// step/2), exact in f64. Why: the file's LZ4 compression finds nothing to share in a double's 8 noisy bytes; a
+/// value on a binary grid far below what a plot shows has ≥ 4 zero low bytes (for |value| < 2³⁸ step), which LZ4
+/// does share (measured in BENCHMARKS.md). NaN and infinities stay as they are.
+pub(super) fn quantise(value: f64, step: f64) -> f64 {
+    (value / step).round() * step
 }
 
 /// The rows of a batch of `values` (`per_row` instances per row) that a plot needs: every row whose values differ
@@ -382,28 +402,34 @@ impl Writer {
         Ok(())
     }
 
-    /// Sends the batched time series: one chunk per entity, `dof` scalars per row, the session time as the only
-    /// timeline; rows inside a run of unchanged rows are left out ([`rows_to_send`]: the plotted line is the same).
+    /// Sends the batched time series: one chunk per entity of [`entities::SERIES_GROUPS`], the group's instances
+    /// in every row, the session time as the only timeline; rows inside a run of unchanged rows are left out
+    /// ([`rows_to_send`]: the plotted line is the same). Without a true patient torque (hardware) the torque rows
+    /// hold the commanded and estimated torques only.
     fn flush_batch(&mut self) -> Result<(), AppError> {
         let b = &self.batch;
         if b.len() == 0 {
             return Ok(());
         }
-        let send = |path: &str, times: &[f64], values: &[f64], per_row: usize| -> Result<(), AppError> {
+        let send = |group: entities::SeriesGroup, values: &[f64], per_row: usize| -> Result<(), AppError> {
             let rows = rows_to_send(values, per_row);
-            let index = [rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, rows.iter().map(|&r| times[r]))];
+            let index = [rerun::TimeColumn::new_duration_secs(entities::SIM_TIME, rows.iter().map(|&r| b.times[r]))];
             let kept = rows.iter().flat_map(|&r| values[r * per_row..(r + 1) * per_row].iter().copied());
             let column = rerun::Scalars::new(kept).columns(std::iter::repeat_n(per_row, rows.len())).map_err(rr_err)?;
-            self.rec.send_columns(path, index, column).map_err(rr_err)
+            self.rec.send_columns(group.path, index, column).map_err(rr_err)
         };
-        for (quantity, values) in QUANTITIES.iter().zip(&b.joints) {
-            send(&entities::joints(quantity), &b.times, values, b.dof)?;
+        let dof = b.dof;
+        send(entities::POSITION, &b.position, entities::POSITION.instances(dof))?;
+        let torques = entities::TORQUE.instances(dof);
+        if b.has_true_torque {
+            send(entities::TORQUE, &b.torque, torques)?;
+        } else {
+            let measured = torques - dof;
+            let without_true: Vec<f64> = b.torque.chunks(torques).flat_map(|row| &row[..measured]).copied().collect();
+            send(entities::TORQUE, &without_true, measured)?;
         }
-        if !b.true_times.is_empty() {
-            send(&entities::joints(entities::TAU_PATIENT_TRUE), &b.true_times, &b.true_torque, b.dof)?;
-        }
-        send(entities::ASSISTANCE, &b.times, &b.assistance, 1)?;
-        send(entities::PATIENT_EFFORT_SHARE, &b.times, &b.effort_share, 1)?;
+        send(entities::STIFFNESS_GROUP, &b.stiffness, entities::STIFFNESS_GROUP.instances(dof))?;
+        send(entities::EFFORT, &b.effort, entities::EFFORT.instances(dof))?;
         self.batch.clear();
         Ok(())
     }
@@ -559,22 +585,15 @@ fn log_recording_info(rec: &rerun::RecordingStream, config: &TelemetryConfig) ->
     rec.send_recording_name(config.session_name.clone()).map_err(rr_err)
 }
 
-/// Logs the static style of every time series: each instance named with its joint, quantity and unit; each
-/// block's marker named with the block.
+/// Logs the static style of every time series: each instance named with its joint, quantity and unit
+/// ([`entities::SeriesGroup::names`]) and coloured by its quantity; each block's marker named with the block.
 fn log_series_styles(rec: &rerun::RecordingStream, joints: &[String], blocks: &[&str]) -> Result<(), AppError> {
-    for series in entities::JOINT_SERIES {
-        let unit = entities::series_unit(series);
-        let names = joints.iter().map(|j| format!("{j} {series} [{unit}]"));
-        let lines = rerun::SeriesLines::new()
-            .with_names(names)
-            .with_colors(std::iter::repeat_n(super::layout::series_color(series), joints.len()));
-        rec.log_static(entities::joints(series), &lines).map_err(rr_err)?;
-    }
-    for (path, name) in
-        [(entities::ASSISTANCE, "assistance [Nm]"), (entities::PATIENT_EFFORT_SHARE, "patient effort share [0-1]")]
-    {
-        let lines = rerun::SeriesLines::new().with_names([name]).with_colors([super::layout::series_color(path)]);
-        rec.log_static(path, &lines).map_err(rr_err)?;
+    for group in entities::SERIES_GROUPS {
+        let per_quantity = if group.per_joint { joints.len() } else { 1 };
+        let colors =
+            group.quantities.iter().flat_map(|q| std::iter::repeat_n(super::layout::series_color(q), per_quantity));
+        let lines = rerun::SeriesLines::new().with_names(group.names(joints)).with_colors(colors);
+        rec.log_static(group.path, &lines).map_err(rr_err)?;
     }
     for (path, name) in entities::TRIAL_SERIES {
         // Markers, not lines: each trial is one outcome.
@@ -777,7 +796,9 @@ fn log_link_geometry(
 mod tests {
     use std::path::Path;
 
-    use super::{patient_arm_capsules, resolve_mesh, rows_to_send, series_every};
+    use super::{
+        ANGLE_GRID, SHARE_GRID, TORQUE_GRID, patient_arm_capsules, quantise, resolve_mesh, rows_to_send, series_every,
+    };
 
     #[test]
     fn the_patient_arm_hangs_down_from_shoulder_and_elbow_at_zero_with_the_palm_at_the_handle() {
@@ -855,5 +876,23 @@ mod tests {
         assert_eq!(series_every(0.001, 5000.0), 1, "above the loop's rate: every tick");
         assert_eq!(series_every(0.002, 250.0), 2);
         assert_eq!(series_every(0.001, 0.0), 1, "a rate the command line refuses is not a division by zero");
+    }
+
+    #[test]
+    fn values_on_the_binary_grids_are_within_half_a_step_and_have_four_zero_low_bytes() {
+        for (step, range) in [(TORQUE_GRID, 40.0), (ANGLE_GRID, 180.0), (SHARE_GRID, 1.0)] {
+            for k in 0..10_000 {
+                let value = range * ((k as f64 * 0.618_034).fract() * 2.0 - 1.0) + 1e-9 * k as f64;
+                let q = quantise(value, step);
+                assert!((q - value).abs() <= step / 2.0, "{value} -> {q} on a grid of {step}");
+                assert_eq!(q, quantise(q, step), "a value on the grid stays");
+                // What LZ4 shares: the low 4 bytes (little-endian) of a value on the grid are zero.
+                assert_eq!(q.to_bits() & 0xFFFF_FFFF, 0, "{value} -> {q}: {:016x}", q.to_bits());
+            }
+        }
+        assert!(quantise(f64::NAN, TORQUE_GRID).is_nan(), "a gap stays a gap");
+        assert_eq!(quantise(f64::INFINITY, TORQUE_GRID), f64::INFINITY);
+        // The grids are far below what a plot shows (and the encoder's 2.2e-4 deg).
+        assert!(TORQUE_GRID < 1e-4 && ANGLE_GRID < 2e-5 && SHARE_GRID < 2e-5);
     }
 }
