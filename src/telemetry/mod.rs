@@ -14,9 +14,10 @@
 //! In a paced session a slow writer (a viewer over the network) makes the analysis drop recording messages
 //! (counted), never samples of the analysis.
 //!
-//! Timeline: `sim_time` (simulated or wall time since start [s]), the only one on every row. Joint time series
-//! are logged at [`TelemetryConfig::telemetry_rate`] as one entity per quantity with one instance per joint, in
-//! columns of about a second each; every recording carries a blueprint (the viewer's layout) and its properties.
+//! Timeline: `sim_time` (simulated or wall time since start [s]), the only one on every row. The time series are
+//! logged at [`TelemetryConfig::telemetry_rate`] as one entity per plot group with its quantities (per joint) as
+//! instances ([`entities::SERIES_GROUPS`]), in columns of 5 s each (1 s with a live viewer); every recording
+//! carries a blueprint (the viewer's layout) and its properties.
 
 pub mod analysis;
 mod channel;
