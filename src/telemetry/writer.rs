@@ -200,11 +200,12 @@ pub(super) fn single_precision(value: f64) -> f64 {
     f64::from(value as f32)
 }
 
-/// Grid of the recorded joint angles [deg]: 2⁻¹⁶ deg ≈ 1.5·10⁻⁵ deg (0.27 µrad), ≈ 15× finer than a 2¹⁴-count
-/// encoder behind a 100:1 gear (2.2·10⁻⁴ deg) and ≈ 10⁻⁷ of a 100° range.
+/// Grid of the recorded joint angles [deg]: 2⁻¹⁶ deg ≈ 1.5·10⁻⁵ deg (0.27 µrad), ≈ 160× finer than the simulated
+/// 14-bit encoder behind its 9:1 gear (2.4·10⁻³ deg), ≈ 1500× finer than an MIT actuator's 16-bit position over
+/// ±12.5 rad (0.022 deg), ≈ 10⁻⁷ of a 100° range.
 pub(super) const ANGLE_GRID: f64 = 1.0 / 65_536.0;
-/// Grid of the recorded torques and assistance [Nm]: 2⁻¹⁴ Nm ≈ 6.1·10⁻⁵ Nm, ≈ 10⁻⁵ of a 10 Nm range and far
-/// below a joint torque sensor's resolution (≈ 10⁻² Nm) or a plot's pixel.
+/// Grid of the recorded torques and assistance [Nm]: 2⁻¹⁴ Nm ≈ 6.1·10⁻⁵ Nm, ≈ 6·10⁻⁶ of a 10 Nm range, ≈ 140×
+/// finer than an AK80-9's 12-bit MIT torque field (±18 Nm: 8.8·10⁻³ Nm) and far below a plot's pixel.
 pub(super) const TORQUE_GRID: f64 = 1.0 / 16_384.0;
 /// Grid of the recorded patient effort share [0-1]: 2⁻¹⁶ ≈ 1.5·10⁻⁵.
 pub(super) const SHARE_GRID: f64 = 1.0 / 65_536.0;
@@ -894,7 +895,7 @@ mod tests {
         }
         assert!(quantise(f64::NAN, TORQUE_GRID).is_nan(), "a gap stays a gap");
         assert_eq!(quantise(f64::INFINITY, TORQUE_GRID), f64::INFINITY);
-        // The grids are far below what a plot shows (and the encoder's 2.2e-4 deg).
+        // The grids are far below what a plot shows (and the simulated encoder's 2.4e-3 deg).
         assert!(TORQUE_GRID < 1e-4 && ANGLE_GRID < 2e-5 && SHARE_GRID < 2e-5);
     }
 }
