@@ -232,6 +232,12 @@ pub(super) fn rows_to_send(values: &[f64], per_row: usize) -> Vec<usize> {
     (0..rows).filter(|&r| r == 0 || r + 1 == rows || !same(r, r - 1) || !same(r, r + 1)).collect()
 }
 
+/// The first `keep` instances of every row of `values` (`per_row` instances per row): the torque rows without
+/// their last quantity (the true patient torque, which hardware does not have).
+pub(super) fn leading_instances(values: &[f64], per_row: usize, keep: usize) -> Vec<f64> {
+    values.chunks(per_row.max(1)).flat_map(|row| &row[..keep.min(row.len())]).copied().collect()
+}
+
 /// Every how many ticks of a loop with `period` [s] a time series at `rate` [Hz] takes a sample: the nearest
 /// whole number, at least 1 (every tick at or above the loop's rate; also for a rate that is not a positive
 /// finite number, which the command line refuses).
@@ -427,8 +433,7 @@ impl Writer {
             send(entities::TORQUE, &b.torque, torques)?;
         } else {
             let measured = torques - dof;
-            let without_true: Vec<f64> = b.torque.chunks(torques).flat_map(|row| &row[..measured]).copied().collect();
-            send(entities::TORQUE, &without_true, measured)?;
+            send(entities::TORQUE, &leading_instances(&b.torque, torques, measured), measured)?;
         }
         send(entities::STIFFNESS_GROUP, &b.stiffness, entities::STIFFNESS_GROUP.instances(dof))?;
         send(entities::EFFORT, &b.effort, entities::EFFORT.instances(dof))?;
@@ -799,7 +804,8 @@ mod tests {
     use std::path::Path;
 
     use super::{
-        ANGLE_GRID, SHARE_GRID, TORQUE_GRID, patient_arm_capsules, quantise, resolve_mesh, rows_to_send, series_every,
+        ANGLE_GRID, SHARE_GRID, TORQUE_GRID, leading_instances, patient_arm_capsules, quantise, resolve_mesh,
+        rows_to_send, series_every,
     };
 
     #[test]
@@ -897,5 +903,14 @@ mod tests {
         assert_eq!(quantise(f64::INFINITY, TORQUE_GRID), f64::INFINITY);
         // The grids are far below what a plot shows (and the simulated encoder's 2.4e-3 deg).
         assert!(TORQUE_GRID < 1e-4 && ANGLE_GRID < 2e-5 && SHARE_GRID < 2e-5);
+    }
+
+    #[test]
+    fn hardware_torque_rows_keep_the_commanded_and_estimated_torques_of_every_joint() {
+        // Two rows of 2 joints × (cmd, est, true): the true torque (NaN on hardware) is dropped from each row.
+        let nan = f64::NAN;
+        let rows = [1.0, 2.0, 3.0, 4.0, nan, nan, 5.0, 6.0, 7.0, 8.0, nan, nan];
+        assert_eq!(leading_instances(&rows, 6, 4), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert!(leading_instances(&[], 6, 4).is_empty());
     }
 }
