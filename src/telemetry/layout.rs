@@ -191,3 +191,43 @@ pub fn blueprint(joints: &[String]) -> Blueprint {
     Blueprint::new(Horizontal::new([left.into(), joints_grid.into()]).with_column_shares([1.0, 2.0]))
         .with_time_panel(TimePanel::new().with_timeline(entities::SIM_TIME))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{JOINT_PANELS, time_series_panels};
+    use crate::telemetry::entities;
+
+    #[test]
+    fn each_joint_panel_shows_its_joints_instances_of_its_quantities_and_the_session_panel_all_of_effort() {
+        let joints: Vec<String> = ["a", "b", "c", "d"].iter().map(|j| (*j).to_owned()).collect();
+        let panels = time_series_panels(&joints);
+        assert_eq!(panels.len(), JOINT_PANELS.len() * 4 + 2);
+        // Joint c (index 2), torque panel: cmd, est, true of joint c in the 12 instances of `joints/torque`.
+        let torque = &panels[2 * JOINT_PANELS.len() + 1];
+        assert_eq!(torque.title, "c: torque [Nm]");
+        assert_eq!((torque.series[0].path.as_str(), &torque.series[0].shown[..]), ("joints/torque", &[2, 6, 10][..]));
+        assert_eq!(torque.series[0].of, 12);
+        // Its stiffness panel: joint c's stiffness and the assistance (instance 0 of `session/effort`).
+        let stiffness = &panels[2 * JOINT_PANELS.len() + 2];
+        assert_eq!(stiffness.series[0].shown, vec![2]);
+        assert_eq!((stiffness.series[1].path.as_str(), &stiffness.series[1].shown[..]), ("session/effort", &[0][..]));
+        // Every shown instance's name is that joint's (or a session quantity's).
+        for (j, joint) in joints.iter().enumerate() {
+            for panel in &panels[j * JOINT_PANELS.len()..(j + 1) * JOINT_PANELS.len()] {
+                for s in &panel.series {
+                    let group = entities::SERIES_GROUPS.iter().find(|g| g.path == s.path).unwrap();
+                    let names = group.names(&joints);
+                    for &k in &s.shown {
+                        assert!(!group.per_joint || names[k].starts_with(&format!("{joint} ")), "{}", panel.title);
+                    }
+                }
+            }
+        }
+        let session = &panels[JOINT_PANELS.len() * 4];
+        assert_eq!(session.series[0].shown, vec![0, 1]);
+        assert_eq!(entities::EFFORT.names(&joints), vec!["assistance [Nm]", "patient effort share [0-1]"]);
+        assert_eq!(entities::TORQUE.instance(entities::TAU_PATIENT_TRUE, Some(3), 4), Some(11));
+        assert_eq!(entities::TORQUE.instance(entities::Q, Some(0), 4), None, "not a torque");
+        assert_eq!(entities::POSITION.instance(entities::Q, Some(4), 4), None, "no fifth joint");
+    }
+}
