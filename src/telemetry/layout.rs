@@ -62,9 +62,12 @@ pub fn block_marker_name(block: usize, name: &str) -> String {
     format!("block {block}: {name}")
 }
 
+/// What a panel shows of one entity: the group and the quantities of it.
+pub type PanelGroup = (SeriesGroup, &'static [&'static str]);
+
 /// The panels of one joint: each shows, of each listed entity, the joint's instances of the listed quantities
 /// (the session group's quantities have one instance for all joints).
-pub const JOINT_PANELS: [(&str, &[(SeriesGroup, &[&str])]); 3] = [
+pub const JOINT_PANELS: [(&str, &[PanelGroup]); 3] = [
     ("position [deg]", &[(entities::POSITION, &[entities::Q, entities::Q_REF])]),
     ("torque [Nm]", &[(entities::TORQUE, &[entities::TAU_CMD, entities::TAU_PATIENT_EST, entities::TAU_PATIENT_TRUE])]),
     (
