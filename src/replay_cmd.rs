@@ -109,6 +109,8 @@ pub struct EntityStats {
     pub is_static: bool,
     /// Scalar values of a time series, over all rows (rows × instances per row).
     pub scalars: usize,
+    /// Rows of its temporal chunks (the static style excluded).
+    pub temporal_rows: usize,
     /// First and last session time of its rows (the `sim_time` timeline) [s]; `None`: static or other timelines.
     pub time_range: Option<(f64, f64)>,
     /// Bytes of its chunks as the file stores them (encoded and compressed as Rerun writes them).
@@ -184,10 +186,21 @@ impl RrdSummary {
             0 => "no blueprint (the viewer invents a layout)\n".to_owned(),
             n => format!("blueprint: {n} views{}\n", if self.blueprint_activated { "" } else { " (not activated)" }),
         });
-        s.push_str(&format!("{:<45} {:>7} {:>9} {:>9}\n", "entity", "chunks", "rows", "MB"));
+        s.push_str(&format!("{:<45} {:>7} {:>9} {:>9} {:>8}\n", "entity", "chunks", "rows", "MB", "per row"));
         for (path, e) in &self.entities {
             let kind = if e.is_static { "  (static)" } else { "" };
-            s.push_str(&format!("{path:<45} {:>7} {:>9} {:>9.2}{kind}\n", e.chunks, e.rows, e.bytes as f64 / 1e6));
+            // A time series' scalars per row (a grouped entity holds several quantities and joints per row).
+            let per_row = match (e.scalars, e.temporal_rows) {
+                (0, _) | (_, 0) => String::new(),
+                (n, rows) if n % rows == 0 => format!("{}", n / rows),
+                (n, rows) => format!("{:.1}", n as f64 / rows as f64),
+            };
+            s.push_str(&format!(
+                "{path:<45} {:>7} {:>9} {:>9.2} {per_row:>8}{kind}\n",
+                e.chunks,
+                e.rows,
+                e.bytes as f64 / 1e6
+            ));
         }
         if let Some(n) = self.trials {
             s.push_str(&format!("trials recorded: {n}\n"));
@@ -314,6 +327,9 @@ pub fn read_rrd(path: &Path) -> Result<RrdSummary, AppError> {
                     summary.entities.entry(entity).or_insert(EntityStats { is_static: true, ..EntityStats::default() });
                 entry.chunks += 1;
                 entry.rows += chunk.num_rows();
+                if !chunk.is_static() {
+                    entry.temporal_rows += chunk.num_rows();
+                }
                 entry.is_static &= chunk.is_static();
                 entry.scalars += chunk.raw_component_array(scalars).map_or(0, |values| values.len());
                 entry.bytes += bytes;

@@ -329,6 +329,17 @@ fn a_full_rate_recording_holds_three_rows_per_tick_and_every_series_the_blueprin
             }
         }
     }
+    // `plexo replay` lists the grouped entities with their scalars per row (the last column).
+    let out = plexo(&["replay", rrd.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let per_row = |path: &str| {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("/{path} "))).unwrap_or_else(|| panic!("{stdout}"));
+        line.split_whitespace().last().unwrap_or_default().to_owned()
+    };
+    assert_eq!(per_row(entities::TORQUE.path), "12", "{stdout}");
+    assert_eq!(per_row(entities::POSITION.path), "8", "{stdout}");
+    assert_eq!(per_row(entities::EFFORT.path), "2", "{stdout}");
     let torque_panel = &summary.blueprint[&layout::joint_panel_title("elbow_flexion", "torque [Nm]")];
     let visible = &torque_panel.visible_series[&format!("/{}", entities::TORQUE.path)];
     assert_eq!(visible.iter().filter(|v| **v).count(), 3, "three torques of one joint: {visible:?}");
