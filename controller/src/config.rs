@@ -91,15 +91,16 @@ pub struct ShapingConfig {
 pub struct GravityConfig {
     /// Default share of the patient's arm weight the robot carries [-], 0..=1 (a block may override it).
     pub arm_support: f64,
-    /// Rate at which the weight support rises to a higher setting [1/s] (2 = a full change in 0.5 s).
+    /// Rate at which the weight support follows a change of the setting [1/s] (2 = a full change in 0.5 s).
     pub support_rate: f64,
-    /// Rate at which the weight support is withdrawn to a lower setting [1/s], 0.01..=1000 (default 0.1: from
-    /// full support to 30 % in 7 s, over the first trials of a block). Slower than `support_rate` on purpose:
-    /// a patient who has relaxed into a support takes over the load it loses over seconds (the virtual patient
-    /// consolidates a load change with a 2 s time constant), and a support withdrawn within 0.35 s let a forearm
-    /// fall to the supervisor's velocity stop under the force-free tunnel law (EFFICACY.md, "Safety stops").
-    #[serde(default = "default_support_withdraw_rate")]
-    pub support_withdraw_rate: f64,
+    /// Largest withdrawal of the movement's weight support from one trial to the next [-], 0.01..=1 (default
+    /// 0.25: from the warm-up's 100 % to a block's 30 % over three trials; added support acts at once). Why: a
+    /// patient who moved with full support (a passive warm-up) expects it, and takes over the load it loses over
+    /// several movements (the virtual patient learns its expected support from movement experience); withdrawn
+    /// in the first trial of the block, a forearm fell to the supervisor's velocity stop under the force-free
+    /// tunnel law (EFFICACY.md, "Safety stops").
+    #[serde(default = "default_support_withdraw_step")]
+    pub support_withdraw_step: f64,
     /// Patient body height for the anthropometric arm model [m] (overridden by the patient profile).
     pub patient_height: f64,
     /// Patient body mass for the anthropometric arm model [kg] (overridden by the patient profile).
@@ -235,8 +236,8 @@ pub struct AanConfig {
 }
 
 /// Arm-weight support as needed: in an assisted block with the progression rule the share α of the arm's weight
-/// the robot carries adapts once per trial, α ← clamp(f·α + g·(δα − δ₀), min, max), where δα is the share of the
-/// arm's weight the assist-as-needed law itself carried during the trial — the least-squares fit of the law's
+/// the robot carries adapts once per trial, α ← clamp(f·α + g·(δα − δ₀), max(min, α_block), max), where δα is the
+/// share of the arm's weight the assist-as-needed law itself carried during the trial — the least-squares fit of the law's
 /// torque on the arm's gravity torque, δα = Σ τ_assist·g_arm / Σ g_arm·g_arm over the trial's ticks — and δ₀
 /// (`tolerated_share`) the share the law may carry as part of its job. A patient who cannot hold its arm sags, the
 /// law holds it up (δα > δ₀) and the support rises, so the patient's own torque is free for the movement; a
@@ -245,7 +246,12 @@ pub struct AanConfig {
 /// δα = δ₀ + (1 − f)·α/g of the arm's weight. Why δ₀: every patient sags a little under an impedance (feedback
 /// delay) and learns to expect the support it feels (people do not push against a support), so without it the
 /// support crept up for a strong patient too (measured: a strong constructed profile, law share 0.005–0.07 per
-/// trial, support 0.3 → 0.78 over 32 trials). Why: arm-weight support reduces the flexor
+/// trial, support 0.3 → 0.78 over 32 trials). Why the block's `arm_support` (α_block) is the floor: the
+/// prescription is the therapist's; the rule adds support a patient needs and takes back what it added. Allowed
+/// below it (measured over 10-session courses), the mild and moderate patients' support fell to 0.03–0.12 and
+/// their effort share rose (68 → 78 %), but a patient whose capacity then dropped to 20 % recovered 80 % success
+/// only after 20+ trials (`progression_closed_loop::moderate_patient_recovers_after_a_sudden_capacity_drop`).
+/// Why support at all: arm-weight support reduces the flexor
 /// synergy and enlarges the reachable workspace after stroke (Sukal, Ellis & Dewald 2007, Exp Brain Res 183;
 /// Ellis, Sukal-Moulton & Dewald 2009, Neurorehabil Neural Repair 23(8)), and withdrawing it as the patient
 /// recovers is progressive loading (Ellis et al. 2009 trained with progressively reduced support). The rule's form
@@ -275,8 +281,8 @@ impl Default for SupportAdaptationConfig {
     }
 }
 
-fn default_support_withdraw_rate() -> f64 {
-    0.1
+fn default_support_withdraw_step() -> f64 {
+    0.25
 }
 
 /// K_{i+1} = f·K_i + g·max(|e_i| − deadband, 0), per joint, bounded to [k_min, k_max].
@@ -495,7 +501,7 @@ impl ControllerConfig {
         let g = &self.gravity;
         check_range(f, "gravity.arm_support", g.arm_support, 0.0, 1.0)?;
         check_range(f, "gravity.support_rate", g.support_rate, 0.1, 1000.0)?;
-        check_range(f, "gravity.support_withdraw_rate", g.support_withdraw_rate, 0.01, 1000.0)?;
+        check_range(f, "gravity.support_withdraw_step", g.support_withdraw_step, 0.01, 1.0)?;
         check_range(f, "gravity.patient_height", g.patient_height, 1.0, 2.5)?;
         check_range(f, "gravity.patient_mass", g.patient_mass, 20.0, 250.0)?;
         let o = &self.observer;

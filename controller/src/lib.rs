@@ -57,4 +57,4 @@ pub use safety::{
 };
 pub use session::{PreparedBlock, Session, SessionEvent, TrialPlan};
 pub use tasks::{MinimumJerk, TaskReference, minimum_jerk_phase_of, minimum_jerk_profile};
-pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord, rest_hold};
+pub use therapy::{REST_HOLD, Therapy, TherapyEvent, TrialRecord};

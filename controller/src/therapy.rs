@@ -57,20 +57,9 @@ pub enum TherapyEvent {
     SessionEnded,
 }
 
-/// The controller settings during rests: passive hold of the posture at the end of the trial. Its `arm_support`
-/// here is the controller's initial full support; in a session the rest keeps the support of the trial before it
-/// ([`rest_hold`]).
+/// The controller settings during rests: passive hold of the posture at the end of the trial, full arm support.
 pub const REST_HOLD: ModeSettings =
     ModeSettings { mode: Mode::Passive, law: AanLaw::Fixed, space: Space::Joint, arm_support: 1.0, error_gain: None };
-
-/// The rest hold ([`REST_HOLD`]: a stiff passive hold of the posture) with the weight support `arm_support` [-]
-/// of the trial before it. Rests do not change the support: the hold's 300 Nm/rad carries whatever the support
-/// does not, and a support that went to 100 % in every rest and back to the block's setting at every trial start
-/// handed the patient the load at the start of each movement (the first trial of a block after the warm-up fell
-/// to the velocity stop under the tunnel law: EFFICACY.md, "Safety stops").
-pub fn rest_hold(arm_support: f64) -> ModeSettings {
-    ModeSettings { arm_support, ..REST_HOLD }
-}
 
 /// A session and its controller: one call per tick gives the command for the supervisor. The block's mode acts
 /// during each trial's movement; during rests the arm is held ([`REST_HOLD`]).
@@ -79,12 +68,16 @@ pub struct Therapy {
     session: Session,
     controller: Controller,
     performance: BlockPerformance,
+    /// Weight support of the last trial's movement [-]: the next trial's support is withdrawn from it by at most
+    /// `gravity.support_withdraw_step`.
+    movement_support: f64,
 }
 
 impl Therapy {
     /// Couples a prepared session with a controller.
     pub fn new(session: Session, controller: Controller) -> Self {
-        Self { session, controller, performance: BlockPerformance::default() }
+        let movement_support = controller.config().gravity.arm_support;
+        Self { session, controller, performance: BlockPerformance::default(), movement_support }
     }
 
     /// The controller (for `report()` to the supervisor, telemetry and the adaptation state).
@@ -168,13 +161,22 @@ impl Therapy {
                 // was prepared (`Session::new`), so the switch cannot fail. An assisted block with the progression
                 // rule adapts the arm-weight support (`aan.support`): its trials run with the adapted support
                 // (in 0..=1 by its bounds), from the block's own setting before the first adaptation.
+                // Adapted support (`aan.support`) adds to the block's prescription, never below it. The support is
+                // withdrawn by at most `gravity.support_withdraw_step` per trial (a block start after a block with
+                // more support hands the load over in steps); it adapts only on a trial run at its setting.
                 let mut settings = self.session.blocks()[block].settings();
+                let prescribed = settings.arm_support;
                 let adaptive = self.progression_applies(block) && self.controller.config().aan.support.adaptive;
                 if adaptive {
-                    settings.arm_support = self.controller.adaptation().arm_support.unwrap_or(settings.arm_support);
+                    settings.arm_support = self.controller.adaptation().arm_support.unwrap_or(0.0).max(prescribed);
                 }
+                let target = settings.arm_support;
+                let step = self.controller.config().gravity.support_withdraw_step;
+                settings.arm_support = target.max(self.movement_support - step);
+                self.movement_support = settings.arm_support;
                 self.controller.set_validated_mode(settings);
-                self.controller.set_support_adaptation(adaptive);
+                let at_setting = settings.arm_support == target;
+                self.controller.set_support_adaptation((adaptive && at_setting).then_some(prescribed));
                 // The protocol validated the tolerance (0.005..=0.5 rad) when the session was prepared.
                 self.controller.set_validated_trial_tolerance(self.session.blocks()[block].spec.tolerance);
                 // The rest before the trial must neither adapt a law nor enter the trial's metrics.
@@ -195,12 +197,11 @@ impl Therapy {
             }
             _ => {}
         }
-        let rest = rest_hold(self.controller.mode().arm_support);
-        if !self.session.is_moving() && self.controller.mode() != rest {
-            // Rests, block breaks and the session end: hold the arm where it is (a patient who relaxes after a
-            // trial must not drop the arm: seen in closed loop in transparent mode), with the support of the
-            // trial before (see `rest_hold`).
-            self.controller.set_validated_mode(rest);
+        if !self.session.is_moving() && self.controller.mode() != REST_HOLD {
+            // Rests, block breaks and the session end: hold the arm where it is with full weight support — a
+            // patient who relaxes after a trial must not drop the arm (seen in closed loop in transparent mode).
+            // The controller slews the weight support, so the change is smooth.
+            self.controller.set_validated_mode(REST_HOLD);
         }
         let command = self.controller.update(state, &reference, t);
         match event {

@@ -3,7 +3,7 @@
 
 use plexo_controller::{
     AanLaw, BlockSpec, ControllerConfig, ControllerError, EmkenError, Mode, Protocol, REST_HOLD, Session, SessionEvent,
-    Therapy, TherapyEvent, aan, rest_hold,
+    Therapy, TherapyEvent, aan,
 };
 use plexo_hal::{JointArray, JointState};
 use plexo_testkit::rig::{elbow_block as block, elbow_protocol as protocol, scripted_therapy, urdf_rom};
@@ -145,8 +145,6 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
     let mut k_last = k_before_trial;
     let mut trials_before = therapy.controller().adaptation().trials;
     let (mut moving_ticks, mut ended, mut adapted) = (0u64, 0, 0);
-    // Before the first trial the controller holds with its initial (full) support.
-    let mut trial_support = REST_HOLD.arm_support;
     while ended < 6 {
         t += DT;
         state.stamp = std::time::Duration::from_secs_f64(t);
@@ -158,7 +156,6 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
                 assert_eq!(therapy.controller().adaptation().trials, trials_before);
                 k_before_trial = k_now;
                 moving_ticks = 1;
-                trial_support = therapy.controller().mode().arm_support;
             }
             TherapyEvent::TrialEnded(record) => {
                 ended += 1;
@@ -184,8 +181,7 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
                     moving_ticks += 1;
                 } else {
                     assert_eq!(k_now, k_last, "rests adapt nothing");
-                    // The rest holds the posture with the support of the trial before it.
-                    assert_eq!(therapy.controller().mode(), rest_hold(trial_support));
+                    assert_eq!(therapy.controller().mode(), REST_HOLD);
                 }
             }
         }
@@ -321,4 +317,57 @@ fn a_home_by_joint_name_serves_robots_with_more_joints_and_the_joints_it_leaves_
     assert!(Session::new(&listed, &arm4, &urdf_rom(&arm4)).is_ok());
     let err = Session::new(&listed, &model, &urdf_rom(&model)).unwrap_err().to_string();
     assert!(err.contains("need 6 values") && err.contains("wrist_flexion"), "{err}");
+}
+
+/// A block start after a block with more weight support hands the load over in steps: each trial's support is
+/// withdrawn by at most `gravity.support_withdraw_step` from the trial before (added support acts at once), and the
+/// arm-weight support adapts (`aan.support`) only on trials run at the support it set. Regression (EFFICACY.md,
+/// safety stops): the first tunnel-law trial after the full-support warm-up lost 70 % of the support in 0.35 s and
+/// the forearm fell to the velocity stop.
+#[test]
+fn weight_support_is_withdrawn_in_steps_at_a_block_start_and_adapts_only_at_its_setting() {
+    let full = block(Mode::Passive, AanLaw::Fixed, 1);
+    let assisted = BlockSpec { arm_support: 0.3, ..block(Mode::ActiveAssisted, AanLaw::Emken, 3) };
+    let back = block(Mode::Passive, AanLaw::Fixed, 1);
+    let mut therapy =
+        scripted_therapy(&protocol(vec![full, assisted, back]), &ControllerConfig::default_config().unwrap());
+    let step = therapy.controller().config().gravity.support_withdraw_step;
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut state = state_at(&home, 0.0);
+    therapy.start(&state);
+    let mut t = 0.0;
+    let mut supports: Vec<(usize, f64, Option<f64>)> = Vec::new();
+    loop {
+        t += DT;
+        state.stamp = std::time::Duration::from_secs_f64(t);
+        let (_, event) = therapy.update(&state, t);
+        match event {
+            TherapyEvent::TrialStarted { block, .. } => {
+                supports.push((block, therapy.controller().mode().arm_support, None));
+            }
+            TherapyEvent::TrialEnded(_) => {
+                supports.last_mut().unwrap().2 = therapy.controller().adaptation().arm_support;
+            }
+            TherapyEvent::SessionEnded => break,
+            _ => {}
+        }
+        // The arm follows the reference closely (a strong patient).
+        let target = therapy.controller().reference().position;
+        for j in 0..4 {
+            state.position[j] += 0.2 * (target[j] - state.position[j]);
+        }
+        assert!(t < 300.0, "the session ends");
+    }
+    let assisted: Vec<_> = supports.iter().filter(|s| s.0 == 1).collect();
+    let expected = [1.0 - step, 1.0 - 2.0 * step, 0.3];
+    for (k, want) in expected.iter().enumerate() {
+        assert!((assisted[k].1 - want).abs() < 1e-12, "trial {k}: support {} vs {want}", assisted[k].1);
+    }
+    assert!(assisted[..2].iter().all(|s| s.2.is_none()), "no adaptation while still withdrawing: {assisted:?}");
+    assert!(assisted[2].2.is_some(), "the first trial at the setting adapts: {assisted:?}");
+    for pair in assisted.windows(2) {
+        assert!(pair[0].1 - pair[1].1 <= step + 1e-12, "withdrawn by more than a step: {pair:?}");
+    }
+    let last_block: Vec<_> = supports.iter().filter(|s| s.0 == 2).collect();
+    assert_eq!(last_block[0].1, 1.0, "added support acts at once");
 }

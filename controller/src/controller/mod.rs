@@ -101,9 +101,10 @@ pub struct Controller {
     switch_offset: JointArray<f64>,
     /// Time left of the bumpless transfer [s].
     switch_left: f64,
-    /// The arm-weight support of the running trial adapts at its end ([`crate::SupportAdaptationConfig`]); set by
+    /// The arm-weight support of the running trial adapts at its end, never below this floor [-] (the block's
+    /// prescribed support; [`crate::SupportAdaptationConfig`]); `None` = it does not adapt. Set by
     /// [`crate::Therapy`] at each trial start.
-    support_adaptive: bool,
+    support_floor: Option<f64>,
 }
 
 /// A per-joint configuration array as a fixed-size runtime copy. `validate` has already checked the length
@@ -224,7 +225,7 @@ impl Controller {
             last_settings: settings,
             switch_offset: JointArray::splat(dof, 0.0),
             switch_left: 0.0,
-            support_adaptive: false,
+            support_floor: None,
             config: config.clone(),
         })
     }
@@ -306,11 +307,11 @@ impl Controller {
         self.support
     }
 
-    /// Whether the running trial's arm-weight support adapts at the trial end ([`crate::SupportAdaptationConfig`];
-    /// [`crate::Therapy`] sets it at every trial start for the assisted blocks with the progression rule).
-    /// Real-time safe.
-    pub(crate) fn set_support_adaptation(&mut self, adaptive: bool) {
-        self.support_adaptive = adaptive;
+    /// Whether the running trial's arm-weight support adapts at the trial end, and its floor `floor` [-] (the
+    /// block's prescribed support; [`crate::SupportAdaptationConfig`]); [`crate::Therapy`] sets it at every trial
+    /// start for the assisted blocks with the progression rule. Real-time safe.
+    pub(crate) fn set_support_adaptation(&mut self, floor: Option<f64>) {
+        self.support_floor = floor;
     }
 
     /// The adaptation state (serialize it to resume in the next session).
@@ -463,11 +464,9 @@ impl Controller {
         self.report.interaction_torque = *self.observer.estimate();
 
         // --- gravity compensation + arm-weight support
-        // Weight support slews towards the block's setting (no torque step when the mode changes); it is
-        // withdrawn more slowly than it is added (see `gravity.support_withdraw_rate`).
-        let g = &self.config.gravity;
-        let (up, down) = (g.support_rate * dt, g.support_withdraw_rate * dt);
-        self.support += (self.settings.arm_support - self.support).clamp(-down, up);
+        // Weight support slews towards the block's setting (no torque step when the mode changes).
+        let max_step = self.config.gravity.support_rate * dt;
+        self.support += (self.settings.arm_support - self.support).clamp(-max_step, max_step);
         self.set_hold_torque(&g_coupled, &g_arm);
 
         // --- mode torque; passive mode damps the filtered velocity (the observer above used the raw one)

@@ -59,16 +59,7 @@ pub(super) struct TrialAccumulator {
     law_dot_gravity: f64,
     /// Σ g_arm·g_arm over the assisted ticks [Nm²].
     gravity_dot_gravity: f64,
-    /// Largest distance of the support in force from its setting over the trial [-] (still slewing).
-    support_lag: f64,
 }
-
-/// A trial whose support was more than this [-] from its setting at any tick (still slewing to a new setting) says
-/// nothing about the setting: the support does not adapt on it. Why: at a block start the support is withdrawn over
-/// the first trials (`gravity.support_withdraw_rate`) while the patient still expects the old one; the law then
-/// carries the difference, and adapting on it raised the support of a strong patient (measured: 0.3 → 0.54 over
-/// the first 4 trials of a block after the full-support warm-up).
-const MAX_SUPPORT_LAG: f64 = 0.02;
 
 /// Below this Σ g_arm·g_arm over a trial [Nm²] the arm's weight loads the joints too little to tell how much of it
 /// the law carried (an arm hanging straight down): the support does not adapt.
@@ -114,7 +105,6 @@ impl Controller {
             }
         }
         self.trial.support_sum += self.support;
-        self.trial.support_lag = self.trial.support_lag.max((self.support - self.settings.arm_support).abs());
         self.trial.assist2 += assist2;
         self.trial.effort2 += effort2;
         self.trial.ticks += 1;
@@ -179,13 +169,11 @@ impl Controller {
             self.adaptation.trials += 1;
         }
         let law_share = aan::law_weight_share(self.trial.law_dot_gravity, self.trial.gravity_dot_gravity, MIN_GRAVITY2);
-        if self.support_adaptive
-            && self.trial.support_lag <= MAX_SUPPORT_LAG
-            && let Some(share) = law_share
-        {
-            // From the support in force in the trial (the setting; the slew only delays it).
+        if let (Some(floor), Some(share)) = (self.support_floor, law_share) {
+            // From the support in force in the trial (the setting; the slew only delays it), never below the
+            // block's prescription.
             let adapted = aan::support_update(self.settings.arm_support, share, &self.config.aan.support);
-            self.adaptation.arm_support = Some(adapted);
+            self.adaptation.arm_support = Some(adapted.max(floor));
         }
         let metrics = TrialMetrics {
             rms_error,
