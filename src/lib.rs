@@ -11,6 +11,7 @@
 #![allow(non_snake_case)]
 
 mod analyze_cmd;
+pub mod assessment;
 mod can_log;
 mod check_cmd;
 pub mod cli;

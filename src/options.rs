@@ -77,6 +77,20 @@ pub struct OutputArgs {
     /// The patient store (SQLite) of `--patient-id`.
     #[arg(long, value_name = "FILE", default_value = crate::store::DEFAULT_DB)]
     pub db: PathBuf,
+    /// Run a range-of-motion assessment instead of a therapy protocol (`--patient-id` only): the embedded
+    /// `rom-assessment`, or an assessment FILE (assets/protocols/rom-assessment.toml). The supervisor's walls
+    /// open by the file's `widen` (at most 15 degrees) beyond the stored range, within the robot's limits, with
+    /// velocity and torque limits below therapy's; after a completed run the measured ranges become the
+    /// patient's stored range of motion (with its history). A stopped or aborted run stores nothing.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = crate::assessment::DEFAULT_ASSESSMENT,
+        requires = "patient_id",
+        conflicts_with = "protocol"
+    )]
+    pub assess_rom: Option<String>,
     /// The operator's notes on this session, stored with it (`--patient-id` only; never a name).
     #[arg(long, value_name = "TEXT", requires = "patient_id")]
     pub notes: Option<String>,

@@ -22,6 +22,8 @@ pub struct Outputs<'a> {
     /// A hardware session: its state is saved even without a recording (a patient's therapy progress must not be
     /// lost because no recording was asked for).
     pub hardware: bool,
+    /// A range-of-motion assessment: measured once the analysis has finished, reported in the summary.
+    pub assessment: Option<&'a mut crate::assessment::AssessmentRun>,
 }
 
 /// Stops the telemetry (its analysis yields the block table), prints the end-of-session report (block table,
@@ -45,6 +47,8 @@ pub fn finish_session(
         tracing::error!("the recording was not completed: {e}");
     }
     let dropped = telemetry_report.dropped;
+    // Every trial has been analysed: the assessment's measurement (and whether it may be stored).
+    let assessment = outputs.assessment.map(|a| a.finish(&report.end));
     let t = &report.timing;
     println!(
         "session {session}: {} after {:.1} s of session time ({:.1} s wall)",
@@ -131,7 +135,7 @@ pub fn finish_session(
         }
     };
     {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "session": session,
             "end": report.end.to_string(),
             "session_time_s": report.session_time,
@@ -160,6 +164,9 @@ pub fn finish_session(
                 })).collect::<Vec<_>>(),
             },
         });
+        if let Some(a) = assessment {
+            json["assessment"] = a;
+        }
         let text = serde_json::to_string_pretty(&json).expect("a JSON value always serializes");
         crate::files::write_atomically(&json_path, text.as_bytes())?;
         println!("summary saved to {}", json_path.display());

@@ -114,6 +114,8 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
     ]);
     inputs.push(("--hardware", &args.hardware));
     inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    let assess_input = args.output.assess_rom.clone().unwrap_or_default();
+    inputs.extend(file_inputs(&[("--assess-rom", &assess_input)]));
     if calibration.exists() {
         inputs.push(("the calibration of --hardware", &calibration));
     }
@@ -134,6 +136,7 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
         None => None,
     };
     let checked = check_cmd::check_with_patient(&check_args, Some(hw.clone()), patient)?;
+    let stored_patient = stored.as_ref().map(|(store, p)| (store.path().to_path_buf(), p.clone()));
     let store = std::cell::Cell::new(stored.map(|(store, _)| store));
     println!("{}", check_cmd::render(&checked));
     // 2. Confirmation.
@@ -174,7 +177,16 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             let mut plant_config = PlantConfig { initial_position: Some(initial), ..PlantConfig::default() };
             plant_config.period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
             if !args.home {
-                plant_config = plant_config.with_patient(setup::virtual_patient(&checked.patient)?.value);
+                let mut body = setup::virtual_patient(&checked.patient)?.value;
+                // A stored virtual patient's tissue keeps its own passive range (the stored range is the
+                // clinic's measurement: the walls and the targets).
+                if let Some((db, p)) = &stored_patient
+                    && let Some(mut own) = crate::store::binding::physiology(p, db)?
+                {
+                    own.seed = body.seed;
+                    body = own;
+                }
+                plant_config = plant_config.with_patient(body);
             }
             // The log is kept outside the robot, so that a failed start-up's traffic is committed too.
             let mut log = None;
@@ -270,7 +282,25 @@ fn run_on<P: PatientHooks>(
     }
     hardware::check_positions(hw, &state)?;
 
-    // 5. The session.
+    // 5. The session (`--assess-rom`: the assessment's protocol, walls and limits instead of `--protocol`'s).
+    let mut checked = checked;
+    let mut assessment = None;
+    if let Some(spec) = args.output.assess_rom.as_deref() {
+        let model = &checked.robot.value.0;
+        let spec = crate::assessment::load(spec)?;
+        let (protocol, parts, run) = crate::assessment::prepare(
+            model,
+            &checked.controller,
+            &spec,
+            &setup::patient_arm(&checked.patient)?,
+            &setup::patient_rom(model, &checked.patient)?,
+            &setup::patient_limits(model, &checked.patient),
+            &checked.joints,
+        )?;
+        checked.protocol = protocol;
+        checked.parts = parts;
+        assessment = Some(run);
+    }
     let model = &checked.robot.value.0;
     let session = setup::session_name(&checked.protocol.value.name, args.output.patient_id(&checked.patient.value));
     let period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
@@ -312,6 +342,7 @@ fn run_on<P: PatientHooks>(
             }),
             _ => None,
         },
+        assessment,
     };
     session::run(setup, robot)
 }

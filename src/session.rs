@@ -13,7 +13,8 @@ use crate::report::{Outputs, finish_session};
 use crate::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
 use crate::session_state::{SessionState, apply_state, resume_session, session_state};
 use crate::setup::SessionParts;
-use crate::store::NewSession;
+use crate::assessment::AssessmentRun;
+use crate::store::{NewSession, Store};
 use crate::store::binding::StoreBinding;
 use crate::store::recorder::Recorder;
 use crate::summary::mode_label;
@@ -44,6 +45,9 @@ pub struct SessionSetup<'a> {
     pub info: RecordingInfo,
     /// The patient store this session records itself in (`--patient-id`), if any.
     pub store: Option<StoreBinding>,
+    /// A range-of-motion assessment (`--assess-rom`): measured from the finished trials, stored in the
+    /// patient's spec after a completed run.
+    pub assessment: Option<AssessmentRun>,
 }
 
 /// Runs one session on `plant` and reports it; the result is the session end's (`Ok` for an orderly end). Not
@@ -61,7 +65,9 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
         hardware,
         info,
         store,
+        mut assessment,
     } = setup;
+    let patient_id = store.as_ref().map(|b| b.patient_id.clone());
     // `--resume` (or the stored patient's last state) is read and applied before any output is created: a bad
     // state leaves the files alone.
     let resumed = match (&output.resume, &store) {
@@ -76,11 +82,28 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
     };
     let period = loop_config.period.as_secs_f64();
     let sink = recorder.as_ref().map(|(r, _)| r.sink());
+    // An assessment keeps each finished trial's held extremes and forwards the trial to the store's writer.
+    // (The writer's sender moves into the collector: a sender left here would keep the writer waiting.)
+    let sink = match assessment.as_mut() {
+        Some(a) => match a.tee(sink) {
+            Ok(tee) => Some(tee),
+            Err(e) => {
+                if let Some(recorder) = recorder {
+                    finish_recording(recorder, &format!("failed before the start: {e}"), None);
+                }
+                return Err(e);
+            }
+        },
+        None => sink,
+    };
     let telemetry =
         match start_telemetry(output, name, info, model, urdf, &parts, default_save, period, loop_config.paced, sink) {
             Ok(telemetry) => telemetry,
             Err(e) => {
                 // No torque was ever on: the stored session says why it did not run.
+                if let Some(a) = assessment.as_mut() {
+                    a.collect();
+                }
                 if let Some(recorder) = recorder {
                     finish_recording(recorder, &format!("failed before the start: {e}"), None);
                 }
@@ -103,6 +126,9 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
         Ok(report) => report,
         Err(e) => {
             drop(telemetry);
+            if let Some(a) = assessment.as_mut() {
+                a.collect();
+            }
             if let Some(recorder) = recorder {
                 finish_recording(recorder, &format!("failed: {e}"), None);
             }
@@ -119,11 +145,18 @@ pub fn run<P: PatientHooks>(setup: SessionSetup<'_>, mut plant: P) -> Result<(),
         }
     };
     let end = report.end.to_string();
-    let outputs = Outputs { args: output, state, hardware };
+    let outputs = Outputs { args: output, state, hardware, assessment: assessment.as_mut() };
     let result = finish_session(name, report, telemetry, wall.elapsed(), realtime, loop_config.paced, outputs);
     // After the session's files: a store failure is reported, never costs them.
-    if let Some(recorder) = recorder {
-        finish_recording(recorder, &end, state_toml.as_deref());
+    let store = recorder.and_then(|recorder| finish_recording(recorder, &end, state_toml.as_deref()));
+    // The assessment's measurement becomes the patient's range only after the session's end is recorded, and
+    // only for a completed run (`AssessmentRun::finish` decided).
+    if let (Some(a), Some(mut store), Some(id)) = (assessment, store, patient_id) {
+        let stored = a.store(&mut store, &id, name);
+        if let Err(e) = &stored {
+            eprintln!("error: the assessment's ranges were not stored: {e}");
+        }
+        return result.and(stored.map(|_| ()));
     }
     result
 }
@@ -176,26 +209,30 @@ fn start_recording(
 }
 
 /// Waits for the trial writer and records the session's end and state; failures are reported, not returned (the
-/// session's own files are already written).
-fn finish_recording((recorder, id): (Recorder, i64), end: &str, state_toml: Option<&str>) {
+/// session's own files are already written). Returns the store, unless it failed.
+fn finish_recording((recorder, id): (Recorder, i64), end: &str, state_toml: Option<&str>) -> Option<Store> {
     let result = recorder.finish().and_then(|(mut store, report)| {
         store.end_session(id, end, state_toml)?;
         Ok((store, report))
     });
     match result {
-        Ok((store, report)) => println!(
-            "patient store {}: {} trial writes committed{}",
-            store.path().display(),
-            report.stored,
-            if report.failed > 0 {
-                format!(", {} FAILED (first: {})", report.failed, report.first_error.unwrap_or_default())
-            } else {
-                String::new()
-            }
-        ),
+        Ok((store, report)) => {
+            println!(
+                "patient store {}: {} trial writes committed{}",
+                store.path().display(),
+                report.stored,
+                if report.failed > 0 {
+                    format!(", {} FAILED (first: {})", report.failed, report.first_error.unwrap_or_default())
+                } else {
+                    String::new()
+                }
+            );
+            Some(store)
+        }
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("error: {e} (the session's files are written; the store misses its end)");
+            None
         }
     }
 }

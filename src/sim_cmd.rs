@@ -89,6 +89,8 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
     let mut inputs =
         file_inputs(&[("--robot", &args.robot), ("--patient", &args.patient), ("--protocol", &args.protocol)]);
     inputs.extend(args.controller.as_deref().map(|p| ("--controller", p)));
+    let assess_input = args.output.assess_rom.clone().unwrap_or_default();
+    inputs.extend(file_inputs(&[("--assess-rom", &assess_input)]));
     let candump: Vec<(&str, &Path)> = args.candump.as_deref().map(|p| ("--candump", p)).into_iter().collect();
     args.output.check_paths(&inputs, &candump)?;
     let robot = setup::load_session_robot(&args.robot)?;
@@ -98,13 +100,25 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         Some((store, p)) => crate::store::binding::session_patient(p, store.path(), true)?,
         None => setup::load_patient(&args.patient)?,
     };
-    let protocol = setup::load_protocol(&args.protocol)?;
+    // `--assess-rom`: the assessment's protocol replaces `--protocol`.
+    let assessment = args.output.assess_rom.as_deref().map(crate::assessment::load).transpose()?;
+    let protocol = match &assessment {
+        Some(a) => Loaded { value: a.value.to_protocol(), source: a.source.clone() },
+        None => setup::load_protocol(&args.protocol)?,
+    };
     let mut controller = setup::load_controller(args.controller.as_deref(), &args.robot)?;
     let model = &robot.value.0;
     if let (Some(seed), Patient::Virtual(profile)) = (args.seed, &mut patient.value) {
         profile.seed = seed;
     }
-    let profile = setup::virtual_patient(&patient)?;
+    let mut profile = setup::virtual_patient(&patient)?;
+    // A stored virtual patient's tissue keeps its own passive range (the stored range is the clinic's measurement).
+    if let Some((store, p)) = &stored
+        && let Some(mut body) = crate::store::binding::physiology(p, store.path())?
+    {
+        body.seed = profile.value.seed;
+        profile.value = body;
+    }
     let rom = setup::patient_rom(model, &patient)?;
     let personal = setup::patient_limits(model, &patient);
     let rest = setup::patient_rest(model, &profile)?;
@@ -138,6 +152,7 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         rom,
         personal,
         store: std::cell::Cell::new(stored.map(|(store, _)| store)),
+        assessment: assessment.as_ref(),
     };
     match (args.plant, args.over_can) {
         (PlantKind::Rapier, None) => ctx.run(RapierPlant::new(model, plant_config, RapierOptions::default())?),
@@ -171,6 +186,8 @@ struct Context<'a> {
     personal: Vec<plexo_kinematics::JointSafetyLimits>,
     /// The patient store of `--patient-id` (taken by the one session that runs).
     store: std::cell::Cell<Option<crate::store::Store>>,
+    /// `--assess-rom`: the range-of-motion assessment to run.
+    assessment: Option<&'a Loaded<crate::assessment::AssessmentSpec>>,
 }
 
 impl Context<'_> {
@@ -194,15 +211,32 @@ impl Context<'_> {
 
     fn run<P: PatientHooks>(&self, plant: P) -> Result<(), AppError> {
         let (model, urdf) = &self.robot.value;
-        let parts = setup::build_session(
-            model,
-            self.controller,
-            self.protocol,
-            &self.arm,
-            &self.rom,
-            &self.personal,
-            plant.joints(),
-        )?;
+        let (parts, assessment) = match self.assessment {
+            Some(a) => {
+                let (_, parts, run) = crate::assessment::prepare(
+                    model,
+                    self.controller,
+                    a,
+                    &self.arm,
+                    &self.rom,
+                    &self.personal,
+                    plant.joints(),
+                )?;
+                (parts, Some(run))
+            }
+            None => (
+                setup::build_session(
+                    model,
+                    self.controller,
+                    self.protocol,
+                    &self.arm,
+                    &self.rom,
+                    &self.personal,
+                    plant.joints(),
+                )?,
+                None,
+            ),
+        };
         let name = setup::session_name(&self.protocol.value.name, self.args.output.patient_id(&self.patient.value));
         let mut loop_config = LoopConfig::new(Duration::from_secs_f64(self.controller.value.safety.period));
         loop_config.paced = self.args.realtime;
@@ -248,6 +282,7 @@ impl Context<'_> {
                 }),
                 _ => None,
             },
+            assessment,
         };
         session::run(setup, plant)
     }

@@ -345,3 +345,188 @@ fn a_range_of_motion_assessment_recording_sets_the_measured_ranges() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("`knee`"));
     assert_eq!(store.spec_history("A-01").unwrap().len(), history.len());
 }
+
+/// Runs `plexo sim --patient-id ID --assess-rom FILE` (articulated plant, no recording) with `extra` options and
+/// returns stdout and the session summary's `assessment` section.
+fn assess(dir: &Path, id: &str, extra: &[&str]) -> (String, serde_json::Value) {
+    let protocol = repo("tests/assessment/elbow-short.toml");
+    let mut args = vec!["sim", "--patient-id", id, "--assess-rom", &protocol, "--plant", "articulated"];
+    args.extend_from_slice(&["--no-save", "-q", "--out", "out"]);
+    args.extend_from_slice(extra);
+    let out = ok(dir, &args);
+    let summary = out.lines().find_map(|l| l.strip_prefix("summary saved to ")).expect("a summary").to_owned();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(summary)).unwrap()).unwrap();
+    (out, json["assessment"].clone())
+}
+
+fn pair(v: &serde_json::Value) -> [f64; 2] {
+    [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()]
+}
+
+/// The range-of-motion assessment the robot runs (issue 15 §2), as a user runs it: a virtual patient whose
+/// stored elbow range is a conservative earlier measurement is assessed in simulation; the measured range
+/// becomes the stored one (the numbers are the run's own), the history keeps the old range and names the
+/// session, the walls opened by no more than the assessment's widening, and center-out targets afterwards are
+/// placed within the new range.
+#[test]
+fn a_robot_assessment_in_simulation_stores_the_measured_range_within_the_widened_walls() {
+    let dir = scratch("assess-robot");
+    ok(&dir, &["patient", "add", "R-01", "--virtual", "moderate"]);
+    // Its elbow hangs at ≈ 0.16 rad in the torque-off check: the stored range must hold it (within the enable
+    // allowance) for the robot to enable at all.
+    ok(&dir, &["patient", "set-rom", "R-01", "elbow_flexion", "0.35", "1.6"]);
+    let db = dir.join("plexo-data/plexo.db");
+    let before = Store::open(&db).unwrap().patient("R-01").unwrap().spec;
+    let (out, a) = assess(&dir, "R-01", &[]);
+    assert!(out.contains("the walls open by at most 0.174 rad (10.0 deg)"), "the widening is announced: {out}");
+    assert_eq!(a["stored"], true, "{a}");
+    let widen = a["widen_rad"].as_f64().unwrap();
+    assert!((widen - 0.1745).abs() < 1e-12, "the file's widening: {a}");
+    let elbow = &a["joints"][0];
+    assert_eq!(elbow["joint"], "elbow_flexion");
+    let stored = pair(&elbow["stored_rad"]);
+    let walls = pair(&elbow["walls_rad"]);
+    let measured = pair(&elbow["measured_rad"]);
+    let new = pair(&elbow["new_rad"]);
+    assert_eq!(stored, [0.35, 1.6]);
+    // The walls: at most `widen` beyond the stored range, within the robot's elbow limits [0, 2.3562] rad.
+    assert!(walls[0] >= stored[0] - widen - 1e-9 && walls[1] <= stored[1] + widen + 1e-9, "{walls:?}");
+    assert!(walls[0] >= 0.0 && walls[1] <= 2.3562 + 1e-9, "{walls:?}");
+    // Velocity and torque limits no looser than therapy's (assessment, therapy).
+    let v = pair(&elbow["velocity_max_rad_s"]);
+    let t = pair(&elbow["torque_max_nm"]);
+    assert!(v[0] < v[1] && t[0] < t[1], "tighter than therapy: {v:?} {t:?}");
+    // The moderate patient's elbow moves beyond the conservative measurement (its tissue allows 0.2..2.25 rad),
+    // so the range widens, and by no more than the walls allow.
+    assert!(measured[0] < stored[0] - 0.03 && measured[1] > stored[1] + 0.03, "{measured:?} vs {stored:?}");
+    assert!(measured[0] >= walls[0] && measured[1] <= walls[1], "{measured:?} within {walls:?}");
+    assert_eq!(new, measured, "no end was bounded by the robot's own limit");
+    // The store holds what the run measured; the history keeps the old range and names the session.
+    let store = Store::open(&db).unwrap();
+    let spec = store.patient("R-01").unwrap().spec;
+    assert_eq!(spec.range_of("elbow_flexion"), Some(new));
+    for joint in ["shoulder_abduction", "shoulder_flexion", "shoulder_rotation"] {
+        assert_eq!(spec.range_of(joint), before.range_of(joint), "{joint} was not assessed");
+    }
+    let sessions = store.sessions("R-01").unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].outcome.as_deref(), Some("completed"));
+    let history = store.spec_history("R-01").unwrap();
+    let last = history.last().unwrap();
+    assert!(last.reason.contains("robot assessment") && last.reason.contains(&sessions[0].name), "{}", last.reason);
+    let previous = plexo_kinematics::PatientSpec::from_toml_str(&history[history.len() - 2].spec_toml, "h").unwrap();
+    assert_eq!(previous.range_of("elbow_flexion"), Some([0.35, 1.6]), "the history keeps the old range");
+    // Cross-check with the run's own trials: the elbow swept at least the measured range (raw per-trial
+    // excursions, independent of the held-extreme statistic) and each trial of the block is stored.
+    let trials = store.trials(sessions[0].id).unwrap();
+    assert_eq!(trials.len(), 2, "one low-high pair");
+    let e = sessions[0].joints.iter().position(|j| j == "elbow_flexion").unwrap();
+    let swept = trials.iter().map(|t| t.row.rom_rad[e]).fold(0.0, f64::max);
+    assert!(swept >= measured[1] - measured[0] - 0.05, "swept {swept} rad, measured {measured:?}");
+
+    // Afterwards a therapy session places its center-out targets within the new range: the targets it ran are
+    // the ones the stored spec gives, and not the ones the old range gave.
+    let short = repo("tests/study/center-out-short.toml");
+    ok(&dir, &["sim", "--patient-id", "R-01", "--protocol", &short, "--plant", "articulated", "--trials", "3"]);
+    let targets = |spec: &plexo_kinematics::PatientSpec| -> Vec<[f64; 3]> {
+        use plexo::setup;
+        let robot = setup::load_robot("plexo-arm4").unwrap();
+        let model = &robot.value.0;
+        let patient = setup::Loaded { value: setup::Patient::Clinical(spec.clone()), source: "spec".into() };
+        let parts = setup::build_session(
+            model,
+            &setup::load_controller(None, "plexo-arm4").unwrap(),
+            &setup::load_protocol(&short).unwrap(),
+            &setup::patient_arm(&patient).unwrap(),
+            &setup::patient_rom(model, &patient).unwrap(),
+            &setup::patient_limits(model, &patient),
+            &plexo_hal::JointInfo::from_model(model),
+        )
+        .unwrap();
+        parts.blocks[0].targets.clone()
+    };
+    let csv_path = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("center-out-short") && p.to_string_lossy().ends_with(".trials.csv"))
+        .expect("the therapy session's trial table");
+    let csv = std::fs::read_to_string(csv_path).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let ran: Vec<[f64; 3]> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            ["target_x_m", "target_y_m", "target_z_m"].map(|c| f[col(c)].parse().unwrap())
+        })
+        .collect();
+    let now = targets(&spec);
+    let old = targets(&before);
+    assert_eq!(ran.len(), 3);
+    for (r, n) in ran.iter().zip(&now) {
+        assert!(r.iter().zip(n).all(|(a, b)| (a - b).abs() < 1e-6), "ran {r:?}, the new range gives {n:?}");
+    }
+    let moved = now.iter().zip(&old).map(|(n, o)| n.iter().zip(o).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
+    assert!(moved.fold(0.0, f64::max) > 1e-3, "the new range moves the targets: {now:?} vs {old:?}");
+}
+
+/// An assessment that does not complete — stopped by `--trials 1` (an orderly stop: the process succeeds) or
+/// by the safety supervisor (the process fails) — stores nothing: the spec and its history are unchanged, the
+/// output and the summary say why.
+#[test]
+fn a_stopped_robot_assessment_leaves_the_stored_range_unchanged() {
+    let dir = scratch("assess-stopped");
+    ok(&dir, &["patient", "add", "R-02", "--virtual", "moderate"]);
+    ok(&dir, &["patient", "set-rom", "R-02", "elbow_flexion", "0.35", "1.6"]);
+    let db = dir.join("plexo-data/plexo.db");
+    let (spec, history) = {
+        let store = Store::open(&db).unwrap();
+        (store.patient("R-02").unwrap().spec, store.spec_history("R-02").unwrap())
+    };
+    let (out, a) = assess(&dir, "R-02", &["--trials", "1"]);
+    assert_eq!(a["stored"], false, "{a}");
+    assert!(a["not_stored_because"].as_str().unwrap().contains("trial limit reached"), "{a}");
+    assert!(out.contains("nothing is stored"), "{out}");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.patient("R-02").unwrap().spec, spec, "the spec is unchanged");
+    assert_eq!(store.spec_history("R-02").unwrap(), history, "no history entry");
+    assert_eq!(store.sessions("R-02").unwrap()[0].outcome.as_deref(), Some("trial limit reached"));
+    // A safety stop: with a stored range that does not hold the relaxed arm (it hangs at ≈ 0.16 rad, beyond the
+    // enable allowance of 0.15 rad below the wall at 0.6 - 0.1745 rad) the supervisor refuses to enable. The
+    // process fails, the session is stored with its end, the spec is not touched.
+    ok(&dir, &["patient", "add", "R-03", "--virtual", "moderate"]);
+    ok(&dir, &["patient", "set-rom", "R-03", "elbow_flexion", "0.6", "1.6"]);
+    let (spec3, history3) = (store.patient("R-03").unwrap().spec, store.spec_history("R-03").unwrap());
+    let protocol = repo("tests/assessment/elbow-short.toml");
+    let args = ["sim", "--patient-id", "R-03", "--assess-rom", &protocol, "--plant", "articulated", "--no-save", "-q"];
+    let stopped = plexo(&dir, &args);
+    let stdout = String::from_utf8_lossy(&stopped.stdout);
+    assert!(!stopped.status.success() && stdout.contains("SAFETY STOP"), "{stdout}");
+    assert!(stdout.contains("nothing is stored"), "{stdout}");
+    assert_eq!(store.patient("R-03").unwrap().spec, spec3, "the spec is unchanged");
+    assert_eq!(store.spec_history("R-03").unwrap(), history3, "no history entry");
+    assert!(store.sessions("R-03").unwrap()[0].outcome.as_deref().unwrap().contains("SAFETY STOP"));
+    // Without --patient-id there is no stored range to assess: refused before anything runs.
+    let refused = plexo(&dir, &["sim", "--assess-rom", "--no-save", "-q"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--patient-id"));
+}
+
+/// The measured range depends on the virtual patient: with the same stored range (the same walls), the weak,
+/// stiff severe profile measures a smaller elbow range than the mild one.
+#[test]
+fn a_weaker_stiffer_virtual_patient_measures_a_smaller_range() {
+    let dir = scratch("assess-profiles");
+    let mut spans = Vec::new();
+    for (id, profile) in [("M-01", "mild"), ("S-01", "severe")] {
+        ok(&dir, &["patient", "add", id, "--virtual", profile]);
+        ok(&dir, &["patient", "set-rom", id, "elbow_flexion", "0.2", "2.2"]);
+        let (_, a) = assess(&dir, id, &[]);
+        assert_eq!(a["stored"], true, "{a}");
+        let [lo, hi] = pair(&a["joints"][0]["measured_rad"]);
+        spans.push((profile, lo, hi, hi - lo, pair(&a["joints"][0]["walls_rad"])));
+    }
+    let (mild, severe) = (spans[0], spans[1]);
+    assert_eq!(mild.4, severe.4, "the same walls for both");
+    assert!(severe.3 < mild.3 - 0.1, "severe {severe:?} vs mild {mild:?}");
+}

@@ -65,6 +65,22 @@ pub fn profile_with_spec(profile: &str, stored: &StoredPatient, source: &str) ->
     Ok(PatientProfile::from_toml_str(&text, source)?)
 }
 
+/// The virtual patient's body for the simulator: the stored profile with the patient's current spec, except the
+/// passive range of motion of its tissue, which stays the profile's own (what it was added with). The stored
+/// range is what the clinic measured — the walls and the targets — and changes with `set-rom` and assessments;
+/// the simulated tissue does not change because someone measured it, so an assessment measures the patient,
+/// not the last measurement. Not real-time safe.
+pub fn physiology(stored: &StoredPatient, db: &Path) -> Result<Option<PatientProfile>, AppError> {
+    let Some(profile) = &stored.virtual_profile_toml else { return Ok(None) };
+    let source = format!("{} (patient {})", db.display(), stored.id);
+    let own = PatientProfile::from_toml_str(profile, &source)?.spec.range_of_motion;
+    let mut body = profile_with_spec(profile, stored, &source)?;
+    for (joint, range) in own {
+        body.spec.range_of_motion.insert(joint, range);
+    }
+    Ok(Some(body))
+}
+
 #[cfg(test)]
 mod tests {
     use plexo_hal::JointInfo;
@@ -109,6 +125,30 @@ mod tests {
             assert_eq!(parts.supervisor.torque_max(elbow), 5.0);
             assert_eq!(parts.supervisor.velocity_max(elbow), 1.1);
         }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The simulated arm keeps the passive range it was added with when the clinic's measured range changes;
+    /// the session (walls, targets) uses the measured one.
+    #[test]
+    fn a_virtual_patients_tissue_keeps_its_own_range_when_the_measured_range_changes() {
+        let d = std::env::temp_dir().join(format!("plexo-binding-body-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let mut store = Store::open(&d.join("plexo.db")).unwrap();
+        let profile = plexo_sim::default_patient_toml("moderate").unwrap();
+        let own = PatientProfile::builtin("moderate").unwrap().spec().range_of("elbow_flexion").unwrap();
+        let mut spec = PatientProfile::builtin("moderate").unwrap().spec().clone();
+        spec.id = "B-1".into();
+        store.add_patient(&spec, Some(profile)).unwrap();
+        spec.range_of_motion.insert("elbow_flexion".into(), [0.6, 1.6]);
+        spec.height += 0.05;
+        store.update_spec(&spec, "test").unwrap();
+        let stored = store.patient("B-1").unwrap();
+        let session = session_patient(&stored, store.path(), true).unwrap();
+        assert_eq!(session.value.spec().range_of("elbow_flexion"), Some([0.6, 1.6]));
+        let body = physiology(&stored, store.path()).unwrap().unwrap();
+        assert_eq!(body.spec.range_of("elbow_flexion"), Some(own), "the tissue's own range");
+        assert_eq!(body.spec.height, spec.height, "the rest of the stored spec applies");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -126,7 +126,7 @@ mod tests {
         let id = store.begin_session(&NewSession { patient_id: "F-1".into(), ..NewSession::default() }).unwrap();
         let recorder = Recorder::start(store, id).unwrap();
         let sink = recorder.sink();
-        sink.send(FinishedTrial { row: row(0), effort_provisional: false }).unwrap();
+        sink.send(FinishedTrial { row: row(0), effort_provisional: false, held_extremes_rad: Vec::new() }).unwrap();
         // Let the first trial land, then break the database under the writer.
         let other = Store::open(&path).unwrap();
         let start = std::time::Instant::now();
@@ -136,7 +136,7 @@ mod tests {
         }
         other.conn.execute_batch("DROP TABLE trials").unwrap();
         for t in 1..4 {
-            sink.send(FinishedTrial { row: row(t), effort_provisional: false }).unwrap();
+            sink.send(FinishedTrial { row: row(t), effort_provisional: false, held_extremes_rad: Vec::new() }).unwrap();
         }
         drop(sink);
         let (_, report) = recorder.finish().unwrap();

@@ -37,7 +37,17 @@ pub struct FinishedTrial {
     /// Its effort is provisional: a trial of the relaxed first passive block, sent at once and sent again with
     /// the final estimate when the block's end has fitted the passive-tissue model.
     pub effort_provisional: bool,
+    /// Per joint, the lowest and highest position held during the trial [rad]: the positions the joint stayed at
+    /// or beyond for at least [`HELD_EXTREME_TIME`] in total (order statistics of the trial's joint positions at
+    /// [`TRIAL_PATH_RATE`]), so a spike or a tremor peak never counts. What a range-of-motion assessment
+    /// measures (`crate::assessment`); `NaN` for a trial too short to hold anything.
+    pub held_extremes_rad: Vec<[f64; 2]>,
 }
+
+/// How long a joint must stay at or beyond a position, in total over a trial, for it to count as held [s]
+/// ([`FinishedTrial::held_extremes_rad`]). 0.5 s is several tremor periods (4–8 Hz) and several times the
+/// voluntary reaction time: a position only passed through or touched by a jerk is not held.
+pub const HELD_EXTREME_TIME: f64 = 0.5;
 
 /// The analysis thread's sender of finished trials (unbounded: a slow store never holds up the analysis).
 pub type TrialSink = crossbeam::channel::Sender<FinishedTrial>;
@@ -155,6 +165,8 @@ pub struct Analysis {
     target: Option<Vector3<f64>>,
     /// The patient store's writer, if any: each trial is sent when it ends (off the control thread).
     trial_sink: Option<TrialSink>,
+    /// Scratch for the held extremes of one joint (capacity of the trial's joint path).
+    scratch: Vec<f64>,
 }
 
 impl Analysis {
@@ -203,6 +215,7 @@ impl Analysis {
             start: Vector3::zeros(),
             target: None,
             trial_sink: None,
+            scratch: Vec::with_capacity(path_samples),
         }
     }
 
@@ -213,10 +226,30 @@ impl Analysis {
 
     /// Hands a finished trial to the store's writer. A writer that has gone is not the session's problem: its
     /// own report says what was stored.
-    fn send_trial(&self, index: usize, effort_provisional: bool) {
-        if let Some(sink) = &self.trial_sink {
-            let _ = sink.send(FinishedTrial { row: self.trials[index].clone(), effort_provisional });
+    fn send_trial(&mut self, index: usize, effort_provisional: bool) {
+        if self.trial_sink.is_none() {
+            return;
         }
+        let held_extremes_rad = self.held_extremes();
+        if let Some(sink) = &self.trial_sink {
+            let _ = sink.send(FinishedTrial { row: self.trials[index].clone(), effort_provisional, held_extremes_rad });
+        }
+    }
+
+    /// [`FinishedTrial::held_extremes_rad`] of the trial just ended (its joint path at `path_rate`).
+    fn held_extremes(&mut self) -> Vec<[f64; 2]> {
+        let n = self.path_q.len();
+        let k = (HELD_EXTREME_TIME * self.path_rate).ceil() as usize;
+        (0..self.dof)
+            .map(|j| {
+                if k == 0 || n < k {
+                    return [f64::NAN; 2];
+                }
+                self.scratch.clear();
+                self.scratch.extend(self.path_q.iter().map(|q| q[j]));
+                held_extremes(&mut self.scratch, k)
+            })
+            .collect()
     }
 
     /// Analyses one tick and passes the writer's messages to `emit`: the safety event, the therapy's events,
@@ -422,8 +455,13 @@ impl Analysis {
             }
         }
         if let Some(sink) = &self.trial_sink {
+            // The re-estimate replaces the effort only: the held extremes went with the first send.
             for p in &c.pending {
-                let _ = sink.send(FinishedTrial { row: self.trials[p.row].clone(), effort_provisional: false });
+                let _ = sink.send(FinishedTrial {
+                    row: self.trials[p.row].clone(),
+                    effort_provisional: false,
+                    held_extremes_rad: Vec::new(),
+                });
             }
         }
         self.meter.set_passive_model(model);
@@ -438,9 +476,40 @@ impl Analysis {
     }
 }
 
+/// The lowest and highest value `values` stayed at or beyond for at least `k` samples: the `k`-th smallest and
+/// the `k`-th largest (`1 <= k <= values.len()`; reorders `values`). Finite values only; `NaN` if any is not.
+pub fn held_extremes(values: &mut [f64], k: usize) -> [f64; 2] {
+    let n = values.len();
+    if k == 0 || k > n || values.iter().any(|v| !v.is_finite()) {
+        return [f64::NAN; 2];
+    }
+    let low = *values.select_nth_unstable_by(k - 1, f64::total_cmp).1;
+    let high = *values.select_nth_unstable_by(n - k, f64::total_cmp).1;
+    [low, high]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A spike shorter than the hold never counts; a plateau held long enough does.
+    #[test]
+    fn held_extremes_ignore_a_spike_and_keep_a_plateau_held_long_enough() {
+        // 200 Hz: 1 s ramp 0 -> 1, 0.6 s held at 1.0, one spike to 1.8, one dip to -0.7.
+        let mut v: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
+        v.extend(std::iter::repeat_n(1.0, 120));
+        v[50] = 1.8;
+        v[10] = -0.7;
+        let k = (HELD_EXTREME_TIME * 200.0).ceil() as usize;
+        let [lo, hi] = held_extremes(&mut v.clone(), k);
+        assert_eq!(hi, 1.0, "the plateau held 0.6 s counts, the spike does not");
+        assert!(lo > 0.0 && lo < 0.6, "the dip does not count: {lo}");
+        // Held for less than the hold: the plateau does not count either.
+        let mut short: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
+        short.extend(std::iter::repeat_n(1.0, 20));
+        assert!(held_extremes(&mut short, k)[1] < 1.0);
+        assert!(held_extremes(&mut [0.1, f64::NAN, 0.2], 1)[0].is_nan());
+    }
 
     /// The relaxed block's trials are re-estimated from their window integrals once the tissue model is known:
     /// the result equals the meter's own estimate run with that model from the start (same windows, same
