@@ -178,9 +178,10 @@ pub fn run(args: &RunArgs) -> Result<(), AppError> {
             plant_config.period = Duration::from_secs_f64(1.0 / hw.can.control_rate_hz);
             if !args.home {
                 let mut body = setup::virtual_patient(&checked.patient)?.value;
-                // A stored virtual patient's tissue keeps its own passive range (the stored range is the
-                // clinic's measurement: the walls and the targets).
-                if let Some((db, p)) = &stored_patient
+                // An assessment measures the virtual patient's own range: its tissue keeps the passive range it
+                // was added with, not the stored (measured) one a therapy session gives it.
+                if args.output.assess_rom.is_some()
+                    && let Some((db, p)) = &stored_patient
                     && let Some(mut own) = crate::store::binding::physiology(p, db)?
                 {
                     own.seed = body.seed;

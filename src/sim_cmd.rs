@@ -112,8 +112,10 @@ pub fn run(args: &SimArgs) -> Result<(), AppError> {
         profile.seed = seed;
     }
     let mut profile = setup::virtual_patient(&patient)?;
-    // A stored virtual patient's tissue keeps its own passive range (the stored range is the clinic's measurement).
-    if let Some((store, p)) = &stored
+    // An assessment measures the virtual patient's own range: its tissue keeps the passive range it was added
+    // with, not the stored (measured) one a therapy session gives it.
+    if assessment.is_some()
+        && let Some((store, p)) = &stored
         && let Some(mut body) = crate::store::binding::physiology(p, store.path())?
     {
         body.seed = profile.value.seed;

@@ -65,11 +65,13 @@ pub fn profile_with_spec(profile: &str, stored: &StoredPatient, source: &str) ->
     Ok(PatientProfile::from_toml_str(&text, source)?)
 }
 
-/// The virtual patient's body for the simulator: the stored profile with the patient's current spec, except the
-/// passive range of motion of its tissue, which stays the profile's own (what it was added with). The stored
-/// range is what the clinic measured — the walls and the targets — and changes with `set-rom` and assessments;
-/// the simulated tissue does not change because someone measured it, so an assessment measures the patient,
-/// not the last measurement. Not real-time safe.
+/// The virtual patient's body for a range-of-motion assessment (`--assess-rom`): the stored profile with the
+/// patient's current spec, except the passive range of motion of its tissue, which stays the profile's own
+/// (what it was added with). A therapy session's virtual patient has the stored range as its tissue range
+/// ([`session_patient`]: a range the clinic narrowed narrows the simulated arm too, which keeps the relaxed arm
+/// inside the walls at enable); an assessment must measure the patient, not the last measurement — with the
+/// stored range as its tissue range the virtual patient could never move beyond it (it plans inside its passive
+/// range), and a measured range would feed back into the arm it measures. Not real-time safe.
 pub fn physiology(stored: &StoredPatient, db: &Path) -> Result<Option<PatientProfile>, AppError> {
     let Some(profile) = &stored.virtual_profile_toml else { return Ok(None) };
     let source = format!("{} (patient {})", db.display(), stored.id);
@@ -128,8 +130,8 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    /// The simulated arm keeps the passive range it was added with when the clinic's measured range changes;
-    /// the session (walls, targets) uses the measured one.
+    /// An assessment's simulated arm keeps the passive range it was added with when the clinic's measured range
+    /// changes; the session (walls, targets) uses the measured one.
     #[test]
     fn a_virtual_patients_tissue_keeps_its_own_range_when_the_measured_range_changes() {
         let d = std::env::temp_dir().join(format!("plexo-binding-body-{}", std::process::id()));
