@@ -42,8 +42,8 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use plexo_controller::{
-    AanLaw, BlockSpec, ControllerConfig, DEFAULT_ONSET_DISTANCE, Mode, Posture, Protocol, RomLimit, Space,
-    TargetKind, TargetSetSpec,
+    AanLaw, BlockSpec, ControllerConfig, DEFAULT_ONSET_DISTANCE, Mode, Posture, Protocol, RomLimit, Space, TargetKind,
+    TargetSetSpec,
 };
 use plexo_hal::JointInfo;
 use plexo_kinematics::anthropometrics::ArmAnthropometrics;
@@ -222,10 +222,7 @@ pub fn widened_walls(stored: &[RomLimit], joints: &[JointInfo], widen: f64) -> V
     stored
         .iter()
         .zip(joints)
-        .map(|(r, j)| RomLimit {
-            min: (r.min - widen).max(j.position_min),
-            max: (r.max + widen).min(j.position_max),
-        })
+        .map(|(r, j)| RomLimit { min: (r.min - widen).max(j.position_min), max: (r.max + widen).min(j.position_max) })
         .collect()
 }
 
@@ -368,7 +365,12 @@ pub fn prepare(
     for j in &joints {
         println!(
             "  {:<20} stored [{:.3}, {:.3}] rad -> walls [{:.3}, {:.3}] rad; velocity <= {:.2} rad/s, torque <= {:.1} Nm",
-            j.joint, j.stored_rad[0], j.stored_rad[1], j.walls_rad[0], j.walls_rad[1], j.velocity_max_rad_s[0],
+            j.joint,
+            j.stored_rad[0],
+            j.stored_rad[1],
+            j.walls_rad[0],
+            j.walls_rad[1],
+            j.velocity_max_rad_s[0],
             j.torque_max_nm[0]
         );
         tracing::info!(

@@ -8,15 +8,15 @@ use plexo_hal::PatientHooks;
 use plexo_kinematics::Model;
 
 use crate::AppError;
+use crate::assessment::AssessmentRun;
 use crate::options::{OutputArgs, apply_realtime, start_telemetry};
 use crate::report::{Outputs, finish_session};
 use crate::runtime::{LoopConfig, LoopSignals, Runtime, run_session};
 use crate::session_state::{SessionState, apply_state, resume_session, session_state};
 use crate::setup::SessionParts;
-use crate::assessment::AssessmentRun;
-use crate::store::{NewSession, Store};
 use crate::store::binding::StoreBinding;
 use crate::store::recorder::Recorder;
+use crate::store::{NewSession, Store};
 use crate::summary::mode_label;
 use crate::telemetry::RecordingInfo;
 use crate::{progress, signals};

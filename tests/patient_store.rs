@@ -530,3 +530,31 @@ fn a_weaker_stiffer_virtual_patient_measures_a_smaller_range() {
     assert_eq!(mild.4, severe.4, "the same walls for both");
     assert!(severe.3 < mild.3 - 0.1, "severe {severe:?} vs mild {mild:?}");
 }
+
+/// The same assessment through `plexo run` on emulated drives (the clinic's code path: hardware configuration,
+/// CAN drives, paced loop off with `--emulate`): the stored range becomes the measured one, the history names
+/// the run's session.
+#[test]
+fn plexo_run_assesses_the_range_of_motion_on_emulated_drives_and_stores_it() {
+    let dir = scratch("assess-run");
+    std::fs::copy(repo("assets/configs/plexo-arm4-hardware.toml"), dir.join("hw.toml")).unwrap();
+    ok(&dir, &["patient", "add", "H-02", "--virtual", "moderate"]);
+    ok(&dir, &["patient", "set-rom", "H-02", "elbow_flexion", "0.35", "1.6"]);
+    let hw = ["run", "--hardware", "hw.toml", "--emulate", "articulated", "--patient-id", "H-02"];
+    let confirm = ["--i-confirm-the-patient-is-safe", "-q"];
+    ok(&dir, &[&hw[..], &["--home"], &confirm[..]].concat());
+    let protocol = repo("tests/assessment/elbow-short.toml");
+    let out = ok(&dir, &[&hw[..], &["--assess-rom", &protocol, "--out", "out"], &confirm[..]].concat());
+    let summary = out.lines().find_map(|l| l.strip_prefix("summary saved to ")).expect("a summary");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(summary)).unwrap()).unwrap();
+    let a = &json["assessment"];
+    assert_eq!(a["stored"], true, "{a}");
+    let new = pair(&a["joints"][0]["new_rad"]);
+    let walls = pair(&a["joints"][0]["walls_rad"]);
+    assert!(walls[0] >= 0.35 - 0.1745 - 1e-9 && walls[1] <= 1.6 + 0.1745 + 1e-9, "{walls:?}");
+    let store = Store::open(&dir.join("plexo-data/plexo.db")).unwrap();
+    assert_eq!(store.patient("H-02").unwrap().spec.range_of("elbow_flexion"), Some(new));
+    let session = &store.sessions("H-02").unwrap()[0];
+    assert_eq!((session.kind.as_str(), session.outcome.as_deref()), ("run", Some("completed")));
+    assert!(store.spec_history("H-02").unwrap().last().unwrap().reason.contains(&session.name));
+}
