@@ -80,6 +80,7 @@ pub enum PatientAction {
     /// Set the measured range of motion from a range-of-motion assessment recorded as joint angles (CSV: `t` [s]
     /// and one column per joint [rad], as `plexo analyze` reads): each joint's range becomes the smallest and
     /// largest angle recorded (after the 10 Hz zero-phase low-pass of `plexo analyze`); recorded in the history.
+    /// (An assessment the robot runs itself: `plexo sim|run --patient-id ID --assess-rom`.)
     AssessRom {
         /// The patient's id.
         id: String,
