@@ -69,15 +69,15 @@ pub struct Therapy {
     controller: Controller,
     performance: BlockPerformance,
     /// Weight support of the last trial's movement [-]: the next trial's support is withdrawn from it by at most
-    /// `gravity.support_withdraw_step`.
-    movement_support: f64,
+    /// `gravity.support_withdraw_step`. `None` before the session's first trial, which starts at its block's
+    /// setting (a first block of unassisted probes stays unassisted).
+    movement_support: Option<f64>,
 }
 
 impl Therapy {
     /// Couples a prepared session with a controller.
     pub fn new(session: Session, controller: Controller) -> Self {
-        let movement_support = controller.config().gravity.arm_support;
-        Self { session, controller, performance: BlockPerformance::default(), movement_support }
+        Self { session, controller, performance: BlockPerformance::default(), movement_support: None }
     }
 
     /// The controller (for `report()` to the supervisor, telemetry and the adaptation state).
@@ -172,8 +172,8 @@ impl Therapy {
                 }
                 let target = settings.arm_support;
                 let step = self.controller.config().gravity.support_withdraw_step;
-                settings.arm_support = target.max(self.movement_support - step);
-                self.movement_support = settings.arm_support;
+                settings.arm_support = self.movement_support.map_or(target, |last| target.max(last - step));
+                self.movement_support = Some(settings.arm_support);
                 self.controller.set_validated_mode(settings);
                 let at_setting = settings.arm_support == target;
                 self.controller.set_support_adaptation((adaptive && at_setting).then_some(prescribed));

@@ -191,7 +191,7 @@ fn assistance_falls_when_the_patient_succeeds_easily() {
 /// half its strength get more support — the weaker the more — and the law stops carrying the arm; a strong patient
 /// who carries its arm keeps the block's prescription (the floor: the rule only adds what a patient needs). Regression: EFFICACY.md, the severe patient's
 /// effort share stayed at 43 % because its voluntary torque went into holding the 70 % of its arm the robot did
-/// not support. No support adapts on the first trials, while it is still withdrawn from the warm-up's 100 %.
+/// not support.
 #[test]
 fn weight_support_rises_for_an_arm_too_weak_to_hold_and_falls_for_one_that_carries_itself() {
     let block = protocol(2).blocks[0].arm_support;
@@ -201,7 +201,6 @@ fn weight_support_rises_for_an_arm_too_weak_to_hold_and_falls_for_one_that_carri
     {
         let log = run(weak, None, &protocol(2), None);
         print_log(name, &log);
-        assert_eq!(log[0].adapted_support, None, "{name}: adapted while the support was still being withdrawn");
         let last = log.last().unwrap().adapted_support.expect("adapted");
         assert!(last > block + 0.1, "{name}: support {block} -> {last}");
         let early = log[..4].iter().map(|l| l.law_weight_share).sum::<f64>() / 4.0;

@@ -329,6 +329,22 @@ fn weight_support_is_withdrawn_in_steps_at_a_block_start_and_adapts_only_at_its_
     let full = block(Mode::Passive, AanLaw::Fixed, 1);
     let assisted = BlockSpec { arm_support: 0.3, ..block(Mode::ActiveAssisted, AanLaw::Emken, 3) };
     let back = block(Mode::Passive, AanLaw::Fixed, 1);
+    // The session's first trial starts at its block's setting (no step from the controller's initial support).
+    let first = BlockSpec { arm_support: 0.2, ..block(Mode::Passive, AanLaw::Fixed, 1) };
+    let mut probe = scripted_therapy(&protocol(vec![first]), &ControllerConfig::default_config().unwrap());
+    let home = JointArray::from_slice(&HOME).unwrap();
+    let mut state = state_at(&home, 0.0);
+    probe.start(&state);
+    let mut t = 0.0;
+    loop {
+        t += DT;
+        state.stamp = std::time::Duration::from_secs_f64(t);
+        if let (_, TherapyEvent::TrialStarted { .. }) = probe.update(&state, t) {
+            assert_eq!(probe.controller().mode().arm_support, 0.2, "the first trial at its block's setting");
+            break;
+        }
+        assert!(t < 60.0, "a trial starts");
+    }
     let mut therapy =
         scripted_therapy(&protocol(vec![full, assisted, back]), &ControllerConfig::default_config().unwrap());
     let step = therapy.controller().config().gravity.support_withdraw_step;
