@@ -3,25 +3,15 @@
 //! byte equality (which also shows that results do not depend on the thread count: the shards run on one thread,
 //! the unsharded study on two), the direction of the effects, and study-file errors that name the key.
 
+mod cli;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn plexo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = plexo(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "plexo {args:?} failed:\n{text}");
-    text
-}
+use cli::{ok, plexo, read, s};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("plexo-study-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::scratch("study", name)
 }
 
 const STUDY: &str = r#"
@@ -47,14 +37,6 @@ fn study_file(d: &Path) -> PathBuf {
     let path = d.join("small.toml");
     std::fs::write(&path, STUDY.replace("PROTOCOL", &protocol.display().to_string())).unwrap();
     path
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

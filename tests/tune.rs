@@ -6,39 +6,14 @@
 //! Emken start (no forgetting) improving the objective, the result holding on a held-out profile written here,
 //! and its generations sharded + merged = unsharded.
 
+mod cli;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn plexo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plexo")).args(args).output().expect("the plexo binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = plexo(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "plexo {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = plexo(args);
-    assert!(!out.status.success(), "plexo {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli::{fails, ok, read, s};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("plexo-tune-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    cli::scratch("tune", name)
 }
 
 fn repo(path: &str) -> String {
