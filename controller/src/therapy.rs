@@ -159,11 +159,10 @@ impl Therapy {
             SessionEvent::TrialStarted { block, trial } => {
                 // The block's mode acts during the movement only. Its settings were validated when the session
                 // was prepared (`Session::new`), so the switch cannot fail. An assisted block with the progression
-                // rule adapts the arm-weight support (`aan.support`): its trials run with the adapted support
-                // (in 0..=1 by its bounds), from the block's own setting before the first adaptation.
-                // Adapted support (`aan.support`) adds to the block's prescription, never below it. The support is
-                // withdrawn by at most `gravity.support_withdraw_step` per trial (a block start after a block with
-                // more support hands the load over in steps); it adapts only on a trial run at its setting.
+                // rule adapts the arm-weight support (`aan.support`): its trials run with the adapted support, which
+                // adds to the block's prescription and is never below it. The support is withdrawn by at most
+                // `gravity.support_withdraw_step` per trial (a block start after a block with more support hands the
+                // load over in steps); it adapts only on a trial run at its setting.
                 let mut settings = self.session.blocks()[block].settings();
                 let prescribed = settings.arm_support;
                 let adaptive = self.progression_applies(block) && self.controller.config().aan.support.adaptive;
