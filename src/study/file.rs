@@ -104,11 +104,13 @@ struct Raw {
     capacity_drop: Option<CapacityDrop>,
 }
 
-fn default_robot() -> String {
+/// The robot of a study or tuning file that names none (an embedded robot).
+pub(crate) fn default_robot() -> String {
     "plexo-arm4".into()
 }
 
-fn default_protocol() -> String {
+/// The protocol of a study or tuning cohort that names none (an embedded protocol).
+pub(crate) fn default_protocol() -> String {
     "center-out".into()
 }
 

@@ -11,7 +11,7 @@ use plexo_controller::AanLaw;
 use serde::Deserialize;
 
 use crate::AppError;
-use crate::study::file::{Limits, Seeds, StudyPlant, fingerprint};
+use crate::study::file::{Limits, Seeds, StudyPlant, default_protocol, default_robot, fingerprint};
 
 /// The metrics a candidate is scored on: key, unit and meaning. Each is computed per course (one patient × seed,
 /// its sessions chained) from the study engine's raw result, then averaged over the cohort's courses.
@@ -220,14 +220,6 @@ struct Raw {
     cohort: RawCohort,
     objective: RawObjective,
     budget: RawBudget,
-}
-
-fn default_robot() -> String {
-    "plexo-arm4".into()
-}
-
-fn default_protocol() -> String {
-    "center-out".into()
 }
 
 /// The cohort every candidate runs.
