@@ -368,10 +368,60 @@ fn velocity_fade_removes_torque_along_fast_motion() {
     for _ in 0..100 {
         cmd = rig.tick(3.0).1;
     }
-    let soft = rig.sup.config().velocity_soft_fraction;
-    let expected = 3.0 * (1.0 - 0.95) / (1.0 - soft);
+    let c = rig.sup.config();
+    let (soft, brake) = (c.velocity_soft_fraction, c.velocity_brake_damping);
+    let expected = 3.0 * (1.0 - 0.95) / (1.0 - soft) - brake * (0.95 - soft) * vmax;
     assert!((cmd.torque[0] - expected).abs() < 1e-9, "{} vs {expected}", cmd.torque[0]);
     assert_eq!(cmd.torque[1], 3.0, "a slow joint is untouched");
+}
+
+/// A joint of inertia `inertia` [kg m²] pushed by `external` [Nm] that the robot does not command (gravity on an
+/// arm whose help was withdrawn, the patient's own push), from rest, with the robot commanding nothing: the
+/// highest speed [rad/s] over `seconds`, and whether the supervisor stopped.
+fn free_motion_under_the_supervisor(
+    rig: &mut Rig,
+    joint: usize,
+    inertia: f64,
+    external: f64,
+    seconds: f64,
+) -> (f64, bool) {
+    let dt = PERIOD_US as f64 * 1e-6;
+    let mut peak: f64 = 0.0;
+    for _ in 0..(seconds / dt) as usize {
+        let (out, cmd) = rig.tick(0.0);
+        if matches!(out, SafetyOutcome::SafeStop { .. }) {
+            return (peak, true);
+        }
+        let acceleration = (external + cmd.torque[joint]) / inertia;
+        rig.state.velocity[joint] += acceleration * dt;
+        rig.state.position[joint] += rig.state.velocity[joint] * dt;
+        peak = peak.max(rig.state.velocity[joint].abs());
+    }
+    (peak, false)
+}
+
+#[test]
+fn regression_an_arm_falling_freely_in_a_transparent_block_tripped_the_velocity_stop() {
+    // EFFICACY.md (held-out profiles): a patient's forearm extended at 3 rad/s in the transparent block — the robot
+    // drove nothing, so the velocity fade had nothing to take away, and the session stopped. The brake slows such a
+    // motion above the soft velocity: a 3 Nm push on a 0.15 kg m² forearm (20 rad/s²) settles below the limit.
+    let mut rig = Rig::new();
+    rig.run_active(0.0);
+    rig.state.position[3] = 1.9;
+    let vmax = rig.sup.velocity_max(3);
+    let (peak, stopped) = free_motion_under_the_supervisor(&mut rig, 3, 0.15, -3.0, 0.5);
+    assert!(!stopped && peak < vmax, "braked: peak {peak} rad/s of {vmax}");
+    assert!(peak > rig.sup.config().velocity_soft_fraction * vmax, "the brake acts only above the soft velocity");
+
+    // Without the brake the same push reaches the limit and stops.
+    let mut config = ControllerConfig::default_config().unwrap();
+    config.safety.velocity_brake_damping = 0.0;
+    let mut rig = Rig::new();
+    rig.sup = SafetySupervisor::new(&config.safety, &joints(), Some(&rom())).unwrap();
+    rig.run_active(0.0);
+    rig.state.position[3] = 1.9;
+    let (_, stopped) = free_motion_under_the_supervisor(&mut rig, 3, 0.15, -3.0, 0.5);
+    assert!(stopped, "without the brake the free motion trips the velocity stop");
 }
 
 #[test]
@@ -618,7 +668,7 @@ fn limited_ticks_are_attributed_to_the_stage_that_changed_the_torque() {
     let before = counts(&rig);
     rig.tick(0.5);
     assert_eq!(counts(&rig).walls - before.walls, 1);
-    rig.state.position[3] = 1.0;
+    rig.state.position[3] = 1.9;
     for _ in 0..2000 {
         rig.tick(0.5);
     }

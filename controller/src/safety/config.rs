@@ -32,8 +32,15 @@ pub struct SafetyConfig {
     /// back inside, and it may never move further out than where it was enabled (the allowance shrinks as it
     /// comes back, down to `position_tolerance`). Farther outside, enabling stops (`PositionLimit`).
     pub enable_outside_max: f64,
-    /// Fraction of the velocity limit above which torque along the motion is faded out [-].
+    /// Fraction of the velocity limit above which torque along the motion is faded out and the velocity brake
+    /// acts [-].
     pub velocity_soft_fraction: f64,
+    /// Velocity brake [Nm·s/rad]: above the soft velocity the supervisor adds `−velocity_brake_damping ·
+    /// (|q̇| − v_soft)` against the motion, in every mode, so that a motion the robot does not drive (an arm that
+    /// falls when help is withdrawn, a patient's own fast movement in a transparent block) is slowed before it
+    /// trips the velocity stop. 0 switches it off; a configuration without the key gets the shipped value.
+    #[serde(default = "default_velocity_brake_damping")]
+    pub velocity_brake_damping: f64,
     /// Joint damping applied in SafeStop [Nm·s/rad].
     pub safe_stop_damping: f64,
     /// Stiffness of the SafeStop position hold [Nm/rad]: a spring to the posture measured when the stop began
@@ -67,6 +74,11 @@ pub struct SafetyConfig {
     pub drive_damping_max: f64,
     /// Per-joint limits, one entry per robot joint, by name.
     pub joints: Vec<JointSafetyConfig>,
+}
+
+/// The shipped velocity brake [Nm·s/rad] (`safety.velocity_brake_damping`, see `assets/configs/controller.toml`).
+fn default_velocity_brake_damping() -> f64 {
+    10.0
 }
 
 /// Per-joint limits of the supervisor.
@@ -118,6 +130,7 @@ impl SafetyConfig {
         check_range(f, "safety.position_tolerance", c.position_tolerance, 0.0, 0.175)?;
         check_range(f, "safety.enable_outside_max", c.enable_outside_max, 0.0, 0.26)?;
         check_range(f, "safety.velocity_soft_fraction", c.velocity_soft_fraction, 0.0, 0.95)?;
+        check_range(f, "safety.velocity_brake_damping", c.velocity_brake_damping, 0.0, 50.0)?;
         check_range(f, "safety.safe_stop_damping", c.safe_stop_damping, 0.5, 100.0)?;
         check_range(f, "safety.safe_stop_stiffness", c.safe_stop_stiffness, 0.0, 500.0)?;
         check_range(f, "safety.safe_stop_hold_max", c.safe_stop_hold_max, 0.0, 50.0)?;

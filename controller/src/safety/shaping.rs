@@ -30,16 +30,21 @@ pub fn saturate(tau: f64, torque_max: f64) -> f64 {
     if tau.is_nan() { 0.0 } else { tau.clamp(-torque_max, torque_max) }
 }
 
-/// Velocity fade: a torque `tau` [Nm] along the motion `qd` [rad/s] fades linearly to zero between the soft
-/// velocity `soft_fraction × velocity_max` and `velocity_max` [rad/s] (zero beyond); a torque against the motion
-/// (braking) and any torque below the soft velocity pass unchanged. Real-time safe.
-pub fn velocity_fade(tau: f64, qd: f64, velocity_max: f64, soft_fraction: f64) -> f64 {
+/// Velocity fade and brake: a torque `tau` [Nm] along the motion `qd` [rad/s] fades linearly to zero between the
+/// soft velocity `soft_fraction × velocity_max` and `velocity_max` [rad/s] (zero beyond); a torque against the
+/// motion (braking) and any torque below the soft velocity pass unchanged. Above the soft velocity a brake
+/// `−brake_damping · (|qd| − v_soft) · sign(qd)` [Nm] is added, so that a motion the robot does not drive (an arm
+/// falling when help is withdrawn, a patient's own overshoot in a transparent block) is slowed before it reaches
+/// the velocity limit and stops the session. Real-time safe.
+pub fn velocity_fade(tau: f64, qd: f64, velocity_max: f64, soft_fraction: f64, brake_damping: f64) -> f64 {
     let v_soft = soft_fraction * velocity_max;
-    if qd.abs() > v_soft && tau * qd > 0.0 {
-        tau * ((velocity_max - qd.abs()) / (velocity_max - v_soft)).clamp(0.0, 1.0)
-    } else {
-        tau
+    let over = qd.abs() - v_soft;
+    if over <= 0.0 {
+        return tau;
     }
+    let faded =
+        if tau * qd > 0.0 { tau * ((velocity_max - qd.abs()) / (velocity_max - v_soft)).clamp(0.0, 1.0) } else { tau };
+    faded - (brake_damping * over).copysign(qd)
 }
 
 /// Soft walls at position `q` [rad] moving at `qd` [rad/s]: inside a wall zone, the outward part of `tau` [Nm]
@@ -132,12 +137,24 @@ mod tests {
     #[test]
     fn velocity_fade_acts_only_along_a_motion_faster_than_the_soft_velocity() {
         // Soft velocity 0.8 × 2 = 1.6 rad/s.
-        assert_eq!(velocity_fade(10.0, 1.0, 2.0, 0.8), 10.0, "below the soft velocity");
-        assert_eq!(velocity_fade(-10.0, 1.9, 2.0, 0.8), -10.0, "braking passes");
-        assert!((velocity_fade(10.0, 1.8, 2.0, 0.8) - 5.0).abs() < 1e-12, "halfway between soft and limit");
-        assert!((velocity_fade(-10.0, -1.8, 2.0, 0.8) + 5.0).abs() < 1e-12, "symmetric");
-        assert_eq!(velocity_fade(10.0, 2.0, 2.0, 0.8), 0.0, "zero at the limit");
-        assert_eq!(velocity_fade(10.0, 3.0, 2.0, 0.8), 0.0, "zero beyond it");
+        assert_eq!(velocity_fade(10.0, 1.0, 2.0, 0.8, 0.0), 10.0, "below the soft velocity");
+        assert_eq!(velocity_fade(-10.0, 1.9, 2.0, 0.8, 0.0), -10.0, "braking passes");
+        assert!((velocity_fade(10.0, 1.8, 2.0, 0.8, 0.0) - 5.0).abs() < 1e-12, "halfway between soft and limit");
+        assert!((velocity_fade(-10.0, -1.8, 2.0, 0.8, 0.0) + 5.0).abs() < 1e-12, "symmetric");
+        assert_eq!(velocity_fade(10.0, 2.0, 2.0, 0.8, 0.0), 0.0, "zero at the limit");
+        assert_eq!(velocity_fade(10.0, 3.0, 2.0, 0.8, 0.0), 0.0, "zero beyond it");
+    }
+
+    #[test]
+    fn the_velocity_brake_opposes_a_motion_faster_than_the_soft_velocity_and_grows_with_it() {
+        // Soft velocity 0.8 × 2 = 1.6 rad/s, brake 5 Nm s/rad.
+        assert_eq!(velocity_fade(0.0, 1.6, 2.0, 0.8, 5.0), 0.0, "nothing at the soft velocity");
+        assert_eq!(velocity_fade(3.0, -1.0, 2.0, 0.8, 5.0), 3.0, "nothing below it");
+        assert!((velocity_fade(0.0, 1.8, 2.0, 0.8, 5.0) + 1.0).abs() < 1e-12, "a free motion is braked");
+        assert!((velocity_fade(0.0, -1.8, 2.0, 0.8, 5.0) - 1.0).abs() < 1e-12, "in either direction");
+        assert!((velocity_fade(10.0, 1.8, 2.0, 0.8, 5.0) - 4.0).abs() < 1e-12, "a drive along it fades, then brakes");
+        assert!((velocity_fade(-2.0, 1.8, 2.0, 0.8, 5.0) + 3.0).abs() < 1e-12, "braking passes and adds up");
+        assert!((velocity_fade(0.0, 2.4, 2.0, 0.8, 5.0) + 4.0).abs() < 1e-12, "it keeps growing past the limit");
     }
 
     #[test]

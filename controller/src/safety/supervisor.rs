@@ -486,7 +486,13 @@ impl SafetySupervisor {
         let requested = tau;
         let tau = saturate(requested, l.torque_max);
         shaped.saturation = requested.is_nan() || changed(tau, requested);
-        let faded = velocity_fade(tau, qd, l.velocity_max, self.config.velocity_soft_fraction);
+        let faded = velocity_fade(
+            tau,
+            qd,
+            l.velocity_max,
+            self.config.velocity_soft_fraction,
+            self.config.velocity_brake_damping,
+        );
         shaped.velocity_fade = changed(faded, tau);
         let walled = soft_walls(faded, q, qd, &l.walls(), wall_scale);
         shaped.walls = changed(walled, faded);
