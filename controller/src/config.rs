@@ -327,6 +327,12 @@ pub struct EmkenConfig {
     /// [`crate::aan::emken_window_half_width`]).
     #[serde(default = "default_window_max_fraction")]
     pub window_max_fraction: f64,
+    /// The task error's deadband is at least the window in force (with [`EmkenError::Task`]): an arrival error the
+    /// law leaves to the patient (inside the window, where it applies no torque) does not raise its stiffness
+    /// either. false: the deadband is `deadband_fraction` × the tolerance alone. A failed trial still counts its
+    /// whole distance.
+    #[serde(default)]
+    pub deadband_follows_window: bool,
     /// Scale the law's damping with its adapted stiffness at a constant damping ratio,
     /// D_j = damping_j·√(s·K_j / initial) with s the progression's assistance scale, so that the whole impedance
     /// fades with the help (true, default); false keeps `aan.damping` fixed whatever the stiffness.

@@ -202,6 +202,15 @@ fn regression_therapy_adapted_emken_twice_per_trial() {
 /// arm either held at home or following the reference; returns the stiffness before and after the trial, the
 /// trial's target and the reach tolerance.
 fn emken_task_trial(cfg: &ControllerConfig, follow_reference: bool) -> ([f64; 4], [f64; 4], JointArray<f64>, f64) {
+    emken_task_trial_off_by(cfg, follow_reference, 0.0)
+}
+
+/// [`emken_task_trial`] with the following arm `elbow_offset` [rad] off the reference at the elbow.
+fn emken_task_trial_off_by(
+    cfg: &ControllerConfig,
+    follow_reference: bool,
+    elbow_offset: f64,
+) -> ([f64; 4], [f64; 4], JointArray<f64>, f64) {
     let mut therapy = scripted_therapy(&protocol(vec![block(Mode::ActiveAssisted, AanLaw::Emken, 1)]), cfg);
     let home = JointArray::from_slice(&HOME).unwrap();
     let mut state = state_at(&home, 0.0);
@@ -227,6 +236,7 @@ fn emken_task_trial(cfg: &ControllerConfig, follow_reference: bool) -> ([f64; 4]
         }
         if follow_reference && therapy.session().is_moving() {
             state.position = therapy.controller().reference().position;
+            state.position[3] += elbow_offset;
         }
         assert!(t < 20.0, "the trial never ended");
     }
@@ -259,6 +269,33 @@ fn emken_task_error_adapts_on_the_distance_from_the_target_when_the_reference_ar
     }
     assert!(after[3] > before[3], "the elbow, which missed its target, is stiffened");
 }
+/// With `deadband_follows_window`, an arm that arrives inside the window of free movement (where the law applies no
+/// torque) and reaches its target gets only forgetting: an error the law leaves to the patient does not stiffen
+/// it either. Without it, the same arrival error stiffens the law.
+#[test]
+fn an_arrival_error_inside_the_window_stiffens_the_emken_law_only_when_the_deadband_does_not_follow_the_window() {
+    let mut cfg = ControllerConfig::default_config().unwrap();
+    cfg.aan.emken.deadband_fraction = 0.0;
+    let tolerance = 0.05; // [rad] the scripted block's tolerance (checked below)
+    let window = aan::emken_window_half_width(&cfg.aan.emken, 1.0, tolerance);
+    assert!(window > 0.01, "the shipped window at full help: {window} rad");
+    let offset = 0.7 * window; // inside the window, so within the tolerance too: the trial succeeds
+    cfg.aan.emken.deadband_follows_window = true;
+    let (before, after, _, block_tolerance) = emken_task_trial_off_by(&cfg, true, offset);
+    assert_eq!(block_tolerance, tolerance);
+    for j in 0..4 {
+        assert!((after[j] - cfg.aan.emken.forgetting * before[j]).abs() < 1e-9, "joint {j}: {after:?} from {before:?}");
+    }
+    cfg.aan.emken.deadband_follows_window = false;
+    let (before, after, _, _) = emken_task_trial_off_by(&cfg, true, offset);
+    assert!(
+        after[3] > cfg.aan.emken.forgetting * before[3] + 1.0,
+        "without it the elbow's arrival error stiffens the law: {} from {}",
+        after[3],
+        before[3]
+    );
+}
+
 #[test]
 fn resume_is_only_allowed_before_the_session_starts() {
     let mut therapy = therapy(vec![block(Mode::Passive, AanLaw::Fixed, 1)]);

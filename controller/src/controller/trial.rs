@@ -150,8 +150,16 @@ impl Controller {
                     } else {
                         &self.trial.emken_last_err
                     };
-                    let deadband =
-                        if reached == Some(false) { 0.0 } else { c.deadband_fraction * self.trial_tolerance };
+                    let window = if c.deadband_follows_window {
+                        aan::emken_window_half_width(c, self.adaptation.assistance_scale, self.trial_tolerance)
+                    } else {
+                        0.0
+                    };
+                    let deadband = if reached == Some(false) {
+                        0.0
+                    } else {
+                        (c.deadband_fraction * self.trial_tolerance).max(window)
+                    };
                     aan::emken_task_error(&arrival[..n], &self.trial.emken_last_err[..n], deadband, &mut emken_error);
                     aan::emken_update_excess(&mut self.adaptation.emken_stiffness[..n], &emken_error, c);
                 }
