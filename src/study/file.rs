@@ -367,6 +367,26 @@ progression = false
             assert_eq!(probes.len(), 2, "{protocol}: a probe before and after the training");
             assert!(probes.iter().all(|b| b.mode == plexo_controller::Mode::Transparent && b.arm_support == 0.0));
         }
+        // The severe-ceiling study: the severe profile with slacking switched off, and a 4 s protocol, both of
+        // which load and differ from the shipped ones only where they say.
+        let ceiling = Study::load(&path.with_file_name("severe-ceiling.toml")).unwrap();
+        assert_eq!(ceiling.courses().len(), 2 * 2 * 2);
+        let crate::setup::Patient::Virtual(no_slacking) =
+            crate::setup::load_patient(&ceiling.patients[1]).unwrap().value
+        else {
+            panic!("{} is a virtual patient profile", ceiling.patients[1]);
+        };
+        let crate::setup::Patient::Virtual(severe) = crate::setup::load_patient("severe").unwrap().value else {
+            panic!("the embedded severe profile")
+        };
+        assert_eq!((no_slacking.slacking.min_effort, severe.slacking.min_effort), (1.0, 0.1));
+        assert_eq!((&no_slacking.joints, no_slacking.learning), (&severe.joints, severe.learning));
+        let slow = crate::setup::load_protocol(ceiling.controllers[1].protocol.as_deref().unwrap()).unwrap().value;
+        let default = crate::setup::load_protocol("center-out").unwrap().value;
+        for (a, b) in slow.blocks.iter().zip(&default.blocks) {
+            let expected = if b.movement_time == 2.0 { 4.0 } else { b.movement_time };
+            assert_eq!(a.movement_time, expected, "{}", b.name);
+        }
     }
 
     #[test]
