@@ -99,13 +99,14 @@ pub const EFFORT_WINDOW: f64 = 0.25;
 pub const MIN_TASK_WORK: f64 = 1e-4;
 
 /// The robot's therapy-mode torque towards the task, τ_assist [Nm], into `out`: [`Controller::mode_torque`] minus
-/// the friction compensation it contains in the patient-led modes (transparent, resistive, error augmentation),
-/// computed from the configured [`crate::FrictionConfig`] as the controller does (c·tanh(q̇/v_s) + b·q̇ at the
-/// measured velocity `velocity` [rad/s]). The hold torque (robot and supported arm weight) is not in the mode
-/// torque. Call after the tick's [`Controller::update`]. Real-time safe.
+/// the previous mode's torque still fading out after a switch ([`Controller::transfer_torque`]: at a trial's start,
+/// the rest hold letting go of the arm) and minus the friction compensation it contains in the patient-led modes
+/// (transparent, resistive, error augmentation), computed from the configured [`crate::FrictionConfig`] as the
+/// controller does (c·tanh(q̇/v_s) + b·q̇ at the measured velocity `velocity` [rad/s]). The hold torque (robot and
+/// supported arm weight) is not in the mode torque. Call after the tick's [`Controller::update`]. Real-time safe.
 pub fn assistance_torque(controller: &Controller, velocity: &[f64], out: &mut JointArray<f64>) {
     let n = controller.dof().min(velocity.len());
-    let mode = controller.mode_torque();
+    let (mode, transfer) = (controller.mode_torque(), controller.transfer_torque());
     let f = &controller.config().friction;
     let compensated = matches!(controller.mode().mode, Mode::Transparent | Mode::Resistive | Mode::ErrorAugmentation);
     *out = JointArray::splat(n, 0.0);
@@ -115,7 +116,7 @@ pub fn assistance_torque(controller: &Controller, velocity: &[f64], out: &mut Jo
         } else {
             0.0
         };
-        out[j] = mode[j] - friction;
+        out[j] = mode[j] - transfer[j] - friction;
     }
 }
 

@@ -101,6 +101,9 @@ pub struct Controller {
     switch_offset: JointArray<f64>,
     /// Time left of the bumpless transfer [s].
     switch_left: f64,
+    /// The part of this tick's mode torque that is the previous mode's torque still fading out (bumpless
+    /// transfer) [Nm]; zero outside a transfer.
+    transfer_torque: JointArray<f64>,
     /// The arm-weight support of the running trial adapts at its end, never below this floor [-] (the block's
     /// prescribed support; [`crate::SupportAdaptationConfig`]); `None` = it does not adapt. Set by
     /// [`crate::Therapy`] at each trial start.
@@ -225,6 +228,7 @@ impl Controller {
             last_settings: settings,
             switch_offset: JointArray::splat(dof, 0.0),
             switch_left: 0.0,
+            transfer_torque: JointArray::splat(dof, 0.0),
             support_floor: None,
             config: config.clone(),
         })
@@ -273,6 +277,7 @@ impl Controller {
         self.last_settings = self.settings;
         self.switch_left = 0.0;
         self.mode_torque.fill(0.0);
+        self.transfer_torque.fill(0.0);
     }
 
     /// Sets the mode of the next ticks (at a block boundary), at once: the next tick computes the new mode's torque
@@ -345,6 +350,14 @@ impl Controller {
     /// Real-time safe.
     pub fn mode_torque(&self) -> &JointArray<f64> {
         &self.mode_torque
+    }
+
+    /// The part of [`Controller::mode_torque`] that is the previous mode's torque still fading out after a mode
+    /// switch (bumpless transfer over `shaping.mode_switch_ramp`) [Nm]; zero outside a transfer. The trial's
+    /// measures of assistance exclude it: at a trial's start it is the rest hold letting go of the arm, not the
+    /// trial mode's help. Real-time safe.
+    pub fn transfer_torque(&self) -> &JointArray<f64> {
+        &self.transfer_torque
     }
 
     /// The reference of the last [`Controller::update`] (q_d [rad], q̇_d [rad/s], …). Real-time safe.
@@ -541,10 +554,12 @@ impl Controller {
             }
             self.switch_left = ramp;
         }
+        self.transfer_torque.fill(0.0);
         if self.switch_left > 0.0 {
             let w = self.switch_left / ramp;
             for j in 0..self.dof {
-                tau[j] += w * self.switch_offset[j];
+                self.transfer_torque[j] = w * self.switch_offset[j];
+                tau[j] += self.transfer_torque[j];
             }
             self.switch_left = (self.switch_left - dt).max(0.0);
         }
@@ -634,6 +649,45 @@ mod tests {
         // An explicit switch acts at once.
         c.set_mode(ModeSettings::passive()).unwrap();
         assert!((tick(&mut c) - passive).abs() < 1e-9);
+    }
+
+    /// A trial's assistance is its own mode's torque: the rest hold's torque still fading out after the switch
+    /// (bumpless transfer) is in the mode torque the robot applies but neither in the trial's RMS assistance nor in
+    /// the assistance torque of the effort measures. Regression: the rest hold letting go of a held arm counted as
+    /// help in every trial — a floor the help could not fade below (0.4 of 0.8 Nm RMS for a profile with three-fold
+    /// passive stiffness, EFFICACY.md).
+    #[test]
+    fn the_rest_holds_fading_torque_is_not_counted_as_the_trials_assistance() {
+        let mut c = controller();
+        let period = c.config.safety.period;
+        let ramp = c.config.shaping.mode_switch_ramp;
+        let s = state([0.0; 4]);
+        let mut r = TaskReference::hold(&s.position);
+        r.position[1] += 0.02;
+        c.start(&s);
+        let mut t = 0.0;
+        c.update(&s, &r, t);
+        let held = c.mode_torque()[1];
+        c.end_trial(); // the trial's accumulators start at the switch
+        c.set_validated_mode(aan());
+        let own = c.config.aan.emken.initial * 0.02; // the fixed law's torque on joint 1
+        let mut assistance = JointArray::splat(4, 0.0);
+        let ticks = (ramp / period) as usize + 50;
+        for i in 0..ticks {
+            t += period;
+            c.update(&s, &r, t);
+            let (mode, transfer) = (c.mode_torque()[1], c.transfer_torque()[1]);
+            assert!((mode - transfer - own).abs() < 1e-9, "tick {i}: mode {mode} = transfer {transfer} + own {own}");
+            if i == 0 {
+                assert!((transfer - (held - own)).abs() < 1e-9, "the first tick still carries the whole hold");
+            }
+            crate::effort::assistance_torque(&c, &s.velocity, &mut assistance);
+            assert!((assistance[1] - own).abs() < 1e-9, "tick {i}: assistance {} vs {own}", assistance[1]);
+        }
+        assert_eq!(c.transfer_torque()[1], 0.0, "the transfer is over after the ramp");
+        assert!((held - own).abs() > 4.0, "the hold's torque differs from the law's: {held} vs {own}");
+        let metrics = c.end_trial();
+        assert!((metrics.assistance_rms - own).abs() < 1e-9, "RMS assistance {} vs {own}", metrics.assistance_rms);
     }
 
     /// Passive damping acts on the filtered velocity: a one-tick velocity pulse of one encoder count per tick

@@ -13,7 +13,8 @@ use crate::tasks::TaskReference;
 pub struct TrialMetrics {
     /// RMS joint tracking error per joint [rad] (q_d − q).
     pub rms_error: JointArray<f64>,
-    /// RMS over time of the norm of the assistive (mode) torque, gravity support excluded [Nm].
+    /// RMS over time of the norm of the assistive (mode) torque, gravity support and the previous mode's torque
+    /// fading out at the trial's start ([`Controller::transfer_torque`]) excluded [Nm].
     pub assistance_rms: f64,
     /// RMS over time of the norm of the estimated patient torque [Nm].
     pub effort_rms: f64,
@@ -22,8 +23,9 @@ pub struct TrialMetrics {
     /// Mean share of the patient's arm weight the robot carried over the trial [-] (the weight support, which is
     /// not in the assistance).
     pub arm_support: f64,
-    /// Share of the arm's weight the assist-as-needed law carried on top of the support over the trial [-]
-    /// ([`crate::aan::law_weight_share`]); NaN outside the assisted modes or with no weight on the joints.
+    /// Share of the arm's weight the assist-as-needed mode's torque carried on top of the support over the trial
+    /// [-] ([`crate::aan::law_weight_share`]; the rest hold letting go of the arm at the trial's start counts: it
+    /// is weight the robot carried); NaN outside the assisted modes or with no weight on the joints.
     pub law_weight_share: f64,
     /// Duration of the trial [s].
     pub duration: f64,
@@ -97,7 +99,11 @@ impl Controller {
                     self.trial.emken_arrival_err[j] = e(j);
                 }
             }
-            assist2 += tau[j] * tau[j];
+            // The trial mode's own torque: the previous mode's fading torque (the rest hold letting go of the
+            // arm at a trial's start) is not the mode's help. It is weight the robot carried, so the support's
+            // measure of the weight the robot carried beyond the support keeps it.
+            let own = tau[j] - self.transfer_torque[j];
+            assist2 += own * own;
             effort2 += self.report.interaction_torque[j].powi(2);
             if assisted {
                 self.trial.law_dot_gravity += tau[j] * g_arm[j];
