@@ -20,7 +20,9 @@
 //! - **Assistance** W_assist: x = τ_assist, the robot's therapy-mode torque: the mode/law torque of
 //!   [`Controller::mode_torque`] (impedance, feed-forward of the reference, assist-as-needed law, resistance,
 //!   augmentation) minus the friction compensation it contains in the patient-led modes (transparent, resistive,
-//!   error augmentation: it cancels the robot's own friction, like gravity compensation). Excluded, because it is
+//!   error augmentation: it cancels the robot's own friction, like gravity compensation) and minus the previous
+//!   mode's torque still fading out after a switch ([`Controller::transfer_torque`]: at a trial's start, the rest
+//!   hold letting go of the arm — not the trial mode's help). Excluded, because it is
 //!   not in the mode torque: the hold torque g_robot(q) + α·g_arm(q) (the robot's own weight and the supported
 //!   share α of the arm's weight, [`crate::ControllerReport::hold_torque`]).
 //! - **Effort share** = W_patient / (W_patient + W_assist) per trial, `None` when both are below
