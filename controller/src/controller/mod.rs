@@ -612,18 +612,23 @@ mod tests {
         }
     }
 
+    /// A started controller (passive) holding the arm still with the reference 0.02 rad off it at joint 1.
+    fn started_with_the_arm_off_its_reference() -> (Controller, JointState, TaskReference) {
+        let mut c = controller();
+        let s = state([0.0; 4]);
+        let mut r = TaskReference::hold(&s.position);
+        r.position[1] += 0.02;
+        c.start(&s);
+        (c, s, r)
+    }
+
     /// A therapy switch from the rest hold (passive, 300 Nm/rad) to an assist-as-needed law with the arm 0.02 rad
     /// off the reference continues the old torque and reaches the new law's torque after the ramp; an explicit
     /// `set_mode` switches at once.
     #[test]
     fn therapy_mode_switch_is_bumpless_and_set_mode_is_immediate() {
-        let mut c = controller();
-        let period = c.config.safety.period;
-        let ramp = c.config.shaping.mode_switch_ramp;
-        let s = state([0.0; 4]);
-        let mut r = TaskReference::hold(&s.position);
-        r.position[1] += 0.02;
-        c.start(&s);
+        let (mut c, s, r) = started_with_the_arm_off_its_reference();
+        let (period, ramp) = (c.config.safety.period, c.config.shaping.mode_switch_ramp);
         let mut t = 0.0;
         let mut tick = |c: &mut Controller| {
             c.update(&s, &r, t);
@@ -658,13 +663,8 @@ mod tests {
     /// passive stiffness, EFFICACY.md).
     #[test]
     fn the_rest_holds_fading_torque_is_not_counted_as_the_trials_assistance() {
-        let mut c = controller();
-        let period = c.config.safety.period;
-        let ramp = c.config.shaping.mode_switch_ramp;
-        let s = state([0.0; 4]);
-        let mut r = TaskReference::hold(&s.position);
-        r.position[1] += 0.02;
-        c.start(&s);
+        let (mut c, s, r) = started_with_the_arm_off_its_reference();
+        let (period, ramp) = (c.config.safety.period, c.config.shaping.mode_switch_ramp);
         let mut t = 0.0;
         c.update(&s, &r, t);
         let held = c.mode_torque()[1];
